@@ -1,0 +1,168 @@
+//! Load plans: the validated, I/O-free description of a run.
+//!
+//! Every way a user describes load (a rate, a user count, stages) becomes a
+//! [`Plan`]: a [`Model`] whose level over time is a [`Profile`], plus the
+//! request to send. The engine reads nothing else. Parsing here is pure: the
+//! command line (or, later, a scenario file) hands in strings and bytes; only
+//! the binary reads files or the environment.
+
+mod duration;
+mod profile;
+mod request;
+mod schedule;
+
+#[cfg(test)]
+mod tests;
+
+pub use duration::{format_duration, parse_duration};
+pub use profile::{parse_stages, Profile, Stage};
+pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
+pub use schedule::{share, ArrivalSchedule, Arrivals};
+
+use std::time::Duration;
+
+/// A mistake in what the user asked for; shown as is, so each says what is
+/// wrong and, where it can, how to write it instead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// A duration such as `30s` could not be read.
+    #[error("invalid duration {input:?}: {why} (write e.g. 500ms, 30s, 2m, 1h30m)")]
+    Duration {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A stage list such as `0:10s,500:30s` could not be read.
+    #[error("invalid stages {input:?}: {why} (write TARGET:DURATION pairs, e.g. 0:10s,500:30s,500:1m,0:10s)")]
+    Stages {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The URL is not an absolute http(s) URL.
+    #[error("invalid URL {input:?}: {why}")]
+    Url {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A header is not `Name: value`.
+    #[error("invalid header {input:?}: {why} (write -H 'Name: value')")]
+    Header {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Options that contradict each other, or a value out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// Open model: arrivals at a rate (per second) that does not depend on
+    /// how fast the target answers. Latency is measured from each arrival's
+    /// intended send time.
+    Open {
+        /// Arrivals per second over time.
+        rate: Profile,
+        /// How arrivals are spread within the rate.
+        arrivals: Arrivals,
+        /// Most requests in flight at once; an arrival that finds this many
+        /// in flight when it is due is counted as dropped.
+        max_in_flight: usize,
+    },
+    /// Closed model: a number of virtual users over time, each sending its
+    /// next request when the previous one finished (plus think time).
+    Closed {
+        /// Virtual users over time (the value is floored to whole users).
+        vus: Profile,
+        /// Pause between one response and the user's next request.
+        think: Duration,
+    },
+}
+
+impl Model {
+    /// `"open"` or `"closed"`, as written in results files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Model::Open { .. } => "open",
+            Model::Closed { .. } => "closed",
+        }
+    }
+
+    /// The level over time: arrivals per second, or users.
+    pub fn profile(&self) -> &Profile {
+        match self {
+            Model::Open { rate, .. } => rate,
+            Model::Closed { vus, .. } => vus,
+        }
+    }
+}
+
+/// Everything the engine needs for one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// How load is offered.
+    pub model: Model,
+    /// Stop after this many requests have been started (all workers together).
+    pub max_requests: Option<u64>,
+    /// The request every arrival or iteration sends.
+    pub request: RequestSpec,
+    /// Limit on one request, from the moment it is sent (connect included).
+    pub timeout: Duration,
+    /// How long in-flight requests may take to finish once the load ends.
+    pub grace: Duration,
+    /// Worker threads; each owns its connections and statistics.
+    pub workers: usize,
+    /// Seed for every random choice (Poisson arrivals), so runs repeat.
+    pub seed: u64,
+}
+
+impl Plan {
+    /// How long the load lasts, if it is bounded in time.
+    pub fn duration(&self) -> Option<Duration> {
+        self.model.profile().duration()
+    }
+
+    /// Checks the plan is runnable: bounded, with sane numbers.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.duration().is_none() && self.max_requests.is_none() {
+            return Err(PlanError::Invalid(
+                "the run has no end: give --duration, --stages or --requests".into(),
+            ));
+        }
+        if self.max_requests == Some(0) {
+            return Err(PlanError::Invalid("--requests must be at least 1".into()));
+        }
+        if self.workers == 0 {
+            return Err(PlanError::Invalid("--workers must be at least 1".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(PlanError::Invalid("--timeout must be more than 0".into()));
+        }
+        if let Model::Open { max_in_flight, .. } = &self.model {
+            if *max_in_flight == 0 {
+                return Err(PlanError::Invalid(
+                    "--max-in-flight must be at least 1".into(),
+                ));
+            }
+        }
+        let profile = self.model.profile();
+        if profile.peak() <= 0.0 {
+            return Err(PlanError::Invalid(format!(
+                "the {} never rises above 0: nothing would be sent",
+                match self.model {
+                    Model::Open { .. } => "rate",
+                    Model::Closed { .. } => "number of users",
+                }
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Unit tests: durations, stage interpolation, arrival pacing.
+
+use std::time::Duration;
+
+use expect_test::expect;
+
+use crate::*;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[test]
+fn durations_parse_and_explain_mistakes() {
+    assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+    assert_eq!(parse_duration("1.5s"), Ok(ms(1500)));
+    assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("250ms"), Ok(ms(250)));
+    assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    expect![[r#"invalid duration "30": a unit is missing (write e.g. 500ms, 30s, 2m, 1h30m)"#]]
+        .assert_eq(&parse_duration("30").unwrap_err().to_string());
+    expect![[r#"invalid duration "3 days": unknown unit (write e.g. 500ms, 30s, 2m, 1h30m)"#]]
+        .assert_eq(&parse_duration("3 days").unwrap_err().to_string());
+}
+
+#[test]
+fn stages_interpolate_linearly_from_zero() {
+    let p = parse_stages("0:10s,500:30s,500:60s,0:10s").unwrap();
+    assert_eq!(p.duration(), Some(Duration::from_secs(110)));
+    assert_eq!(p.value_at(ms(5_000)), 0.0);
+    assert_eq!(p.value_at(ms(25_000)), 250.0); // halfway up the ramp
+    assert_eq!(p.value_at(ms(40_000)), 500.0);
+    assert_eq!(p.value_at(ms(105_000)), 250.0); // halfway down
+    assert_eq!(p.value_at(ms(200_000)), 0.0); // after the end
+    assert_eq!(p.peak(), 500.0);
+    // Area: 0 + 30*250 + 60*500 + 10*250.
+    assert_eq!(p.cumulative(ms(110_000)), 7_500.0 + 30_000.0 + 2_500.0);
+}
+
+#[test]
+fn stage_mistakes_say_which_stage() {
+    expect![[r#"invalid stages "0:10s,abc:30s": stage 2: "abc" is not a number (write TARGET:DURATION pairs, e.g. 0:10s,500:30s,500:1m,0:10s)"#]]
+        .assert_eq(&parse_stages("0:10s,abc:30s").unwrap_err().to_string());
+    expect![[r#"invalid stages "500": stage 1 ("500") has no ':' (write TARGET:DURATION pairs, e.g. 0:10s,500:30s,500:1m,0:10s)"#]]
+        .assert_eq(&parse_stages("500").unwrap_err().to_string());
+}
+
+#[test]
+fn inverse_cumulative_inverts_cumulative() {
+    let p = parse_stages("100:10s,400:5s,400:5s,0:10s").unwrap();
+    let total = p.cumulative(ms(30_000));
+    let mut x = 0.5;
+    while x < total {
+        let t = p.inverse_cumulative(x).unwrap();
+        assert!((p.cumulative(t) - x).abs() < 1e-6, "x={x} t={t:?}");
+        x += 37.3;
+    }
+    assert_eq!(p.inverse_cumulative(total + 1.0), None);
+}
+
+/// Counts arrivals per whole second of a schedule.
+fn per_second(schedule: impl Iterator<Item = Duration>, secs: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; secs];
+    for t in schedule {
+        counts[t.as_secs() as usize] += 1;
+    }
+    counts
+}
+
+#[test]
+fn uniform_rate_is_exact_per_second_and_evenly_spaced() {
+    let p = Profile::constant(500.0, Some(Duration::from_secs(30)));
+    let all: Vec<_> = ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, None, 1).collect();
+    assert_eq!(all.len(), 15_000);
+    assert_eq!(all[0], ms(1)); // the middle of the first 2 ms slot
+    assert!(all.windows(2).all(|w| (w[1] - w[0]).as_secs_f64() - 0.002 < 1e-9));
+    let counts = per_second(all.into_iter(), 30);
+    assert!(counts.iter().all(|&c| c == 500), "{counts:?}");
+}
+
+#[test]
+fn workers_split_uniform_arrivals_into_exactly_the_whole() {
+    let p = parse_stages("0:2s,300:4s,300:4s").unwrap();
+    let whole: Vec<_> = ArrivalSchedule::new(p.clone(), Arrivals::Uniform, 0, 1, None, 7).collect();
+    let mut union: Vec<_> = (0..3)
+        .flat_map(|w| ArrivalSchedule::new(p.clone(), Arrivals::Uniform, w, 3, None, 7))
+        .collect();
+    union.sort();
+    assert_eq!(union, whole);
+    // Nothing is due during the zero stage; the ramp's count is its area.
+    assert!(whole[0] >= Duration::from_secs(2));
+    assert_eq!(whole.len(), 600 + 1200);
+}
+
+#[test]
+fn stage_ramp_pacing_follows_the_rate() {
+    let p = parse_stages("1000:10s").unwrap();
+    let counts = per_second(ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, None, 1), 10);
+    // Second k of a ramp 0->1000 over 10 s holds the area 100k + 50.
+    let expected: Vec<u64> = (0..10).map(|k| 100 * k + 50).collect();
+    assert_eq!(counts, expected);
+}
+
+#[test]
+fn poisson_rate_matches_on_average_with_exponential_gaps() {
+    let p = Profile::constant(1000.0, Some(Duration::from_secs(60)));
+    let all: Vec<_> = ArrivalSchedule::new(p, Arrivals::Poisson, 0, 1, None, 42).collect();
+    let n = all.len() as f64;
+    // 60,000 expected; a Poisson count has sd ~245, allow 4 sd.
+    assert!((n - 60_000.0).abs() < 1_000.0, "{n}");
+    let gaps: Vec<f64> = all.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    // Exponential: the standard deviation equals the mean.
+    assert!((mean - 0.001).abs() < 0.00003, "{mean}");
+    assert!((var.sqrt() / mean - 1.0).abs() < 0.03, "{}", var.sqrt() / mean);
+}
+
+#[test]
+fn request_bound_caps_the_schedule() {
+    let p = Profile::constant(100.0, None);
+    assert_eq!(ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, Some(250), 1).count(), 250);
+    assert_eq!(share(10, 3, 0) + share(10, 3, 1) + share(10, 3, 2), 10);
+    assert_eq!([share(10, 3, 0), share(10, 3, 1), share(10, 3, 2)], [4, 3, 3]);
+}
+
+#[test]
+fn urls_resolve_to_host_port_and_name() {
+    let r = RequestSpec::get("http://127.0.0.1:8080/api/items?page=2").unwrap();
+    assert_eq!((r.host.as_str(), r.port, r.name.as_str()), ("127.0.0.1", 8080, "GET /api/items"));
+    assert_eq!(r.path_and_query, "/api/items?page=2");
+    let r = RequestSpec::get("https://[::1]").unwrap();
+    assert_eq!((r.host.as_str(), r.port, r.path_and_query.as_str()), ("::1", 443, "/"));
+    expect![[r#"invalid URL "127.0.0.1:8080": it needs a scheme, e.g. http://127.0.0.1:8080/"#]]
+        .assert_eq(&RequestSpec::get("127.0.0.1:8080").unwrap_err().to_string());
+    expect![[r#"invalid header "X-Foo": there is no ':' (write -H 'Name: value')"#]]
+        .assert_eq(&r.with_header_line("X-Foo").unwrap_err().to_string());
+}

@@ -1,0 +1,158 @@
+//! A latency histogram in microseconds, and its percentile summary.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer as HdrDeserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The largest value the full-precision histograms track: one hour, in µs.
+const MAX_US: u64 = 3_600_000_000;
+
+/// An HDR histogram of durations, recorded in microseconds.
+///
+/// `Hist::new()` keeps 3 significant digits from 1 µs to an hour (fixed
+/// size, about 190 KB); `Hist::coarse()` keeps 2 digits and grows only as
+/// far as the values recorded, for the many per-second buckets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hist(Histogram<u64>);
+
+/// A histogram could not be decoded from a results file.
+#[derive(Debug, thiserror::Error)]
+pub enum HistError {
+    /// The text is not base64.
+    #[error("histogram is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// The bytes are not an HDR V2 histogram.
+    #[error("histogram could not be decoded: {0:?}")]
+    Decode(hdrhistogram::serialization::DeserializeError),
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::new()
+    }
+}
+
+impl Hist {
+    /// 3 significant digits, 1 µs to 1 hour.
+    pub fn new() -> Hist {
+        // The bounds are constants that hdrhistogram accepts, so this
+        // cannot fail; a failure would be a programming error.
+        #[allow(clippy::expect_used)]
+        Hist(Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds"))
+    }
+
+    /// 2 significant digits, growing as needed.
+    pub fn coarse() -> Hist {
+        #[allow(clippy::expect_used)]
+        Hist(Histogram::new(2).expect("valid histogram precision"))
+    }
+
+    /// Records one duration (values beyond the range are clamped).
+    #[inline]
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(us);
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Hist) {
+        // Adding fails only when a value does not fit; the full-range
+        // histograms hold every value a coarse one can, and auto-resizing
+        // ones grow, so fall back to value-by-value clamping just in case.
+        if self.0.add(&other.0).is_err() {
+            for v in other.0.iter_recorded() {
+                let _ = self.0.record_n(v.value_iterated_to().min(self.0.high()), v.count_at_value());
+            }
+        }
+    }
+
+    /// How many values were recorded.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The value at quantile `q` (0..=1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// min, mean, p50, p90, p95, p99, p99.9 and max, in milliseconds.
+    pub fn summary(&self) -> Summary {
+        let h = &self.0;
+        if h.is_empty() {
+            return Summary::default();
+        }
+        Summary {
+            min: h.min() as f64 / 1000.0,
+            mean: h.mean() / 1000.0,
+            p50: self.quantile_ms(0.50),
+            p90: self.quantile_ms(0.90),
+            p95: self.quantile_ms(0.95),
+            p99: self.quantile_ms(0.99),
+            p999: self.quantile_ms(0.999),
+            max: h.max() as f64 / 1000.0,
+        }
+    }
+
+    /// The underlying HDR histogram (values in µs).
+    pub fn inner(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
+    /// HDR V2 with deflate, as base64: the interchange form in results files.
+    pub fn to_base64(&self) -> String {
+        let mut bytes = Vec::new();
+        // Serializing into a Vec cannot fail for I/O reasons; an error here
+        // would mean an internally inconsistent histogram.
+        if V2DeflateSerializer::new().serialize(&self.0, &mut bytes).is_err() {
+            bytes.clear();
+        }
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Reads the form written by [`to_base64`](Self::to_base64).
+    pub fn from_base64(text: &str) -> Result<Hist, HistError> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+        let h: Histogram<u64> = HdrDeserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(HistError::Decode)?;
+        Ok(Hist(h))
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_base64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Hist::from_base64(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Percentiles of a histogram, in milliseconds. All zero when empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Smallest value.
+    pub min: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest value.
+    pub max: f64,
+}

@@ -1,0 +1,19 @@
+//! Measurements: what one request yields ([`Sample`]), how a worker records
+//! it ([`Recorder`]), and the mergeable totals of a run ([`Stats`]).
+//!
+//! Each worker owns a [`Recorder`]; nothing is shared per request. At the end
+//! (and for merges of whole runs) recorders merge exactly, histogram by
+//! histogram. Times arrive as offsets and durations, never as clock
+//! readings: this crate knows nothing about tokio, sockets or wall time, so
+//! its numbers can be tested with made-up samples.
+
+mod error_kind;
+mod hist;
+mod recorder;
+
+#[cfg(test)]
+mod tests;
+
+pub use error_kind::{ErrorCounts, ErrorKind};
+pub use hist::{Hist, HistError, Summary};
+pub use recorder::{Bucket, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats};

@@ -1,0 +1,356 @@
+//! Recording samples into mergeable statistics.
+//!
+//! What each number means is pinned here and by the tests beside it:
+//! - `latency` runs from the request's *intended* send time to the end of
+//!   its response (lag + service), so a stalled target inflates the latency
+//!   of every request that should have gone out during the stall;
+//! - `service` runs from the actual send to the end of the response;
+//! - `lag` is the actual minus the intended send time (the generator's own
+//!   delay);
+//! - latency histograms hold every request that got a complete response,
+//!   whatever its status; transport failures are counted by kind only;
+//! - `requests` counts requests that were sent and ended (ok or failed);
+//!   `dropped` arrivals were never sent and are not in `requests`;
+//! - the timeline files each request under the second its send was due.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCounts, ErrorKind, Hist};
+
+/// Connection phases measured for one request; `None` where the phase did
+/// not happen (a reused connection has no connect or TLS phase).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// TLS handshake.
+    pub tls: Option<Duration>,
+    /// From the actual send to the first byte of the response.
+    pub ttfb: Option<Duration>,
+}
+
+/// How a sent request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A complete response with this status (4xx and 5xx count as errors).
+    Response {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// No complete response.
+    Failed(ErrorKind),
+}
+
+/// One request's measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Index of the endpoint in the run's endpoint list.
+    pub endpoint: usize,
+    /// When the send was due, from the run start.
+    pub due: Duration,
+    /// Actual minus intended send time.
+    pub lag: Duration,
+    /// From the actual send to the end of the response (or the failure).
+    pub service: Duration,
+    /// Connection phases.
+    pub phases: Phases,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl Sample {
+    /// From the intended send time to the end: what a user would have waited.
+    pub fn latency(&self) -> Duration {
+        self.lag + self.service
+    }
+
+    /// The error kind this sample counts under, if any.
+    pub fn error(&self) -> Option<ErrorKind> {
+        match self.outcome {
+            Outcome::Response { status } => ErrorKind::for_status(status),
+            Outcome::Failed(kind) => Some(kind),
+        }
+    }
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests sent that ended, successfully or not.
+    pub requests: u64,
+    /// Requests that got a response with a status below 400.
+    pub ok: u64,
+    /// Counts by error kind, `dropped` included.
+    pub errors: ErrorCounts,
+}
+
+impl Counts {
+    fn add(&mut self, error: Option<ErrorKind>) {
+        self.requests += 1;
+        match error {
+            None => self.ok += 1,
+            Some(kind) => self.errors.add(kind, 1),
+        }
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.errors.merge(&other.errors);
+    }
+
+    /// Failed requests (every kind but `dropped`).
+    pub fn failed(&self) -> u64 {
+        self.errors.request_errors()
+    }
+
+    /// Arrivals that were due but never sent.
+    pub fn dropped(&self) -> u64 {
+        self.errors.get(ErrorKind::Dropped)
+    }
+}
+
+/// One endpoint's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    /// The endpoint's name, e.g. `GET /`.
+    pub name: String,
+    /// Its request counts.
+    pub counts: Counts,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Latency from the intended send time.
+    pub latency: Hist,
+}
+
+impl EndpointStats {
+    fn new(name: String) -> EndpointStats {
+        EndpointStats {
+            name,
+            counts: Counts::default(),
+            status: BTreeMap::new(),
+            latency: Hist::new(),
+        }
+    }
+}
+
+/// The requests that were due within one second of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Request counts.
+    pub counts: Counts,
+    /// Latency from the intended send time, 2 significant digits.
+    pub latency: Hist,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            counts: Counts::default(),
+            latency: Hist::coarse(),
+        }
+    }
+}
+
+/// The mergeable statistics of a run (or of one worker's part of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Totals over all endpoints.
+    pub counts: Counts,
+    /// Latency from the intended send time.
+    pub latency: Hist,
+    /// From the actual send to the end of the response.
+    pub service: Hist,
+    /// Actual minus intended send time, for every request sent.
+    pub lag: Hist,
+    /// TCP connect times, for requests that opened a connection.
+    pub connect: Hist,
+    /// TLS handshake times.
+    pub tls: Hist,
+    /// Time to first byte, from the actual send.
+    pub ttfb: Hist,
+    /// Per endpoint, in the plan's order.
+    pub endpoints: Vec<EndpointStats>,
+    /// Per second of due time, from the run start.
+    pub timeline: Vec<Bucket>,
+}
+
+impl Stats {
+    /// Empty statistics for these endpoints.
+    pub fn new(endpoints: impl IntoIterator<Item = String>) -> Stats {
+        Stats {
+            counts: Counts::default(),
+            latency: Hist::new(),
+            service: Hist::new(),
+            lag: Hist::new(),
+            connect: Hist::new(),
+            tls: Hist::new(),
+            ttfb: Hist::new(),
+            endpoints: endpoints.into_iter().map(EndpointStats::new).collect(),
+            timeline: Vec::new(),
+        }
+    }
+
+    fn bucket(&mut self, due: Duration) -> &mut Bucket {
+        let index = due.as_secs() as usize;
+        if self.timeline.len() <= index {
+            self.timeline.resize_with(index + 1, Bucket::default);
+        }
+        &mut self.timeline[index]
+    }
+
+    /// Records one sent request.
+    pub fn record(&mut self, s: &Sample) {
+        let error = s.error();
+        self.counts.add(error);
+        self.lag.record(s.lag);
+        if let Some(d) = s.phases.connect {
+            self.connect.record(d);
+        }
+        if let Some(d) = s.phases.tls {
+            self.tls.record(d);
+        }
+        if let Some(d) = s.phases.ttfb {
+            self.ttfb.record(d);
+        }
+        let latency = s.latency();
+        let responded = match s.outcome {
+            Outcome::Response { status } => Some(status),
+            Outcome::Failed(_) => None,
+        };
+        if responded.is_some() {
+            self.latency.record(latency);
+            self.service.record(s.service);
+        }
+        if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
+            ep.counts.add(error);
+            if let Some(status) = responded {
+                *ep.status.entry(status).or_insert(0) += 1;
+                ep.latency.record(latency);
+            }
+        }
+        let bucket = self.bucket(s.due);
+        bucket.counts.add(error);
+        if responded.is_some() {
+            bucket.latency.record(latency);
+        }
+    }
+
+    /// Records an arrival that was due but not sent.
+    pub fn record_dropped(&mut self, endpoint: usize, due: Duration) {
+        self.counts.errors.add(ErrorKind::Dropped, 1);
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.counts.errors.add(ErrorKind::Dropped, 1);
+        }
+        self.bucket(due).counts.errors.add(ErrorKind::Dropped, 1);
+    }
+
+    /// Adds everything in `other`: counts add, histograms merge exactly,
+    /// endpoints match by name and timelines by second.
+    pub fn merge(&mut self, other: &Stats) {
+        self.counts.merge(&other.counts);
+        self.latency.merge(&other.latency);
+        self.service.merge(&other.service);
+        self.lag.merge(&other.lag);
+        self.connect.merge(&other.connect);
+        self.tls.merge(&other.tls);
+        self.ttfb.merge(&other.ttfb);
+        for theirs in &other.endpoints {
+            match self.endpoints.iter_mut().find(|e| e.name == theirs.name) {
+                Some(ours) => {
+                    ours.counts.merge(&theirs.counts);
+                    for (status, n) in &theirs.status {
+                        *ours.status.entry(*status).or_insert(0) += n;
+                    }
+                    ours.latency.merge(&theirs.latency);
+                }
+                None => self.endpoints.push(theirs.clone()),
+            }
+        }
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize_with(other.timeline.len(), Bucket::default);
+        }
+        for (ours, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
+            ours.counts.merge(&theirs.counts);
+            ours.latency.merge(&theirs.latency);
+        }
+    }
+}
+
+/// What happened since the last progress report: requests by completion
+/// time, for live views and early aborts. Not part of the results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// Requests that ended in the interval.
+    pub counts: Counts,
+    /// Their latency from the intended send time.
+    pub latency: Hist,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            counts: Counts::default(),
+            latency: Hist::coarse(),
+        }
+    }
+}
+
+impl Interval {
+    /// Adds another interval's numbers.
+    pub fn merge(&mut self, other: &Interval) {
+        self.counts.merge(&other.counts);
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// A worker's recorder: the run's statistics plus the current interval.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    stats: Stats,
+    interval: Interval,
+}
+
+impl Recorder {
+    /// A recorder for these endpoints.
+    pub fn new(endpoints: impl IntoIterator<Item = String>) -> Recorder {
+        Recorder {
+            stats: Stats::new(endpoints),
+            interval: Interval::default(),
+        }
+    }
+
+    /// Records one sent request.
+    #[inline]
+    pub fn record(&mut self, s: &Sample) {
+        self.stats.record(s);
+        self.interval.counts.add(s.error());
+        if matches!(s.outcome, Outcome::Response { .. }) {
+            self.interval.latency.record(s.latency());
+        }
+    }
+
+    /// Records an arrival that was due but not sent.
+    pub fn record_dropped(&mut self, endpoint: usize, due: Duration) {
+        self.stats.record_dropped(endpoint, due);
+        self.interval.counts.errors.add(ErrorKind::Dropped, 1);
+    }
+
+    /// Takes the current interval, starting a new one.
+    pub fn take_interval(&mut self) -> Interval {
+        std::mem::take(&mut self.interval)
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The statistics, consuming the recorder.
+    pub fn into_stats(self) -> Stats {
+        self.stats
+    }
+}

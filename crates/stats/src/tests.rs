@@ -1,0 +1,108 @@
+//! Unit tests: what each recorded number means, and exact merging.
+
+use std::time::Duration;
+
+use crate::*;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn sample(due: u64, lag: u64, service: u64, outcome: Outcome) -> Sample {
+    Sample {
+        endpoint: 0,
+        due: ms(due),
+        lag: ms(lag),
+        service: ms(service),
+        phases: Phases::default(),
+        outcome,
+    }
+}
+
+fn close(actual: f64, expected: f64) {
+    assert!((actual - expected).abs() <= expected * 0.001, "{actual} vs {expected}");
+}
+
+const OK: Outcome = Outcome::Response { status: 200 };
+
+#[test]
+fn latency_runs_from_the_intended_send_time() {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    // Due at 1 s, sent 300 ms late, answered 20 ms after sending.
+    stats.record(&sample(1000, 300, 20, OK));
+    // HDR keeps 3 significant digits: values are exact to 0.1%.
+    close(stats.latency.summary().max, 320.0);
+    close(stats.service.summary().max, 20.0);
+    close(stats.lag.summary().max, 300.0);
+}
+
+#[test]
+fn errors_statuses_and_drops_are_counted_apart() {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    stats.record(&sample(0, 0, 5, OK));
+    stats.record(&sample(0, 0, 5, Outcome::Response { status: 503 }));
+    stats.record(&sample(0, 0, 5, Outcome::Response { status: 404 }));
+    stats.record(&sample(0, 0, 5, Outcome::Failed(ErrorKind::Reset)));
+    stats.record_dropped(0, ms(10));
+    let c = stats.counts;
+    assert_eq!((c.requests, c.ok, c.failed(), c.dropped()), (4, 1, 3, 1));
+    // Responses of any status have a latency; a reset has none.
+    assert_eq!(stats.latency.count(), 3);
+    assert_eq!(stats.lag.count(), 4);
+    let ep = &stats.endpoints[0];
+    assert_eq!(ep.status.get(&503), Some(&1));
+    assert_eq!(ep.counts.errors.get(ErrorKind::Http4xx), 1);
+    assert_eq!(
+        serde_json::to_string(&c.errors).unwrap(),
+        r#"{"reset":1,"http_4xx":1,"http_5xx":1,"dropped":1}"#
+    );
+}
+
+#[test]
+fn timeline_files_requests_under_the_second_they_were_due() {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    stats.record(&sample(900, 0, 2_000, OK)); // due in second 0, ends in second 2
+    stats.record(&sample(2_100, 0, 1, OK));
+    assert_eq!(stats.timeline.len(), 3);
+    assert_eq!(stats.timeline[0].counts.requests, 1);
+    assert_eq!(stats.timeline[1].counts.requests, 0);
+    assert_eq!(stats.timeline[2].counts.requests, 1);
+}
+
+#[test]
+fn merge_is_exact_histogram_union() {
+    let mut a = Stats::new(["GET /".to_string()]);
+    let mut b = Stats::new(["GET /".to_string()]);
+    let mut all = Stats::new(["GET /".to_string()]);
+    for i in 0..1000u64 {
+        let s = sample(i * 7 % 5000, 0, (i * i) % 997, OK);
+        if i % 3 == 0 { a.record(&s) } else { b.record(&s) }
+        all.record(&s);
+    }
+    a.merge(&b);
+    assert_eq!(a, all);
+}
+
+#[test]
+fn histograms_round_trip_through_results_json() {
+    let mut stats = Stats::new(["GET /".to_string(), "POST /login".to_string()]);
+    for i in 0..500u64 {
+        stats.record(&sample(i * 10, i % 3, 1 + i % 50, OK));
+    }
+    let text = serde_json::to_string(&stats).unwrap();
+    let back: Stats = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, stats);
+    let bad = text.replace("\"latency\":\"", "\"latency\":\"!!");
+    assert!(serde_json::from_str::<Stats>(&bad).is_err());
+}
+
+#[test]
+fn histograms_keep_microseconds_up_to_an_hour() {
+    let mut h = Hist::new();
+    h.record(Duration::from_micros(1));
+    h.record(Duration::from_secs(3600));
+    h.record(Duration::from_secs(7200)); // clamped, not lost
+    assert_eq!(h.count(), 3);
+    assert_eq!(h.summary().min, 0.001);
+    assert!((h.summary().max - 3_600_000.0).abs() / 3_600_000.0 < 0.001);
+}
