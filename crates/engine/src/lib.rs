@@ -1,1 +1,156 @@
-//! placeholder
+//! The load engine: turns a [`plan::Plan`] into requests on the wire and
+//! their measurements.
+//!
+//! [`start`] resolves the target, builds TLS once, and starts one OS thread
+//! per worker, each with its own current-thread tokio runtime, connections
+//! and [`stats::Recorder`]. Workers send one [`Event::Progress`] per second
+//! and one [`Event::Done`] at the end; nothing crosses threads per request.
+//! The engine never prints: the caller decides what to show.
+
+mod h1;
+mod h2;
+mod net;
+mod request;
+mod transport;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::ToSocketAddrs;
+use std::time::{Duration, SystemTime};
+
+use plan::{HttpVersion, Plan, Scheme};
+use tokio::sync::mpsc;
+
+pub use h1::{BadChunk, Chunked, H1Connector};
+pub use h2::H2Connector;
+pub use net::{tls_connector, Dialer, Stream, TlsTarget};
+pub use request::Request;
+pub use transport::{Connection, Connector, Failure, Response};
+pub use worker::{run_worker, Control, Event, Progress, WorkerConfig, WorkerOutput};
+
+/// The run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host:?}: {source} (check the host name, or use an IP address)")]
+    Resolve {
+        /// The host.
+        host: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up (a bad `--cacert`, for instance).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running load test.
+pub struct Run {
+    /// Stops new requests, or abandons in-flight ones.
+    pub control: Control,
+    /// Progress and completion events from the workers.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Wall-clock time of the run start (the common start of all workers).
+    pub started_at: SystemTime,
+    /// Monotonic time of the run start.
+    pub start: std::time::Instant,
+    /// How many workers were started.
+    pub workers: usize,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Run {
+    /// Waits for the worker threads to exit (after their `Done` events).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a run of `plan`, reporting progress every `progress_every`.
+pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> {
+    let spec = &plan.request;
+    let addr = (spec.host.as_str(), spec.port)
+        .to_socket_addrs()
+        .and_then(|mut addrs| {
+            addrs
+                .next()
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
+        })
+        .map_err(|source| EngineError::Resolve {
+            host: spec.host.clone(),
+            source,
+        })?;
+    let http2 = spec.version == HttpVersion::Http2;
+    let tls = match spec.scheme {
+        Scheme::Http => None,
+        Scheme::Https => {
+            let connector = tls_connector(&spec.tls, http2).map_err(EngineError::Tls)?;
+            let name = rustls_pki_types::ServerName::try_from(spec.host.clone())
+                .map_err(|e| EngineError::Tls(format!("{:?} is not a valid TLS server name: {e}", spec.host)))?;
+            Some(TlsTarget { connector, name })
+        }
+    };
+    let dialer = Dialer { addr, tls };
+    let request = Request::new(spec);
+    let endpoints = vec![spec.name.clone()];
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let control = Control::default();
+    // A short lead lets every worker be ready before the first arrival.
+    let lead = Duration::from_millis(20);
+    let start = std::time::Instant::now() + lead;
+    let started_at = SystemTime::now() + lead;
+    let mut threads = Vec::with_capacity(plan.workers);
+    for index in 0..plan.workers {
+        let cfg = WorkerConfig {
+            index,
+            workers: plan.workers,
+            model: plan.model.clone(),
+            max_requests: plan.max_requests,
+            timeout: plan.timeout,
+            grace: plan.grace,
+            seed: plan.seed,
+            start: tokio::time::Instant::from_std(start),
+            progress_every,
+        };
+        let (dialer, request, endpoints, control, tx) =
+            (dialer.clone(), request.clone(), endpoints.clone(), control.clone(), tx.clone());
+        let scheme = match spec.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("throng-worker-{index}"))
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                let local = tokio::task::LocalSet::new();
+                let out = if http2 {
+                    let connector = H2Connector::new(dialer, scheme);
+                    local.block_on(&rt, run_worker(cfg, connector, request, endpoints, control, tx.clone()))
+                } else {
+                    let connector = H1Connector { dialer };
+                    local.block_on(&rt, run_worker(cfg, connector, request, endpoints, control, tx.clone()))
+                };
+                let _ = tx.send(Event::Done(Box::new(out)));
+            })
+            .map_err(EngineError::Thread)?;
+        threads.push(thread);
+    }
+    Ok(Run {
+        control,
+        events: rx,
+        started_at,
+        start,
+        workers: plan.workers,
+        threads,
+    })
+}

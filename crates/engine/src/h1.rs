@@ -1,0 +1,302 @@
+//! The HTTP/1.1 client: one request at a time per keep-alive connection.
+//!
+//! Written on httparse rather than on hyper's client because this is the
+//! per-request hot path of a load generator: the request is serialized once
+//! per run, responses are parsed in place in a buffer the connection
+//! reuses, bodies are counted and discarded as they stream, and nothing is
+//! allocated or handed between tasks per request. hyper's client (a request
+//! and header map per call, a channel hop to the connection task) costs
+//! several times the CPU of wrk per request; this path is what lets throng
+//! match it. HTTP/2 goes through hyper (see `h2.rs`).
+
+use std::io;
+
+use stats::{ErrorKind, Phases};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::net::{Dialer, Stream};
+use crate::request::Request;
+use crate::transport::{Connection, Connector, Failure, Response};
+
+/// Largest response head (status line and headers) accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most response headers accepted.
+const MAX_HEADERS: usize = 100;
+
+/// Opens HTTP/1.1 connections.
+pub struct H1Connector {
+    /// Where to connect.
+    pub dialer: Dialer,
+}
+
+impl Connector for H1Connector {
+    type Conn = H1Conn;
+
+    async fn connect(&self, phases: &mut Phases) -> Result<H1Conn, Failure> {
+        let io = self.dialer.dial(phases).await?;
+        Ok(H1Conn {
+            io,
+            buf: Vec::with_capacity(16 * 1024),
+            keep_alive: true,
+            used: false,
+        })
+    }
+}
+
+/// One keep-alive connection.
+pub struct H1Conn {
+    io: Stream,
+    buf: Vec<u8>,
+    keep_alive: bool,
+    used: bool,
+}
+
+/// How the body's end is known.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn read_failure(err: io::Error) -> Failure {
+    let kind = match err.kind() {
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        io::ErrorKind::InvalidData => ErrorKind::Protocol,
+        _ => ErrorKind::Reset,
+    };
+    Failure::io(kind, err)
+}
+
+impl H1Conn {
+    /// Reads more bytes into the buffer; 0 means the peer closed.
+    async fn fill(&mut self) -> Result<usize, Failure> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        self.io.read_buf(&mut self.buf).await.map_err(read_failure)
+    }
+}
+
+impl Connection for H1Conn {
+    async fn exchange(&mut self, req: &Request, phases: &mut Phases) -> Result<Response, Failure> {
+        let reused = self.used;
+        self.used = true;
+        let t0 = Instant::now();
+        let stale = |mut f: Failure| {
+            f.stale = reused;
+            f
+        };
+        self.io.write_all(&req.h1).await.map_err(|e| stale(read_failure(e)))?;
+        self.io.flush().await.map_err(|e| stale(read_failure(e)))?;
+        self.buf.clear();
+
+        // The head: status line and headers, skipping 1xx interim responses.
+        let (status, head_len, framing) = loop {
+            if self.fill().await.map_err(|f| if self.buf.is_empty() { stale(f) } else { f })? == 0 {
+                let mut f = Failure::new(ErrorKind::Reset);
+                f.stale = reused && self.buf.is_empty();
+                return Err(f);
+            }
+            if phases.ttfb.is_none() {
+                phases.ttfb = Some(t0.elapsed());
+            }
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = resp.code.unwrap_or(0);
+                    if (100..200).contains(&status) && status != 101 {
+                        self.buf.drain(..len);
+                        continue;
+                    }
+                    let mut framing = Framing::UntilClose;
+                    let mut close = resp.version == Some(0);
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let n = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok())
+                                .ok_or_else(|| Failure::new(ErrorKind::Protocol))?;
+                            if !matches!(framing, Framing::Chunked) {
+                                framing = Framing::Length(n);
+                            }
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            if h.value.ends_with(b"chunked") {
+                                framing = Framing::Chunked;
+                            }
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if h.value.eq_ignore_ascii_case(b"close") {
+                                close = true;
+                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                                close = false;
+                            }
+                        }
+                    }
+                    if req.head || status == 204 || status == 304 {
+                        framing = Framing::None;
+                    }
+                    self.keep_alive = !close && !matches!(framing, Framing::UntilClose);
+                    break (status, len, framing);
+                }
+                Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => continue,
+                Ok(httparse::Status::Partial) | Err(_) => {
+                    self.keep_alive = false;
+                    return Err(Failure::new(ErrorKind::Protocol));
+                }
+            }
+        };
+
+        // The body: counted and discarded as it arrives.
+        self.buf.drain(..head_len);
+        let body_bytes = match framing {
+            Framing::None => 0,
+            Framing::Length(total) => {
+                let mut got = self.buf.len() as u64;
+                self.buf.clear();
+                while got < total {
+                    let n = self.fill().await?;
+                    if n == 0 {
+                        return Err(Failure::new(ErrorKind::Reset));
+                    }
+                    got += n as u64;
+                    self.buf.clear();
+                }
+                if got > total {
+                    // Bytes beyond the body: the server is not speaking
+                    // HTTP/1.1 one request at a time; do not reuse.
+                    self.keep_alive = false;
+                }
+                total
+            }
+            Framing::Chunked => {
+                let mut dechunk = Chunked::default();
+                let mut body = 0u64;
+                loop {
+                    let (consumed, data) = dechunk.feed(&self.buf).map_err(|_| {
+                        self.keep_alive = false;
+                        Failure::new(ErrorKind::Protocol)
+                    })?;
+                    body += data;
+                    self.buf.drain(..consumed);
+                    if dechunk.done() {
+                        if !self.buf.is_empty() {
+                            self.keep_alive = false;
+                        }
+                        break body;
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(Failure::new(ErrorKind::Reset));
+                    }
+                }
+            }
+            Framing::UntilClose => {
+                let mut got = self.buf.len() as u64;
+                self.buf.clear();
+                loop {
+                    let n = self.fill().await?;
+                    if n == 0 {
+                        break got;
+                    }
+                    got += n as u64;
+                    self.buf.clear();
+                }
+            }
+        };
+        Ok(Response { status, body_bytes })
+    }
+
+    fn reusable(&self) -> bool {
+        self.keep_alive
+    }
+}
+
+/// An incremental decoder of `Transfer-Encoding: chunked`.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    state: ChunkState,
+    size: u64,
+    digits: u32,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    TrailerLf,
+    FinalLf,
+    Done,
+}
+
+/// The chunked framing is broken.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadChunk;
+
+impl Chunked {
+    /// Whether the last chunk and trailers have been read.
+    pub fn done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes framing and data from `input`; returns the bytes consumed
+    /// and how many of them were body data. Stops at the end of the body.
+    pub fn feed(&mut self, input: &[u8]) -> Result<(usize, u64), BadChunk> {
+        use ChunkState::*;
+        let mut i = 0;
+        let mut data = 0u64;
+        while i < input.len() && self.state != Done {
+            if self.state == Data {
+                let take = (self.size).min((input.len() - i) as u64);
+                i += take as usize;
+                data += take;
+                self.size -= take;
+                if self.size == 0 {
+                    self.state = DataCr;
+                }
+                continue;
+            }
+            let b = input[i];
+            i += 1;
+            self.state = match (self.state, b) {
+                (Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+                    let digit = (b as char).to_digit(16).ok_or(BadChunk)? as u64;
+                    self.digits += 1;
+                    if self.digits > 15 {
+                        return Err(BadChunk);
+                    }
+                    self.size = self.size * 16 + digit;
+                    Size
+                }
+                (Size, b';' | b' ' | b'\t') if self.digits > 0 => Extension,
+                (Size, b'\r') if self.digits > 0 => SizeLf,
+                (Extension, b'\r') => SizeLf,
+                (Extension, _) => Extension,
+                (SizeLf, b'\n') => {
+                    self.digits = 0;
+                    if self.size == 0 {
+                        TrailerStart
+                    } else {
+                        Data
+                    }
+                }
+                (DataCr, b'\r') => DataLf,
+                (DataLf, b'\n') => Size,
+                (TrailerStart, b'\r') => FinalLf,
+                (TrailerStart, _) | (Trailer, _) if b != b'\r' => Trailer,
+                (Trailer, b'\r') => TrailerLf,
+                (TrailerLf, b'\n') => TrailerStart,
+                (FinalLf, b'\n') => Done,
+                _ => return Err(BadChunk),
+            };
+        }
+        Ok((i, data))
+    }
+}

@@ -1,0 +1,129 @@
+//! The HTTP/2 client, on hyper: one shared connection per worker,
+//! requests multiplexed on it (h2c prior knowledge, or ALPN `h2` over TLS).
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use stats::{ErrorKind, Phases};
+use tokio::time::Instant;
+
+use crate::net::Dialer;
+use crate::request::Request;
+use crate::transport::{Connection, Connector, Failure, Response};
+
+/// Opens (or shares) the worker's HTTP/2 connection.
+pub struct H2Connector {
+    /// Where to connect.
+    pub dialer: Dialer,
+    /// `http` or `https`, for the request URIs.
+    pub scheme: &'static str,
+    shared: RefCell<Option<SendRequest<Full<Bytes>>>>,
+}
+
+impl H2Connector {
+    /// A connector that opens its connection on first use.
+    pub fn new(dialer: Dialer, scheme: &'static str) -> H2Connector {
+        H2Connector {
+            dialer,
+            scheme,
+            shared: RefCell::new(None),
+        }
+    }
+}
+
+impl Connector for H2Connector {
+    type Conn = H2Conn;
+
+    async fn connect(&self, phases: &mut Phases) -> Result<H2Conn, Failure> {
+        if let Some(send) = self.shared.borrow().as_ref().filter(|s| !s.is_closed()) {
+            return Ok(H2Conn {
+                send: send.clone(),
+                scheme: self.scheme,
+                open: true,
+            });
+        }
+        let stream = self.dialer.dial(phases).await?;
+        if self.dialer.tls.is_some() && stream.alpn() != Some(b"h2") {
+            return Err(Failure::io(
+                ErrorKind::Protocol,
+                std::io::Error::other("the server did not agree to HTTP/2 (ALPN h2)"),
+            ));
+        }
+        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
+        tokio::task::spawn_local(conn);
+        *self.shared.borrow_mut() = Some(send.clone());
+        Ok(H2Conn {
+            send,
+            scheme: self.scheme,
+            open: true,
+        })
+    }
+}
+
+/// A handle on the shared connection.
+pub struct H2Conn {
+    send: SendRequest<Full<Bytes>>,
+    scheme: &'static str,
+    open: bool,
+}
+
+fn hyper_failure(e: hyper::Error) -> Failure {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_parse() || e.is_user() {
+        ErrorKind::Protocol
+    } else {
+        ErrorKind::Reset
+    };
+    Failure::io(kind, std::io::Error::other(e))
+}
+
+impl Connection for H2Conn {
+    async fn exchange(&mut self, req: &Request, phases: &mut Phases) -> Result<Response, Failure> {
+        let t0 = Instant::now();
+        let spec = &req.spec;
+        let uri = format!("{}://{}{}", self.scheme, spec.authority, spec.path_and_query);
+        let mut builder = http::Request::builder().method(spec.method.clone()).uri(uri);
+        for (name, value) in &spec.headers {
+            if !name.eq_ignore_ascii_case("host") {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+        }
+        if !spec.has_header("user-agent") {
+            builder = builder.header("user-agent", concat!("throng/", env!("CARGO_PKG_VERSION")));
+        }
+        let request = builder
+            .body(Full::new(spec.body.clone()))
+            .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
+        self.send.ready().await.map_err(|e| {
+            self.open = false;
+            let mut f = hyper_failure(e);
+            f.stale = true;
+            f
+        })?;
+        let response = self.send.send_request(request).await.map_err(|e| {
+            self.open = false;
+            hyper_failure(e)
+        })?;
+        phases.ttfb = Some(t0.elapsed());
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut body_bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(hyper_failure)?;
+            if let Some(data) = frame.data_ref() {
+                body_bytes += data.len() as u64;
+            }
+        }
+        Ok(Response { status, body_bytes })
+    }
+
+    fn reusable(&self) -> bool {
+        self.open && !self.send.is_closed()
+    }
+}

@@ -1,0 +1,199 @@
+//! TCP and TLS connections, with their phases timed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls_pki_types::ServerName;
+use stats::{ErrorKind, Phases};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::transport::Failure;
+
+/// A plain or TLS byte stream.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The ALPN protocol the server chose, if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS settings for one target, built once per run.
+#[derive(Clone)]
+pub struct TlsTarget {
+    /// The connector (configuration, roots, ALPN).
+    pub connector: TlsConnector,
+    /// The name the certificate must match, and SNI.
+    pub name: ServerName<'static>,
+}
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct Dialer {
+    /// The resolved target address.
+    pub addr: SocketAddr,
+    /// TLS, for https targets.
+    pub tls: Option<TlsTarget>,
+}
+
+impl Dialer {
+    /// Connects (and handshakes), recording the phases.
+    pub async fn dial(&self, phases: &mut Phases) -> Result<Stream, Failure> {
+        let t0 = Instant::now();
+        let tcp = TcpStream::connect(self.addr).await.map_err(|e| {
+            let kind = match e.kind() {
+                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+                io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+                _ => ErrorKind::Connect,
+            };
+            Failure::io(kind, e)
+        })?;
+        // Requests are written whole; waiting to coalesce them only adds latency.
+        let _ = tcp.set_nodelay(true);
+        let t1 = Instant::now();
+        phases.connect = Some(t1 - t0);
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
+        let stream = tls
+            .connector
+            .connect(tls.name.clone(), tcp)
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => {
+                    Failure::io(ErrorKind::Reset, e)
+                }
+                _ => Failure::io(ErrorKind::Tls, e),
+            })?;
+        phases.tls = Some(t1.elapsed());
+        Ok(Stream::Tls(Box::new(stream)))
+    }
+}
+
+/// Builds the TLS connector: verification on (built-in Mozilla roots plus
+/// `--cacert`) unless `insecure`; ALPN `h2` or `http/1.1`.
+pub fn tls_connector(opts: &plan::TlsOptions, http2: bool) -> Result<TlsConnector, String> {
+    use rustls::ClientConfig;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut config = if opts.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = &opts.extra_roots_pem {
+            use rustls_pki_types::pem::PemObject;
+            let mut added = 0;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("--cacert: not a PEM certificate: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("--cacert: certificate rejected: {e}"))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err("--cacert: the file holds no PEM certificate".into());
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// `--insecure`: accepts any certificate, still checking handshake
+/// signatures so the connection is at least well-formed TLS.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

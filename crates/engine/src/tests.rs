@@ -1,0 +1,319 @@
+//! Unit tests: chunked decoding.
+
+use crate::{BadChunk, Chunked};
+
+fn decode_in_pieces(input: &[u8], piece: usize) -> Result<(u64, usize), BadChunk> {
+    let mut d = Chunked::default();
+    let mut data = 0;
+    let mut pos = 0;
+    while !d.done() && pos < input.len() {
+        let end = (pos + piece).min(input.len());
+        let (used, n) = d.feed(&input[pos..end])?;
+        data += n;
+        pos += used;
+    }
+    Ok((data, pos))
+}
+
+#[test]
+fn chunked_bodies_decode_in_any_split() {
+    let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+    for piece in 1..body.len() {
+        assert_eq!(decode_in_pieces(body, piece), Ok((23, body.len() - 4)), "piece {piece}");
+    }
+}
+
+#[test]
+fn chunked_framing_errors_are_caught() {
+    assert_eq!(decode_in_pieces(b"zz\r\n", 64), Err(BadChunk));
+    assert_eq!(decode_in_pieces(b"3\r\nabcX\r\n", 64), Err(BadChunk));
+    assert_eq!(decode_in_pieces(b"ffffffffffffffffff\r\n", 64), Err(BadChunk));
+}
+
+mod sim {
+    //! The real scheduler, driven by tokio's paused clock against simulated
+    //! servers: exact, repeatable, and no sleeping.
+
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use plan::{parse_stages, Arrivals, Model, Profile, RequestSpec};
+    use stats::{ErrorKind, Phases, Stats};
+    use tokio::sync::mpsc;
+    use tokio::time::{sleep_until, Instant};
+
+    use crate::{run_worker, Connection, Connector, Control, Failure, Request, Response, WorkerConfig, WorkerOutput};
+
+    /// How the simulated server behaves.
+    #[derive(Clone, Copy)]
+    enum Behaviour {
+        /// Answers after `service`, but freezes for `stall` out of every
+        /// `period` (answers queued during a freeze come out at its end).
+        Stalling { service: Duration, stall: Duration, period: Duration },
+        /// Never answers.
+        Silent,
+        /// Answers with a status after `service`.
+        Status { service: Duration, status: u16 },
+    }
+
+    struct Sim {
+        start: Instant,
+        behaviour: Behaviour,
+        connects: Rc<Cell<u64>>,
+    }
+
+    struct SimConn {
+        start: Instant,
+        behaviour: Behaviour,
+    }
+
+    impl Connector for Sim {
+        type Conn = SimConn;
+        async fn connect(&self, _: &mut Phases) -> Result<SimConn, Failure> {
+            self.connects.set(self.connects.get() + 1);
+            Ok(SimConn { start: self.start, behaviour: self.behaviour })
+        }
+    }
+
+    impl Connection for SimConn {
+        async fn exchange(&mut self, _: &Request, _: &mut Phases) -> Result<Response, Failure> {
+            let now = Instant::now();
+            match self.behaviour {
+                Behaviour::Stalling { service, stall, period } => {
+                    let t = now - self.start;
+                    let into = Duration::from_nanos((t.as_nanos() % period.as_nanos()) as u64);
+                    let ready = if into < stall { now + (stall - into) } else { now };
+                    sleep_until(ready + service).await;
+                    Ok(Response { status: 200, body_bytes: 0 })
+                }
+                Behaviour::Silent => {
+                    std::future::pending::<()>().await;
+                    Err(Failure::new(ErrorKind::Reset))
+                }
+                Behaviour::Status { service, status } => {
+                    sleep_until(now + service).await;
+                    Ok(Response { status, body_bytes: 0 })
+                }
+            }
+        }
+        fn reusable(&self) -> bool {
+            true
+        }
+    }
+
+    struct Setup {
+        model: Model,
+        behaviour: Behaviour,
+        max_requests: Option<u64>,
+        timeout: Duration,
+        grace: Duration,
+    }
+
+    fn open(rate: Profile) -> Model {
+        Model::Open { rate, arrivals: Arrivals::Uniform, max_in_flight: 100_000 }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    async fn run(setup: Setup) -> (WorkerOutput, u64) {
+        let start = Instant::now() + ms(10);
+        let connects = Rc::new(Cell::new(0));
+        let sim = Sim { start, behaviour: setup.behaviour, connects: connects.clone() };
+        let cfg = WorkerConfig {
+            index: 0,
+            workers: 1,
+            model: setup.model,
+            max_requests: setup.max_requests,
+            timeout: setup.timeout,
+            grace: setup.grace,
+            seed: 1,
+            start,
+            progress_every: secs(1),
+        };
+        let request = Request::new(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let local = tokio::task::LocalSet::new();
+        let out = local
+            .run_until(run_worker(cfg, sim, request, vec!["GET /".into()], Control::default(), tx))
+            .await;
+        (out, connects.get())
+    }
+
+    fn stalling() -> Behaviour {
+        Behaviour::Stalling { service: ms(1), stall: secs(1), period: secs(5) }
+    }
+
+    fn within(actual: f64, expected: f64, tolerance: f64) {
+        assert!(
+            (actual - expected).abs() <= expected * tolerance,
+            "{actual} is not within {}% of {expected}",
+            tolerance * 100.0
+        );
+    }
+
+    /// p(q) for a server frozen S of every P seconds, under open load:
+    /// S * (1 - (1 - q) * P / S) for q above 1 - S/P (plus the service time).
+    fn stall_quantile_ms(q: f64) -> f64 {
+        let (s, p) = (1000.0, 5000.0);
+        s * (1.0 - (1.0 - q) * p / s) + 1.0
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_model_latency_reflects_the_stall() {
+        let (out, _) = run(Setup {
+            model: open(Profile::constant(200.0, Some(secs(20)))),
+            behaviour: stalling(),
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let s: &Stats = &out.stats;
+        assert_eq!(s.counts.requests, 4000);
+        assert_eq!(s.counts.dropped(), 0);
+        let l = s.latency.summary();
+        within(l.p99, stall_quantile_ms(0.99), 0.03);
+        within(l.p90, stall_quantile_ms(0.90), 0.03);
+        within(s.latency.quantile_ms(0.95), stall_quantile_ms(0.95), 0.03);
+        within(l.max, 1001.0, 0.01);
+        // Below the stall's share, requests see only the service time plus
+        // the generator's lag: tokio's timer fires on whole milliseconds,
+        // so an arrival due at x.5 ms goes out at x+1 ms.
+        within(s.service.summary().p50, 1.0, 0.01);
+        assert!(l.p50 >= 1.0 && l.p50 <= 2.0, "p50 {}", l.p50);
+        assert!(s.lag.summary().max <= 1.0, "lag {}", s.lag.summary().max);
+        assert_eq!(out.load_end, secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_model_shows_the_classic_under_reporting() {
+        let (out, _) = run(Setup {
+            model: Model::Closed { vus: Profile::constant(10.0, Some(secs(20))), think: Duration::ZERO },
+            behaviour: stalling(),
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let l = out.stats.latency.summary();
+        // Each user waits out each stall once: the stall hides in p99.
+        assert!(l.p99 < 2.0, "closed p99 {}", l.p99);
+        assert!(l.max > 900.0, "closed max {}", l.max);
+        // 10 users x 1 ms service x 16 s of unfrozen time.
+        within(out.stats.counts.requests as f64, 160_000.0, 0.01);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_model_rate_follows_stages_exactly() {
+        let (out, connects) = run(Setup {
+            model: open(parse_stages("100:2s,100:2s,0:2s").unwrap()),
+            behaviour: Behaviour::Status { service: ms(5), status: 200 },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let per_second: Vec<u64> = out.stats.timeline.iter().map(|b| b.counts.requests).collect();
+        assert_eq!(per_second, vec![25, 75, 100, 100, 75, 25]);
+        // Requests 10 ms apart at most take 5 ms each: one connection suffices.
+        assert_eq!(connects, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn arrivals_over_the_in_flight_cap_are_dropped_not_skipped() {
+        let (out, _) = run(Setup {
+            model: Model::Open {
+                rate: Profile::constant(100.0, Some(secs(1))),
+                arrivals: Arrivals::Uniform,
+                max_in_flight: 10,
+            },
+            behaviour: Behaviour::Silent,
+            max_requests: None,
+            timeout: secs(60),
+            grace: ms(500),
+        })
+        .await;
+        let c = out.stats.counts;
+        assert_eq!(c.dropped(), 90);
+        // The 10 in flight were abandoned when the grace period ran out.
+        assert_eq!(c.errors.get(ErrorKind::Cancelled), 10);
+        assert_eq!(c.requests, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_are_counted_as_timeouts() {
+        let (out, _) = run(Setup {
+            model: open(Profile::constant(10.0, Some(secs(1)))),
+            behaviour: Behaviour::Silent,
+            max_requests: None,
+            timeout: ms(200),
+            grace: secs(5),
+        })
+        .await;
+        assert_eq!(out.stats.counts.errors.get(ErrorKind::Timeout), 10);
+        assert_eq!(out.stats.latency.count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_users_think_between_requests() {
+        let (out, _) = run(Setup {
+            model: Model::Closed { vus: Profile::constant(5.0, Some(secs(2))), think: ms(100) },
+            behaviour: Behaviour::Status { service: Duration::ZERO, status: 503 },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        // 5 users, one request every 100 ms each, for 2 s.
+        assert_eq!(out.stats.counts.requests, 100);
+        assert_eq!(out.stats.counts.errors.get(ErrorKind::Http5xx), 100);
+        assert_eq!(out.stats.endpoints[0].status.get(&503), Some(&100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_users_ramp_with_stages() {
+        let (out, _) = run(Setup {
+            model: Model::Closed { vus: parse_stages("10:1s,10:1s").unwrap(), think: ms(100) },
+            behaviour: Behaviour::Status { service: Duration::ZERO, status: 200 },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let per_second: Vec<u64> = out.stats.timeline.iter().map(|b| b.counts.requests).collect();
+        // Ramping 0 -> 10 users averages ~5 users x 10 req/s; then 10 x 10.
+        within(per_second[0] as f64, 50.0, 0.15);
+        assert_eq!(per_second[1], 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_bound_stops_both_models_exactly() {
+        let (out, _) = run(Setup {
+            model: open(Profile::constant(1000.0, None)),
+            behaviour: Behaviour::Status { service: ms(1), status: 200 },
+            max_requests: Some(250),
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        assert_eq!(out.stats.counts.requests, 250);
+        // The load lasted until the last arrival: 249.5 ms.
+        assert_eq!(out.load_end, Duration::from_micros(249_500));
+        let (out, _) = run(Setup {
+            model: Model::Closed { vus: Profile::constant(7.0, None), think: Duration::ZERO },
+            behaviour: Behaviour::Status { service: ms(1), status: 200 },
+            max_requests: Some(100),
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        assert_eq!(out.stats.counts.requests, 100);
+    }
+}

@@ -1,0 +1,77 @@
+//! What the scheduler needs from a protocol: open a connection, exchange
+//! one request on it.
+//!
+//! The scheduler is generic over [`Connector`], so the same pacing code runs
+//! over the real HTTP clients and, in tests, over scripted transports under
+//! tokio's paused clock.
+
+use std::future::Future;
+
+use stats::{ErrorKind, Phases};
+
+use crate::request::Request;
+
+/// Opens connections to the target.
+pub trait Connector {
+    /// One connection (for HTTP/2, a handle on a shared one).
+    type Conn: Connection;
+
+    /// Opens a connection, filling in the connect and TLS phases.
+    fn connect(&self, phases: &mut Phases) -> impl Future<Output = Result<Self::Conn, Failure>>;
+}
+
+/// A connection that carries one request at a time.
+pub trait Connection {
+    /// Sends `req` and reads the whole response, filling in time to first
+    /// byte.
+    fn exchange(
+        &mut self,
+        req: &Request,
+        phases: &mut Phases,
+    ) -> impl Future<Output = Result<Response, Failure>>;
+
+    /// Whether the connection may carry another request.
+    fn reusable(&self) -> bool;
+}
+
+/// A complete response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Body bytes received (after de-chunking).
+    pub body_bytes: u64,
+}
+
+/// Why an exchange or a connect failed.
+#[derive(Debug)]
+pub struct Failure {
+    /// The kind it is counted under.
+    pub kind: ErrorKind,
+    /// Nothing at all came back on a connection that had been used before:
+    /// the server most likely closed it while idle, so one retry on a new
+    /// connection is safe and is what every HTTP client does.
+    pub stale: bool,
+    /// The underlying error, kept to show the first one of each kind.
+    pub detail: Option<std::io::Error>,
+}
+
+impl Failure {
+    /// A failure of `kind` with no detail.
+    pub fn new(kind: ErrorKind) -> Failure {
+        Failure {
+            kind,
+            stale: false,
+            detail: None,
+        }
+    }
+
+    /// A failure of `kind` caused by `err`.
+    pub fn io(kind: ErrorKind, err: std::io::Error) -> Failure {
+        Failure {
+            kind,
+            stale: false,
+            detail: Some(err),
+        }
+    }
+}

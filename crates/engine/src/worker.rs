@@ -1,0 +1,517 @@
+//! One worker's scheduler: paces arrivals (open model) or runs virtual
+//! users (closed model), sends through a [`Connector`], and records every
+//! outcome into its own [`Recorder`].
+//!
+//! A worker runs on one thread, in a tokio `LocalSet`: its state is shared
+//! by `Rc` and `RefCell`, never locked. Requests are carried by long-lived
+//! sender tasks that each own one connection, so the steady state spawns
+//! nothing and allocates nothing per request. All timing uses
+//! `tokio::time::Instant`, which tests pause and advance at will.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use plan::{ArrivalSchedule, Model, Profile};
+use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, Sample, Stats};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::request::Request;
+use crate::transport::{Connection, Connector, Failure, Response};
+
+/// What one worker does.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's index, from 0.
+    pub index: usize,
+    /// How many workers share the load.
+    pub workers: usize,
+    /// The whole run's load model; the worker takes its share.
+    pub model: Model,
+    /// The whole run's request bound; the worker takes its share.
+    pub max_requests: Option<u64>,
+    /// Limit on one request.
+    pub timeout: Duration,
+    /// How long in-flight requests may finish after the load ends.
+    pub grace: Duration,
+    /// Seed for random choices.
+    pub seed: u64,
+    /// The run's common start.
+    pub start: Instant,
+    /// How often to report progress.
+    pub progress_every: Duration,
+}
+
+/// A message from a worker.
+#[derive(Debug)]
+pub enum Event {
+    /// Numbers since the last report.
+    Progress(Progress),
+    /// The worker finished; its statistics.
+    Done(Box<WorkerOutput>),
+}
+
+/// A periodic progress report.
+#[derive(Debug)]
+pub struct Progress {
+    /// Which worker.
+    pub worker: usize,
+    /// Requests that ended since the last report.
+    pub interval: Interval,
+    /// Requests in flight now.
+    pub in_flight: usize,
+    /// Virtual users running now (closed model).
+    pub vus: usize,
+}
+
+/// A worker's final output.
+#[derive(Debug)]
+pub struct WorkerOutput {
+    /// Which worker.
+    pub worker: usize,
+    /// Everything it recorded.
+    pub stats: Stats,
+    /// When it stopped starting requests, from the run start.
+    pub load_end: Duration,
+    /// Whether it stopped early because it was told to.
+    pub stopped: bool,
+    /// The first error message seen for each error kind.
+    pub first_errors: Vec<(ErrorKind, String)>,
+}
+
+/// Control tokens shared by all workers of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Cancelled to stop starting new requests (first Ctrl-C, abort).
+    pub stop: CancellationToken,
+    /// Cancelled to abandon requests still in flight.
+    pub kill: CancellationToken,
+}
+
+struct Shared<C: Connector> {
+    connector: C,
+    request: Request,
+    recorder: RefCell<Recorder>,
+    start: Instant,
+    timeout: Duration,
+    /// Cancelled when this worker starts no more requests.
+    end: CancellationToken,
+    kill: CancellationToken,
+    in_flight: Cell<usize>,
+    budget: Cell<Option<u64>>,
+    alive: Cell<usize>,
+    all_done: Notify,
+    first_errors: RefCell<Vec<(ErrorKind, String)>>,
+}
+
+/// Counts a task as alive until dropped.
+struct AliveGuard<C: Connector>(Rc<Shared<C>>);
+
+impl<C: Connector> AliveGuard<C> {
+    fn new(sh: &Rc<Shared<C>>) -> AliveGuard<C> {
+        sh.alive.set(sh.alive.get() + 1);
+        AliveGuard(sh.clone())
+    }
+}
+
+impl<C: Connector> Drop for AliveGuard<C> {
+    fn drop(&mut self) {
+        let n = self.0.alive.get() - 1;
+        self.0.alive.set(n);
+        if n == 0 {
+            self.0.all_done.notify_one();
+        }
+    }
+}
+
+enum End {
+    Done(Result<Response, Failure>),
+    TimedOut,
+    Killed,
+}
+
+impl<C: Connector> Shared<C> {
+    /// Takes one request from the budget; false when it is spent.
+    fn take_budget(&self) -> bool {
+        match self.budget.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                self.budget.set(Some(n - 1));
+                true
+            }
+        }
+    }
+
+    /// Sends one request due at `due` on `conn` (opening one if needed) and
+    /// records the outcome.
+    async fn send_one(&self, conn: &mut Option<C::Conn>, due: Instant) {
+        let sent = Instant::now();
+        let mut phases = Phases::default();
+        let connecting = Cell::new(false);
+        self.in_flight.set(self.in_flight.get() + 1);
+        let end = {
+            let attempt = tokio::time::timeout(self.timeout, self.attempt(conn, &mut phases, &connecting));
+            tokio::select! {
+                biased;
+                r = attempt => match r {
+                    Ok(r) => End::Done(r),
+                    Err(_) => End::TimedOut,
+                },
+                _ = self.kill.cancelled() => End::Killed,
+            }
+        };
+        self.in_flight.set(self.in_flight.get() - 1);
+        let done = Instant::now();
+        let outcome = match end {
+            End::Done(Ok(resp)) => Outcome::Response { status: resp.status },
+            End::Done(Err(failure)) => {
+                *conn = None;
+                if let Some(detail) = failure.detail {
+                    let mut first = self.first_errors.borrow_mut();
+                    if !first.iter().any(|(k, _)| *k == failure.kind) {
+                        first.push((failure.kind, detail.to_string()));
+                    }
+                }
+                Outcome::Failed(failure.kind)
+            }
+            End::TimedOut => {
+                *conn = None;
+                Outcome::Failed(if connecting.get() {
+                    ErrorKind::ConnectTimeout
+                } else {
+                    ErrorKind::Timeout
+                })
+            }
+            End::Killed => {
+                *conn = None;
+                Outcome::Failed(ErrorKind::Cancelled)
+            }
+        };
+        let sample = Sample {
+            endpoint: 0,
+            due: due.saturating_duration_since(self.start),
+            lag: sent.saturating_duration_since(due),
+            service: done - sent,
+            phases,
+            outcome,
+        };
+        self.recorder.borrow_mut().record(&sample);
+    }
+
+    async fn attempt(
+        &self,
+        conn: &mut Option<C::Conn>,
+        phases: &mut Phases,
+        connecting: &Cell<bool>,
+    ) -> Result<Response, Failure> {
+        let mut retried = false;
+        loop {
+            let fresh = conn.is_none();
+            if fresh {
+                connecting.set(true);
+                *conn = Some(self.connector.connect(phases).await?);
+                connecting.set(false);
+            }
+            let Some(c) = conn.as_mut() else {
+                return Err(Failure::new(ErrorKind::Connect));
+            };
+            match c.exchange(&self.request, phases).await {
+                Ok(resp) => {
+                    if !c.reusable() {
+                        *conn = None;
+                    }
+                    return Ok(resp);
+                }
+                Err(f) => {
+                    *conn = None;
+                    if f.stale && !fresh && !retried {
+                        retried = true;
+                        phases.ttfb = None;
+                        continue;
+                    }
+                    return Err(f);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one worker to the end of its share of the load. Must be called
+/// inside a `tokio::task::LocalSet`.
+pub async fn run_worker<C: Connector + 'static>(
+    cfg: WorkerConfig,
+    connector: C,
+    request: Request,
+    endpoints: Vec<String>,
+    control: Control,
+    events: mpsc::UnboundedSender<Event>,
+) -> WorkerOutput {
+    let budget = cfg.max_requests.map(|n| plan::share(n, cfg.workers, cfg.index));
+    let sh = Rc::new(Shared {
+        connector,
+        request,
+        recorder: RefCell::new(Recorder::new(endpoints)),
+        start: cfg.start,
+        timeout: cfg.timeout,
+        end: control.stop.child_token(),
+        kill: control.kill.child_token(),
+        in_flight: Cell::new(0),
+        budget: Cell::new(budget),
+        alive: Cell::new(0),
+        all_done: Notify::new(),
+        first_errors: RefCell::new(Vec::new()),
+    });
+    let vus = Rc::new(Cell::new(0usize));
+
+    let ticker = tokio::task::spawn_local({
+        let (sh, vus, events, every) = (sh.clone(), vus.clone(), events.clone(), cfg.progress_every);
+        async move {
+            let mut next = sh.start + every;
+            loop {
+                sleep_until(next).await;
+                next += every;
+                let interval = sh.recorder.borrow_mut().take_interval();
+                let progress = Progress {
+                    worker: cfg.index,
+                    interval,
+                    in_flight: sh.in_flight.get(),
+                    vus: vus.get(),
+                };
+                if events.send(Event::Progress(progress)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    sleep_until(cfg.start).await;
+    let load_end = match &cfg.model {
+        Model::Open {
+            rate,
+            arrivals,
+            max_in_flight,
+        } => {
+            let schedule = ArrivalSchedule::new(rate.clone(), *arrivals, cfg.index, cfg.workers, budget, cfg.seed);
+            let share = max_in_flight.div_ceil(cfg.workers).max(1);
+            open_loop(&sh, schedule, share, rate.duration()).await
+        }
+        Model::Closed { vus: profile, think } => closed_loop(&sh, profile, *think, &cfg, &vus).await,
+    };
+    sh.end.cancel();
+
+    // Let in-flight requests finish within the grace period, then abandon them.
+    let drained = async {
+        while sh.alive.get() > 0 {
+            sh.all_done.notified().await;
+        }
+    };
+    tokio::select! {
+        _ = drained => {}
+        _ = sleep(cfg.grace) => sh.kill.cancel(),
+        _ = sh.kill.cancelled() => {}
+    }
+    while sh.alive.get() > 0 {
+        sh.all_done.notified().await;
+    }
+    ticker.abort();
+    let interval = sh.recorder.borrow_mut().take_interval();
+    let _ = events.send(Event::Progress(Progress {
+        worker: cfg.index,
+        interval,
+        in_flight: 0,
+        vus: 0,
+    }));
+
+    let stopped = control.stop.is_cancelled();
+    let first_errors = sh.first_errors.take();
+    let stats = match Rc::try_unwrap(sh) {
+        Ok(sh) => sh.recorder.into_inner().into_stats(),
+        // A task still holds the state (it cannot, all were awaited above);
+        // copy rather than lose the numbers.
+        Err(sh) => sh.recorder.borrow().stats().clone(),
+    };
+    WorkerOutput {
+        worker: cfg.index,
+        stats,
+        load_end,
+        stopped,
+        first_errors,
+    }
+}
+
+/// A sender waiting for its next arrival.
+#[derive(Default)]
+struct Slot {
+    job: Cell<Option<Instant>>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: RefCell<Vec<Rc<Slot>>>,
+    closing: Cell<bool>,
+}
+
+/// Open model: dispatches each arrival when due to an idle sender, starting
+/// a new one (with its own connection) while under the in-flight cap, and
+/// counting the arrival as dropped when the cap is reached. Returns when the
+/// load phase ended, from the run start.
+async fn open_loop<C: Connector + 'static>(
+    sh: &Rc<Shared<C>>,
+    schedule: ArrivalSchedule,
+    max_in_flight: usize,
+    duration: Option<Duration>,
+) -> Duration {
+    let pool = Rc::new(Pool::default());
+    let mut senders = 0usize;
+    let mut last_due = Duration::ZERO;
+    let mut exhausted = true;
+    let mut arrivals = 0u64;
+    for offset in schedule {
+        let due = sh.start + offset;
+        if Instant::now() < due {
+            tokio::select! {
+                biased;
+                _ = sh.end.cancelled() => { exhausted = false; break; }
+                _ = sleep_until(due) => {}
+            }
+        } else if sh.end.is_cancelled() {
+            exhausted = false;
+            break;
+        }
+        last_due = offset;
+        arrivals += 1;
+        let idle = pool.idle.borrow_mut().pop();
+        let slot = match idle {
+            Some(slot) => slot,
+            None if senders < max_in_flight => {
+                senders += 1;
+                let slot = Rc::new(Slot::default());
+                let guard = AliveGuard::new(sh);
+                tokio::task::spawn_local(open_sender(guard, pool.clone(), slot.clone()));
+                slot
+            }
+            None => {
+                sh.recorder.borrow_mut().record_dropped(0, offset);
+                continue;
+            }
+        };
+        slot.job.set(Some(due));
+        slot.wake.notify_one();
+    }
+    pool.closing.set(true);
+    for slot in pool.idle.borrow_mut().drain(..) {
+        slot.job.set(None);
+        slot.wake.notify_one();
+    }
+    match (exhausted, duration) {
+        // The schedule ran to its planned end.
+        (true, Some(d)) if sh.budget.get() != Some(arrivals) => d,
+        // Ended by the request bound: the load lasted until the last arrival.
+        (true, _) => last_due,
+        (false, _) => Instant::now().saturating_duration_since(sh.start),
+    }
+}
+
+async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: Rc<Slot>) {
+    let sh = &guard.0;
+    let mut conn = None;
+    loop {
+        slot.wake.notified().await;
+        let Some(due) = slot.job.take() else { break };
+        sh.send_one(&mut conn, due).await;
+        if pool.closing.get() {
+            break;
+        }
+        pool.idle.borrow_mut().push(slot.clone());
+    }
+}
+
+/// How often the closed model re-reads its user count.
+const VU_TICK: Duration = Duration::from_millis(10);
+
+/// Closed model: keeps this worker's share of the current user count
+/// running. Each user sends, waits for the response, thinks, and repeats.
+async fn closed_loop<C: Connector + 'static>(
+    sh: &Rc<Shared<C>>,
+    profile: &Profile,
+    think: Duration,
+    cfg: &WorkerConfig,
+    running_count: &Rc<Cell<usize>>,
+) -> Duration {
+    let duration = profile.duration();
+    let target = Rc::new(Cell::new(0usize));
+    let running: Rc<RefCell<Vec<bool>>> = Rc::default();
+    loop {
+        let t = Instant::now().saturating_duration_since(sh.start);
+        if sh.end.is_cancelled() || duration.is_some_and(|d| t >= d) || sh.budget.get() == Some(0) {
+            break;
+        }
+        // A small epsilon keeps 49.9999999 (float ramps) from flooring to 49.
+        let total = (profile.value_at(t) + 1e-9).floor() as u64;
+        let mine = plan::share(total, cfg.workers, cfg.index) as usize;
+        target.set(mine);
+        if running.borrow().len() < mine {
+            running.borrow_mut().resize(mine, false);
+        }
+        for i in 0..mine {
+            if !running.borrow()[i] {
+                running.borrow_mut()[i] = true;
+                let guard = AliveGuard::new(sh);
+                tokio::task::spawn_local(virtual_user(
+                    guard,
+                    i,
+                    think,
+                    target.clone(),
+                    running.clone(),
+                    running_count.clone(),
+                ));
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = sh.end.cancelled() => break,
+            _ = sleep(VU_TICK) => {}
+        }
+    }
+    let t = Instant::now().saturating_duration_since(sh.start);
+    match duration {
+        Some(d) if !sh.end.is_cancelled() && sh.budget.get() != Some(0) => d.min(t),
+        _ => t,
+    }
+}
+
+async fn virtual_user<C: Connector>(
+    guard: AliveGuard<C>,
+    index: usize,
+    think: Duration,
+    target: Rc<Cell<usize>>,
+    running: Rc<RefCell<Vec<bool>>>,
+    running_count: Rc<Cell<usize>>,
+) {
+    let sh = &guard.0;
+    running_count.set(running_count.get() + 1);
+    let mut conn = None;
+    while index < target.get() && !sh.end.is_cancelled() {
+        if !sh.take_budget() {
+            sh.end.cancel();
+            break;
+        }
+        sh.send_one(&mut conn, Instant::now()).await;
+        if !think.is_zero() {
+            tokio::select! {
+                biased;
+                _ = sh.end.cancelled() => break,
+                _ = sleep(think) => {}
+            }
+        }
+    }
+    running_count.set(running_count.get() - 1);
+    if let Some(r) = running.borrow_mut().get_mut(index) {
+        *r = false;
+    }
+}
+
