@@ -119,6 +119,7 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             seed: plan.seed,
             start: tokio::time::Instant::from_std(start),
             progress_every,
+            spin: Duration::from_millis(1),
         };
         let (dialer, request, endpoints, control, tx) =
             (dialer.clone(), request.clone(), endpoints.clone(), control.clone(), tx.clone());

@@ -136,6 +136,7 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
+            spin: Duration::ZERO,
         };
         let request = Request::new(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
         let (tx, _rx) = mpsc::unbounded_channel();
