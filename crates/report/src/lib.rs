@@ -1,1 +1,19 @@
-//! placeholder
+//! Presents a run: the versioned results file ([`Results`], schema
+//! `throng.results/v1`, documented in `docs/results.md`), the terminal
+//! summary and the live progress line. Produces text and values only; the
+//! binary decides where they go.
+
+mod format;
+mod progress;
+mod results;
+mod summary;
+
+#[cfg(test)]
+mod tests;
+
+pub use format::{fmt_ms, fmt_rate};
+pub use progress::{progress_line, ProgressView};
+pub use results::{
+    EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status, ThresholdRow, TimelineRow, Totals, SCHEMA,
+};
+pub use summary::summary;

@@ -1,0 +1,21 @@
+//! Number formatting shared by every text output.
+
+/// Milliseconds for a table: `0.31ms`, `12.4ms`, `312.5ms`, `1.52s`.
+pub fn fmt_ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}ms")
+    } else if v < 1000.0 {
+        format!("{v:.1}ms")
+    } else {
+        format!("{:.2}s", v / 1000.0)
+    }
+}
+
+/// A rate per second: `499.9/s`.
+pub fn fmt_rate(v: f64) -> String {
+    if v < 100.0 {
+        format!("{v:.2}/s")
+    } else {
+        format!("{v:.1}/s")
+    }
+}

@@ -1,0 +1,347 @@
+//! The results file, schema `throng.results/v1`.
+//!
+//! Everything but `raw` is derived from `raw` (and the run information) and
+//! is there for people and scripts; `raw` holds the exact, mergeable state
+//! (counters and HDR histograms), so later tools (merge, compare, report)
+//! work from the file alone. Changing a field's meaning means a new schema
+//! version and a note in `docs/results.md`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use analysis::ThresholdResult;
+use serde::{Deserialize, Serialize};
+use stats::{ErrorCounts, Stats, Summary};
+
+/// The schema id written into, and required of, every results file.
+pub const SCHEMA: &str = "throng.results/v1";
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The load ran to its planned end (duration or request count).
+    Completed,
+    /// Stopped early by the user (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// Stopped early by `--abort-on-fail`.
+    Aborted,
+}
+
+/// The planned load, as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    /// Constant arrival rate per second (open model without stages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Constant number of users (closed model without stages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vus: Option<f64>,
+    /// Stages as `[target, seconds]` pairs.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub stages: Vec<(f64, f64)>,
+    /// Planned duration in seconds; absent when bounded by count only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Request bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+    /// `uniform` or `poisson` (open model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<String>,
+    /// In-flight cap (open model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Think time in ms (closed model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_ms: Option<f64>,
+    /// Request timeout in ms.
+    pub timeout_ms: f64,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+/// What the binary knows about the run besides its statistics.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The command line, secrets redacted.
+    pub command: String,
+    /// The target URL.
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+    /// The planned load.
+    pub load: LoadInfo,
+    /// RFC 3339 UTC time of the run start.
+    pub started_at: String,
+    /// The load phase's length.
+    pub duration: Duration,
+    /// How it ended.
+    pub status: Status,
+    /// The first error message seen per error kind.
+    pub first_errors: BTreeMap<String, String>,
+}
+
+/// Request totals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests sent that ended (ok or failed); dropped arrivals excluded.
+    pub requests: u64,
+    /// Responses with a status below 400.
+    pub ok: u64,
+    /// Failed requests: every error kind except `dropped`.
+    pub errors: u64,
+    /// Arrivals due but never sent.
+    pub dropped: u64,
+    /// `errors / requests` (0 when nothing was sent).
+    pub error_rate: f64,
+    /// `requests / duration_s`.
+    pub rate: f64,
+}
+
+/// One endpoint's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRow {
+    /// Requests sent.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Failures by kind (and dropped arrivals).
+    pub error_kinds: ErrorCounts,
+    /// Latency from the intended send time.
+    pub latency_ms: Summary,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+}
+
+/// One second of the run: the requests whose send was due in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Seconds from the run start.
+    pub t: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Arrivals dropped.
+    pub dropped: u64,
+    /// Failures by kind.
+    pub error_kinds: ErrorCounts,
+    /// Median latency (2 significant digits).
+    pub p50_ms: f64,
+    /// 90th percentile latency.
+    pub p90_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdRow {
+    /// The expression.
+    pub expr: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// The measured value (ms, a fraction, a rate or a count).
+    pub actual: f64,
+    /// The measured value for people.
+    pub actual_text: String,
+}
+
+/// Whether the generator kept up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    /// True when the generator, not the target, may have been the limit.
+    pub saturated: bool,
+    /// Why, in plain words.
+    pub reasons: Vec<String>,
+}
+
+/// A results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The throng version that wrote it.
+    pub throng_version: String,
+    /// The command line, secrets redacted.
+    pub command: String,
+    /// The target URL.
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+    /// The planned load.
+    pub load: LoadInfo,
+    /// RFC 3339 UTC time of the run start.
+    pub started_at: String,
+    /// Length of the load phase in seconds (the denominator of `rate`).
+    pub duration_s: f64,
+    /// `completed`, `interrupted` or `aborted`.
+    pub status: Status,
+    /// Request totals.
+    pub totals: Totals,
+    /// Latency from the intended send time.
+    pub latency_ms: Summary,
+    /// From the actual send to the end of the response.
+    pub service_ms: Summary,
+    /// Actual minus intended send time.
+    pub lag_ms: Summary,
+    /// TCP connect, for requests that opened a connection.
+    pub connect_ms: Summary,
+    /// TLS handshake.
+    pub tls_ms: Summary,
+    /// Time to first byte, from the actual send.
+    pub ttfb_ms: Summary,
+    /// Counts by error kind (`dropped` included).
+    pub errors: ErrorCounts,
+    /// The first message seen for each error kind.
+    pub error_examples: BTreeMap<String, String>,
+    /// Per endpoint, by name.
+    pub endpoints: BTreeMap<String, EndpointRow>,
+    /// Per second.
+    pub timeline: Vec<TimelineRow>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdRow>,
+    /// Whether the generator kept up.
+    pub generator: Generator,
+    /// The exact, mergeable state everything above is derived from.
+    pub raw: Stats,
+}
+
+/// A results file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// Not JSON at all.
+    #[error("not a JSON file: {0}")]
+    Json(serde_json::Error),
+    /// JSON, but not a throng results file.
+    #[error("not a throng results file (it has no \"schema\" field)")]
+    NotResults,
+    /// Another schema version.
+    #[error("written with schema {found:?}; this throng reads {SCHEMA:?} (use the throng version that wrote it)")]
+    Schema {
+        /// The schema the file declares.
+        found: String,
+    },
+    /// The right schema, but the content does not fit it.
+    #[error("malformed {SCHEMA} file: {0}")]
+    Malformed(serde_json::Error),
+}
+
+impl Results {
+    /// Builds the results of a run.
+    pub fn new(info: RunInfo, stats: Stats, thresholds: &[ThresholdResult]) -> Results {
+        let c = stats.counts;
+        let secs = info.duration.as_secs_f64();
+        let totals = Totals {
+            requests: c.requests,
+            ok: c.ok,
+            errors: c.failed(),
+            dropped: c.dropped(),
+            error_rate: ratio(c.failed(), c.requests),
+            rate: if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
+        };
+        let endpoints = stats
+            .endpoints
+            .iter()
+            .map(|e| {
+                let row = EndpointRow {
+                    requests: e.counts.requests,
+                    errors: e.counts.failed(),
+                    error_kinds: e.counts.errors,
+                    latency_ms: e.latency.summary(),
+                    status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                };
+                (e.name.clone(), row)
+            })
+            .collect();
+        let timeline = stats
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(t, b)| {
+                let has = b.latency.count() > 0;
+                let q = |q| if has { b.latency.quantile_ms(q) } else { 0.0 };
+                TimelineRow {
+                    t: t as u64,
+                    requests: b.counts.requests,
+                    errors: b.counts.failed(),
+                    dropped: b.counts.dropped(),
+                    error_kinds: b.counts.errors,
+                    p50_ms: q(0.5),
+                    p90_ms: q(0.9),
+                    p99_ms: q(0.99),
+                }
+            })
+            .collect();
+        let reasons = analysis::generator_limits(&stats);
+        Results {
+            schema: SCHEMA.to_string(),
+            throng_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: info.command,
+            target: info.target,
+            model: info.model,
+            load: info.load,
+            started_at: info.started_at,
+            duration_s: secs,
+            status: info.status,
+            totals,
+            latency_ms: stats.latency.summary(),
+            service_ms: stats.service.summary(),
+            lag_ms: stats.lag.summary(),
+            connect_ms: stats.connect.summary(),
+            tls_ms: stats.tls.summary(),
+            ttfb_ms: stats.ttfb.summary(),
+            errors: c.errors,
+            error_examples: info.first_errors,
+            endpoints,
+            timeline,
+            thresholds: thresholds
+                .iter()
+                .map(|t| ThresholdRow {
+                    expr: t.expr.clone(),
+                    ok: t.ok,
+                    actual: t.actual,
+                    actual_text: t.actual_text.clone(),
+                })
+                .collect(),
+            generator: Generator {
+                saturated: !reasons.is_empty(),
+                reasons,
+            },
+            raw: stats,
+        }
+    }
+
+    /// Whether every threshold held.
+    pub fn thresholds_held(&self) -> bool {
+        self.thresholds.iter().all(|t| t.ok)
+    }
+
+    /// The file's text: pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Every field is a plain value or a map with string keys, which
+        // serde_json always serializes.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a results file, checking its schema first so that files from
+    /// other versions get a clear message.
+    pub fn from_json(text: &str) -> Result<Results, ResultsError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(ResultsError::Json)?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            None => return Err(ResultsError::NotResults),
+            Some(s) if s != SCHEMA => return Err(ResultsError::Schema { found: s.to_string() }),
+            Some(_) => {}
+        }
+        serde_json::from_value(value).map_err(ResultsError::Malformed)
+    }
+}
+
+fn ratio(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        k as f64 / n as f64
+    }
+}

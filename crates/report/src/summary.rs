@@ -1,0 +1,131 @@
+//! The end-of-run summary for the terminal.
+
+use std::fmt::Write as _;
+
+use stats::Summary;
+
+use crate::format::{fmt_ms, fmt_rate};
+use crate::results::{Results, Status};
+
+/// The summary of a run, as plain text (no colour, stable for tests).
+pub fn summary(r: &Results) -> String {
+    let mut out = String::new();
+    let t = &r.totals;
+    let status = match r.status {
+        Status::Completed => "completed",
+        Status::Interrupted => "interrupted (Ctrl-C)",
+        Status::Aborted => "aborted (--abort-on-fail)",
+    };
+    let _ = writeln!(out, "throng {} model -> {}", r.model, r.target);
+    let _ = writeln!(out, "  {status} after {:.1}s of load, {} workers", r.duration_s, r.load.workers);
+    let _ = writeln!(out);
+    let pct = |n: u64| {
+        if t.requests == 0 {
+            String::new()
+        } else {
+            format!(" ({:.2}%)", n as f64 * 100.0 / t.requests as f64)
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  requests  {} sent, {} ok, {} failed{}, {} dropped",
+        t.requests,
+        t.ok,
+        t.errors,
+        pct(t.errors),
+        t.dropped
+    );
+    let planned = match (r.load.rate, r.load.vus) {
+        (Some(rate), _) => format!(" (planned {})", fmt_rate(rate)),
+        (_, Some(vus)) => format!(" with {vus} users"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "  rate      {}{planned}", fmt_rate(t.rate));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
+    );
+    let mut row = |label: &str, s: &Summary, always: bool| {
+        if !always && s.max == 0.0 && s.min == 0.0 {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<28}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+            label,
+            fmt_ms(s.min),
+            fmt_ms(s.mean),
+            fmt_ms(s.p50),
+            fmt_ms(s.p90),
+            fmt_ms(s.p95),
+            fmt_ms(s.p99),
+            fmt_ms(s.p999),
+            fmt_ms(s.max)
+        );
+    };
+    row("latency (from intended send)", &r.latency_ms, true);
+    row("service (from actual send)", &r.service_ms, true);
+    row("generator lag", &r.lag_ms, true);
+    row("connect", &r.connect_ms, false);
+    row("tls handshake", &r.tls_ms, false);
+    row("time to first byte", &r.ttfb_ms, false);
+
+    let kinds: Vec<_> = r.errors.nonzero().collect();
+    if !kinds.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  errors");
+        for (kind, n) in kinds {
+            let example = r
+                .error_examples
+                .get(kind.as_str())
+                .map(|e| format!("  e.g. {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    {:<18}{n:>9}{example}", kind.as_str());
+        }
+    }
+
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  {:<30}{:>10}{:>9}{:>9}{:>9}  status",
+        "endpoint", "requests", "failed", "p50", "p99"
+    );
+    for (name, e) in &r.endpoints {
+        let status: Vec<String> = e.status.iter().map(|(code, n)| format!("{code}:{n}")).collect();
+        let _ = writeln!(
+            out,
+            "  {:<30}{:>10}{:>9}{:>9}{:>9}  {}",
+            name,
+            e.requests,
+            e.errors,
+            fmt_ms(e.latency_ms.p50),
+            fmt_ms(e.latency_ms.p99),
+            status.join(" ")
+        );
+    }
+
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  thresholds");
+        for th in &r.thresholds {
+            let verdict = if th.ok { "pass" } else { "FAIL" };
+            let _ = writeln!(out, "    {verdict}  {:<30} actual {}", th.expr, th.actual_text);
+        }
+    }
+
+    if r.generator.saturated {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  WARNING: the generator, not the target, may have been the limit:");
+        for reason in &r.generator.reasons {
+            let _ = writeln!(out, "    - {reason}");
+        }
+        let _ = writeln!(
+            out,
+            "    Latency is still measured from the intended send times, but the target was offered \
+             less load than planned.\n    Try more --workers, a higher --max-in-flight, or more machines."
+        );
+    }
+    out
+}

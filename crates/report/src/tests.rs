@@ -1,0 +1,150 @@
+//! Unit tests: the results file and the summary text.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use analysis::Threshold;
+use expect_test::expect;
+use stats::{ErrorKind, Outcome, Phases, Sample, Stats};
+
+use crate::*;
+
+fn sample_stats() -> Stats {
+    let mut s = Stats::new(["GET /".to_string()]);
+    for i in 0..1000u64 {
+        let outcome = match i % 100 {
+            0 => Outcome::Response { status: 503 },
+            1 => Outcome::Failed(ErrorKind::Reset),
+            _ => Outcome::Response { status: 200 },
+        };
+        s.record(&Sample {
+            endpoint: 0,
+            due: Duration::from_millis(i * 10),
+            lag: Duration::from_micros(i % 7 * 10),
+            service: Duration::from_micros(1000 + (i % 50) * 100),
+            phases: Phases { connect: (i < 4).then_some(Duration::from_micros(150)), tls: None, ttfb: Some(Duration::from_micros(900)) },
+            outcome,
+        });
+    }
+    s.record_dropped(0, Duration::from_millis(9_999));
+    s
+}
+
+fn sample_results() -> Results {
+    let stats = sample_stats();
+    let duration = Duration::from_secs(10);
+    let thresholds: Vec<_> = ["p99<10ms", "errors<1%"]
+        .iter()
+        .map(|e| Threshold::parse(e).unwrap().evaluate(&stats, duration))
+        .collect();
+    let info = RunInfo {
+        command: "throng run --url http://127.0.0.1:8080/ --rate 100 --duration 10s".into(),
+        target: "http://127.0.0.1:8080/".into(),
+        model: "open".into(),
+        load: LoadInfo {
+            rate: Some(100.0),
+            vus: None,
+            stages: vec![],
+            duration_s: Some(10.0),
+            max_requests: None,
+            arrivals: Some("uniform".into()),
+            max_in_flight: Some(1000),
+            think_ms: None,
+            timeout_ms: 30_000.0,
+            workers: 2,
+        },
+        started_at: "2026-11-24T09:00:00Z".into(),
+        duration,
+        status: Status::Completed,
+        first_errors: BTreeMap::from([("reset".to_string(), "connection reset by peer".to_string())]),
+    };
+    Results::new(info, stats, &thresholds)
+}
+
+#[test]
+fn totals_pin_their_meaning() {
+    let r = sample_results();
+    let t = r.totals;
+    // 1000 sent: 10 answered 503, 10 reset, 980 ok; one arrival dropped.
+    assert_eq!((t.requests, t.ok, t.errors, t.dropped), (1000, 980, 20, 1));
+    assert_eq!(t.error_rate, 0.02);
+    // rate = requests sent / seconds of load.
+    assert_eq!(t.rate, 100.0);
+    assert!(r.generator.saturated, "a dropped arrival means the generator fell short");
+    assert_eq!(r.timeline.len(), 10);
+    assert_eq!(r.timeline[0].requests, 100);
+    assert_eq!(r.timeline[9].dropped, 1);
+}
+
+#[test]
+fn results_round_trip_and_keep_the_schema() {
+    let r = sample_results();
+    let text = r.to_json();
+    assert!(text.contains("\"schema\": \"throng.results/v1\""));
+    let back = Results::from_json(&text).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn results_from_other_schemas_are_refused_clearly() {
+    let err = |t: &str| Results::from_json(t).unwrap_err().to_string();
+    expect![[r#"written with schema "throng.results/v2"; this throng reads "throng.results/v1" (use the throng version that wrote it)"#]]
+        .assert_eq(&err(r#"{"schema":"throng.results/v2"}"#));
+    expect![[r#"not a throng results file (it has no "schema" field)"#]].assert_eq(&err(r#"{"requests":1}"#));
+    expect!["not a JSON file: expected value at line 1 column 1"].assert_eq(&err("requests: 1"));
+    assert!(err(r#"{"schema":"throng.results/v1"}"#).starts_with("malformed throng.results/v1 file: missing field"));
+}
+
+#[test]
+fn summary_reads_well() {
+    expect![[r#"
+        throng open model -> http://127.0.0.1:8080/
+          completed after 10.0s of load, 2 workers
+
+          requests  1000 sent, 980 ok, 20 failed (2.00%), 1 dropped
+          rate      100.0/s (planned 100.0/s)
+
+                                            min     mean      p50      p90      p95      p99    p99.9      max
+          latency (from intended send)   1.00ms   3.50ms   3.51ms   5.50ms   5.73ms   5.93ms   5.96ms   5.96ms
+          service (from actual send)     1.00ms   3.47ms   3.50ms   5.50ms   5.70ms   5.90ms   5.90ms   5.90ms
+          generator lag                  0.00ms   0.03ms   0.03ms   0.06ms   0.06ms   0.06ms   0.06ms   0.06ms
+          connect                        0.15ms   0.15ms   0.15ms   0.15ms   0.15ms   0.15ms   0.15ms   0.15ms
+          time to first byte             0.90ms   0.90ms   0.90ms   0.90ms   0.90ms   0.90ms   0.90ms   0.90ms
+
+          errors
+            reset                    10  e.g. connection reset by peer
+            http_5xx                 10
+            dropped                   1
+
+          endpoint                        requests   failed      p50      p99  status
+          GET /                               1000       20   3.51ms   5.93ms  200:980 503:10
+
+          thresholds
+            pass  p99<10ms                       actual 5.93ms
+            FAIL  errors<1%                      actual 2.00%
+
+          WARNING: the generator, not the target, may have been the limit:
+            - 1 arrivals were dropped because the in-flight limit was reached
+            Latency is still measured from the intended send times, but the target was offered less load than planned.
+            Try more --workers, a higher --max-in-flight, or more machines.
+    "#]]
+    .assert_eq(&summary(&sample_results()));
+}
+
+#[test]
+fn progress_line_reads_well() {
+    let v = ProgressView {
+        elapsed_s: 12.2,
+        total_s: Some(30.0),
+        rate: 499.94,
+        p50_ms: Some(1.1),
+        p99_ms: Some(4.5),
+        requests: 6000,
+        errors: 3,
+        dropped: 0,
+        in_flight: 3,
+        vus: None,
+    };
+    expect!["[ 12s/30s]    499.9/s  p50 1.10ms  p99 4.50ms  requests 6000  errors 3 (0.05%)  in-flight 3"]
+        .assert_eq(&progress_line(&v));
+}
