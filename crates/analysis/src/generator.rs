@@ -9,7 +9,11 @@ pub const LAG_P99_LIMIT_MS: f64 = 1.0;
 /// empty when it kept up.
 pub fn generator_limits(stats: &Stats) -> Vec<String> {
     let mut reasons = Vec::new();
-    let lag_p99 = if stats.lag.count() == 0 { 0.0 } else { stats.lag.quantile_ms(0.99) };
+    let lag_p99 = if stats.lag.count() == 0 {
+        0.0
+    } else {
+        stats.lag.quantile_ms(0.99)
+    };
     if lag_p99 > LAG_P99_LIMIT_MS {
         reasons.push(format!(
             "requests went out late: generator lag p99 was {lag_p99:.2}ms (over {LAG_P99_LIMIT_MS}ms)"

@@ -33,8 +33,15 @@ fn run(latencies_ms: &[u64], failures: u64) -> Stats {
 }
 
 fn eval(expr: &str, stats: &Stats) -> String {
-    let r = Threshold::parse(expr).unwrap().evaluate(stats, Duration::from_secs(10));
-    format!("{} {} {}", if r.ok { "held" } else { "FAILED" }, r.expr, r.actual_text)
+    let r = Threshold::parse(expr)
+        .unwrap()
+        .evaluate(stats, Duration::from_secs(10));
+    format!(
+        "{} {} {}",
+        if r.ok { "held" } else { "FAILED" },
+        r.expr,
+        r.actual_text
+    )
 }
 
 #[test]
@@ -68,8 +75,15 @@ fn latency_threshold_without_responses_fails() {
 
 #[test]
 fn percentile_shorthands() {
-    for (expr, q) in [("p999<1s", 0.999), ("p99.9<1s", 0.999), ("p90<1s", 0.9), ("p9999<1s", 0.9999)] {
-        let Metric::Quantile(got) = Threshold::parse(expr).unwrap().metric else { panic!("{expr}") };
+    for (expr, q) in [
+        ("p999<1s", 0.999),
+        ("p99.9<1s", 0.999),
+        ("p90<1s", 0.9),
+        ("p9999<1s", 0.9999),
+    ] {
+        let Metric::Quantile(got) = Threshold::parse(expr).unwrap().metric else {
+            panic!("{expr}")
+        };
         assert!((got - q).abs() < 1e-12, "{expr}: {got}");
     }
 }
@@ -77,14 +91,20 @@ fn percentile_shorthands() {
 #[test]
 fn bad_thresholds_explain_themselves() {
     let e = |s: &str| Threshold::parse(s).unwrap_err().to_string();
-    expect![[r#"invalid threshold "p99<300": a latency needs a unit: write 300ms or 300s"#]].assert_eq(&e("p99<300"));
-    expect![[r#"invalid threshold "p99 300ms": no comparison: write e.g. p99<300ms, errors<1%, rate>450"#]]
-        .assert_eq(&e("p99 300ms"));
+    expect![[r#"invalid threshold "p99<300": a latency needs a unit: write 300ms or 300s"#]]
+        .assert_eq(&e("p99<300"));
+    expect![[
+        r#"invalid threshold "p99 300ms": no comparison: write e.g. p99<300ms, errors<1%, rate>450"#
+    ]]
+    .assert_eq(&e("p99 300ms"));
     expect![[r#"invalid threshold "erors<1%": unknown metric "erors" (did you mean errors?): use p50..p99.9, median, mean, min, max, errors, rate, requests or dropped"#]]
         .assert_eq(&e("erors<1%"));
-    expect![[r#"invalid threshold "rate>1%": rate takes a plain number, not "%""#]].assert_eq(&e("rate>1%"));
-    expect![[r#"invalid threshold "p101<1s": "p101" is not a percentile: write p50, p90, p99, p99.9 ..."#]]
-        .assert_eq(&e("p101<1s"));
+    expect![[r#"invalid threshold "rate>1%": rate takes a plain number, not "%""#]]
+        .assert_eq(&e("rate>1%"));
+    expect![[
+        r#"invalid threshold "p101<1s": "p101" is not a percentile: write p50, p90, p99, p99.9 ..."#
+    ]]
+    .assert_eq(&e("p101<1s"));
 }
 
 #[test]
@@ -95,7 +115,10 @@ fn wilson_interval_matches_known_values() {
     assert!((hi - 0.00192).abs() < 0.00002, "{hi}");
     // 50 in 100: centred, about +-9.6%.
     let (lo, hi) = wilson(50, 100);
-    assert!((lo - 0.404).abs() < 0.002 && (hi - 0.596).abs() < 0.002, "{lo} {hi}");
+    assert!(
+        (lo - 0.404).abs() < 0.002 && (hi - 0.596).abs() < 0.002,
+        "{lo} {hi}"
+    );
     assert_eq!(wilson(0, 0), (0.0, 1.0));
 }
 
@@ -108,5 +131,7 @@ fn error_rate_threshold_is_clearly_lost_only_with_evidence() {
     let t = Threshold::parse("errors<10").unwrap();
     assert!(!t.clearly_lost(5, 9));
     assert!(t.clearly_lost(5, 10));
-    assert!(!Threshold::parse("p99<1ms").unwrap().clearly_lost(1000, 1000));
+    assert!(!Threshold::parse("p99<1ms")
+        .unwrap()
+        .clearly_lost(1000, 1000));
 }

@@ -104,14 +104,21 @@ impl Threshold {
             why,
         };
         let text = expr.trim();
-        let op_at = text
-            .find(['<', '>', '=', '!'])
-            .ok_or_else(|| err("no comparison: write e.g. p99<300ms, errors<1%, rate>450".into()))?;
+        let op_at = text.find(['<', '>', '=', '!']).ok_or_else(|| {
+            err("no comparison: write e.g. p99<300ms, errors<1%, rate>450".into())
+        })?;
         let (lhs, rest) = text.split_at(op_at);
-        let (op, rhs) = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)]
-            .into_iter()
-            .find_map(|(sym, op)| rest.strip_prefix(sym).map(|r| (op, r)))
-            .ok_or_else(|| err("unknown comparison: use <, <=, >, >=, == or !=".into()))?;
+        let (op, rhs) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find_map(|(sym, op)| rest.strip_prefix(sym).map(|r| (op, r)))
+        .ok_or_else(|| err("unknown comparison: use <, <=, >, >=, == or !=".into()))?;
         let lhs = lhs.trim();
         let (name, endpoint) = match lhs.split_once('(') {
             Some((name, ep)) => {
@@ -139,7 +146,9 @@ impl Threshold {
                 "us" | "µs" => Ok(value / 1000.0),
                 "ms" => Ok(value),
                 "s" => Ok(value * 1000.0),
-                "" => Err(err(format!("a latency needs a unit: write {value}ms or {value}s"))),
+                "" => Err(err(format!(
+                    "a latency needs a unit: write {value}ms or {value}s"
+                ))),
                 other => Err(err(format!("unknown time unit {other:?}: use us, ms or s"))),
             }
         };
@@ -216,11 +225,18 @@ impl Threshold {
             Metric::Dropped => count(counts.dropped()),
             Metric::Rate => {
                 let secs = duration.as_secs_f64();
-                let rate = if secs > 0.0 { counts.requests as f64 / secs } else { 0.0 };
+                let rate = if secs > 0.0 {
+                    counts.requests as f64 / secs
+                } else {
+                    0.0
+                };
                 (rate, format!("{rate:.1}/s"))
             }
         };
-        let latency = matches!(self.metric, Metric::Quantile(_) | Metric::Mean | Metric::Min | Metric::Max);
+        let latency = matches!(
+            self.metric,
+            Metric::Quantile(_) | Metric::Mean | Metric::Min | Metric::Max
+        );
         // A latency threshold on a run with no responses did not hold: there
         // is nothing to show it did.
         let ok = !(latency && empty) && self.op.holds(actual, self.limit);
@@ -228,7 +244,11 @@ impl Threshold {
             expr: self.expr.clone(),
             ok,
             actual,
-            actual_text: if latency && empty { "no responses".into() } else { text },
+            actual_text: if latency && empty {
+                "no responses".into()
+            } else {
+                text
+            },
         }
     }
 
@@ -282,7 +302,9 @@ fn parse_quantile(digits: &str) -> Option<f64> {
 }
 
 fn suggest(word: &str) -> Option<&'static str> {
-    const NAMES: [&str; 9] = ["p99", "median", "mean", "min", "max", "errors", "rate", "requests", "dropped"];
+    const NAMES: [&str; 9] = [
+        "p99", "median", "mean", "min", "max", "errors", "rate", "requests", "dropped",
+    ];
     NAMES.into_iter().find(|n| {
         let close = strsim(word, n);
         close <= 2

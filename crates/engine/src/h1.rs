@@ -88,13 +88,21 @@ impl Connection for H1Conn {
             f.stale = reused;
             f
         };
-        self.io.write_all(&req.h1).await.map_err(|e| stale(read_failure(e)))?;
+        self.io
+            .write_all(&req.h1)
+            .await
+            .map_err(|e| stale(read_failure(e)))?;
         self.io.flush().await.map_err(|e| stale(read_failure(e)))?;
         self.buf.clear();
 
         // The head: status line and headers, skipping 1xx interim responses.
         let (status, head_len, framing) = loop {
-            if self.fill().await.map_err(|f| if self.buf.is_empty() { stale(f) } else { f })? == 0 {
+            if self
+                .fill()
+                .await
+                .map_err(|f| if self.buf.is_empty() { stale(f) } else { f })?
+                == 0
+            {
                 let mut f = Failure::new(ErrorKind::Reset);
                 f.stale = reused && self.buf.is_empty();
                 return Err(f);

@@ -52,9 +52,10 @@ impl Connector for H2Connector {
                 std::io::Error::other("the server did not agree to HTTP/2 (ALPN h2)"),
             ));
         }
-        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
         tokio::task::spawn_local(conn);
         *self.shared.borrow_mut() = Some(send.clone());
         Ok(H2Conn {
@@ -87,8 +88,13 @@ impl Connection for H2Conn {
     async fn exchange(&mut self, req: &Request, phases: &mut Phases) -> Result<Response, Failure> {
         let t0 = Instant::now();
         let spec = &req.spec;
-        let uri = format!("{}://{}{}", self.scheme, spec.authority, spec.path_and_query);
-        let mut builder = http::Request::builder().method(spec.method.clone()).uri(uri);
+        let uri = format!(
+            "{}://{}{}",
+            self.scheme, spec.authority, spec.path_and_query
+        );
+        let mut builder = http::Request::builder()
+            .method(spec.method.clone())
+            .uri(uri);
         for (name, value) in &spec.headers {
             if !name.eq_ignore_ascii_case("host") {
                 builder = builder.header(name.as_str(), value.as_str());

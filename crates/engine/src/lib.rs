@@ -92,8 +92,12 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
         Scheme::Http => None,
         Scheme::Https => {
             let connector = tls_connector(&spec.tls, http2).map_err(EngineError::Tls)?;
-            let name = rustls_pki_types::ServerName::try_from(spec.host.clone())
-                .map_err(|e| EngineError::Tls(format!("{:?} is not a valid TLS server name: {e}", spec.host)))?;
+            let name = rustls_pki_types::ServerName::try_from(spec.host.clone()).map_err(|e| {
+                EngineError::Tls(format!(
+                    "{:?} is not a valid TLS server name: {e}",
+                    spec.host
+                ))
+            })?;
             Some(TlsTarget { connector, name })
         }
     };
@@ -121,8 +125,13 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             progress_every,
             spin: Duration::from_millis(1),
         };
-        let (dialer, request, endpoints, control, tx) =
-            (dialer.clone(), request.clone(), endpoints.clone(), control.clone(), tx.clone());
+        let (dialer, request, endpoints, control, tx) = (
+            dialer.clone(),
+            request.clone(),
+            endpoints.clone(),
+            control.clone(),
+            tx.clone(),
+        );
         let scheme = match spec.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -130,16 +139,25 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 let local = tokio::task::LocalSet::new();
                 let out = if http2 {
                     let connector = H2Connector::new(dialer, scheme);
-                    local.block_on(&rt, run_worker(cfg, connector, request, endpoints, control, tx.clone()))
+                    local.block_on(
+                        &rt,
+                        run_worker(cfg, connector, request, endpoints, control, tx.clone()),
+                    )
                 } else {
                     let connector = H1Connector { dialer };
-                    local.block_on(&rt, run_worker(cfg, connector, request, endpoints, control, tx.clone()))
+                    local.block_on(
+                        &rt,
+                        run_worker(cfg, connector, request, endpoints, control, tx.clone()),
+                    )
                 };
                 let _ = tx.send(Event::Done(Box::new(out)));
             })

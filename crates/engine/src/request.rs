@@ -39,8 +39,8 @@ impl Request {
         for (name, value) in &spec.headers {
             header(name, value);
         }
-        let wants_length = !spec.body.is_empty()
-            || matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH");
+        let wants_length =
+            !spec.body.is_empty() || matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH");
         if wants_length && !spec.has_header("content-length") {
             header("Content-Length", &spec.body.len().to_string());
         }

@@ -19,7 +19,11 @@ fn decode_in_pieces(input: &[u8], piece: usize) -> Result<(u64, usize), BadChunk
 fn chunked_bodies_decode_in_any_split() {
     let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
     for piece in 1..body.len() {
-        assert_eq!(decode_in_pieces(body, piece), Ok((23, body.len() - 4)), "piece {piece}");
+        assert_eq!(
+            decode_in_pieces(body, piece),
+            Ok((23, body.len() - 4)),
+            "piece {piece}"
+        );
     }
 }
 
@@ -27,7 +31,10 @@ fn chunked_bodies_decode_in_any_split() {
 fn chunked_framing_errors_are_caught() {
     assert_eq!(decode_in_pieces(b"zz\r\n", 64), Err(BadChunk));
     assert_eq!(decode_in_pieces(b"3\r\nabcX\r\n", 64), Err(BadChunk));
-    assert_eq!(decode_in_pieces(b"ffffffffffffffffff\r\n", 64), Err(BadChunk));
+    assert_eq!(
+        decode_in_pieces(b"ffffffffffffffffff\r\n", 64),
+        Err(BadChunk)
+    );
 }
 
 mod sim {
@@ -43,14 +50,21 @@ mod sim {
     use tokio::sync::mpsc;
     use tokio::time::{sleep_until, Instant};
 
-    use crate::{run_worker, Connection, Connector, Control, Failure, Request, Response, WorkerConfig, WorkerOutput};
+    use crate::{
+        run_worker, Connection, Connector, Control, Failure, Request, Response, WorkerConfig,
+        WorkerOutput,
+    };
 
     /// How the simulated server behaves.
     #[derive(Clone, Copy)]
     enum Behaviour {
         /// Answers after `service`, but freezes for `stall` out of every
         /// `period` (answers queued during a freeze come out at its end).
-        Stalling { service: Duration, stall: Duration, period: Duration },
+        Stalling {
+            service: Duration,
+            stall: Duration,
+            period: Duration,
+        },
         /// Never answers.
         Silent,
         /// Answers with a status after `service`.
@@ -72,7 +86,10 @@ mod sim {
         type Conn = SimConn;
         async fn connect(&self, _: &mut Phases) -> Result<SimConn, Failure> {
             self.connects.set(self.connects.get() + 1);
-            Ok(SimConn { start: self.start, behaviour: self.behaviour })
+            Ok(SimConn {
+                start: self.start,
+                behaviour: self.behaviour,
+            })
         }
     }
 
@@ -80,12 +97,23 @@ mod sim {
         async fn exchange(&mut self, _: &Request, _: &mut Phases) -> Result<Response, Failure> {
             let now = Instant::now();
             match self.behaviour {
-                Behaviour::Stalling { service, stall, period } => {
+                Behaviour::Stalling {
+                    service,
+                    stall,
+                    period,
+                } => {
                     let t = now - self.start;
                     let into = Duration::from_nanos((t.as_nanos() % period.as_nanos()) as u64);
-                    let ready = if into < stall { now + (stall - into) } else { now };
+                    let ready = if into < stall {
+                        now + (stall - into)
+                    } else {
+                        now
+                    };
                     sleep_until(ready + service).await;
-                    Ok(Response { status: 200, body_bytes: 0 })
+                    Ok(Response {
+                        status: 200,
+                        body_bytes: 0,
+                    })
                 }
                 Behaviour::Silent => {
                     std::future::pending::<()>().await;
@@ -93,7 +121,10 @@ mod sim {
                 }
                 Behaviour::Status { service, status } => {
                     sleep_until(now + service).await;
-                    Ok(Response { status, body_bytes: 0 })
+                    Ok(Response {
+                        status,
+                        body_bytes: 0,
+                    })
                 }
             }
         }
@@ -111,7 +142,11 @@ mod sim {
     }
 
     fn open(rate: Profile) -> Model {
-        Model::Open { rate, arrivals: Arrivals::Uniform, max_in_flight: 100_000 }
+        Model::Open {
+            rate,
+            arrivals: Arrivals::Uniform,
+            max_in_flight: 100_000,
+        }
     }
 
     fn secs(s: u64) -> Duration {
@@ -125,7 +160,11 @@ mod sim {
     async fn run(setup: Setup) -> (WorkerOutput, u64) {
         let start = Instant::now() + ms(10);
         let connects = Rc::new(Cell::new(0));
-        let sim = Sim { start, behaviour: setup.behaviour, connects: connects.clone() };
+        let sim = Sim {
+            start,
+            behaviour: setup.behaviour,
+            connects: connects.clone(),
+        };
         let cfg = WorkerConfig {
             index: 0,
             workers: 1,
@@ -142,13 +181,24 @@ mod sim {
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
         let out = local
-            .run_until(run_worker(cfg, sim, request, vec!["GET /".into()], Control::default(), tx))
+            .run_until(run_worker(
+                cfg,
+                sim,
+                request,
+                vec!["GET /".into()],
+                Control::default(),
+                tx,
+            ))
             .await;
         (out, connects.get())
     }
 
     fn stalling() -> Behaviour {
-        Behaviour::Stalling { service: ms(1), stall: secs(1), period: secs(5) }
+        Behaviour::Stalling {
+            service: ms(1),
+            stall: secs(1),
+            period: secs(5),
+        }
     }
 
     fn within(actual: f64, expected: f64, tolerance: f64) {
@@ -196,7 +246,10 @@ mod sim {
     #[tokio::test(start_paused = true)]
     async fn closed_model_shows_the_classic_under_reporting() {
         let (out, _) = run(Setup {
-            model: Model::Closed { vus: Profile::constant(10.0, Some(secs(20))), think: Duration::ZERO },
+            model: Model::Closed {
+                vus: Profile::constant(10.0, Some(secs(20))),
+                think: Duration::ZERO,
+            },
             behaviour: stalling(),
             max_requests: None,
             timeout: secs(30),
@@ -215,13 +268,21 @@ mod sim {
     async fn open_model_rate_follows_stages_exactly() {
         let (out, connects) = run(Setup {
             model: open(parse_stages("100:2s,100:2s,0:2s").unwrap()),
-            behaviour: Behaviour::Status { service: ms(5), status: 200 },
+            behaviour: Behaviour::Status {
+                service: ms(5),
+                status: 200,
+            },
             max_requests: None,
             timeout: secs(30),
             grace: secs(5),
         })
         .await;
-        let per_second: Vec<u64> = out.stats.timeline.iter().map(|b| b.counts.requests).collect();
+        let per_second: Vec<u64> = out
+            .stats
+            .timeline
+            .iter()
+            .map(|b| b.counts.requests)
+            .collect();
         assert_eq!(per_second, vec![25, 75, 100, 100, 75, 25]);
         // Requests 10 ms apart at most take 5 ms each: one connection suffices.
         assert_eq!(connects, 1);
@@ -265,8 +326,14 @@ mod sim {
     #[tokio::test(start_paused = true)]
     async fn closed_users_think_between_requests() {
         let (out, _) = run(Setup {
-            model: Model::Closed { vus: Profile::constant(5.0, Some(secs(2))), think: ms(100) },
-            behaviour: Behaviour::Status { service: Duration::ZERO, status: 503 },
+            model: Model::Closed {
+                vus: Profile::constant(5.0, Some(secs(2))),
+                think: ms(100),
+            },
+            behaviour: Behaviour::Status {
+                service: Duration::ZERO,
+                status: 503,
+            },
             max_requests: None,
             timeout: secs(30),
             grace: secs(5),
@@ -281,14 +348,25 @@ mod sim {
     #[tokio::test(start_paused = true)]
     async fn closed_users_ramp_with_stages() {
         let (out, _) = run(Setup {
-            model: Model::Closed { vus: parse_stages("10:1s,10:1s").unwrap(), think: ms(100) },
-            behaviour: Behaviour::Status { service: Duration::ZERO, status: 200 },
+            model: Model::Closed {
+                vus: parse_stages("10:1s,10:1s").unwrap(),
+                think: ms(100),
+            },
+            behaviour: Behaviour::Status {
+                service: Duration::ZERO,
+                status: 200,
+            },
             max_requests: None,
             timeout: secs(30),
             grace: secs(5),
         })
         .await;
-        let per_second: Vec<u64> = out.stats.timeline.iter().map(|b| b.counts.requests).collect();
+        let per_second: Vec<u64> = out
+            .stats
+            .timeline
+            .iter()
+            .map(|b| b.counts.requests)
+            .collect();
         // Ramping 0 -> 10 users averages ~5 users x 10 req/s; then 10 x 10.
         within(per_second[0] as f64, 50.0, 0.15);
         assert_eq!(per_second[1], 100);
@@ -298,7 +376,10 @@ mod sim {
     async fn request_bound_stops_both_models_exactly() {
         let (out, _) = run(Setup {
             model: open(Profile::constant(1000.0, None)),
-            behaviour: Behaviour::Status { service: ms(1), status: 200 },
+            behaviour: Behaviour::Status {
+                service: ms(1),
+                status: 200,
+            },
             max_requests: Some(250),
             timeout: secs(30),
             grace: secs(5),
@@ -308,8 +389,14 @@ mod sim {
         // The load lasted until the last arrival: 249.5 ms.
         assert_eq!(out.load_end, Duration::from_micros(249_500));
         let (out, _) = run(Setup {
-            model: Model::Closed { vus: Profile::constant(7.0, None), think: Duration::ZERO },
-            behaviour: Behaviour::Status { service: ms(1), status: 200 },
+            model: Model::Closed {
+                vus: Profile::constant(7.0, None),
+                think: Duration::ZERO,
+            },
+            behaviour: Behaviour::Status {
+                service: ms(1),
+                status: 200,
+            },
             max_requests: Some(100),
             timeout: secs(30),
             grace: secs(5),

@@ -54,7 +54,7 @@ pub struct WorkerConfig {
 #[derive(Debug)]
 pub enum Event {
     /// Numbers since the last report.
-    Progress(Progress),
+    Progress(Box<Progress>),
     /// The worker finished; its statistics.
     Done(Box<WorkerOutput>),
 }
@@ -152,14 +152,17 @@ impl<C: Connector> Shared<C> {
     }
 
     /// Sends one request due at `due` on `conn` (opening one if needed) and
-    /// records the outcome.
-    async fn send_one(&self, conn: &mut Option<C::Conn>, due: Instant) {
+    /// records the outcome. `None` means due now: in the closed model the
+    /// intended send time is the actual one, so lag is zero by definition.
+    async fn send_one(&self, conn: &mut Option<C::Conn>, due: Option<Instant>) {
         let sent = Instant::now();
+        let due = due.unwrap_or(sent);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
         self.in_flight.set(self.in_flight.get() + 1);
         let end = {
-            let attempt = tokio::time::timeout(self.timeout, self.attempt(conn, &mut phases, &connecting));
+            let attempt =
+                tokio::time::timeout(self.timeout, self.attempt(conn, &mut phases, &connecting));
             tokio::select! {
                 biased;
                 r = attempt => match r {
@@ -172,7 +175,9 @@ impl<C: Connector> Shared<C> {
         self.in_flight.set(self.in_flight.get() - 1);
         let done = Instant::now();
         let outcome = match end {
-            End::Done(Ok(resp)) => Outcome::Response { status: resp.status },
+            End::Done(Ok(resp)) => Outcome::Response {
+                status: resp.status,
+            },
             End::Done(Err(failure)) => {
                 *conn = None;
                 if let Some(detail) = failure.detail {
@@ -255,7 +260,9 @@ pub async fn run_worker<C: Connector + 'static>(
     control: Control,
     events: mpsc::UnboundedSender<Event>,
 ) -> WorkerOutput {
-    let budget = cfg.max_requests.map(|n| plan::share(n, cfg.workers, cfg.index));
+    let budget = cfg
+        .max_requests
+        .map(|n| plan::share(n, cfg.workers, cfg.index));
     let sh = Rc::new(Shared {
         connector,
         request,
@@ -273,7 +280,8 @@ pub async fn run_worker<C: Connector + 'static>(
     let vus = Rc::new(Cell::new(0usize));
 
     let ticker = tokio::task::spawn_local({
-        let (sh, vus, events, every) = (sh.clone(), vus.clone(), events.clone(), cfg.progress_every);
+        let (sh, vus, events, every) =
+            (sh.clone(), vus.clone(), events.clone(), cfg.progress_every);
         async move {
             let mut next = sh.start + every;
             loop {
@@ -286,7 +294,7 @@ pub async fn run_worker<C: Connector + 'static>(
                     in_flight: sh.in_flight.get(),
                     vus: vus.get(),
                 };
-                if events.send(Event::Progress(progress)).is_err() {
+                if events.send(Event::Progress(Box::new(progress))).is_err() {
                     break;
                 }
             }
@@ -300,11 +308,21 @@ pub async fn run_worker<C: Connector + 'static>(
             arrivals,
             max_in_flight,
         } => {
-            let schedule = ArrivalSchedule::new(rate.clone(), *arrivals, cfg.index, cfg.workers, budget, cfg.seed);
+            let schedule = ArrivalSchedule::new(
+                rate.clone(),
+                *arrivals,
+                cfg.index,
+                cfg.workers,
+                budget,
+                cfg.seed,
+            );
             let share = max_in_flight.div_ceil(cfg.workers).max(1);
             open_loop(&sh, schedule, share, rate.duration(), cfg.spin).await
         }
-        Model::Closed { vus: profile, think } => closed_loop(&sh, profile, *think, &cfg, &vus).await,
+        Model::Closed {
+            vus: profile,
+            think,
+        } => closed_loop(&sh, profile, *think, &cfg, &vus).await,
     };
     sh.end.cancel();
 
@@ -324,12 +342,12 @@ pub async fn run_worker<C: Connector + 'static>(
     }
     ticker.abort();
     let interval = sh.recorder.borrow_mut().take_interval();
-    let _ = events.send(Event::Progress(Progress {
+    let _ = events.send(Event::Progress(Box::new(Progress {
         worker: cfg.index,
         interval,
         in_flight: 0,
         vus: 0,
-    }));
+    })));
 
     let stopped = control.stop.is_cancelled();
     let first_errors = sh.first_errors.take();
@@ -435,7 +453,7 @@ async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: R
     loop {
         slot.wake.notified().await;
         let Some(due) = slot.job.take() else { break };
-        sh.send_one(&mut conn, due).await;
+        sh.send_one(&mut conn, Some(due)).await;
         if pool.closing.get() {
             break;
         }
@@ -513,7 +531,7 @@ async fn virtual_user<C: Connector>(
             sh.end.cancel();
             break;
         }
-        sh.send_one(&mut conn, Instant::now()).await;
+        sh.send_one(&mut conn, None).await;
         if !think.is_zero() {
             tokio::select! {
                 biased;
@@ -527,4 +545,3 @@ async fn virtual_user<C: Connector>(
         *r = false;
     }
 }
-

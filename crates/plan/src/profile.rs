@@ -191,11 +191,18 @@ pub fn parse_stages(input: &str) -> Result<Profile, PlanError> {
             .parse()
             .map_err(|_| err(format!("stage {}: {target:?} is not a number", i + 1)))?;
         if !target.is_finite() || target < 0.0 {
-            return Err(err(format!("stage {}: the target must be 0 or more", i + 1)));
+            return Err(err(format!(
+                "stage {}: the target must be 0 or more",
+                i + 1
+            )));
         }
-        let duration = parse_duration(duration).map_err(|e| err(format!("stage {}: {e}", i + 1)))?;
+        let duration =
+            parse_duration(duration).map_err(|e| err(format!("stage {}: {e}", i + 1)))?;
         if duration.is_zero() {
-            return Err(err(format!("stage {}: the duration must be more than 0", i + 1)));
+            return Err(err(format!(
+                "stage {}: the duration must be more than 0",
+                i + 1
+            )));
         }
         stages.push(Stage { target, duration });
     }

@@ -83,7 +83,10 @@ impl RequestSpec {
                 "user:password@ in URLs is not supported; send -H 'Authorization: ...'",
             ));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(match scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
@@ -129,14 +132,18 @@ impl RequestSpec {
         let (name, value) = line.split_once(':').ok_or_else(|| err("there is no ':'"))?;
         let name = name.trim();
         let value = value.trim();
-        http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| err("the name is not a valid header name"))?;
-        http::HeaderValue::from_str(value).map_err(|_| err("the value has characters a header cannot hold"))?;
+        http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err("the name is not a valid header name"))?;
+        http::HeaderValue::from_str(value)
+            .map_err(|_| err("the value has characters a header cannot hold"))?;
         self.headers.push((name.to_string(), value.to_string()));
         Ok(self)
     }
 
     /// Whether a header of this name (any case) was given.
     pub fn has_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 }

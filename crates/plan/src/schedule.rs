@@ -47,7 +47,8 @@ impl ArrivalSchedule {
         seed: u64,
     ) -> ArrivalSchedule {
         let workers = workers.max(1);
-        let mut rng = fastrand::Rng::with_seed(seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng =
+            fastrand::Rng::with_seed(seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let stride = workers as f64;
         let mark = match arrivals {
             Arrivals::Uniform => worker as f64 + 0.5,

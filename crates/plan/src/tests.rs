@@ -73,7 +73,9 @@ fn uniform_rate_is_exact_per_second_and_evenly_spaced() {
     let all: Vec<_> = ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, None, 1).collect();
     assert_eq!(all.len(), 15_000);
     assert_eq!(all[0], ms(1)); // the middle of the first 2 ms slot
-    assert!(all.windows(2).all(|w| (w[1] - w[0]).as_secs_f64() - 0.002 < 1e-9));
+    assert!(all
+        .windows(2)
+        .all(|w| (w[1] - w[0]).as_secs_f64() - 0.002 < 1e-9));
     let counts = per_second(all.into_iter(), 30);
     assert!(counts.iter().all(|&c| c == 500), "{counts:?}");
 }
@@ -95,7 +97,10 @@ fn workers_split_uniform_arrivals_into_exactly_the_whole() {
 #[test]
 fn stage_ramp_pacing_follows_the_rate() {
     let p = parse_stages("1000:10s").unwrap();
-    let counts = per_second(ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, None, 1), 10);
+    let counts = per_second(
+        ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, None, 1),
+        10,
+    );
     // Second k of a ramp 0->1000 over 10 s holds the area 100k + 50.
     let expected: Vec<u64> = (0..10).map(|k| 100 * k + 50).collect();
     assert_eq!(counts, expected);
@@ -108,29 +113,48 @@ fn poisson_rate_matches_on_average_with_exponential_gaps() {
     let n = all.len() as f64;
     // 60,000 expected; a Poisson count has sd ~245, allow 4 sd.
     assert!((n - 60_000.0).abs() < 1_000.0, "{n}");
-    let gaps: Vec<f64> = all.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let gaps: Vec<f64> = all
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
     let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
     // Exponential: the standard deviation equals the mean.
     assert!((mean - 0.001).abs() < 0.00003, "{mean}");
-    assert!((var.sqrt() / mean - 1.0).abs() < 0.03, "{}", var.sqrt() / mean);
+    assert!(
+        (var.sqrt() / mean - 1.0).abs() < 0.03,
+        "{}",
+        var.sqrt() / mean
+    );
 }
 
 #[test]
 fn request_bound_caps_the_schedule() {
     let p = Profile::constant(100.0, None);
-    assert_eq!(ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, Some(250), 1).count(), 250);
+    assert_eq!(
+        ArrivalSchedule::new(p, Arrivals::Uniform, 0, 1, Some(250), 1).count(),
+        250
+    );
     assert_eq!(share(10, 3, 0) + share(10, 3, 1) + share(10, 3, 2), 10);
-    assert_eq!([share(10, 3, 0), share(10, 3, 1), share(10, 3, 2)], [4, 3, 3]);
+    assert_eq!(
+        [share(10, 3, 0), share(10, 3, 1), share(10, 3, 2)],
+        [4, 3, 3]
+    );
 }
 
 #[test]
 fn urls_resolve_to_host_port_and_name() {
     let r = RequestSpec::get("http://127.0.0.1:8080/api/items?page=2").unwrap();
-    assert_eq!((r.host.as_str(), r.port, r.name.as_str()), ("127.0.0.1", 8080, "GET /api/items"));
+    assert_eq!(
+        (r.host.as_str(), r.port, r.name.as_str()),
+        ("127.0.0.1", 8080, "GET /api/items")
+    );
     assert_eq!(r.path_and_query, "/api/items?page=2");
     let r = RequestSpec::get("https://[::1]").unwrap();
-    assert_eq!((r.host.as_str(), r.port, r.path_and_query.as_str()), ("::1", 443, "/"));
+    assert_eq!(
+        (r.host.as_str(), r.port, r.path_and_query.as_str()),
+        ("::1", 443, "/")
+    );
     expect![[r#"invalid URL "127.0.0.1:8080": it needs a scheme, e.g. http://127.0.0.1:8080/"#]]
         .assert_eq(&RequestSpec::get("127.0.0.1:8080").unwrap_err().to_string());
     expect![[r#"invalid header "X-Foo": there is no ':' (write -H 'Name: value')"#]]

@@ -35,7 +35,11 @@ pub fn progress_line(v: &ProgressView) -> String {
         (Some(p50), Some(p99)) => format!("p50 {}  p99 {}", fmt_ms(p50), fmt_ms(p99)),
         _ => "p50 -  p99 -".to_string(),
     };
-    let error_pct = if v.requests == 0 { 0.0 } else { v.errors as f64 * 100.0 / v.requests as f64 };
+    let error_pct = if v.requests == 0 {
+        0.0
+    } else {
+        v.errors as f64 * 100.0 / v.requests as f64
+    };
     let mut line = format!(
         "[{elapsed}{total}] {:>10}  {latency}  requests {}  errors {} ({error_pct:.2}%)",
         fmt_rate(v.rate),

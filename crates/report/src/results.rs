@@ -239,7 +239,11 @@ impl Results {
             errors: c.failed(),
             dropped: c.dropped(),
             error_rate: ratio(c.failed(), c.requests),
-            rate: if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
+            rate: if secs > 0.0 {
+                c.requests as f64 / secs
+            } else {
+                0.0
+            },
         };
         let endpoints = stats
             .endpoints
@@ -331,7 +335,11 @@ impl Results {
         let value: serde_json::Value = serde_json::from_str(text).map_err(ResultsError::Json)?;
         match value.get("schema").and_then(|s| s.as_str()) {
             None => return Err(ResultsError::NotResults),
-            Some(s) if s != SCHEMA => return Err(ResultsError::Schema { found: s.to_string() }),
+            Some(s) if s != SCHEMA => {
+                return Err(ResultsError::Schema {
+                    found: s.to_string(),
+                })
+            }
             Some(_) => {}
         }
         serde_json::from_value(value).map_err(ResultsError::Malformed)

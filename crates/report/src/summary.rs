@@ -17,7 +17,11 @@ pub fn summary(r: &Results) -> String {
         Status::Aborted => "aborted (--abort-on-fail)",
     };
     let _ = writeln!(out, "throng {} model -> {}", r.model, r.target);
-    let _ = writeln!(out, "  {status} after {:.1}s of load, {} workers", r.duration_s, r.load.workers);
+    let _ = writeln!(
+        out,
+        "  {status} after {:.1}s of load, {} workers",
+        r.duration_s, r.load.workers
+    );
     let _ = writeln!(out);
     let pct = |n: u64| {
         if t.requests == 0 {
@@ -93,7 +97,11 @@ pub fn summary(r: &Results) -> String {
         "endpoint", "requests", "failed", "p50", "p99"
     );
     for (name, e) in &r.endpoints {
-        let status: Vec<String> = e.status.iter().map(|(code, n)| format!("{code}:{n}")).collect();
+        let status: Vec<String> = e
+            .status
+            .iter()
+            .map(|(code, n)| format!("{code}:{n}"))
+            .collect();
         let _ = writeln!(
             out,
             "  {:<30}{:>10}{:>9}{:>9}{:>9}  {}",
@@ -111,13 +119,20 @@ pub fn summary(r: &Results) -> String {
         let _ = writeln!(out, "  thresholds");
         for th in &r.thresholds {
             let verdict = if th.ok { "pass" } else { "FAIL" };
-            let _ = writeln!(out, "    {verdict}  {:<30} actual {}", th.expr, th.actual_text);
+            let _ = writeln!(
+                out,
+                "    {verdict}  {:<30} actual {}",
+                th.expr, th.actual_text
+            );
         }
     }
 
     if r.generator.saturated {
         let _ = writeln!(out);
-        let _ = writeln!(out, "  WARNING: the generator, not the target, may have been the limit:");
+        let _ = writeln!(
+            out,
+            "  WARNING: the generator, not the target, may have been the limit:"
+        );
         for reason in &r.generator.reasons {
             let _ = writeln!(out, "    - {reason}");
         }

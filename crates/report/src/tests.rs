@@ -22,7 +22,11 @@ fn sample_stats() -> Stats {
             due: Duration::from_millis(i * 10),
             lag: Duration::from_micros(i % 7 * 10),
             service: Duration::from_micros(1000 + (i % 50) * 100),
-            phases: Phases { connect: (i < 4).then_some(Duration::from_micros(150)), tls: None, ttfb: Some(Duration::from_micros(900)) },
+            phases: Phases {
+                connect: (i < 4).then_some(Duration::from_micros(150)),
+                tls: None,
+                ttfb: Some(Duration::from_micros(900)),
+            },
             outcome,
         });
     }
@@ -56,7 +60,10 @@ fn sample_results() -> Results {
         started_at: "2026-11-24T09:00:00Z".into(),
         duration,
         status: Status::Completed,
-        first_errors: BTreeMap::from([("reset".to_string(), "connection reset by peer".to_string())]),
+        first_errors: BTreeMap::from([(
+            "reset".to_string(),
+            "connection reset by peer".to_string(),
+        )]),
     };
     Results::new(info, stats, &thresholds)
 }
@@ -70,7 +77,10 @@ fn totals_pin_their_meaning() {
     assert_eq!(t.error_rate, 0.02);
     // rate = requests sent / seconds of load.
     assert_eq!(t.rate, 100.0);
-    assert!(r.generator.saturated, "a dropped arrival means the generator fell short");
+    assert!(
+        r.generator.saturated,
+        "a dropped arrival means the generator fell short"
+    );
     assert_eq!(r.timeline.len(), 10);
     assert_eq!(r.timeline[0].requests, 100);
     assert_eq!(r.timeline[9].dropped, 1);
@@ -90,9 +100,11 @@ fn results_from_other_schemas_are_refused_clearly() {
     let err = |t: &str| Results::from_json(t).unwrap_err().to_string();
     expect![[r#"written with schema "throng.results/v2"; this throng reads "throng.results/v1" (use the throng version that wrote it)"#]]
         .assert_eq(&err(r#"{"schema":"throng.results/v2"}"#));
-    expect![[r#"not a throng results file (it has no "schema" field)"#]].assert_eq(&err(r#"{"requests":1}"#));
+    expect![[r#"not a throng results file (it has no "schema" field)"#]]
+        .assert_eq(&err(r#"{"requests":1}"#));
     expect!["not a JSON file: expected value at line 1 column 1"].assert_eq(&err("requests: 1"));
-    assert!(err(r#"{"schema":"throng.results/v1"}"#).starts_with("malformed throng.results/v1 file: missing field"));
+    assert!(err(r#"{"schema":"throng.results/v1"}"#)
+        .starts_with("malformed throng.results/v1 file: missing field"));
 }
 
 #[test]

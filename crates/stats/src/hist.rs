@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer as HdrDeserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{
+    Deserializer as HdrDeserializer, Serializer as _, V2DeflateSerializer,
+};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -64,7 +66,9 @@ impl Hist {
         // ones grow, so fall back to value-by-value clamping just in case.
         if self.0.add(&other.0).is_err() {
             for v in other.0.iter_recorded() {
-                let _ = self.0.record_n(v.value_iterated_to().min(self.0.high()), v.count_at_value());
+                let _ = self
+                    .0
+                    .record_n(v.value_iterated_to().min(self.0.high()), v.count_at_value());
             }
         }
     }
@@ -107,7 +111,10 @@ impl Hist {
         let mut bytes = Vec::new();
         // Serializing into a Vec cannot fail for I/O reasons; an error here
         // would mean an internally inconsistent histogram.
-        if V2DeflateSerializer::new().serialize(&self.0, &mut bytes).is_err() {
+        if V2DeflateSerializer::new()
+            .serialize(&self.0, &mut bytes)
+            .is_err()
+        {
             bytes.clear();
         }
         base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -16,4 +16,6 @@ mod tests;
 
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
-pub use recorder::{Bucket, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats};
+pub use recorder::{
+    Bucket, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats,
+};

@@ -271,7 +271,8 @@ impl Stats {
             }
         }
         if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize_with(other.timeline.len(), Bucket::default);
+            self.timeline
+                .resize_with(other.timeline.len(), Bucket::default);
         }
         for (ours, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
             ours.counts.merge(&theirs.counts);

@@ -20,7 +20,10 @@ fn sample(due: u64, lag: u64, service: u64, outcome: Outcome) -> Sample {
 }
 
 fn close(actual: f64, expected: f64) {
-    assert!((actual - expected).abs() <= expected * 0.001, "{actual} vs {expected}");
+    assert!(
+        (actual - expected).abs() <= expected * 0.001,
+        "{actual} vs {expected}"
+    );
 }
 
 const OK: Outcome = Outcome::Response { status: 200 };
@@ -76,7 +79,11 @@ fn merge_is_exact_histogram_union() {
     let mut all = Stats::new(["GET /".to_string()]);
     for i in 0..1000u64 {
         let s = sample(i * 7 % 5000, 0, (i * i) % 997, OK);
-        if i % 3 == 0 { a.record(&s) } else { b.record(&s) }
+        if i % 3 == 0 {
+            a.record(&s)
+        } else {
+            b.record(&s)
+        }
         all.record(&s);
     }
     a.merge(&b);

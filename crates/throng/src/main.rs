@@ -1,1 +1,54 @@
-fn main() {}
+//! The `throng` command: parses arguments, runs, and maps outcomes to exit
+//! codes. The only crate that reads files, the environment or signals.
+
+mod args;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in `throng --help` and the README.
+pub mod exit {
+    /// Every threshold held.
+    pub const OK: u8 = 0;
+    /// A threshold failed.
+    pub const THRESHOLD: u8 = 1;
+    /// Bad usage or configuration; nothing was started.
+    pub const USAGE: u8 = 2;
+    /// The run was interrupted or could not finish.
+    pub const ABORTED: u8 = 3;
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What to tell the user.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// A usage or configuration mistake (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: exit::USAGE,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Run(run_args) => run::run(*run_args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

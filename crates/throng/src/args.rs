@@ -1,0 +1,164 @@
+//! Command-line arguments as typed, before any validation or I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Rehearse production traffic before production does.
+#[derive(Debug, Parser)]
+#[command(
+    name = "throng",
+    version,
+    about = "A load-testing tool that measures honestly: latency from the intended send time, \
+             HDR histograms, errors by kind.",
+    after_help = "Exit codes: 0 all thresholds held, 1 a threshold failed, 2 bad usage or configuration \
+                  (nothing started), 3 interrupted or aborted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test against a URL.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(Box<RunArgs>),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  # Open model: 500 arrivals per second for 30 s, whatever the target does
+  throng run --url http://127.0.0.1:8080/ --rate 500 --duration 30s
+
+  # Closed model: 50 users, each waiting 100 ms between response and next request
+  throng run --url http://127.0.0.1:8080/ --vus 50 --think 100ms --duration 30s
+
+  # Ramp the arrival rate: 10 s idle, 30 s up to 500/s, hold a minute, 10 s down
+  throng run --url http://127.0.0.1:8080/ --stages '0:10s,500:30s,500:60s,0:10s'
+
+  # A gate for CI: results file, thresholds, exit code 1 when one fails
+  throng run --url http://127.0.0.1:8080/api --rate 200 --duration 1m \\
+      --threshold 'p99<300ms' --threshold 'errors<1%' --out results.json
+
+Exit codes: 0 all thresholds held, 1 a threshold failed, 2 bad usage or configuration
+(nothing started), 3 interrupted (Ctrl-C, SIGTERM) or aborted.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// Arrivals at a rate, independent of the target's speed.
+    Open,
+    /// Virtual users, each waiting for its response before the next request.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalsArg {
+    /// Evenly spaced.
+    Uniform,
+    /// A Poisson process (exponential gaps), as independent users arrive.
+    Poisson,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The URL to load (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+
+    /// Open model: arrivals per second.
+    #[arg(long, value_name = "PER_SECOND", help_heading = "Load")]
+    pub rate: Option<f64>,
+    /// Closed model: concurrent virtual users.
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub vus: Option<u32>,
+    /// How long the load lasts [default: 10s unless --stages or --requests bound the run].
+    #[arg(long, short = 'd', value_name = "DURATION", help_heading = "Load")]
+    pub duration: Option<String>,
+    /// Ramp linearly through TARGET:DURATION points, starting from 0: the
+    /// arrival rate (open model, the default) or the user count (--model closed).
+    #[arg(long, value_name = "STAGES", help_heading = "Load")]
+    pub stages: Option<String>,
+    /// Which model --stages drives.
+    #[arg(long, value_enum, help_heading = "Load")]
+    pub model: Option<ModelArg>,
+    /// Stop after this many requests (all workers together).
+    #[arg(long, short = 'n', value_name = "N", help_heading = "Load")]
+    pub requests: Option<u64>,
+    /// Closed model: pause between a response and the user's next request.
+    #[arg(long, value_name = "DURATION", help_heading = "Load")]
+    pub think: Option<String>,
+    /// Open model: how arrivals are spread in time.
+    #[arg(long, value_enum, default_value = "uniform", help_heading = "Load")]
+    pub arrivals: ArrivalsArg,
+    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped.
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Load")]
+    pub max_in_flight: usize,
+    /// Worker threads, each with its own connections [default: CPU cores].
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub workers: Option<usize>,
+    /// Seed for random choices (Poisson arrivals), so runs repeat.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Load")]
+    pub seed: u64,
+
+    /// HTTP method.
+    #[arg(long, short = 'X', default_value = "GET", help_heading = "Request")]
+    pub method: String,
+    /// A header, 'Name: value' (repeatable).
+    #[arg(
+        long = "header",
+        short = 'H',
+        value_name = "HEADER",
+        help_heading = "Request"
+    )]
+    pub headers: Vec<String>,
+    /// The request body.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "body_file",
+        help_heading = "Request"
+    )]
+    pub body: Option<String>,
+    /// Read the request body from a file.
+    #[arg(long, value_name = "FILE", help_heading = "Request")]
+    pub body_file: Option<PathBuf>,
+    /// Limit on one request, connect included.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "Request"
+    )]
+    pub timeout: String,
+    /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
+    #[arg(long, help_heading = "Request")]
+    pub http2: bool,
+    /// Accept any TLS certificate (verification is on by default).
+    #[arg(long, help_heading = "Request")]
+    pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE", help_heading = "Request")]
+    pub cacert: Option<PathBuf>,
+
+    /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%', 'rate>450' (repeatable).
+    #[arg(long = "threshold", value_name = "EXPR", help_heading = "Output")]
+    pub thresholds: Vec<String>,
+    /// Stop early once an error threshold is clearly lost.
+    #[arg(long, help_heading = "Output")]
+    pub abort_on_fail: bool,
+    /// Write the results (JSON, schema throng.results/v1) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub out: Option<PathBuf>,
+    /// No progress output while running.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+    /// After the load ends (or the first Ctrl-C), how long in-flight requests may finish.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Output"
+    )]
+    pub grace: String,
+}

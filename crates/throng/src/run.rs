@@ -1,0 +1,498 @@
+//! `throng run`: from arguments to a plan, through the engine, to the
+//! summary, the results file and the exit code.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use analysis::Threshold;
+use anyhow::{anyhow, Context};
+use engine::{Event, WorkerOutput};
+use plan::{
+    parse_duration, parse_stages, Arrivals, HttpVersion, Model, Plan, Profile, RequestSpec,
+    TlsOptions,
+};
+use report::{LoadInfo, Results, RunInfo, Status};
+use stats::{Interval, Stats};
+
+use crate::args::{ArrivalsArg, ModelArg, RunArgs};
+use crate::{exit, Failure};
+
+/// Everything validated before the run starts.
+struct Prepared {
+    plan: Plan,
+    thresholds: Vec<Threshold>,
+    load: LoadInfo,
+}
+
+/// Headers whose values never appear in outputs.
+const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
+    let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
+
+    let mut spec = RequestSpec::get(&args.url).map_err(Failure::usage)?;
+    spec = spec.with_method(&args.method).map_err(Failure::usage)?;
+    for h in &args.headers {
+        spec = spec.with_header_line(h).map_err(Failure::usage)?;
+    }
+    if let Some(body) = &args.body {
+        spec.body = body.clone().into();
+    }
+    if let Some(path) = &args.body_file {
+        let body = std::fs::read(path)
+            .with_context(|| format!("cannot read --body-file {}", path.display()))
+            .map_err(Failure::usage)?;
+        spec.body = body.into();
+    }
+    if args.http2 {
+        spec.version = HttpVersion::Http2;
+    }
+    let extra_roots_pem = match &args.cacert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --cacert {}", path.display()))
+                .map_err(Failure::usage)?,
+        ),
+        None => None,
+    };
+    spec.tls = TlsOptions {
+        insecure: args.insecure,
+        extra_roots_pem,
+    };
+
+    let duration = args.duration.as_deref().map(dur).transpose()?;
+    if duration.is_some_and(|d| d.is_zero()) {
+        return Err(Failure::usage(anyhow!("--duration must be more than 0")));
+    }
+    let think = args.think.as_deref().map(dur).transpose()?;
+    let timeout = dur(&args.timeout)?;
+    let grace = dur(&args.grace)?;
+
+    // The model: explicit with --model, else inferred from --rate / --vus.
+    let model_kind = match (args.model, args.rate, args.vus) {
+        (_, Some(_), Some(_)) => {
+            return Err(Failure::usage(anyhow!(
+                "give either --rate (open model: arrivals per second) or --vus (closed model: users), not both"
+            )))
+        }
+        (Some(ModelArg::Closed), Some(_), _) => return Err(Failure::usage(anyhow!("--rate is for the open model; use --vus with --model closed"))),
+        (Some(ModelArg::Open), _, Some(_)) => return Err(Failure::usage(anyhow!("--vus is for the closed model; use --rate with --model open"))),
+        (Some(m), _, _) => m,
+        (None, _, Some(_)) => ModelArg::Closed,
+        (None, Some(_), _) => ModelArg::Open,
+        (None, None, None) if args.stages.is_some() => ModelArg::Open,
+        (None, None, None) => ModelArg::Closed,
+    };
+    let default_duration = Duration::from_secs(10);
+    let (profile, level) = match &args.stages {
+        Some(text) => {
+            if args.rate.is_some() || args.vus.is_some() {
+                return Err(Failure::usage(anyhow!(
+                    "--stages sets the level over time; drop --rate/--vus (use --model closed to ramp users)"
+                )));
+            }
+            if duration.is_some() {
+                return Err(Failure::usage(anyhow!(
+                    "--stages sets the duration; drop --duration"
+                )));
+            }
+            (parse_stages(text).map_err(Failure::usage)?, None)
+        }
+        None => {
+            let level = match model_kind {
+                ModelArg::Open => args.rate.unwrap_or(0.0),
+                ModelArg::Closed => f64::from(args.vus.unwrap_or(10)),
+            };
+            if !level.is_finite() || level <= 0.0 {
+                return Err(Failure::usage(anyhow!("--rate must be more than 0")));
+            }
+            let bound = match (duration, args.requests) {
+                (Some(d), _) => Some(d),
+                (None, Some(_)) => None,
+                (None, None) => Some(default_duration),
+            };
+            (Profile::constant(level, bound), Some(level))
+        }
+    };
+    let model = match model_kind {
+        ModelArg::Open => {
+            if think.is_some() {
+                return Err(Failure::usage(anyhow!(
+                    "--think applies to the closed model (--vus); the open model sends on schedule"
+                )));
+            }
+            Model::Open {
+                rate: profile.clone(),
+                arrivals: match args.arrivals {
+                    ArrivalsArg::Uniform => Arrivals::Uniform,
+                    ArrivalsArg::Poisson => Arrivals::Poisson,
+                },
+                max_in_flight: args.max_in_flight,
+            }
+        }
+        ModelArg::Closed => Model::Closed {
+            vus: profile.clone(),
+            think: think.unwrap_or(Duration::ZERO),
+        },
+    };
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let endpoint = spec.name.clone();
+    let plan = Plan {
+        model,
+        max_requests: args.requests,
+        request: spec,
+        timeout,
+        grace,
+        workers,
+        seed: args.seed,
+    };
+    plan.validate().map_err(Failure::usage)?;
+
+    let thresholds = args
+        .thresholds
+        .iter()
+        .map(|t| Threshold::parse(t).map_err(Failure::usage))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in &thresholds {
+        if let Some(ep) = &t.endpoint {
+            if *ep != endpoint {
+                return Err(Failure::usage(anyhow!(
+                    "threshold {:?} names endpoint {ep:?}, but this run has only {endpoint:?}",
+                    t.expr
+                )));
+            }
+        }
+    }
+
+    let open = matches!(plan.model, Model::Open { .. });
+    let load = LoadInfo {
+        rate: level.filter(|_| open),
+        vus: level.filter(|_| !open),
+        stages: profile
+            .stage_list()
+            .iter()
+            .map(|s| (s.target, s.duration.as_secs_f64()))
+            .filter(|_| args.stages.is_some())
+            .collect(),
+        duration_s: plan.duration().map(|d| d.as_secs_f64()),
+        max_requests: plan.max_requests,
+        arrivals: open.then(|| format!("{:?}", args.arrivals).to_lowercase()),
+        max_in_flight: open.then_some(args.max_in_flight),
+        think_ms: (!open).then(|| think.unwrap_or_default().as_secs_f64() * 1000.0),
+        timeout_ms: timeout.as_secs_f64() * 1000.0,
+        workers,
+    };
+    Ok(Prepared {
+        plan,
+        thresholds,
+        load,
+    })
+}
+
+/// The command line as typed, with secret header values replaced.
+fn redacted_command() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut next_is_header = false;
+    for arg in args {
+        let (prefix, header) = if next_is_header {
+            ("", Some(arg.as_str()))
+        } else if let Some(h) = arg.strip_prefix("--header=") {
+            ("--header=", Some(h))
+        } else if let Some(h) = arg.strip_prefix("-H").filter(|h| !h.is_empty()) {
+            ("-H", Some(h))
+        } else {
+            ("", None)
+        };
+        next_is_header = arg == "-H" || arg == "--header";
+        let shown = match header.and_then(|h| h.split_once(':')) {
+            Some((name, _))
+                if SECRET_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str()) =>
+            {
+                format!("{prefix}{name}: [redacted]")
+            }
+            _ => arg.clone(),
+        };
+        out.push(if shown.contains([' ', '\'', '"', '*', '$', '<', '>']) {
+            format!("'{}'", shown.replace('\'', r"'\''"))
+        } else {
+            shown
+        });
+    }
+    out.join(" ")
+}
+
+/// Running totals from the workers' progress reports.
+#[derive(Default)]
+struct Live {
+    interval: Interval,
+    requests: u64,
+    errors: u64,
+    dropped: u64,
+    in_flight: BTreeMap<usize, usize>,
+    vus: BTreeMap<usize, usize>,
+}
+
+impl Live {
+    fn add(&mut self, p: &engine::Progress) {
+        self.requests += p.interval.counts.requests;
+        self.errors += p.interval.counts.failed();
+        self.dropped += p.interval.counts.dropped();
+        self.interval.merge(&p.interval);
+        self.in_flight.insert(p.worker, p.in_flight);
+        self.vus.insert(p.worker, p.vus);
+    }
+
+    fn view(
+        &mut self,
+        elapsed: Duration,
+        since_last: Duration,
+        total: Option<Duration>,
+        closed: bool,
+    ) -> report::ProgressView {
+        let interval = std::mem::take(&mut self.interval);
+        let has = interval.latency.count() > 0;
+        let secs = since_last.as_secs_f64().max(1e-3);
+        report::ProgressView {
+            elapsed_s: elapsed.as_secs_f64(),
+            total_s: total.map(|t| t.as_secs_f64()),
+            rate: interval.counts.requests as f64 / secs,
+            p50_ms: has.then(|| interval.latency.quantile_ms(0.5)),
+            p99_ms: has.then(|| interval.latency.quantile_ms(0.99)),
+            requests: self.requests,
+            errors: self.errors,
+            dropped: self.dropped,
+            in_flight: self.in_flight.values().sum(),
+            vus: closed.then(|| self.vus.values().sum()),
+        }
+    }
+}
+
+/// Writes `text` to `path` atomically: a temporary file beside it, then a rename.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let prepared = prepare(&args)?;
+    if let Some(out) = &args.out {
+        // Fail now, not after a 30-minute run, if the results cannot be written.
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(Failure::usage(anyhow!(
+                "--out {}: the directory {} does not exist",
+                out.display(),
+                dir.display()
+            )));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: exit::ABORTED,
+            error: e.into(),
+        })?;
+    rt.block_on(drive(args, prepared))
+}
+
+async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
+    let Prepared {
+        plan,
+        thresholds,
+        load,
+    } = prepared;
+    let mut run = engine::start(&plan, Duration::from_secs(1)).map_err(Failure::usage)?;
+    let tty = std::io::stderr().is_terminal();
+    let show_every = if tty {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    let closed = matches!(plan.model, Model::Closed { .. });
+    let total = plan.duration();
+    let mut live = Live::default();
+    let mut outputs: Vec<WorkerOutput> = Vec::with_capacity(run.workers);
+    let mut status = Status::Completed;
+    let mut stop_time: Option<Duration> = None;
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::from_std(run.start + show_every + Duration::from_millis(150)),
+        show_every,
+    );
+    let mut last_shown = run.start;
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut interrupts = 0;
+    let mut hard_deadline: Option<tokio::time::Instant> = None;
+
+    loop {
+        let term = async {
+            match sigterm.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let deadline = async {
+            match hard_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = run.events.recv() => match event {
+                Some(Event::Progress(p)) => {
+                    live.add(&p);
+                    if args.abort_on_fail && status == Status::Completed
+                        && thresholds.iter().any(|t| t.clearly_lost(live.requests, live.errors))
+                    {
+                        status = Status::Aborted;
+                        stop_time = Some(run.start.elapsed());
+                        run.control.stop.cancel();
+                        if !args.quiet {
+                            eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.errors, live.requests);
+                        }
+                    }
+                }
+                Some(Event::Done(out)) => {
+                    outputs.push(*out);
+                    if outputs.len() == run.workers {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                interrupt(&run, &mut status, &mut stop_time, interrupts, &plan, &mut hard_deadline);
+            }
+            _ = term => {
+                interrupts += 1;
+                interrupt(&run, &mut status, &mut stop_time, interrupts, &plan, &mut hard_deadline);
+            }
+            _ = deadline => {
+                eprintln!("error: workers did not stop in time; exiting without results");
+                return Ok(exit::ABORTED);
+            }
+            _ = ticker.tick(), if !args.quiet => {
+                let now = Instant::now();
+                let view = live.view(now - run.start, now - last_shown, total, closed);
+                last_shown = now;
+                let line = report::progress_line(&view);
+                if tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    if tty && !args.quiet {
+        eprint!("\r\x1b[2K");
+    }
+    let workers_started = run.workers;
+    let started_at = humantime::format_rfc3339_seconds(run.started_at).to_string();
+    run.join();
+    if outputs.len() < workers_started {
+        return Err(Failure {
+            code: exit::ABORTED,
+            error: anyhow!(
+                "{} of {workers_started} workers failed; see the messages above",
+                workers_started - outputs.len()
+            ),
+        });
+    }
+
+    outputs.sort_by_key(|o| o.worker);
+    let mut stats = Stats::new([plan.request.name.clone()]);
+    let mut first_errors = BTreeMap::new();
+    let mut load_end = Duration::ZERO;
+    for out in &outputs {
+        stats.merge(&out.stats);
+        load_end = load_end.max(out.load_end);
+        for (kind, msg) in &out.first_errors {
+            first_errors
+                .entry(kind.as_str().to_string())
+                .or_insert_with(|| msg.clone());
+        }
+    }
+    let duration = stop_time.map_or(load_end, |t| t.min(load_end.max(t)));
+    let results_thresholds: Vec<_> = thresholds
+        .iter()
+        .map(|t| t.evaluate(&stats, duration))
+        .collect();
+    let info = RunInfo {
+        command: redacted_command(),
+        target: args.url.clone(),
+        model: plan.model.name().to_string(),
+        load,
+        started_at,
+        duration,
+        status,
+        first_errors,
+    };
+    let results = Results::new(info, stats, &results_thresholds);
+    print!("{}", report::summary(&results));
+    if let Some(out) = &args.out {
+        write_atomic(out, &results.to_json())
+            .with_context(|| format!("cannot write --out {}", out.display()))
+            .map_err(|error| Failure {
+                code: exit::ABORTED,
+                error,
+            })?;
+        println!("\n  results written to {}", out.display());
+    }
+    Ok(match status {
+        Status::Interrupted => exit::ABORTED,
+        _ if !results.thresholds_held() => exit::THRESHOLD,
+        Status::Aborted => exit::THRESHOLD,
+        Status::Completed => exit::OK,
+    })
+}
+
+fn interrupt(
+    run: &engine::Run,
+    status: &mut Status,
+    stop_time: &mut Option<Duration>,
+    count: u32,
+    plan: &Plan,
+    hard_deadline: &mut Option<tokio::time::Instant>,
+) {
+    if count == 1 {
+        *status = Status::Interrupted;
+        *stop_time = Some(run.start.elapsed());
+        run.control.stop.cancel();
+        eprintln!(
+            "\nstopping: no new requests; waiting up to {} for those in flight (Ctrl-C again to stop now)",
+            plan::format_duration(plan.grace)
+        );
+    } else {
+        run.control.kill.cancel();
+        *hard_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+        eprintln!("\nstopping now: abandoning requests in flight");
+    }
+}

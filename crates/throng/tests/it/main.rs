@@ -1,0 +1,459 @@
+//! End-to-end tests: the real `throng` binary against loopback servers on
+//! port 0, every run bounded in requests and time.
+
+// Fixtures panic on setup failure: that is the test failing, as it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod server;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use server::Mode;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    results: Option<Value>,
+    _dir: tempfile::TempDir,
+}
+
+fn out_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("results.json")
+}
+
+fn finish(output: Output, dir: tempfile::TempDir) -> Run {
+    let results = std::fs::read_to_string(out_path(&dir))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("results file is JSON"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        results,
+        _dir: dir,
+    }
+}
+
+fn throng_cmd(args: &[&str], dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
+    cmd.arg("run").args(args).arg("--out").arg(out_path(dir));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `throng run ARGS --out DIR/results.json`.
+fn throng(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let output = throng_cmd(args, &dir).output().unwrap();
+    finish(output, dir)
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
+}
+
+#[test]
+fn open_model_sends_exactly_the_planned_arrivals() {
+    let srv = server::http1(Mode::Ok);
+    let r = throng(&[
+        "--url",
+        &srv.url("/hello"),
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(res["schema"], "throng.results/v1");
+    assert_eq!(res["model"], "open");
+    assert_eq!(res["status"], "completed");
+    assert_eq!(num(&res, "totals.requests"), 400.0);
+    assert_eq!(num(&res, "totals.ok"), 400.0);
+    // rate = requests / duration_s, and the load lasted exactly as planned.
+    assert_eq!(num(&res, "duration_s"), 2.0);
+    assert_eq!(num(&res, "totals.rate"), 200.0);
+    assert_eq!(num(&res, "endpoints.GET /hello.requests"), 400.0);
+    assert_eq!(num(&res, "endpoints.GET /hello.status.200"), 400.0);
+    let timeline = res["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2);
+    assert!(timeline.iter().all(|row| row["requests"] == 200));
+    // Keep-alive: far fewer connections than requests.
+    let connections = srv
+        .seen
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        connections < 50,
+        "{connections} connections for 400 requests"
+    );
+    assert!(num(&res, "connect_ms.max") > 0.0);
+    assert!(num(&res, "ttfb_ms.p50") > 0.0);
+    assert!(
+        r.stdout.contains("latency (from intended send)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn closed_model_is_bounded_by_request_count() {
+    let srv = server::http1(Mode::Chunked);
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--vus",
+        "4",
+        "--requests",
+        "300",
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(res["model"], "closed");
+    assert_eq!(num(&res, "totals.requests"), 300.0);
+    assert_eq!(num(&res, "totals.ok"), 300.0);
+    assert_eq!(
+        srv.seen.requests.load(std::sync::atomic::Ordering::Relaxed),
+        300
+    );
+    // Closed users send as soon as they can: no lag by definition.
+    assert_eq!(num(&res, "lag_ms.max"), 0.0);
+}
+
+#[test]
+fn method_headers_and_body_are_sent() {
+    let srv = server::http1(Mode::Ok);
+    let r = throng(&[
+        "--url",
+        &srv.url("/submit"),
+        "-X",
+        "post",
+        "-H",
+        "X-Test: yes",
+        "-H",
+        "Authorization: Bearer s3cret",
+        "--body",
+        "{\"a\":1}",
+        "--requests",
+        "20",
+        "--vus",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let seen = &srv.seen;
+    assert_eq!(
+        seen.posts_with_body
+            .load(std::sync::atomic::Ordering::Relaxed),
+        20
+    );
+    assert_eq!(
+        seen.with_header.load(std::sync::atomic::Ordering::Relaxed),
+        20
+    );
+    let res = r.results.unwrap();
+    assert!(res["endpoints"]["POST /submit"].is_object());
+    let command = res["command"].as_str().unwrap();
+    assert!(
+        !command.contains("s3cret"),
+        "secret leaked into results: {command}"
+    );
+    assert!(command.contains("Authorization: [redacted]"), "{command}");
+}
+
+#[test]
+fn status_errors_are_counted_by_kind_and_fail_thresholds() {
+    let srv = server::http1(Mode::Status(503));
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "100",
+        "--requests",
+        "50",
+        "--threshold",
+        "errors<1%",
+        "--threshold",
+        "p99<10s",
+    ]);
+    assert_eq!(
+        r.code, 1,
+        "a failed threshold exits 1\n{}{}",
+        r.stdout, r.stderr
+    );
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "errors.http_5xx"), 50.0);
+    assert_eq!(num(&res, "totals.errors"), 50.0);
+    assert_eq!(num(&res, "totals.error_rate"), 1.0);
+    assert_eq!(res["thresholds"][0]["ok"], false);
+    assert_eq!(res["thresholds"][1]["ok"], true);
+    assert!(r.stdout.contains("FAIL  errors<1%"), "{}", r.stdout);
+}
+
+#[test]
+fn refused_connections_are_counted_and_results_written() {
+    let addr = server::closed_port();
+    let url = format!("http://{addr}/");
+    let r = throng(&["--url", &url, "--rate", "50", "--requests", "20"]);
+    assert_eq!(
+        r.code, 0,
+        "no thresholds: the run itself succeeded\n{}{}",
+        r.stdout, r.stderr
+    );
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "errors.connect_refused"), 20.0);
+    assert!(res["error_examples"]["connect_refused"]
+        .as_str()
+        .unwrap()
+        .contains("refused"));
+    assert_eq!(num(&res, "latency_ms.max"), 0.0, "no response, no latency");
+}
+
+#[test]
+fn connection_close_servers_get_a_new_connection_per_request() {
+    let srv = server::http1(Mode::Close);
+    let r = throng(&["--url", &srv.url("/"), "--vus", "2", "--requests", "40"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "totals.ok"), 40.0);
+    assert_eq!(
+        srv.seen
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        40
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_start_nothing() {
+    let srv = server::http1(Mode::Ok);
+    let url = srv.url("/");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--url", "127.0.0.1:80"], "needs a scheme"),
+        (&["--url", &url, "--rate", "10", "--vus", "2"], "not both"),
+        (
+            &["--url", &url, "--rate", "10", "--threshold", "p99<300"],
+            "a latency needs a unit",
+        ),
+        (
+            &["--url", &url, "--rate", "10", "--think", "1s"],
+            "closed model",
+        ),
+        (&["--url", &url, "--stages", "0:10s,abc:5s"], "stage 2"),
+        (&["--url", &url, "--duration", "10"], "a unit is missing"),
+        (
+            &[
+                "--url",
+                &url,
+                "--rate",
+                "10",
+                "--threshold",
+                "p99(GET /x)<1s",
+            ],
+            "names endpoint",
+        ),
+        (&["--url", &url, "-H", "NoColon"], "there is no ':'"),
+        (
+            &["--url", &url, "--cacert", "/nonexistent.pem"],
+            "cannot read --cacert",
+        ),
+    ];
+    for (args, expected) in cases {
+        let r = throng(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {}",
+            r.stderr
+        );
+        assert!(r.results.is_none());
+    }
+    assert_eq!(
+        srv.seen.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn stalled_server_open_model_reports_the_stall_closed_model_hides_it() {
+    // The server freezes 500 ms of every 2 s. Open model: p99 should be near
+    // S * (1 - 0.01 * P / S) = 480 ms. Closed model: each user waits out
+    // each stall once, so p99 stays small (the classic under-reporting).
+    let mode = Mode::Stall {
+        stall: Duration::from_millis(500),
+        period: Duration::from_secs(2),
+    };
+    let srv = server::http1(mode);
+    let open = throng(&["--url", &srv.url("/"), "--rate", "200", "--duration", "4s"]);
+    assert_eq!(open.code, 0, "{}{}", open.stdout, open.stderr);
+    let open = open.results.unwrap();
+    let p99 = num(&open, "latency_ms.p99");
+    assert!(
+        (300.0..=560.0).contains(&p99),
+        "open p99 {p99} ms should reflect the 500 ms stall"
+    );
+    let srv = server::http1(mode);
+    let closed = throng(&["--url", &srv.url("/"), "--vus", "10", "--duration", "4s"]);
+    assert_eq!(closed.code, 0, "{}{}", closed.stdout, closed.stderr);
+    let closed = closed.results.unwrap();
+    let p99 = num(&closed, "latency_ms.p99");
+    assert!(p99 < 100.0, "closed p99 {p99} ms: the stall is hidden");
+    assert!(
+        num(&closed, "latency_ms.max") > 300.0,
+        "but its max shows it"
+    );
+}
+
+#[test]
+fn interrupt_stops_gracefully_and_writes_results() {
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let child = throng_cmd(
+        &["--url", &srv.url("/"), "--rate", "100", "--duration", "60s"],
+        &dir,
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let r = finish(output, dir);
+    assert_eq!(r.code, 3, "interrupted runs exit 3\n{}", r.stderr);
+    let res = r.results.expect("results written on Ctrl-C");
+    assert_eq!(res["status"], "interrupted");
+    let duration = num(&res, "duration_s");
+    assert!(duration > 1.0 && duration < 5.0, "{duration}");
+    assert!(num(&res, "totals.requests") > 50.0);
+}
+
+#[test]
+fn abort_on_fail_stops_once_the_error_threshold_is_clearly_lost() {
+    let srv = server::http1(Mode::Status(500));
+    let started = Instant::now();
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "200",
+        "--duration",
+        "30s",
+        "--threshold",
+        "errors<1%",
+        "--abort-on-fail",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(res["status"], "aborted");
+    assert!(num(&res, "duration_s") < 10.0);
+}
+
+#[test]
+fn http2_prior_knowledge_works() {
+    let srv = server::h2c();
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--http2",
+        "--rate",
+        "100",
+        "--requests",
+        "50",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.GET /.status.200"), 50.0);
+    // One shared connection per worker.
+    assert!(
+        srv.seen
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            <= 2
+    );
+}
+
+#[test]
+fn tls_is_verified_by_default() {
+    let (srv, pem) = server::tls();
+    let url = format!("https://localhost:{}/", srv.addr.port());
+    // Unknown issuer: every request fails under `tls`, with the reason shown.
+    let r = throng(&["--url", &url, "--rate", "50", "--requests", "5"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "errors.tls"), 5.0);
+    let example = res["error_examples"]["tls"].as_str().unwrap();
+    assert!(example.contains("certificate"), "{example}");
+    assert!(r.stdout.contains("e.g. "), "{}", r.stdout);
+    // Trusted via --cacert.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let r = throng(&[
+        "--url",
+        &url,
+        "--rate",
+        "50",
+        "--requests",
+        "5",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ]);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "totals.ok"), 5.0, "{}", r.stderr);
+    assert!(num(&res, "tls_ms.max") > 0.0);
+    // Or not verified at all, on request.
+    let r = throng(&[
+        "--url",
+        &url,
+        "--rate",
+        "50",
+        "--requests",
+        "5",
+        "--insecure",
+    ]);
+    assert_eq!(num(&r.results.unwrap(), "totals.ok"), 5.0);
+}
+
+#[test]
+fn progress_lines_are_plain_when_not_a_terminal() {
+    let srv = server::http1(Mode::Ok);
+    let r = throng(&["--url", &srv.url("/"), "--rate", "20", "--duration", "6s"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("[  5s/6s]"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\r'));
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "20",
+        "--duration",
+        "6s",
+        "--quiet",
+    ]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}

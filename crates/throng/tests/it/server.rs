@@ -1,0 +1,252 @@
+//! Loopback test servers: a scriptable HTTP/1.1 server, an h2c server and
+//! a TLS server. Each binds 127.0.0.1:0 and runs on its own thread until
+//! dropped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// How the HTTP/1.1 server answers.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// 200 "hello", keep-alive, Content-Length.
+    Ok,
+    /// 200 with a chunked body.
+    Chunked,
+    /// This status, keep-alive.
+    Status(u16),
+    /// 200, but the whole server freezes `stall` out of every `period`
+    /// (counted from its start): answers due in a freeze wait for its end.
+    Stall { stall: Duration, period: Duration },
+    /// 200 with `Connection: close`, then closes.
+    Close,
+}
+
+/// What the server saw.
+#[derive(Default)]
+pub struct Seen {
+    pub requests: AtomicU64,
+    pub connections: AtomicU64,
+    pub posts_with_body: AtomicU64,
+    pub with_header: AtomicU64,
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+fn spawn_runtime<F, Fut>(f: F) -> (SocketAddr, oneshot::Sender<()>)
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            tokio::select! {
+                _ = f(listener) => {}
+                _ = stop_rx => {}
+            }
+        });
+    });
+    (addr_rx.recv().unwrap(), stop_tx)
+}
+
+/// Starts an HTTP/1.1 server.
+pub fn http1(mode: Mode) -> Server {
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    let (addr, stop) = spawn_runtime(move |listener| async move {
+        let started = Instant::now();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            s.connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(handle(stream, mode, s.clone(), started));
+        }
+    });
+    Server {
+        addr,
+        seen,
+        _stop: stop,
+    }
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    mode: Mode,
+    seen: Arc<Seen>,
+    started: Instant,
+) {
+    let mut buf = Vec::new();
+    loop {
+        // Read one request head and body.
+        let head_end = loop {
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + length);
+        seen.requests.fetch_add(1, Ordering::Relaxed);
+        if head.starts_with("POST ") && length > 0 {
+            seen.posts_with_body.fetch_add(1, Ordering::Relaxed);
+        }
+        if head.to_ascii_lowercase().contains("\r\nx-test: yes\r\n") {
+            seen.with_header.fetch_add(1, Ordering::Relaxed);
+        }
+        let response: Vec<u8> = match mode {
+            Mode::Ok => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            Mode::Chunked => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n".to_vec(),
+            Mode::Status(code) => format!("HTTP/1.1 {code} Status\r\nContent-Length: 2\r\n\r\nno").into_bytes(),
+            Mode::Stall { stall, period } => {
+                let into = Duration::from_nanos((started.elapsed().as_nanos() % period.as_nanos()) as u64);
+                if into < stall {
+                    tokio::time::sleep(stall - into).await;
+                }
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec()
+            }
+            Mode::Close => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+        };
+        if stream.write_all(&response).await.is_err() {
+            return;
+        }
+        if matches!(mode, Mode::Close) {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// A port with nothing listening on it.
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Starts an HTTP/2-only (h2c prior knowledge) server answering 200 "h2".
+pub fn h2c() -> Server {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    let (addr, stop) = spawn_runtime(move |listener| async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            s.connections.fetch_add(1, Ordering::Relaxed);
+            let s = s.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    s.requests.fetch_add(1, Ordering::Relaxed);
+                    let ok = req.version() == hyper::Version::HTTP_2;
+                    async move {
+                        let status = if ok { 200 } else { 505 };
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(bytes::Bytes::from_static(b"h2")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    Server {
+        addr,
+        seen,
+        _stop: stop,
+    }
+}
+
+/// A TLS server for `localhost` with a fresh self-signed certificate;
+/// returns it with the certificate's PEM.
+pub fn tls() -> (Server, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = cert.cert.pem();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    let (addr, stop) = spawn_runtime(move |listener| async move {
+        let started = Instant::now();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            s.connections.fetch_add(1, Ordering::Relaxed);
+            let (acceptor, s) = (acceptor.clone(), s.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    handle(tls, Mode::Ok, s, started).await;
+                }
+            });
+        }
+    });
+    (
+        Server {
+            addr,
+            seen,
+            _stop: stop,
+        },
+        pem,
+    )
+}
