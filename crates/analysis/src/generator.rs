@@ -22,7 +22,7 @@ pub fn generator_limits(stats: &Stats) -> Vec<String> {
     let dropped = stats.counts.dropped();
     if dropped > 0 {
         reasons.push(format!(
-            "{dropped} arrivals were dropped because the in-flight limit was reached"
+            "{dropped} arrival(s) dropped because the in-flight limit was reached"
         ));
     }
     reasons

@@ -111,11 +111,12 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
     let lead = Duration::from_millis(20);
     let start = std::time::Instant::now() + lead;
     let started_at = SystemTime::now() + lead;
-    let mut threads = Vec::with_capacity(plan.workers);
-    for index in 0..plan.workers {
+    let workers = plan.worker_count();
+    let mut threads = Vec::with_capacity(workers);
+    for index in 0..workers {
         let cfg = WorkerConfig {
             index,
-            workers: plan.workers,
+            workers,
             model: plan.model.clone(),
             max_requests: plan.max_requests,
             timeout: plan.timeout,
@@ -169,7 +170,7 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
         events: rx,
         started_at,
         start,
-        workers: plan.workers,
+        workers,
         threads,
     })
 }

@@ -130,6 +130,19 @@ impl Plan {
         self.model.profile().duration()
     }
 
+    /// How many workers the run uses: `workers`, but in the closed model no
+    /// more than the peak user count, so that every worker has users to
+    /// spend its share of a request bound on.
+    pub fn worker_count(&self) -> usize {
+        match &self.model {
+            Model::Open { .. } => self.workers.max(1),
+            Model::Closed { vus, .. } => {
+                let peak = (vus.peak() + 1e-9).floor().max(1.0) as usize;
+                self.workers.clamp(1, peak)
+            }
+        }
+    }
+
     /// Checks the plan is runnable: bounded, with sane numbers.
     pub fn validate(&self) -> Result<(), PlanError> {
         if self.duration().is_none() && self.max_requests.is_none() {

@@ -160,3 +160,29 @@ fn urls_resolve_to_host_port_and_name() {
     expect![[r#"invalid header "X-Foo": there is no ':' (write -H 'Name: value')"#]]
         .assert_eq(&r.with_header_line("X-Foo").unwrap_err().to_string());
 }
+
+#[test]
+fn closed_model_uses_no_more_workers_than_users() {
+    let plan = |model: Model, workers: usize| Plan {
+        model,
+        max_requests: Some(10),
+        request: RequestSpec::get("http://127.0.0.1:1/").unwrap(),
+        timeout: Duration::from_secs(1),
+        grace: Duration::from_secs(1),
+        workers,
+        seed: 1,
+    };
+    let closed = |vus: f64| Model::Closed {
+        vus: Profile::constant(vus, None),
+        think: Duration::ZERO,
+    };
+    assert_eq!(plan(closed(1.0), 2).worker_count(), 1);
+    assert_eq!(plan(closed(50.0), 2).worker_count(), 2);
+    assert_eq!(plan(closed(3.0), 8).worker_count(), 3);
+    let open = Model::Open {
+        rate: Profile::constant(1.0, None),
+        arrivals: Arrivals::Uniform,
+        max_in_flight: 10,
+    };
+    assert_eq!(plan(open, 4).worker_count(), 4);
+}

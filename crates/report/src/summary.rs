@@ -41,7 +41,7 @@ pub fn summary(r: &Results) -> String {
     );
     let planned = match (r.load.rate, r.load.vus) {
         (Some(rate), _) => format!(" (planned {})", fmt_rate(rate)),
-        (_, Some(vus)) => format!(" with {vus} users"),
+        (_, Some(vus)) => format!(" with {vus} user{}", if vus == 1.0 { "" } else { "s" }),
         _ => String::new(),
     };
     let _ = writeln!(out, "  rate      {}{planned}", fmt_rate(t.rate));

@@ -136,7 +136,7 @@ fn summary_reads_well() {
             FAIL  errors<1%                      actual 2.00%
 
           WARNING: the generator, not the target, may have been the limit:
-            - 1 arrivals were dropped because the in-flight limit was reached
+            - 1 arrival(s) dropped because the in-flight limit was reached
             Latency is still measured from the intended send times, but the target was offered less load than planned.
             Try more --workers, a higher --max-in-flight, or more machines.
     "#]]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use analysis::Threshold;
 use anyhow::{anyhow, Context};
@@ -25,6 +25,9 @@ struct Prepared {
     thresholds: Vec<Threshold>,
     load: LoadInfo,
 }
+
+/// How often workers report progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Headers whose values never appear in outputs.
 const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
@@ -186,7 +189,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         max_in_flight: open.then_some(args.max_in_flight),
         think_ms: (!open).then(|| think.unwrap_or_default().as_secs_f64() * 1000.0),
         timeout_ms: timeout.as_secs_f64() * 1000.0,
-        workers,
+        workers: plan.worker_count(),
     };
     Ok(Prepared {
         plan,
@@ -197,8 +200,11 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
 
 /// The command line as typed, with secret header values replaced.
 fn redacted_command() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    let mut out = Vec::with_capacity(args.len());
+    redact(std::env::args())
+}
+
+fn redact(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
     let mut next_is_header = false;
     for arg in args {
         let (prefix, header) = if next_is_header {
@@ -232,6 +238,9 @@ fn redacted_command() -> String {
 #[derive(Default)]
 struct Live {
     interval: Interval,
+    /// Progress reports merged into `interval`: each covers one worker for
+    /// one progress period.
+    reports: u32,
     requests: u64,
     errors: u64,
     dropped: u64,
@@ -245,20 +254,26 @@ impl Live {
         self.errors += p.interval.counts.failed();
         self.dropped += p.interval.counts.dropped();
         self.interval.merge(&p.interval);
+        self.reports += 1;
         self.in_flight.insert(p.worker, p.in_flight);
         self.vus.insert(p.worker, p.vus);
     }
 
+    /// The view for the progress line; the rate is over the periods the
+    /// merged reports cover (`reports / workers` of them).
     fn view(
         &mut self,
         elapsed: Duration,
-        since_last: Duration,
+        period: Duration,
+        workers: usize,
         total: Option<Duration>,
         closed: bool,
     ) -> report::ProgressView {
         let interval = std::mem::take(&mut self.interval);
+        let reports = std::mem::take(&mut self.reports);
         let has = interval.latency.count() > 0;
-        let secs = since_last.as_secs_f64().max(1e-3);
+        let covered = f64::from(reports) / workers.max(1) as f64 * period.as_secs_f64();
+        let secs = covered.max(1e-3);
         report::ProgressView {
             elapsed_s: elapsed.as_secs_f64(),
             total_s: total.map(|t| t.as_secs_f64()),
@@ -325,7 +340,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         thresholds,
         load,
     } = prepared;
-    let mut run = engine::start(&plan, Duration::from_secs(1)).map_err(Failure::usage)?;
+    let mut run = engine::start(&plan, PROGRESS_EVERY).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
     let show_every = if tty {
         Duration::from_secs(1)
@@ -337,12 +352,10 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let mut live = Live::default();
     let mut outputs: Vec<WorkerOutput> = Vec::with_capacity(run.workers);
     let mut status = Status::Completed;
-    let mut stop_time: Option<Duration> = None;
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::from_std(run.start + show_every + Duration::from_millis(150)),
         show_every,
     );
-    let mut last_shown = run.start;
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut interrupts = 0;
@@ -371,7 +384,6 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                         && thresholds.iter().any(|t| t.clearly_lost(live.requests, live.errors))
                     {
                         status = Status::Aborted;
-                        stop_time = Some(run.start.elapsed());
                         run.control.stop.cancel();
                         if !args.quiet {
                             eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.errors, live.requests);
@@ -388,20 +400,18 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
             },
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
-                interrupt(&run, &mut status, &mut stop_time, interrupts, &plan, &mut hard_deadline);
+                interrupt(&run, &mut status, interrupts, &plan, &mut hard_deadline);
             }
             _ = term => {
                 interrupts += 1;
-                interrupt(&run, &mut status, &mut stop_time, interrupts, &plan, &mut hard_deadline);
+                interrupt(&run, &mut status, interrupts, &plan, &mut hard_deadline);
             }
             _ = deadline => {
                 eprintln!("error: workers did not stop in time; exiting without results");
                 return Ok(exit::ABORTED);
             }
             _ = ticker.tick(), if !args.quiet => {
-                let now = Instant::now();
-                let view = live.view(now - run.start, now - last_shown, total, closed);
-                last_shown = now;
+                let view = live.view(run.start.elapsed(), PROGRESS_EVERY, run.workers, total, closed);
                 let line = report::progress_line(&view);
                 if tty {
                     eprint!("\r\x1b[2K{line}");
@@ -440,7 +450,9 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                 .or_insert_with(|| msg.clone());
         }
     }
-    let duration = stop_time.map_or(load_end, |t| t.min(load_end.max(t)));
+    // Each worker reports when it stopped starting requests: the planned end,
+    // the moment it saw a stop, or its last due arrival under --requests.
+    let duration = load_end;
     let results_thresholds: Vec<_> = thresholds
         .iter()
         .map(|t| t.evaluate(&stats, duration))
@@ -477,14 +489,12 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
 fn interrupt(
     run: &engine::Run,
     status: &mut Status,
-    stop_time: &mut Option<Duration>,
     count: u32,
     plan: &Plan,
     hard_deadline: &mut Option<tokio::time::Instant>,
 ) {
     if count == 1 {
         *status = Status::Interrupted;
-        *stop_time = Some(run.start.elapsed());
         run.control.stop.cancel();
         eprintln!(
             "\nstopping: no new requests; waiting up to {} for those in flight (Ctrl-C again to stop now)",
@@ -494,5 +504,77 @@ fn interrupt(
         run.control.kill.cancel();
         *hard_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
         eprintln!("\nstopping now: abandoning requests in flight");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(worker: usize, requests: u64) -> engine::Progress {
+        let mut interval = Interval::default();
+        interval.counts.requests = requests;
+        interval.counts.ok = requests;
+        engine::Progress {
+            worker,
+            interval,
+            in_flight: 2,
+            vus: 0,
+        }
+    }
+
+    #[test]
+    fn live_rate_is_over_the_periods_the_reports_cover() {
+        let mut live = Live::default();
+        // Two workers, two one-second reports each: 2 s covered, 800 requests.
+        for (worker, n) in [(0, 200), (1, 200), (0, 200), (1, 200)] {
+            live.add(&progress(worker, n));
+        }
+        let v = live.view(
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            2,
+            None,
+            false,
+        );
+        assert_eq!(v.rate, 400.0);
+        assert_eq!(v.requests, 800);
+        assert_eq!(
+            v.in_flight, 4,
+            "in flight is the sum of the workers' latest gauges"
+        );
+        // The next view starts afresh.
+        assert_eq!(
+            live.view(
+                Duration::from_secs(6),
+                Duration::from_secs(1),
+                2,
+                None,
+                false
+            )
+            .rate,
+            0.0
+        );
+    }
+
+    #[test]
+    fn secret_headers_are_redacted_in_the_command() {
+        let cmd = redact(
+            [
+                "throng",
+                "run",
+                "-H",
+                "Authorization: Bearer x",
+                "--header=Cookie: a=b",
+                "-HX-Ok: 1",
+                "--url",
+                "u",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(
+            cmd,
+            "throng run -H 'Authorization: [redacted]' '--header=Cookie: [redacted]' '-HX-Ok: 1' --url u"
+        );
     }
 }

@@ -399,7 +399,7 @@ fn http2_prior_knowledge_works() {
 
 #[test]
 fn tls_is_verified_by_default() {
-    let (srv, pem) = server::tls();
+    let (srv, pem) = server::tls(false);
     let url = format!("https://localhost:{}/", srv.addr.port());
     // Unknown issuer: every request fails under `tls`, with the reason shown.
     let r = throng(&["--url", &url, "--rate", "50", "--requests", "5"]);
@@ -437,6 +437,164 @@ fn tls_is_verified_by_default() {
         "--insecure",
     ]);
     assert_eq!(num(&r.results.unwrap(), "totals.ok"), 5.0);
+}
+
+#[test]
+fn http2_over_tls_negotiates_h2_by_alpn() {
+    let (srv, _) = server::tls(true);
+    let url = format!("https://localhost:{}/", srv.addr.port());
+    let r = throng(&[
+        "--url",
+        &url,
+        "--http2",
+        "--insecure",
+        "--rate",
+        "50",
+        "--requests",
+        "20",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The server answers 505 to anything but HTTP/2.
+    assert_eq!(num(&r.results.unwrap(), "endpoints.GET /.status.200"), 20.0);
+}
+
+#[test]
+fn poisson_arrivals_average_the_rate() {
+    let srv = server::http1(Mode::Ok);
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "300",
+        "--duration",
+        "2s",
+        "--arrivals",
+        "poisson",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    let n = num(&res, "totals.requests");
+    // 600 expected; a Poisson count has a standard deviation of ~24.5.
+    assert!((500.0..=700.0).contains(&n), "{n}");
+    assert_eq!(res["load"]["arrivals"], "poisson");
+}
+
+#[test]
+fn body_file_is_sent() {
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, b"{\"user\":\"ada\"}").unwrap();
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "-X",
+        "POST",
+        "--body-file",
+        body.to_str().unwrap(),
+        "--requests",
+        "10",
+        "--vus",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        srv.seen
+            .posts_with_body
+            .load(std::sync::atomic::Ordering::Relaxed),
+        10
+    );
+}
+
+#[test]
+fn sigterm_stops_like_ctrl_c_and_a_second_signal_abandons_in_flight() {
+    // A server that never answers inside the run: requests stay in flight.
+    let srv = server::http1(Mode::Stall {
+        stall: Duration::from_secs(3600),
+        period: Duration::from_secs(7200),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let child = throng_cmd(
+        &[
+            "--url",
+            &srv.url("/"),
+            "--rate",
+            "20",
+            "--duration",
+            "60s",
+            "--grace",
+            "60s",
+        ],
+        &dir,
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    // Well before the 60 s grace: the second signal abandoned the requests.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = finish(output, dir);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let res = r.results.expect("results written");
+    assert_eq!(res["status"], "interrupted");
+    let cancelled = num(&res, "errors.cancelled");
+    assert!(
+        cancelled >= 20.0,
+        "in-flight requests counted as cancelled: {cancelled}"
+    );
+    assert!(r.stderr.contains("stopping now"), "{}", r.stderr);
+}
+
+#[test]
+fn drops_at_the_in_flight_cap_are_counted_and_explained() {
+    // The server freezes for the first second: with at most 5 in flight,
+    // the other arrivals due in that second cannot be sent.
+    let srv = server::http1(Mode::Stall {
+        stall: Duration::from_millis(1000),
+        period: Duration::from_secs(60),
+    });
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--max-in-flight",
+        "5",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    let dropped = num(&res, "totals.dropped");
+    assert!(dropped >= 80.0, "{dropped}");
+    // Every due arrival is accounted for: sent or dropped.
+    assert_eq!(num(&res, "totals.requests") + dropped, 100.0);
+    assert_eq!(res["generator"]["saturated"], true);
+    assert!(
+        r.stdout
+            .contains("the generator, not the target, may have been the limit"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

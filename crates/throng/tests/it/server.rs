@@ -169,8 +169,6 @@ pub fn closed_port() -> SocketAddr {
 
 /// Starts an HTTP/2-only (h2c prior knowledge) server answering 200 "h2".
 pub fn h2c() -> Server {
-    use http_body_util::Full;
-    use hyper::service::service_fn;
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let (addr, stop) = spawn_runtime(move |listener| async move {
@@ -179,26 +177,7 @@ pub fn h2c() -> Server {
                 return;
             };
             s.connections.fetch_add(1, Ordering::Relaxed);
-            let s = s.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    s.requests.fetch_add(1, Ordering::Relaxed);
-                    let ok = req.version() == hyper::Version::HTTP_2;
-                    async move {
-                        let status = if ok { 200 } else { 505 };
-                        Ok::<_, std::convert::Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .body(Full::new(bytes::Bytes::from_static(b"h2")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-            });
+            tokio::spawn(serve_h2(stream, s.clone()));
         }
     });
     Server {
@@ -208,9 +187,32 @@ pub fn h2c() -> Server {
     }
 }
 
-/// A TLS server for `localhost` with a fresh self-signed certificate;
-/// returns it with the certificate's PEM.
-pub fn tls() -> (Server, String) {
+/// Serves one HTTP/2 connection: 200 "h2" to HTTP/2 requests, 505 otherwise.
+async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, seen: Arc<Seen>) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        seen.requests.fetch_add(1, Ordering::Relaxed);
+        let ok = req.version() == hyper::Version::HTTP_2;
+        async move {
+            let status = if ok { 200 } else { 505 };
+            Ok::<_, std::convert::Infallible>(
+                hyper::Response::builder()
+                    .status(status)
+                    .body(Full::new(bytes::Bytes::from_static(b"h2")))
+                    .unwrap(),
+            )
+        }
+    });
+    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
+/// A TLS server for `localhost` with a fresh self-signed certificate,
+/// speaking HTTP/1.1 or (ALPN `h2`) HTTP/2; returns it with the
+/// certificate's PEM.
+pub fn tls(http2: bool) -> (Server, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let pem = cert.cert.pem();
     let der = cert.cert.der().clone();
@@ -222,7 +224,11 @@ pub fn tls() -> (Server, String) {
         .with_no_client_auth()
         .with_single_cert(vec![der], key)
         .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
@@ -236,7 +242,11 @@ pub fn tls() -> (Server, String) {
             let (acceptor, s) = (acceptor.clone(), s.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
-                    handle(tls, Mode::Ok, s, started).await;
+                    if http2 {
+                        serve_h2(tls, s).await;
+                    } else {
+                        handle(tls, Mode::Ok, s, started).await;
+                    }
                 }
             });
         }
