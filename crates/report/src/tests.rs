@@ -83,6 +83,10 @@ fn totals_pin_their_meaning() {
     );
     assert_eq!(r.timeline.len(), 10);
     assert_eq!(r.timeline[0].requests, 100);
+    // Second 0 holds requests 0..99: service 1.0..5.9 ms plus a little lag.
+    let row = &r.timeline[0];
+    assert!((5.8..=6.1).contains(&row.p99_ms), "{}", row.p99_ms);
+    assert!((3.4..=3.7).contains(&row.p50_ms), "{}", row.p50_ms);
     assert_eq!(r.timeline[9].dropped, 1);
 }
 

@@ -52,11 +52,17 @@ impl Hist {
         Hist(Histogram::new(2).expect("valid histogram precision"))
     }
 
-    /// Records one duration (values beyond the range are clamped).
+    /// Records one duration. A coarse histogram grows to hold it; a
+    /// full-range one clamps values beyond an hour.
     #[inline]
     pub fn record(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.0.saturating_record(us);
+        // Not `saturating_record` alone: hdrhistogram 7.5 clamps there even
+        // when the histogram could auto-resize, which would pin every value
+        // of a coarse histogram to its initial top of 2 µs.
+        if self.0.record(us).is_err() {
+            self.0.saturating_record(us);
+        }
     }
 
     /// Adds every value of `other`.

@@ -70,6 +70,9 @@ fn timeline_files_requests_under_the_second_they_were_due() {
     assert_eq!(stats.timeline[0].counts.requests, 1);
     assert_eq!(stats.timeline[1].counts.requests, 0);
     assert_eq!(stats.timeline[2].counts.requests, 1);
+    // Per-second latency keeps 2 significant digits.
+    let p99 = stats.timeline[0].latency.quantile_ms(0.99);
+    assert!((p99 - 2000.0).abs() <= 20.0, "{p99}");
 }
 
 #[test]
@@ -112,4 +115,20 @@ fn histograms_keep_microseconds_up_to_an_hour() {
     assert_eq!(h.count(), 3);
     assert_eq!(h.summary().min, 0.001);
     assert!((h.summary().max - 3_600_000.0).abs() / 3_600_000.0 < 0.001);
+}
+
+#[test]
+fn coarse_histograms_merge_into_empty_ones() {
+    let mut from = Hist::coarse();
+    from.record(ms(1));
+    from.record(ms(250));
+    let mut into = Hist::coarse();
+    into.merge(&from);
+    assert_eq!(into.count(), 2);
+    // Coarse histograms keep 2 significant digits: within 1%.
+    let max = into.summary().max;
+    assert!((max - 250.0).abs() <= 2.5, "{max}");
+    let mut full = Hist::new();
+    full.merge(&from);
+    close(full.summary().max, 250.0);
 }

@@ -527,6 +527,10 @@ mod tests {
     fn live_rate_is_over_the_periods_the_reports_cover() {
         let mut live = Live::default();
         // Two workers, two one-second reports each: 2 s covered, 800 requests.
+        let mut p = progress(0, 0);
+        p.interval.latency.record(Duration::from_millis(40));
+        live.add(&p);
+        live.reports = 0;
         for (worker, n) in [(0, 200), (1, 200), (0, 200), (1, 200)] {
             live.add(&progress(worker, n));
         }
@@ -538,6 +542,11 @@ mod tests {
             false,
         );
         assert_eq!(v.rate, 400.0);
+        assert!(
+            (v.p99_ms.unwrap() - 40.0).abs() < 0.5,
+            "live latency {:?}",
+            v.p99_ms
+        );
         assert_eq!(v.requests, 800);
         assert_eq!(
             v.in_flight, 4,

@@ -92,6 +92,10 @@ fn open_model_sends_exactly_the_planned_arrivals() {
     let timeline = res["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 2);
     assert!(timeline.iter().all(|row| row["requests"] == 200));
+    for row in timeline {
+        let (p50, p99) = (num(row, "p50_ms"), num(row, "p99_ms"));
+        assert!(p50 > 0.01 && p50 <= p99, "timeline percentiles {row}");
+    }
     // Keep-alive: far fewer connections than requests.
     let connections = srv
         .seen
