@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::net::{Dialer, Stream};
-use crate::request::Request;
+use crate::request::Outgoing;
 use crate::transport::{Connection, Connector, Failure, Response};
 
 /// Largest response head (status line and headers) accepted.
@@ -32,6 +32,7 @@ pub struct H1Connector {
 
 impl Connector for H1Connector {
     type Conn = H1Conn;
+    const HTTP2: bool = false;
 
     async fn connect(&self, phases: &mut Phases) -> Result<H1Conn, Failure> {
         let io = self.dialer.dial(phases).await?;
@@ -80,7 +81,16 @@ impl H1Conn {
 }
 
 impl Connection for H1Conn {
-    async fn exchange(&mut self, req: &Request, phases: &mut Phases) -> Result<Response, Failure> {
+    async fn exchange(
+        &mut self,
+        req: &Outgoing<'_>,
+        phases: &mut Phases,
+        cookies: bool,
+        set_cookies: &mut Vec<String>,
+    ) -> Result<Response, Failure> {
+        let Outgoing::H1 { bytes, head } = *req else {
+            return Err(Failure::new(ErrorKind::Protocol));
+        };
         let reused = self.used;
         self.used = true;
         let t0 = Instant::now();
@@ -89,7 +99,7 @@ impl Connection for H1Conn {
             f
         };
         self.io
-            .write_all(&req.h1)
+            .write_all(bytes)
             .await
             .map_err(|e| stale(read_failure(e)))?;
         self.io.flush().await.map_err(|e| stale(read_failure(e)))?;
@@ -134,6 +144,8 @@ impl Connection for H1Conn {
                             if h.value.ends_with(b"chunked") {
                                 framing = Framing::Chunked;
                             }
+                        } else if cookies && h.name.eq_ignore_ascii_case("set-cookie") {
+                            set_cookies.push(String::from_utf8_lossy(h.value).into_owned());
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             if h.value.eq_ignore_ascii_case(b"close") {
                                 close = true;
@@ -142,7 +154,7 @@ impl Connection for H1Conn {
                             }
                         }
                     }
-                    if req.head || status == 204 || status == 304 {
+                    if head || status == 204 || status == 304 {
                         framing = Framing::None;
                     }
                     self.keep_alive = !close && !matches!(framing, Framing::UntilClose);

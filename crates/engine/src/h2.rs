@@ -11,24 +11,21 @@ use stats::{ErrorKind, Phases};
 use tokio::time::Instant;
 
 use crate::net::Dialer;
-use crate::request::Request;
+use crate::request::Outgoing;
 use crate::transport::{Connection, Connector, Failure, Response};
 
 /// Opens (or shares) the worker's HTTP/2 connection.
 pub struct H2Connector {
     /// Where to connect.
     pub dialer: Dialer,
-    /// `http` or `https`, for the request URIs.
-    pub scheme: &'static str,
     shared: RefCell<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl H2Connector {
     /// A connector that opens its connection on first use.
-    pub fn new(dialer: Dialer, scheme: &'static str) -> H2Connector {
+    pub fn new(dialer: Dialer) -> H2Connector {
         H2Connector {
             dialer,
-            scheme,
             shared: RefCell::new(None),
         }
     }
@@ -36,12 +33,12 @@ impl H2Connector {
 
 impl Connector for H2Connector {
     type Conn = H2Conn;
+    const HTTP2: bool = true;
 
     async fn connect(&self, phases: &mut Phases) -> Result<H2Conn, Failure> {
         if let Some(send) = self.shared.borrow().as_ref().filter(|s| !s.is_closed()) {
             return Ok(H2Conn {
                 send: send.clone(),
-                scheme: self.scheme,
                 open: true,
             });
         }
@@ -58,18 +55,13 @@ impl Connector for H2Connector {
                 .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
         tokio::task::spawn_local(conn);
         *self.shared.borrow_mut() = Some(send.clone());
-        Ok(H2Conn {
-            send,
-            scheme: self.scheme,
-            open: true,
-        })
+        Ok(H2Conn { send, open: true })
     }
 }
 
 /// A handle on the shared connection.
 pub struct H2Conn {
     send: SendRequest<Full<Bytes>>,
-    scheme: &'static str,
     open: bool,
 }
 
@@ -85,27 +77,18 @@ fn hyper_failure(e: hyper::Error) -> Failure {
 }
 
 impl Connection for H2Conn {
-    async fn exchange(&mut self, req: &Request, phases: &mut Phases) -> Result<Response, Failure> {
+    async fn exchange(
+        &mut self,
+        req: &Outgoing<'_>,
+        phases: &mut Phases,
+        cookies: bool,
+        set_cookies: &mut Vec<String>,
+    ) -> Result<Response, Failure> {
         let t0 = Instant::now();
-        let spec = &req.spec;
-        let uri = format!(
-            "{}://{}{}",
-            self.scheme, spec.authority, spec.path_and_query
-        );
-        let mut builder = http::Request::builder()
-            .method(spec.method.clone())
-            .uri(uri);
-        for (name, value) in &spec.headers {
-            if !name.eq_ignore_ascii_case("host") {
-                builder = builder.header(name.as_str(), value.as_str());
-            }
-        }
-        if !spec.has_header("user-agent") {
-            builder = builder.header("user-agent", concat!("throng/", env!("CARGO_PKG_VERSION")));
-        }
-        let request = builder
-            .body(Full::new(spec.body.clone()))
-            .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
+        let Outgoing::H2 { parts, body } = req else {
+            return Err(Failure::new(ErrorKind::Protocol));
+        };
+        let request = http::Request::from_parts((**parts).clone(), Full::new(body.clone()));
         self.send.ready().await.map_err(|e| {
             self.open = false;
             let mut f = hyper_failure(e);
@@ -118,6 +101,11 @@ impl Connection for H2Conn {
         })?;
         phases.ttfb = Some(t0.elapsed());
         let status = response.status().as_u16();
+        if cookies {
+            for v in response.headers().get_all(http::header::SET_COOKIE) {
+                set_cookies.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+            }
+        }
         let mut body = response.into_body();
         let mut body_bytes = 0u64;
         while let Some(frame) = body.frame().await {

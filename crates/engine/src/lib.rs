@@ -7,6 +7,7 @@
 //! and one [`Event::Done`] at the end; nothing crosses threads per request.
 //! The engine never prints: the caller decides what to show.
 
+mod cookies;
 mod h1;
 mod h2;
 mod net;
@@ -18,6 +19,7 @@ mod worker;
 mod tests;
 
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use plan::{HttpVersion, Plan, Scheme};
@@ -26,7 +28,7 @@ use tokio::sync::mpsc;
 pub use h1::{BadChunk, Chunked, H1Connector};
 pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
-pub use request::Request;
+pub use request::{render_h1, render_h2, Outgoing, Prepared, USER_AGENT};
 pub use transport::{Connection, Connector, Failure, Response};
 pub use worker::{run_worker, Control, Event, Progress, WorkerConfig, WorkerOutput};
 
@@ -75,8 +77,9 @@ impl Run {
 
 /// Starts a run of `plan`, reporting progress every `progress_every`.
 pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> {
-    let spec = &plan.request;
-    let addr = (spec.host.as_str(), spec.port)
+    let scenario = &plan.scenario;
+    let target = &scenario.target;
+    let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()
         .and_then(|mut addrs| {
             addrs
@@ -84,26 +87,27 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
         })
         .map_err(|source| EngineError::Resolve {
-            host: spec.host.clone(),
+            host: target.host.clone(),
             source,
         })?;
-    let http2 = spec.version == HttpVersion::Http2;
-    let tls = match spec.scheme {
+    let http2 = scenario.version == HttpVersion::Http2;
+    let tls = match target.scheme {
         Scheme::Http => None,
         Scheme::Https => {
-            let connector = tls_connector(&spec.tls, http2).map_err(EngineError::Tls)?;
-            let name = rustls_pki_types::ServerName::try_from(spec.host.clone()).map_err(|e| {
-                EngineError::Tls(format!(
-                    "{:?} is not a valid TLS server name: {e}",
-                    spec.host
-                ))
-            })?;
+            let connector = tls_connector(&scenario.tls, http2).map_err(EngineError::Tls)?;
+            let name =
+                rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                    EngineError::Tls(format!(
+                        "{:?} is not a valid TLS server name: {e}",
+                        target.host
+                    ))
+                })?;
             Some(TlsTarget { connector, name })
         }
     };
     let dialer = Dialer { addr, tls };
-    let request = Request::new(spec);
-    let endpoints = vec![spec.name.clone()];
+    let prepared = Arc::new(Prepared::new(scenario));
+    let scenario = Arc::new(scenario.clone());
 
     let (tx, rx) = mpsc::unbounded_channel();
     let control = Control::default();
@@ -126,17 +130,13 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             progress_every,
             spin: Duration::from_millis(1),
         };
-        let (dialer, request, endpoints, control, tx) = (
+        let (dialer, scenario, prepared, control, tx) = (
             dialer.clone(),
-            request.clone(),
-            endpoints.clone(),
+            scenario.clone(),
+            prepared.clone(),
             control.clone(),
             tx.clone(),
         );
-        let scheme = match spec.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
@@ -148,16 +148,16 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                 };
                 let local = tokio::task::LocalSet::new();
                 let out = if http2 {
-                    let connector = H2Connector::new(dialer, scheme);
+                    let connector = H2Connector::new(dialer);
                     local.block_on(
                         &rt,
-                        run_worker(cfg, connector, request, endpoints, control, tx.clone()),
+                        run_worker(cfg, connector, scenario, prepared, control, tx.clone()),
                     )
                 } else {
                     let connector = H1Connector { dialer };
                     local.block_on(
                         &rt,
-                        run_worker(cfg, connector, request, endpoints, control, tx.clone()),
+                        run_worker(cfg, connector, scenario, prepared, control, tx.clone()),
                     )
                 };
                 let _ = tx.send(Event::Done(Box::new(out)));

@@ -1,55 +1,204 @@
-//! A request prepared once, in the forms each protocol sends.
+//! Requests on the wire: serialized once per run where a step is static,
+//! rendered into a reused buffer where it depends on the user.
 
 use bytes::Bytes;
-use plan::RequestSpec;
+use plan::{RenderCtx, Scenario, Step, Target};
 
-/// A request ready to send: serialized once for HTTP/1.1, parts kept for
-/// HTTP/2.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The exact HTTP/1.1 bytes: request line, headers, body.
-    pub h1: Bytes,
-    /// The spec it came from (HTTP/2 builds its frames from it).
-    pub spec: RequestSpec,
-    /// Whether a response to it has no body regardless of its headers.
-    pub head: bool,
+/// The User-Agent sent unless a step sets its own.
+pub const USER_AGENT: &str = concat!("throng/", env!("CARGO_PKG_VERSION"));
+
+/// A request ready for a connection.
+#[derive(Debug)]
+pub enum Outgoing<'a> {
+    /// HTTP/1.1: the exact bytes to write.
+    H1 {
+        /// Request line, headers and body.
+        bytes: &'a [u8],
+        /// Whether the response has no body whatever its headers say.
+        head: bool,
+    },
+    /// HTTP/2: the parts to frame (cloned per send, so a stale connection
+    /// can be retried).
+    H2 {
+        /// Method, URI and headers (boxed: HTTP/1.1 requests, the common
+        /// case, should not carry their size).
+        parts: Box<http::request::Parts>,
+        /// The body.
+        body: Bytes,
+    },
 }
 
-impl Request {
-    /// Prepares `spec`, adding `Host`, `User-Agent` and `Content-Length`
-    /// unless the user gave them.
-    pub fn new(spec: &RequestSpec) -> Request {
-        let mut out = Vec::with_capacity(256 + spec.body.len());
-        out.extend_from_slice(spec.method.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(spec.path_and_query.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        let mut header = |name: &str, value: &str| {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        };
-        if !spec.has_header("host") {
-            header("Host", &spec.authority);
-        }
-        if !spec.has_header("user-agent") {
-            header("User-Agent", concat!("throng/", env!("CARGO_PKG_VERSION")));
-        }
-        for (name, value) in &spec.headers {
-            header(name, value);
-        }
-        let wants_length =
-            !spec.body.is_empty() || matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH");
-        if wants_length && !spec.has_header("content-length") {
-            header("Content-Length", &spec.body.len().to_string());
-        }
+/// Per-step data prepared once for the whole run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The HTTP/1.1 bytes of each step that does not depend on the user,
+    /// indexed like the flows' steps (flow, step).
+    pub static_h1: Vec<Vec<Option<Bytes>>>,
+}
+
+impl Prepared {
+    /// Serializes every static step of `scenario`.
+    pub fn new(scenario: &Scenario) -> Prepared {
+        let mut rng = fastrand::Rng::with_seed(0);
+        let static_h1 = scenario
+            .flows
+            .iter()
+            .map(|flow| {
+                flow.steps
+                    .iter()
+                    .map(|step| {
+                        step.is_static().then(|| {
+                            let mut ctx = RenderCtx {
+                                vars: &[],
+                                vu: 0,
+                                iteration: 0,
+                                rng: &mut rng,
+                                now_ms: 0,
+                            };
+                            let mut out = Vec::new();
+                            render_h1(
+                                &scenario.target,
+                                step,
+                                &mut ctx,
+                                None,
+                                &mut Vec::new(),
+                                &mut out,
+                            );
+                            Bytes::from(out)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Prepared { static_h1 }
+    }
+}
+
+fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn has_header(step: &Step, name: &str) -> bool {
+    step.headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+fn wants_length(step: &Step, body: &[u8]) -> bool {
+    !body.is_empty() || matches!(step.method.as_str(), "POST" | "PUT" | "PATCH")
+}
+
+/// Renders a step's HTTP/1.1 request into `out` (cleared first), using
+/// `body` as scratch. Adds `Host`, `User-Agent`, `Content-Length` and the
+/// user's cookies unless the step sets them.
+pub fn render_h1(
+    target: &Target,
+    step: &Step,
+    ctx: &mut RenderCtx<'_>,
+    cookie: Option<&str>,
+    body: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    body.clear();
+    step.body.render(ctx, body);
+    out.clear();
+    out.extend_from_slice(step.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.base_path.as_bytes());
+    step.path.render(ctx, out);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !has_header(step, "host") {
+        header_line(out, "Host", target.authority.as_bytes());
+    }
+    if !has_header(step, "user-agent") {
+        header_line(out, "User-Agent", USER_AGENT.as_bytes());
+    }
+    for (name, value) in &step.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        value.render(ctx, out);
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&spec.body);
-        Request {
-            h1: Bytes::from(out),
-            spec: spec.clone(),
-            head: spec.method == http::Method::HEAD,
+    }
+    if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
+        header_line(out, "Cookie", cookie.as_bytes());
+    }
+    if wants_length(step, body) && !has_header(step, "content-length") {
+        let mut n = itoa_buf(body.len());
+        header_line(out, "Content-Length", n.as_bytes_mut());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// A small stack buffer for a decimal number.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: usize) -> Digits {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    Digits { buf, start: i }
+}
+
+/// Builds a step's HTTP/2 request.
+pub fn render_h2(
+    target: &Target,
+    step: &Step,
+    ctx: &mut RenderCtx<'_>,
+    cookie: Option<&str>,
+) -> Result<Outgoing<'static>, http::Error> {
+    let scheme = match target.scheme {
+        plan::Scheme::Http => "http",
+        plan::Scheme::Https => "https",
+    };
+    let mut path = Vec::new();
+    step.path.render(ctx, &mut path);
+    let uri = format!(
+        "{scheme}://{}{}{}",
+        target.authority,
+        target.base_path,
+        String::from_utf8_lossy(&path)
+    );
+    let mut builder = http::Request::builder()
+        .method(step.method.clone())
+        .uri(uri);
+    for (name, value) in &step.headers {
+        if !name.eq_ignore_ascii_case("host") {
+            let mut v = Vec::new();
+            value.render(ctx, &mut v);
+            builder = builder.header(name.as_str(), v);
+        }
+    }
+    if !has_header(step, "user-agent") {
+        builder = builder.header("user-agent", USER_AGENT);
+    }
+    if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
+        builder = builder.header("cookie", cookie);
+    }
+    let mut body = Vec::new();
+    step.body.render(ctx, &mut body);
+    let (parts, ()) = builder.body(())?.into_parts();
+    Ok(Outgoing::H2 {
+        parts: Box::new(parts),
+        body: Bytes::from(body),
+    })
 }

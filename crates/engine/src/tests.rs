@@ -1,6 +1,24 @@
 //! Unit tests: chunked decoding.
 
+use crate::cookies::Jar;
 use crate::{BadChunk, Chunked};
+
+#[test]
+fn cookie_jar_sets_replaces_and_expires() {
+    let mut jar = Jar::default();
+    assert_eq!(jar.header(), None);
+    jar.set("session=abc; Path=/; HttpOnly");
+    jar.set("theme=dark");
+    assert_eq!(jar.header(), Some("session=abc; theme=dark"));
+    jar.set("session=def; Max-Age=3600");
+    assert_eq!(jar.header(), Some("session=def; theme=dark"));
+    jar.set("session=; Max-Age=0");
+    assert_eq!(jar.header(), Some("theme=dark"));
+    jar.set("garbage");
+    assert_eq!(jar.header(), Some("theme=dark"));
+    jar.clear();
+    assert_eq!(jar.header(), None);
+}
 
 fn decode_in_pieces(input: &[u8], piece: usize) -> Result<(u64, usize), BadChunk> {
     let mut d = Chunked::default();
@@ -45,14 +63,14 @@ mod sim {
     use std::rc::Rc;
     use std::time::Duration;
 
-    use plan::{parse_stages, Arrivals, Model, Profile, RequestSpec};
+    use plan::{parse_stages, Arrivals, Model, Profile, RequestSpec, Scenario};
     use stats::{ErrorKind, Phases, Stats};
     use tokio::sync::mpsc;
     use tokio::time::{sleep_until, Instant};
 
     use crate::{
-        run_worker, Connection, Connector, Control, Failure, Request, Response, WorkerConfig,
-        WorkerOutput,
+        run_worker, Connection, Connector, Control, Failure, Outgoing, Prepared, Response,
+        WorkerConfig, WorkerOutput,
     };
 
     /// How the simulated server behaves.
@@ -84,6 +102,7 @@ mod sim {
 
     impl Connector for Sim {
         type Conn = SimConn;
+        const HTTP2: bool = false;
         async fn connect(&self, _: &mut Phases) -> Result<SimConn, Failure> {
             self.connects.set(self.connects.get() + 1);
             Ok(SimConn {
@@ -94,7 +113,13 @@ mod sim {
     }
 
     impl Connection for SimConn {
-        async fn exchange(&mut self, _: &Request, _: &mut Phases) -> Result<Response, Failure> {
+        async fn exchange(
+            &mut self,
+            _: &Outgoing<'_>,
+            _: &mut Phases,
+            _: bool,
+            _: &mut Vec<String>,
+        ) -> Result<Response, Failure> {
             let now = Instant::now();
             match self.behaviour {
                 Behaviour::Stalling {
@@ -177,15 +202,16 @@ mod sim {
             progress_every: secs(1),
             spin: Duration::ZERO,
         };
-        let request = Request::new(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        let prepared = std::sync::Arc::new(Prepared::new(&scenario));
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
         let out = local
             .run_until(run_worker(
                 cfg,
                 sim,
-                request,
-                vec!["GET /".into()],
+                std::sync::Arc::new(scenario),
+                prepared,
                 Control::default(),
                 tx,
             ))

@@ -9,12 +9,15 @@ use std::future::Future;
 
 use stats::{ErrorKind, Phases};
 
-use crate::request::Request;
+use crate::request::Outgoing;
 
 /// Opens connections to the target.
 pub trait Connector {
     /// One connection (for HTTP/2, a handle on a shared one).
     type Conn: Connection;
+
+    /// Whether connections take [`Outgoing::H2`] requests (else `H1`).
+    const HTTP2: bool;
 
     /// Opens a connection, filling in the connect and TLS phases.
     fn connect(&self, phases: &mut Phases) -> impl Future<Output = Result<Self::Conn, Failure>>;
@@ -23,11 +26,14 @@ pub trait Connector {
 /// A connection that carries one request at a time.
 pub trait Connection {
     /// Sends `req` and reads the whole response, filling in time to first
-    /// byte.
+    /// byte, and `set_cookies` with the response's `Set-Cookie` values when
+    /// `cookies` is true (and only then, so plain runs collect nothing).
     fn exchange(
         &mut self,
-        req: &Request,
+        req: &Outgoing<'_>,
         phases: &mut Phases,
+        cookies: bool,
+        set_cookies: &mut Vec<String>,
     ) -> impl Future<Output = Result<Response, Failure>>;
 
     /// Whether the connection may carry another request.

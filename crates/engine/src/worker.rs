@@ -10,15 +10,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use plan::{ArrivalSchedule, Model, Profile};
+use plan::{ArrivalSchedule, Model, Profile, RenderCtx, Scenario};
 use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, Sample, Stats};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::request::Request;
+use crate::cookies::Jar;
+use crate::request::{render_h1, render_h2, Outgoing, Prepared};
 use crate::transport::{Connection, Connector, Failure, Response};
 
 /// What one worker does.
@@ -98,7 +100,13 @@ pub struct Control {
 
 struct Shared<C: Connector> {
     connector: C,
-    request: Request,
+    scenario: Arc<Scenario>,
+    prepared: Arc<Prepared>,
+    worker: usize,
+    workers: usize,
+    seed: u64,
+    /// Draws flows for arrivals that are dropped before a session starts.
+    drop_rng: RefCell<fastrand::Rng>,
     recorder: RefCell<Recorder>,
     start: Instant,
     timeout: Duration,
@@ -152,17 +160,29 @@ impl<C: Connector> Shared<C> {
     }
 
     /// Sends one request due at `due` on `conn` (opening one if needed) and
-    /// records the outcome. `None` means due now: in the closed model the
+    /// records the outcome under `endpoint`. `None` means due now: in the
+    /// closed model, and for steps after the first of a session, the
     /// intended send time is the actual one, so lag is zero by definition.
-    async fn send_one(&self, conn: &mut Option<C::Conn>, due: Option<Instant>) {
+    async fn send_one(
+        &self,
+        conn: &mut Option<C::Conn>,
+        due: Option<Instant>,
+        endpoint: usize,
+        req: &Outgoing<'_>,
+        timeout: Duration,
+        set_cookies: &mut Vec<String>,
+    ) {
         let sent = Instant::now();
         let due = due.unwrap_or(sent);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
         self.in_flight.set(self.in_flight.get() + 1);
+        let cookies = self.scenario.cookies;
         let end = {
-            let attempt =
-                tokio::time::timeout(self.timeout, self.attempt(conn, &mut phases, &connecting));
+            let attempt = tokio::time::timeout(
+                timeout,
+                self.attempt(conn, req, &mut phases, &connecting, cookies, set_cookies),
+            );
             tokio::select! {
                 biased;
                 r = attempt => match r {
@@ -202,7 +222,7 @@ impl<C: Connector> Shared<C> {
             }
         };
         let sample = Sample {
-            endpoint: 0,
+            endpoint,
             due: due.saturating_duration_since(self.start),
             lag: sent.saturating_duration_since(due),
             service: done - sent,
@@ -215,8 +235,11 @@ impl<C: Connector> Shared<C> {
     async fn attempt(
         &self,
         conn: &mut Option<C::Conn>,
+        req: &Outgoing<'_>,
         phases: &mut Phases,
         connecting: &Cell<bool>,
+        cookies: bool,
+        set_cookies: &mut Vec<String>,
     ) -> Result<Response, Failure> {
         let mut retried = false;
         loop {
@@ -229,7 +252,8 @@ impl<C: Connector> Shared<C> {
             let Some(c) = conn.as_mut() else {
                 return Err(Failure::new(ErrorKind::Connect));
             };
-            match c.exchange(&self.request, phases).await {
+            set_cookies.clear();
+            match c.exchange(req, phases, cookies, set_cookies).await {
                 Ok(resp) => {
                     if !c.reusable() {
                         *conn = None;
@@ -248,6 +272,156 @@ impl<C: Connector> Shared<C> {
             }
         }
     }
+
+    /// Runs one flow for `session`: picks it by weight, sends each step in
+    /// order with its think time after it. The first step is due at
+    /// `first_due` (open model) or now. Stops early when the load ends or
+    /// the request budget is spent. `think_after_last` pauses after the
+    /// last step too (closed-model users, whose next iteration follows).
+    async fn run_flow(
+        &self,
+        session: &mut Session<C::Conn>,
+        first_due: Option<Instant>,
+        think_after_last: bool,
+    ) {
+        let scenario = &self.scenario;
+        let flow_index = scenario.pick_flow(session.rng.f64());
+        let flow = &scenario.flows[flow_index];
+        for (step_index, step) in flow.steps.iter().enumerate() {
+            if step_index > 0 && self.end.is_cancelled() {
+                break;
+            }
+            if !self.take_budget() {
+                self.end.cancel();
+                break;
+            }
+            let due = if step_index == 0 { first_due } else { None };
+            let timeout = step.timeout.unwrap_or(self.timeout);
+            let Session {
+                conn,
+                vars,
+                jar,
+                rng,
+                h1,
+                body,
+                set_cookies,
+                vu,
+                iteration,
+            } = session;
+            let now_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let mut ctx = RenderCtx {
+                vars,
+                vu: *vu,
+                iteration: *iteration,
+                rng,
+                now_ms,
+            };
+            let cookie = jar.header();
+            let static_bytes = self.prepared.static_h1[flow_index][step_index]
+                .as_ref()
+                .filter(|_| cookie.is_none());
+            let h2_req;
+            let req = if C::HTTP2 {
+                match render_h2(&scenario.target, step, &mut ctx, cookie) {
+                    Ok(r) => {
+                        h2_req = r;
+                        &h2_req
+                    }
+                    Err(_) => {
+                        self.record_failure(step.endpoint, due, ErrorKind::Protocol);
+                        continue;
+                    }
+                }
+            } else {
+                let bytes: &[u8] = match static_bytes {
+                    Some(b) => b,
+                    None => {
+                        render_h1(&scenario.target, step, &mut ctx, cookie, body, h1);
+                        h1
+                    }
+                };
+                h2_req = Outgoing::H1 {
+                    bytes,
+                    head: step.method == http::Method::HEAD,
+                };
+                &h2_req
+            };
+            self.send_one(conn, due, step.endpoint, req, timeout, set_cookies)
+                .await;
+            for c in set_cookies.drain(..) {
+                jar.set(&c);
+            }
+            let last = step_index + 1 == flow.steps.len();
+            if !last || think_after_last {
+                let pause = step.think.sample(rng);
+                if !pause.is_zero() {
+                    tokio::select! {
+                        biased;
+                        _ = self.end.cancelled() => break,
+                        _ = sleep(pause) => {}
+                    }
+                }
+            }
+        }
+        session.iteration += 1;
+    }
+
+    /// Records a request that could not even be built.
+    fn record_failure(&self, endpoint: usize, due: Option<Instant>, kind: ErrorKind) {
+        let now = Instant::now();
+        let due = due.unwrap_or(now);
+        self.recorder.borrow_mut().record(&Sample {
+            endpoint,
+            due: due.saturating_duration_since(self.start),
+            lag: now.saturating_duration_since(due),
+            service: Duration::ZERO,
+            phases: Phases::default(),
+            outcome: Outcome::Failed(kind),
+        });
+    }
+
+    /// A new session for user number `vu`.
+    fn session(&self, vu: u64) -> Session<C::Conn> {
+        Session {
+            conn: None,
+            vars: vec![None; self.scenario.slots],
+            jar: Jar::default(),
+            rng: fastrand::Rng::with_seed(
+                self.seed ^ vu.wrapping_mul(0xa076_1d64_78bd_642f) ^ self.worker as u64,
+            ),
+            h1: Vec::with_capacity(512),
+            body: Vec::new(),
+            set_cookies: Vec::new(),
+            vu,
+            iteration: 0,
+        }
+    }
+}
+
+/// What a virtual user (or, in the open model, a sender between sessions)
+/// keeps: its connection, variables, cookies, random numbers and buffers.
+struct Session<Conn> {
+    conn: Option<Conn>,
+    vars: Vec<Option<String>>,
+    jar: Jar,
+    rng: fastrand::Rng,
+    h1: Vec<u8>,
+    body: Vec<u8>,
+    set_cookies: Vec<String>,
+    vu: u64,
+    iteration: u64,
+}
+
+impl<Conn> Session<Conn> {
+    /// Starts a new visitor on the same connection.
+    fn reset(&mut self, vu: u64) {
+        self.vars.iter_mut().for_each(|v| *v = None);
+        self.jar.clear();
+        self.vu = vu;
+        self.iteration = 0;
+    }
 }
 
 /// Runs one worker to the end of its share of the load. Must be called
@@ -255,17 +429,26 @@ impl<C: Connector> Shared<C> {
 pub async fn run_worker<C: Connector + 'static>(
     cfg: WorkerConfig,
     connector: C,
-    request: Request,
-    endpoints: Vec<String>,
+    scenario: Arc<Scenario>,
+    prepared: Arc<Prepared>,
     control: Control,
     events: mpsc::UnboundedSender<Event>,
 ) -> WorkerOutput {
     let budget = cfg
         .max_requests
         .map(|n| plan::share(n, cfg.workers, cfg.index));
+    let endpoints = scenario.endpoints.clone();
+    // With one step per flow, arrivals and requests are the same thing, so
+    // the schedule itself can stop at the bound (and know its last due time).
+    let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
     let sh = Rc::new(Shared {
         connector,
-        request,
+        scenario,
+        prepared,
+        worker: cfg.index,
+        workers: cfg.workers,
+        seed: cfg.seed,
+        drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
         recorder: RefCell::new(Recorder::new(endpoints)),
         start: cfg.start,
         timeout: cfg.timeout,
@@ -313,11 +496,20 @@ pub async fn run_worker<C: Connector + 'static>(
                 *arrivals,
                 cfg.index,
                 cfg.workers,
-                budget,
+                budget.filter(|_| single_step),
                 cfg.seed,
             );
             let share = max_in_flight.div_ceil(cfg.workers).max(1);
-            open_loop(&sh, schedule, share, rate.duration(), cfg.spin).await
+            let max_arrivals = budget.filter(|_| single_step);
+            open_loop(
+                &sh,
+                schedule,
+                share,
+                rate.duration(),
+                max_arrivals,
+                cfg.spin,
+            )
+            .await
         }
         Model::Closed {
             vus: profile,
@@ -369,7 +561,8 @@ pub async fn run_worker<C: Connector + 'static>(
 /// A sender waiting for its next arrival.
 #[derive(Default)]
 struct Slot {
-    job: Cell<Option<Instant>>,
+    /// The due time and session number of the next arrival.
+    job: Cell<Option<(Instant, u64)>>,
     wake: Notify,
 }
 
@@ -388,6 +581,7 @@ async fn open_loop<C: Connector + 'static>(
     schedule: ArrivalSchedule,
     max_in_flight: usize,
     duration: Option<Duration>,
+    max_arrivals: Option<u64>,
     spin: Duration,
 ) -> Duration {
     let pool = Rc::new(Pool::default());
@@ -426,11 +620,21 @@ async fn open_loop<C: Connector + 'static>(
                 slot
             }
             None => {
-                sh.recorder.borrow_mut().record_dropped(0, offset);
+                // The session never started: its first step's endpoint is
+                // the one that went without. Draw the flow as the session
+                // would have, so drops land on the right endpoint.
+                let flow = sh.scenario.pick_flow(sh.drop_rng.borrow_mut().f64());
+                let endpoint = sh.scenario.flows[flow]
+                    .steps
+                    .first()
+                    .map_or(0, |s| s.endpoint);
+                sh.recorder.borrow_mut().record_dropped(endpoint, offset);
                 continue;
             }
         };
-        slot.job.set(Some(due));
+        // Session numbers are unique across workers: worker + n * workers.
+        let vu = sh.worker as u64 + (arrivals - 1) * sh.workers as u64;
+        slot.job.set(Some((due, vu)));
         slot.wake.notify_one();
     }
     pool.closing.set(true);
@@ -440,7 +644,7 @@ async fn open_loop<C: Connector + 'static>(
     }
     match (exhausted, duration) {
         // The schedule ran to its planned end.
-        (true, Some(d)) if sh.budget.get() != Some(arrivals) => d,
+        (true, Some(d)) if max_arrivals != Some(arrivals) => d,
         // Ended by the request bound: the load lasted until the last arrival.
         (true, _) => last_due,
         (false, _) => Instant::now().saturating_duration_since(sh.start),
@@ -449,11 +653,15 @@ async fn open_loop<C: Connector + 'static>(
 
 async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: Rc<Slot>) {
     let sh = &guard.0;
-    let mut conn = None;
+    let mut session = sh.session(0);
     loop {
         slot.wake.notified().await;
-        let Some(due) = slot.job.take() else { break };
-        sh.send_one(&mut conn, Some(due)).await;
+        let Some((due, vu)) = slot.job.take() else {
+            break;
+        };
+        // Each arrival is a new visitor; the sender keeps its connection.
+        session.reset(vu);
+        sh.run_flow(&mut session, Some(due), false).await;
         if pool.closing.get() {
             break;
         }
@@ -492,9 +700,11 @@ async fn closed_loop<C: Connector + 'static>(
             if !running.borrow()[i] {
                 running.borrow_mut()[i] = true;
                 let guard = AliveGuard::new(sh);
+                let vu = (i * cfg.workers + cfg.index) as u64;
                 tokio::task::spawn_local(virtual_user(
                     guard,
                     i,
+                    vu,
                     think,
                     target.clone(),
                     running.clone(),
@@ -518,6 +728,7 @@ async fn closed_loop<C: Connector + 'static>(
 async fn virtual_user<C: Connector>(
     guard: AliveGuard<C>,
     index: usize,
+    vu: u64,
     think: Duration,
     target: Rc<Cell<usize>>,
     running: Rc<RefCell<Vec<bool>>>,
@@ -525,13 +736,9 @@ async fn virtual_user<C: Connector>(
 ) {
     let sh = &guard.0;
     running_count.set(running_count.get() + 1);
-    let mut conn = None;
+    let mut session = sh.session(vu);
     while index < target.get() && !sh.end.is_cancelled() {
-        if !sh.take_budget() {
-            sh.end.cancel();
-            break;
-        }
-        sh.send_one(&mut conn, None).await;
+        sh.run_flow(&mut session, None, true).await;
         if !think.is_zero() {
             tokio::select! {
                 biased;

@@ -9,7 +9,11 @@
 mod duration;
 mod profile;
 mod request;
+mod scenario;
 mod schedule;
+pub mod suggest;
+mod template;
+mod think;
 
 #[cfg(test)]
 mod tests;
@@ -17,7 +21,10 @@ mod tests;
 pub use duration::{format_duration, parse_duration};
 pub use profile::{parse_stages, Profile, Stage};
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
+pub use scenario::{Flow, Scenario, Step, Target};
 pub use schedule::{share, ArrivalSchedule, Arrivals};
+pub use template::{Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
+pub use think::{Think, MAX_THINK};
 
 use std::time::Duration;
 
@@ -112,8 +119,8 @@ pub struct Plan {
     pub model: Model,
     /// Stop after this many requests have been started (all workers together).
     pub max_requests: Option<u64>,
-    /// The request every arrival or iteration sends.
-    pub request: RequestSpec,
+    /// What each arrival (a session) or each user iteration does.
+    pub scenario: Scenario,
     /// Limit on one request, from the moment it is sent (connect included).
     pub timeout: Duration,
     /// How long in-flight requests may take to finish once the load ends.

@@ -166,7 +166,7 @@ fn closed_model_uses_no_more_workers_than_users() {
     let plan = |model: Model, workers: usize| Plan {
         model,
         max_requests: Some(10),
-        request: RequestSpec::get("http://127.0.0.1:1/").unwrap(),
+        scenario: Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap()),
         timeout: Duration::from_secs(1),
         grace: Duration::from_secs(1),
         workers,
@@ -185,4 +185,149 @@ fn closed_model_uses_no_more_workers_than_users() {
         max_in_flight: 10,
     };
     assert_eq!(plan(open, 4).worker_count(), 4);
+}
+
+fn render(t: &Template, vars: &[Option<String>]) -> String {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut ctx = RenderCtx {
+        vars,
+        vu: 7,
+        iteration: 2,
+        rng: &mut rng,
+        now_ms: 1_700_000_123_456,
+    };
+    t.render_string(&mut ctx)
+}
+
+#[test]
+fn templates_compile_once_and_render_variables_env_and_builtins() {
+    let mut scope = Scope::new([("API_KEY".to_string(), "k-123".to_string())].into());
+    let token = scope.declare("token");
+    let t = Template::compile(
+        "/users/{{ vu }}/orders?i={{iteration}}&t={{ token }}&k={{ env.API_KEY }}",
+        &scope,
+    )
+    .unwrap();
+    let mut vars = vec![None; scope.len()];
+    vars[token] = Some("abc".to_string());
+    assert_eq!(render(&t, &vars), "/users/7/orders?i=2&t=abc&k=k-123");
+    // An unset variable renders as nothing.
+    assert_eq!(render(&t, &[None]), "/users/7/orders?i=2&t=&k=k-123");
+    assert_eq!(
+        Template::compile("/static", &scope).unwrap().as_static(),
+        Some("/static")
+    );
+    let ts = Template::compile("{{ timestamp }} {{ timestamp_ms }}", &scope).unwrap();
+    assert_eq!(render(&ts, &[]), "1700000123 1700000123456");
+}
+
+#[test]
+fn random_builtins_stay_in_range() {
+    let scope = Scope::default();
+    let t = Template::compile("{{ random(1, 3) }}{{ choice(\"a\", \"b\") }}", &scope).unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for _ in 0..200 {
+        let mut ctx = RenderCtx {
+            vars: &[],
+            vu: 0,
+            iteration: 0,
+            rng: &mut rng,
+            now_ms: 0,
+        };
+        let s = t.render_string(&mut ctx);
+        assert!(
+            ["1a", "1b", "2a", "2b", "3a", "3b"].contains(&s.as_str()),
+            "{s}"
+        );
+    }
+    let u = Template::compile("{{ uuid }}", &scope).unwrap();
+    let mut ctx = RenderCtx {
+        vars: &[],
+        vu: 0,
+        iteration: 0,
+        rng: &mut rng,
+        now_ms: 0,
+    };
+    let id = u.render_string(&mut ctx);
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "4", "version 4: {id}");
+    assert!("89ab".contains(&id[19..20]), "RFC 4122 variant: {id}");
+}
+
+#[test]
+fn template_mistakes_point_at_the_problem() {
+    let mut scope = Scope::default();
+    scope.declare("token");
+    let e = |s: &str| {
+        let e = Template::compile(s, &scope).unwrap_err();
+        format!(
+            "@{} {} ({})",
+            e.offset,
+            e.message,
+            e.hint.unwrap_or_default()
+        )
+    };
+    expect![[r#"@12 unknown variable "tokn" (did you mean {{ token }}?)"#]]
+        .assert_eq(&e("/orders?t={{tokn}}"));
+    expect!["@3 '{{' is not closed (close it with '}}')"].assert_eq(&e("/a/{{ token"));
+    expect!["@3 environment variable NOPE_NOT_SET is not set (set it before the run: NOPE_NOT_SET=... throng run ...)"]
+        .assert_eq(&e("{{ env.NOPE_NOT_SET }}"));
+    expect!["@3 bad random(5, 1) (write random(MIN, MAX) with whole numbers, MIN <= MAX)"]
+        .assert_eq(&e("{{ random(5, 1) }}"));
+    expect![[r#"@3 unknown variable "user" (variables defined before this point: token)"#]]
+        .assert_eq(&e("{{ user }}"));
+}
+
+#[test]
+fn think_times_follow_their_distributions() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let s = |t: &Think, rng: &mut fastrand::Rng| -> Vec<f64> {
+        (0..20_000).map(|_| t.sample(rng).as_secs_f64()).collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let exp = Think::Exponential {
+        mean: Duration::from_secs(2),
+    };
+    assert!((mean(&s(&exp, &mut rng)) - 2.0).abs() < 0.08);
+    let uni = Think::Uniform {
+        min: Duration::from_secs(1),
+        max: Duration::from_secs(3),
+    };
+    let v = s(&uni, &mut rng);
+    assert!(v.iter().all(|x| (1.0..=3.0).contains(x)) && (mean(&v) - 2.0).abs() < 0.03);
+    let logn = Think::LogNormal {
+        median: Duration::from_secs(2),
+        sigma: 0.8,
+    };
+    assert!((median(&mut s(&logn, &mut rng)) - 2.0).abs() < 0.08);
+    let par = Think::Pareto {
+        min: Duration::from_secs(1),
+        alpha: 1.5,
+    };
+    let mut v = s(&par, &mut rng);
+    assert!(v.iter().all(|&x| x >= 1.0));
+    // Pareto median: min * 2^(1/alpha) = 1.587 s.
+    assert!((median(&mut v) - 1.587).abs() < 0.05);
+    assert_eq!(
+        Think::Constant(Duration::from_millis(5)).sample(&mut rng),
+        Duration::from_millis(5)
+    );
+    assert_eq!(exp.mean(), Duration::from_secs(2));
+}
+
+#[test]
+fn flows_are_picked_by_weight() {
+    let mut s = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+    let mut second = s.flows[0].clone();
+    second.weight = 3.0;
+    s.flows.push(second);
+    // Weights 1 and 3: the first quarter of draws picks flow 0.
+    assert_eq!(s.pick_flow(0.0), 0);
+    assert_eq!(s.pick_flow(0.24), 0);
+    assert_eq!(s.pick_flow(0.26), 1);
+    assert_eq!(s.pick_flow(0.999), 1);
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 use engine::{Event, WorkerOutput};
 use plan::{
     parse_duration, parse_stages, Arrivals, HttpVersion, Model, Plan, Profile, RequestSpec,
-    TlsOptions,
+    Scenario, TlsOptions,
 };
 use report::{LoadInfo, Results, RunInfo, Status};
 use stats::{Interval, Stats};
@@ -149,7 +149,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let plan = Plan {
         model,
         max_requests: args.requests,
-        request: spec,
+        scenario: Scenario::single(&spec),
         timeout,
         grace,
         workers,
@@ -438,7 +438,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     }
 
     outputs.sort_by_key(|o| o.worker);
-    let mut stats = Stats::new([plan.request.name.clone()]);
+    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned());
     let mut first_errors = BTreeMap::new();
     let mut load_end = Duration::ZERO;
     for out in &outputs {

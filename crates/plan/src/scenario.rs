@@ -1,0 +1,155 @@
+//! User journeys: weighted flows of steps, compiled once.
+//!
+//! A plain `--url` run is a scenario of one flow with one step, so the
+//! engine has one way to run anything.
+
+use std::time::Duration;
+
+use http::Method;
+
+use crate::{HttpVersion, RequestSpec, Scheme, Template, Think, TlsOptions};
+
+/// Where requests go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host name or address (no brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The `Host` header value.
+    pub authority: String,
+    /// A path prefix every step's path is appended to ("" for none).
+    pub base_path: String,
+}
+
+impl Target {
+    /// The target of a request spec, without its path.
+    pub fn of(spec: &RequestSpec) -> Target {
+        Target {
+            scheme: spec.scheme,
+            host: spec.host.clone(),
+            port: spec.port,
+            authority: spec.authority.clone(),
+            base_path: String::new(),
+        }
+    }
+
+    /// The URL of the target's root, for reports.
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}{}", self.authority, self.base_path)
+    }
+}
+
+/// One request of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Index of the step's endpoint in [`Scenario::endpoints`].
+    pub endpoint: usize,
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query, appended to the target's base path.
+    pub path: Template,
+    /// Headers, in order.
+    pub headers: Vec<(String, Template)>,
+    /// The body (empty for none).
+    pub body: Template,
+    /// Pause after the response, before the next step.
+    pub think: Think,
+    /// Limit on this step's request (the run's timeout when `None`).
+    pub timeout: Option<Duration>,
+}
+
+impl Step {
+    /// Whether nothing in the request depends on the user: it can be
+    /// serialized once for the whole run.
+    pub fn is_static(&self) -> bool {
+        self.path.as_static().is_some()
+            && self.body.as_static().is_some()
+            && self.headers.iter().all(|(_, v)| v.as_static().is_some())
+    }
+}
+
+/// A sequence of steps a user walks through, picked by weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    /// The flow's name.
+    pub name: String,
+    /// Relative weight among flows.
+    pub weight: f64,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// Everything a virtual user does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The scenario's name.
+    pub name: String,
+    /// Where requests go.
+    pub target: Target,
+    /// Protocol version.
+    pub version: HttpVersion,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// The flows (at least one).
+    pub flows: Vec<Flow>,
+    /// Endpoint names, in order of first appearance: the keys of every
+    /// per-endpoint report.
+    pub endpoints: Vec<String>,
+    /// Variable slots each virtual user keeps.
+    pub slots: usize,
+    /// Whether each user keeps a cookie jar.
+    pub cookies: bool,
+}
+
+impl Scenario {
+    /// The scenario of a plain request: one flow of one step, no cookies.
+    pub fn single(spec: &RequestSpec) -> Scenario {
+        let step = Step {
+            endpoint: 0,
+            method: spec.method.clone(),
+            path: Template::literal(&spec.path_and_query),
+            headers: spec
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), Template::literal(v)))
+                .collect(),
+            body: Template::literal(&String::from_utf8_lossy(&spec.body)),
+            think: Think::None,
+            timeout: None,
+        };
+        Scenario {
+            name: spec.name.clone(),
+            target: Target::of(spec),
+            version: spec.version,
+            tls: spec.tls.clone(),
+            flows: vec![Flow {
+                name: "default".into(),
+                weight: 1.0,
+                steps: vec![step],
+            }],
+            endpoints: vec![spec.name.clone()],
+            slots: 0,
+            cookies: false,
+        }
+    }
+
+    /// Picks a flow index by weight, from a uniform draw in `0..1`.
+    pub fn pick_flow(&self, u: f64) -> usize {
+        let total: f64 = self.flows.iter().map(|f| f.weight).sum();
+        let mut x = u * total;
+        for (i, f) in self.flows.iter().enumerate() {
+            if x < f.weight {
+                return i;
+            }
+            x -= f.weight;
+        }
+        self.flows.len().saturating_sub(1)
+    }
+}

@@ -1,0 +1,325 @@
+//! `{{ name }}` templates, compiled once when the plan is built and
+//! rendered per request into a reused buffer, never parsed again.
+//!
+//! Inside `{{ }}`: a variable (extracted values, feeder columns: resolved to
+//! a slot number here), `env.NAME` (resolved now, from the environment the
+//! caller hands in), or a built-in: `vu` (the virtual user's number),
+//! `iteration` (its flow iterations so far), `uuid`, `timestamp` (Unix
+//! seconds), `timestamp_ms`, `random(MIN, MAX)` (an integer, both ends
+//! included) or `choice("a", "b", ...)`.
+
+use std::collections::BTreeMap;
+
+/// Where a variable's value lives: its slot in a virtual user's variables.
+pub type Slot = usize;
+
+/// Names known when templates compile: variable slots and environment
+/// values.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    slots: BTreeMap<String, Slot>,
+    env: BTreeMap<String, String>,
+}
+
+impl Scope {
+    /// A scope that reads `env.NAME` from `env`.
+    pub fn new(env: BTreeMap<String, String>) -> Scope {
+        Scope {
+            slots: BTreeMap::new(),
+            env,
+        }
+    }
+
+    /// Declares a variable (idempotent); returns its slot.
+    pub fn declare(&mut self, name: &str) -> Slot {
+        let next = self.slots.len();
+        *self.slots.entry(name.to_string()).or_insert(next)
+    }
+
+    /// The slot of a declared variable.
+    pub fn slot(&self, name: &str) -> Option<Slot> {
+        self.slots.get(name).copied()
+    }
+
+    /// How many variable slots a virtual user needs.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no variable is declared.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Declared variable names, for "did you mean" hints.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+}
+
+/// A value computed when a template renders.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Builtin {
+    /// The virtual user's number, from 0.
+    Vu,
+    /// How many flow iterations the user has started, from 0.
+    Iteration,
+    /// A random UUID (version 4).
+    Uuid,
+    /// Unix time in seconds.
+    Timestamp,
+    /// Unix time in milliseconds.
+    TimestampMs,
+    /// A random integer in `min..=max`.
+    Random(i64, i64),
+    /// One of the listed values at random.
+    Choice(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Var { slot: Slot, name: String },
+    Builtin(Builtin),
+}
+
+/// A compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// A template could not compile; `offset` is the byte offset of the
+/// problem in the template text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Byte offset into the template text.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when known.
+    pub hint: Option<String>,
+}
+
+/// What rendering needs from the virtual user.
+pub struct RenderCtx<'a> {
+    /// Variable values by slot (`None`: not set yet).
+    pub vars: &'a [Option<String>],
+    /// The virtual user's number.
+    pub vu: u64,
+    /// Its iteration.
+    pub iteration: u64,
+    /// Its random numbers.
+    pub rng: &'a mut fastrand::Rng,
+    /// Unix time now, in milliseconds.
+    pub now_ms: u64,
+}
+
+impl Template {
+    /// Compiles `text` against `scope`.
+    pub fn compile(text: &str, scope: &Scope) -> Result<Template, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        let mut base = 0;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| TemplateError {
+                offset: base + open,
+                message: "'{{' is not closed".into(),
+                hint: Some("close it with '}}'".into()),
+            })?;
+            let inner = &after[..close];
+            let lead = inner.len() - inner.trim_start().len();
+            let expr_offset = base + open + 2 + lead;
+            parts.push(compile_expr(inner.trim(), expr_offset, scope)?);
+            let consumed = open + 2 + close + 2;
+            base += consumed;
+            rest = &rest[consumed..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Ok(Template { parts })
+    }
+
+    /// A template that is only this text.
+    pub fn literal(text: &str) -> Template {
+        Template {
+            parts: vec![Part::Text(text.to_string())],
+        }
+    }
+
+    /// The text, if the template has no `{{ }}` at all.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Text(t)] => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The variable slots this template reads.
+    pub fn slots(&self) -> impl Iterator<Item = (Slot, &str)> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var { slot, name } => Some((*slot, name.as_str())),
+            _ => None,
+        })
+    }
+
+    /// Appends the rendered text to `out`. An unset variable renders as
+    /// nothing.
+    pub fn render(&self, ctx: &mut RenderCtx<'_>, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                Part::Var { slot, .. } => {
+                    if let Some(Some(v)) = ctx.vars.get(*slot) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
+                Part::Builtin(b) => {
+                    // Writing into a Vec cannot fail.
+                    let _ = match b {
+                        Builtin::Vu => write!(out, "{}", ctx.vu),
+                        Builtin::Iteration => write!(out, "{}", ctx.iteration),
+                        Builtin::Timestamp => write!(out, "{}", ctx.now_ms / 1000),
+                        Builtin::TimestampMs => write!(out, "{}", ctx.now_ms),
+                        Builtin::Random(lo, hi) => write!(out, "{}", ctx.rng.i64(*lo..=*hi)),
+                        Builtin::Choice(items) => {
+                            let i = ctx.rng.usize(..items.len());
+                            out.extend_from_slice(items[i].as_bytes());
+                            Ok(())
+                        }
+                        Builtin::Uuid => {
+                            let v = ctx.rng.u128(..);
+                            // Version 4, RFC 4122 variant.
+                            let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+                            let h = format!("{v:032x}");
+                            write!(
+                                out,
+                                "{}-{}-{}-{}-{}",
+                                &h[..8],
+                                &h[8..12],
+                                &h[12..16],
+                                &h[16..20],
+                                &h[20..]
+                            )
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Renders to a string (for tests and one-off uses).
+    pub fn render_string(&self, ctx: &mut RenderCtx<'_>) -> String {
+        let mut out = Vec::new();
+        self.render(ctx, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, TemplateError> {
+    let err = |message: String, hint: Option<String>| TemplateError {
+        offset,
+        message,
+        hint,
+    };
+    if expr.is_empty() {
+        return Err(err(
+            "'{{ }}' is empty".into(),
+            Some("name a variable, e.g. {{ token }}".into()),
+        ));
+    }
+    if let Some(name) = expr.strip_prefix("env.") {
+        return match scope.env.get(name) {
+            Some(v) => Ok(Part::Text(v.clone())),
+            None => Err(err(
+                format!("environment variable {name} is not set"),
+                Some(format!("set it before the run: {name}=... throng run ...")),
+            )),
+        };
+    }
+    if let Some(args) = expr
+        .strip_prefix("random(")
+        .and_then(|a| a.strip_suffix(')'))
+    {
+        let nums: Vec<Option<i64>> = args.split(',').map(|a| a.trim().parse().ok()).collect();
+        return match nums.as_slice() {
+            [Some(lo), Some(hi)] if lo <= hi => Ok(Part::Builtin(Builtin::Random(*lo, *hi))),
+            _ => Err(err(
+                format!("bad random({args})"),
+                Some("write random(MIN, MAX) with whole numbers, MIN <= MAX".into()),
+            )),
+        };
+    }
+    if let Some(args) = expr
+        .strip_prefix("choice(")
+        .and_then(|a| a.strip_suffix(')'))
+    {
+        let items: Vec<String> = args
+            .split(',')
+            .map(|a| a.trim().trim_matches('"').trim_matches('\'').to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Err(err(
+                "choice() needs at least one value".into(),
+                Some("write choice(\"a\", \"b\")".into()),
+            ));
+        }
+        return Ok(Part::Builtin(Builtin::Choice(items)));
+    }
+    let builtin = match expr {
+        "vu" => Some(Builtin::Vu),
+        "iteration" => Some(Builtin::Iteration),
+        "uuid" | "uuid()" => Some(Builtin::Uuid),
+        "timestamp" => Some(Builtin::Timestamp),
+        "timestamp_ms" => Some(Builtin::TimestampMs),
+        _ => None,
+    };
+    if let Some(b) = builtin {
+        return Ok(Part::Builtin(b));
+    }
+    if !expr
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+    {
+        return Err(err(
+            format!("{expr:?} is not a variable name"),
+            Some("names use letters, digits, '_', '.' and '-'".into()),
+        ));
+    }
+    match scope.slot(expr) {
+        Some(slot) => Ok(Part::Var {
+            slot,
+            name: expr.to_string(),
+        }),
+        None => {
+            const BUILTINS: [&str; 7] = [
+                "vu",
+                "iteration",
+                "uuid",
+                "timestamp",
+                "timestamp_ms",
+                "random",
+                "choice",
+            ];
+            let known: Vec<&str> = scope.names().chain(BUILTINS).collect();
+            let hint = crate::suggest::nearest(expr, known.iter().copied())
+                .map(|n| format!("did you mean {{{{ {n} }}}}?"))
+                .or_else(|| {
+                    Some(if scope.is_empty() {
+                        "no variables are defined here: set one with `extract`, or use a feeder column".into()
+                    } else {
+                        format!("variables defined before this point: {}", scope.names().collect::<Vec<_>>().join(", "))
+                    })
+                });
+            Err(err(format!("unknown variable {expr:?}"), hint))
+        }
+    }
+}
