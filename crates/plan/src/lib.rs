@@ -7,6 +7,7 @@
 //! the binary reads files or the environment.
 
 mod duration;
+mod load;
 mod profile;
 mod request;
 mod scenario;
@@ -19,6 +20,7 @@ mod think;
 mod tests;
 
 pub use duration::{format_duration, parse_duration};
+pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Stage};
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
 pub use scenario::{Flow, Scenario, Step, Target};

@@ -331,3 +331,41 @@ fn flows_are_picked_by_weight() {
     assert_eq!(s.pick_flow(0.26), 1);
     assert_eq!(s.pick_flow(0.999), 1);
 }
+
+#[test]
+fn command_line_load_overrides_the_file_level_as_a_whole() {
+    let file = LoadSpec {
+        vus: Some(20.0),
+        duration: Some(Duration::from_secs(60)),
+        think: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    // --rate replaces the users (and the file's iteration think then no longer applies).
+    let cli = LoadSpec {
+        rate: Some(50.0),
+        ..Default::default()
+    };
+    let merged = file.clone().overridden_by(cli);
+    assert_eq!(
+        (merged.rate, merged.vus, merged.duration),
+        (Some(50.0), None, Some(Duration::from_secs(60)))
+    );
+    expect!["think time between iterations applies to the closed model (vus); the open model sends on schedule"]
+        .assert_eq(&merged.build().unwrap_err().to_string());
+    // --duration keeps the file's users.
+    let merged = file.overridden_by(LoadSpec {
+        duration: Some(Duration::from_secs(5)),
+        ..Default::default()
+    });
+    let (model, level) = merged.build().unwrap();
+    assert_eq!(
+        (model.name(), level, model.profile().duration()),
+        ("closed", Some(20.0), Some(Duration::from_secs(5)))
+    );
+    // Nothing at all: 10 users for 10 s.
+    let (model, level) = LoadSpec::default().build().unwrap();
+    assert_eq!(
+        (model.name(), level, model.profile().duration()),
+        ("closed", Some(10.0), Some(Duration::from_secs(10)))
+    );
+}

@@ -88,12 +88,13 @@ pub struct RunArgs {
     /// Closed model: pause between a response and the user's next request.
     #[arg(long, value_name = "DURATION", help_heading = "Load")]
     pub think: Option<String>,
-    /// Open model: how arrivals are spread in time.
-    #[arg(long, value_enum, default_value = "uniform", help_heading = "Load")]
-    pub arrivals: ArrivalsArg,
-    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped.
-    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Load")]
-    pub max_in_flight: usize,
+    /// Open model: how arrivals are spread in time [default: uniform].
+    #[arg(long, value_enum, help_heading = "Load")]
+    pub arrivals: Option<ArrivalsArg>,
+    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped
+    /// [default: 1000].
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub max_in_flight: Option<usize>,
     /// Worker threads, each with its own connections [default: CPU cores].
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub workers: Option<usize>,

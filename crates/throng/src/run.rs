@@ -10,8 +10,8 @@ use analysis::Threshold;
 use anyhow::{anyhow, Context};
 use engine::{Event, WorkerOutput};
 use plan::{
-    parse_duration, parse_stages, Arrivals, HttpVersion, Model, Plan, Profile, RequestSpec,
-    Scenario, TlsOptions,
+    parse_duration, parse_stages, Arrivals, HttpVersion, LoadSpec, Model, ModelKind, Plan, Profile,
+    RequestSpec, Scenario, TlsOptions,
 };
 use report::{LoadInfo, Results, RunInfo, Status};
 use stats::{Interval, Stats};
@@ -65,81 +65,10 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         extra_roots_pem,
     };
 
-    let duration = args.duration.as_deref().map(dur).transpose()?;
-    if duration.is_some_and(|d| d.is_zero()) {
-        return Err(Failure::usage(anyhow!("--duration must be more than 0")));
-    }
-    let think = args.think.as_deref().map(dur).transpose()?;
     let timeout = dur(&args.timeout)?;
     let grace = dur(&args.grace)?;
-
-    // The model: explicit with --model, else inferred from --rate / --vus.
-    let model_kind = match (args.model, args.rate, args.vus) {
-        (_, Some(_), Some(_)) => {
-            return Err(Failure::usage(anyhow!(
-                "give either --rate (open model: arrivals per second) or --vus (closed model: users), not both"
-            )))
-        }
-        (Some(ModelArg::Closed), Some(_), _) => return Err(Failure::usage(anyhow!("--rate is for the open model; use --vus with --model closed"))),
-        (Some(ModelArg::Open), _, Some(_)) => return Err(Failure::usage(anyhow!("--vus is for the closed model; use --rate with --model open"))),
-        (Some(m), _, _) => m,
-        (None, _, Some(_)) => ModelArg::Closed,
-        (None, Some(_), _) => ModelArg::Open,
-        (None, None, None) if args.stages.is_some() => ModelArg::Open,
-        (None, None, None) => ModelArg::Closed,
-    };
-    let default_duration = Duration::from_secs(10);
-    let (profile, level) = match &args.stages {
-        Some(text) => {
-            if args.rate.is_some() || args.vus.is_some() {
-                return Err(Failure::usage(anyhow!(
-                    "--stages sets the level over time; drop --rate/--vus (use --model closed to ramp users)"
-                )));
-            }
-            if duration.is_some() {
-                return Err(Failure::usage(anyhow!(
-                    "--stages sets the duration; drop --duration"
-                )));
-            }
-            (parse_stages(text).map_err(Failure::usage)?, None)
-        }
-        None => {
-            let level = match model_kind {
-                ModelArg::Open => args.rate.unwrap_or(0.0),
-                ModelArg::Closed => f64::from(args.vus.unwrap_or(10)),
-            };
-            if !level.is_finite() || level <= 0.0 {
-                return Err(Failure::usage(anyhow!("--rate must be more than 0")));
-            }
-            let bound = match (duration, args.requests) {
-                (Some(d), _) => Some(d),
-                (None, Some(_)) => None,
-                (None, None) => Some(default_duration),
-            };
-            (Profile::constant(level, bound), Some(level))
-        }
-    };
-    let model = match model_kind {
-        ModelArg::Open => {
-            if think.is_some() {
-                return Err(Failure::usage(anyhow!(
-                    "--think applies to the closed model (--vus); the open model sends on schedule"
-                )));
-            }
-            Model::Open {
-                rate: profile.clone(),
-                arrivals: match args.arrivals {
-                    ArrivalsArg::Uniform => Arrivals::Uniform,
-                    ArrivalsArg::Poisson => Arrivals::Poisson,
-                },
-                max_in_flight: args.max_in_flight,
-            }
-        }
-        ModelArg::Closed => Model::Closed {
-            vus: profile.clone(),
-            think: think.unwrap_or(Duration::ZERO),
-        },
-    };
+    let load = cli_load(args)?;
+    let (model, level) = load.build().map_err(Failure::usage)?;
     let workers = args.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -148,7 +77,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let endpoint = spec.name.clone();
     let plan = Plan {
         model,
-        max_requests: args.requests,
+        max_requests: load.requests,
         scenario: Scenario::single(&spec),
         timeout,
         grace,
@@ -173,28 +102,83 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         }
     }
 
-    let open = matches!(plan.model, Model::Open { .. });
-    let load = LoadInfo {
-        rate: level.filter(|_| open),
-        vus: level.filter(|_| !open),
-        stages: profile
-            .stage_list()
-            .iter()
-            .map(|s| (s.target, s.duration.as_secs_f64()))
-            .filter(|_| args.stages.is_some())
-            .collect(),
-        duration_s: plan.duration().map(|d| d.as_secs_f64()),
-        max_requests: plan.max_requests,
-        arrivals: open.then(|| format!("{:?}", args.arrivals).to_lowercase()),
-        max_in_flight: open.then_some(args.max_in_flight),
-        think_ms: (!open).then(|| think.unwrap_or_default().as_secs_f64() * 1000.0),
-        timeout_ms: timeout.as_secs_f64() * 1000.0,
-        workers: plan.worker_count(),
-    };
+    let load = load_info(&plan, level);
     Ok(Prepared {
         plan,
         thresholds,
         load,
+    })
+}
+
+/// The planned load, for the results file.
+fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
+    let stages = |p: &Profile| -> Vec<(f64, f64)> {
+        if level.is_some() {
+            Vec::new()
+        } else {
+            p.stage_list()
+                .iter()
+                .map(|s| (s.target, s.duration.as_secs_f64()))
+                .collect()
+        }
+    };
+    let mut info = LoadInfo {
+        rate: None,
+        vus: None,
+        stages: stages(plan.model.profile()),
+        duration_s: plan.duration().map(|d| d.as_secs_f64()),
+        max_requests: plan.max_requests,
+        arrivals: None,
+        max_in_flight: None,
+        think_ms: None,
+        timeout_ms: plan.timeout.as_secs_f64() * 1000.0,
+        workers: plan.worker_count(),
+    };
+    match &plan.model {
+        Model::Open {
+            arrivals,
+            max_in_flight,
+            ..
+        } => {
+            info.rate = level;
+            info.arrivals = Some(match arrivals {
+                Arrivals::Uniform => "uniform".into(),
+                Arrivals::Poisson => "poisson".into(),
+            });
+            info.max_in_flight = Some(*max_in_flight);
+        }
+        Model::Closed { think, .. } => {
+            info.vus = level;
+            info.think_ms = Some(think.as_secs_f64() * 1000.0);
+        }
+    }
+    info
+}
+
+/// The load options given on the command line.
+fn cli_load(args: &RunArgs) -> Result<LoadSpec, Failure> {
+    let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
+    Ok(LoadSpec {
+        model: args.model.map(|m| match m {
+            ModelArg::Open => ModelKind::Open,
+            ModelArg::Closed => ModelKind::Closed,
+        }),
+        rate: args.rate,
+        vus: args.vus.map(f64::from),
+        duration: args.duration.as_deref().map(dur).transpose()?,
+        stages: args
+            .stages
+            .as_deref()
+            .map(parse_stages)
+            .transpose()
+            .map_err(Failure::usage)?,
+        requests: args.requests,
+        think: args.think.as_deref().map(dur).transpose()?,
+        arrivals: args.arrivals.map(|a| match a {
+            ArrivalsArg::Uniform => Arrivals::Uniform,
+            ArrivalsArg::Poisson => Arrivals::Poisson,
+        }),
+        max_in_flight: args.max_in_flight,
     })
 }
 
