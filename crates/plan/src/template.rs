@@ -87,6 +87,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     parts: Vec<Part>,
+    source: String,
 }
 
 /// A template could not compile; `offset` is the byte offset of the
@@ -142,13 +143,22 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            source: text.to_string(),
+        })
+    }
+
+    /// The text the template was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// A template that is only this text.
     pub fn literal(text: &str) -> Template {
         Template {
             parts: vec![Part::Text(text.to_string())],
+            source: text.to_string(),
         }
     }
 
@@ -314,7 +324,9 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
                 .map(|n| format!("did you mean {{{{ {n} }}}}?"))
                 .or_else(|| {
                     Some(if scope.is_empty() {
-                        "no variables are defined here: set one with `extract`, or use a feeder column".into()
+                        "no variables are defined here; built-ins are vu, iteration, uuid, timestamp, \
+                         timestamp_ms, random(MIN, MAX) and choice(\"a\", \"b\")"
+                            .into()
                     } else {
                         format!("variables defined before this point: {}", scope.names().collect::<Vec<_>>().join(", "))
                     })

@@ -21,13 +21,35 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a load test against a URL.
+    /// Run a load test: a scenario file, or a single URL.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Check a scenario file and show what it would run; sends nothing.
+    #[command(
+        after_help = "Example:\n  throng validate checkout.yaml\n\nExit codes: 0 valid, 2 not valid."
+    )]
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of scenario files, for editors.
+    #[command(
+        after_help = "Example:\n  throng schema > throng.schema.json\n  # then, as the first line of a scenario file:\n  # yaml-language-server: $schema=throng.schema.json"
+    )]
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Check it as if run with this --target.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
 }
 
 const RUN_EXAMPLES: &str = "\
 Examples:
+  # A scenario file: user journeys with think times, cookies and templates
+  throng run checkout.yaml --target http://127.0.0.1:8080
+
   # Open model: 500 arrivals per second for 30 s, whatever the target does
   throng run --url http://127.0.0.1:8080/ --rate 500 --duration 30s
 
@@ -62,9 +84,15 @@ pub enum ArrivalsArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The URL to load (http:// or https://).
-    #[arg(long, value_name = "URL")]
-    pub url: String,
+    /// A scenario file (YAML) describing the users' journeys.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<PathBuf>,
+    /// Load this single URL instead of a scenario (http:// or https://).
+    #[arg(long, value_name = "URL", conflicts_with = "scenario")]
+    pub url: Option<String>,
+    /// The scenario's base URL, overriding its `target`.
+    #[arg(long, value_name = "URL", requires = "scenario")]
+    pub target: Option<String>,
 
     /// Open model: arrivals per second.
     #[arg(long, value_name = "PER_SECOND", help_heading = "Load")]
@@ -103,8 +131,8 @@ pub struct RunArgs {
     pub seed: u64,
 
     /// HTTP method.
-    #[arg(long, short = 'X', default_value = "GET", help_heading = "Request")]
-    pub method: String,
+    #[arg(long, short = 'X', help_heading = "Request")]
+    pub method: Option<String>,
     /// A header, 'Name: value' (repeatable).
     #[arg(
         long = "header",
@@ -124,14 +152,9 @@ pub struct RunArgs {
     /// Read the request body from a file.
     #[arg(long, value_name = "FILE", help_heading = "Request")]
     pub body_file: Option<PathBuf>,
-    /// Limit on one request, connect included.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "30s",
-        help_heading = "Request"
-    )]
-    pub timeout: String,
+    /// Limit on one request, connect included [default: 30s, or the scenario's].
+    #[arg(long, value_name = "DURATION", help_heading = "Request")]
+    pub timeout: Option<String>,
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long, help_heading = "Request")]
     pub http2: bool,

@@ -39,10 +39,40 @@ impl Failure {
     }
 }
 
+/// `throng validate`: compile the scenario, and say what would run.
+fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
+    let file = run::load_scenario(&v.scenario, v.target.clone())?;
+    let (model, _) = file.compiled.load.build().map_err(Failure::usage)?;
+    for (expr, pos) in &file.compiled.thresholds {
+        analysis::Threshold::parse(expr).map_err(|e| {
+            Failure::usage(scenario::Diagnostic::at(
+                &file.name,
+                &file.text,
+                *pos,
+                e.why.clone(),
+                None,
+            ))
+        })?;
+    }
+    print!("{}", file.compiled.describe());
+    let duration = model
+        .profile()
+        .duration()
+        .map_or("until the request bound".to_string(), plan::format_duration);
+    println!("  load: {} model, {duration}", model.name());
+    println!("{}: ok", file.name);
+    Ok(exit::OK)
+}
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(*run_args),
+        args::Command::Validate(v) => validate(&v),
+        args::Command::Schema => {
+            println!("{}", scenario::json_schema());
+            Ok(exit::OK)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -34,9 +34,180 @@ const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cook
 
 fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
+    let extra_roots_pem = match &args.cacert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --cacert {}", path.display()))
+                .map_err(Failure::usage)?,
+        ),
+        None => None,
+    };
+    let tls = TlsOptions {
+        insecure: args.insecure,
+        extra_roots_pem,
+    };
 
-    let mut spec = RequestSpec::get(&args.url).map_err(Failure::usage)?;
-    spec = spec.with_method(&args.method).map_err(Failure::usage)?;
+    let source = match (&args.scenario, &args.url) {
+        (Some(path), _) => {
+            for (given, name) in [
+                (args.method.is_some(), "-X/--method"),
+                (!args.headers.is_empty(), "-H/--header"),
+                (args.body.is_some(), "--body"),
+                (args.body_file.is_some(), "--body-file"),
+            ] {
+                if given {
+                    return Err(Failure::usage(anyhow!(
+                        "{name} shapes the request of a --url run; in a scenario, set it on the steps"
+                    )));
+                }
+            }
+            Source::File(load_scenario(path, args.target.clone())?)
+        }
+        (None, Some(url)) => Source::Url(url_spec(args, url)?),
+        (None, None) => {
+            return Err(Failure::usage(anyhow!(
+                "say what to load: a scenario file (throng run checkout.yaml) or a URL (throng run --url http://...)"
+            )))
+        }
+    };
+    let (mut scenario, file_load, file_timeout, file_thresholds) = match &source {
+        Source::Url(spec) => (
+            Scenario::single(spec),
+            LoadSpec::default(),
+            None,
+            Vec::new(),
+        ),
+        Source::File(f) => (
+            f.compiled.scenario.clone(),
+            f.compiled.load.clone(),
+            f.compiled.timeout,
+            f.compiled.thresholds.clone(),
+        ),
+    };
+    scenario.tls = tls;
+    if args.http2 {
+        scenario.version = HttpVersion::Http2;
+    }
+
+    let timeout = match &args.timeout {
+        Some(t) => dur(t)?,
+        None => file_timeout.unwrap_or(Duration::from_secs(30)),
+    };
+    let grace = dur(&args.grace)?;
+    let load = file_load.overridden_by(cli_load(args)?);
+    let (model, level) = load.build().map_err(Failure::usage)?;
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let plan = Plan {
+        model,
+        max_requests: load.requests,
+        scenario,
+        timeout,
+        grace,
+        workers,
+        seed: args.seed,
+    };
+    plan.validate().map_err(Failure::usage)?;
+
+    // Thresholds: the file's (with positions), then the command line's.
+    let endpoints = &plan.scenario.endpoints;
+    let mut thresholds = Vec::new();
+    for (expr, pos) in &file_thresholds {
+        let Source::File(f) = &source else { break };
+        let diag = |message: String, hint: Option<String>| {
+            Failure::usage(scenario::Diagnostic::at(
+                &f.name, &f.text, *pos, message, hint,
+            ))
+        };
+        let t = Threshold::parse(expr).map_err(|e| diag(e.why.clone(), None))?;
+        if let Some(ep) = t.endpoint.as_ref().filter(|ep| !endpoints.contains(ep)) {
+            return Err(diag(
+                format!("no endpoint is named {ep:?}"),
+                Some(endpoint_hint(ep, endpoints)),
+            ));
+        }
+        thresholds.push(t);
+    }
+    for text in &args.thresholds {
+        let t = Threshold::parse(text).map_err(Failure::usage)?;
+        if let Some(ep) = t.endpoint.as_ref().filter(|ep| !endpoints.contains(ep)) {
+            return Err(Failure::usage(anyhow!(
+                "threshold {:?} names endpoint {ep:?}, which this run does not have; {}",
+                t.expr,
+                endpoint_hint(ep, endpoints)
+            )));
+        }
+        thresholds.push(t);
+    }
+
+    let load = load_info(&plan, level);
+    Ok(Prepared {
+        plan,
+        thresholds,
+        load,
+    })
+}
+
+/// "did you mean" for an endpoint name, or the list of names.
+fn endpoint_hint(name: &str, endpoints: &[String]) -> String {
+    match plan::suggest::nearest(name, endpoints.iter().map(String::as_str)) {
+        Some(n) => format!("did you mean {n:?}?"),
+        None => format!(
+            "endpoints are: {}",
+            endpoints
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// What the run loads. One value per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Url(RequestSpec),
+    File(ScenarioFile),
+}
+
+/// A compiled scenario file, with its text for diagnostics.
+pub struct ScenarioFile {
+    /// The path as given.
+    pub name: String,
+    /// The file's text.
+    pub text: String,
+    /// What it compiled to.
+    pub compiled: scenario::Compiled,
+}
+
+/// Reads and compiles a scenario file; `{{ env.NAME }}` reads the
+/// environment here, the only place that does.
+pub fn load_scenario(path: &Path, target: Option<String>) -> Result<ScenarioFile, Failure> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the scenario {name}"))
+        .map_err(Failure::usage)?;
+    let options = scenario::Options {
+        target,
+        env: std::env::vars().collect(),
+    };
+    let compiled = scenario::compile(&name, &text, &options).map_err(Failure::usage)?;
+    Ok(ScenarioFile {
+        name,
+        text,
+        compiled,
+    })
+}
+
+/// The request of a `--url` run.
+fn url_spec(args: &RunArgs, url: &str) -> Result<RequestSpec, Failure> {
+    let mut spec = RequestSpec::get(url).map_err(Failure::usage)?;
+    spec = spec
+        .with_method(args.method.as_deref().unwrap_or("GET"))
+        .map_err(Failure::usage)?;
     for h in &args.headers {
         spec = spec.with_header_line(h).map_err(Failure::usage)?;
     }
@@ -49,65 +220,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
             .map_err(Failure::usage)?;
         spec.body = body.into();
     }
-    if args.http2 {
-        spec.version = HttpVersion::Http2;
-    }
-    let extra_roots_pem = match &args.cacert {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read --cacert {}", path.display()))
-                .map_err(Failure::usage)?,
-        ),
-        None => None,
-    };
-    spec.tls = TlsOptions {
-        insecure: args.insecure,
-        extra_roots_pem,
-    };
-
-    let timeout = dur(&args.timeout)?;
-    let grace = dur(&args.grace)?;
-    let load = cli_load(args)?;
-    let (model, level) = load.build().map_err(Failure::usage)?;
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let endpoint = spec.name.clone();
-    let plan = Plan {
-        model,
-        max_requests: load.requests,
-        scenario: Scenario::single(&spec),
-        timeout,
-        grace,
-        workers,
-        seed: args.seed,
-    };
-    plan.validate().map_err(Failure::usage)?;
-
-    let thresholds = args
-        .thresholds
-        .iter()
-        .map(|t| Threshold::parse(t).map_err(Failure::usage))
-        .collect::<Result<Vec<_>, _>>()?;
-    for t in &thresholds {
-        if let Some(ep) = &t.endpoint {
-            if *ep != endpoint {
-                return Err(Failure::usage(anyhow!(
-                    "threshold {:?} names endpoint {ep:?}, but this run has only {endpoint:?}",
-                    t.expr
-                )));
-            }
-        }
-    }
-
-    let load = load_info(&plan, level);
-    Ok(Prepared {
-        plan,
-        thresholds,
-        load,
-    })
+    Ok(spec)
 }
 
 /// The planned load, for the results file.
@@ -443,7 +556,10 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         .collect();
     let info = RunInfo {
         command: redacted_command(),
-        target: args.url.clone(),
+        target: args
+            .url
+            .clone()
+            .unwrap_or_else(|| plan.scenario.target.url()),
         model: plan.model.name().to_string(),
         load,
         started_at,

@@ -1,0 +1,552 @@
+//! From raw YAML types to a validated [`plan::Scenario`] and load options.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::Method;
+use plan::{
+    parse_duration, parse_stages, Arrivals, Flow, HttpVersion, LoadSpec, ModelKind, Profile,
+    RequestSpec, Scenario, Scope, Stage, Step, Target, Template, TemplateError, Think, TlsOptions,
+};
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{Diagnostic, Pos};
+use crate::raw::{RawArrivals, RawLoad, RawModel, RawScenario, RawStages, RawStep, RawThink};
+
+/// What the caller supplies besides the text.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides the file's `target` (`--target`).
+    pub target: Option<String>,
+    /// Values for `{{ env.NAME }}`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A compiled scenario file.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The journeys, ready to run.
+    pub scenario: Scenario,
+    /// The file's load options (the command line may override them).
+    pub load: LoadSpec,
+    /// The file's request timeout (`defaults.timeout`).
+    pub timeout: Option<Duration>,
+    /// The file's thresholds, with their positions, for the caller to parse.
+    pub thresholds: Vec<(String, Pos)>,
+}
+
+impl Compiled {
+    /// A compact description of what will run, for `throng validate` and
+    /// snapshot tests.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let s = &self.scenario;
+        let mut out = String::new();
+        let _ = writeln!(out, "scenario {:?} -> {}", s.name, s.target.url());
+        let _ = writeln!(
+            out,
+            "  {}, cookies {}",
+            match s.version {
+                HttpVersion::Http1 => "HTTP/1.1",
+                HttpVersion::Http2 => "HTTP/2",
+            },
+            if s.cookies { "on" } else { "off" }
+        );
+        for f in &s.flows {
+            let _ = writeln!(out, "  flow {:?} weight {}", f.name, f.weight);
+            for st in &f.steps {
+                let _ = write!(
+                    out,
+                    "    {} {} as {:?}",
+                    st.method,
+                    st.path.source(),
+                    s.endpoints[st.endpoint]
+                );
+                if st.think != Think::None {
+                    let _ = write!(out, ", think {}", describe_think(&st.think));
+                }
+                if let Some(t) = st.timeout {
+                    let _ = write!(out, ", timeout {}", plan::format_duration(t));
+                }
+                let _ = writeln!(out);
+                for (n, v) in &st.headers {
+                    let _ = writeln!(out, "      {n}: {}", v.source());
+                }
+                if !st.body.source().is_empty() {
+                    let _ = writeln!(out, "      body: {}", st.body.source());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn describe_think(t: &Think) -> String {
+    use plan::format_duration as f;
+    match t {
+        Think::None => "none".into(),
+        Think::Constant(d) => f(*d),
+        Think::Uniform { min, max } => format!("uniform {}..{}", f(*min), f(*max)),
+        Think::Exponential { mean } => format!("exponential mean {}", f(*mean)),
+        Think::LogNormal { median, sigma } => {
+            format!("lognormal median {} sigma {sigma}", f(*median))
+        }
+        Think::Pareto { min, alpha } => format!("pareto min {} alpha {alpha}", f(*min)),
+    }
+}
+
+/// Compiles a scenario file's `text`; `file` names it in diagnostics.
+pub fn compile(file: &str, text: &str, opts: &Options) -> Result<Compiled, Diagnostic> {
+    let raw: RawScenario =
+        serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, text, &e))?;
+    Compiler { file, text }.scenario(raw, opts)
+}
+
+struct Compiler<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Compiler<'_> {
+    fn err(&self, pos: Pos, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
+        Diagnostic::at(self.file, self.text, pos, message, hint)
+    }
+
+    fn duration(&self, value: &Spanned<String>) -> Result<Duration, Diagnostic> {
+        parse_duration(&value.value).map_err(|e| self.err(Pos::of(value), e.to_string(), None))
+    }
+
+    /// Compiles a template held in a YAML string, pointing errors at the
+    /// exact character.
+    fn template(&self, value: &Spanned<String>, scope: &Scope) -> Result<Template, Diagnostic> {
+        Template::compile(&value.value, scope).map_err(|e| self.template_err(Pos::of(value), e))
+    }
+
+    fn template_err(&self, pos: Pos, e: TemplateError) -> Diagnostic {
+        // A quoted scalar's text starts one column after its quote.
+        let line = self
+            .text
+            .lines()
+            .nth(pos.line.saturating_sub(1))
+            .unwrap_or_default();
+        let quoted = line
+            .chars()
+            .nth(pos.column.saturating_sub(1))
+            .is_some_and(|c| c == '"' || c == '\'');
+        let column = pos.column + usize::from(quoted) + e.offset;
+        self.err(
+            Pos {
+                line: pos.line,
+                column,
+            },
+            e.message,
+            e.hint,
+        )
+    }
+
+    fn scenario(&self, raw: RawScenario, opts: &Options) -> Result<Compiled, Diagnostic> {
+        let target_text = match (&opts.target, &raw.target) {
+            (Some(t), _) => t.clone(),
+            (None, Some(t)) => t.value.clone(),
+            (None, None) => {
+                return Err(self.err(
+                    Pos { line: 1, column: 1 },
+                    "the scenario has no target",
+                    Some("add `target: http://host:port` or run with --target URL".into()),
+                ))
+            }
+        };
+        let target_pos = raw
+            .target
+            .as_ref()
+            .map(Pos::of)
+            .unwrap_or(Pos { line: 1, column: 1 });
+        let spec = RequestSpec::get(&target_text)
+            .map_err(|e| self.err(target_pos, e.to_string(), None))?;
+        if spec.path_and_query.contains('?') {
+            return Err(self.err(
+                target_pos,
+                "the target cannot have a query",
+                Some("put query parameters on the steps".into()),
+            ));
+        }
+        let mut target = Target::of(&spec);
+        target.base_path = spec.path_and_query.trim_end_matches('/').to_string();
+
+        let mut scope = Scope::new(opts.env.clone());
+        let defaults = raw.defaults;
+        let mut default_headers = Vec::new();
+        let mut default_think = Think::None;
+        let mut timeout = None;
+        if let Some(d) = &defaults {
+            for (name, value) in &d.headers {
+                self.header_name(name, Pos::of(value))?;
+                default_headers.push((name.clone(), self.template(value, &scope)?));
+            }
+            if let Some(t) = &d.timeout {
+                timeout = Some(self.positive(t)?);
+            }
+            if let Some(t) = &d.think {
+                default_think = self.think(t)?;
+            }
+        }
+
+        let mut endpoints: Vec<String> = Vec::new();
+        let mut flows = Vec::new();
+        if raw.flows.is_empty() {
+            return Err(self.err(
+                Pos { line: 1, column: 1 },
+                "the scenario has no flows",
+                Some("add `flows:` with at least one flow of `steps:`".into()),
+            ));
+        }
+        for (i, raw_flow) in raw.flows.into_iter().enumerate() {
+            let name = raw_flow.name.unwrap_or_else(|| format!("flow {}", i + 1));
+            let weight = match &raw_flow.weight {
+                Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
+                    return Err(self.err(Pos::of(w), "a flow's weight must be more than 0", None))
+                }
+                Some(w) => w.value,
+                None => 1.0,
+            };
+            if raw_flow.steps.is_empty() {
+                return Err(self.err(
+                    Pos { line: 1, column: 1 },
+                    format!("flow {name:?} has no steps"),
+                    None,
+                ));
+            }
+            let mut steps = Vec::new();
+            for raw_step in &raw_flow.steps {
+                steps.push(self.step(
+                    raw_step,
+                    &mut scope,
+                    &default_headers,
+                    &default_think,
+                    &mut endpoints,
+                )?);
+            }
+            flows.push(Flow {
+                name,
+                weight,
+                steps,
+            });
+        }
+
+        let load = match &raw.load {
+            Some(l) => self.load(l)?,
+            None => LoadSpec::default(),
+        };
+        let scenario = Scenario {
+            name: raw.name.unwrap_or_else(|| self.file.to_string()),
+            target,
+            version: if raw.http2.unwrap_or(false) {
+                HttpVersion::Http2
+            } else {
+                HttpVersion::Http1
+            },
+            tls: TlsOptions::default(),
+            flows,
+            endpoints,
+            slots: scope.len(),
+            cookies: raw.cookies.unwrap_or(true),
+        };
+        Ok(Compiled {
+            scenario,
+            load,
+            timeout,
+            thresholds: raw
+                .thresholds
+                .iter()
+                .map(|t| (t.value.clone(), Pos::of(t)))
+                .collect(),
+        })
+    }
+
+    fn positive(&self, value: &Spanned<String>) -> Result<Duration, Diagnostic> {
+        let d = self.duration(value)?;
+        if d.is_zero() {
+            return Err(self.err(Pos::of(value), "this must be more than 0", None));
+        }
+        Ok(d)
+    }
+
+    fn header_name(&self, name: &str, pos: Pos) -> Result<(), Diagnostic> {
+        http::HeaderName::from_bytes(name.as_bytes())
+            .map(|_| ())
+            .map_err(|_| self.err(pos, format!("{name:?} is not a valid header name"), None))
+    }
+
+    fn step(
+        &self,
+        raw: &Spanned<RawStep>,
+        scope: &mut Scope,
+        default_headers: &[(String, Template)],
+        default_think: &Think,
+        endpoints: &mut Vec<String>,
+    ) -> Result<Step, Diagnostic> {
+        let at = Pos::of(raw);
+        let s = &raw.value;
+        let methods = [
+            (Method::GET, &s.get),
+            (Method::POST, &s.post),
+            (Method::PUT, &s.put),
+            (Method::PATCH, &s.patch),
+            (Method::DELETE, &s.delete),
+            (Method::HEAD, &s.head),
+        ];
+        let given: Vec<_> = methods
+            .iter()
+            .filter_map(|(m, p)| p.as_ref().map(|p| (m.clone(), p)))
+            .collect();
+        let (method, path) = match given.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(self.err(
+                at,
+                "the step has no request",
+                Some(
+                    "start it with one of get, post, put, patch, delete or head, e.g. `- get: /`"
+                        .into(),
+                ),
+            )),
+            [_, second, ..] => return Err(self.err(
+                Pos::of(second.1),
+                "a step sends one request: give only one of get, post, put, patch, delete or head",
+                None,
+            )),
+        };
+        if !path.value.starts_with('/') {
+            return Err(self.err(
+                Pos::of(path),
+                "a step's path starts with '/'",
+                Some(format!("write /{}", path.value)),
+            ));
+        }
+
+        // The path and query, as one template.
+        let mut path_text = path.value.clone();
+        let mut path_template = self.template(path, scope)?;
+        if !s.query.is_empty() {
+            for (i, (key, value)) in s.query.iter().enumerate() {
+                path_text.push(if i == 0 && !path.value.contains('?') {
+                    '?'
+                } else {
+                    '&'
+                });
+                path_text.push_str(&encode(key));
+                path_text.push('=');
+                path_text.push_str(&value.value);
+                // Compile each value for its own diagnostic position.
+                self.template(value, scope)?;
+            }
+            path_template = Template::compile(&path_text, scope)
+                .map_err(|e| self.template_err(Pos::of(path), e))?;
+        }
+
+        let mut headers = default_headers.to_vec();
+        for (name, value) in &s.headers {
+            self.header_name(name, Pos::of(value))?;
+            let t = self.template(value, scope)?;
+            match headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some(h) => h.1 = t,
+                None => headers.push((name.clone(), t)),
+            }
+        }
+        let has = |headers: &[(String, Template)], n: &str| {
+            headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n))
+        };
+
+        let bodies = usize::from(s.body.is_some())
+            + usize::from(s.json.is_some())
+            + usize::from(!s.form.is_empty());
+        if bodies > 1 {
+            return Err(self.err(at, "give only one of body, json and form", None));
+        }
+        let body = if let Some(b) = &s.body {
+            self.template(b, scope)?
+        } else if let Some(json) = &s.json {
+            if !has(&headers, "content-type") {
+                headers.push(("Content-Type".into(), Template::literal("application/json")));
+            }
+            let text = serde_json::to_string(json).unwrap_or_default();
+            Template::compile(&text, scope)
+                .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
+        } else if !s.form.is_empty() {
+            if !has(&headers, "content-type") {
+                headers.push((
+                    "Content-Type".into(),
+                    Template::literal("application/x-www-form-urlencoded"),
+                ));
+            }
+            let mut text = String::new();
+            for (i, (key, value)) in s.form.iter().enumerate() {
+                if i > 0 {
+                    text.push('&');
+                }
+                text.push_str(&encode(key));
+                text.push('=');
+                text.push_str(&value.value);
+                self.template(value, scope)?;
+            }
+            Template::compile(&text, scope)
+                .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
+        } else {
+            Template::literal("")
+        };
+
+        let name = match &s.name {
+            Some(n) if n.value.trim().is_empty() => {
+                return Err(self.err(Pos::of(n), "a step's name cannot be empty", None))
+            }
+            Some(n) => n.value.clone(),
+            None => format!("{method} {}", path.value.split('?').next().unwrap_or("/")),
+        };
+        let endpoint = match endpoints.iter().position(|e| *e == name) {
+            Some(i) => i,
+            None => {
+                endpoints.push(name);
+                endpoints.len() - 1
+            }
+        };
+        let think = match &s.think {
+            Some(t) => self.think(t)?,
+            None => default_think.clone(),
+        };
+        let timeout = s.timeout.as_ref().map(|t| self.positive(t)).transpose()?;
+        Ok(Step {
+            endpoint,
+            method,
+            path: path_template,
+            headers,
+            body,
+            think,
+            timeout,
+        })
+    }
+
+    fn think(&self, raw: &Spanned<RawThink>) -> Result<Think, Diagnostic> {
+        let pos = Pos::of(raw);
+        let dur = |text: &str| parse_duration(text).map_err(|e| self.err(pos, e.to_string(), None));
+        match &raw.value {
+            RawThink::Constant(text) => {
+                let d = dur(text)?;
+                Ok(if d.is_zero() {
+                    Think::None
+                } else {
+                    Think::Constant(d)
+                })
+            }
+            RawThink::Distribution(d) => {
+                let count = usize::from(d.uniform.is_some())
+                    + usize::from(d.exponential.is_some())
+                    + usize::from(d.lognormal.is_some())
+                    + usize::from(d.pareto.is_some());
+                if count != 1 {
+                    return Err(self.err(
+                        pos,
+                        "a think time is a duration or exactly one distribution",
+                        Some("write e.g. `think: 2s`, `think: { uniform: [1s, 3s] }`, `{ exponential: 2s }`, `{ lognormal: { median: 2s, sigma: 0.8 } }` or `{ pareto: { min: 1s, alpha: 1.5 } }`".into()),
+                    ));
+                }
+                if let Some((a, b)) = &d.uniform {
+                    let (min, max) = (dur(a)?, dur(b)?);
+                    if min > max {
+                        return Err(self.err(
+                            pos,
+                            "uniform think time: the first bound is larger than the second",
+                            None,
+                        ));
+                    }
+                    return Ok(Think::Uniform { min, max });
+                }
+                if let Some(mean) = &d.exponential {
+                    return Ok(Think::Exponential { mean: dur(mean)? });
+                }
+                if let Some(l) = &d.lognormal {
+                    if !(l.sigma.is_finite() && l.sigma >= 0.0) {
+                        return Err(self.err(pos, "lognormal sigma must be 0 or more", None));
+                    }
+                    return Ok(Think::LogNormal {
+                        median: dur(&l.median)?,
+                        sigma: l.sigma,
+                    });
+                }
+                match &d.pareto {
+                    Some(p) if p.alpha.is_finite() && p.alpha > 0.0 => Ok(Think::Pareto {
+                        min: dur(&p.min)?,
+                        alpha: p.alpha,
+                    }),
+                    _ => Err(self.err(pos, "pareto alpha must be more than 0", None)),
+                }
+            }
+        }
+    }
+
+    fn load(&self, raw: &RawLoad) -> Result<LoadSpec, Diagnostic> {
+        let stages = match &raw.stages {
+            None => None,
+            Some(s) => Some(match &s.value {
+                RawStages::Text(text) => {
+                    parse_stages(text).map_err(|e| self.err(Pos::of(s), e.to_string(), None))?
+                }
+                RawStages::List(list) => {
+                    let mut stages = Vec::new();
+                    for st in list {
+                        let duration = parse_duration(&st.duration)
+                            .map_err(|e| self.err(Pos::of(s), e.to_string(), None))?;
+                        if !(st.target.is_finite() && st.target >= 0.0) || duration.is_zero() {
+                            return Err(self.err(
+                                Pos::of(s),
+                                "each stage needs a target of 0 or more and a duration over 0",
+                                None,
+                            ));
+                        }
+                        stages.push(Stage {
+                            target: st.target,
+                            duration,
+                        });
+                    }
+                    Profile::stages(stages)
+                }
+            }),
+        };
+        Ok(LoadSpec {
+            model: raw.model.map(|m| match m {
+                RawModel::Open => ModelKind::Open,
+                RawModel::Closed => ModelKind::Closed,
+            }),
+            rate: raw.rate,
+            vus: raw.vus.map(f64::from),
+            duration: raw
+                .duration
+                .as_ref()
+                .map(|d| self.positive(d))
+                .transpose()?,
+            stages,
+            requests: raw.requests,
+            think: None,
+            arrivals: raw.arrivals.map(|a| match a {
+                RawArrivals::Uniform => Arrivals::Uniform,
+                RawArrivals::Poisson => Arrivals::Poisson,
+            }),
+            max_in_flight: raw.max_in_flight,
+        })
+    }
+}
+
+/// Percent-encodes the characters that would break a query or form key.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

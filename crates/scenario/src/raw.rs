@@ -1,0 +1,224 @@
+//! The scenario file as written: serde types that mirror the YAML, with
+//! source positions kept where later checks need them. No validation
+//! beyond shapes and known keys happens here; `compile.rs` does the rest.
+//! The JSON Schema (`throng schema`) is derived from these same types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A throng scenario: who the users are and what they do.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// The scenario's name, shown in reports.
+    pub name: Option<String>,
+    /// Base URL of the system under test, e.g. `http://127.0.0.1:8080`. Step
+    /// paths are appended to it. `--target` overrides it.
+    #[schemars(with = "Option<String>")]
+    pub target: Option<Spanned<String>>,
+    /// Settings every step inherits.
+    pub defaults: Option<RawDefaults>,
+    /// How much load, and its shape over time. Command-line options override it.
+    pub load: Option<RawLoad>,
+    /// Keep a cookie jar per virtual user (default true).
+    pub cookies: Option<bool>,
+    /// Speak HTTP/2 (h2c on http, ALPN on https).
+    pub http2: Option<bool>,
+    /// Pass/fail expressions, e.g. `p99<500ms`, `errors<1%`, `p99(login)<400ms`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub thresholds: Vec<Spanned<String>>,
+    /// The user journeys; each session walks one, picked by weight.
+    #[schemars(length(min = 1))]
+    pub flows: Vec<RawFlow>,
+}
+
+/// Settings every step inherits.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Headers sent with every request (templates allowed).
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub headers: IndexMap<String, Spanned<String>>,
+    /// Limit on each request, e.g. `10s` (default 30s).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Think time after each step, unless the step sets its own.
+    #[schemars(with = "Option<RawThink>")]
+    pub think: Option<Spanned<RawThink>>,
+}
+
+/// How much load, and its shape over time.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// `open` (arrivals at a rate) or `closed` (virtual users); inferred from `rate`/`vus`.
+    pub model: Option<RawModel>,
+    /// Open model: new sessions per second.
+    pub rate: Option<f64>,
+    /// Closed model: concurrent virtual users.
+    pub vus: Option<u32>,
+    /// How long, e.g. `30s`, `5m`.
+    #[schemars(with = "Option<String>")]
+    pub duration: Option<Spanned<String>>,
+    /// A ramp from 0: `"0:10s,500:30s"` or a list of `{target, duration}`.
+    #[schemars(with = "Option<RawStages>")]
+    pub stages: Option<Spanned<RawStages>>,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// Open model: `uniform` or `poisson` arrivals.
+    pub arrivals: Option<RawArrivals>,
+    /// Open model: most requests in flight; arrivals beyond it are counted as dropped.
+    pub max_in_flight: Option<usize>,
+}
+
+/// Which load model.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawModel {
+    /// Arrivals at a rate, whatever the target does.
+    Open,
+    /// Users who wait for each response.
+    Closed,
+}
+
+/// How open-model arrivals are spread.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawArrivals {
+    /// Evenly spaced.
+    Uniform,
+    /// A Poisson process.
+    Poisson,
+}
+
+/// Stages, as text or as a list.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStages {
+    /// `TARGET:DURATION,...`, e.g. `"0:10s,500:30s,500:1m,0:10s"`.
+    Text(String),
+    /// A list of ramps.
+    List(Vec<RawStage>),
+}
+
+/// One ramp: to `target` over `duration`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// The level at the end of the stage (rate or users).
+    pub target: f64,
+    /// How long the ramp takes, e.g. `30s`.
+    pub duration: String,
+}
+
+/// A think time: a duration (`2s`), or a distribution.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawThink {
+    /// Always this long, e.g. `1s`.
+    Constant(String),
+    /// Drawn from a distribution.
+    Distribution(RawThinkDistribution),
+}
+
+/// Exactly one of these keys.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawThinkDistribution {
+    /// Evenly between two durations: `[1s, 3s]`.
+    pub uniform: Option<(String, String)>,
+    /// Exponential with this mean: `2s`.
+    pub exponential: Option<String>,
+    /// Lognormal: `{ median: 2s, sigma: 0.8 }` (real users' heavy tail).
+    pub lognormal: Option<RawLogNormal>,
+    /// Pareto: `{ min: 1s, alpha: 1.5 }` (a heavier tail).
+    pub pareto: Option<RawPareto>,
+}
+
+/// Lognormal parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogNormal {
+    /// The median pause.
+    pub median: String,
+    /// Spread (0.5 moderate, 1.0 wide).
+    pub sigma: f64,
+}
+
+/// Pareto parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPareto {
+    /// The shortest pause.
+    pub min: String,
+    /// Tail index, more than 0 (smaller is heavier).
+    pub alpha: f64,
+}
+
+/// A user journey.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlow {
+    /// The flow's name.
+    pub name: Option<String>,
+    /// Relative weight among flows (default 1).
+    #[schemars(with = "Option<f64>")]
+    pub weight: Option<Spanned<f64>>,
+    /// The requests, in order.
+    #[schemars(with = "Vec<RawStep>", length(min = 1))]
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// One request: exactly one of `get`, `post`, `put`, `patch`, `delete`, `head`, with its path.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// GET this path (templates allowed).
+    #[schemars(with = "Option<String>")]
+    pub get: Option<Spanned<String>>,
+    /// POST to this path.
+    #[schemars(with = "Option<String>")]
+    pub post: Option<Spanned<String>>,
+    /// PUT to this path.
+    #[schemars(with = "Option<String>")]
+    pub put: Option<Spanned<String>>,
+    /// PATCH this path.
+    #[schemars(with = "Option<String>")]
+    pub patch: Option<Spanned<String>>,
+    /// DELETE this path.
+    #[schemars(with = "Option<String>")]
+    pub delete: Option<Spanned<String>>,
+    /// HEAD this path.
+    #[schemars(with = "Option<String>")]
+    pub head: Option<Spanned<String>>,
+    /// The endpoint's name in every report (default: method and path).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// Headers (templates allowed in values).
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub headers: IndexMap<String, Spanned<String>>,
+    /// Query parameters, appended to the path (templates allowed in values).
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub query: IndexMap<String, Spanned<String>>,
+    /// A raw body (templates allowed).
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// A JSON body; strings may hold templates. Sets `Content-Type: application/json`.
+    pub json: Option<serde_json::Value>,
+    /// A form body (`application/x-www-form-urlencoded`); values may hold templates.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub form: IndexMap<String, Spanned<String>>,
+    /// Pause after this step's response.
+    #[schemars(with = "Option<RawThink>")]
+    pub think: Option<Spanned<RawThink>>,
+    /// Limit on this request, e.g. `5s`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+}

@@ -1,0 +1,245 @@
+//! Tests: scenario text to plan, and bad text to the exact diagnostic.
+
+use expect_test::{expect, Expect};
+
+use crate::{compile, Options};
+
+fn options() -> Options {
+    Options {
+        target: None,
+        env: [("API_TOKEN".to_string(), "t0k3n".to_string())].into(),
+    }
+}
+
+fn check(text: &str, expected: Expect) {
+    let out = match compile("shop.yaml", text, &options()) {
+        Ok(c) => c.describe(),
+        Err(d) => format!("error: {d}\n"),
+    };
+    expected.assert_eq(&out);
+}
+
+#[test]
+fn a_full_scenario_compiles_to_its_plan() {
+    check(
+        r#"
+name: shop
+target: http://127.0.0.1:8080/api/
+defaults:
+  headers:
+    Accept: application/json
+    Authorization: "Bearer {{ env.API_TOKEN }}"
+  think: { lognormal: { median: 2s, sigma: 0.8 } }
+load:
+  rate: 20
+  duration: 1m
+flows:
+  - name: browse
+    weight: 3
+    steps:
+      - get: /
+        name: home
+      - get: /items/{{ random(1, 500) }}
+        think: { uniform: [1s, 3s] }
+  - name: buy
+    steps:
+      - post: /login
+        form: { email: "user{{ vu }}@example.com", password: secret }
+        think: 500ms
+      - post: /orders
+        query: { coupon: SAVE10 }
+        json: { item: "{{ random(1, 500) }}", qty: 2 }
+        timeout: 5s
+"#,
+        expect![[r#"
+            scenario "shop" -> http://127.0.0.1:8080/api
+              HTTP/1.1, cookies on
+              flow "browse" weight 3
+                GET / as "home", think lognormal median 2.00s sigma 0.8
+                  Accept: application/json
+                  Authorization: Bearer {{ env.API_TOKEN }}
+                GET /items/{{ random(1, 500) }} as "GET /items/{{ random(1, 500) }}", think uniform 1.00s..3.00s
+                  Accept: application/json
+                  Authorization: Bearer {{ env.API_TOKEN }}
+              flow "buy" weight 1
+                POST /login as "POST /login", think 500.0ms
+                  Accept: application/json
+                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Content-Type: application/x-www-form-urlencoded
+                  body: email=user{{ vu }}@example.com&password=secret
+                POST /orders?coupon=SAVE10 as "POST /orders", think lognormal median 2.00s sigma 0.8, timeout 5.00s
+                  Accept: application/json
+                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Content-Type: application/json
+                  body: {"item":"{{ random(1, 500) }}","qty":2}
+        "#]],
+    );
+}
+
+#[test]
+fn unknown_keys_suggest_the_nearest_one() {
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
+        expect![[r#"
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout at line 5, column 9
+              |
+            5 |         thnk: 1s
+              |         ^
+              = hint: did you mean `think`?
+        "#]],
+    );
+}
+
+#[test]
+fn unknown_template_variables_are_caught_before_the_run() {
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: \"/orders/{{ order_id }}\"\n",
+        expect![[r#"
+            error: shop.yaml:4:26: unknown variable "order_id"
+              |
+            4 |       - get: "/orders/{{ order_id }}"
+              |                          ^
+              = hint: no variables are defined here; built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) and choice("a", "b")
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        headers: { X-Key: \"{{ env.MISSING_KEY }}\" }\n",
+        expect![[r#"
+            error: shop.yaml:5:31: environment variable MISSING_KEY is not set
+              |
+            5 |         headers: { X-Key: "{{ env.MISSING_KEY }}" }
+              |                               ^
+              = hint: set it before the run: MISSING_KEY=... throng run ...
+        "#]],
+    );
+}
+
+#[test]
+fn structural_mistakes_are_explained() {
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - name: home\n",
+        expect![[r#"
+            error: shop.yaml:4:9: the step has no request
+              |
+            4 |       - name: home
+              |         ^
+              = hint: start it with one of get, post, put, patch, delete or head, e.g. `- get: /`
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        post: /x\n",
+        expect![[r#"
+            error: shop.yaml:5:15: a step sends one request: give only one of get, post, put, patch, delete or head
+              |
+            5 |         post: /x
+              |               ^
+        "#]],
+    );
+    check(
+        "flows:\n  - steps:\n      - get: /\n",
+        expect![[r#"
+            error: shop.yaml:1:1: the scenario has no target
+              |
+            1 | flows:
+              | ^
+              = hint: add `target: http://host:port` or run with --target URL
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nload:\n  duration: 30\nflows:\n  - steps:\n      - get: items\n",
+        expect![[r#"
+            error: shop.yaml:6:14: a step's path starts with '/'
+              |
+            6 |       - get: items
+              |              ^
+              = hint: write /items
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - weight: 0\n    steps:\n      - get: /\n",
+        expect![[r#"
+            error: shop.yaml:3:13: a flow's weight must be more than 0
+              |
+            3 |   - weight: 0
+              |             ^
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        think: { uniform: [1s, 3s], pareto: { min: 1s, alpha: 2 } }\n",
+        expect![[r#"
+            error: shop.yaml:5:16: a think time is a duration or exactly one distribution
+              |
+            5 |         think: { uniform: [1s, 3s], pareto: { min: 1s, alpha: 2 } }
+              |                ^
+              = hint: write e.g. `think: 2s`, `think: { uniform: [1s, 3s] }`, `{ exponential: 2s }`, `{ lognormal: { median: 2s, sigma: 0.8 } }` or `{ pareto: { min: 1s, alpha: 1.5 } }`
+        "#]],
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_have_positions() {
+    check(
+        "target: http://127.0.0.1:1\nflows: [\n",
+        expect![[r#"
+            error: shop.yaml:2:8: unclosed bracket '[' at line 2, column 8
+              |
+            2 | flows: [
+              |        ^
+        "#]],
+    );
+}
+
+#[test]
+fn load_section_becomes_load_options() {
+    let c = compile(
+        "s.yaml",
+        "target: http://127.0.0.1:1\nload:\n  vus: 5\n  stages: [ { target: 10, duration: 30s } ]\nflows:\n  - steps:\n      - get: /\n",
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(c.load.vus, Some(5.0));
+    assert_eq!(
+        c.load.stages.as_ref().map(|s| s.duration()),
+        Some(Some(std::time::Duration::from_secs(30)))
+    );
+    // Both a level and stages: the plan says why that cannot run.
+    assert!(c
+        .load
+        .build()
+        .unwrap_err()
+        .to_string()
+        .contains("stages set the level"));
+    let c = compile(
+        "s.yaml",
+        "target: http://127.0.0.1:1\nload: { stages: \"0:5s,50:10s\", model: closed }\nflows:\n  - steps:\n      - get: /\n",
+        &options(),
+    )
+    .unwrap();
+    let (model, _) = c.load.build().unwrap();
+    assert_eq!(model.name(), "closed");
+}
+
+#[test]
+fn target_override_and_schema() {
+    let opts = Options {
+        target: Some("http://127.0.0.1:9/base".into()),
+        ..options()
+    };
+    let c = compile(
+        "s.yaml",
+        "target: http://example.invalid\nflows:\n  - steps:\n      - get: /x\n",
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(c.scenario.target.url(), "http://127.0.0.1:9/base");
+    let schema = crate::json_schema();
+    for key in [
+        "\"flows\"",
+        "\"thresholds\"",
+        "\"lognormal\"",
+        "\"max_in_flight\"",
+        "\"query\"",
+    ] {
+        assert!(schema.contains(key), "schema lacks {key}");
+    }
+}
