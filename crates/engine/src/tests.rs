@@ -183,6 +183,11 @@ mod sim {
     }
 
     async fn run(setup: Setup) -> (WorkerOutput, u64) {
+        let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        run_scenario(setup, scenario).await
+    }
+
+    async fn run_scenario(setup: Setup, scenario: Scenario) -> (WorkerOutput, u64) {
         let start = Instant::now() + ms(10);
         let connects = Rc::new(Cell::new(0));
         let sim = Sim {
@@ -202,7 +207,6 @@ mod sim {
             progress_every: secs(1),
             spin: Duration::ZERO,
         };
-        let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
         let prepared = std::sync::Arc::new(Prepared::new(&scenario));
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
@@ -429,5 +433,42 @@ mod sim {
         })
         .await;
         assert_eq!(out.stats.counts.requests, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_sessions_time_each_step_from_when_it_was_due() {
+        // Two steps: think 100 ms after the first. 10 sessions/s for 1 s,
+        // each request taking 10 ms.
+        let mut scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/a").unwrap());
+        let mut second = scenario.flows[0].steps[0].clone();
+        second.endpoint = 1;
+        scenario.endpoints.push("GET /b".into());
+        scenario.flows[0].steps[0].think = plan::Think::Constant(ms(100));
+        scenario.flows[0].steps.push(second);
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(10.0, Some(secs(1)))),
+                behaviour: Behaviour::Status {
+                    service: ms(10),
+                    status: 200,
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            scenario,
+        )
+        .await;
+        let (a, b) = (&out.stats.endpoints[0], &out.stats.endpoints[1]);
+        // Every session finished, the last ones after the arrivals ended.
+        assert_eq!((a.counts.requests, b.counts.requests), (10, 10));
+        // The second step is due when its think time ends and is sent
+        // then: its latency is its service time, with no lag.
+        within(b.latency.summary().max, 10.0, 0.01);
+        assert_eq!(out.stats.lag.count(), 20);
+        // The last session's second step was due at 0.95 s + 10 ms + 100 ms.
+        assert_eq!(out.stats.timeline.len(), 2);
+        assert_eq!(out.stats.timeline[1].counts.requests, 1);
+        assert_eq!(out.load_end, secs(1));
     }
 }

@@ -110,8 +110,11 @@ struct Shared<C: Connector> {
     recorder: RefCell<Recorder>,
     start: Instant,
     timeout: Duration,
-    /// Cancelled when this worker starts no more requests.
+    /// Cancelled when this worker starts no more sessions (the load phase
+    /// ended, or `stop`). Sessions in progress go on.
     end: CancellationToken,
+    /// Cancelled by Ctrl-C or an abort: sessions stop at their next step.
+    stop: CancellationToken,
     kill: CancellationToken,
     in_flight: Cell<usize>,
     budget: Cell<Option<u64>>,
@@ -288,7 +291,10 @@ impl<C: Connector> Shared<C> {
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
         for (step_index, step) in flow.steps.iter().enumerate() {
-            if step_index > 0 && self.end.is_cancelled() {
+            // A session that has started finishes its flow after the load
+            // phase ends (within the grace period), as real users would;
+            // only a stop cuts it short.
+            if step_index > 0 && self.stop.is_cancelled() {
                 break;
             }
             if !self.take_budget() {
@@ -356,10 +362,15 @@ impl<C: Connector> Shared<C> {
             let last = step_index + 1 == flow.steps.len();
             if !last || think_after_last {
                 let pause = step.think.sample(rng);
+                // Thinking before another step of this session ends only
+                // on a stop; thinking before the user's next iteration
+                // also ends with the load phase.
+                let until = if last { &self.end } else { &self.stop };
                 if !pause.is_zero() {
                     tokio::select! {
                         biased;
-                        _ = self.end.cancelled() => break,
+                        _ = until.cancelled() => break,
+                        _ = self.kill.cancelled() => break,
                         _ = sleep(pause) => {}
                     }
                 }
@@ -453,6 +464,7 @@ pub async fn run_worker<C: Connector + 'static>(
         start: cfg.start,
         timeout: cfg.timeout,
         end: control.stop.child_token(),
+        stop: control.stop.clone(),
         kill: control.kill.child_token(),
         in_flight: Cell::new(0),
         budget: Cell::new(budget),

@@ -4,6 +4,7 @@
 // Fixtures panic on setup failure: that is the test failing, as it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod scenarios;
 mod server;
 
 use std::path::PathBuf;
@@ -39,8 +40,15 @@ fn finish(output: Output, dir: tempfile::TempDir) -> Run {
     }
 }
 
-fn throng_cmd(args: &[&str], dir: &tempfile::TempDir) -> Command {
+/// The `throng` binary, with no arguments yet.
+fn throng_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn throng_cmd(args: &[&str], dir: &tempfile::TempDir) -> Command {
+    let mut cmd = throng_bin();
     cmd.arg("run").args(args).arg("--out").arg(out_path(dir));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

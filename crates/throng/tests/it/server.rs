@@ -25,11 +25,16 @@ pub enum Mode {
     Stall { stall: Duration, period: Duration },
     /// 200 with `Connection: close`, then closes.
     Close,
+    /// A tiny app: `POST /login` sets `session=ok`; `GET /private` answers
+    /// 200 with that cookie and 401 without; anything else 200.
+    App,
 }
 
 /// What the server saw.
 #[derive(Default)]
 pub struct Seen {
+    /// Requests by "METHOD /path?query".
+    pub paths: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub requests: AtomicU64,
     pub connections: AtomicU64,
     pub posts_with_body: AtomicU64,
@@ -132,6 +137,17 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
         buf.drain(..head_end + length);
         seen.requests.fetch_add(1, Ordering::Relaxed);
+        let mut request_line = head.lines().next().unwrap_or_default().split(' ');
+        let (method, target) = (
+            request_line.next().unwrap_or_default(),
+            request_line.next().unwrap_or_default(),
+        );
+        *seen
+            .paths
+            .lock()
+            .unwrap()
+            .entry(format!("{method} {target}"))
+            .or_insert(0) += 1;
         if head.starts_with("POST ") && length > 0 {
             seen.posts_with_body.fetch_add(1, Ordering::Relaxed);
         }
@@ -150,6 +166,17 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec()
             }
             Mode::Close => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+            Mode::App => {
+                let cookie_ok = head.to_ascii_lowercase().contains("\r\ncookie: session=ok");
+                match (method, target) {
+                    ("POST", "/login") => {
+                        b"HTTP/1.1 200 OK\r\nSet-Cookie: session=ok; Path=/; HttpOnly\r\nContent-Length: 2\r\n\r\nok".to_vec()
+                    }
+                    ("GET", "/private") if cookie_ok => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret".to_vec(),
+                    ("GET", "/private") => b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope".to_vec(),
+                    _ => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+                }
+            }
         };
         if stream.write_all(&response).await.is_err() {
             return;

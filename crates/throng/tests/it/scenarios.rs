@@ -1,0 +1,287 @@
+//! End-to-end tests of scenario files: the real binary, a loopback app.
+
+use std::sync::atomic::Ordering;
+
+use crate::server::{self, Mode};
+use crate::{num, throng, throng_bin};
+
+/// Writes a scenario into a temporary directory; returns (dir, path).
+fn scenario(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.yaml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+fn hits(srv: &server::Server, key: &str) -> u64 {
+    srv.seen
+        .paths
+        .lock()
+        .unwrap()
+        .get(key)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn login_sets_a_cookie_and_the_next_step_is_authorized() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+name: login then private
+flows:
+  - steps:
+      - post: /login
+        form: { email: "user{{ vu }}@example.com", password: secret }
+        name: login
+      - get: /private
+        name: private
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "3",
+        "--requests",
+        "60",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "totals.requests"), 60.0);
+    // The bound can cut the users' last iterations mid-flow, so the split
+    // between the steps is not exactly even; the total is.
+    let (login, private) = (
+        num(&res, "endpoints.login.requests"),
+        num(&res, "endpoints.private.requests"),
+    );
+    assert_eq!(login + private, 60.0);
+    assert!(login - private <= 3.0, "{login} logins, {private} private");
+    // Every private page was fetched with the cookie the login set.
+    assert_eq!(num(&res, "endpoints.private.status.200"), private);
+    assert!(res["endpoints"]["private"]["status"].get("401").is_none());
+    assert_eq!(hits(&srv, "POST /login") as f64, login);
+}
+
+#[test]
+fn without_cookies_the_private_page_is_refused() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        "cookies: false\nflows:\n  - steps:\n      - post: /login\n      - get: /private\n        name: private\n",
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "10",
+    ]);
+    assert_eq!(
+        num(&r.results.unwrap(), "endpoints.private.status.401"),
+        5.0
+    );
+}
+
+#[test]
+fn weighted_flows_split_traffic_by_weight() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+flows:
+  - name: browse
+    weight: 3
+    steps: [ { get: /browse } ]
+  - name: buy
+    weight: 1
+    steps: [ { get: /buy } ]
+load: { rate: 1000, requests: 2000 }
+"#,
+    );
+    let r = throng(&[&path, "--target", &srv.url("")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (browse, buy) = (
+        hits(&srv, "GET /browse") as f64,
+        hits(&srv, "GET /buy") as f64,
+    );
+    assert_eq!(browse + buy, 2000.0);
+    // 75% / 25%: a binomial sd of ~1% at n=2000; allow 3 points.
+    let share = browse / 2000.0;
+    assert!((share - 0.75).abs() < 0.03, "browse share {share}");
+}
+
+#[test]
+fn templates_render_per_user_and_per_iteration() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        "flows:\n  - steps:\n      - get: \"/users/{{ vu }}/visit/{{ iteration }}\"\n        name: visit\n        query: { k: \"{{ env.THRONG_TEST_KEY }}\" }\n",
+    );
+    let out = throng_bin()
+        .env("THRONG_TEST_KEY", "k1")
+        .args([
+            "run",
+            &path,
+            "--target",
+            &srv.url(""),
+            "--vus",
+            "2",
+            "--requests",
+            "6",
+            "--workers",
+            "1",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths = srv.seen.paths.lock().unwrap().clone();
+    for vu in 0..2 {
+        for it in 0..3 {
+            let key = format!("GET /users/{vu}/visit/{it}?k=k1");
+            assert_eq!(paths.get(&key), Some(&1), "{key} in {paths:?}");
+        }
+    }
+}
+
+#[test]
+fn open_model_sessions_walk_their_steps_with_think_times() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        "flows:\n  - steps:\n      - get: /a\n        think: 200ms\n      - get: /b\nload: { rate: 50, duration: 1s }\n",
+    );
+    let r = throng(&[&path, "--target", &srv.url("")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // 50 sessions, each of two steps; the second step is sent after its
+    // think time, even past the end of the arrivals (within the grace).
+    assert_eq!(hits(&srv, "GET /a"), 50);
+    assert_eq!(hits(&srv, "GET /b"), 50);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "totals.requests"), 100.0);
+}
+
+#[test]
+fn cli_load_options_override_the_file() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) =
+        scenario("flows:\n  - steps: [ { get: / } ]\nload: { vus: 50, duration: 1h }\n");
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "100",
+        "--requests",
+        "30",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(res["model"], "open");
+    assert_eq!(num(&res, "totals.requests"), 30.0);
+}
+
+#[test]
+fn scenario_thresholds_can_name_endpoints() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        "flows:\n  - steps: [ { get: /private, name: private } ]\nthresholds: [ \"errors(private)<1%\", \"p99(private)<10s\" ]\nload: { vus: 1, requests: 5 }\n",
+    );
+    let r = throng(&[&path, "--target", &srv.url("")]);
+    assert_eq!(
+        r.code, 1,
+        "private answers 401 without a login\n{}",
+        r.stdout
+    );
+    let res = r.results.unwrap();
+    assert_eq!(res["thresholds"][0]["ok"], false);
+    assert_eq!(res["thresholds"][1]["ok"], true);
+    let (_dir, path) = scenario(
+        "flows:\n  - steps: [ { get: /, name: home } ]\nthresholds: [ \"p99(hme)<1s\" ]\n",
+    );
+    let r = throng(&[&path, "--target", &srv.url("")]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("scenario.yaml:3:15: no endpoint is named \"hme\""),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("did you mean \"home\"?"), "{}", r.stderr);
+    assert_eq!(
+        srv.seen.requests.load(Ordering::Relaxed),
+        5,
+        "the bad scenario sent nothing"
+    );
+}
+
+#[test]
+fn validate_and_schema() {
+    let (_dir, path) =
+        scenario("target: http://127.0.0.1:9\nflows:\n  - steps: [ { get: /, think: 1s } ]\n");
+    let out = throng_bin().args(["validate", &path]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GET / as \"GET /\", think 1.00s"), "{text}");
+    assert!(text.ends_with("scenario.yaml: ok\n"), "{text}");
+
+    let (_dir, path) = scenario("target: http://127.0.0.1:9\nflows:\n  - steps: [ { gett: / } ]\n");
+    let out = throng_bin().args(["validate", &path]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scenario.yaml:3:16: unknown field `gett`"),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean `get`?"), "{err}");
+
+    let out = throng_bin().arg("schema").output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["properties"]["flows"].is_object());
+}
+
+#[test]
+fn request_options_do_not_mix_with_scenarios() {
+    let (_dir, path) = scenario("target: http://127.0.0.1:9\nflows:\n  - steps: [ { get: / } ]\n");
+    let r = throng(&[&path, "-X", "POST"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("in a scenario, set it on the steps"),
+        "{}",
+        r.stderr
+    );
+    let r = throng(&["--rate", "5"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("say what to load"), "{}", r.stderr);
+}
+
+#[test]
+fn examples_validate_and_the_committed_schema_is_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = throng_bin().arg("validate").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2);
+    let out = throng_bin().arg("schema").output().unwrap();
+    let committed = std::fs::read_to_string(root.join("docs/scenario.schema.json")).unwrap();
+    assert!(
+        committed == String::from_utf8_lossy(&out.stdout),
+        "docs/scenario.schema.json is stale: run `throng schema > docs/scenario.schema.json`"
+    );
+}
