@@ -17,6 +17,7 @@ fn run(latencies_ms: &[u64], failures: u64) -> Stats {
             service: Duration::from_millis(l),
             phases: Phases::default(),
             outcome: Outcome::Response { status: 200 },
+            checks_failed: false,
         });
     }
     for _ in 0..failures {
@@ -27,6 +28,7 @@ fn run(latencies_ms: &[u64], failures: u64) -> Stats {
             service: Duration::from_millis(1),
             phases: Phases::default(),
             outcome: Outcome::Response { status: 500 },
+            checks_failed: false,
         });
     }
     s

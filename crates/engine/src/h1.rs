@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::net::{Dialer, Stream};
 use crate::request::Outgoing;
-use crate::transport::{Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
 /// Largest response head (status line and headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -85,8 +85,7 @@ impl Connection for H1Conn {
         &mut self,
         req: &Outgoing<'_>,
         phases: &mut Phases,
-        cookies: bool,
-        set_cookies: &mut Vec<String>,
+        capture: &mut Capture,
     ) -> Result<Response, Failure> {
         let Outgoing::H1 { bytes, head } = *req else {
             return Err(Failure::new(ErrorKind::Protocol));
@@ -132,6 +131,7 @@ impl Connection for H1Conn {
                     let mut framing = Framing::UntilClose;
                     let mut close = resp.version == Some(0);
                     for h in resp.headers.iter() {
+                        capture.header(h.name, h.value);
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
@@ -144,8 +144,6 @@ impl Connection for H1Conn {
                             if h.value.ends_with(b"chunked") {
                                 framing = Framing::Chunked;
                             }
-                        } else if cookies && h.name.eq_ignore_ascii_case("set-cookie") {
-                            set_cookies.push(String::from_utf8_lossy(h.value).into_owned());
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             if h.value.eq_ignore_ascii_case(b"close") {
                                 close = true;
@@ -173,31 +171,35 @@ impl Connection for H1Conn {
         let body_bytes = match framing {
             Framing::None => 0,
             Framing::Length(total) => {
-                let mut got = self.buf.len() as u64;
-                self.buf.clear();
-                while got < total {
-                    let n = self.fill().await?;
-                    if n == 0 {
+                let mut got = 0u64;
+                loop {
+                    let take = (total - got).min(self.buf.len() as u64) as usize;
+                    capture.body_data(&self.buf[..take]);
+                    got += take as u64;
+                    if take < self.buf.len() {
+                        // Bytes beyond the body: the server is not speaking
+                        // HTTP/1.1 one request at a time; do not reuse.
+                        self.keep_alive = false;
+                    }
+                    self.buf.clear();
+                    if got >= total {
+                        break total;
+                    }
+                    if self.fill().await? == 0 {
                         return Err(Failure::new(ErrorKind::Reset));
                     }
-                    got += n as u64;
-                    self.buf.clear();
                 }
-                if got > total {
-                    // Bytes beyond the body: the server is not speaking
-                    // HTTP/1.1 one request at a time; do not reuse.
-                    self.keep_alive = false;
-                }
-                total
             }
             Framing::Chunked => {
                 let mut dechunk = Chunked::default();
                 let mut body = 0u64;
                 loop {
-                    let (consumed, data) = dechunk.feed(&self.buf).map_err(|_| {
-                        self.keep_alive = false;
-                        Failure::new(ErrorKind::Protocol)
-                    })?;
+                    let (consumed, data) = dechunk
+                        .feed(&self.buf, |d| capture.body_data(d))
+                        .map_err(|_| {
+                            self.keep_alive = false;
+                            Failure::new(ErrorKind::Protocol)
+                        })?;
                     body += data;
                     self.buf.drain(..consumed);
                     if dechunk.done() {
@@ -212,15 +214,14 @@ impl Connection for H1Conn {
                 }
             }
             Framing::UntilClose => {
-                let mut got = self.buf.len() as u64;
-                self.buf.clear();
+                let mut got = 0u64;
                 loop {
-                    let n = self.fill().await?;
-                    if n == 0 {
+                    capture.body_data(&self.buf);
+                    got += self.buf.len() as u64;
+                    self.buf.clear();
+                    if self.fill().await? == 0 {
                         break got;
                     }
-                    got += n as u64;
-                    self.buf.clear();
                 }
             }
         };
@@ -266,15 +267,21 @@ impl Chunked {
         self.state == ChunkState::Done
     }
 
-    /// Consumes framing and data from `input`; returns the bytes consumed
-    /// and how many of them were body data. Stops at the end of the body.
-    pub fn feed(&mut self, input: &[u8]) -> Result<(usize, u64), BadChunk> {
+    /// Consumes framing and data from `input`, handing each run of body
+    /// data to `on_data`; returns the bytes consumed and how many of them
+    /// were body data. Stops at the end of the body.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<(usize, u64), BadChunk> {
         use ChunkState::*;
         let mut i = 0;
         let mut data = 0u64;
         while i < input.len() && self.state != Done {
             if self.state == Data {
                 let take = (self.size).min((input.len() - i) as u64);
+                on_data(&input[i..i + take as usize]);
                 i += take as usize;
                 data += take;
                 self.size -= take;

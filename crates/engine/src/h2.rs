@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::net::Dialer;
 use crate::request::Outgoing;
-use crate::transport::{Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
 /// Opens (or shares) the worker's HTTP/2 connection.
 pub struct H2Connector {
@@ -81,8 +81,7 @@ impl Connection for H2Conn {
         &mut self,
         req: &Outgoing<'_>,
         phases: &mut Phases,
-        cookies: bool,
-        set_cookies: &mut Vec<String>,
+        capture: &mut Capture,
     ) -> Result<Response, Failure> {
         let t0 = Instant::now();
         let Outgoing::H2 { parts, body } = req else {
@@ -101,10 +100,8 @@ impl Connection for H2Conn {
         })?;
         phases.ttfb = Some(t0.elapsed());
         let status = response.status().as_u16();
-        if cookies {
-            for v in response.headers().get_all(http::header::SET_COOKIE) {
-                set_cookies.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-            }
+        for (name, value) in response.headers() {
+            capture.header(name.as_str(), value.as_bytes());
         }
         let mut body = response.into_body();
         let mut body_bytes = 0u64;
@@ -112,6 +109,7 @@ impl Connection for H2Conn {
             let frame = frame.map_err(hyper_failure)?;
             if let Some(data) = frame.data_ref() {
                 body_bytes += data.len() as u64;
+                capture.body_data(data);
             }
         }
         Ok(Response { status, body_bytes })

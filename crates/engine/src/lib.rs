@@ -29,7 +29,7 @@ pub use h1::{BadChunk, Chunked, H1Connector};
 pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
 pub use request::{render_h1, render_h2, Outgoing, Prepared, USER_AGENT};
-pub use transport::{Connection, Connector, Failure, Response};
+pub use transport::{Capture, Connection, Connector, Failure, Response};
 pub use worker::{run_worker, Control, Event, Progress, WorkerConfig, WorkerOutput};
 
 /// The run could not start.

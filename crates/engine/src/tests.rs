@@ -24,11 +24,15 @@ fn decode_in_pieces(input: &[u8], piece: usize) -> Result<(u64, usize), BadChunk
     let mut d = Chunked::default();
     let mut data = 0;
     let mut pos = 0;
+    let mut body = Vec::new();
     while !d.done() && pos < input.len() {
         let end = (pos + piece).min(input.len());
-        let (used, n) = d.feed(&input[pos..end])?;
+        let (used, n) = d.feed(&input[pos..end], |b| body.extend_from_slice(b))?;
         data += n;
         pos += used;
+    }
+    if d.done() {
+        assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.");
     }
     Ok((data, pos))
 }
@@ -117,8 +121,7 @@ mod sim {
             &mut self,
             _: &Outgoing<'_>,
             _: &mut Phases,
-            _: bool,
-            _: &mut Vec<String>,
+            _: &mut crate::Capture,
         ) -> Result<Response, Failure> {
             let now = Instant::now();
             match self.behaviour {

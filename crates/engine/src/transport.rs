@@ -26,14 +26,13 @@ pub trait Connector {
 /// A connection that carries one request at a time.
 pub trait Connection {
     /// Sends `req` and reads the whole response, filling in time to first
-    /// byte, and `set_cookies` with the response's `Set-Cookie` values when
-    /// `cookies` is true (and only then, so plain runs collect nothing).
+    /// byte and whatever `capture` asks for (and only that, so plain runs
+    /// keep nothing).
     fn exchange(
         &mut self,
         req: &Outgoing<'_>,
         phases: &mut Phases,
-        cookies: bool,
-        set_cookies: &mut Vec<String>,
+        capture: &mut Capture,
     ) -> impl Future<Output = Result<Response, Failure>>;
 
     /// Whether the connection may carry another request.
@@ -78,6 +77,57 @@ impl Failure {
             kind,
             stale: false,
             detail: Some(err),
+        }
+    }
+}
+
+/// What to keep of a response, and where. Owned by the session and reused.
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// Keep `Set-Cookie` values (the session has a cookie jar).
+    pub cookies: bool,
+    /// Keep every header.
+    pub headers: bool,
+    /// Keep the body, up to `max_body` bytes.
+    pub body: bool,
+    /// Most body bytes kept; the rest is read and discarded.
+    pub max_body: usize,
+    /// `Set-Cookie` values.
+    pub set_cookies: Vec<String>,
+    /// Headers, as received.
+    pub header_list: Vec<(String, String)>,
+    /// The body (de-chunked).
+    pub body_bytes: Vec<u8>,
+}
+
+impl Capture {
+    /// Empties what a previous response left.
+    pub fn clear(&mut self) {
+        self.set_cookies.clear();
+        self.header_list.clear();
+        self.body_bytes.clear();
+    }
+
+    /// Keeps a header, as asked.
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        if self.headers {
+            self.header_list.push((
+                name.to_string(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+        }
+        if self.cookies && name.eq_ignore_ascii_case("set-cookie") {
+            self.set_cookies
+                .push(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+
+    /// Keeps body bytes, as asked, up to the limit.
+    pub fn body_data(&mut self, data: &[u8]) {
+        if self.body {
+            let room = self.max_body.saturating_sub(self.body_bytes.len());
+            self.body_bytes
+                .extend_from_slice(&data[..data.len().min(room)]);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use plan::{ArrivalSchedule, Model, Profile, RenderCtx, Scenario};
+use plan::{ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Scenario};
 use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, Sample, Stats};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -21,7 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cookies::Jar;
 use crate::request::{render_h1, render_h2, Outgoing, Prepared};
-use crate::transport::{Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response};
+
+/// Most body bytes kept for checks and extractors; the rest of a longer
+/// body is read and discarded.
+pub const MAX_CAPTURED_BODY: usize = 4 * 1024 * 1024;
 
 /// What one worker does.
 #[derive(Debug, Clone)]
@@ -163,9 +167,10 @@ impl<C: Connector> Shared<C> {
     }
 
     /// Sends one request due at `due` on `conn` (opening one if needed) and
-    /// records the outcome under `endpoint`. `None` means due now: in the
-    /// closed model, and for steps after the first of a session, the
-    /// intended send time is the actual one, so lag is zero by definition.
+    /// returns its sample for `endpoint`, not yet recorded (checks may still
+    /// mark it). `None` means due now: in the closed model, and for steps
+    /// after the first of a session, the intended send time is the actual
+    /// one, so lag is zero by definition.
     async fn send_one(
         &self,
         conn: &mut Option<C::Conn>,
@@ -173,18 +178,17 @@ impl<C: Connector> Shared<C> {
         endpoint: usize,
         req: &Outgoing<'_>,
         timeout: Duration,
-        set_cookies: &mut Vec<String>,
-    ) {
+        capture: &mut Capture,
+    ) -> Sample {
         let sent = Instant::now();
         let due = due.unwrap_or(sent);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
         self.in_flight.set(self.in_flight.get() + 1);
-        let cookies = self.scenario.cookies;
         let end = {
             let attempt = tokio::time::timeout(
                 timeout,
-                self.attempt(conn, req, &mut phases, &connecting, cookies, set_cookies),
+                self.attempt(conn, req, &mut phases, &connecting, capture),
             );
             tokio::select! {
                 biased;
@@ -224,15 +228,15 @@ impl<C: Connector> Shared<C> {
                 Outcome::Failed(ErrorKind::Cancelled)
             }
         };
-        let sample = Sample {
+        Sample {
             endpoint,
             due: due.saturating_duration_since(self.start),
             lag: sent.saturating_duration_since(due),
             service: done - sent,
             phases,
             outcome,
-        };
-        self.recorder.borrow_mut().record(&sample);
+            checks_failed: false,
+        }
     }
 
     async fn attempt(
@@ -241,8 +245,7 @@ impl<C: Connector> Shared<C> {
         req: &Outgoing<'_>,
         phases: &mut Phases,
         connecting: &Cell<bool>,
-        cookies: bool,
-        set_cookies: &mut Vec<String>,
+        capture: &mut Capture,
     ) -> Result<Response, Failure> {
         let mut retried = false;
         loop {
@@ -255,8 +258,8 @@ impl<C: Connector> Shared<C> {
             let Some(c) = conn.as_mut() else {
                 return Err(Failure::new(ErrorKind::Connect));
             };
-            set_cookies.clear();
-            match c.exchange(req, phases, cookies, set_cookies).await {
+            capture.clear();
+            match c.exchange(req, phases, capture).await {
                 Ok(resp) => {
                     if !c.reusable() {
                         *conn = None;
@@ -310,10 +313,13 @@ impl<C: Connector> Shared<C> {
                 rng,
                 h1,
                 body,
-                set_cookies,
+                capture,
                 vu,
                 iteration,
             } = session;
+            capture.cookies = scenario.cookies;
+            capture.headers = step.needs.headers;
+            capture.body = step.needs.body;
             let now_ms = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
@@ -354,10 +360,54 @@ impl<C: Connector> Shared<C> {
                 };
                 &h2_req
             };
-            self.send_one(conn, due, step.endpoint, req, timeout, set_cookies)
+            let mut sample = self
+                .send_one(conn, due, step.endpoint, req, timeout, capture)
                 .await;
-            for c in set_cookies.drain(..) {
-                jar.set(&c);
+            for c in &capture.set_cookies {
+                jar.set(c);
+            }
+            let mut stop_flow = false;
+            if let Outcome::Response { status } = sample.outcome {
+                if !step.checks.is_empty() || !step.extract.is_empty() {
+                    let view = ResponseView {
+                        status,
+                        headers: &capture.header_list,
+                        body: &capture.body_bytes,
+                        latency: sample.latency(),
+                    };
+                    let mut json = LazyJson::new(&capture.body_bytes);
+                    // Checks first, so they compare with values from
+                    // earlier steps (a read-your-writes check compares the
+                    // read with what was written); then this response's
+                    // values are extracted for the steps after it.
+                    let mut ctx = RenderCtx {
+                        vars,
+                        vu: *vu,
+                        iteration: *iteration,
+                        rng,
+                        now_ms,
+                    };
+                    let mut recorder = self.recorder.borrow_mut();
+                    for check in &step.checks {
+                        let passed = check.passes(&view, &mut json, &mut ctx);
+                        recorder.record_check(check.id, passed);
+                        if !passed {
+                            sample.checks_failed = true;
+                            stop_flow |= check.on_fail == OnFail::StopFlow;
+                        }
+                    }
+                    for e in &step.extract {
+                        if let Some(value) = e.value(&view, &mut json) {
+                            if let Some(slot) = vars.get_mut(e.slot) {
+                                *slot = Some(value);
+                            }
+                        }
+                    }
+                }
+            }
+            self.recorder.borrow_mut().record(&sample);
+            if stop_flow {
+                break;
             }
             let last = step_index + 1 == flow.steps.len();
             if !last || think_after_last {
@@ -390,6 +440,7 @@ impl<C: Connector> Shared<C> {
             service: Duration::ZERO,
             phases: Phases::default(),
             outcome: Outcome::Failed(kind),
+            checks_failed: false,
         });
     }
 
@@ -404,7 +455,10 @@ impl<C: Connector> Shared<C> {
             ),
             h1: Vec::with_capacity(512),
             body: Vec::new(),
-            set_cookies: Vec::new(),
+            capture: Capture {
+                max_body: MAX_CAPTURED_BODY,
+                ..Capture::default()
+            },
             vu,
             iteration: 0,
         }
@@ -420,7 +474,7 @@ struct Session<Conn> {
     rng: fastrand::Rng,
     h1: Vec<u8>,
     body: Vec<u8>,
-    set_cookies: Vec<String>,
+    capture: Capture,
     vu: u64,
     iteration: u64,
 }

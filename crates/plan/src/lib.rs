@@ -6,6 +6,7 @@
 //! command line (or, later, a scenario file) hands in strings and bytes; only
 //! the binary reads files or the environment.
 
+mod check;
 mod duration;
 mod load;
 mod profile;
@@ -19,6 +20,9 @@ mod think;
 #[cfg(test)]
 mod tests;
 
+pub use check::{
+    Check, CheckKind, Extract, ExtractFrom, LazyJson, Needs, OnFail, ResponseView, StatusMatch,
+};
 pub use duration::{format_duration, parse_duration};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Stage};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::{HttpVersion, RequestSpec, Scheme, Template, Think, TlsOptions};
+use crate::{Check, Extract, HttpVersion, Needs, RequestSpec, Scheme, Template, Think, TlsOptions};
 
 /// Where requests go.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ impl Target {
 }
 
 /// One request of a flow.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Step {
     /// Index of the step's endpoint in [`Scenario::endpoints`].
     pub endpoint: usize,
@@ -63,6 +63,12 @@ pub struct Step {
     pub think: Think,
     /// Limit on this step's request (the run's timeout when `None`).
     pub timeout: Option<Duration>,
+    /// Checks on the response.
+    pub checks: Vec<Check>,
+    /// Values taken from the response into variables.
+    pub extract: Vec<Extract>,
+    /// What of the response the checks and extractors read.
+    pub needs: Needs,
 }
 
 impl Step {
@@ -76,7 +82,7 @@ impl Step {
 }
 
 /// A sequence of steps a user walks through, picked by weight.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Flow {
     /// The flow's name.
     pub name: String,
@@ -87,7 +93,7 @@ pub struct Flow {
 }
 
 /// Everything a virtual user does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Scenario {
     /// The scenario's name.
     pub name: String,
@@ -106,6 +112,8 @@ pub struct Scenario {
     pub slots: usize,
     /// Whether each user keeps a cookie jar.
     pub cookies: bool,
+    /// Check names, indexed by [`Check::id`].
+    pub checks: Vec<String>,
 }
 
 impl Scenario {
@@ -123,6 +131,9 @@ impl Scenario {
             body: Template::literal(&String::from_utf8_lossy(&spec.body)),
             think: Think::None,
             timeout: None,
+            checks: Vec::new(),
+            extract: Vec::new(),
+            needs: Needs::default(),
         };
         Scenario {
             name: spec.name.clone(),
@@ -137,6 +148,7 @@ impl Scenario {
             endpoints: vec![spec.name.clone()],
             slots: 0,
             cookies: false,
+            checks: Vec::new(),
         }
     }
 

@@ -369,3 +369,187 @@ fn command_line_load_overrides_the_file_level_as_a_whole() {
         ("closed", Some(10.0), Some(Duration::from_secs(10)))
     );
 }
+
+mod checks {
+    use std::time::Duration;
+
+    use serde_json_path::JsonPath;
+
+    use crate::*;
+
+    fn view<'a>(status: u16, headers: &'a [(String, String)], body: &'a str) -> ResponseView<'a> {
+        ResponseView {
+            status,
+            headers,
+            body: body.as_bytes(),
+            latency: Duration::from_millis(120),
+        }
+    }
+
+    fn passes(kind: CheckKind, r: &ResponseView<'_>, vars: &[Option<String>]) -> bool {
+        let check = Check {
+            id: 0,
+            kind,
+            on_fail: OnFail::Continue,
+        };
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut ctx = RenderCtx {
+            vars,
+            vu: 0,
+            iteration: 0,
+            rng: &mut rng,
+            now_ms: 0,
+        };
+        check.passes(r, &mut LazyJson::new(r.body), &mut ctx)
+    }
+
+    fn lit(s: &str) -> Template {
+        Template::literal(s)
+    }
+
+    #[test]
+    fn checks_test_what_users_see() {
+        let headers = vec![("Cache-Control".to_string(), "max-age=60".to_string())];
+        let ok = view(
+            200,
+            &headers,
+            r#"{"user":{"id":42,"name":"Ada"},"items":[]}"#,
+        );
+        let oops = view(200, &headers, "<h1>An error has occurred</h1>");
+        use CheckKind::*;
+        assert!(passes(Status(vec![StatusMatch::Class(2)]), &ok, &[]));
+        assert!(!passes(
+            Status(vec![StatusMatch::Code(201), StatusMatch::Code(204)]),
+            &ok,
+            &[]
+        ));
+        assert!(passes(
+            BodyNotContains(lit("An error has occurred")),
+            &ok,
+            &[]
+        ));
+        assert!(!passes(
+            BodyNotContains(lit("An error has occurred")),
+            &oops,
+            &[]
+        ));
+        assert!(passes(BodyContains(lit("error")), &oops, &[]));
+        assert!(passes(
+            BodyMatches(regex::Regex::new(r"<h1>.*</h1>").unwrap()),
+            &oops,
+            &[]
+        ));
+        let path = |p: &str| JsonPath::parse(p).unwrap();
+        assert!(passes(JsonExists(path("$.user.id")), &ok, &[]));
+        assert!(!passes(JsonExists(path("$.user.email")), &ok, &[]));
+        assert!(
+            !passes(JsonExists(path("$.user")), &oops, &[]),
+            "not JSON: nothing exists"
+        );
+        // Numbers compare as their JSON text, strings as their content.
+        assert!(passes(JsonEquals(path("$.user.id"), lit("42")), &ok, &[]));
+        assert!(passes(
+            JsonEquals(path("$.user.name"), lit("Ada")),
+            &ok,
+            &[]
+        ));
+        assert!(passes(
+            HeaderMatches(
+                "cache-control".into(),
+                regex::Regex::new(r"max-age=\d+").unwrap()
+            ),
+            &ok,
+            &[]
+        ));
+        assert!(passes(
+            HeaderEquals("CACHE-CONTROL".into(), lit("max-age=60")),
+            &ok,
+            &[]
+        ));
+        assert!(!passes(HeaderExists("Age".into()), &ok, &[]));
+        assert!(passes(MaxLatency(Duration::from_millis(120)), &ok, &[]));
+        assert!(!passes(MaxLatency(Duration::from_millis(119)), &ok, &[]));
+    }
+
+    #[test]
+    fn read_your_writes_compares_with_a_variable() {
+        // Written "blue" earlier in the flow; the read shows "green": stale.
+        let mut scope = Scope::default();
+        let written = scope.declare("written");
+        let expected = Template::compile("{{ written }}", &scope).unwrap();
+        let mut vars = vec![None; scope.len()];
+        vars[written] = Some("blue".to_string());
+        let path = JsonPath::parse("$.color").unwrap();
+        let stale = view(200, &[], r#"{"color":"green"}"#);
+        let fresh = view(200, &[], r#"{"color":"blue"}"#);
+        assert!(!passes(
+            CheckKind::JsonEquals(path.clone(), expected.clone()),
+            &stale,
+            &vars
+        ));
+        assert!(passes(CheckKind::JsonEquals(path, expected), &fresh, &vars));
+    }
+
+    #[test]
+    fn extractors_take_values_from_every_part_of_a_response() {
+        let headers = vec![
+            ("ETag".to_string(), "\"v7\"".to_string()),
+            (
+                "Set-Cookie".to_string(),
+                "session=s3cr3t; Path=/; HttpOnly".to_string(),
+            ),
+        ];
+        let json = view(200, &headers, r#"{"token":"abc","order":{"id":17}}"#);
+        let html = view(
+            200,
+            &headers,
+            r#"<form><input name="csrf" value="x-9"><p class="t"> Hello </p></form>"#,
+        );
+        let get = |from: ExtractFrom, r: &ResponseView<'_>| {
+            Extract { slot: 0, from }.value(r, &mut LazyJson::new(r.body))
+        };
+        assert_eq!(
+            get(
+                ExtractFrom::Json(JsonPath::parse("$.token").unwrap()),
+                &json
+            )
+            .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            get(
+                ExtractFrom::Json(JsonPath::parse("$.order.id").unwrap()),
+                &json
+            )
+            .as_deref(),
+            Some("17")
+        );
+        assert_eq!(
+            get(ExtractFrom::Json(JsonPath::parse("$.nope").unwrap()), &json),
+            None
+        );
+        let re = regex::Regex::new(r#""id":(\d+)"#).unwrap();
+        assert_eq!(get(ExtractFrom::Regex(re, 1), &json).as_deref(), Some("17"));
+        assert_eq!(
+            get(ExtractFrom::Header("etag".into()), &json).as_deref(),
+            Some("\"v7\"")
+        );
+        assert_eq!(
+            get(ExtractFrom::Cookie("session".into()), &json).as_deref(),
+            Some("s3cr3t")
+        );
+        let sel = |s: &str| Box::new(scraper::Selector::parse(s).unwrap());
+        assert_eq!(
+            get(
+                ExtractFrom::Css(sel("input[name=csrf]"), Some("value".into())),
+                &html
+            )
+            .as_deref(),
+            Some("x-9")
+        );
+        assert_eq!(
+            get(ExtractFrom::Css(sel("p.t"), None), &html).as_deref(),
+            Some("Hello")
+        );
+    }
+}

@@ -28,6 +28,7 @@ fn sample_stats() -> Stats {
                 ttfb: Some(Duration::from_micros(900)),
             },
             outcome,
+            checks_failed: false,
         });
     }
     s.record_dropped(0, Duration::from_millis(9_999));

@@ -250,6 +250,7 @@ impl Compiler<'_> {
             endpoints,
             slots: scope.len(),
             cookies: raw.cookies.unwrap_or(true),
+            checks: Vec::new(),
         };
         Ok(Compiled {
             scenario,
@@ -424,6 +425,9 @@ impl Compiler<'_> {
             body,
             think,
             timeout,
+            checks: Vec::new(),
+            extract: Vec::new(),
+            needs: plan::Needs::default(),
         })
     }
 

@@ -17,5 +17,5 @@ mod tests;
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
 pub use recorder::{
-    Bucket, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats,
+    Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats,
 };

@@ -11,6 +11,10 @@
 //!   whatever its status; transport failures are counted by kind only;
 //! - `requests` counts requests that were sent and ended (ok or failed);
 //!   `dropped` arrivals were never sent and are not in `requests`;
+//! - a response whose status is fine but whose content fails a check counts
+//!   as an error of kind `check_failed` (a 200 showing "An error has
+//!   occurred" is a failure the user sees); `check_failures` counts every
+//!   response with a failed check, whatever its status;
 //! - the timeline files each request under the second its send was due.
 
 use std::collections::BTreeMap;
@@ -59,6 +63,8 @@ pub struct Sample {
     pub phases: Phases,
     /// How it ended.
     pub outcome: Outcome,
+    /// Whether a check on the response failed.
+    pub checks_failed: bool,
 }
 
 impl Sample {
@@ -70,7 +76,8 @@ impl Sample {
     /// The error kind this sample counts under, if any.
     pub fn error(&self) -> Option<ErrorKind> {
         match self.outcome {
-            Outcome::Response { status } => ErrorKind::for_status(status),
+            Outcome::Response { status } => ErrorKind::for_status(status)
+                .or(self.checks_failed.then_some(ErrorKind::CheckFailed)),
             Outcome::Failed(kind) => Some(kind),
         }
     }
@@ -85,21 +92,26 @@ pub struct Counts {
     pub ok: u64,
     /// Counts by error kind, `dropped` included.
     pub errors: ErrorCounts,
+    /// Responses with at least one failed check, whatever their status.
+    #[serde(default)]
+    pub check_failures: u64,
 }
 
 impl Counts {
-    fn add(&mut self, error: Option<ErrorKind>) {
+    fn add(&mut self, s: &Sample) {
         self.requests += 1;
-        match error {
+        match s.error() {
             None => self.ok += 1,
             Some(kind) => self.errors.add(kind, 1),
         }
+        self.check_failures += u64::from(s.checks_failed);
     }
 
     fn merge(&mut self, other: &Counts) {
         self.requests += other.requests;
         self.ok += other.ok;
         self.errors.merge(&other.errors);
+        self.check_failures += other.check_failures;
     }
 
     /// Failed requests (every kind but `dropped`).
@@ -135,6 +147,17 @@ impl EndpointStats {
             latency: Hist::new(),
         }
     }
+}
+
+/// One named check's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStats {
+    /// The check's name.
+    pub name: String,
+    /// Responses that passed it.
+    pub passed: u64,
+    /// Responses that failed it.
+    pub failed: u64,
 }
 
 /// The requests that were due within one second of the run.
@@ -176,6 +199,9 @@ pub struct Stats {
     pub endpoints: Vec<EndpointStats>,
     /// Per second of due time, from the run start.
     pub timeline: Vec<Bucket>,
+    /// Per check, in the scenario's order.
+    #[serde(default)]
+    pub checks: Vec<CheckStats>,
 }
 
 impl Stats {
@@ -191,6 +217,31 @@ impl Stats {
             ttfb: Hist::new(),
             endpoints: endpoints.into_iter().map(EndpointStats::new).collect(),
             timeline: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// Declares the run's checks, by name, in id order.
+    pub fn with_checks(mut self, names: impl IntoIterator<Item = String>) -> Stats {
+        self.checks = names
+            .into_iter()
+            .map(|name| CheckStats {
+                name,
+                passed: 0,
+                failed: 0,
+            })
+            .collect();
+        self
+    }
+
+    /// Records one check's verdict on one response.
+    pub fn record_check(&mut self, id: usize, passed: bool) {
+        if let Some(c) = self.checks.get_mut(id) {
+            if passed {
+                c.passed += 1;
+            } else {
+                c.failed += 1;
+            }
         }
     }
 
@@ -204,8 +255,7 @@ impl Stats {
 
     /// Records one sent request.
     pub fn record(&mut self, s: &Sample) {
-        let error = s.error();
-        self.counts.add(error);
+        self.counts.add(s);
         self.lag.record(s.lag);
         if let Some(d) = s.phases.connect {
             self.connect.record(d);
@@ -226,14 +276,14 @@ impl Stats {
             self.service.record(s.service);
         }
         if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
-            ep.counts.add(error);
+            ep.counts.add(s);
             if let Some(status) = responded {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
             }
         }
         let bucket = self.bucket(s.due);
-        bucket.counts.add(error);
+        bucket.counts.add(s);
         if responded.is_some() {
             bucket.latency.record(latency);
         }
@@ -278,6 +328,15 @@ impl Stats {
             ours.counts.merge(&theirs.counts);
             ours.latency.merge(&theirs.latency);
         }
+        for theirs in &other.checks {
+            match self.checks.iter_mut().find(|c| c.name == theirs.name) {
+                Some(ours) => {
+                    ours.passed += theirs.passed;
+                    ours.failed += theirs.failed;
+                }
+                None => self.checks.push(theirs.clone()),
+            }
+        }
     }
 }
 
@@ -318,8 +377,13 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder for these endpoints.
     pub fn new(endpoints: impl IntoIterator<Item = String>) -> Recorder {
+        Recorder::with_stats(Stats::new(endpoints))
+    }
+
+    /// A recorder that adds to `stats` (empty, with endpoints and checks declared).
+    pub fn with_stats(stats: Stats) -> Recorder {
         Recorder {
-            stats: Stats::new(endpoints),
+            stats,
             interval: Interval::default(),
         }
     }
@@ -328,10 +392,15 @@ impl Recorder {
     #[inline]
     pub fn record(&mut self, s: &Sample) {
         self.stats.record(s);
-        self.interval.counts.add(s.error());
+        self.interval.counts.add(s);
         if matches!(s.outcome, Outcome::Response { .. }) {
             self.interval.latency.record(s.latency());
         }
+    }
+
+    /// Records one check's verdict on one response.
+    pub fn record_check(&mut self, id: usize, passed: bool) {
+        self.stats.record_check(id, passed);
     }
 
     /// Records an arrival that was due but not sent.

@@ -16,6 +16,7 @@ fn sample(due: u64, lag: u64, service: u64, outcome: Outcome) -> Sample {
         service: ms(service),
         phases: Phases::default(),
         outcome,
+        checks_failed: false,
     }
 }
 
