@@ -503,6 +503,7 @@ pub async fn run_worker<C: Connector + 'static>(
         .max_requests
         .map(|n| plan::share(n, cfg.workers, cfg.index));
     let endpoints = scenario.endpoints.clone();
+    let checks = scenario.checks.clone();
     // With one step per flow, arrivals and requests are the same thing, so
     // the schedule itself can stop at the bound (and know its last due time).
     let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
@@ -514,7 +515,9 @@ pub async fn run_worker<C: Connector + 'static>(
         workers: cfg.workers,
         seed: cfg.seed,
         drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
-        recorder: RefCell::new(Recorder::new(endpoints)),
+        recorder: RefCell::new(Recorder::with_stats(
+            Stats::new(endpoints).with_checks(checks),
+        )),
         start: cfg.start,
         timeout: cfg.timeout,
         end: control.stop.child_token(),

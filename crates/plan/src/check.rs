@@ -33,11 +33,15 @@ pub enum CheckKind {
     BodyMatches(Regex),
     /// The JSON body has a value at this path.
     JsonExists(JsonPath),
+    /// The JSON body has no value at this path (or is not JSON).
+    JsonAbsent(JsonPath),
     /// The JSON body's value at this path equals this text (strings compare
     /// as their content, other values as their JSON text).
     JsonEquals(JsonPath, Template),
     /// The header is present.
     HeaderExists(String),
+    /// The header is absent.
+    HeaderAbsent(String),
     /// The header equals this text.
     HeaderEquals(String, Template),
     /// The header matches this regex.
@@ -159,6 +163,7 @@ impl Check {
             CheckKind::BodyNotContains(t) => !r.text().contains(&t.render_string(ctx)),
             CheckKind::BodyMatches(re) => re.is_match(&r.text()),
             CheckKind::JsonExists(path) => json.get().is_some_and(|v| !path.query(v).is_empty()),
+            CheckKind::JsonAbsent(path) => json.get().is_none_or(|v| path.query(v).is_empty()),
             CheckKind::JsonEquals(path, t) => {
                 let expected = t.render_string(ctx);
                 json.get()
@@ -166,6 +171,7 @@ impl Check {
                     .is_some_and(|actual| actual == expected)
             }
             CheckKind::HeaderExists(name) => r.header(name).is_some(),
+            CheckKind::HeaderAbsent(name) => r.header(name).is_none(),
             CheckKind::HeaderEquals(name, t) => {
                 r.header(name).is_some_and(|v| v == t.render_string(ctx))
             }
@@ -224,8 +230,10 @@ impl Needs {
                 | CheckKind::BodyNotContains(_)
                 | CheckKind::BodyMatches(_)
                 | CheckKind::JsonExists(_)
+                | CheckKind::JsonAbsent(_)
                 | CheckKind::JsonEquals(..) => n.body = true,
                 CheckKind::HeaderExists(_)
+                | CheckKind::HeaderAbsent(_)
                 | CheckKind::HeaderEquals(..)
                 | CheckKind::HeaderMatches(..) => n.headers = true,
                 CheckKind::Status(_) | CheckKind::MaxLatency(_) => {}

@@ -36,6 +36,12 @@ impl Scope {
         *self.slots.entry(name.to_string()).or_insert(next)
     }
 
+    /// Makes `name` visible here with a slot allocated elsewhere (so that
+    /// each flow sees only its own variables, while slots stay unique).
+    pub fn declare_at(&mut self, name: &str, slot: Slot) {
+        self.slots.insert(name.to_string(), slot);
+    }
+
     /// The slot of a declared variable.
     pub fn slot(&self, name: &str) -> Option<Slot> {
         self.slots.get(name).copied()
@@ -273,7 +279,13 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
     {
         let items: Vec<String> = args
             .split(',')
-            .map(|a| a.trim().trim_matches('"').trim_matches('\'').to_string())
+            // Quotes may arrive escaped (`\"a\"`) when the template sits
+            // inside a JSON string.
+            .map(|a| {
+                a.trim()
+                    .trim_matches(|c| c == '"' || c == '\'' || c == '\\')
+                    .to_string()
+            })
             .filter(|a| !a.is_empty())
             .collect();
         if items.is_empty() {
@@ -324,8 +336,9 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
                 .map(|n| format!("did you mean {{{{ {n} }}}}?"))
                 .or_else(|| {
                     Some(if scope.is_empty() {
-                        "no variables are defined here; built-ins are vu, iteration, uuid, timestamp, \
-                         timestamp_ms, random(MIN, MAX) and choice(\"a\", \"b\")"
+                        "no variables are defined here (an earlier step's `extract` defines them); \
+                         built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) \
+                         and choice(\"a\", \"b\")"
                             .into()
                     } else {
                         format!("variables defined before this point: {}", scope.names().collect::<Vec<_>>().join(", "))

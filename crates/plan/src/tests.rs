@@ -240,6 +240,17 @@ fn random_builtins_stay_in_range() {
             "{s}"
         );
     }
+    // Inside a JSON string the quotes arrive escaped.
+    let j = Template::compile(r#"{"c":"{{ choice(\"red\", \"blue\") }}"}"#, &scope).unwrap();
+    let mut ctx = RenderCtx {
+        vars: &[],
+        vu: 0,
+        iteration: 0,
+        rng: &mut rng,
+        now_ms: 0,
+    };
+    let s = j.render_string(&mut ctx);
+    assert!(s == r#"{"c":"red"}"# || s == r#"{"c":"blue"}"#, "{s}");
     let u = Template::compile("{{ uuid }}", &scope).unwrap();
     let mut ctx = RenderCtx {
         vars: &[],

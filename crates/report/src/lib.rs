@@ -14,7 +14,7 @@ mod tests;
 pub use format::{fmt_ms, fmt_rate};
 pub use progress::{progress_line, ProgressView};
 pub use results::{
-    EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status, ThresholdRow,
-    TimelineRow, Totals, SCHEMA,
+    CheckRow, EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status,
+    ThresholdRow, TimelineRow, Totals, SCHEMA,
 };
 pub use summary::summary;

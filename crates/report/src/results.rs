@@ -97,6 +97,8 @@ pub struct Totals {
     pub error_rate: f64,
     /// `requests / duration_s`.
     pub rate: f64,
+    /// Responses with at least one failed check, whatever their status.
+    pub check_failures: u64,
 }
 
 /// One endpoint's numbers.
@@ -112,6 +114,17 @@ pub struct EndpointRow {
     pub latency_ms: Summary,
     /// Responses by status code.
     pub status: BTreeMap<String, u64>,
+    /// Responses with at least one failed check.
+    pub check_failures: u64,
+}
+
+/// One check's results.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckRow {
+    /// Responses that passed it.
+    pub passed: u64,
+    /// Responses that failed it.
+    pub failed: u64,
 }
 
 /// One second of the run: the requests whose send was due in it.
@@ -127,6 +140,8 @@ pub struct TimelineRow {
     pub dropped: u64,
     /// Failures by kind.
     pub error_kinds: ErrorCounts,
+    /// Responses with a failed check.
+    pub check_failures: u64,
     /// Median latency (2 significant digits).
     pub p50_ms: f64,
     /// 90th percentile latency.
@@ -198,6 +213,8 @@ pub struct Results {
     pub error_examples: BTreeMap<String, String>,
     /// Per endpoint, by name.
     pub endpoints: BTreeMap<String, EndpointRow>,
+    /// Per check, by name.
+    pub checks: BTreeMap<String, CheckRow>,
     /// Per second.
     pub timeline: Vec<TimelineRow>,
     /// Threshold verdicts.
@@ -244,6 +261,7 @@ impl Results {
             } else {
                 0.0
             },
+            check_failures: c.check_failures,
         };
         let endpoints = stats
             .endpoints
@@ -255,6 +273,7 @@ impl Results {
                     error_kinds: e.counts.errors,
                     latency_ms: e.latency.summary(),
                     status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    check_failures: e.counts.check_failures,
                 };
                 (e.name.clone(), row)
             })
@@ -272,6 +291,7 @@ impl Results {
                     errors: b.counts.failed(),
                     dropped: b.counts.dropped(),
                     error_kinds: b.counts.errors,
+                    check_failures: b.counts.check_failures,
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),
@@ -299,6 +319,19 @@ impl Results {
             errors: c.errors,
             error_examples: info.first_errors,
             endpoints,
+            checks: stats
+                .checks
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        CheckRow {
+                            passed: c.passed,
+                            failed: c.failed,
+                        },
+                    )
+                })
+                .collect(),
             timeline,
             thresholds: thresholds
                 .iter()

@@ -114,6 +114,30 @@ pub fn summary(r: &Results) -> String {
         );
     }
 
+    if !r.checks.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  checks: {} response(s) failed at least one{}",
+            t.check_failures,
+            pct(t.check_failures)
+        );
+        for (name, c) in &r.checks {
+            let total = c.passed + c.failed;
+            let rate = if total == 0 {
+                0.0
+            } else {
+                c.failed as f64 * 100.0 / total as f64
+            };
+            let verdict = if c.failed == 0 { "pass" } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "    {verdict}  {name:<48} {} of {total} failed ({rate:.2}%)",
+                c.failed
+            );
+        }
+    }
+
     if !r.thresholds.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "  thresholds");

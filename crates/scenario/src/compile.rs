@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use http::Method;
 use plan::{
-    parse_duration, parse_stages, Arrivals, Flow, HttpVersion, LoadSpec, ModelKind, Profile,
-    RequestSpec, Scenario, Scope, Stage, Step, Target, Template, TemplateError, Think, TlsOptions,
+    parse_duration, parse_stages, Arrivals, Check, CheckKind, Extract, ExtractFrom, Flow,
+    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, Profile, RequestSpec, Scenario, Scope, Stage,
+    StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
-use crate::raw::{RawArrivals, RawLoad, RawModel, RawScenario, RawStages, RawStep, RawThink};
+use crate::raw::{
+    RawArrivals, RawCheck, RawExtract, RawLoad, RawModel, RawOnFail, RawScenario, RawStages,
+    RawStatus, RawStatusItem, RawStep, RawThink,
+};
 
 /// What the caller supplies besides the text.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +37,8 @@ pub struct Compiled {
     pub timeout: Option<Duration>,
     /// The file's thresholds, with their positions, for the caller to parse.
     pub thresholds: Vec<(String, Pos)>,
+    /// Variable names, by slot.
+    pub var_names: Vec<String>,
 }
 
 impl Compiled {
@@ -74,6 +80,30 @@ impl Compiled {
                 }
                 if !st.body.source().is_empty() {
                     let _ = writeln!(out, "      body: {}", st.body.source());
+                }
+                for c in &st.checks {
+                    let stop = if c.on_fail == OnFail::StopFlow {
+                        " (stops the flow)"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(out, "      check {:?}{stop}", s.checks[c.id]);
+                }
+                for e in &st.extract {
+                    let name = self.var_names.get(e.slot).map_or("?", String::as_str);
+                    let from = match &e.from {
+                        ExtractFrom::Json(p) => format!("json {p}"),
+                        ExtractFrom::Regex(re, g) => format!("regex /{re}/ group {g}"),
+                        ExtractFrom::Header(h) => format!("header {h}"),
+                        ExtractFrom::Cookie(c) => format!("cookie {c}"),
+                        ExtractFrom::Css(_, attr) => format!(
+                            "css selector{}",
+                            attr.as_ref()
+                                .map(|a| format!(", attribute {a}"))
+                                .unwrap_or_default()
+                        ),
+                    };
+                    let _ = writeln!(out, "      extract {name} from {from}");
                 }
             }
         }
@@ -173,7 +203,7 @@ impl Compiler<'_> {
         let mut target = Target::of(&spec);
         target.base_path = spec.path_and_query.trim_end_matches('/').to_string();
 
-        let mut scope = Scope::new(opts.env.clone());
+        let scope = Scope::new(opts.env.clone());
         let defaults = raw.defaults;
         let mut default_headers = Vec::new();
         let mut default_think = Think::None;
@@ -192,6 +222,8 @@ impl Compiler<'_> {
         }
 
         let mut endpoints: Vec<String> = Vec::new();
+        let mut check_names: Vec<String> = Vec::new();
+        let mut slots = Scope::default();
         let mut flows = Vec::new();
         if raw.flows.is_empty() {
             return Err(self.err(
@@ -216,14 +248,19 @@ impl Compiler<'_> {
                     None,
                 ));
             }
+            // Each flow sees only the variables its own earlier steps
+            // extract; `slots` hands out slots unique across flows.
+            let mut flow_scope = scope.clone();
             let mut steps = Vec::new();
             for raw_step in &raw_flow.steps {
                 steps.push(self.step(
                     raw_step,
-                    &mut scope,
+                    &mut flow_scope,
+                    &mut slots,
                     &default_headers,
                     &default_think,
                     &mut endpoints,
+                    &mut check_names,
                 )?);
             }
             flows.push(Flow {
@@ -248,14 +285,21 @@ impl Compiler<'_> {
             tls: TlsOptions::default(),
             flows,
             endpoints,
-            slots: scope.len(),
+            slots: slots.len(),
             cookies: raw.cookies.unwrap_or(true),
-            checks: Vec::new(),
+            checks: check_names,
         };
+        let mut var_names = vec![String::new(); slots.len()];
+        for name in slots.names() {
+            if let Some(slot) = slots.slot(name) {
+                var_names[slot] = name.to_string();
+            }
+        }
         Ok(Compiled {
             scenario,
             load,
             timeout,
+            var_names,
             thresholds: raw
                 .thresholds
                 .iter()
@@ -278,13 +322,16 @@ impl Compiler<'_> {
             .map_err(|_| self.err(pos, format!("{name:?} is not a valid header name"), None))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         raw: &Spanned<RawStep>,
         scope: &mut Scope,
+        slots: &mut Scope,
         default_headers: &[(String, Template)],
         default_think: &Think,
         endpoints: &mut Vec<String>,
+        check_names: &mut Vec<String>,
     ) -> Result<Step, Diagnostic> {
         let at = Pos::of(raw);
         let s = &raw.value;
@@ -417,6 +464,32 @@ impl Compiler<'_> {
             None => default_think.clone(),
         };
         let timeout = s.timeout.as_ref().map(|t| self.positive(t)).transpose()?;
+        let endpoint_name = endpoints[endpoint].clone();
+        // Checks see the variables from before this step; its extracts are
+        // visible from the next step on.
+        let mut checks = Vec::new();
+        for c in &s.checks {
+            checks.push(self.check(c, scope, &endpoint_name, check_names)?);
+        }
+        let mut extract = Vec::new();
+        for (name, e) in &s.extract {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(self.err(
+                    Pos::of(e),
+                    format!("{name:?} is not a variable name"),
+                    Some("use letters, digits, '_' and '-'".into()),
+                ));
+            }
+            let from = self.extract_from(e)?;
+            let slot = slots.declare(name);
+            scope.declare_at(name, slot);
+            extract.push(Extract { slot, from });
+        }
+        let needs = Needs::of(&checks, &extract);
         Ok(Step {
             endpoint,
             method,
@@ -425,10 +498,267 @@ impl Compiler<'_> {
             body,
             think,
             timeout,
-            checks: Vec::new(),
-            extract: Vec::new(),
-            needs: plan::Needs::default(),
+            checks,
+            extract,
+            needs,
         })
+    }
+
+    fn regex(&self, pos: Pos, pattern: &str) -> Result<regex::Regex, Diagnostic> {
+        regex::Regex::new(pattern).map_err(|e| {
+            let detail = e.to_string();
+            let last = detail.lines().last().unwrap_or_default().trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
+            self.err(
+                pos,
+                format!("invalid regular expression {pattern:?}: {last}"),
+                None,
+            )
+        })
+    }
+
+    fn json_path(&self, pos: Pos, path: &str) -> Result<serde_json_path::JsonPath, Diagnostic> {
+        serde_json_path::JsonPath::parse(path).map_err(|e| {
+            self.err(
+                pos,
+                format!("invalid JSONPath {path:?}: {e}"),
+                Some("JSONPath (RFC 9535) starts at $, e.g. $.user.id or $.items[0].name".into()),
+            )
+        })
+    }
+
+    fn check(
+        &self,
+        raw: &Spanned<RawCheck>,
+        scope: &Scope,
+        endpoint: &str,
+        names: &mut Vec<String>,
+    ) -> Result<Check, Diagnostic> {
+        let pos = Pos::of(raw);
+        let c = &raw.value;
+        let template = |text: &str| {
+            Template::compile(text, scope)
+                .map_err(|e| self.template_err(pos, TemplateError { offset: 0, ..e }))
+        };
+        let json_text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let mut kinds: Vec<(CheckKind, String)> = Vec::new();
+        if let Some(status) = &c.status {
+            let items: Vec<&RawStatusItem> = match status {
+                RawStatus::List(list) => list.iter().collect(),
+                RawStatus::Code(_) | RawStatus::Text(_) => Vec::new(),
+            };
+            let mut set = Vec::new();
+            let mut add = |text: String| -> Result<(), Diagnostic> {
+                let t = text.trim().to_ascii_lowercase();
+                let m =
+                    if let Some(class) = t.strip_suffix("xx").and_then(|d| d.parse::<u16>().ok()) {
+                        StatusMatch::Class(class)
+                    } else {
+                        StatusMatch::Code(t.parse().map_err(|_| {
+                            self.err(
+                                pos,
+                                format!("{text:?} is not a status: write 200, \"2xx\" or a list"),
+                                None,
+                            )
+                        })?)
+                    };
+                let ok = match m {
+                    StatusMatch::Class(c) => (1..=5).contains(&c),
+                    StatusMatch::Code(c) => (100..=599).contains(&c),
+                };
+                if !ok {
+                    return Err(self.err(pos, format!("{text:?} is not an HTTP status"), None));
+                }
+                set.push(m);
+                Ok(())
+            };
+            match status {
+                RawStatus::Code(code) => add(code.to_string())?,
+                RawStatus::Text(t) => add(t.clone())?,
+                RawStatus::List(_) => {
+                    for item in items {
+                        match item {
+                            RawStatusItem::Code(code) => add(code.to_string())?,
+                            RawStatusItem::Text(t) => add(t.clone())?,
+                        }
+                    }
+                }
+            }
+            let desc = set
+                .iter()
+                .map(|m| match m {
+                    StatusMatch::Code(c) => c.to_string(),
+                    StatusMatch::Class(c) => format!("{c}xx"),
+                })
+                .collect::<Vec<_>>()
+                .join(" or ");
+            kinds.push((CheckKind::Status(set), format!("status {desc}")));
+        }
+        if let Some(t) = &c.body_contains {
+            kinds.push((
+                CheckKind::BodyContains(template(t)?),
+                format!("body contains {t:?}"),
+            ));
+        }
+        if let Some(t) = &c.body_not_contains {
+            kinds.push((
+                CheckKind::BodyNotContains(template(t)?),
+                format!("body does not contain {t:?}"),
+            ));
+        }
+        if let Some(re) = &c.body_matches {
+            kinds.push((
+                CheckKind::BodyMatches(self.regex(pos, re)?),
+                format!("body matches /{re}/"),
+            ));
+        }
+        if let Some(j) = &c.json {
+            let path = self.json_path(pos, &j.path)?;
+            match (&j.equals, j.exists) {
+                (Some(v), None) => {
+                    let text = json_text(v);
+                    kinds.push((
+                        CheckKind::JsonEquals(path, template(&text)?),
+                        format!("json {} equals {text:?}", j.path),
+                    ));
+                }
+                (None, Some(true)) => kinds.push((
+                    CheckKind::JsonExists(path),
+                    format!("json {} exists", j.path),
+                )),
+                (None, Some(false)) => kinds.push((
+                    CheckKind::JsonAbsent(path),
+                    format!("json {} is absent", j.path),
+                )),
+                _ => {
+                    return Err(self.err(
+                        pos,
+                        "a json check needs exactly one of `equals` and `exists`",
+                        None,
+                    ))
+                }
+            }
+        }
+        if let Some(h) = &c.header {
+            let name = h.name.clone();
+            match (&h.equals, &h.matches, h.exists) {
+                (Some(v), None, None) => kinds.push((
+                    CheckKind::HeaderEquals(name.clone(), template(v)?),
+                    format!("header {name} equals {v:?}"),
+                )),
+                (None, Some(re), None) => kinds.push((
+                    CheckKind::HeaderMatches(name.clone(), self.regex(pos, re)?),
+                    format!("header {name} matches /{re}/"),
+                )),
+                (None, None, Some(true)) => kinds.push((
+                    CheckKind::HeaderExists(name.clone()),
+                    format!("header {name} present"),
+                )),
+                (None, None, Some(false)) => kinds.push((
+                    CheckKind::HeaderAbsent(name.clone()),
+                    format!("header {name} absent"),
+                )),
+                _ => {
+                    return Err(self.err(
+                        pos,
+                        "a header check needs exactly one of `equals`, `matches` and `exists`",
+                        None,
+                    ))
+                }
+            }
+        }
+        if let Some(d) = &c.max_latency {
+            let max = parse_duration(d).map_err(|e| self.err(pos, e.to_string(), None))?;
+            kinds.push((
+                CheckKind::MaxLatency(max),
+                format!("latency <= {}", plan::format_duration(max)),
+            ));
+        }
+        let (kind, desc) = match kinds.len() {
+            1 => kinds.remove(0),
+            _ => {
+                return Err(self.err(
+                    pos,
+                    if kinds.is_empty() { "the check tests nothing" } else { "a check tests one thing" },
+                    Some("give exactly one of status, body_contains, body_not_contains, body_matches, json, header or max_latency; write several checks for several things".into()),
+                ))
+            }
+        };
+        let name = c
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{endpoint}: {desc}"));
+        let id = match names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name);
+                names.len() - 1
+            }
+        };
+        Ok(Check {
+            id,
+            kind,
+            on_fail: match c.on_fail {
+                Some(RawOnFail::StopFlow) => OnFail::StopFlow,
+                Some(RawOnFail::Continue) | None => OnFail::Continue,
+            },
+        })
+    }
+
+    fn extract_from(&self, raw: &Spanned<RawExtract>) -> Result<ExtractFrom, Diagnostic> {
+        let pos = Pos::of(raw);
+        let e = &raw.value;
+        let given = [
+            e.json.is_some(),
+            e.regex.is_some(),
+            e.header.is_some(),
+            e.cookie.is_some(),
+            e.css.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(self.err(
+                pos,
+                "an extract needs exactly one of json, regex, header, cookie and css",
+                Some("e.g. `token: { json: $.token }`".into()),
+            ));
+        }
+        if e.group.is_some() && e.regex.is_none() {
+            return Err(self.err(pos, "`group` goes with `regex`", None));
+        }
+        if e.attr.is_some() && e.css.is_none() {
+            return Err(self.err(pos, "`attr` goes with `css`", None));
+        }
+        if let Some(p) = &e.json {
+            return Ok(ExtractFrom::Json(self.json_path(pos, p)?));
+        }
+        if let Some(re) = &e.regex {
+            let compiled = self.regex(pos, re)?;
+            let group = e.group.unwrap_or(1);
+            if group >= compiled.captures_len() {
+                return Err(self.err(
+                    pos,
+                    format!(
+                        "the regex has {} capture group(s); group {group} does not exist",
+                        compiled.captures_len() - 1
+                    ),
+                    Some("put the part to extract in parentheses, e.g. \"order-(\\d+)\"".into()),
+                ));
+            }
+            return Ok(ExtractFrom::Regex(compiled, group));
+        }
+        if let Some(h) = &e.header {
+            return Ok(ExtractFrom::Header(h.clone()));
+        }
+        if let Some(c) = &e.cookie {
+            return Ok(ExtractFrom::Cookie(c.clone()));
+        }
+        let css = e.css.clone().unwrap_or_default();
+        let selector = scraper::Selector::parse(&css)
+            .map_err(|err| self.err(pos, format!("invalid CSS selector {css:?}: {err}"), None))?;
+        Ok(ExtractFrom::Css(Box::new(selector), e.attr.clone()))
     }
 
     fn think(&self, raw: &Spanned<RawThink>) -> Result<Think, Diagnostic> {

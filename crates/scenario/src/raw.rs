@@ -221,4 +221,119 @@ pub struct RawStep {
     /// Limit on this request, e.g. `5s`.
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// Checks on what the user sees. A response that fails one counts as a
+    /// `check_failed` error, even with status 200.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawCheck>")]
+    pub checks: Vec<Spanned<RawCheck>>,
+    /// Values to take from the response, by variable name; later steps of the
+    /// flow use them as `{{ name }}`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawExtract>")]
+    pub extract: IndexMap<String, Spanned<RawExtract>>,
+}
+
+/// One check: exactly one of `status`, `body_contains`, `body_not_contains`,
+/// `body_matches`, `json`, `header`, `max_latency`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// The check's name in reports (default: what it tests).
+    pub name: Option<String>,
+    /// `continue` (default) or `stop_flow` (end this session's flow).
+    pub on_fail: Option<RawOnFail>,
+    /// A code (`200`), a class (`2xx`), or a list of them.
+    pub status: Option<RawStatus>,
+    /// The body contains this text (templates allowed).
+    pub body_contains: Option<String>,
+    /// The body does not contain this text, e.g. `An error has occurred`.
+    pub body_not_contains: Option<String>,
+    /// The body matches this regular expression.
+    pub body_matches: Option<String>,
+    /// A JSONPath (RFC 9535) into the JSON body, with `equals` or `exists`.
+    pub json: Option<RawJsonCheck>,
+    /// A response header, with `equals`, `matches` or `exists`.
+    pub header: Option<RawHeaderCheck>,
+    /// The response took at most this long, e.g. `500ms`.
+    pub max_latency: Option<String>,
+}
+
+/// What a failed check does.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnFail {
+    /// Go on with the flow.
+    Continue,
+    /// End this session's flow.
+    StopFlow,
+}
+
+/// Accepted statuses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStatus {
+    /// One code.
+    Code(u16),
+    /// A code or class as text: `"200"`, `"2xx"`.
+    Text(String),
+    /// Any of these.
+    List(Vec<RawStatusItem>),
+}
+
+/// A code or a class.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStatusItem {
+    /// One code.
+    Code(u16),
+    /// `"2xx"` or `"404"`.
+    Text(String),
+}
+
+/// A check on the JSON body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonCheck {
+    /// RFC 9535 JSONPath, e.g. `$.user.id`.
+    pub path: String,
+    /// The first value there equals this (strings by content; templates
+    /// allowed, so `"{{ written }}"` checks read-your-writes).
+    pub equals: Option<serde_json::Value>,
+    /// There is (true) or is not (false) a value there.
+    pub exists: Option<bool>,
+}
+
+/// A check on a response header.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderCheck {
+    /// The header's name.
+    pub name: String,
+    /// Its value equals this (templates allowed).
+    pub equals: Option<String>,
+    /// Its value matches this regular expression.
+    pub matches: Option<String>,
+    /// It is (true) or is not (false) present.
+    pub exists: Option<bool>,
+}
+
+/// Where to take a value from: exactly one of `json`, `regex`, `header`,
+/// `cookie`, `css`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExtract {
+    /// RFC 9535 JSONPath into the JSON body; the first value.
+    pub json: Option<String>,
+    /// A regular expression on the body; capture `group` (default 1).
+    pub regex: Option<String>,
+    /// The capture group of `regex`.
+    pub group: Option<usize>,
+    /// A response header.
+    pub header: Option<String>,
+    /// A cookie the response sets.
+    pub cookie: Option<String>,
+    /// A CSS selector on the HTML body: the first match's text, or its `attr`.
+    pub css: Option<String>,
+    /// With `css`: take this attribute instead of the text.
+    pub attr: Option<String>,
 }

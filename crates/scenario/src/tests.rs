@@ -81,7 +81,7 @@ fn unknown_keys_suggest_the_nearest_one() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
         expect![[r#"
-            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout at line 5, column 9
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, checks, extract at line 5, column 9
               |
             5 |         thnk: 1s
               |         ^
@@ -99,7 +99,7 @@ fn unknown_template_variables_are_caught_before_the_run() {
               |
             4 |       - get: "/orders/{{ order_id }}"
               |                          ^
-              = hint: no variables are defined here; built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) and choice("a", "b")
+              = hint: no variables are defined here (an earlier step's `extract` defines them); built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) and choice("a", "b")
         "#]],
     );
     check(
@@ -242,4 +242,144 @@ fn target_override_and_schema() {
     ] {
         assert!(schema.contains(key), "schema lacks {key}");
     }
+}
+
+#[test]
+fn checks_and_extracts_compile_with_their_scopes() {
+    check(
+        r#"
+target: http://127.0.0.1:1
+flows:
+  - name: profile
+    steps:
+      - put: /profile
+        json: { color: "{{ choice(\"red\", \"blue\") }}" }
+        extract:
+          written: { json: $.color }
+          etag: { header: ETag }
+      - get: /profile
+        name: read back
+        checks:
+          - status: [200, 304]
+          - json: { path: $.color, equals: "{{ written }}" }
+            name: read your writes
+            on_fail: stop_flow
+          - body_not_contains: An error has occurred
+          - header: { name: Cache-Control, matches: "max-age=\\d+" }
+          - max_latency: 500ms
+  - name: html
+    steps:
+      - get: /login
+        extract:
+          csrf: { css: "input[name=csrf]", attr: value }
+          order: { regex: "order-(\\d+)" }
+          session: { cookie: session }
+      - post: /login
+        form: { csrf: "{{ csrf }}" }
+        checks: [ { status: 2xx } ]
+"#,
+        expect![[r#"
+            scenario "shop.yaml" -> http://127.0.0.1:1
+              HTTP/1.1, cookies on
+              flow "profile" weight 1
+                PUT /profile as "PUT /profile"
+                  Content-Type: application/json
+                  body: {"color":"{{ choice(\"red\", \"blue\") }}"}
+                  extract written from json $.color
+                  extract etag from header ETag
+                GET /profile as "read back"
+                  check "read back: status 200 or 304"
+                  check "read your writes" (stops the flow)
+                  check "read back: body does not contain \"An error has occurred\""
+                  check "read back: header Cache-Control matches /max-age=\\d+/"
+                  check "read back: latency <= 500.0ms"
+              flow "html" weight 1
+                GET /login as "GET /login"
+                  extract csrf from css selector, attribute value
+                  extract order from regex /order-(\d+)/ group 1
+                  extract session from cookie session
+                POST /login as "POST /login"
+                  Content-Type: application/x-www-form-urlencoded
+                  body: csrf={{ csrf }}
+                  check "POST /login: status 2xx"
+        "#]],
+    );
+}
+
+#[test]
+fn variables_are_visible_only_after_their_step_and_in_their_flow() {
+    // Used in the step that extracts it: not yet defined.
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: \"/a/{{ token }}\"\n        extract: { token: { json: $.t } }\n",
+        expect![[r#"
+            error: shop.yaml:4:21: unknown variable "token"
+              |
+            4 |       - get: "/a/{{ token }}"
+              |                     ^
+              = hint: no variables are defined here (an earlier step's `extract` defines them); built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) and choice("a", "b")
+        "#]],
+    );
+    // Extracted in another flow: not visible here.
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /a\n        extract: { token: { json: $.t } }\n  - steps:\n      - get: \"/b/{{ tokn }}\"\n",
+        expect![[r#"
+            error: shop.yaml:7:21: unknown variable "tokn"
+              |
+            7 |       - get: "/b/{{ tokn }}"
+              |                     ^
+              = hint: no variables are defined here (an earlier step's `extract` defines them); built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) and choice("a", "b")
+        "#]],
+    );
+}
+
+#[test]
+fn bad_patterns_are_shown_with_their_problem() {
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        checks: [ { json: { path: \"user.id\", exists: true } } ]\n",
+        expect![[r#"
+            error: shop.yaml:5:19: invalid JSONPath "user.id": at position 0, parser error
+              |
+            5 |         checks: [ { json: { path: "user.id", exists: true } } ]
+              |                   ^
+              = hint: JSONPath (RFC 9535) starts at $, e.g. $.user.id or $.items[0].name
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        checks:\n          - body_matches: \"fund-([0-9]+\"\n",
+        expect![[r#"
+            error: shop.yaml:6:13: invalid regular expression "fund-([0-9]+": unclosed group
+              |
+            6 |           - body_matches: "fund-([0-9]+"
+              |             ^
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        extract: { id: { regex: \"id=\\\\d+\" } }\n",
+        expect![[r#"
+            error: shop.yaml:5:24: the regex has 0 capture group(s); group 1 does not exist
+              |
+            5 |         extract: { id: { regex: "id=\\d+" } }
+              |                        ^
+              = hint: put the part to extract in parentheses, e.g. "order-(\d+)"
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        checks: [ { status: 200, body_contains: ok } ]\n",
+        expect![[r#"
+            error: shop.yaml:5:19: a check tests one thing
+              |
+            5 |         checks: [ { status: 200, body_contains: ok } ]
+              |                   ^
+              = hint: give exactly one of status, body_contains, body_not_contains, body_matches, json, header or max_latency; write several checks for several things
+        "#]],
+    );
+    check(
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        checks: [ { status: 2xy } ]\n",
+        expect![[r#"
+            error: shop.yaml:5:19: "2xy" is not a status: write 200, "2xx" or a list
+              |
+            5 |         checks: [ { status: 2xy } ]
+              |                   ^
+        "#]],
+    );
 }

@@ -535,7 +535,8 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     }
 
     outputs.sort_by_key(|o| o.worker);
-    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned());
+    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
+        .with_checks(plan.scenario.checks.iter().cloned());
     let mut first_errors = BTreeMap::new();
     let mut load_end = Duration::ZERO;
     for out in &outputs {

@@ -141,11 +141,19 @@ fn templates_render_per_user_and_per_iteration() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The 6 requests are shared by the two users as timing allows; each
+    // user's iterations are numbered 0, 1, 2, ... with no gap or repeat.
     let paths = srv.seen.paths.lock().unwrap().clone();
+    assert_eq!(paths.values().sum::<u64>(), 6, "{paths:?}");
+    assert!(paths.values().all(|&n| n == 1), "{paths:?}");
     for vu in 0..2 {
-        for it in 0..3 {
+        let count = paths
+            .keys()
+            .filter(|k| k.starts_with(&format!("GET /users/{vu}/")))
+            .count();
+        for it in 0..count {
             let key = format!("GET /users/{vu}/visit/{it}?k=k1");
-            assert_eq!(paths.get(&key), Some(&1), "{key} in {paths:?}");
+            assert!(paths.contains_key(&key), "{key} in {paths:?}");
         }
     }
 }
@@ -283,5 +291,122 @@ fn examples_validate_and_the_committed_schema_is_current() {
     assert!(
         committed == String::from_utf8_lossy(&out.stdout),
         "docs/scenario.schema.json is stale: run `throng schema > docs/scenario.schema.json`"
+    );
+}
+
+#[test]
+fn a_body_check_fails_on_the_fraction_of_pages_that_show_an_error() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+flows:
+  - steps:
+      - get: /flaky
+        name: page
+        checks:
+          - status: 200
+          - body_not_contains: An error has occurred
+            name: no error page
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "4",
+        "--requests",
+        "400",
+        "--threshold",
+        "errors<1%",
+    ]);
+    // Every response was a 200; a quarter showed the error text.
+    assert_eq!(
+        r.code, 1,
+        "the errors threshold fails on wrong content\n{}",
+        r.stdout
+    );
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.page.status.200"), 400.0);
+    assert_eq!(num(&res, "checks.no error page.failed"), 100.0);
+    assert_eq!(num(&res, "checks.no error page.passed"), 300.0);
+    assert_eq!(num(&res, "checks.page: status 200.failed"), 0.0);
+    assert_eq!(num(&res, "totals.check_failures"), 100.0);
+    assert_eq!(num(&res, "errors.check_failed"), 100.0);
+    assert_eq!(num(&res, "totals.error_rate"), 0.25);
+    assert_eq!(num(&res, "endpoints.page.check_failures"), 100.0);
+    assert!(r.stdout.contains("FAIL  no error page"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("100 of 400 failed (25.00%)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_token_extracted_from_json_is_sent_in_a_header() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+flows:
+  - steps:
+      - post: /token
+        name: token
+        extract:
+          token: { json: $.token }
+          user: { json: $.user.id }
+      - get: /api
+        name: api
+        headers: { Authorization: "Bearer {{ token }}" }
+        query: { user: "{{ user }}" }
+        checks: [ { status: 200 } ]
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "40",
+        "--workers",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.api.status.200"), 20.0);
+    assert_eq!(num(&res, "totals.check_failures"), 0.0);
+    assert_eq!(hits(&srv, "GET /api?user=7"), 20);
+}
+
+#[test]
+fn stop_flow_ends_the_session_at_a_failed_check() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+cookies: false
+flows:
+  - steps:
+      - get: /private
+        checks: [ { status: 200, on_fail: stop_flow } ]
+      - get: /after
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(hits(&srv, "GET /private"), 50);
+    assert_eq!(
+        hits(&srv, "GET /after"),
+        0,
+        "every session stopped at its failed check"
     );
 }

@@ -26,13 +26,18 @@ pub enum Mode {
     /// 200 with `Connection: close`, then closes.
     Close,
     /// A tiny app: `POST /login` sets `session=ok`; `GET /private` answers
-    /// 200 with that cookie and 401 without; anything else 200.
+    /// 200 with that cookie and 401 without; `GET /flaky` answers 200 but
+    /// shows "An error has occurred" on every 4th request; `POST /token`
+    /// returns `{"token":"t-123"}` and `GET /api` wants it as a bearer
+    /// token; anything else 200.
     App,
 }
 
 /// What the server saw.
 #[derive(Default)]
 pub struct Seen {
+    /// Requests to `/flaky` so far.
+    pub flaky: AtomicU64,
     /// Requests by "METHOD /path?query".
     pub paths: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub requests: AtomicU64,
@@ -174,6 +179,19 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     ("GET", "/private") if cookie_ok => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret".to_vec(),
                     ("GET", "/private") => b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope".to_vec(),
+                    ("GET", "/flaky") => {
+                        let n = seen.flaky.fetch_add(1, Ordering::Relaxed);
+                        let body = if n % 4 == 3 { "<p>An error has occurred</p>" } else { "<p>all good</p>" };
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    }
+                    ("POST", "/token") => {
+                        let body = r#"{"token":"t-123","user":{"id":7}}"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    }
+                    ("GET", "/api") if head.contains("\r\nAuthorization: Bearer t-123\r\n") => {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+                    }
+                    ("GET", "/api") => b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope".to_vec(),
                     _ => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
                 }
             }
