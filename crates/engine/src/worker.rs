@@ -91,6 +91,8 @@ pub struct WorkerOutput {
     pub stopped: bool,
     /// The first error message seen for each error kind.
     pub first_errors: Vec<(ErrorKind, String)>,
+    /// Why the worker stopped starting sessions before the planned end.
+    pub stop_reason: Option<String>,
 }
 
 /// Control tokens shared by all workers of a run.
@@ -111,6 +113,10 @@ struct Shared<C: Connector> {
     seed: u64,
     /// Draws flows for arrivals that are dropped before a session starts.
     drop_rng: RefCell<fastrand::Rng>,
+    /// Rows drawn so far from each feeder by this worker.
+    feeder_draws: RefCell<Vec<u64>>,
+    /// Why this worker stopped starting sessions early, if it did.
+    stop_reason: RefCell<Option<String>>,
     recorder: RefCell<Recorder>,
     start: Instant,
     timeout: Duration,
@@ -291,6 +297,31 @@ impl<C: Connector> Shared<C> {
         think_after_last: bool,
     ) {
         let scenario = &self.scenario;
+        // Each iteration takes one row of each feeder, so every step of it
+        // sees the same test user.
+        for (i, feeder) in scenario.feeders.iter().enumerate() {
+            let n = {
+                let mut draws = self.feeder_draws.borrow_mut();
+                draws[i] += 1;
+                draws[i] - 1
+            };
+            let Some(row) = feeder.row(self.worker, self.workers, n, &mut session.rng) else {
+                self.stop_reason.borrow_mut().get_or_insert_with(|| {
+                    format!(
+                        "data {:?} ran out of unique rows ({} in all); no new sessions were started",
+                        feeder.name,
+                        feeder.rows.len()
+                    )
+                });
+                self.end.cancel();
+                return;
+            };
+            for (slot, value) in feeder.slots.iter().zip(row) {
+                if let Some(v) = session.vars.get_mut(*slot) {
+                    *v = Some(value.clone());
+                }
+            }
+        }
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
         for (step_index, step) in flow.steps.iter().enumerate() {
@@ -504,6 +535,7 @@ pub async fn run_worker<C: Connector + 'static>(
         .map(|n| plan::share(n, cfg.workers, cfg.index));
     let endpoints = scenario.endpoints.clone();
     let checks = scenario.checks.clone();
+    let feeders = scenario.feeders.len();
     // With one step per flow, arrivals and requests are the same thing, so
     // the schedule itself can stop at the bound (and know its last due time).
     let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
@@ -515,6 +547,8 @@ pub async fn run_worker<C: Connector + 'static>(
         workers: cfg.workers,
         seed: cfg.seed,
         drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
+        feeder_draws: RefCell::new(vec![0; feeders]),
+        stop_reason: RefCell::new(None),
         recorder: RefCell::new(Recorder::with_stats(
             Stats::new(endpoints).with_checks(checks),
         )),
@@ -612,6 +646,7 @@ pub async fn run_worker<C: Connector + 'static>(
 
     let stopped = control.stop.is_cancelled();
     let first_errors = sh.first_errors.take();
+    let stop_reason = sh.stop_reason.take();
     let stats = match Rc::try_unwrap(sh) {
         Ok(sh) => sh.recorder.into_inner().into_stats(),
         // A task still holds the state (it cannot, all were awaited above);
@@ -624,6 +659,7 @@ pub async fn run_worker<C: Connector + 'static>(
         load_end,
         stopped,
         first_errors,
+        stop_reason,
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod check;
 mod duration;
+mod feeder;
 mod load;
 mod profile;
 mod request;
@@ -24,6 +25,7 @@ pub use check::{
     Check, CheckKind, Extract, ExtractFrom, LazyJson, Needs, OnFail, ResponseView, StatusMatch,
 };
 pub use duration::{format_duration, parse_duration};
+pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Stage};
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::{Check, Extract, HttpVersion, Needs, RequestSpec, Scheme, Template, Think, TlsOptions};
+use crate::{
+    Check, Extract, Feeder, HttpVersion, Needs, RequestSpec, Scheme, Template, Think, TlsOptions,
+};
 
 /// Where requests go.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +116,8 @@ pub struct Scenario {
     pub cookies: bool,
     /// Check names, indexed by [`Check::id`].
     pub checks: Vec<String>,
+    /// Test data; each flow iteration takes one row of each.
+    pub feeders: Vec<Feeder>,
 }
 
 impl Scenario {
@@ -149,6 +153,7 @@ impl Scenario {
             slots: 0,
             cookies: false,
             checks: Vec::new(),
+            feeders: Vec::new(),
         }
     }
 

@@ -564,3 +564,60 @@ mod checks {
         );
     }
 }
+
+#[test]
+fn unique_feeder_rows_are_split_between_workers_and_never_repeat() {
+    let (columns, rows) =
+        parse_csv(b"email,password\na@x,1\nb@x,2\nc@x,3\nd@x,4\ne@x,5\n").unwrap();
+    assert_eq!(columns, ["email", "password"]);
+    let feeder = Feeder {
+        name: "users".into(),
+        columns,
+        rows,
+        pick: Pick::Unique,
+        slots: vec![0, 1],
+    };
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut seen = Vec::new();
+    for worker in 0..2 {
+        let mut n = 0;
+        while let Some(row) = feeder.row(worker, 2, n, &mut rng) {
+            seen.push(row[0].clone());
+            n += 1;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a@x", "b@x", "c@x", "d@x", "e@x"]);
+    // Sequential starts over; random stays in range.
+    let seq = Feeder {
+        pick: Pick::Sequential,
+        ..feeder.clone()
+    };
+    assert_eq!(seq.row(0, 1, 6, &mut rng).unwrap()[0], "b@x");
+    let random = Feeder {
+        pick: Pick::Random,
+        ..feeder
+    };
+    assert!((0..100).all(|n| random.row(0, 1, n, &mut rng).is_some()));
+}
+
+#[test]
+fn data_files_report_their_line() {
+    let e = parse_csv(b"a,b\n1,2\n3\n").unwrap_err();
+    assert_eq!(e.line, Some(3));
+    let (cols, rows) =
+        parse_jsonl(b"{\"id\":1,\"name\":\"Ada\"}\n\n{\"id\":2,\"name\":null}\n").unwrap();
+    assert_eq!(cols, ["id", "name"]);
+    assert_eq!(
+        rows,
+        [
+            vec!["1".to_string(), "Ada".to_string()],
+            vec!["2".to_string(), String::new()]
+        ]
+    );
+    let e = parse_jsonl(b"{\"id\":1}\n[1,2]\n").unwrap_err();
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (Some(2), "each line must be a JSON object")
+    );
+}

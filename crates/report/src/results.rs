@@ -80,6 +80,8 @@ pub struct RunInfo {
     pub status: Status,
     /// The first error message seen per error kind.
     pub first_errors: BTreeMap<String, String>,
+    /// Why the load stopped before its planned end, when not by the user.
+    pub stop_reason: Option<String>,
 }
 
 /// Request totals.
@@ -193,6 +195,9 @@ pub struct Results {
     pub duration_s: f64,
     /// `completed`, `interrupted` or `aborted`.
     pub status: Status,
+    /// Why the run stopped early (an abort, data that ran out), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
     /// Request totals.
     pub totals: Totals,
     /// Latency from the intended send time.
@@ -309,6 +314,7 @@ impl Results {
             started_at: info.started_at,
             duration_s: secs,
             status: info.status,
+            stop_reason: info.stop_reason,
             totals,
             latency_ms: stats.latency.summary(),
             service_ms: stats.service.summary(),

@@ -14,7 +14,7 @@ pub fn summary(r: &Results) -> String {
     let status = match r.status {
         Status::Completed => "completed",
         Status::Interrupted => "interrupted (Ctrl-C)",
-        Status::Aborted => "aborted (--abort-on-fail)",
+        Status::Aborted => "aborted",
     };
     let _ = writeln!(out, "throng {} model -> {}", r.model, r.target);
     let _ = writeln!(
@@ -22,6 +22,9 @@ pub fn summary(r: &Results) -> String {
         "  {status} after {:.1}s of load, {} workers",
         r.duration_s, r.load.workers
     );
+    if let Some(reason) = &r.stop_reason {
+        let _ = writeln!(out, "  stopped early: {reason}");
+    }
     let _ = writeln!(out);
     let pct = |n: u64| {
         if t.requests == 0 {

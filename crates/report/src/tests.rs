@@ -61,6 +61,7 @@ fn sample_results() -> Results {
         started_at: "2026-11-24T09:00:00Z".into(),
         duration,
         status: Status::Completed,
+        stop_reason: None,
         first_errors: BTreeMap::from([(
             "reset".to_string(),
             "connection reset by peer".to_string(),

@@ -13,17 +13,32 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
-    RawArrivals, RawCheck, RawExtract, RawLoad, RawModel, RawOnFail, RawScenario, RawStages,
-    RawStatus, RawStatusItem, RawStep, RawThink,
+    RawArrivals, RawCheck, RawData, RawExtract, RawLoad, RawModel, RawOnFail, RawPick, RawScenario,
+    RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
+/// Reads a data file named in the scenario (a path as written there).
+pub type ReadData = std::sync::Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// What the caller supplies besides the text.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Overrides the file's `target` (`--target`).
     pub target: Option<String>,
     /// Values for `{{ env.NAME }}`.
     pub env: BTreeMap<String, String>,
+    /// Reads `data` files; without it, a scenario with data cannot compile.
+    pub read_data: Option<ReadData>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("target", &self.target)
+            .field("env", &format_args!("{} variables", self.env.len()))
+            .field("read_data", &self.read_data.is_some())
+            .finish()
+    }
 }
 
 /// A compiled scenario file.
@@ -203,7 +218,13 @@ impl Compiler<'_> {
         let mut target = Target::of(&spec);
         target.base_path = spec.path_and_query.trim_end_matches('/').to_string();
 
-        let scope = Scope::new(opts.env.clone());
+        let mut scope = Scope::new(opts.env.clone());
+        // Feeder columns are visible everywhere, defaults included.
+        let mut slots = Scope::default();
+        let mut feeders = Vec::new();
+        for (name, data) in &raw.data {
+            feeders.push(self.feeder(name, data, opts, &mut scope, &mut slots)?);
+        }
         let defaults = raw.defaults;
         let mut default_headers = Vec::new();
         let mut default_think = Think::None;
@@ -223,7 +244,6 @@ impl Compiler<'_> {
 
         let mut endpoints: Vec<String> = Vec::new();
         let mut check_names: Vec<String> = Vec::new();
-        let mut slots = Scope::default();
         let mut flows = Vec::new();
         if raw.flows.is_empty() {
             return Err(self.err(
@@ -288,6 +308,7 @@ impl Compiler<'_> {
             slots: slots.len(),
             cookies: raw.cookies.unwrap_or(true),
             checks: check_names,
+            feeders,
         };
         let mut var_names = vec![String::new(); slots.len()];
         for name in slots.names() {
@@ -501,6 +522,76 @@ impl Compiler<'_> {
             checks,
             extract,
             needs,
+        })
+    }
+
+    fn feeder(
+        &self,
+        name: &str,
+        data: &Spanned<RawData>,
+        opts: &Options,
+        scope: &mut Scope,
+        slots: &mut Scope,
+    ) -> Result<plan::Feeder, Diagnostic> {
+        let pos = Pos::of(data);
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.err(
+                pos,
+                format!("{name:?} is not a valid data name"),
+                Some("use letters, digits, '_' and '-'".into()),
+            ));
+        }
+        let file = &data.value.file;
+        let read = opts
+            .read_data
+            .as_ref()
+            .ok_or_else(|| self.err(pos, "data files cannot be read here", None))?;
+        let bytes =
+            read(file).map_err(|e| self.err(pos, format!("cannot read {file}: {e}"), None))?;
+        let parsed = if file.ends_with(".csv") {
+            plan::parse_csv(&bytes)
+        } else if file.ends_with(".jsonl") || file.ends_with(".ndjson") {
+            plan::parse_jsonl(&bytes)
+        } else {
+            return Err(self.err(
+                pos,
+                format!("{file}: unknown data format"),
+                Some(
+                    "use a .csv file (with a header line) or .jsonl (one JSON object per line)"
+                        .into(),
+                ),
+            ));
+        };
+        let (columns, rows) = parsed.map_err(|e| {
+            let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+            self.err(pos, format!("{file}{at}: {}", e.message), None)
+        })?;
+        if rows.is_empty() {
+            return Err(self.err(pos, format!("{file} has no rows"), None));
+        }
+        let column_slots = columns
+            .iter()
+            .map(|c| {
+                let var = format!("{name}.{c}");
+                let slot = slots.declare(&var);
+                scope.declare_at(&var, slot);
+                slot
+            })
+            .collect();
+        Ok(plan::Feeder {
+            name: name.to_string(),
+            columns,
+            rows,
+            pick: match data.value.pick {
+                Some(RawPick::Random) => plan::Pick::Random,
+                Some(RawPick::Unique) => plan::Pick::Unique,
+                Some(RawPick::Sequential) | None => plan::Pick::Sequential,
+            },
+            slots: column_slots,
         })
     }
 

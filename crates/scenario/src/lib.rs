@@ -15,7 +15,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{compile, Compiled, Options};
+pub use compile::{compile, Compiled, Options, ReadData};
 pub use diagnostic::{Diagnostic, Pos};
 
 /// The JSON Schema of scenario files, for editors (yaml-language-server).

@@ -30,6 +30,11 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub thresholds: Vec<Spanned<String>>,
+    /// Test data: CSV or JSON-lines files whose columns become variables
+    /// `{{ NAME.COLUMN }}`; each flow iteration takes one row of each.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawData>")]
+    pub data: IndexMap<String, Spanned<RawData>>,
     /// The user journeys; each session walks one, picked by weight.
     #[schemars(length(min = 1))]
     pub flows: Vec<RawFlow>,
@@ -336,4 +341,29 @@ pub struct RawExtract {
     pub css: Option<String>,
     /// With `css`: take this attribute instead of the text.
     pub attr: Option<String>,
+}
+
+/// A data file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// The file, relative to the scenario: `.csv` (with a header line) or
+    /// `.jsonl` (one JSON object per line).
+    pub file: String,
+    /// `sequential` (default: in order, starting over), `random`, or
+    /// `unique` (each row once in the whole run; the run stops starting
+    /// sessions when rows run out).
+    pub pick: Option<RawPick>,
+}
+
+/// How rows are handed out.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPick {
+    /// In order, starting over at the end.
+    Sequential,
+    /// At random, with repeats.
+    Random,
+    /// Each row once in the whole run.
+    Unique,
 }

@@ -8,6 +8,7 @@ fn options() -> Options {
     Options {
         target: None,
         env: [("API_TOKEN".to_string(), "t0k3n".to_string())].into(),
+        read_data: None,
     }
 }
 
@@ -382,4 +383,58 @@ fn bad_patterns_are_shown_with_their_problem() {
               |                   ^
         "#]],
     );
+}
+
+fn with_data(files: &[(&'static str, &'static str)]) -> Options {
+    let files: std::collections::BTreeMap<&'static str, &'static str> =
+        files.iter().copied().collect();
+    Options {
+        read_data: Some(std::sync::Arc::new(move |name: &str| {
+            files
+                .get(name)
+                .map(|t| t.as_bytes().to_vec())
+                .ok_or_else(|| "No such file or directory (os error 2)".to_string())
+        })),
+        ..options()
+    }
+}
+
+#[test]
+fn data_columns_become_variables_everywhere() {
+    let opts = with_data(&[("users.csv", "email,password,token\na@x,1,t1\nb@x,2,t2\n")]);
+    let text = "target: http://127.0.0.1:1\ndata:\n  users: { file: users.csv, pick: unique }\ndefaults:\n  headers: { Authorization: \"Bearer {{ users.token }}\" }\nflows:\n  - steps:\n      - post: /login\n        form: { email: \"{{ users.email }}\", password: \"{{ users.password }}\" }\n";
+    let c = compile("shop.yaml", text, &opts).unwrap();
+    let f = &c.scenario.feeders[0];
+    assert_eq!(
+        (f.name.as_str(), f.rows.len(), f.pick),
+        ("users", 2, plan::Pick::Unique)
+    );
+    assert_eq!(
+        c.var_names,
+        ["users.email", "users.password", "users.token"]
+    );
+    let err = |files: &[(&'static str, &'static str)], text: &str| {
+        compile("shop.yaml", text, &with_data(files))
+            .unwrap_err()
+            .to_string()
+    };
+    expect![[r#"
+        shop.yaml:2:16: cannot read users.csv: No such file or directory (os error 2)
+          |
+        2 | data: { users: { file: users.csv } }
+          |                ^"#]]
+    .assert_eq(&err(&[], "target: http://127.0.0.1:1\ndata: { users: { file: users.csv } }\nflows: [ { steps: [ { get: / } ] } ]\n"));
+    expect![[r#"
+        shop.yaml:2:16: users.csv:3: CSV error: record 2 (line: 3, byte: 8): found record with 1 fields, but the previous record has 2 fields
+          |
+        2 | data: { users: { file: users.csv } }
+          |                ^"#]]
+    .assert_eq(&err(&[("users.csv", "a,b\n1,2\n3\n")], "target: http://127.0.0.1:1\ndata: { users: { file: users.csv } }\nflows: [ { steps: [ { get: / } ] } ]\n"));
+    expect![[r#"
+        shop.yaml:3:35: unknown variable "users.mail"
+          |
+        3 | flows: [ { steps: [ { get: "/u/{{ users.mail }}" } ] } ]
+          |                                   ^
+          = hint: did you mean {{ users.email }}?"#]]
+    .assert_eq(&err(&[("users.csv", "email\na\n")], "target: http://127.0.0.1:1\ndata: { users: { file: users.csv } }\nflows: [ { steps: [ { get: \"/u/{{ users.mail }}\" } ] } ]\n"));
 }

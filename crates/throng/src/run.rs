@@ -190,9 +190,15 @@ pub fn load_scenario(path: &Path, target: Option<String>) -> Result<ScenarioFile
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the scenario {name}"))
         .map_err(Failure::usage)?;
+    // Data files are named relative to the scenario file.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read_data: scenario::ReadData = std::sync::Arc::new(move |name: &str| {
+        std::fs::read(base.join(name)).map_err(|e| e.to_string())
+    });
     let options = scenario::Options {
         target,
         env: std::env::vars().collect(),
+        read_data: Some(read_data),
     };
     let compiled = scenario::compile(&name, &text, &options).map_err(Failure::usage)?;
     Ok(ScenarioFile {
@@ -449,6 +455,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let mut live = Live::default();
     let mut outputs: Vec<WorkerOutput> = Vec::with_capacity(run.workers);
     let mut status = Status::Completed;
+    let mut aborted_by_threshold = false;
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::from_std(run.start + show_every + Duration::from_millis(150)),
         show_every,
@@ -481,6 +488,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                         && thresholds.iter().any(|t| t.clearly_lost(live.requests, live.errors))
                     {
                         status = Status::Aborted;
+                        aborted_by_threshold = true;
                         run.control.stop.cancel();
                         if !args.quiet {
                             eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.errors, live.requests);
@@ -539,7 +547,11 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         .with_checks(plan.scenario.checks.iter().cloned());
     let mut first_errors = BTreeMap::new();
     let mut load_end = Duration::ZERO;
+    let mut stop_reason = None;
     for out in &outputs {
+        if stop_reason.is_none() {
+            stop_reason.clone_from(&out.stop_reason);
+        }
         stats.merge(&out.stats);
         load_end = load_end.max(out.load_end);
         for (kind, msg) in &out.first_errors {
@@ -555,7 +567,14 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         .iter()
         .map(|t| t.evaluate(&stats, duration))
         .collect();
+    if stop_reason.is_some() && status == Status::Completed {
+        status = Status::Aborted;
+    }
+    if args.abort_on_fail && status == Status::Aborted && stop_reason.is_none() {
+        stop_reason = Some("an error threshold was clearly lost (--abort-on-fail)".into());
+    }
     let info = RunInfo {
+        stop_reason: stop_reason.clone(),
         command: redacted_command(),
         target: args
             .url
@@ -579,8 +598,12 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
             })?;
         println!("\n  results written to {}", out.display());
     }
+    if let Some(reason) = &stop_reason {
+        eprintln!("error: the load stopped early: {reason}");
+    }
     Ok(match status {
         Status::Interrupted => exit::ABORTED,
+        Status::Aborted if !aborted_by_threshold => exit::ABORTED,
         _ if !results.thresholds_held() => exit::THRESHOLD,
         Status::Aborted => exit::THRESHOLD,
         Status::Completed => exit::OK,

@@ -410,3 +410,72 @@ flows:
         "every session stopped at its failed check"
     );
 }
+
+/// Writes a scenario and a data file beside it.
+fn scenario_with_data(text: &str, data_name: &str, data: &str) -> (tempfile::TempDir, String) {
+    let (dir, path) = scenario(text);
+    std::fs::write(dir.path().join(data_name), data).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn unique_feeder_rows_are_never_repeated_across_workers() {
+    let srv = server::http1(Mode::App);
+    let csv: String = std::iter::once("email,password\n".to_string())
+        .chain((0..100).map(|i| format!("user{i}@example.com,pw{i}\n")))
+        .collect();
+    let (_dir, path) = scenario_with_data(
+        "data:\n  users: { file: users.csv, pick: unique }\nflows:\n  - steps:\n      - get: \"/hello/{{ users.email }}\"\n",
+        "users.csv",
+        &csv,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "6",
+        "--workers",
+        "2",
+        "--requests",
+        "60",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let paths = srv.seen.paths.lock().unwrap().clone();
+    assert_eq!(paths.len(), 60, "60 different users: {paths:?}");
+    assert!(paths.values().all(|&n| n == 1));
+}
+
+#[test]
+fn running_out_of_unique_rows_stops_the_load_with_a_clear_error() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario_with_data(
+        "data:\n  users: { file: users.jsonl, pick: unique }\nflows:\n  - steps:\n      - get: \"/hello/{{ users.id }}\"\n",
+        "users.jsonl",
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3}\n{\"id\": 4}\n{\"id\": 5}\n",
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "50",
+        "--duration",
+        "5s",
+    ]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("data \"users\" ran out of unique rows (5 in all)"),
+        "{}",
+        r.stderr
+    );
+    let res = r.results.unwrap();
+    assert_eq!(res["status"], "aborted");
+    assert_eq!(num(&res, "totals.requests"), 5.0);
+    assert!(num(&res, "duration_s") < 2.0);
+    assert!(res["stop_reason"]
+        .as_str()
+        .unwrap()
+        .contains("ran out of unique rows"));
+}
