@@ -597,12 +597,24 @@ impl Compiler<'_> {
 
     fn regex(&self, pos: Pos, pattern: &str) -> Result<regex::Regex, Diagnostic> {
         regex::Regex::new(pattern).map_err(|e| {
+            // The regex crate shows the pattern with a caret under the
+            // problem; keep its last line and turn the caret into a position.
             let detail = e.to_string();
             let last = detail.lines().last().unwrap_or_default().trim();
-            let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
+            let at = detail
+                .lines()
+                .find(|l| l.trim_start().starts_with('^'))
+                .map(|l| {
+                    format!(
+                        " at character {}",
+                        l.find('^').unwrap_or(4).saturating_sub(4) + 1
+                    )
+                })
+                .unwrap_or_default();
             self.err(
                 pos,
-                format!("invalid regular expression {pattern:?}: {last}"),
+                format!("invalid regular expression {pattern:?}: {last}{at}"),
                 None,
             )
         })

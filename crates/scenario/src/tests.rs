@@ -348,7 +348,7 @@ fn bad_patterns_are_shown_with_their_problem() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        checks:\n          - body_matches: \"fund-([0-9]+\"\n",
         expect![[r#"
-            error: shop.yaml:6:13: invalid regular expression "fund-([0-9]+": unclosed group
+            error: shop.yaml:6:13: invalid regular expression "fund-([0-9]+": unclosed group at character 6
               |
             6 |           - body_matches: "fund-([0-9]+"
               |             ^
