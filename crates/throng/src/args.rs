@@ -34,6 +34,140 @@ pub enum Command {
         after_help = "Example:\n  throng schema > throng.schema.json\n  # then, as the first line of a scenario file:\n  # yaml-language-server: $schema=throng.schema.json"
     )]
     Schema,
+    /// Serve the built-in target: a small crowdfunding site whose failures
+    /// (one per incident, I1..I12) are switched on by flags.
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
+    /// Start the lab and rehearse a launch day against it: a normal day, then
+    /// a flash crowd at 10x.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+}
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  # A healthy site on a free loopback port; the URL is printed
+  throng lab
+
+  # The launch-day failures: a unit-of-work race and a login that scans every user
+  throng lab --race --login-scan --users 200000
+
+  # A fixed port, reachable from other machines
+  throng lab --listen 0.0.0.0:8080 --public
+
+Every generated user is user{N}@example.com (N from 1 to --users), password 'password'.
+Routes: / /static/app.css /static/app.js /static/logo.svg /static/font.woff2 POST /login
+/learn/{id} /funds/{id} POST /pledge GET|PUT /profile POST /deploy /health /metrics;
+Host: bounty.lab.test reaches the other app.";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  # The launch day against a lab with a race and a scanning login (the default set)
+  throng demo
+
+  # The same day against a healthy lab, for comparison
+  throng demo --healthy
+
+  # Choose the failures
+  throng demo --replica-lag 500 --short-cache";
+
+/// The lab's failures, each off unless its flag is given.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Pathologies {
+    /// I1, I12: run release v2, a rewrite whose data layer loads rows one at
+    /// a time and hydrates them through JSON: ~10x slower on /, /funds/{id},
+    /// /learn/{id}.
+    #[arg(long, value_enum, value_name = "RELEASE", help_heading = "Failures")]
+    pub release: Option<ReleaseArg>,
+    /// I11: login finds the user with a case-insensitive pattern match over
+    /// every row instead of the index: its cost grows with --users.
+    #[arg(long, help_heading = "Failures")]
+    pub login_scan: bool,
+    /// I6: database connections in the pool [default: 64]; a request that
+    /// finds none free within --db-wait answers 503 "too many connections".
+    #[arg(long, value_name = "N", help_heading = "Failures")]
+    pub db_pool: Option<usize>,
+    /// I6: how long a request waits for a pooled connection, in ms.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 1000,
+        help_heading = "Failures"
+    )]
+    pub db_wait: u64,
+    /// I9: pages and the session tracker share one unit-of-work context;
+    /// under heavy concurrency a growing share of pledges answer 200 with
+    /// "An error has occurred".
+    #[arg(long, help_heading = "Failures")]
+    pub race: bool,
+    /// I7: reads go to a replica that applies each write MS later, so a read
+    /// right after a write is stale.
+    #[arg(long, value_name = "MS", help_heading = "Failures")]
+    pub replica_lag: Option<u64>,
+    /// I5, I10: a deploy frees the app's address before it has a new one and
+    /// another app is placed there: while /deploy is busy, some visitors get
+    /// the other app's site (another fund's title) with a 200.
+    #[arg(long, help_heading = "Failures")]
+    pub misroute: bool,
+    /// Measurement: the whole server freezes STALL out of every PERIOD, e.g.
+    /// '1s,10s', as a long GC pause would.
+    #[arg(long, value_name = "STALL,PERIOD", help_heading = "Failures")]
+    pub stall: Option<String>,
+    /// I8: assets carry no or a 5 s cache lifetime (else one year), so the
+    /// edge cache sends nearly every stylesheet request to the origin.
+    #[arg(long, help_heading = "Failures")]
+    pub short_cache: bool,
+    /// I4: the deploy queue keeps working on requests whose clients have
+    /// given up, so an overload can outlast its trigger.
+    #[arg(long, help_heading = "Failures")]
+    pub metastable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReleaseArg {
+    /// The lean release.
+    V1,
+    /// The costly rewrite.
+    V2,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Where to listen; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Allow --listen on an address other than loopback.
+    #[arg(long)]
+    pub public: bool,
+    /// Users to generate.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub users: u32,
+    /// Seed for the generated data: the same seed, the same site.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Server threads.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub pathologies: Pathologies,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run against a lab with no failures switched on.
+    #[arg(long)]
+    pub healthy: bool,
+    /// Users to generate.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub users: u32,
+    /// Write the results (JSON, schema throng.results/v1) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// No progress output while running.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub pathologies: Pathologies,
 }
 
 #[derive(Debug, Args)]
@@ -185,4 +319,17 @@ pub struct RunArgs {
         help_heading = "Output"
     )]
     pub grace: String,
+
+    /// A scenario given as text rather than a file (`throng demo`).
+    #[arg(skip)]
+    pub embedded: Option<Embedded>,
+}
+
+/// A scenario carried in the binary.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The name diagnostics show.
+    pub name: String,
+    /// The YAML.
+    pub text: String,
 }

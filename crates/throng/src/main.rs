@@ -2,6 +2,7 @@
 //! codes. The only crate that reads files, the environment or signals.
 
 mod args;
+mod lab;
 mod run;
 
 use std::process::ExitCode;
@@ -69,6 +70,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(*run_args),
         args::Command::Validate(v) => validate(&v),
+        args::Command::Lab(a) => lab::lab(&a),
+        args::Command::Demo(a) => lab::demo(&a),
         args::Command::Schema => {
             println!("{}", scenario::json_schema());
             Ok(exit::OK)

@@ -47,8 +47,14 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         extra_roots_pem,
     };
 
-    let source = match (&args.scenario, &args.url) {
-        (Some(path), _) => {
+    let source = match (&args.embedded, &args.scenario, &args.url) {
+        (Some(e), _, _) => Source::File(compile_scenario(
+            e.name.clone(),
+            e.text.clone(),
+            None,
+            args.target.clone(),
+        )?),
+        (None, Some(path), _) => {
             for (given, name) in [
                 (args.method.is_some(), "-X/--method"),
                 (!args.headers.is_empty(), "-H/--header"),
@@ -63,8 +69,8 @@ fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
             }
             Source::File(load_scenario(path, args.target.clone())?)
         }
-        (None, Some(url)) => Source::Url(url_spec(args, url)?),
-        (None, None) => {
+        (None, None, Some(url)) => Source::Url(url_spec(args, url)?),
+        (None, None, None) => {
             return Err(Failure::usage(anyhow!(
                 "say what to load: a scenario file (throng run checkout.yaml) or a URL (throng run --url http://...)"
             )))
@@ -192,13 +198,26 @@ pub fn load_scenario(path: &Path, target: Option<String>) -> Result<ScenarioFile
         .map_err(Failure::usage)?;
     // Data files are named relative to the scenario file.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let read_data: scenario::ReadData = std::sync::Arc::new(move |name: &str| {
-        std::fs::read(base.join(name)).map_err(|e| e.to_string())
+    compile_scenario(name, text, Some(base), target)
+}
+
+/// Compiles a scenario's text; data files are read from `base`, if any.
+pub fn compile_scenario(
+    name: String,
+    text: String,
+    base: Option<std::path::PathBuf>,
+    target: Option<String>,
+) -> Result<ScenarioFile, Failure> {
+    let read_data: Option<scenario::ReadData> = base.map(|base| {
+        let read: scenario::ReadData = std::sync::Arc::new(move |name: &str| {
+            std::fs::read(base.join(name)).map_err(|e| e.to_string())
+        });
+        read
     });
     let options = scenario::Options {
         target,
         env: std::env::vars().collect(),
-        read_data: Some(read_data),
+        read_data,
     };
     let compiled = scenario::compile(&name, &text, &options).map_err(Failure::usage)?;
     Ok(ScenarioFile {
@@ -427,14 +446,18 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             )));
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(drive(args, prepared))
+}
+
+/// The controller's runtime: one thread (workers have their own).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure {
             code: exit::ABORTED,
             error: e.into(),
-        })?;
-    rt.block_on(drive(args, prepared))
+        })
 }
 
 async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {

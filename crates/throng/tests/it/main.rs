@@ -4,6 +4,7 @@
 // Fixtures panic on setup failure: that is the test failing, as it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod lab;
 mod scenarios;
 mod server;
 

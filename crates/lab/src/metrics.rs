@@ -1,0 +1,160 @@
+//! The lab's own counters, served at `/metrics` in the Prometheus text
+//! format, so that a run's findings can be checked against what the
+//! server saw.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Routes, in the order `/metrics` lists them.
+pub const ROUTES: [&str; 12] = [
+    "home",
+    "static",
+    "login",
+    "learn",
+    "funds",
+    "pledge",
+    "profile",
+    "deploy",
+    "health",
+    "metrics",
+    "other_app",
+    "not_found",
+];
+
+/// Counters; all relaxed atomics, read only by `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    /// Requests by route (index into `ROUTES`) and status class (1xx..5xx).
+    requests: [[AtomicU64; 5]; ROUTES.len()],
+    /// Requests that waited for a pooled connection in vain (503).
+    pub db_pool_timeouts: AtomicU64,
+    /// Total µs spent waiting for pooled connections.
+    pub db_pool_wait_us: AtomicU64,
+    /// Units of work found closed by another code path (`--race`).
+    pub uow_conflicts: AtomicU64,
+    /// Requests served by the wrong app (`--misroute`).
+    pub misrouted: AtomicU64,
+    /// Deploys completed.
+    pub deploys: AtomicU64,
+    /// Deploys worked on after their client had gone (`--metastable`).
+    pub deploys_abandoned_worked: AtomicU64,
+    /// Deploys skipped because their client had gone.
+    pub deploys_abandoned_skipped: AtomicU64,
+    /// Deploys refused because the queue was full.
+    pub deploys_refused: AtomicU64,
+    /// Deploys waiting in the queue now.
+    pub deploy_queue: AtomicU64,
+    /// Asset requests answered from the edge cache.
+    pub cache_hits: AtomicU64,
+    /// Asset requests that went to the origin.
+    pub cache_misses: AtomicU64,
+    /// Requests held by a stall (`--stall`).
+    pub stalled: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a response.
+    pub fn request(&self, route: usize, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(r) = self.requests.get(route) {
+            r[class].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP lab_requests_total Responses by route and status class.\n# TYPE lab_requests_total counter"
+        );
+        for (route, counts) in ROUTES.iter().zip(&self.requests) {
+            for (c, n) in counts.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "lab_requests_total{{route=\"{route}\",status=\"{}xx\"}} {n}",
+                        c + 1
+                    );
+                }
+            }
+        }
+        let counters: [(&str, &str, &AtomicU64); 12] = [
+            (
+                "lab_db_pool_timeouts_total",
+                "Requests that found no free database connection in time.",
+                &self.db_pool_timeouts,
+            ),
+            (
+                "lab_db_pool_wait_microseconds_total",
+                "Time spent waiting for database connections.",
+                &self.db_pool_wait_us,
+            ),
+            (
+                "lab_uow_conflicts_total",
+                "Units of work closed by another code path (--race).",
+                &self.uow_conflicts,
+            ),
+            (
+                "lab_misrouted_total",
+                "Requests served by the wrong app (--misroute).",
+                &self.misrouted,
+            ),
+            ("lab_deploys_total", "Deploys completed.", &self.deploys),
+            (
+                "lab_deploys_abandoned_worked_total",
+                "Deploys worked on after their client gave up (--metastable).",
+                &self.deploys_abandoned_worked,
+            ),
+            (
+                "lab_deploys_abandoned_skipped_total",
+                "Deploys skipped because their client gave up.",
+                &self.deploys_abandoned_skipped,
+            ),
+            (
+                "lab_deploys_refused_total",
+                "Deploys refused because the queue was full.",
+                &self.deploys_refused,
+            ),
+            (
+                "lab_deploy_queue",
+                "Deploys waiting now.",
+                &self.deploy_queue,
+            ),
+            (
+                "lab_cache_hits_total",
+                "Asset requests answered by the edge cache.",
+                &self.cache_hits,
+            ),
+            (
+                "lab_cache_misses_total",
+                "Asset requests sent to the origin.",
+                &self.cache_misses,
+            ),
+            (
+                "lab_stalled_total",
+                "Requests held by a stall (--stall).",
+                &self.stalled,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,229 @@
+//! `throng lab` and `throng demo`: the built-in target, alone or with the
+//! launch-day scenario run against it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+
+use crate::args::{DemoArgs, Embedded, LabArgs, Pathologies, ReleaseArg, RunArgs};
+use crate::{exit, Failure};
+
+/// The demo's scenario, also in `examples/`.
+pub const LAUNCH_DAY: &str = include_str!("../../../examples/launch-day.yaml");
+
+fn parse_stall(text: &str) -> Result<lab::Stall, Failure> {
+    let bad = || {
+        Failure::usage(anyhow!(
+            "--stall {text:?}: give STALL,PERIOD, e.g. '1s,10s' (a 1 s freeze every 10 s)"
+        ))
+    };
+    let (s, p) = text.split_once(',').ok_or_else(bad)?;
+    let stall = plan::parse_duration(s.trim()).map_err(|_| bad())?;
+    let period = plan::parse_duration(p.trim()).map_err(|_| bad())?;
+    if period.is_zero() || stall >= period {
+        return Err(Failure::usage(anyhow!(
+            "--stall {text:?}: the freeze must be shorter than the period"
+        )));
+    }
+    Ok(lab::Stall { stall, period })
+}
+
+fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
+    if let Some(r) = p.release {
+        config.release = match r {
+            ReleaseArg::V1 => lab::Release::V1,
+            ReleaseArg::V2 => lab::Release::V2,
+        };
+    }
+    config.login_scan = p.login_scan;
+    if p.db_pool == Some(0) {
+        return Err(Failure::usage(anyhow!(
+            "--db-pool 0: the pool needs at least one connection"
+        )));
+    }
+    config.db_pool = p.db_pool;
+    config.db_wait = Duration::from_millis(p.db_wait);
+    config.race = p.race;
+    config.replica_lag = p.replica_lag.map(Duration::from_millis);
+    config.misroute = p.misroute;
+    config.stall = p.stall.as_deref().map(parse_stall).transpose()?;
+    config.short_cache = p.short_cache;
+    config.metastable = p.metastable;
+    Ok(())
+}
+
+fn start(config: lab::Config, quiet: bool) -> Result<lab::Lab, Failure> {
+    if !quiet {
+        eprintln!("lab: generating {} users...", config.users);
+    }
+    lab::start(config).map_err(|e| Failure {
+        code: exit::ABORTED,
+        error: e.into(),
+    })
+}
+
+fn failures_line(config: &lab::Config) -> String {
+    let p = config.pathologies();
+    if p.is_empty() {
+        "none (a healthy site)".to_string()
+    } else {
+        p.join(" ")
+    }
+}
+
+/// `throng lab`: serve until Ctrl-C or SIGTERM.
+pub fn lab(args: &LabArgs) -> Result<u8, Failure> {
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        Failure::usage(anyhow!(
+            "--listen {:?}: give an address and port, e.g. 127.0.0.1:8080 (port 0 picks a free one)",
+            args.listen
+        ))
+    })?;
+    if !listen.ip().is_loopback() && !args.public {
+        return Err(Failure::usage(anyhow!(
+            "--listen {listen}: the lab has deliberate failures and no security; it binds \
+             loopback only unless you add --public"
+        )));
+    }
+    if args.users == 0 {
+        return Err(Failure::usage(anyhow!(
+            "--users 0: the lab needs at least one user"
+        )));
+    }
+    let mut config = lab::Config {
+        listen,
+        users: args.users,
+        seed: args.seed,
+        threads: args.threads.max(1),
+        ..lab::Config::default()
+    };
+    apply(&args.pathologies, &mut config)?;
+    let failures = failures_line(&config);
+    let users = config.users;
+    let lab = start(config, false)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "throng lab listening on {}", lab.url());
+    let _ = writeln!(out, "  failures: {failures}");
+    let _ = writeln!(
+        out,
+        "  users: user1@example.com .. user{users}@example.com, password '{}' (generated in {} ms)",
+        lab::PASSWORD,
+        lab.generated_in.as_millis()
+    );
+    let _ = writeln!(out, "  metrics: {}/metrics; stop with Ctrl-C", lab.url());
+    let _ = out.flush();
+    drop(out);
+    crate::run::runtime()?.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    });
+    eprintln!("lab: stopping");
+    lab.stop();
+    Ok(exit::OK)
+}
+
+/// Wraps `RunArgs` so that `throng demo` gets the run command's defaults.
+#[derive(Parser)]
+struct RunDefaults {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `throng demo`: the lab in-process, the launch-day scenario against it.
+pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
+    let mut config = lab::Config {
+        users: args.users.max(1),
+        ..lab::Config::default()
+    };
+    let p = &args.pathologies;
+    let chosen = p.release.is_some()
+        || p.login_scan
+        || p.db_pool.is_some()
+        || p.race
+        || p.replica_lag.is_some()
+        || p.misroute
+        || p.stall.is_some()
+        || p.short_cache
+        || p.metastable;
+    if chosen && args.healthy {
+        return Err(Failure::usage(anyhow!(
+            "--healthy means no failures; leave it out to choose some"
+        )));
+    }
+    if chosen {
+        apply(p, &mut config)?;
+    } else if !args.healthy {
+        config.race = true;
+        config.login_scan = true;
+        config.short_cache = true;
+    }
+    let failures = failures_line(&config);
+    let lab = start(config, args.quiet)?;
+    let mut run = RunDefaults::try_parse_from(["throng-demo"])
+        .context("the demo's run options")
+        .map_err(Failure::usage)?
+        .run;
+    run.embedded = Some(Embedded {
+        name: "launch-day.yaml".into(),
+        text: LAUNCH_DAY.into(),
+    });
+    run.target = Some(lab.url());
+    run.out = args.out.clone();
+    run.quiet = args.quiet;
+    if !args.quiet {
+        eprintln!(
+            "demo: lab at {} with failures: {failures}{}",
+            lab.url(),
+            if chosen || args.healthy {
+                ""
+            } else {
+                " (the default set; --healthy for none)"
+            }
+        );
+        eprintln!(
+            "demo: running examples/launch-day.yaml: a normal day, then a flash crowd at 10x (about 60 s)"
+        );
+    }
+    let code = crate::run::run(run)?;
+    let metrics = lab.metrics();
+    lab.stop();
+    println!("\nWhat the lab itself counted (its /metrics):");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let interesting = [
+            "lab_uow_conflicts_total",
+            "lab_db_pool_timeouts_total",
+            "lab_misrouted_total",
+            "lab_cache_misses_total",
+            "lab_cache_hits_total",
+            "lab_deploys_abandoned_worked_total",
+            "lab_stalled_total",
+        ];
+        if interesting.iter().any(|i| line.starts_with(i)) {
+            println!("  {line}");
+        }
+    }
+    // A demo that ran to its end succeeded, whatever its thresholds say:
+    // failing them is what the lab's failures are for.
+    Ok(match code {
+        exit::THRESHOLD => {
+            println!("\nSome thresholds failed: that is what the lab's failures look like. Try `throng demo --healthy`.");
+            exit::OK
+        }
+        c => c,
+    })
+}
