@@ -377,6 +377,21 @@ fn the_lab_command_prints_its_url_serves_and_stops_on_sigterm() {
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(num(r.results.as_ref().unwrap(), "totals.ok"), 20.0);
+    // Lessons need a session.
+    let r = throng(&[
+        "--url",
+        &format!("{url}/learn/1"),
+        "--requests",
+        "5",
+        "--quiet",
+    ]);
+    assert_eq!(
+        num(
+            r.results.as_ref().unwrap(),
+            "endpoints.GET /learn/1.status.401"
+        ),
+        5.0
+    );
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
