@@ -1,8 +1,9 @@
-//! Turns recorded statistics into answers. For now: thresholds (pass/fail
-//! expressions such as `p99<300ms`) and the confidence intervals they and
-//! later findings rest on. Works on [`stats::Stats`] alone, so everything
+//! Turns recorded statistics into answers: thresholds (pass/fail
+//! expressions such as `p99<300ms`), findings (what broke, where, when,
+//! at what load) and the confidence intervals they rest on. Works on [`stats::Stats`] alone, so everything
 //! here applies equally to a live run and to a results file read back.
 
+mod findings;
 mod generator;
 mod interval;
 mod threshold;
@@ -10,6 +11,7 @@ mod threshold;
 #[cfg(test)]
 mod tests;
 
+pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;
 pub use threshold::{Metric, Threshold, ThresholdError, ThresholdResult};

@@ -137,3 +137,112 @@ fn error_rate_threshold_is_clearly_lost_only_with_evidence() {
         .unwrap()
         .clearly_lost(1000, 1000));
 }
+
+fn sample(endpoint: usize, due_ms: u64, status: u16, checks_failed: bool) -> Sample {
+    Sample {
+        endpoint,
+        due: Duration::from_millis(due_ms),
+        lag: Duration::ZERO,
+        service: Duration::from_millis(20),
+        phases: Phases::default(),
+        outcome: Outcome::Response { status },
+        checks_failed,
+    }
+}
+
+fn shown(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} @{:?} [{}] {}\n    {}\n",
+                f.severity.as_str(),
+                f.kind,
+                f.at_s,
+                f.location.as_deref().unwrap_or("-"),
+                f.what,
+                f.evidence
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn errors_began_names_the_second_the_load_and_the_concurrency() {
+    // 100 requests a second for 10 s, ramping 0 -> 100/s in the plan;
+    // from second 6 on, 10% answer 503. A single 503 in second 2 is noise.
+    let mut s = Stats::new(["GET /".to_string()]);
+    for t in 0..10u64 {
+        for i in 0..100u64 {
+            let failing = (t >= 6 && i % 10 == 0) || (t == 2 && i == 0);
+            s.record(&sample(
+                0,
+                t * 1000 + i * 10,
+                if failing { 503 } else { 200 },
+                false,
+            ));
+        }
+    }
+    let shape = LoadShape {
+        closed: false,
+        level: (0..10).map(|t| 10.0 * t as f64).collect(),
+    };
+    expect![[r#"
+        critical errors_began @Some(6.0) [http_5xx] http_5xx errors began at 6s, at 60 arrivals/s offered, about 2 in flight
+            10 of 100 requests due in second 6 failed with http_5xx; 41 in the whole run (4.10%)
+    "#]]
+    .assert_eq(&shown(&findings(&s, &shape)));
+    // Closed model: the concurrency is the user count.
+    let closed = LoadShape {
+        closed: true,
+        level: vec![8.0; 10],
+    };
+    assert!(findings(&s, &closed)[0].what.ends_with("at 8 users"));
+}
+
+#[test]
+fn wrong_content_and_stale_reads_carry_their_intervals() {
+    // /pledge: 2,000 responses, 160 show an error page; /home: 2,000, none
+    // fail; /profile's read-back check fails 30 of 100 times.
+    let mut s = Stats::new(["pledge", "home", "profile"].map(String::from))
+        .with_checks(["pledge ok", "home ok", "read your writes"].map(String::from));
+    s.describe_checks([("pledge", false), ("home", false), ("profile", true)]);
+    for i in 0..2000u64 {
+        let bad = i % 25 == 0;
+        s.record(&sample(0, i, 200, bad));
+        s.record_check(0, !bad);
+        s.record(&sample(1, i, 200, false));
+        s.record_check(1, true);
+    }
+    for i in 0..100u64 {
+        let stale = i % 10 < 3;
+        s.record(&sample(2, i, 200, stale));
+        s.record_check(2, !stale);
+    }
+    expect![[r#"
+        critical wrong_content @Some(0.0) [pledge] pledge: 4.00% of responses showed the wrong content
+            80 of 2000 responses failed a content check (95% CI 3.23% to 4.95%); failing: pledge ok
+        critical stale_reads @Some(0.0) [profile] stale reads: 30.0% of reads did not show the value just written
+            check "read your writes" failed 30 of 100 times (95% CI 21.9% to 39.6%): a read right after a write returned older data, as behind a lagging replica or cache
+        info content_ok @None [-] no wrong content seen on 1 checked endpoint(s)
+            failure rates, 95% upper bounds: home: 0 of 2000, below 0.15%
+    "#]]
+    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
+}
+
+#[test]
+fn zero_failures_are_bounded_not_zero() {
+    // "0 failures in 2,000 requests" is "below 0.15%", about 3/n.
+    assert_eq!(percent(zero_failure_bound(2000)), "0.15%");
+    assert_eq!(percent(zero_failure_bound(100)), "2.95%");
+    assert_eq!(zero_failure_bound(0), 1.0);
+}
+
+#[test]
+fn a_healthy_run_has_no_problem_findings() {
+    let mut s = Stats::new(["GET /".to_string()]);
+    for i in 0..500u64 {
+        s.record(&sample(0, i * 10, 200, false));
+    }
+    assert!(findings(&s, &LoadShape::default()).is_empty());
+}

@@ -68,6 +68,10 @@ pub struct Check {
     pub kind: CheckKind,
     /// What a failure does.
     pub on_fail: OnFail,
+    /// Whether it compares the response with a value an earlier response
+    /// gave (an extracted variable): a read-your-writes check, whose
+    /// failures are stale reads.
+    pub reads_back: bool,
 }
 
 /// Where an extracted value comes from.
@@ -143,6 +147,19 @@ fn json_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+impl CheckKind {
+    /// The template the response is compared with, if any.
+    pub fn expected(&self) -> Option<&Template> {
+        match self {
+            CheckKind::BodyContains(t)
+            | CheckKind::BodyNotContains(t)
+            | CheckKind::JsonEquals(_, t)
+            | CheckKind::HeaderEquals(_, t) => Some(t),
+            _ => None,
+        }
     }
 }
 

@@ -120,7 +120,47 @@ pub struct Scenario {
     pub feeders: Vec<Feeder>,
 }
 
+/// What reports need to know of a check besides its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInfo {
+    /// The check's name.
+    pub name: String,
+    /// The endpoint of the step it belongs to (the first, if several share
+    /// the name).
+    pub endpoint: String,
+    /// Whether it is a read-your-writes check ([`crate::Check::reads_back`]).
+    pub reads_back: bool,
+}
+
 impl Scenario {
+    /// Every check's name, endpoint and kind, indexed by check id.
+    pub fn check_info(&self) -> Vec<CheckInfo> {
+        let mut out: Vec<CheckInfo> = self
+            .checks
+            .iter()
+            .map(|name| CheckInfo {
+                name: name.clone(),
+                endpoint: String::new(),
+                reads_back: false,
+            })
+            .collect();
+        for step in self.flows.iter().flat_map(|f| &f.steps) {
+            for check in &step.checks {
+                if let Some(info) = out.get_mut(check.id) {
+                    if info.endpoint.is_empty() {
+                        info.endpoint = self
+                            .endpoints
+                            .get(step.endpoint)
+                            .cloned()
+                            .unwrap_or_default();
+                    }
+                    info.reads_back |= check.reads_back;
+                }
+            }
+        }
+        out
+    }
+
     /// The scenario of a plain request: one flow of one step, no cookies.
     pub fn single(spec: &RequestSpec) -> Scenario {
         let step = Step {

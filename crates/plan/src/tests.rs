@@ -402,6 +402,7 @@ mod checks {
             id: 0,
             kind,
             on_fail: OnFail::Continue,
+            reads_back: false,
         };
         let mut rng = fastrand::Rng::with_seed(1);
         let mut ctx = RenderCtx {

@@ -84,6 +84,30 @@ pub struct RunInfo {
     pub stop_reason: Option<String>,
 }
 
+impl LoadInfo {
+    /// The planned level (arrivals/s or users) at the start of each of
+    /// `seconds` seconds: stages ramp linearly from 0, as they ran.
+    pub fn level_per_second(&self, seconds: usize) -> Vec<f64> {
+        (0..seconds)
+            .map(|t| {
+                let t = t as f64;
+                if self.stages.is_empty() {
+                    return self.rate.or(self.vus).unwrap_or(0.0);
+                }
+                let (mut start, mut from) = (0.0, 0.0);
+                for &(target, secs) in &self.stages {
+                    if t < start + secs {
+                        return from + (target - from) * (t - start) / secs.max(1e-9);
+                    }
+                    start += secs;
+                    from = target;
+                }
+                from
+            })
+            .collect()
+    }
+}
+
 /// Request totals.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -224,6 +248,10 @@ pub struct Results {
     pub timeline: Vec<TimelineRow>,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdRow>,
+    /// What broke, where, when and at what load; most severe first
+    /// (`docs/results.md` lists the kinds).
+    #[serde(default)]
+    pub findings: Vec<analysis::Finding>,
     /// Whether the generator kept up.
     pub generator: Generator,
     /// The exact, mergeable state everything above is derived from.
@@ -304,6 +332,11 @@ impl Results {
             })
             .collect();
         let reasons = analysis::generator_limits(&stats);
+        let shape = analysis::LoadShape {
+            closed: info.model == "closed",
+            level: info.load.level_per_second(stats.timeline.len()),
+        };
+        let findings = analysis::findings(&stats, &shape);
         Results {
             schema: SCHEMA.to_string(),
             throng_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -348,6 +381,7 @@ impl Results {
                     actual_text: t.actual_text.clone(),
                 })
                 .collect(),
+            findings,
             generator: Generator {
                 saturated: !reasons.is_empty(),
                 reasons,

@@ -154,6 +154,26 @@ pub fn summary(r: &Results) -> String {
         }
     }
 
+    // The generator's finding is the warning below, with its advice.
+    let shown: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind != "generator_saturation")
+        .collect();
+    if !shown.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  findings");
+        for f in shown {
+            let severity = match f.severity {
+                analysis::Severity::Critical => "CRITICAL",
+                analysis::Severity::Warning => "warning",
+                analysis::Severity::Info => "info",
+            };
+            let _ = writeln!(out, "    {severity:<9} {}", f.what);
+            let _ = writeln!(out, "    {:<9} {}", "", f.evidence);
+        }
+    }
+
     if r.generator.saturated {
         let _ = writeln!(out);
         let _ = writeln!(

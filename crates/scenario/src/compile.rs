@@ -801,9 +801,15 @@ impl Compiler<'_> {
                 names.len() - 1
             }
         };
+        // Data columns are `data.column`; a name without a dot was
+        // extracted from an earlier response.
+        let reads_back = kind
+            .expected()
+            .is_some_and(|t| t.slots().any(|(_, name)| !name.contains('.')));
         Ok(Check {
             id,
             kind,
+            reads_back,
             on_fail: match c.on_fail {
                 Some(RawOnFail::StopFlow) => OnFail::StopFlow,
                 Some(RawOnFail::Continue) | None => OnFail::Continue,

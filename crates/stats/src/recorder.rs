@@ -158,6 +158,12 @@ pub struct CheckStats {
     pub passed: u64,
     /// Responses that failed it.
     pub failed: u64,
+    /// The endpoint it checks (empty in files from before this field).
+    #[serde(default)]
+    pub endpoint: String,
+    /// Whether it compares a read with a value written earlier.
+    #[serde(default)]
+    pub reads_back: bool,
 }
 
 /// The requests that were due within one second of the run.
@@ -229,9 +235,20 @@ impl Stats {
                 name,
                 passed: 0,
                 failed: 0,
+                endpoint: String::new(),
+                reads_back: false,
             })
             .collect();
         self
+    }
+
+    /// Says which endpoint each check (by id) belongs to and whether it
+    /// reads back a written value.
+    pub fn describe_checks<'a>(&mut self, info: impl IntoIterator<Item = (&'a str, bool)>) {
+        for (c, (endpoint, reads_back)) in self.checks.iter_mut().zip(info) {
+            c.endpoint = endpoint.to_string();
+            c.reads_back = reads_back;
+        }
     }
 
     /// Records one check's verdict on one response.

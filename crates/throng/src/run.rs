@@ -568,6 +568,12 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     outputs.sort_by_key(|o| o.worker);
     let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
         .with_checks(plan.scenario.checks.iter().cloned());
+    let check_info = plan.scenario.check_info();
+    stats.describe_checks(
+        check_info
+            .iter()
+            .map(|c| (c.endpoint.as_str(), c.reads_back)),
+    );
     let mut first_errors = BTreeMap::new();
     let mut load_end = Duration::ZERO;
     let mut stop_reason = None;

@@ -62,6 +62,22 @@ fn check_count(res: &Value, check: &str) -> f64 {
     num(&res["checks"][check], "passed") + check_failed(res, check)
 }
 
+/// The findings of `kind`, as (where, what).
+fn findings(res: &Value, kind: &str) -> Vec<(String, String)> {
+    res["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .map(|f| {
+            (
+                f["where"].as_str().unwrap_or_default().to_string(),
+                f["what"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn p50(res: &Value, endpoint: &str) -> f64 {
     num(&res["endpoints"][endpoint], "latency_ms.p50")
 }
@@ -186,6 +202,11 @@ fn i06_pool_exhaustion_answers_503_above_a_concurrency() {
         0.0,
         "4 users never wait for 4 connections"
     );
+    assert!(
+        findings(&few, "errors_began").is_empty(),
+        "{}",
+        few["findings"]
+    );
     let many = run(
         &lab,
         "incidents/i06-connection-pool.yaml",
@@ -202,6 +223,11 @@ fn i06_pool_exhaustion_answers_503_above_a_concurrency() {
         many["endpoints"]["fund"]
     );
     assert!(metric(&lab, "lab_db_pool_timeouts_total") > 0);
+    // The finding names the kind, the second and the concurrency.
+    let began = findings(&many, "errors_began");
+    assert_eq!(began.len(), 1, "{}", many["findings"]);
+    assert_eq!(began[0].0, "http_5xx");
+    assert!(began[0].1.contains("64 users"), "{}", began[0].1);
 }
 
 #[test]
@@ -217,12 +243,18 @@ fn i07_reads_behind_a_lagging_replica_are_stale() {
         let stale = check_failed(&res, "read your writes");
         assert!(reads >= 30.0, "{reads} reads");
         eprintln!("I7: lag {lag:?}: {stale} of {reads} reads stale");
+        let named = findings(&res, "stale_reads");
         if lag.is_some() {
             // The read comes ~50 ms after the write; the replica applies it
             // 400 ms after.
             assert!(stale > 0.8 * reads, "{stale} of {reads} reads stale");
+            assert_eq!(named.len(), 1, "{}", res["findings"]);
+            assert_eq!(named[0].0, "read profile");
+            // Stale reads are not reported again as wrong content.
+            assert!(findings(&res, "wrong_content").is_empty());
         } else {
             assert_eq!(stale, 0.0);
+            assert!(named.is_empty(), "{}", res["findings"]);
         }
     }
 }
@@ -286,6 +318,9 @@ fn i09_race_fails_pages_under_concurrency_only() {
     // Answered 200 all the same: only the check saw it.
     assert!(many["endpoints"]["pledge"]["status"].get("500").is_none());
     assert_eq!(metric(&race, "lab_uow_conflicts_total") as f64, failed);
+    let wrong = findings(&many, "wrong_content");
+    assert_eq!(wrong.len(), 1, "{}", many["findings"]);
+    assert_eq!(wrong[0].0, "pledge");
 
     let healthy = lab_with(|_| {});
     let res = run(
@@ -295,6 +330,10 @@ fn i09_race_fails_pages_under_concurrency_only() {
     );
     assert!(check_count(&res, pledge) > 100.0);
     assert_eq!(check_failed(&res, pledge), 0.0);
+    assert!(findings(&res, "wrong_content").is_empty());
+    // "0 failures in N" is reported with its upper bound.
+    let ok = findings(&res, "content_ok");
+    assert_eq!(ok.len(), 1, "{}", res["findings"]);
 }
 
 #[test]

@@ -602,6 +602,13 @@ fn drops_at_the_in_flight_cap_are_counted_and_explained() {
     // Every due arrival is accounted for: sent or dropped.
     assert_eq!(num(&res, "totals.requests") + dropped, 100.0);
     assert_eq!(res["generator"]["saturated"], true);
+    let kinds: Vec<&str> = res["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"generator_saturation"), "{kinds:?}");
     assert!(
         r.stdout
             .contains("the generator, not the target, may have been the limit"),
