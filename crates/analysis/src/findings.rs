@@ -11,10 +11,13 @@
 //! - `content_ok`: endpoints whose checks never failed, with the upper
 //!   bound of their failure rate (one-sided 95%, "below 0.15%");
 //! - `stale_reads`: read-your-writes checks that failed;
+//! - `bottleneck`: the endpoint whose latency grew most as the planned
+//!   load rose (p99 in the lowest and highest load bands with enough
+//!   responses), and at what load it first doubled;
 //! - `generator_saturation`: the generator, not the target, was the limit.
 
 use serde::{Deserialize, Serialize};
-use stats::{ErrorKind, Stats};
+use stats::{load_band, ErrorKind, Stats, LOAD_BANDS};
 
 use crate::{generator_limits, wilson};
 
@@ -70,8 +73,11 @@ pub struct Finding {
 pub struct LoadShape {
     /// Closed model (levels are users) or open (levels are arrivals/s).
     pub closed: bool,
-    /// The planned level at the start of each second.
+    /// The planned level in the middle of each second.
     pub level: Vec<f64>,
+    /// The planned peak level (the bands of per-endpoint latency are
+    /// fractions of it, as the workers recorded them).
+    pub peak: f64,
 }
 
 impl LoadShape {
@@ -136,6 +142,7 @@ pub fn findings(stats: &Stats, shape: &LoadShape) -> Vec<Finding> {
     errors_began(stats, shape, &mut out);
     content(stats, &mut out);
     stale_reads(stats, &mut out);
+    bottleneck(stats, shape, &mut out);
     let reasons = generator_limits(stats);
     if !reasons.is_empty() {
         out.push(Finding {
@@ -311,4 +318,125 @@ fn stale_reads(stats: &Stats, out: &mut Vec<Finding>) {
             ),
         });
     }
+}
+
+/// Responses a load band needs before its p99 is trusted.
+pub const BAND_MIN_RESPONSES: u64 = 50;
+/// A bottleneck's p99 grows at least this many times...
+pub const BOTTLENECK_RATIO: f64 = 3.0;
+/// ...and by at least this much, in ms (a user would notice).
+pub const BOTTLENECK_ADDED_MS: f64 = 20.0;
+
+/// How one endpoint's p99 changed from the lowest to the highest load band.
+struct Growth {
+    name: String,
+    low_p99: f64,
+    high_p99: f64,
+    /// The band where p99 first exceeded twice the lowest band's.
+    doubled_at: Option<usize>,
+}
+
+fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
+    let peak = shape.peak;
+    if peak <= 0.0 {
+        return;
+    }
+    // The mean planned level of the seconds in each band, to name loads.
+    let mut sums = [(0.0, 0u32); LOAD_BANDS];
+    for &l in &shape.level {
+        let b = load_band(l, peak);
+        sums[b].0 += l;
+        sums[b].1 += 1;
+    }
+    let level_of = |b: usize| sums[b].0 / f64::from(sums[b].1.max(1));
+    let unit = if shape.closed { "users" } else { "arrivals/s" };
+
+    let mut growth: Vec<Growth> = Vec::new();
+    for ep in &stats.endpoints {
+        let bands: Vec<(usize, f64)> = ep
+            .by_load
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.count() >= BAND_MIN_RESPONSES)
+            .map(|(b, h)| (b, h.quantile_ms(0.99)))
+            .collect();
+        let (Some(&(low_band, low)), Some(&(high_band, high))) = (bands.first(), bands.last())
+        else {
+            continue;
+        };
+        if low_band == high_band {
+            continue;
+        }
+        growth.push(Growth {
+            name: ep.name.clone(),
+            low_p99: low,
+            high_p99: high,
+            doubled_at: bands.iter().find(|(_, p)| *p > 2.0 * low).map(|(b, _)| *b),
+        });
+    }
+    // The endpoint whose p99 grew by the most milliseconds: under a shared
+    // queue every endpoint waits longer, but the one whose own cost grows
+    // adds the most.
+    growth.sort_by(|a, b| (b.high_p99 - b.low_p99).total_cmp(&(a.high_p99 - a.low_p99)));
+    let Some(top) = growth.first() else { return };
+    let ratio = top.high_p99 / top.low_p99.max(0.001);
+    if ratio < BOTTLENECK_RATIO || top.high_p99 - top.low_p99 < BOTTLENECK_ADDED_MS {
+        return;
+    }
+    let others = growth[1..]
+        .iter()
+        .map(|g| g.high_p99 - g.low_p99)
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+    let (low_band, high_band) = {
+        let ep = stats.endpoints.iter().find(|e| e.name == top.name);
+        let bands: Vec<usize> = ep
+            .map(|e| {
+                e.by_load
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| h.count() >= BAND_MIN_RESPONSES)
+                    .map(|(b, _)| b)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            bands.first().copied().unwrap_or(0),
+            bands.last().copied().unwrap_or(0),
+        )
+    };
+    let others_text = match others {
+        Some(added) => format!(
+            "; other endpoints' p99 rose by at most {}ms",
+            num(added.max(0.0))
+        ),
+        None => String::new(),
+    };
+    let doubled = top
+        .doubled_at
+        .map(|b| format!("; it first doubled at about {} {unit}", num(level_of(b))))
+        .unwrap_or_default();
+    out.push(Finding {
+        kind: "bottleneck".into(),
+        severity: Severity::Warning,
+        what: format!(
+            "{} p99 rose {}x, from {}ms to {}ms, between {} and {} {unit}{others_text}",
+            top.name,
+            num(ratio),
+            num(top.low_p99),
+            num(top.high_p99),
+            num(level_of(low_band)),
+            num(level_of(high_band)),
+        ),
+        location: Some(top.name.clone()),
+        at_s: top.doubled_at.and_then(|b| {
+            shape
+                .level
+                .iter()
+                .position(|&l| load_band(l, peak) >= b)
+                .map(|t| t as f64)
+        }),
+        evidence: format!(
+            "per-endpoint p99 by planned load, in {LOAD_BANDS} bands of the peak, from the lowest and highest bands with at least {BAND_MIN_RESPONSES} responses{doubled}"
+        ),
+    });
 }

@@ -186,6 +186,7 @@ fn errors_began_names_the_second_the_load_and_the_concurrency() {
     let shape = LoadShape {
         closed: false,
         level: (0..10).map(|t| 10.0 * t as f64).collect(),
+        peak: 90.0,
     };
     expect![[r#"
         critical errors_began @Some(6.0) [http_5xx] http_5xx errors began at 6s, at 60 arrivals/s offered, about 2 in flight
@@ -196,6 +197,7 @@ fn errors_began_names_the_second_the_load_and_the_concurrency() {
     let closed = LoadShape {
         closed: true,
         level: vec![8.0; 10],
+        peak: 8.0,
     };
     assert!(findings(&s, &closed)[0].what.ends_with("at 8 users"));
 }
@@ -245,4 +247,40 @@ fn a_healthy_run_has_no_problem_findings() {
         s.record(&sample(0, i * 10, 200, false));
     }
     assert!(findings(&s, &LoadShape::default()).is_empty());
+}
+
+#[test]
+fn the_bottleneck_is_the_endpoint_whose_latency_grew_most_with_load() {
+    // A 10 s ramp from 0 to 100 arrivals/s; login's p99 climbs from 10 ms
+    // to 400 ms as load rises, home's from 1 ms to 3 ms.
+    let level: Vec<f64> = (0..10).map(|t| 10.0 * t as f64 + 5.0).collect();
+    let bands: Vec<u8> = level
+        .iter()
+        .map(|&l| stats::load_band(l, 100.0) as u8)
+        .collect();
+    let mut s = Stats::new(["login".to_string(), "home".to_string()]).with_load_bands(bands);
+    for t in 0..10u64 {
+        for i in 0..100u64 {
+            let login_ms = if t < 5 { 10 } else { 10 + (t - 4) * 80 };
+            let mut a = sample(0, t * 1000 + i, 200, false);
+            a.service = Duration::from_millis(login_ms);
+            s.record(&a);
+            let mut b = sample(1, t * 1000 + i, 200, false);
+            b.service = Duration::from_millis(1 + t / 4);
+            s.record(&b);
+        }
+    }
+    let shape = LoadShape {
+        closed: false,
+        level,
+        peak: 100.0,
+    };
+    expect![[r#"
+        warning bottleneck @Some(5.0) [login] login p99 rose 41x, from 10ms to 412ms, between 5 and 95 arrivals/s; other endpoints' p99 rose by at most 2ms
+            per-endpoint p99 by planned load, in 8 bands of the peak, from the lowest and highest bands with at least 50 responses; it first doubled at about 55 arrivals/s
+    "#]]
+    .assert_eq(&shown(&findings(&s, &shape)));
+    // A constant load has no bands: nothing to attribute.
+    let flat = Stats::new(["login".to_string()]).with_load_bands(vec![3; 10]);
+    assert!(flat.endpoints[0].by_load.is_empty());
 }

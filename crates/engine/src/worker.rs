@@ -23,6 +23,21 @@ use crate::cookies::Jar;
 use crate::request::{render_h1, render_h2, Outgoing, Prepared};
 use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
+/// The load band of each second of the planned load (middle of the
+/// second), so per-endpoint latency can be told apart by load.
+fn load_bands(profile: &plan::Profile) -> Vec<u8> {
+    let Some(total) = profile.duration() else {
+        return Vec::new();
+    };
+    let peak = profile.peak();
+    (0..total.as_secs().max(1))
+        .map(|t| {
+            let level = profile.value_at(Duration::from_millis(t * 1000 + 500));
+            stats::load_band(level, peak) as u8
+        })
+        .collect()
+}
+
 /// Most body bytes kept for checks and extractors; the rest of a longer
 /// body is read and discarded.
 pub const MAX_CAPTURED_BODY: usize = 4 * 1024 * 1024;
@@ -550,7 +565,9 @@ pub async fn run_worker<C: Connector + 'static>(
         feeder_draws: RefCell::new(vec![0; feeders]),
         stop_reason: RefCell::new(None),
         recorder: RefCell::new(Recorder::with_stats(
-            Stats::new(endpoints).with_checks(checks),
+            Stats::new(endpoints)
+                .with_checks(checks)
+                .with_load_bands(load_bands(cfg.model.profile())),
         )),
         start: cfg.start,
         timeout: cfg.timeout,

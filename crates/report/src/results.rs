@@ -85,12 +85,20 @@ pub struct RunInfo {
 }
 
 impl LoadInfo {
-    /// The planned level (arrivals/s or users) at the start of each of
+    /// The planned peak level (arrivals/s or users).
+    pub fn peak(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.0)
+            .fold(self.rate.or(self.vus).unwrap_or(0.0), f64::max)
+    }
+
+    /// The planned level (arrivals/s or users) in the middle of each of
     /// `seconds` seconds: stages ramp linearly from 0, as they ran.
     pub fn level_per_second(&self, seconds: usize) -> Vec<f64> {
         (0..seconds)
             .map(|t| {
-                let t = t as f64;
+                let t = t as f64 + 0.5;
                 if self.stages.is_empty() {
                     return self.rate.or(self.vus).unwrap_or(0.0);
                 }
@@ -335,6 +343,7 @@ impl Results {
         let shape = analysis::LoadShape {
             closed: info.model == "closed",
             level: info.load.level_per_second(stats.timeline.len()),
+            peak: info.load.peak(),
         };
         let findings = analysis::findings(&stats, &shape);
         Results {

@@ -17,5 +17,6 @@ mod tests;
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
 pub use recorder::{
-    Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder, Sample, Stats,
+    load_band, Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder,
+    Sample, Stats, LOAD_BANDS,
 };

@@ -125,6 +125,19 @@ impl Counts {
     }
 }
 
+/// How many load bands per-endpoint latency is split into.
+pub const LOAD_BANDS: usize = 8;
+
+/// The band of a planned load `level` in a run whose peak is `peak`:
+/// band `b` holds levels in `[b, b + 1) x peak / LOAD_BANDS`, the peak in
+/// the top band.
+pub fn load_band(level: f64, peak: f64) -> usize {
+    if peak <= 0.0 || !level.is_finite() {
+        return 0;
+    }
+    ((level / peak * LOAD_BANDS as f64) as usize).min(LOAD_BANDS - 1)
+}
+
 /// One endpoint's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointStats {
@@ -136,6 +149,10 @@ pub struct EndpointStats {
     pub status: BTreeMap<u16, u64>,
     /// Latency from the intended send time.
     pub latency: Hist,
+    /// Latency by load band (see [`load_band`]), 2 significant digits;
+    /// empty when the run's load did not vary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_load: Vec<Hist>,
 }
 
 impl EndpointStats {
@@ -145,6 +162,7 @@ impl EndpointStats {
             counts: Counts::default(),
             status: BTreeMap::new(),
             latency: Hist::new(),
+            by_load: Vec::new(),
         }
     }
 }
@@ -208,6 +226,9 @@ pub struct Stats {
     /// Per check, in the scenario's order.
     #[serde(default)]
     pub checks: Vec<CheckStats>,
+    /// The load band of each second of due time, when the load varies.
+    #[serde(skip)]
+    bands: Vec<u8>,
 }
 
 impl Stats {
@@ -224,7 +245,21 @@ impl Stats {
             endpoints: endpoints.into_iter().map(EndpointStats::new).collect(),
             timeline: Vec::new(),
             checks: Vec::new(),
+            bands: Vec::new(),
         }
+    }
+
+    /// Records per-endpoint latency by load band too: `bands[t]` is the
+    /// band of second `t` (later seconds take the last one). Nothing is
+    /// kept by band when every second is in one band.
+    pub fn with_load_bands(mut self, bands: Vec<u8>) -> Stats {
+        if bands.windows(2).any(|w| w[0] != w[1]) {
+            for ep in &mut self.endpoints {
+                ep.by_load = (0..LOAD_BANDS).map(|_| Hist::coarse()).collect();
+            }
+            self.bands = bands;
+        }
+        self
     }
 
     /// Declares the run's checks, by name, in id order.
@@ -297,6 +332,13 @@ impl Stats {
             if let Some(status) = responded {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
+                if !ep.by_load.is_empty() {
+                    let t = (s.due.as_secs() as usize).min(self.bands.len().saturating_sub(1));
+                    let band = usize::from(self.bands.get(t).copied().unwrap_or(0));
+                    if let Some(h) = ep.by_load.get_mut(band) {
+                        h.record(latency);
+                    }
+                }
             }
         }
         let bucket = self.bucket(s.due);
@@ -333,6 +375,13 @@ impl Stats {
                         *ours.status.entry(*status).or_insert(0) += n;
                     }
                     ours.latency.merge(&theirs.latency);
+                    if ours.by_load.is_empty() {
+                        ours.by_load.clone_from(&theirs.by_load);
+                    } else {
+                        for (o, t) in ours.by_load.iter_mut().zip(&theirs.by_load) {
+                            o.merge(t);
+                        }
+                    }
                 }
                 None => self.endpoints.push(theirs.clone()),
             }

@@ -133,3 +133,28 @@ fn coarse_histograms_merge_into_empty_ones() {
     full.merge(&from);
     close(full.summary().max, 250.0);
 }
+
+#[test]
+fn latency_by_load_band_follows_the_second_it_was_due_and_merges() {
+    assert_eq!(load_band(0.0, 100.0), 0);
+    assert_eq!(load_band(12.4, 100.0), 0);
+    assert_eq!(load_band(12.5, 100.0), 1);
+    assert_eq!(load_band(100.0, 100.0), LOAD_BANDS - 1);
+    assert_eq!(load_band(5.0, 0.0), 0);
+    // Seconds 0-1 in band 0, 2 in band 7; later seconds take the last band.
+    let bands = vec![0, 0, 7];
+    let mut a = Stats::new(["GET /".to_string()]).with_load_bands(bands.clone());
+    let mut b = Stats::new(["GET /".to_string()]).with_load_bands(bands);
+    a.record(&sample(500, 0, 10, OK));
+    a.record(&sample(2500, 0, 300, OK));
+    b.record(&sample(9000, 0, 400, OK));
+    a.merge(&b);
+    let by = &a.endpoints[0].by_load;
+    assert_eq!(by.len(), LOAD_BANDS);
+    assert_eq!(by[0].count(), 1);
+    assert_eq!(by[7].count(), 2);
+    assert!((by[7].quantile_ms(1.0) - 400.0).abs() < 5.0);
+    // Failed requests have no latency to file.
+    a.record(&sample(2500, 0, 1, Outcome::Failed(ErrorKind::Reset)));
+    assert_eq!(a.endpoints[0].by_load[7].count(), 2);
+}

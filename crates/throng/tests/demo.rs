@@ -41,12 +41,14 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
     // I8: the stylesheet was never cacheable.
     let css = &res["checks"]["css is cacheable for a day"];
     assert_eq!(n(&css["passed"]), 0.0, "{css}");
-    // I11: login, which scans 100,000 users, is far slower than home.
-    let p50 = |e: &str| n(&res["endpoints"][e]["latency_ms"]["p50"]);
+    // I11: login, which scans 100,000 users, costs far more than home even
+    // at its fastest (the flash crowd saturates the CPU and slows every
+    // page, so compare the minima).
+    let min = |e: &str| n(&res["endpoints"][e]["latency_ms"]["min"]);
     assert!(
-        p50("login") > 5.0 * p50("home"),
-        "login {} ms, home {} ms",
-        p50("login"),
-        p50("home")
+        min("login") > 5.0 * min("home"),
+        "fastest login {} ms, fastest home {} ms",
+        min("login"),
+        min("home")
     );
 }

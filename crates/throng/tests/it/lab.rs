@@ -450,3 +450,27 @@ fn the_lab_binds_loopback_only_unless_public() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--public"), "{err}");
 }
+
+#[test]
+fn bottleneck_names_the_login_that_scans_every_user() {
+    for scan in [false, true] {
+        let lab = lab_with(|c| {
+            c.users = 100_000;
+            c.login_scan = scan;
+        });
+        // Arrivals ramp from 0 to 160 a second over 8 s.
+        let res = run(
+            &lab,
+            "incidents/i11-login-scan.yaml",
+            &["--stages", "160:8s", "--timeout", "5s"],
+        );
+        let named = findings(&res, "bottleneck");
+        eprintln!("bottleneck, scan {scan}: {named:?}");
+        if scan {
+            assert_eq!(named.len(), 1, "{}", res["findings"]);
+            assert_eq!(named[0].0, "login", "{}", res["findings"]);
+        } else {
+            assert!(named.is_empty(), "{}", res["findings"]);
+        }
+    }
+}
