@@ -14,6 +14,10 @@
 //! - `bottleneck`: the endpoint whose latency grew most as the planned
 //!   load rose (p99 in the lowest and highest load bands with enough
 //!   responses), and at what load it first doubled;
+//! - `caching`: assets (paths ending .css, .js, images, fonts) served
+//!   with no, an uncacheable or a short (under a day) `Cache-Control`,
+//!   with the edge's hit ratio where responses carry `X-Cache`;
+//!   `caching_ok` when every asset was long-lived;
 //! - `generator_saturation`: the generator, not the target, was the limit.
 
 use serde::{Deserialize, Serialize};
@@ -143,6 +147,7 @@ pub fn findings(stats: &Stats, shape: &LoadShape) -> Vec<Finding> {
     content(stats, &mut out);
     stale_reads(stats, &mut out);
     bottleneck(stats, shape, &mut out);
+    caching(stats, &mut out);
     let reasons = generator_limits(stats);
     if !reasons.is_empty() {
         out.push(Finding {
@@ -439,4 +444,74 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             "per-endpoint p99 by planned load, in {LOAD_BANDS} bands of the peak, from the lowest and highest bands with at least {BAND_MIN_RESPONSES} responses{doubled}"
         ),
     });
+}
+
+/// An asset is flagged when at least this share of its responses could not
+/// be cached for a day.
+pub const CACHING_SHARE: f64 = 0.5;
+
+fn caching(stats: &Stats, out: &mut Vec<Finding>) {
+    let mut fine = Vec::new();
+    for ep in &stats.endpoints {
+        let Some(c) = ep.cache.as_ref().filter(|c| c.responses > 0) else {
+            continue;
+        };
+        let hit_ratio = (c.hits + c.misses > 0).then(|| {
+            format!(
+                "; edge cache hit ratio {} ({} of {} with X-Cache)",
+                percent(c.hits as f64 / (c.hits + c.misses) as f64),
+                c.hits,
+                c.hits + c.misses
+            )
+        });
+        let bad = c.missing + c.uncacheable + c.short;
+        if (bad as f64) < CACHING_SHARE * c.responses as f64 {
+            fine.push(format!("{}{}", ep.name, hit_ratio.unwrap_or_default()));
+            continue;
+        }
+        let mut how = Vec::new();
+        if c.uncacheable > 0 {
+            how.push(format!(
+                "{} uncacheable (no-store, no-cache, private or max-age=0)",
+                c.uncacheable
+            ));
+        }
+        if c.short > 0 {
+            how.push(format!(
+                "{} with max-age under a day (shortest {}s)",
+                c.short,
+                c.min_max_age_s.unwrap_or(0)
+            ));
+        }
+        if c.missing > 0 {
+            how.push(format!("{} without Cache-Control", c.missing));
+        }
+        out.push(Finding {
+            kind: "caching".into(),
+            severity: Severity::Warning,
+            what: format!(
+                "{}: a static asset not cacheable for a day in {} of responses, so browsers and CDNs fetch it again and again",
+                ep.name,
+                percent(bad as f64 / c.responses as f64)
+            ),
+            location: Some(ep.name.clone()),
+            at_s: None,
+            evidence: format!(
+                "of {} responses: {}{}",
+                c.responses,
+                how.join(", "),
+                hit_ratio.unwrap_or_default()
+            ),
+        });
+    }
+    if !fine.is_empty() {
+        out.push(Finding {
+            kind: "caching_ok".into(),
+            severity: Severity::Info,
+            what: format!("{} static asset(s) cacheable for a day or more", fine.len()),
+            location: None,
+            at_s: None,
+            evidence: fine.join("; "),
+        });
+    }
 }

@@ -284,3 +284,50 @@ fn the_bottleneck_is_the_endpoint_whose_latency_grew_most_with_load() {
     let flat = Stats::new(["login".to_string()]).with_load_bands(vec![3; 10]);
     assert!(flat.endpoints[0].by_load.is_empty());
 }
+
+#[test]
+fn assets_that_cannot_be_cached_for_a_day_are_named() {
+    use stats::CacheObs;
+    let mut s = Stats::new(["css", "logo", "font"].map(String::from));
+    let obs = |headers: &[(&str, &str)]| CacheObs::of(headers.iter().copied());
+    for i in 0..100 {
+        let hit = if i == 0 { "MISS" } else { "HIT" };
+        s.record_cache(
+            0,
+            &obs(&[("Cache-Control", "no-cache"), ("X-Cache", "MISS")]),
+        );
+        s.record_cache(
+            1,
+            &obs(&[
+                ("cache-control", "public, max-age=5"),
+                ("x-cache", hit),
+                ("age", "1"),
+            ]),
+        );
+        s.record_cache(
+            2,
+            &obs(&[
+                ("Cache-Control", "public, max-age=31536000, immutable"),
+                ("X-Cache", hit),
+            ]),
+        );
+    }
+    expect![[r#"
+        warning caching @None [css] css: a static asset not cacheable for a day in 100.0% of responses, so browsers and CDNs fetch it again and again
+            of 100 responses: 100 uncacheable (no-store, no-cache, private or max-age=0); edge cache hit ratio 0% (0 of 100 with X-Cache)
+        warning caching @None [logo] logo: a static asset not cacheable for a day in 100.0% of responses, so browsers and CDNs fetch it again and again
+            of 100 responses: 100 with max-age under a day (shortest 5s); edge cache hit ratio 99.0% (99 of 100 with X-Cache)
+        info caching_ok @None [-] 1 static asset(s) cacheable for a day or more
+            font; edge cache hit ratio 99.0% (99 of 100 with X-Cache)
+    "#]]
+    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
+    // s-maxage governs shared caches; max-age=0 is uncacheable.
+    assert_eq!(
+        obs(&[("Cache-Control", "max-age=0, s-maxage=600")]).policy,
+        stats::Policy::MaxAge(600)
+    );
+    assert_eq!(
+        obs(&[("Cache-Control", "max-age=0")]).policy,
+        stats::Policy::Uncacheable
+    );
+}

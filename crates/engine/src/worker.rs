@@ -451,6 +451,17 @@ impl<C: Connector> Shared<C> {
                     }
                 }
             }
+            if step.watch_cache {
+                if let Outcome::Response { status: 200..=299 } = sample.outcome {
+                    let obs = stats::CacheObs::of(
+                        capture
+                            .header_list
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str())),
+                    );
+                    self.recorder.borrow_mut().record_cache(step.endpoint, &obs);
+                }
+            }
             self.recorder.borrow_mut().record(&sample);
             if stop_flow {
                 break;

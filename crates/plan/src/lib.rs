@@ -29,7 +29,7 @@ pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Stage};
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
-pub use scenario::{CheckInfo, Flow, Scenario, Step, Target};
+pub use scenario::{looks_like_asset, CheckInfo, Flow, Scenario, Step, Target};
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use template::{Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
 pub use think::{Think, MAX_THINK};

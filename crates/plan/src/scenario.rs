@@ -69,8 +69,11 @@ pub struct Step {
     pub checks: Vec<Check>,
     /// Values taken from the response into variables.
     pub extract: Vec<Extract>,
-    /// What of the response the checks and extractors read.
+    /// What of the response the checks and extractors read (and the
+    /// caching report, for assets).
     pub needs: Needs,
+    /// The path names a static asset: its caching headers are reported.
+    pub watch_cache: bool,
 }
 
 impl Step {
@@ -163,6 +166,7 @@ impl Scenario {
 
     /// The scenario of a plain request: one flow of one step, no cookies.
     pub fn single(spec: &RequestSpec) -> Scenario {
+        let watch_cache = looks_like_asset(&spec.path_and_query);
         let step = Step {
             endpoint: 0,
             method: spec.method.clone(),
@@ -177,7 +181,11 @@ impl Scenario {
             timeout: None,
             checks: Vec::new(),
             extract: Vec::new(),
-            needs: Needs::default(),
+            needs: Needs {
+                headers: watch_cache,
+                body: false,
+            },
+            watch_cache,
         };
         Scenario {
             name: spec.name.clone(),
@@ -209,4 +217,19 @@ impl Scenario {
         }
         self.flows.len().saturating_sub(1)
     }
+}
+
+/// Extensions of paths that name static assets, which a site should let
+/// browsers and CDNs cache.
+const ASSET_EXTENSIONS: [&str; 15] = [
+    "css", "js", "mjs", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "woff", "woff2",
+    "ttf", "otf",
+];
+
+/// Whether a path (with or without a query) names a static asset.
+pub fn looks_like_asset(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    last.rsplit_once('.')
+        .is_some_and(|(_, ext)| ASSET_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }

@@ -622,3 +622,18 @@ fn data_files_report_their_line() {
         (Some(2), "each line must be a JSON object")
     );
 }
+
+#[test]
+fn asset_paths_are_known_by_their_extension() {
+    for yes in [
+        "/static/app.css",
+        "/a/b.JS?v=3",
+        "/logo.svg#x",
+        "/f/font.woff2",
+    ] {
+        assert!(looks_like_asset(yes), "{yes}");
+    }
+    for no in ["/", "/funds/1", "/css", "/app.css/edit", "/download.zip"] {
+        assert!(!looks_like_asset(no), "{no}");
+    }
+}

@@ -510,7 +510,9 @@ impl Compiler<'_> {
             scope.declare_at(name, slot);
             extract.push(Extract { slot, from });
         }
-        let needs = Needs::of(&checks, &extract);
+        let watch_cache = plan::looks_like_asset(path_template.source());
+        let mut needs = Needs::of(&checks, &extract);
+        needs.headers |= watch_cache;
         Ok(Step {
             endpoint,
             method,
@@ -522,6 +524,7 @@ impl Compiler<'_> {
             checks,
             extract,
             needs,
+            watch_cache,
         })
     }
 

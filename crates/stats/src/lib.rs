@@ -7,6 +7,7 @@
 //! readings: this crate knows nothing about tokio, sockets or wall time, so
 //! its numbers can be tested with made-up samples.
 
+mod cache;
 mod error_kind;
 mod hist;
 mod recorder;
@@ -14,6 +15,7 @@ mod recorder;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{CacheObs, CacheStats, Policy, LONG_MAX_AGE_S};
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
 pub use recorder::{

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCounts, ErrorKind, Hist};
+use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist};
 
 /// Connection phases measured for one request; `None` where the phase did
 /// not happen (a reused connection has no connect or TLS phase).
@@ -153,6 +153,10 @@ pub struct EndpointStats {
     /// empty when the run's load did not vary.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_load: Vec<Hist>,
+    /// What successful responses said about caching, for endpoints whose
+    /// path names a static asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStats>,
 }
 
 impl EndpointStats {
@@ -163,6 +167,7 @@ impl EndpointStats {
             status: BTreeMap::new(),
             latency: Hist::new(),
             by_load: Vec::new(),
+            cache: None,
         }
     }
 }
@@ -277,6 +282,13 @@ impl Stats {
         self
     }
 
+    /// Records what a successful response of an asset said about caching.
+    pub fn record_cache(&mut self, endpoint: usize, obs: &CacheObs) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.cache.get_or_insert_with(CacheStats::default).add(obs);
+        }
+    }
+
     /// Says which endpoint each check (by id) belongs to and whether it
     /// reads back a written value.
     pub fn describe_checks<'a>(&mut self, info: impl IntoIterator<Item = (&'a str, bool)>) {
@@ -382,6 +394,9 @@ impl Stats {
                             o.merge(t);
                         }
                     }
+                    if let Some(t) = &theirs.cache {
+                        ours.cache.get_or_insert_with(CacheStats::default).merge(t);
+                    }
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -467,6 +482,11 @@ impl Recorder {
     /// Records one check's verdict on one response.
     pub fn record_check(&mut self, id: usize, passed: bool) {
         self.stats.record_check(id, passed);
+    }
+
+    /// Records an asset response's caching headers.
+    pub fn record_cache(&mut self, endpoint: usize, obs: &CacheObs) {
+        self.stats.record_cache(endpoint, obs);
     }
 
     /// Records an arrival that was due but not sent.
