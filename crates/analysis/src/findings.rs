@@ -256,7 +256,8 @@ fn content(stats: &Stats, out: &mut Vec<Finding>) {
                 percent(k as f64 / n.max(1) as f64)
             ),
             location: Some(ep.name.clone()),
-            at_s: first_check_failure(stats),
+            // The timeline is not kept per endpoint: no time to give.
+            at_s: None,
             evidence: format!(
                 "{k} of {n} responses failed a content check (95% CI {} to {}); failing: {}",
                 percent(lo),
@@ -289,14 +290,6 @@ fn content(stats: &Stats, out: &mut Vec<Finding>) {
     }
 }
 
-fn first_check_failure(stats: &Stats) -> Option<f64> {
-    stats
-        .timeline
-        .iter()
-        .position(|b| b.counts.check_failures > 0)
-        .map(|t| t as f64)
-}
-
 fn stale_reads(stats: &Stats, out: &mut Vec<Finding>) {
     for c in stats.checks.iter().filter(|c| c.reads_back && c.failed > 0) {
         let n = c.passed + c.failed;
@@ -313,7 +306,8 @@ fn stale_reads(stats: &Stats, out: &mut Vec<Finding>) {
             } else {
                 c.endpoint.clone()
             }),
-            at_s: first_check_failure(stats),
+            // The timeline is not kept per endpoint: no time to give.
+            at_s: None,
             evidence: format!(
                 "check {:?} failed {} of {n} times (95% CI {} to {}): a read right after a write returned older data, as behind a lagging replica or cache",
                 c.name,

@@ -222,9 +222,9 @@ fn wrong_content_and_stale_reads_carry_their_intervals() {
         s.record_check(2, !stale);
     }
     expect![[r#"
-        critical wrong_content @Some(0.0) [pledge] pledge: 4.00% of responses showed the wrong content
+        critical wrong_content @None [pledge] pledge: 4.00% of responses showed the wrong content
             80 of 2000 responses failed a content check (95% CI 3.23% to 4.95%); failing: pledge ok
-        critical stale_reads @Some(0.0) [profile] stale reads: 30.0% of reads did not show the value just written
+        critical stale_reads @None [profile] stale reads: 30.0% of reads did not show the value just written
             check "read your writes" failed 30 of 100 times (95% CI 21.9% to 39.6%): a read right after a write returned older data, as behind a lagging replica or cache
         info content_ok @None [-] no wrong content seen on 1 checked endpoint(s)
             failure rates, 95% upper bounds: home: 0 of 2000, below 0.15%
