@@ -3,6 +3,7 @@
 //! at what load) and the confidence intervals they rest on. Works on [`stats::Stats`] alone, so everything
 //! here applies equally to a live run and to a results file read back.
 
+mod capacity;
 mod findings;
 mod generator;
 mod interval;
@@ -11,6 +12,7 @@ mod threshold;
 #[cfg(test)]
 mod tests;
 
+pub use capacity::{Search, StepVerdict, BORDERLINE};
 pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;

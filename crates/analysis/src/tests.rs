@@ -331,3 +331,51 @@ fn assets_that_cannot_be_cached_for_a_day_are_named() {
         stats::Policy::Uncacheable
     );
 }
+
+/// Runs a search against a system that holds up to `capacity`.
+fn search(start: f64, max: f64, capacity: f64) -> (Search, Vec<f64>) {
+    let mut s = Search::new(start, max, 0.1);
+    let mut steps = Vec::new();
+    while let Some(level) = s.next() {
+        steps.push(level);
+        assert!(steps.len() < 50, "the search must end: {steps:?}");
+        s.record(
+            level,
+            StepVerdict {
+                held: level <= capacity,
+                borderline: ((level - capacity) / capacity).abs() < BORDERLINE,
+            },
+        );
+    }
+    (s, steps)
+}
+
+#[test]
+fn capacity_search_doubles_then_bisects_to_a_tight_bracket() {
+    let (s, steps) = search(50.0, 100_000.0, 370.0);
+    assert_eq!(&steps[..5], &[50.0, 100.0, 200.0, 400.0, 300.0]);
+    let (held, failed) = (s.held.unwrap(), s.failed.unwrap());
+    assert!(held <= 370.0 && 370.0 < failed, "{held}..{failed}");
+    assert!((failed - held) / held <= 0.1, "{held}..{failed}");
+    // Borderline levels (within 10% of the capacity) ran twice.
+    let repeats = steps.windows(2).filter(|w| w[0] == w[1]).count();
+    assert!(repeats >= 1, "{steps:?}");
+    assert!(steps.len() <= 12, "{steps:?}");
+}
+
+#[test]
+fn capacity_search_respects_its_bounds() {
+    // Capacity above the maximum: stops at max, which held.
+    let (s, steps) = search(100.0, 1000.0, 1e9);
+    assert_eq!(steps, [100.0, 200.0, 400.0, 800.0, 1000.0]);
+    assert_eq!((s.held, s.failed), (Some(1000.0), None));
+    // Capacity below the start: steps down until something holds.
+    let (s, steps) = search(100.0, 1000.0, 30.0);
+    assert_eq!(&steps[..3], &[100.0, 50.0, 25.0]);
+    let (held, failed) = (s.held.unwrap(), s.failed.unwrap());
+    assert!(held <= 30.0 && 30.0 < failed && (failed - held) / held <= 0.1);
+    // Nothing holds at all: gives up at a sixteenth of the start.
+    let (s, steps) = search(160.0, 1000.0, 1.0);
+    assert_eq!(s.held, None);
+    assert_eq!(steps.last(), Some(&10.0));
+}

@@ -97,6 +97,15 @@ pub struct ThresholdResult {
 }
 
 impl Threshold {
+    /// How far `actual` is from the limit, as a share of the limit (0 at
+    /// the limit); used to call a capacity step borderline.
+    pub fn margin(&self, actual: f64) -> f64 {
+        if self.limit == 0.0 {
+            return actual.abs();
+        }
+        ((actual - self.limit) / self.limit).abs()
+    }
+
     /// Parses one expression.
     pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
         let err = |why: String| ThresholdError {

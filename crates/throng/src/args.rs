@@ -34,6 +34,9 @@ pub enum Command {
         after_help = "Example:\n  throng schema > throng.schema.json\n  # then, as the first line of a scenario file:\n  # yaml-language-server: $schema=throng.schema.json"
     )]
     Schema,
+    /// Find the highest load that holds every SLO: steps up, then bisects.
+    #[command(after_help = CAPACITY_EXAMPLES)]
+    Capacity(Box<CapacityArgs>),
     /// Serve the built-in target: a small crowdfunding site whose failures
     /// (one per incident, I1..I12) are switched on by flags.
     #[command(after_help = LAB_EXAMPLES)]
@@ -43,6 +46,23 @@ pub enum Command {
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
 }
+
+const CAPACITY_EXAMPLES: &str = "\
+Examples:
+  # The highest arrival rate at which p99 stays under 500 ms and errors under 1%
+  throng capacity checkout.yaml --target http://127.0.0.1:8080 --slo 'p99<500ms' --slo 'errors<1%'
+
+  # Concurrent users instead of arrivals, a quick search
+  throng capacity checkout.yaml --vus --start 5 --max 500 --step-duration 5s --slo 'p99<1s'
+
+Each step runs the scenario at one level for --step-duration (longer if needed to collect
+--min-samples responses), then cools down and checks the target is healthy before the next.
+The levels double until a step breaks an SLO, then bisect until the bracket is within
+--precision; a step that holds only just is run twice. The SLOs are the --slo expressions
+and the scenario's thresholds.
+
+Exit codes: 0 a sustainable level was found, 1 none held (not even the lowest step),
+2 bad usage, 3 interrupted (the levels measured so far are still reported).";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -132,6 +152,52 @@ pub enum ReleaseArg {
 }
 
 #[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// The scenario's base URL, overriding its `target`.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// A service-level objective every step must hold, threshold syntax (repeatable).
+    #[arg(long = "slo", value_name = "EXPR")]
+    pub slos: Vec<String>,
+    /// Search concurrent users (closed model) instead of arrivals per second.
+    #[arg(long)]
+    pub vus: bool,
+    /// The first level tried (arrivals/s, or users with --vus).
+    #[arg(long, value_name = "LEVEL", default_value_t = 10.0)]
+    pub start: f64,
+    /// The highest level tried.
+    #[arg(long, value_name = "LEVEL", default_value_t = 100_000.0)]
+    pub max: f64,
+    /// How long each step runs at least.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub step_duration: String,
+    /// Responses a step needs for a stable p99; slow steps run longer.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub min_samples: u64,
+    /// Pause between steps, so one step's backlog does not spill into the next.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub cooldown: String,
+    /// Stop bisecting when the bracket is narrower than this share.
+    #[arg(long, value_name = "PERCENT", default_value = "10%")]
+    pub precision: String,
+    /// Bound on the whole search.
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub time_limit: String,
+    /// Limit on one request.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Worker threads [default: CPU cores].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Write the search (JSON, schema throng.capacity/v1) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct LabArgs {
     /// Where to listen; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
@@ -216,7 +282,7 @@ pub enum ArrivalsArg {
     Poisson,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// A scenario file (YAML) describing the users' journeys.
     #[arg(value_name = "SCENARIO")]

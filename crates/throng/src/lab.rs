@@ -5,10 +5,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
-use clap::Parser;
+use anyhow::anyhow;
 
-use crate::args::{DemoArgs, Embedded, LabArgs, Pathologies, ReleaseArg, RunArgs};
+use crate::args::{DemoArgs, Embedded, LabArgs, Pathologies, ReleaseArg};
 use crate::{exit, Failure};
 
 /// The demo's scenario, also in `examples/`.
@@ -137,13 +136,6 @@ pub fn lab(args: &LabArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-/// Wraps `RunArgs` so that `throng demo` gets the run command's defaults.
-#[derive(Parser)]
-struct RunDefaults {
-    #[command(flatten)]
-    run: RunArgs,
-}
-
 /// `throng demo`: the lab in-process, the launch-day scenario against it.
 pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
     let mut config = lab::Config {
@@ -174,10 +166,7 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
     }
     let failures = failures_line(&config);
     let lab = start(config, args.quiet)?;
-    let mut run = RunDefaults::try_parse_from(["throng-demo"])
-        .context("the demo's run options")
-        .map_err(Failure::usage)?
-        .run;
+    let mut run = crate::run::default_args()?;
     run.embedded = Some(Embedded {
         name: "launch-day.yaml".into(),
         text: LAUNCH_DAY.into(),

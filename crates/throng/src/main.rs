@@ -2,6 +2,7 @@
 //! codes. The only crate that reads files, the environment or signals.
 
 mod args;
+mod capacity;
 mod lab;
 mod run;
 
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(*run_args),
         args::Command::Validate(v) => validate(&v),
+        args::Command::Capacity(a) => capacity::capacity(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
         args::Command::Schema => {

@@ -20,10 +20,26 @@ use crate::args::{ArrivalsArg, ModelArg, RunArgs};
 use crate::{exit, Failure};
 
 /// Everything validated before the run starts.
-struct Prepared {
-    plan: Plan,
-    thresholds: Vec<Threshold>,
-    load: LoadInfo,
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    /// The file's and the command line's thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// The planned load, for results.
+    pub load: LoadInfo,
+}
+
+/// `throng run`'s options with their defaults, for commands that drive
+/// runs of their own (`demo`, `capacity`).
+pub fn default_args() -> Result<RunArgs, Failure> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    <Defaults as clap::Parser>::try_parse_from(["throng"])
+        .map(|d| d.run)
+        .map_err(|e| Failure::usage(anyhow!("the default run options: {e}")))
 }
 
 /// How often workers report progress.
@@ -32,7 +48,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Headers whose values never appear in outputs.
 const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
-fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
+pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
     let extra_roots_pem = match &args.cacert {
         Some(path) => Some(
@@ -565,30 +581,12 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         });
     }
 
-    outputs.sort_by_key(|o| o.worker);
-    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
-        .with_checks(plan.scenario.checks.iter().cloned());
-    let check_info = plan.scenario.check_info();
-    stats.describe_checks(
-        check_info
-            .iter()
-            .map(|c| (c.endpoint.as_str(), c.reads_back)),
-    );
-    let mut first_errors = BTreeMap::new();
-    let mut load_end = Duration::ZERO;
-    let mut stop_reason = None;
-    for out in &outputs {
-        if stop_reason.is_none() {
-            stop_reason.clone_from(&out.stop_reason);
-        }
-        stats.merge(&out.stats);
-        load_end = load_end.max(out.load_end);
-        for (kind, msg) in &out.first_errors {
-            first_errors
-                .entry(kind.as_str().to_string())
-                .or_insert_with(|| msg.clone());
-        }
-    }
+    let Merged {
+        stats,
+        load_end,
+        mut stop_reason,
+        first_errors,
+    } = merge_outputs(&plan, outputs);
     // Each worker reports when it stopped starting requests: the planned end,
     // the moment it saw a stop, or its last due arrival under --requests.
     let duration = load_end;
@@ -637,6 +635,51 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         Status::Aborted => exit::THRESHOLD,
         Status::Completed => exit::OK,
     })
+}
+
+/// The workers' outputs, merged.
+pub struct Merged {
+    /// Everything recorded, with the checks described.
+    pub stats: Stats,
+    /// When the last worker stopped starting requests.
+    pub load_end: Duration,
+    /// Why the load stopped early, if a worker says.
+    pub stop_reason: Option<String>,
+    /// The first message of each error kind.
+    pub first_errors: BTreeMap<String, String>,
+}
+
+/// Merges the workers' statistics exactly (histograms add bucket by bucket).
+pub fn merge_outputs(plan: &Plan, mut outputs: Vec<WorkerOutput>) -> Merged {
+    outputs.sort_by_key(|o| o.worker);
+    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
+        .with_checks(plan.scenario.checks.iter().cloned());
+    let check_info = plan.scenario.check_info();
+    stats.describe_checks(
+        check_info
+            .iter()
+            .map(|c| (c.endpoint.as_str(), c.reads_back)),
+    );
+    let mut merged = Merged {
+        stats,
+        load_end: Duration::ZERO,
+        stop_reason: None,
+        first_errors: BTreeMap::new(),
+    };
+    for out in &outputs {
+        if merged.stop_reason.is_none() {
+            merged.stop_reason.clone_from(&out.stop_reason);
+        }
+        merged.stats.merge(&out.stats);
+        merged.load_end = merged.load_end.max(out.load_end);
+        for (kind, msg) in &out.first_errors {
+            merged
+                .first_errors
+                .entry(kind.as_str().to_string())
+                .or_insert_with(|| msg.clone());
+        }
+    }
+    merged
 }
 
 fn interrupt(

@@ -479,3 +479,85 @@ fn bottleneck_names_the_login_that_scans_every_user() {
         }
     }
 }
+
+#[test]
+fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page() {
+    let mut found = Vec::new();
+    for release in [lab::Release::V1, lab::Release::V2] {
+        let lab = lab_with(|c| c.release = release);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("capacity.json");
+        let output = throng_bin()
+            .args(["capacity", &example("incidents/i01-i12-slow-release.yaml")])
+            .args([
+                "--target",
+                &lab.url(),
+                "--slo",
+                "p99<20ms",
+                "--slo",
+                "errors<1%",
+            ])
+            .args(["--start", "100", "--max", "1600", "--step-duration", "1s"])
+            .args(["--min-samples", "200", "--cooldown", "200ms", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(stdout.contains("sustainable:"), "{stdout}");
+        let res: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(res["schema"], "throng.capacity/v1");
+        // The curve: every step with its level, p99 and verdict.
+        assert!(res["steps"].as_array().unwrap().len() >= 3);
+        found.push(res);
+    }
+    let (v1, v2) = (&found[0], &found[1]);
+    let (c1, c2) = (num(v1, "sustainable"), num(v2, "sustainable"));
+    eprintln!(
+        "capacity: v1 {c1}/s, v2 {c2}/s; v2 bottleneck {}",
+        v2["bottleneck"]
+    );
+    assert!(c1 >= 2.0 * c2, "v1 {c1}/s, v2 {c2}/s");
+    // v2 broke an SLO; the endpoint that degraded most is one v2 made slower.
+    assert!(v2["failed_at"].is_number());
+    let endpoint = v2["bottleneck"]["endpoint"].as_str().unwrap();
+    assert!(["fund", "home"].contains(&endpoint), "{endpoint}");
+}
+
+#[test]
+fn capacity_in_users_steps_the_user_count_and_needs_an_slo() {
+    let lab = lab_with(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("capacity.json");
+    let scenario = example("incidents/i01-i12-slow-release.yaml");
+    let output = throng_bin()
+        .args(["capacity", &scenario, "--target", &lab.url(), "--vus"])
+        .args(["--slo", "p99<2s", "--start", "2", "--max", "8"])
+        .args(["--step-duration", "500ms", "--cooldown", "100ms", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let res: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(res["mode"], "users");
+    let levels: Vec<f64> = res["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| num(s, "level"))
+        .collect();
+    assert_eq!(levels, [2.0, 4.0, 8.0]);
+    assert_eq!(num(&res, "sustainable"), 8.0);
+
+    // The file's own thresholds count as SLOs; a scenario with none and no
+    // --slo is a usage error, before any load.
+    let bare = dir.path().join("bare.yaml");
+    std::fs::write(&bare, "flows:\n  - steps:\n      - get: /health\n").unwrap();
+    let output = throng_bin()
+        .args(["capacity", bare.to_str().unwrap(), "--target", &lab.url()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--slo"));
+}
