@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use analysis::{Search, StepVerdict, BORDERLINE};
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use engine::Event;
 use plan::{parse_duration, Plan};
 use serde::Serialize;
@@ -362,14 +362,10 @@ async fn search(
     };
     print!("{}", summary(&results, unit));
     if let Some(out) = &a.out {
-        let text = serde_json::to_string_pretty(&results).unwrap_or_default();
-        run::write_atomic(out, &text)
-            .with_context(|| format!("cannot write --out {}", out.display()))
-            .map_err(|error| Failure {
-                code: exit::ABORTED,
-                error,
-            })?;
-        println!("\n  results written to {}", out.display());
+        run::write_out(
+            out,
+            &serde_json::to_string_pretty(&results).unwrap_or_default(),
+        )?;
     }
     let _ = std::io::stdout().flush();
     Ok(match (status, results.sustainable) {

@@ -427,6 +427,18 @@ impl Live {
     }
 }
 
+/// Writes an `--out` file and says so.
+pub fn write_out(out: &Path, text: &str) -> Result<(), Failure> {
+    write_atomic(out, text)
+        .with_context(|| format!("cannot write --out {}", out.display()))
+        .map_err(|error| Failure {
+            code: exit::ABORTED,
+            error,
+        })?;
+    println!("\n  results written to {}", out.display());
+    Ok(())
+}
+
 /// Writes `text` to `path` atomically: a temporary file beside it, then a rename.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path
@@ -617,13 +629,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let results = Results::new(info, stats, &results_thresholds);
     print!("{}", report::summary(&results));
     if let Some(out) = &args.out {
-        write_atomic(out, &results.to_json())
-            .with_context(|| format!("cannot write --out {}", out.display()))
-            .map_err(|error| Failure {
-                code: exit::ABORTED,
-                error,
-            })?;
-        println!("\n  results written to {}", out.display());
+        write_out(out, &results.to_json())?;
     }
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
