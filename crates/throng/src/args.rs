@@ -174,7 +174,8 @@ pub struct CapacityArgs {
     /// How long each step runs at least.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub step_duration: String,
-    /// Responses a step needs for a stable p99; slow steps run longer.
+    /// Arrivals (sessions) a step needs for a stable p99: low-rate steps run
+    /// longer than --step-duration to get them.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub min_samples: u64,
     /// Pause between steps, so one step's backlog does not spill into the next.
