@@ -144,8 +144,8 @@ pub fn zero_failure_bound(n: u64) -> f64 {
 pub fn findings(stats: &Stats, shape: &LoadShape) -> Vec<Finding> {
     let mut out = Vec::new();
     errors_began(stats, shape, &mut out);
-    content(stats, &mut out);
-    stale_reads(stats, &mut out);
+    content(stats, shape, &mut out);
+    stale_reads(stats, shape, &mut out);
     bottleneck(stats, shape, &mut out);
     caching(stats, &mut out);
     let reasons = generator_limits(stats);
@@ -216,7 +216,7 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     }
 }
 
-fn content(stats: &Stats, out: &mut Vec<Finding>) {
+fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     let mut clean: Vec<(String, u64)> = Vec::new();
     for ep in &stats.endpoints {
         let checks: Vec<_> = stats
@@ -243,6 +243,7 @@ fn content(stats: &Stats, out: &mut Vec<Finding>) {
             .filter(|c| c.failed > 0 && !c.reads_back)
             .map(|c| c.name.as_str())
             .collect();
+        let began = check_failures_began(stats, &ep.name);
         out.push(Finding {
             kind: "wrong_content".into(),
             severity: if lo >= 0.01 {
@@ -251,13 +252,13 @@ fn content(stats: &Stats, out: &mut Vec<Finding>) {
                 Severity::Warning
             },
             what: format!(
-                "{}: {} of responses showed the wrong content",
+                "{}: {} of responses showed the wrong content{}",
                 ep.name,
-                percent(k as f64 / n.max(1) as f64)
+                percent(k as f64 / n.max(1) as f64),
+                began_text(began, stats, shape)
             ),
             location: Some(ep.name.clone()),
-            // The timeline is not kept per endpoint: no time to give.
-            at_s: None,
+            at_s: began.map(|t| t as f64),
             evidence: format!(
                 "{k} of {n} responses failed a content check (95% CI {} to {}); failing: {}",
                 percent(lo),
@@ -290,24 +291,40 @@ fn content(stats: &Stats, out: &mut Vec<Finding>) {
     }
 }
 
-fn stale_reads(stats: &Stats, out: &mut Vec<Finding>) {
+/// The first second in which `endpoint` had significant check failures.
+fn check_failures_began(stats: &Stats, endpoint: &str) -> Option<usize> {
+    let ep = stats.endpoints.iter().find(|e| e.name == endpoint)?;
+    ep.seconds.iter().position(|&[requests, _, failed]| {
+        failed >= SIGNIFICANT_ERRORS && failed as f64 >= SIGNIFICANT_SHARE * requests as f64
+    })
+}
+
+/// ", beginning at 12s at 200 arrivals/s offered", when known.
+fn began_text(t: Option<usize>, stats: &Stats, shape: &LoadShape) -> String {
+    t.map_or(String::new(), |t| {
+        format!(", beginning at {t}s at {}", shape.describe(t, stats))
+    })
+}
+
+fn stale_reads(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     for c in stats.checks.iter().filter(|c| c.reads_back && c.failed > 0) {
         let n = c.passed + c.failed;
         let (lo, hi) = wilson(c.failed, n);
+        let began = check_failures_began(stats, &c.endpoint);
         out.push(Finding {
             kind: "stale_reads".into(),
             severity: Severity::Critical,
             what: format!(
-                "stale reads: {} of reads did not show the value just written",
-                percent(c.failed as f64 / n.max(1) as f64)
+                "stale reads: {} of reads did not show the value just written{}",
+                percent(c.failed as f64 / n.max(1) as f64),
+                began_text(began, stats, shape)
             ),
             location: Some(if c.endpoint.is_empty() {
                 c.name.clone()
             } else {
                 c.endpoint.clone()
             }),
-            // The timeline is not kept per endpoint: no time to give.
-            at_s: None,
+            at_s: began.map(|t| t as f64),
             evidence: format!(
                 "check {:?} failed {} of {n} times (95% CI {} to {}): a read right after a write returned older data, as behind a lagging replica or cache",
                 c.name,

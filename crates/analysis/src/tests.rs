@@ -222,9 +222,9 @@ fn wrong_content_and_stale_reads_carry_their_intervals() {
         s.record_check(2, !stale);
     }
     expect![[r#"
-        critical wrong_content @None [pledge] pledge: 4.00% of responses showed the wrong content
+        critical wrong_content @Some(0.0) [pledge] pledge: 4.00% of responses showed the wrong content, beginning at 0s at about 42.1 in flight
             80 of 2000 responses failed a content check (95% CI 3.23% to 4.95%); failing: pledge ok
-        critical stale_reads @None [profile] stale reads: 30.0% of reads did not show the value just written
+        critical stale_reads @Some(0.0) [profile] stale reads: 30.0% of reads did not show the value just written, beginning at 0s at about 42.1 in flight
             check "read your writes" failed 30 of 100 times (95% CI 21.9% to 39.6%): a read right after a write returned older data, as behind a lagging replica or cache
         info content_ok @None [-] no wrong content seen on 1 checked endpoint(s)
             failure rates, 95% upper bounds: home: 0 of 2000, below 0.15%
@@ -378,4 +378,33 @@ fn capacity_search_respects_its_bounds() {
     let (s, steps) = search(160.0, 1000.0, 1.0);
     assert_eq!(s.held, None);
     assert_eq!(steps.last(), Some(&10.0));
+}
+
+#[test]
+fn wrong_content_says_when_and_at_what_load_it_began() {
+    // 100 responses a second for 10 s; from second 7 on, 1 in 5 shows an
+    // error page (a race that fires only under the higher load).
+    let mut s = Stats::new(["pledge".to_string()]).with_checks(["ok".to_string()]);
+    s.describe_checks([("pledge", false)]);
+    for t in 0..10u64 {
+        for i in 0..100u64 {
+            let bad = t >= 7 && i % 5 == 0;
+            s.record(&sample(0, t * 1000 + i * 10, 200, bad));
+            s.record_check(0, !bad);
+        }
+    }
+    let shape = LoadShape {
+        closed: true,
+        level: (1..=10).map(|u| 8.0 * u as f64).collect(),
+        peak: 80.0,
+    };
+    let wrong = findings(&s, &shape)
+        .into_iter()
+        .find(|f| f.kind == "wrong_content")
+        .unwrap();
+    assert_eq!(wrong.at_s, Some(7.0));
+    assert_eq!(
+        wrong.what,
+        "pledge: 6.00% of responses showed the wrong content, beginning at 7s at 64 users"
+    );
 }

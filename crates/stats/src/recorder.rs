@@ -157,6 +157,9 @@ pub struct EndpointStats {
     /// path names a static asset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheStats>,
+    /// Per second of due time: `[requests, failed, check failures]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds: Vec<[u64; 3]>,
 }
 
 impl EndpointStats {
@@ -168,6 +171,7 @@ impl EndpointStats {
             latency: Hist::new(),
             by_load: Vec::new(),
             cache: None,
+            seconds: Vec::new(),
         }
     }
 }
@@ -341,6 +345,14 @@ impl Stats {
         }
         if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
             ep.counts.add(s);
+            let t = s.due.as_secs() as usize;
+            if ep.seconds.len() <= t {
+                ep.seconds.resize(t + 1, [0; 3]);
+            }
+            let row = &mut ep.seconds[t];
+            row[0] += 1;
+            row[1] += u64::from(s.error().is_some());
+            row[2] += u64::from(s.checks_failed);
             if let Some(status) = responded {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
@@ -396,6 +408,14 @@ impl Stats {
                     }
                     if let Some(t) = &theirs.cache {
                         ours.cache.get_or_insert_with(CacheStats::default).merge(t);
+                    }
+                    if ours.seconds.len() < theirs.seconds.len() {
+                        ours.seconds.resize(theirs.seconds.len(), [0; 3]);
+                    }
+                    for (o, t) in ours.seconds.iter_mut().zip(&theirs.seconds) {
+                        for (a, b) in o.iter_mut().zip(t) {
+                            *a += b;
+                        }
                     }
                 }
                 None => self.endpoints.push(theirs.clone()),

@@ -158,3 +158,20 @@ fn latency_by_load_band_follows_the_second_it_was_due_and_merges() {
     a.record(&sample(2500, 0, 1, Outcome::Failed(ErrorKind::Reset)));
     assert_eq!(a.endpoints[0].by_load[7].count(), 2);
 }
+
+#[test]
+fn endpoint_seconds_count_requests_failures_and_check_failures_by_due_second() {
+    let mut a = Stats::new(["GET /".to_string()]);
+    let mut b = Stats::new(["GET /".to_string()]);
+    a.record(&sample(100, 0, 5, OK));
+    let mut bad = sample(1200, 0, 5, OK);
+    bad.checks_failed = true;
+    a.record(&bad);
+    b.record(&sample(1900, 0, 5, Outcome::Response { status: 503 }));
+    b.record(&sample(3100, 0, 5, Outcome::Failed(ErrorKind::Timeout)));
+    a.merge(&b);
+    assert_eq!(
+        a.endpoints[0].seconds,
+        vec![[1, 0, 0], [2, 2, 1], [0, 0, 0], [1, 1, 0]]
+    );
+}
