@@ -89,7 +89,10 @@ Examples:
   throng demo --healthy
 
   # Choose the failures
-  throng demo --replica-lag 500 --short-cache";
+  throng demo --replica-lag 500 --short-cache
+
+The demo exits 0 when the launch day ran to its end, even when thresholds failed: showing
+them fail is its point. Use `throng run examples/launch-day.yaml` for a gate.";
 
 /// The lab's failures, each off unless its flag is given.
 #[derive(Debug, Args, Clone, Default)]
