@@ -4,6 +4,7 @@
 //! here applies equally to a live run and to a results file read back.
 
 mod capacity;
+mod compare;
 mod findings;
 mod generator;
 mod interval;
@@ -13,6 +14,7 @@ mod threshold;
 mod tests;
 
 pub use capacity::{Search, StepVerdict, BORDERLINE};
+pub use compare::{quantile_ratio, RatioInterval, Verdict};
 pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;

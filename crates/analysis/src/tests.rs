@@ -408,3 +408,49 @@ fn wrong_content_says_when_and_at_what_load_it_began() {
         "pledge: 6.00% of responses showed the wrong content, beginning at 7s at 64 users"
     );
 }
+
+/// `n` one-second windows of 200 responses each, latencies lognormal-ish
+/// around `median_ms`, with a queueing burst in some windows (so windows
+/// differ, as real ones do).
+fn windows(n: usize, median_ms: f64, rng: &mut fastrand::Rng) -> Vec<stats::Hist> {
+    (0..n)
+        .map(|_| {
+            let mut h = stats::Hist::coarse();
+            let burst = if rng.f64() < 0.2 { 3.0 } else { 1.0 };
+            for _ in 0..200 {
+                let z: f64 = (0..6).map(|_| rng.f64()).sum::<f64>() - 3.0;
+                let ms = median_ms * burst * (0.5 * z).exp();
+                h.record(Duration::from_secs_f64(ms / 1000.0));
+            }
+            h
+        })
+        .collect()
+}
+
+#[test]
+fn window_bootstrap_flags_a_slower_release_and_rarely_an_identical_one() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    // A candidate 5x slower: a regression at every percentile.
+    let base = windows(20, 2.0, &mut rng);
+    let cand = windows(20, 10.0, &mut rng);
+    for q in [0.5, 0.9, 0.99] {
+        let r = quantile_ratio(&base, &cand, q, 200, 1).unwrap();
+        assert!(r.point > 3.0 && r.low > 1.5, "q {q}: {r:?}");
+        assert_eq!(r.verdict(0.1), Verdict::Regression);
+    }
+    // A/A: two runs of the same system. Count how often p99 is called a
+    // regression (the false-positive rate; ~2.5% expected at most).
+    let trials = 40;
+    let flagged = (0..trials)
+        .filter(|i| {
+            let a = windows(20, 2.0, &mut rng);
+            let b = windows(20, 2.0, &mut rng);
+            quantile_ratio(&a, &b, 0.99, 100, *i).unwrap().verdict(0.1) == Verdict::Regression
+        })
+        .count();
+    eprintln!("A/A: {flagged} of {trials} p99 comparisons flagged as regressions");
+    assert!(
+        flagged <= 2,
+        "{flagged} of {trials} A/A comparisons were called regressions"
+    );
+}
