@@ -154,15 +154,11 @@ async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize,
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    let wanted_bounty = host
-        .split(':')
-        .next()
-        .is_some_and(|h| h.eq_ignore_ascii_case(crate::router::BOUNTY_HOST));
-    let app = state.router.route(host);
+    let (app, misrouted) = state.router.route(host);
+    if misrouted {
+        state.metrics.add(&state.metrics.misrouted, 1);
+    }
     if app == App::Bounty {
-        if !wanted_bounty {
-            state.metrics.add(&state.metrics.misrouted, 1);
-        }
         return (
             route_index("other_app"),
             html(StatusCode::OK, pages::bounty()),

@@ -79,8 +79,9 @@ impl Router {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The app a request for `host` reaches.
-    pub fn route(&self, host: &str) -> App {
+    /// The app a request for `host` reaches, and whether that is not the
+    /// app the host names (a misrouted request).
+    pub fn route(&self, host: &str) -> (App, bool) {
         let name = host.split(':').next().unwrap_or_default();
         let wanted = if name.eq_ignore_ascii_case(BOUNTY_HOST) {
             App::Bounty
@@ -88,7 +89,8 @@ impl Router {
             App::Fundfill
         };
         let t = self.table();
-        t.slots[t.host_slot[index(wanted)]].unwrap_or(wanted)
+        let app = t.slots[t.host_slot[index(wanted)]].unwrap_or(wanted);
+        (app, app != wanted)
     }
 
     /// Restarts Fundfill on a new slot; see the module docs.

@@ -87,24 +87,24 @@ fn shared_units_of_work_are_taken_over_private_ones_are_not() {
 fn a_misrouted_restart_hands_the_address_to_the_other_app() {
     use router::{App, Router, BOUNTY_HOST};
     let r = Router::new(true);
-    assert_eq!(r.route("127.0.0.1:8080"), App::Fundfill);
-    assert_eq!(r.route(BOUNTY_HOST), App::Bounty);
+    assert_eq!(r.route("127.0.0.1:8080"), (App::Fundfill, false));
+    assert_eq!(r.route(BOUNTY_HOST), (App::Bounty, false));
     for _ in 0..3 {
         let stopped = r.stop_fundfill();
         // While the new instance boots, Fundfill's visitors reach Bounty.
-        assert_eq!(r.route("127.0.0.1:8080"), App::Bounty);
+        assert_eq!(r.route("127.0.0.1:8080"), (App::Bounty, true));
         r.start_fundfill(stopped);
-        assert_eq!(r.route("127.0.0.1:8080"), App::Fundfill);
-        assert_eq!(r.route(BOUNTY_HOST), App::Bounty);
+        assert_eq!(r.route("127.0.0.1:8080"), (App::Fundfill, false));
+        assert_eq!(r.route(BOUNTY_HOST), (App::Bounty, false));
     }
 
     let healthy = Router::new(false);
     for _ in 0..3 {
         let stopped = healthy.stop_fundfill();
-        assert_eq!(healthy.route("localhost"), App::Fundfill);
+        assert_eq!(healthy.route("localhost"), (App::Fundfill, false));
         healthy.start_fundfill(stopped);
-        assert_eq!(healthy.route("localhost"), App::Fundfill);
-        assert_eq!(healthy.route(BOUNTY_HOST), App::Bounty);
+        assert_eq!(healthy.route("localhost"), (App::Fundfill, false));
+        assert_eq!(healthy.route(BOUNTY_HOST), (App::Bounty, false));
     }
 }
 

@@ -357,8 +357,8 @@ impl Stats {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
                 if !ep.by_load.is_empty() {
-                    let t = (s.due.as_secs() as usize).min(self.bands.len().saturating_sub(1));
-                    let band = usize::from(self.bands.get(t).copied().unwrap_or(0));
+                    let second = t.min(self.bands.len().saturating_sub(1));
+                    let band = usize::from(self.bands.get(second).copied().unwrap_or(0));
                     if let Some(h) = ep.by_load.get_mut(band) {
                         h.record(latency);
                     }

@@ -267,14 +267,14 @@ async fn search(
         let borderline = results.iter().any(|(t, r)| t.margin(r.actual) < BORDERLINE);
         let st = &merged.stats;
         let c = st.counts;
-        let q = |h: &stats::Hist, q: f64| if h.count() > 0 { h.quantile_ms(q) } else { 0.0 };
+        let latency = st.latency.summary();
         let row = StepRow {
             level,
             duration_s: duration.as_secs_f64(),
             requests: c.requests,
             achieved_rate: c.requests as f64 / duration.as_secs_f64(),
-            p50_ms: q(&st.latency, 0.5),
-            p99_ms: q(&st.latency, 0.99),
+            p50_ms: latency.p50,
+            p99_ms: latency.p99,
             error_rate: c.failed() as f64 / c.requests.max(1) as f64,
             held,
             borderline,

@@ -142,23 +142,17 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
         users: args.users.max(1),
         ..lab::Config::default()
     };
-    let p = &args.pathologies;
-    let chosen = p.release.is_some()
-        || p.login_scan
-        || p.db_pool.is_some()
-        || p.race
-        || p.replica_lag.is_some()
-        || p.misroute
-        || p.stall.is_some()
-        || p.short_cache
-        || p.metastable;
+    // Failures chosen on the command line replace the default set.
+    let mut chosen_config = config.clone();
+    apply(&args.pathologies, &mut chosen_config)?;
+    let chosen = !chosen_config.pathologies().is_empty();
     if chosen && args.healthy {
         return Err(Failure::usage(anyhow!(
             "--healthy means no failures; leave it out to choose some"
         )));
     }
     if chosen {
-        apply(p, &mut config)?;
+        config = chosen_config;
     } else if !args.healthy {
         config.race = true;
         config.login_scan = true;
