@@ -14,7 +14,10 @@ mod threshold;
 mod tests;
 
 pub use capacity::{Search, StepVerdict, BORDERLINE};
-pub use compare::{quantile_ratio, RatioInterval, Verdict};
+pub use compare::{
+    compare_runs, compare_windows, CompareOptions, Comparison, EndpointComparison, Measure,
+    MeasureComparison, RatioInterval, Verdict, FAMILY_CONFIDENCE, MIN_TAIL, MIN_WINDOWS,
+};
 pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;

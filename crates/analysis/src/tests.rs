@@ -409,48 +409,217 @@ fn wrong_content_says_when_and_at_what_load_it_began() {
     );
 }
 
-/// `n` one-second windows of 200 responses each, latencies lognormal-ish
-/// around `median_ms`, with a queueing burst in some windows (so windows
-/// differ, as real ones do).
-fn windows(n: usize, median_ms: f64, rng: &mut fastrand::Rng) -> Vec<stats::Hist> {
-    (0..n)
-        .map(|_| {
-            let mut h = stats::Hist::coarse();
-            let burst = if rng.f64() < 0.2 { 3.0 } else { 1.0 };
-            for _ in 0..200 {
-                let z: f64 = (0..6).map(|_| rng.f64()).sum::<f64>() - 3.0;
-                let ms = median_ms * burst * (0.5 * z).exp();
-                h.record(Duration::from_secs_f64(ms / 1000.0));
-            }
-            h
-        })
-        .collect()
+/// `n` windows of 200 responses each (due across `n` quarter seconds),
+/// latencies lognormal-ish around `median_ms`, with a queueing burst in
+/// some windows (so windows differ, as real ones do) and failures at
+/// `error_rate`.
+fn windows(n: usize, median_ms: f64, error_rate: f64, rng: &mut fastrand::Rng) -> stats::Windows {
+    let mut w = stats::Windows::default();
+    for i in 0..n {
+        let burst = if rng.f64() < 0.2 { 3.0 } else { 1.0 };
+        for k in 0..200 {
+            let z: f64 = (0..6).map(|_| rng.f64()).sum::<f64>() - 3.0;
+            let ms = median_ms * burst * (0.5 * z).exp();
+            let due = Duration::from_millis(i as u64 * 250 + k);
+            let failed = rng.f64() < error_rate;
+            w.record(due, failed, Some(Duration::from_secs_f64(ms / 1000.0)));
+        }
+    }
+    w
+}
+
+/// One endpoint's four intervals, simultaneous.
+fn opts() -> CompareOptions {
+    CompareOptions::default().simultaneous(4)
 }
 
 #[test]
 fn window_bootstrap_flags_a_slower_release_and_rarely_an_identical_one() {
     let mut rng = fastrand::Rng::with_seed(7);
     // A candidate 5x slower: a regression at every percentile.
-    let base = windows(20, 2.0, &mut rng);
-    let cand = windows(20, 10.0, &mut rng);
-    for q in [0.5, 0.9, 0.99] {
-        let r = quantile_ratio(&base, &cand, q, 200, 1).unwrap();
-        assert!(r.point > 3.0 && r.low > 1.5, "q {q}: {r:?}");
-        assert_eq!(r.verdict(0.1), Verdict::Regression);
+    let base = windows(20, 2.0, 0.0, &mut rng);
+    let cand = windows(20, 10.0, 0.0, &mut rng);
+    let c = compare_windows("GET /", &base, &cand, &opts());
+    assert_eq!(c.verdict, Verdict::Regression);
+    for m in &c.measures[..3] {
+        let c = m.change.unwrap();
+        assert!(c.point > 3.0 && c.low > 1.5, "{m:?}");
+        assert_eq!(m.verdict, Verdict::Regression);
     }
-    // A/A: two runs of the same system. Count how often p99 is called a
-    // regression (the false-positive rate; ~2.5% expected at most).
+    // The other way round it is an improvement.
+    let c = compare_windows("GET /", &cand, &base, &opts());
+    assert_eq!(c.verdict, Verdict::Improvement);
+    // A/A: two runs of the same system. Count how often any measure is
+    // called a regression (the false-positive rate).
     let trials = 40;
     let flagged = (0..trials)
         .filter(|i| {
-            let a = windows(20, 2.0, &mut rng);
-            let b = windows(20, 2.0, &mut rng);
-            quantile_ratio(&a, &b, 0.99, 100, *i).unwrap().verdict(0.1) == Verdict::Regression
+            let a = windows(20, 2.0, 0.01, &mut rng);
+            let b = windows(20, 2.0, 0.01, &mut rng);
+            let o = CompareOptions { seed: *i, ..opts() };
+            compare_windows("GET /", &a, &b, &o).verdict == Verdict::Regression
         })
         .count();
-    eprintln!("A/A: {flagged} of {trials} p99 comparisons flagged as regressions");
+    eprintln!("A/A: {flagged} of {trials} comparisons flagged as regressions");
     assert!(
         flagged <= 2,
         "{flagged} of {trials} A/A comparisons were called regressions"
     );
+}
+
+#[test]
+fn error_rates_compare_as_a_difference_so_a_zero_baseline_works() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let base = windows(20, 2.0, 0.0, &mut rng);
+    let cand = windows(20, 2.0, 0.05, &mut rng);
+    let c = compare_windows("POST /login", &base, &cand, &opts());
+    let e = c
+        .measures
+        .iter()
+        .find(|m| m.measure == Measure::ErrorRate)
+        .unwrap();
+    assert_eq!(e.base, 0.0);
+    assert!((e.cand - 0.05).abs() < 0.01, "{e:?}");
+    // The change is in fractions of requests: about +5 points.
+    let change = e.change.unwrap();
+    assert!((change.point - e.cand).abs() < 1e-12);
+    assert!(change.low > 0.03, "{e:?}");
+    assert_eq!(e.verdict, Verdict::Regression);
+    assert_eq!(c.verdict, Verdict::Regression);
+    // One failure in 4,000 requests is not evidence of anything.
+    let mut one = base.clone();
+    one.record(
+        Duration::from_millis(10),
+        true,
+        Some(Duration::from_millis(2)),
+    );
+    let c = compare_windows("POST /login", &base, &one, &opts());
+    assert_eq!(c.verdict, Verdict::NoChange, "{c:?}");
+}
+
+#[test]
+fn endpoints_with_too_few_windows_or_in_one_run_only_get_no_verdict() {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let short = windows(3, 2.0, 0.0, &mut rng);
+    let slow = windows(3, 20.0, 0.0, &mut rng);
+    let c = compare_windows("GET /", &short, &slow, &opts());
+    assert_eq!(c.verdict, Verdict::NoChange);
+    assert!(c.measures.is_empty());
+    assert!(c.note.unwrap().contains("at least 5 windows"));
+
+    let mut a = stats::Stats::new(["GET /".to_string(), "GET /old".to_string()]);
+    let b = stats::Stats::new(["GET /".to_string(), "GET /new".to_string()]);
+    a.endpoints[0].windows = windows(10, 2.0, 0.0, &mut rng);
+    let rows = compare_runs(&a, &b, &opts());
+    let names: Vec<_> = rows
+        .endpoints
+        .iter()
+        .map(|r| (r.endpoint.as_str(), r.note.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "GET /",
+                "too few requests to compare: each run needs some in at least 5 windows of time"
+            ),
+            ("GET /old", "only in the baseline"),
+            ("GET /new", "only in the candidate"),
+        ]
+    );
+}
+
+#[test]
+fn quantiles_with_too_few_responses_above_them_are_not_compared() {
+    // 8 windows of 50: 400 responses, enough for p50 and p90 but not p99
+    // (it would be the 4th largest; one slow request would move it).
+    let mut rng = fastrand::Rng::with_seed(9);
+    let thin = |rng: &mut fastrand::Rng, slow: f64| {
+        let mut w = stats::Windows::default();
+        for i in 0..400u64 {
+            let ms = if rng.f64() < 0.01 { slow } else { 2.0 };
+            w.record(
+                Duration::from_millis(i * 5),
+                false,
+                Some(Duration::from_secs_f64(ms / 1000.0)),
+            );
+        }
+        w
+    };
+    let (a, b) = (thin(&mut rng, 2.0), thin(&mut rng, 50.0));
+    let c = compare_windows("GET /", &a, &b, &opts());
+    let p99 = c
+        .measures
+        .iter()
+        .find(|m| m.measure == Measure::P99)
+        .unwrap();
+    assert_eq!(p99.change, None);
+    assert_eq!(
+        p99.note.as_deref(),
+        Some("too few responses: p99 needs 1000 in each run")
+    );
+    assert_eq!(c.verdict, Verdict::NoChange);
+    let compared: Vec<_> = c
+        .measures
+        .iter()
+        .filter(|m| m.change.is_some())
+        .map(|m| m.measure)
+        .collect();
+    assert_eq!(compared, [Measure::P50, Measure::P90, Measure::ErrorRate]);
+    // The interval level counts only the intervals made: 3, not 4.
+    let mut sa = stats::Stats::new(["GET /".to_string()]);
+    let mut sb = sa.clone();
+    sa.endpoints[0].windows = a;
+    sb.endpoints[0].windows = b;
+    let all = compare_runs(&sa, &sb, &opts());
+    assert!(
+        (all.level - (1.0 - 0.05 / 3.0)).abs() < 1e-12,
+        "{}",
+        all.level
+    );
+}
+
+#[test]
+fn pairing_cancels_noise_both_arms_share() {
+    // Both arms see the same bursts (a noisy neighbour on the machine);
+    // the candidate is 30% slower throughout. Unpaired, the bursts widen
+    // the interval past the tolerance; paired, they cancel.
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (mut base, mut cand) = (stats::Windows::default(), stats::Windows::default());
+    for i in 0..24u64 {
+        let burst = if i % 4 == 0 { 8.0 } else { 1.0 };
+        for k in 0..100u64 {
+            let due = Duration::from_millis(i * 250 + k);
+            let jitter = 1.0 + 0.2 * rng.f64();
+            base.record(
+                due,
+                false,
+                Some(Duration::from_secs_f64(burst * jitter * 0.002)),
+            );
+            cand.record(
+                due,
+                false,
+                Some(Duration::from_secs_f64(1.3 * burst * jitter * 0.002)),
+            );
+        }
+    }
+    let unpaired = compare_windows("GET /", &base, &cand, &opts());
+    let paired = compare_windows(
+        "GET /",
+        &base,
+        &cand,
+        &CompareOptions {
+            paired: true,
+            ..opts()
+        },
+    );
+    let width = |c: &EndpointComparison| {
+        let m = c.measures[2].change.unwrap();
+        m.high - m.low
+    };
+    assert!(
+        width(&paired) < width(&unpaired) / 2.0,
+        "paired {paired:?}\nunpaired {unpaired:?}"
+    );
+    assert_eq!(paired.measures[2].verdict, Verdict::Regression);
 }

@@ -30,7 +30,7 @@ pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
 pub use request::{render_h1, render_h2, Outgoing, Prepared, USER_AGENT};
 pub use transport::{Capture, Connection, Connector, Failure, Response};
-pub use worker::{run_worker, Control, Event, Progress, WorkerConfig, WorkerOutput};
+pub use worker::{run_worker, Arm, Control, Event, Progress, WorkerConfig, WorkerOutput};
 
 /// The run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +75,12 @@ impl Run {
     }
 }
 
-/// Starts a run of `plan`, reporting progress every `progress_every`.
-pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> {
-    let scenario = &plan.scenario;
-    let target = &scenario.target;
+/// Resolves `target` and builds its TLS client, once per run.
+fn dialer(
+    target: &plan::Target,
+    tls: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Dialer, EngineError> {
     let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()
         .and_then(|mut addrs| {
@@ -90,11 +92,10 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             host: target.host.clone(),
             source,
         })?;
-    let http2 = scenario.version == HttpVersion::Http2;
     let tls = match target.scheme {
         Scheme::Http => None,
         Scheme::Https => {
-            let connector = tls_connector(&scenario.tls, http2).map_err(EngineError::Tls)?;
+            let connector = tls_connector(tls, http2).map_err(EngineError::Tls)?;
             let name =
                 rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
                     EngineError::Tls(format!(
@@ -105,9 +106,27 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             Some(TlsTarget { connector, name })
         }
     };
-    let dialer = Dialer { addr, tls };
-    let prepared = Arc::new(Prepared::new(scenario));
-    let scenario = Arc::new(scenario.clone());
+    Ok(Dialer { addr, tls })
+}
+
+/// Starts a run of `plan`, reporting progress every `progress_every`.
+pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> {
+    let scenario = &plan.scenario;
+    let http2 = scenario.version == HttpVersion::Http2;
+    // One arm per target: the scenario's, or an A/B run's two.
+    let targets: Vec<&plan::Target> = if plan.ab.is_empty() {
+        vec![&scenario.target]
+    } else {
+        plan.ab.iter().map(|a| &a.target).collect()
+    };
+    let mut arms = Vec::with_capacity(targets.len());
+    for target in targets {
+        let dialer = dialer(target, &scenario.tls, http2)?;
+        let mut scenario = scenario.clone();
+        scenario.target = target.clone();
+        let prepared = Arc::new(Prepared::new(&scenario));
+        arms.push((dialer, Arc::new(scenario), prepared));
+    }
 
     let (tx, rx) = mpsc::unbounded_channel();
     let control = Control::default();
@@ -130,13 +149,7 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             progress_every,
             spin: Duration::from_millis(1),
         };
-        let (dialer, scenario, prepared, control, tx) = (
-            dialer.clone(),
-            scenario.clone(),
-            prepared.clone(),
-            control.clone(),
-            tx.clone(),
-        );
+        let (arms, control, tx) = (arms.clone(), control.clone(), tx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
@@ -148,17 +161,25 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                 };
                 let local = tokio::task::LocalSet::new();
                 let out = if http2 {
-                    let connector = H2Connector::new(dialer);
-                    local.block_on(
-                        &rt,
-                        run_worker(cfg, connector, scenario, prepared, control, tx.clone()),
-                    )
+                    let arms = arms
+                        .into_iter()
+                        .map(|(d, scenario, prepared)| Arm {
+                            connector: H2Connector::new(d),
+                            scenario,
+                            prepared,
+                        })
+                        .collect();
+                    local.block_on(&rt, run_worker(cfg, arms, control, tx.clone()))
                 } else {
-                    let connector = H1Connector { dialer };
-                    local.block_on(
-                        &rt,
-                        run_worker(cfg, connector, scenario, prepared, control, tx.clone()),
-                    )
+                    let arms = arms
+                        .into_iter()
+                        .map(|(dialer, scenario, prepared)| Arm {
+                            connector: H1Connector { dialer },
+                            scenario,
+                            prepared,
+                        })
+                        .collect();
+                    local.block_on(&rt, run_worker(cfg, arms, control, tx.clone()))
                 };
                 let _ = tx.send(Event::Done(Box::new(out)));
             })

@@ -73,7 +73,7 @@ mod sim {
     use tokio::time::{sleep_until, Instant};
 
     use crate::{
-        run_worker, Connection, Connector, Control, Failure, Outgoing, Prepared, Response,
+        run_worker, Arm, Connection, Connector, Control, Failure, Outgoing, Prepared, Response,
         WorkerConfig, WorkerOutput,
     };
 
@@ -213,17 +213,101 @@ mod sim {
         let prepared = std::sync::Arc::new(Prepared::new(&scenario));
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
+        let arm = Arm {
+            connector: sim,
+            scenario: std::sync::Arc::new(scenario),
+            prepared,
+        };
         let out = local
+            .run_until(run_worker(cfg, vec![arm], Control::default(), tx))
+            .await;
+        (out, connects.get())
+    }
+
+    /// An A/B run against two simulated servers, 2 ms and 10 ms, in the
+    /// open (`closed == false`) or the closed model.
+    async fn run_ab(model: Model) -> WorkerOutput {
+        let start = Instant::now() + ms(10);
+        let scenario = std::sync::Arc::new(Scenario::single(
+            &RequestSpec::get("http://127.0.0.1:1/").unwrap(),
+        ));
+        let prepared = std::sync::Arc::new(Prepared::new(&scenario));
+        let arm = |service| Arm {
+            connector: Sim {
+                start,
+                behaviour: Behaviour::Status {
+                    service,
+                    status: 200,
+                },
+                connects: Rc::new(Cell::new(0)),
+            },
+            scenario: scenario.clone(),
+            prepared: prepared.clone(),
+        };
+        let cfg = WorkerConfig {
+            index: 0,
+            workers: 1,
+            model,
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+            seed: 1,
+            start,
+            progress_every: secs(1),
+            spin: Duration::ZERO,
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        tokio::task::LocalSet::new()
             .run_until(run_worker(
                 cfg,
-                sim,
-                std::sync::Arc::new(scenario),
-                prepared,
+                vec![arm(ms(2)), arm(ms(10))],
                 Control::default(),
                 tx,
             ))
-            .await;
-        (out, connects.get())
+            .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ab_runs_send_each_session_to_one_arm_and_record_them_apart() {
+        // Open model: 2,000 arrivals, each to an arm at random.
+        let out = run_ab(open(Profile::constant(200.0, Some(secs(10))))).await;
+        assert_eq!(out.other_arms.len(), 1);
+        let (a, b) = (&out.stats, &out.other_arms[0]);
+        assert_eq!(a.counts.requests + b.counts.requests, 2000);
+        // Binomial(2000, 1/2): 1,000 ± 22 (sd); allow 4 sd.
+        assert!(
+            a.counts.requests.abs_diff(1000) < 90,
+            "{}",
+            a.counts.requests
+        );
+        // (tokio's timer rounds each sleep up to its next millisecond.)
+        let (pa, pb) = (a.latency.summary().p50, b.latency.summary().p50);
+        assert!(
+            (2.0..3.1).contains(&pa) && (10.0..11.1).contains(&pb),
+            "{pa} {pb}"
+        );
+        // Each arm's windows hold its own requests.
+        let windowed = |s: &Stats| {
+            s.endpoints[0]
+                .windows
+                .list
+                .iter()
+                .map(|w| w.requests)
+                .sum::<u64>()
+        };
+        assert_eq!(windowed(a), a.counts.requests);
+        assert_eq!(windowed(b), b.counts.requests);
+
+        // Closed model: users alternate between arms, so 4 users are 2 + 2
+        // and the faster arm sends 5x the requests.
+        let out = run_ab(Model::Closed {
+            vus: Profile::constant(4.0, Some(secs(10))),
+            think: Duration::ZERO,
+        })
+        .await;
+        let (a, b) = (&out.stats, &out.other_arms[0]);
+        within(a.counts.requests as f64, 2.0 * 10_000.0 / 2.0, 0.01);
+        within(b.counts.requests as f64, 2.0 * 10_000.0 / 10.0, 0.01);
     }
 
     fn stalling() -> Behaviour {

@@ -71,6 +71,17 @@ pub struct WorkerConfig {
     pub spin: Duration,
 }
 
+/// One target of a run, with the scenario rendered for it. A plain run
+/// has one; an A/B run (`--ab`) has two, and each session goes to one.
+pub struct Arm<C> {
+    /// Connects to this arm's target.
+    pub connector: C,
+    /// The scenario, its `target` this arm's.
+    pub scenario: Arc<Scenario>,
+    /// Its static requests, serialized for this arm's target.
+    pub prepared: Arc<Prepared>,
+}
+
 /// A message from a worker.
 #[derive(Debug)]
 pub enum Event {
@@ -98,8 +109,10 @@ pub struct Progress {
 pub struct WorkerOutput {
     /// Which worker.
     pub worker: usize,
-    /// Everything it recorded.
+    /// Everything it recorded (for the first arm, in an A/B run).
     pub stats: Stats,
+    /// What it recorded for each further arm of an A/B run, in order.
+    pub other_arms: Vec<Stats>,
     /// When it stopped starting requests, from the run start.
     pub load_end: Duration,
     /// Whether it stopped early because it was told to.
@@ -120,9 +133,12 @@ pub struct Control {
 }
 
 struct Shared<C: Connector> {
-    connector: C,
+    arms: Vec<Arm<C>>,
+    /// The first arm's scenario: flows, feeders and checks are the same in
+    /// every arm; only the target differs.
     scenario: Arc<Scenario>,
-    prepared: Arc<Prepared>,
+    /// Picks the arm of each open-model arrival.
+    arm_rng: RefCell<fastrand::Rng>,
     worker: usize,
     workers: usize,
     seed: u64,
@@ -132,7 +148,8 @@ struct Shared<C: Connector> {
     feeder_draws: RefCell<Vec<u64>>,
     /// Why this worker stopped starting sessions early, if it did.
     stop_reason: RefCell<Option<String>>,
-    recorder: RefCell<Recorder>,
+    /// One per arm.
+    recorders: Vec<RefCell<Recorder>>,
     start: Instant,
     timeout: Duration,
     /// Cancelled when this worker starts no more sessions (the load phase
@@ -192,8 +209,10 @@ impl<C: Connector> Shared<C> {
     /// mark it). `None` means due now: in the closed model, and for steps
     /// after the first of a session, the intended send time is the actual
     /// one, so lag is zero by definition.
+    #[allow(clippy::too_many_arguments)]
     async fn send_one(
         &self,
+        arm: &Arm<C>,
         conn: &mut Option<C::Conn>,
         due: Option<Instant>,
         endpoint: usize,
@@ -209,7 +228,7 @@ impl<C: Connector> Shared<C> {
         let end = {
             let attempt = tokio::time::timeout(
                 timeout,
-                self.attempt(conn, req, &mut phases, &connecting, capture),
+                self.attempt(arm, conn, req, &mut phases, &connecting, capture),
             );
             tokio::select! {
                 biased;
@@ -262,6 +281,7 @@ impl<C: Connector> Shared<C> {
 
     async fn attempt(
         &self,
+        arm: &Arm<C>,
         conn: &mut Option<C::Conn>,
         req: &Outgoing<'_>,
         phases: &mut Phases,
@@ -273,7 +293,7 @@ impl<C: Connector> Shared<C> {
             let fresh = conn.is_none();
             if fresh {
                 connecting.set(true);
-                *conn = Some(self.connector.connect(phases).await?);
+                *conn = Some(arm.connector.connect(phases).await?);
                 connecting.set(false);
             }
             let Some(c) = conn.as_mut() else {
@@ -339,6 +359,11 @@ impl<C: Connector> Shared<C> {
         }
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
+        let arm_index = session.arm.min(self.arms.len().saturating_sub(1));
+        let Some(arm) = self.arms.get(arm_index) else {
+            return;
+        };
+        let recorder = &self.recorders[arm_index];
         for (step_index, step) in flow.steps.iter().enumerate() {
             // A session that has started finishes its flow after the load
             // phase ends (within the grace period), as real users would;
@@ -353,7 +378,8 @@ impl<C: Connector> Shared<C> {
             let due = if step_index == 0 { first_due } else { None };
             let timeout = step.timeout.unwrap_or(self.timeout);
             let Session {
-                conn,
+                conns,
+                arm: _,
                 vars,
                 jar,
                 rng,
@@ -363,6 +389,7 @@ impl<C: Connector> Shared<C> {
                 vu,
                 iteration,
             } = session;
+            let conn = &mut conns[arm_index];
             capture.cookies = scenario.cookies;
             capture.headers = step.needs.headers;
             capture.body = step.needs.body;
@@ -377,18 +404,18 @@ impl<C: Connector> Shared<C> {
                 now_ms,
             };
             let cookie = jar.header();
-            let static_bytes = self.prepared.static_h1[flow_index][step_index]
+            let static_bytes = arm.prepared.static_h1[flow_index][step_index]
                 .as_ref()
                 .filter(|_| cookie.is_none());
             let h2_req;
             let req = if C::HTTP2 {
-                match render_h2(&scenario.target, step, &mut ctx, cookie) {
+                match render_h2(&arm.scenario.target, step, &mut ctx, cookie) {
                     Ok(r) => {
                         h2_req = r;
                         &h2_req
                     }
                     Err(_) => {
-                        self.record_failure(step.endpoint, due, ErrorKind::Protocol);
+                        self.record_failure(recorder, step.endpoint, due, ErrorKind::Protocol);
                         continue;
                     }
                 }
@@ -396,7 +423,7 @@ impl<C: Connector> Shared<C> {
                 let bytes: &[u8] = match static_bytes {
                     Some(b) => b,
                     None => {
-                        render_h1(&scenario.target, step, &mut ctx, cookie, body, h1);
+                        render_h1(&arm.scenario.target, step, &mut ctx, cookie, body, h1);
                         h1
                     }
                 };
@@ -407,7 +434,7 @@ impl<C: Connector> Shared<C> {
                 &h2_req
             };
             let mut sample = self
-                .send_one(conn, due, step.endpoint, req, timeout, capture)
+                .send_one(arm, conn, due, step.endpoint, req, timeout, capture)
                 .await;
             for c in &capture.set_cookies {
                 jar.set(c);
@@ -433,7 +460,7 @@ impl<C: Connector> Shared<C> {
                         rng,
                         now_ms,
                     };
-                    let mut recorder = self.recorder.borrow_mut();
+                    let mut recorder = recorder.borrow_mut();
                     for check in &step.checks {
                         let passed = check.passes(&view, &mut json, &mut ctx);
                         recorder.record_check(check.id, passed);
@@ -459,10 +486,10 @@ impl<C: Connector> Shared<C> {
                             .iter()
                             .map(|(n, v)| (n.as_str(), v.as_str())),
                     );
-                    self.recorder.borrow_mut().record_cache(step.endpoint, &obs);
+                    recorder.borrow_mut().record_cache(step.endpoint, &obs);
                 }
             }
-            self.recorder.borrow_mut().record(&sample);
+            recorder.borrow_mut().record(&sample);
             if stop_flow {
                 break;
             }
@@ -486,11 +513,35 @@ impl<C: Connector> Shared<C> {
         session.iteration += 1;
     }
 
+    /// The arm of a new open-model arrival: one at random.
+    fn pick_arm(&self) -> usize {
+        match self.arms.len() {
+            0 | 1 => 0,
+            n => self.arm_rng.borrow_mut().usize(..n),
+        }
+    }
+
+    /// Every arm's interval since the last, merged: progress is for the
+    /// run as a whole.
+    fn take_interval(&self) -> Interval {
+        let mut all = Interval::default();
+        for r in &self.recorders {
+            all.merge(&r.borrow_mut().take_interval());
+        }
+        all
+    }
+
     /// Records a request that could not even be built.
-    fn record_failure(&self, endpoint: usize, due: Option<Instant>, kind: ErrorKind) {
+    fn record_failure(
+        &self,
+        recorder: &RefCell<Recorder>,
+        endpoint: usize,
+        due: Option<Instant>,
+        kind: ErrorKind,
+    ) {
         let now = Instant::now();
         let due = due.unwrap_or(now);
-        self.recorder.borrow_mut().record(&Sample {
+        recorder.borrow_mut().record(&Sample {
             endpoint,
             due: due.saturating_duration_since(self.start),
             lag: now.saturating_duration_since(due),
@@ -501,10 +552,11 @@ impl<C: Connector> Shared<C> {
         });
     }
 
-    /// A new session for user number `vu`.
+    /// A new session for user number `vu`, sent to the first arm.
     fn session(&self, vu: u64) -> Session<C::Conn> {
         Session {
-            conn: None,
+            conns: (0..self.arms.len()).map(|_| None).collect(),
+            arm: 0,
             vars: vec![None; self.scenario.slots],
             jar: Jar::default(),
             rng: fastrand::Rng::with_seed(
@@ -525,7 +577,10 @@ impl<C: Connector> Shared<C> {
 /// What a virtual user (or, in the open model, a sender between sessions)
 /// keeps: its connection, variables, cookies, random numbers and buffers.
 struct Session<Conn> {
-    conn: Option<Conn>,
+    /// A connection per arm (one, but for A/B runs).
+    conns: Vec<Option<Conn>>,
+    /// The arm this session's requests go to.
+    arm: usize,
     vars: Vec<Option<String>>,
     jar: Jar,
     rng: fastrand::Rng,
@@ -537,8 +592,9 @@ struct Session<Conn> {
 }
 
 impl<Conn> Session<Conn> {
-    /// Starts a new visitor on the same connection.
-    fn reset(&mut self, vu: u64) {
+    /// Starts a new visitor, sent to `arm`, on the same connections.
+    fn reset(&mut self, vu: u64, arm: usize) {
+        self.arm = arm;
         self.vars.iter_mut().for_each(|v| *v = None);
         self.jar.clear();
         self.vu = vu;
@@ -550,12 +606,21 @@ impl<Conn> Session<Conn> {
 /// inside a `tokio::task::LocalSet`.
 pub async fn run_worker<C: Connector + 'static>(
     cfg: WorkerConfig,
-    connector: C,
-    scenario: Arc<Scenario>,
-    prepared: Arc<Prepared>,
+    arms: Vec<Arm<C>>,
     control: Control,
     events: mpsc::UnboundedSender<Event>,
 ) -> WorkerOutput {
+    let Some(scenario) = arms.first().map(|a| a.scenario.clone()) else {
+        return WorkerOutput {
+            worker: cfg.index,
+            stats: Stats::new([]),
+            other_arms: Vec::new(),
+            load_end: Duration::ZERO,
+            stopped: false,
+            first_errors: Vec::new(),
+            stop_reason: Some("the run has no target".into()),
+        };
+    };
     let budget = cfg
         .max_requests
         .map(|n| plan::share(n, cfg.workers, cfg.index));
@@ -565,21 +630,28 @@ pub async fn run_worker<C: Connector + 'static>(
     // With one step per flow, arrivals and requests are the same thing, so
     // the schedule itself can stop at the bound (and know its last due time).
     let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
+    let bands = load_bands(cfg.model.profile());
+    let recorders = arms
+        .iter()
+        .map(|_| {
+            RefCell::new(Recorder::with_stats(
+                Stats::new(endpoints.clone())
+                    .with_checks(checks.clone())
+                    .with_load_bands(bands.clone()),
+            ))
+        })
+        .collect();
     let sh = Rc::new(Shared {
-        connector,
+        arms,
         scenario,
-        prepared,
+        arm_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0xab ^ cfg.index as u64)),
         worker: cfg.index,
         workers: cfg.workers,
         seed: cfg.seed,
         drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
         feeder_draws: RefCell::new(vec![0; feeders]),
         stop_reason: RefCell::new(None),
-        recorder: RefCell::new(Recorder::with_stats(
-            Stats::new(endpoints)
-                .with_checks(checks)
-                .with_load_bands(load_bands(cfg.model.profile())),
-        )),
+        recorders,
         start: cfg.start,
         timeout: cfg.timeout,
         end: control.stop.child_token(),
@@ -601,7 +673,7 @@ pub async fn run_worker<C: Connector + 'static>(
             loop {
                 sleep_until(next).await;
                 next += every;
-                let interval = sh.recorder.borrow_mut().take_interval();
+                let interval = sh.take_interval();
                 let progress = Progress {
                     worker: cfg.index,
                     interval,
@@ -664,7 +736,7 @@ pub async fn run_worker<C: Connector + 'static>(
         sh.all_done.notified().await;
     }
     ticker.abort();
-    let interval = sh.recorder.borrow_mut().take_interval();
+    let interval = sh.take_interval();
     let _ = events.send(Event::Progress(Box::new(Progress {
         worker: cfg.index,
         interval,
@@ -675,15 +747,25 @@ pub async fn run_worker<C: Connector + 'static>(
     let stopped = control.stop.is_cancelled();
     let first_errors = sh.first_errors.take();
     let stop_reason = sh.stop_reason.take();
-    let stats = match Rc::try_unwrap(sh) {
-        Ok(sh) => sh.recorder.into_inner().into_stats(),
+    let mut arms: Vec<Stats> = match Rc::try_unwrap(sh) {
+        Ok(sh) => sh
+            .recorders
+            .into_iter()
+            .map(|r| r.into_inner().into_stats())
+            .collect(),
         // A task still holds the state (it cannot, all were awaited above);
         // copy rather than lose the numbers.
-        Err(sh) => sh.recorder.borrow().stats().clone(),
+        Err(sh) => sh
+            .recorders
+            .iter()
+            .map(|r| r.borrow().stats().clone())
+            .collect(),
     };
+    let stats = arms.remove(0);
     WorkerOutput {
         worker: cfg.index,
         stats,
+        other_arms: arms,
         load_end,
         stopped,
         first_errors,
@@ -694,8 +776,8 @@ pub async fn run_worker<C: Connector + 'static>(
 /// A sender waiting for its next arrival.
 #[derive(Default)]
 struct Slot {
-    /// The due time and session number of the next arrival.
-    job: Cell<Option<(Instant, u64)>>,
+    /// The due time, session number and arm of the next arrival.
+    job: Cell<Option<(Instant, u64, usize)>>,
     wake: Notify,
 }
 
@@ -761,13 +843,16 @@ async fn open_loop<C: Connector + 'static>(
                     .steps
                     .first()
                     .map_or(0, |s| s.endpoint);
-                sh.recorder.borrow_mut().record_dropped(endpoint, offset);
+                let arm = sh.pick_arm();
+                sh.recorders[arm]
+                    .borrow_mut()
+                    .record_dropped(endpoint, offset);
                 continue;
             }
         };
         // Session numbers are unique across workers: worker + n * workers.
         let vu = sh.worker as u64 + (arrivals - 1) * sh.workers as u64;
-        slot.job.set(Some((due, vu)));
+        slot.job.set(Some((due, vu, sh.pick_arm())));
         slot.wake.notify_one();
     }
     pool.closing.set(true);
@@ -789,11 +874,11 @@ async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: R
     let mut session = sh.session(0);
     loop {
         slot.wake.notified().await;
-        let Some((due, vu)) = slot.job.take() else {
+        let Some((due, vu, arm)) = slot.job.take() else {
             break;
         };
-        // Each arrival is a new visitor; the sender keeps its connection.
-        session.reset(vu);
+        // Each arrival is a new visitor; the sender keeps its connections.
+        session.reset(vu, arm);
         sh.run_flow(&mut session, Some(due), false).await;
         if pool.closing.get() {
             break;
@@ -870,6 +955,9 @@ async fn virtual_user<C: Connector>(
     let sh = &guard.0;
     running_count.set(running_count.get() + 1);
     let mut session = sh.session(vu);
+    // In an A/B run, users alternate between the arms by number: each arm
+    // gets half of them, however few.
+    session.arm = (vu as usize) % sh.arms.len().max(1);
     while index < target.get() && !sh.end.is_cancelled() {
         sh.run_flow(&mut session, None, true).await;
         if !think.is_zero() {

@@ -137,6 +137,18 @@ pub struct Plan {
     pub workers: usize,
     /// Seed for every random choice (Poisson arrivals), so runs repeat.
     pub seed: u64,
+    /// An A/B run's targets, baseline first; each session goes to one of
+    /// them at random. Empty for a plain run (the scenario's target).
+    pub ab: Vec<AbArm>,
+}
+
+/// One target of an A/B run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbArm {
+    /// What outputs call it (`base`, `cand`).
+    pub name: String,
+    /// Where its sessions go.
+    pub target: Target,
 }
 
 impl Plan {

@@ -38,6 +38,21 @@ impl Target {
         }
     }
 
+    /// The target a base URL names: its path (without a trailing `/`)
+    /// prefixes every step's path. A query is refused.
+    pub fn parse(url: &str) -> Result<Target, crate::PlanError> {
+        let spec = RequestSpec::get(url)?;
+        if spec.path_and_query.contains('?') {
+            return Err(crate::PlanError::Url {
+                input: url.to_string(),
+                why: "a target cannot have a query; put query parameters on the steps".into(),
+            });
+        }
+        let mut target = Target::of(&spec);
+        target.base_path = spec.path_and_query.trim_end_matches('/').to_string();
+        Ok(target)
+    }
+
     /// The URL of the target's root, for reports.
     pub fn url(&self) -> String {
         let scheme = match self.scheme {

@@ -171,6 +171,7 @@ fn closed_model_uses_no_more_workers_than_users() {
         grace: Duration::from_secs(1),
         workers,
         seed: 1,
+        ab: Vec::new(),
     };
     let closed = |vus: f64| Model::Closed {
         vus: Profile::constant(vus, None),

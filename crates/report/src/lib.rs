@@ -1,8 +1,10 @@
 //! Presents a run: the versioned results file ([`Results`], schema
 //! `throng.results/v1`, documented in `docs/results.md`), the terminal
-//! summary and the live progress line. Produces text and values only; the
+//! summary and the live progress line; comparisons of two runs
+//! ([`CompareReport`], schema `throng.compare/v1`). Produces text and values only; the
 //! binary decides where they go.
 
+mod compare;
 mod format;
 mod progress;
 mod results;
@@ -11,6 +13,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
+pub use compare::{CompareReport, Side, COMPARE_SCHEMA};
 pub use format::{fmt_ms, fmt_rate};
 pub use progress::{progress_line, ProgressView};
 pub use results::{

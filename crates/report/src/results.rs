@@ -85,6 +85,18 @@ pub struct RunInfo {
 }
 
 impl LoadInfo {
+    /// One of `parts` equal shares of the load, as each arm of an A/B run
+    /// gets: the rate (or user count) and the stages' targets divided.
+    pub fn share(&self, parts: usize) -> LoadInfo {
+        let k = parts.max(1) as f64;
+        LoadInfo {
+            rate: self.rate.map(|r| r / k),
+            vus: self.vus.map(|v| v / k),
+            stages: self.stages.iter().map(|&(t, d)| (t / k, d)).collect(),
+            ..self.clone()
+        }
+    }
+
     /// The planned peak level (arrivals/s or users).
     pub fn peak(&self) -> f64 {
         self.stages

@@ -166,3 +166,105 @@ fn progress_line_reads_well() {
     expect!["[ 12s/30s]    499.9/s  p50 1.10ms  p99 4.50ms  requests 6000  errors 3 (0.05%)  in-flight 3"]
         .assert_eq(&progress_line(&v));
 }
+
+#[test]
+fn comparison_text_and_markdown_name_what_regressed() {
+    let measure = |measure, base, cand, point, low, high, verdict| analysis::MeasureComparison {
+        measure,
+        base,
+        cand,
+        change: Some(analysis::RatioInterval { point, low, high }),
+        verdict,
+        note: None,
+    };
+    use analysis::{Measure::*, Verdict::*};
+    let comparison = analysis::Comparison {
+        tolerance: 0.1,
+        level: 1.0 - 0.05 / 8.0,
+        resamples: 3200,
+        paired: true,
+        verdict: Regression,
+        endpoints: vec![
+            analysis::EndpointComparison {
+                endpoint: "GET /".into(),
+                base_requests: 1000,
+                cand_requests: 990,
+                verdict: Regression,
+                measures: vec![
+                    measure(P50, 2.0, 20.0, 10.0, 9.1, 11.0, Regression),
+                    measure(P90, 3.0, 31.0, 10.3, 9.0, 11.5, Regression),
+                    measure(P99, 5.0, 52.0, 10.4, 0.8, 15.0, NoChange),
+                    measure(ErrorRate, 0.0, 0.001, 0.001, 0.0, 0.003, NoChange),
+                ],
+                note: None,
+            },
+            analysis::EndpointComparison {
+                endpoint: "GET /health".into(),
+                base_requests: 1000,
+                cand_requests: 1010,
+                verdict: NoChange,
+                measures: vec![
+                    measure(P50, 0.5, 0.5, 1.0, 0.9, 1.1, NoChange),
+                    measure(P90, 0.6, 0.6, 1.0, 0.9, 1.1, NoChange),
+                    measure(P99, 0.9, 1.0, 1.1, 0.8, 1.4, NoChange),
+                    measure(ErrorRate, 0.0, 0.0, 0.0, 0.0, 0.0, NoChange),
+                ],
+                note: None,
+            },
+            analysis::EndpointComparison {
+                endpoint: "GET /new".into(),
+                base_requests: 0,
+                cand_requests: 40,
+                verdict: NoChange,
+                measures: vec![],
+                note: Some("only in the candidate".into()),
+            },
+        ],
+    };
+    let side = |name: &str, target: &str| Side {
+        name: name.into(),
+        target: target.into(),
+        started_at: "2026-11-24T10:00:00Z".into(),
+        requests: 2000,
+    };
+    let r = CompareReport::new(
+        side("base", "http://127.0.0.1:4001"),
+        side("cand", "http://127.0.0.1:4002"),
+        comparison,
+    );
+    assert!(r.regressed());
+    expect![[r#"
+        throng compare: cand (http://127.0.0.1:4002, 2000 requests) against base (http://127.0.0.1:4001, 2000 requests)
+          tolerance 10%; each interval 99.38% so that all hold together with 95% confidence; 3200 resamples of paired time windows
+
+          endpoint     p50                     p90                     p99                     errors                  verdict
+          GET /        ×10.00 (9.10–11.00)     ×10.30 (9.00–11.50)     ×10.40 (0.80–15.00)     +0.10pt (0.00–0.30)     regression (p50, p90)
+          GET /health  ×1.00 (0.90–1.10)       ×1.00 (0.90–1.10)       ×1.10 (0.80–1.40)       +0.00pt (0.00–0.00)     no change
+          GET /new     only in the candidate
+
+          GET /: regression (p50 2.00ms → 20.0ms, p90 3.00ms → 31.0ms)
+          1 of 3 endpoints regressed beyond the tolerance
+    "#]]
+    .assert_eq(&r.to_text());
+    expect![[r#"
+        ### throng compare: **Regression**
+
+        `cand` against `base` (tolerance 10%; each interval 99.38% so that all hold together with 95% confidence; 3200 resamples of paired time windows)
+
+        | endpoint | p50 | p90 | p99 | errors | verdict |
+        |---|---:|---:|---:|---:|---|
+        | `GET /` | 2.00ms → 20.0ms<br>**×10.00 (9.10–11.00)** | 3.00ms → 31.0ms<br>**×10.30 (9.00–11.50)** | 5.00ms → 52.0ms<br>×10.40 (0.80–15.00) | 0.00% → 0.10%<br>+0.10pt (0.00–0.30) | regression (p50, p90) |
+        | `GET /health` | 0.50ms → 0.50ms<br>×1.00 (0.90–1.10) | 0.60ms → 0.60ms<br>×1.00 (0.90–1.10) | 0.90ms → 1.00ms<br>×1.10 (0.80–1.40) | 0.00% → 0.00%<br>+0.00pt (0.00–0.00) | no change |
+        | `GET /new` | | | | | only in the candidate |
+
+        - GET /: regression (p50 2.00ms → 20.0ms, p90 3.00ms → 31.0ms)
+        - 1 of 3 endpoints regressed beyond the tolerance
+    "#]]
+    .assert_eq(&r.to_markdown());
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["schema"], "throng.compare/v1");
+    assert_eq!(json["verdict"], "regression");
+    assert_eq!(json["endpoints"][0]["measures"][3]["measure"], "error_rate");
+    let back: CompareReport = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(back, r);
+}

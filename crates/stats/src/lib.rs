@@ -11,6 +11,7 @@ mod cache;
 mod error_kind;
 mod hist;
 mod recorder;
+mod windows;
 
 #[cfg(test)]
 mod tests;
@@ -22,3 +23,4 @@ pub use recorder::{
     load_band, Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder,
     Sample, Stats, LOAD_BANDS,
 };
+pub use windows::{Window, Windows, FIRST_WINDOW_MS, MAX_WINDOWS};

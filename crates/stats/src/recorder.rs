@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist};
+use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist, Windows};
 
 /// Connection phases measured for one request; `None` where the phase did
 /// not happen (a reused connection has no connect or TLS phase).
@@ -160,6 +160,10 @@ pub struct EndpointStats {
     /// Per second of due time: `[requests, failed, check failures]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seconds: Vec<[u64; 3]>,
+    /// Requests, failures and latency in windows of due time (see
+    /// [`Windows`]): what comparisons resample.
+    #[serde(default)]
+    pub windows: Windows,
 }
 
 impl EndpointStats {
@@ -172,6 +176,7 @@ impl EndpointStats {
             by_load: Vec::new(),
             cache: None,
             seconds: Vec::new(),
+            windows: Windows::default(),
         }
     }
 }
@@ -353,6 +358,8 @@ impl Stats {
             row[0] += 1;
             row[1] += u64::from(s.error().is_some());
             row[2] += u64::from(s.checks_failed);
+            ep.windows
+                .record(s.due, s.error().is_some(), responded.map(|_| latency));
             if let Some(status) = responded {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
@@ -417,6 +424,7 @@ impl Stats {
                             *a += b;
                         }
                     }
+                    ours.windows.merge(&theirs.windows);
                 }
                 None => self.endpoints.push(theirs.clone()),
             }

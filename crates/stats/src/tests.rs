@@ -175,3 +175,60 @@ fn endpoint_seconds_count_requests_failures_and_check_failures_by_due_second() {
         vec![[1, 0, 0], [2, 2, 1], [0, 0, 0], [1, 1, 0]]
     );
 }
+
+#[test]
+fn windows_hold_requests_by_due_time_and_double_when_full() {
+    let mut w = Windows::default();
+    assert_eq!(w.ms, FIRST_WINDOW_MS);
+    // A failure due at 0.1 s and a response due at 0.3 s: windows 0 and 1.
+    w.record(ms(100), true, None);
+    w.record(ms(300), false, Some(ms(20)));
+    assert_eq!(w.list.len(), 2);
+    assert_eq!((w.list[0].requests, w.list[0].failed), (1, 1));
+    assert_eq!(w.list[0].latency.count(), 0, "a failure has no latency");
+    assert_eq!(w.list[1].latency.count(), 1);
+    // Due at 16 s: window 64 at 250 ms, so the length doubles to 500 ms
+    // and the first two windows become one.
+    w.record(ms(16_000), false, Some(ms(5)));
+    assert_eq!(w.ms, 500);
+    assert_eq!(w.list.len(), 33);
+    assert_eq!((w.list[0].requests, w.list[0].failed), (2, 1));
+    // An hour keeps no more than 64 windows.
+    w.record(ms(3_600_000), false, Some(ms(5)));
+    assert!(w.list.len() <= MAX_WINDOWS, "{} windows", w.list.len());
+    assert_eq!(w.list.iter().map(|x| x.requests).sum::<u64>(), 4);
+}
+
+#[test]
+fn windows_of_different_lengths_merge_at_the_longer_one() {
+    let (mut short, mut long) = (Windows::default(), Windows::default());
+    short.record(ms(600), false, Some(ms(1)));
+    long.record(ms(30_000), false, Some(ms(1)));
+    long.record(ms(600), true, Some(ms(1)));
+    assert_eq!((short.ms, long.ms), (250, 500));
+    let mut a = short.clone();
+    a.merge(&long);
+    let mut b = long.clone();
+    b.merge(&short);
+    assert_eq!(a, b, "merging is symmetric");
+    assert_eq!(a.ms, 500);
+    assert_eq!((a.list[1].requests, a.list[1].failed), (2, 1));
+    assert_eq!(a.list[60].requests, 1);
+}
+
+#[test]
+fn endpoint_windows_count_what_the_endpoint_counts() {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    stats.record(&sample(0, 0, 5, OK));
+    stats.record(&sample(10, 0, 5, Outcome::Response { status: 503 }));
+    stats.record(&sample(20, 0, 5, Outcome::Failed(ErrorKind::Reset)));
+    stats.record_dropped(0, ms(30));
+    let w = &stats.endpoints[0].windows.list[0];
+    let c = stats.endpoints[0].counts;
+    // Dropped arrivals were never sent: not requests, as in `counts`.
+    assert_eq!((w.requests, w.failed), (c.requests, c.failed()));
+    assert_eq!(w.latency.count(), stats.endpoints[0].latency.count());
+    let mut merged = stats.clone();
+    merged.merge(&stats);
+    assert_eq!(merged.endpoints[0].windows.list[0].requests, 6);
+}

@@ -34,6 +34,9 @@ pub enum Command {
         after_help = "Example:\n  throng schema > throng.schema.json\n  # then, as the first line of a scenario file:\n  # yaml-language-server: $schema=throng.schema.json"
     )]
     Schema,
+    /// Compare two results files: did the candidate get slower, or fail more?
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
     /// Find the highest load that holds every SLO: steps up, then bisects.
     #[command(after_help = CAPACITY_EXAMPLES)]
     Capacity(Box<CapacityArgs>),
@@ -45,6 +48,56 @@ pub enum Command {
     /// a flash crowd at 10x.
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+}
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  # Last release against this one, as a CI gate
+  throng run checkout.yaml --target http://old.internal:8080 --out base.json
+  throng run checkout.yaml --target http://new.internal:8080 --out cand.json
+  throng compare base.json cand.json --tolerance 10%
+
+  # A table for a pull-request comment
+  throng compare base.json cand.json --format markdown > comment.md
+
+  # Better on a noisy machine: one interleaved run, each session sent to one of the two
+  throng run checkout.yaml --ab base=http://old.internal:8080 --ab cand=http://new.internal:8080
+
+Per endpoint, p50, p90 and p99 are compared as ratios (candidate / baseline) and the
+error rate as a difference, each with a bootstrap interval over time windows (queued
+requests are not independent, so windows are resampled, not requests). The intervals
+hold together with 95% confidence. A regression is a change beyond the tolerance at
+that confidence.
+
+Exit codes: 0 no endpoint regressed, 1 a regression, 2 bad usage or unreadable files.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// A table for the terminal.
+    Text,
+    /// The comparison file (schema throng.compare/v1).
+    Json,
+    /// A Markdown table for a pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline's results file (from throng run --out).
+    #[arg(value_name = "BASE.json")]
+    pub base: PathBuf,
+    /// The candidate's results file.
+    #[arg(value_name = "CAND.json")]
+    pub cand: PathBuf,
+    /// Changes within this are no change: '10%' or '0.1'.
+    #[arg(long, value_name = "PERCENT", default_value = "10%")]
+    pub tolerance: String,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+    /// Also write the comparison (JSON, schema throng.compare/v1) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 const CAPACITY_EXAMPLES: &str = "\
@@ -267,8 +320,13 @@ Examples:
   throng run --url http://127.0.0.1:8080/api --rate 200 --duration 1m \\
       --threshold 'p99<300ms' --threshold 'errors<1%' --out results.json
 
-Exit codes: 0 all thresholds held, 1 a threshold failed, 2 bad usage or configuration
-(nothing started), 3 interrupted (Ctrl-C, SIGTERM) or aborted.";
+  # A/B: one interleaved run against two releases, compared per endpoint
+  throng run checkout.yaml --ab base=http://127.0.0.1:8080 --ab cand=http://127.0.0.1:8081 \\
+      --rate 100 --duration 1m --out ab.json    # writes ab.base.json, ab.cand.json, ab.compare.json
+
+Exit codes: 0 all thresholds held (and, with --ab, no regression), 1 a threshold failed
+(or, with --ab, an endpoint regressed), 2 bad usage or configuration (nothing started),
+3 interrupted (Ctrl-C, SIGTERM) or aborted.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelArg {
@@ -389,6 +447,25 @@ pub struct RunArgs {
         help_heading = "Output"
     )]
     pub grace: String,
+
+    /// An A/B run: NAME=URL, given twice (baseline first). Each session goes to
+    /// one of the two at random; both are reported and compared.
+    #[arg(
+        long = "ab",
+        value_name = "NAME=URL",
+        requires = "scenario",
+        conflicts_with = "target",
+        help_heading = "A/B"
+    )]
+    pub ab: Vec<String>,
+    /// A/B: changes within this are no change: '10%' or '0.1'.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "10%",
+        help_heading = "A/B"
+    )]
+    pub tolerance: String,
 
     /// A scenario given as text rather than a file (`throng demo`).
     #[arg(skip)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod capacity;
+mod compare;
 mod lab;
 mod run;
 
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(*run_args),
         args::Command::Validate(v) => validate(&v),
+        args::Command::Compare(a) => compare::compare(&a),
         args::Command::Capacity(a) => capacity::capacity(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),

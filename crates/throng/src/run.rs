@@ -10,8 +10,8 @@ use analysis::Threshold;
 use anyhow::{anyhow, Context};
 use engine::{Event, WorkerOutput};
 use plan::{
-    parse_duration, parse_stages, Arrivals, HttpVersion, LoadSpec, Model, ModelKind, Plan, Profile,
-    RequestSpec, Scenario, TlsOptions,
+    parse_duration, parse_stages, AbArm, Arrivals, HttpVersion, LoadSpec, Model, ModelKind, Plan,
+    Profile, RequestSpec, Scenario, TlsOptions,
 };
 use report::{LoadInfo, Results, RunInfo, Status};
 use stats::{Interval, Stats};
@@ -27,6 +27,8 @@ pub struct Prepared {
     pub thresholds: Vec<Threshold>,
     /// The planned load, for results.
     pub load: LoadInfo,
+    /// What an A/B run's comparison calls no change (a fraction).
+    pub tolerance: f64,
 }
 
 /// `throng run`'s options with their defaults, for commands that drive
@@ -50,6 +52,13 @@ const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cook
 
 pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
+    let ab = parse_ab(&args.ab)?;
+    let tolerance = crate::compare::parse_tolerance(&args.tolerance)?;
+    // An A/B run's scenario is compiled against its first target.
+    let target = args
+        .target
+        .clone()
+        .or_else(|| ab.first().map(|a| a.target.url()));
     let extra_roots_pem = match &args.cacert {
         Some(path) => Some(
             std::fs::read(path)
@@ -68,7 +77,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
             e.name.clone(),
             e.text.clone(),
             None,
-            args.target.clone(),
+            target.clone(),
         )?),
         (None, Some(path), _) => {
             for (given, name) in [
@@ -83,7 +92,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
                     )));
                 }
             }
-            Source::File(load_scenario(path, args.target.clone())?)
+            Source::File(load_scenario(path, target.clone())?)
         }
         (None, None, Some(url)) => Source::Url(url_spec(args, url)?),
         (None, None, None) => {
@@ -131,6 +140,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         grace,
         workers,
         seed: args.seed,
+        ab,
     };
     plan.validate().map_err(Failure::usage)?;
 
@@ -170,7 +180,52 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         plan,
         thresholds,
         load,
+        tolerance,
     })
+}
+
+/// The `--ab NAME=URL` arms: none, or exactly two with distinct names
+/// that can go into file names.
+fn parse_ab(given: &[String]) -> Result<Vec<AbArm>, Failure> {
+    if given.is_empty() {
+        return Ok(Vec::new());
+    }
+    if given.len() != 2 {
+        return Err(Failure::usage(anyhow!(
+            "--ab is given twice, baseline first: --ab base=URL1 --ab cand=URL2 (got {} of them)",
+            given.len()
+        )));
+    }
+    let mut arms: Vec<AbArm> = Vec::new();
+    for text in given {
+        let Some((name, url)) = text.split_once('=') else {
+            return Err(Failure::usage(anyhow!(
+                "--ab {text:?}: write NAME=URL, e.g. --ab base=http://127.0.0.1:8080"
+            )));
+        };
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Failure::usage(anyhow!(
+                "--ab {text:?}: the name {name:?} goes into file names; use letters, digits, '-' and '_'"
+            )));
+        }
+        if arms.iter().any(|a| a.name == name) {
+            return Err(Failure::usage(anyhow!(
+                "--ab: both arms are named {name:?}; give them different names (base, cand)"
+            )));
+        }
+        let target = plan::Target::parse(url.trim())
+            .map_err(|e| Failure::usage(anyhow!("--ab {name}: {e}")))?;
+        arms.push(AbArm {
+            name: name.to_string(),
+            target,
+        });
+    }
+    Ok(arms)
 }
 
 /// "did you mean" for an endpoint name, or the list of names.
@@ -493,6 +548,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         plan,
         thresholds,
         load,
+        tolerance,
     } = prepared;
     let mut run = engine::start(&plan, PROGRESS_EVERY).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
@@ -595,6 +651,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
 
     let Merged {
         stats,
+        other_arms,
         load_end,
         mut stop_reason,
         first_errors,
@@ -602,10 +659,6 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     // Each worker reports when it stopped starting requests: the planned end,
     // the moment it saw a stop, or its last due arrival under --requests.
     let duration = load_end;
-    let results_thresholds: Vec<_> = thresholds
-        .iter()
-        .map(|t| t.evaluate(&stats, duration))
-        .collect();
     if stop_reason.is_some() && status == Status::Completed {
         status = Status::Aborted;
     }
@@ -626,6 +679,25 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         status,
         first_errors,
     };
+    let code = |held: bool| match status {
+        Status::Interrupted => exit::ABORTED,
+        Status::Aborted if !aborted_by_threshold => exit::ABORTED,
+        _ if !held => exit::THRESHOLD,
+        Status::Aborted => exit::THRESHOLD,
+        Status::Completed => exit::OK,
+    };
+    if !plan.ab.is_empty() {
+        let arms = std::iter::once(stats).chain(other_arms).collect();
+        let held = report_ab(&args, &plan, &thresholds, tolerance, info, arms)?;
+        if let Some(reason) = &stop_reason {
+            eprintln!("error: the load stopped early: {reason}");
+        }
+        return Ok(code(held));
+    }
+    let results_thresholds: Vec<_> = thresholds
+        .iter()
+        .map(|t| t.evaluate(&stats, duration))
+        .collect();
     let results = Results::new(info, stats, &results_thresholds);
     print!("{}", report::summary(&results));
     if let Some(out) = &args.out {
@@ -634,19 +706,80 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
     }
-    Ok(match status {
-        Status::Interrupted => exit::ABORTED,
-        Status::Aborted if !aborted_by_threshold => exit::ABORTED,
-        _ if !results.thresholds_held() => exit::THRESHOLD,
-        Status::Aborted => exit::THRESHOLD,
-        Status::Completed => exit::OK,
-    })
+    Ok(code(results.thresholds_held()))
+}
+
+/// An A/B run's ending: each arm's summary and results, then their
+/// comparison (windows paired, since the arms ran interleaved). Returns
+/// whether every threshold held in every arm and no endpoint regressed.
+fn report_ab(
+    args: &RunArgs,
+    plan: &Plan,
+    thresholds: &[Threshold],
+    tolerance: f64,
+    info: RunInfo,
+    arms: Vec<Stats>,
+) -> Result<bool, Failure> {
+    let mut results = Vec::new();
+    for (arm, stats) in plan.ab.iter().zip(arms) {
+        let verdicts: Vec<_> = thresholds
+            .iter()
+            .map(|t| t.evaluate(&stats, info.duration))
+            .collect();
+        let mut info = info.clone();
+        info.target = arm.target.url();
+        info.load = info.load.share(plan.ab.len());
+        let r = Results::new(info, stats, &verdicts);
+        println!("== {} ==", arm.name);
+        println!("{}", report::summary(&r));
+        results.push((arm.name.as_str(), r));
+    }
+    let [(base_name, base), (cand_name, cand)] = &results[..] else {
+        return Err(Failure::usage(anyhow!("an A/B run has two arms")));
+    };
+    let opts = analysis::CompareOptions {
+        tolerance,
+        paired: true,
+        ..analysis::CompareOptions::default()
+    };
+    let comparison = analysis::compare_runs(&base.raw, &cand.raw, &opts);
+    let compared = report::CompareReport::new(
+        report::Side::of(base_name, base),
+        report::Side::of(cand_name, cand),
+        comparison,
+    );
+    println!("== {cand_name} against {base_name} ==");
+    print!("{}", compared.to_text());
+    if let Some(out) = &args.out {
+        for (name, r) in &results {
+            write_out(&beside(out, name), &r.to_json())?;
+        }
+        write_out(&beside(out, "compare"), &compared.to_json())?;
+    }
+    let held = results.iter().all(|(_, r)| r.thresholds_held());
+    Ok(held && !compared.regressed())
+}
+
+/// `ab.json` with `base` beside it: `ab.base.json`.
+pub fn beside(out: &Path, name: &str) -> std::path::PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "json".into());
+    out.with_file_name(format!("{stem}.{name}.{ext}"))
 }
 
 /// The workers' outputs, merged.
 pub struct Merged {
-    /// Everything recorded, with the checks described.
+    /// Everything recorded, with the checks described (the first arm's,
+    /// in an A/B run).
     pub stats: Stats,
+    /// The further arms' statistics, in order, in an A/B run.
+    pub other_arms: Vec<Stats>,
     /// When the last worker stopped starting requests.
     pub load_end: Duration,
     /// Why the load stopped early, if a worker says.
@@ -658,16 +791,20 @@ pub struct Merged {
 /// Merges the workers' statistics exactly (histograms add bucket by bucket).
 pub fn merge_outputs(plan: &Plan, mut outputs: Vec<WorkerOutput>) -> Merged {
     outputs.sort_by_key(|o| o.worker);
-    let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
-        .with_checks(plan.scenario.checks.iter().cloned());
     let check_info = plan.scenario.check_info();
-    stats.describe_checks(
-        check_info
-            .iter()
-            .map(|c| (c.endpoint.as_str(), c.reads_back)),
-    );
+    let empty = || {
+        let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
+            .with_checks(plan.scenario.checks.iter().cloned());
+        stats.describe_checks(
+            check_info
+                .iter()
+                .map(|c| (c.endpoint.as_str(), c.reads_back)),
+        );
+        stats
+    };
     let mut merged = Merged {
-        stats,
+        stats: empty(),
+        other_arms: (1..plan.ab.len()).map(|_| empty()).collect(),
         load_end: Duration::ZERO,
         stop_reason: None,
         first_errors: BTreeMap::new(),
@@ -677,6 +814,9 @@ pub fn merge_outputs(plan: &Plan, mut outputs: Vec<WorkerOutput>) -> Merged {
             merged.stop_reason.clone_from(&out.stop_reason);
         }
         merged.stats.merge(&out.stats);
+        for (ours, theirs) in merged.other_arms.iter_mut().zip(&out.other_arms) {
+            ours.merge(theirs);
+        }
         merged.load_end = merged.load_end.max(out.load_end);
         for (kind, msg) in &out.first_errors {
             merged

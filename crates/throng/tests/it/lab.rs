@@ -561,3 +561,178 @@ fn capacity_in_users_steps_the_user_count_and_needs_an_slo() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--slo"));
 }
+
+/// The endpoints of `compare-releases.yaml` that release v2 slows, and the
+/// ones it leaves alone.
+const SLOWED: [&str; 3] = ["home", "fund", "lesson"];
+const UNTOUCHED: [&str; 3] = ["css", "login", "health"];
+
+/// Each endpoint's verdict in a `throng.compare/v1` file.
+fn verdicts(compare: &Value) -> Vec<(String, String)> {
+    assert_eq!(compare["schema"], "throng.compare/v1");
+    compare["endpoints"]
+        .as_array()
+        .expect("an endpoints array")
+        .iter()
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap_or_default().to_string(),
+                e["verdict"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn assert_v2_regressed_where_slowed(compare: &Value) {
+    let v = verdicts(compare);
+    let of = |name: &str| {
+        v.iter()
+            .find(|(e, _)| e == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no endpoint {name} in {v:?}"))
+    };
+    for name in SLOWED {
+        assert_eq!(of(name), "regression", "{name}: {v:?}");
+    }
+    for name in UNTOUCHED {
+        assert_ne!(of(name), "regression", "{name}: {v:?}");
+    }
+}
+
+#[test]
+fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
+    let v1 = lab_with(|_| {});
+    let v2 = lab_with(|c| c.release = lab::Release::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = example("compare-releases.yaml");
+    let mut files = Vec::new();
+    for (lab, name) in [(&v1, "v1.json"), (&v2, "v2.json")] {
+        let out = dir.path().join(name);
+        let url = lab.url();
+        let status = throng_bin()
+            .args([
+                "run",
+                &scenario,
+                "--target",
+                &url,
+                "--duration",
+                "4s",
+                "--quiet",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{name}");
+        files.push(out);
+    }
+    // Two runs minutes apart on a shared machine differ by more than 10%
+    // on sub-millisecond endpoints whatever the release (the reason for
+    // --ab); v2's pages are several times slower, so a wide tolerance
+    // still catches them.
+    let compare = |format: &str| {
+        let o = throng_bin()
+            .arg("compare")
+            .args(&files)
+            .args(["--format", format, "--tolerance", "50%"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        (o.status.code(), text)
+    };
+    let (_, text) = compare("text");
+    eprintln!("{text}");
+    let (code, json) = compare("json");
+    assert_eq!(code, Some(1), "a regression exits 1: {json}");
+    let json: Value = serde_json::from_str(&json).expect("--format json is JSON");
+    assert_v2_regressed_where_slowed(&json);
+    let (_, md) = compare("markdown");
+    assert!(md.starts_with("### throng compare: **Regression**"), "{md}");
+    assert!(md.contains("| `fund` |"), "{md}");
+    assert!(text.contains("3 of 6 endpoints regressed"), "{text}");
+
+    // The same file against itself: nothing changed, exit 0.
+    let o = throng_bin()
+        .arg("compare")
+        .arg(&files[0])
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn ab_run_interleaves_two_releases_and_compares_them() {
+    let v1 = lab_with(|_| {});
+    let v2 = lab_with(|c| c.release = lab::Release::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab.json");
+    let (base, cand) = (format!("base={}", v1.url()), format!("cand={}", v2.url()));
+    let o = throng_bin()
+        .args(["run", &example("compare-releases.yaml"), "--quiet"])
+        .args(["--ab", &base, "--ab", &cand, "--duration", "5s", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "a regression exits 1: {stdout}");
+    assert!(stdout.contains("== base ==") && stdout.contains("== cand against base =="));
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
+        serde_json::from_str(&text).unwrap()
+    };
+    let compare = read("ab.compare.json");
+    assert_eq!(compare["paired"], true);
+    assert_v2_regressed_where_slowed(&compare);
+    // Each arm is a results file of its own, with half the sessions.
+    let (b, c) = (read("ab.base.json"), read("ab.cand.json"));
+    assert_eq!(b["target"].as_str(), Some(v1.url().trim_end_matches('/')));
+    assert_eq!(c["target"].as_str(), Some(v2.url().trim_end_matches('/')));
+    assert_eq!(num(&b, "load.rate"), 30.0);
+    let (nb, nc) = (num(&b, "totals.requests"), num(&c, "totals.requests"));
+    assert!(nb > 100.0 && nc > 100.0, "base {nb}, cand {nc} requests");
+    // Each lab served only its own arm's requests.
+    let served = |lab: &lab::Lab| -> f64 {
+        lab.metrics()
+            .lines()
+            .filter(|l| l.starts_with("lab_requests_total{") && !l.contains("/metrics"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(served(&v1), nb);
+    assert_eq!(served(&v2), nc);
+}
+
+#[test]
+fn aa_runs_of_identical_labs_report_no_regression_in_19_of_20() {
+    // Two identical healthy labs; 20 short interleaved runs. An identical
+    // release must almost never be called a regression.
+    let (a, b) = (lab_with(|_| {}), lab_with(|_| {}));
+    let (base, cand) = (format!("base={}", a.url()), format!("cand={}", b.url()));
+    let scenario = example("compare-releases.yaml");
+    let mut flagged = Vec::new();
+    for seed in 1..=20 {
+        let o = throng_bin()
+            .args(["run", &scenario, "--quiet", "--duration", "2s"])
+            .args(["--ab", &base, "--ab", &cand, "--seed", &seed.to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        match o.status.code() {
+            Some(0) => {}
+            Some(1) => flagged.push(stdout),
+            other => panic!("exit {other:?}: {stdout}"),
+        }
+    }
+    eprintln!(
+        "A/A: {} of 20 runs reported a regression\n{}",
+        flagged.len(),
+        flagged.join("\n")
+    );
+    assert!(
+        flagged.len() <= 1,
+        "{} of 20 A/A runs flagged",
+        flagged.len()
+    );
+}

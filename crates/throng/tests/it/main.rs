@@ -256,6 +256,15 @@ fn connection_close_servers_get_a_new_connection_per_request() {
 fn usage_errors_exit_2_and_start_nothing() {
     let srv = server::http1(Mode::Ok);
     let url = srv.url("/");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(
+        &file,
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n",
+    )
+    .unwrap();
+    let scenario = file.to_str().unwrap();
+    let (ab_base, ab_cand) = (format!("base={url}"), format!("cand={url}"));
     let cases: &[(&[&str], &str)] = &[
         (&["--url", "127.0.0.1:80"], "needs a scheme"),
         (&["--url", &url, "--rate", "10", "--vus", "2"], "not both"),
@@ -284,6 +293,35 @@ fn usage_errors_exit_2_and_start_nothing() {
         (
             &["--url", &url, "--cacert", "/nonexistent.pem"],
             "cannot read --cacert",
+        ),
+        (&[scenario, "--ab", &ab_base], "given twice"),
+        (
+            &[scenario, "--ab", &url, "--ab", &ab_base],
+            "write NAME=URL",
+        ),
+        (
+            &[scenario, "--ab", &ab_base, "--ab", &ab_base],
+            "different names",
+        ),
+        (
+            &[scenario, "--ab", &ab_base, "--ab", "cand=ftp://x"],
+            "--ab cand",
+        ),
+        (
+            &[scenario, "--ab", &ab_base, "--ab", "a/b=http://127.0.0.1:1"],
+            "goes into file names",
+        ),
+        (
+            &[
+                scenario,
+                "--ab",
+                &ab_base,
+                "--ab",
+                &ab_cand,
+                "--tolerance",
+                "x",
+            ],
+            "--tolerance",
         ),
     ];
     for (args, expected) in cases {
