@@ -38,8 +38,12 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
     let tolerance = parse_tolerance(&args.tolerance)?;
     let base = read_results(&args.base, "baseline")?;
     let cand = read_results(&args.cand, "candidate")?;
+    // The two arms of one A/B run (same start, same command) ran
+    // interleaved: their windows pair up.
+    let paired = base.started_at == cand.started_at && base.command == cand.command;
     let opts = CompareOptions {
         tolerance,
+        paired,
         ..CompareOptions::default()
     };
     let comparison = analysis::compare_runs(&base.raw, &cand.raw, &opts);

@@ -685,6 +685,17 @@ fn ab_run_interleaves_two_releases_and_compares_them() {
     let compare = read("ab.compare.json");
     assert_eq!(compare["paired"], true);
     assert_v2_regressed_where_slowed(&compare);
+    // `throng compare` on the two arms' files pairs them too, and agrees.
+    let o = throng_bin()
+        .arg("compare")
+        .arg(dir.path().join("ab.base.json"))
+        .arg(dir.path().join("ab.cand.json"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again["paired"], true);
+    assert_eq!(verdicts(&again), verdicts(&compare));
     // Each arm is a results file of its own, with half the sessions.
     let (b, c) = (read("ab.base.json"), read("ab.cand.json"));
     assert_eq!(b["target"].as_str(), Some(v1.url().trim_end_matches('/')));
