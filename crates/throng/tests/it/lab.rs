@@ -610,15 +610,8 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
         let out = dir.path().join(name);
         let url = lab.url();
         let status = throng_bin()
-            .args([
-                "run",
-                &scenario,
-                "--target",
-                &url,
-                "--duration",
-                "4s",
-                "--quiet",
-            ])
+            .args(["run", &scenario, "--target", &url, "--quiet"])
+            .args(["--rate", "20", "--duration", "6s"])
             .arg("--out")
             .arg(&out)
             .stdout(Stdio::null())
@@ -627,6 +620,9 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
         assert_eq!(status.code(), Some(0), "{name}");
         files.push(out);
     }
+    // The load is light: v2's slow pages hold the lab's database
+    // connections and CPU, and at a heavier load its logins queue behind
+    // them (a real knock-on slowdown, but not what this test is about).
     // Two runs minutes apart on a shared machine differ by more than 10%
     // on sub-millisecond endpoints whatever the release (the reason for
     // --ab); v2's pages are several times slower, so a wide tolerance
@@ -671,7 +667,17 @@ fn ab_run_interleaves_two_releases_and_compares_them() {
     let (base, cand) = (format!("base={}", v1.url()), format!("cand={}", v2.url()));
     let o = throng_bin()
         .args(["run", &example("compare-releases.yaml"), "--quiet"])
-        .args(["--ab", &base, "--ab", &cand, "--duration", "5s", "--out"])
+        .args([
+            "--ab",
+            &base,
+            "--ab",
+            &cand,
+            "--rate",
+            "40",
+            "--duration",
+            "6s",
+        ])
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
@@ -700,7 +706,7 @@ fn ab_run_interleaves_two_releases_and_compares_them() {
     let (b, c) = (read("ab.base.json"), read("ab.cand.json"));
     assert_eq!(b["target"].as_str(), Some(v1.url().trim_end_matches('/')));
     assert_eq!(c["target"].as_str(), Some(v2.url().trim_end_matches('/')));
-    assert_eq!(num(&b, "load.rate"), 30.0);
+    assert_eq!(num(&b, "load.rate"), 20.0);
     let (nb, nc) = (num(&b, "totals.requests"), num(&c, "totals.requests"));
     assert!(nb > 100.0 && nc > 100.0, "base {nb}, cand {nc} requests");
     // Each lab served only its own arm's requests.
