@@ -122,11 +122,10 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
     let mut arms = Vec::with_capacity(targets.len());
     for target in targets {
         let dialer = dialer(target, &scenario.tls, http2)?;
-        let mut scenario = scenario.clone();
-        scenario.target = target.clone();
-        let prepared = Arc::new(Prepared::new(&scenario));
-        arms.push((dialer, Arc::new(scenario), prepared));
+        let prepared = Arc::new(Prepared::new(scenario, target));
+        arms.push((dialer, target.clone(), prepared));
     }
+    let scenario = Arc::new(scenario.clone());
 
     let (tx, rx) = mpsc::unbounded_channel();
     let control = Control::default();
@@ -149,7 +148,8 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
             progress_every,
             spin: Duration::from_millis(1),
         };
-        let (arms, control, tx) = (arms.clone(), control.clone(), tx.clone());
+        let (scenario, arms, control, tx) =
+            (scenario.clone(), arms.clone(), control.clone(), tx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
@@ -163,23 +163,23 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                 let out = if http2 {
                     let arms = arms
                         .into_iter()
-                        .map(|(d, scenario, prepared)| Arm {
+                        .map(|(d, target, prepared)| Arm {
                             connector: H2Connector::new(d),
-                            scenario,
+                            target,
                             prepared,
                         })
                         .collect();
-                    local.block_on(&rt, run_worker(cfg, arms, control, tx.clone()))
+                    local.block_on(&rt, run_worker(cfg, scenario, arms, control, tx.clone()))
                 } else {
                     let arms = arms
                         .into_iter()
-                        .map(|(dialer, scenario, prepared)| Arm {
+                        .map(|(dialer, target, prepared)| Arm {
                             connector: H1Connector { dialer },
-                            scenario,
+                            target,
                             prepared,
                         })
                         .collect();
-                    local.block_on(&rt, run_worker(cfg, arms, control, tx.clone()))
+                    local.block_on(&rt, run_worker(cfg, scenario, arms, control, tx.clone()))
                 };
                 let _ = tx.send(Event::Done(Box::new(out)));
             })

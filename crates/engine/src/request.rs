@@ -37,8 +37,8 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Serializes every static step of `scenario`.
-    pub fn new(scenario: &Scenario) -> Prepared {
+    /// Serializes every static step of `scenario` for `target`.
+    pub fn new(scenario: &Scenario, target: &Target) -> Prepared {
         let mut rng = fastrand::Rng::with_seed(0);
         let static_h1 = scenario
             .flows
@@ -56,14 +56,7 @@ impl Prepared {
                                 now_ms: 0,
                             };
                             let mut out = Vec::new();
-                            render_h1(
-                                &scenario.target,
-                                step,
-                                &mut ctx,
-                                None,
-                                &mut Vec::new(),
-                                &mut out,
-                            );
+                            render_h1(target, step, &mut ctx, None, &mut Vec::new(), &mut out);
                             Bytes::from(out)
                         })
                     })

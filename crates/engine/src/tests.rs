@@ -210,16 +210,22 @@ mod sim {
             progress_every: secs(1),
             spin: Duration::ZERO,
         };
-        let prepared = std::sync::Arc::new(Prepared::new(&scenario));
+        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
         let arm = Arm {
             connector: sim,
-            scenario: std::sync::Arc::new(scenario),
+            target: scenario.target.clone(),
             prepared,
         };
         let out = local
-            .run_until(run_worker(cfg, vec![arm], Control::default(), tx))
+            .run_until(run_worker(
+                cfg,
+                std::sync::Arc::new(scenario),
+                vec![arm],
+                Control::default(),
+                tx,
+            ))
             .await;
         (out, connects.get())
     }
@@ -231,7 +237,7 @@ mod sim {
         let scenario = std::sync::Arc::new(Scenario::single(
             &RequestSpec::get("http://127.0.0.1:1/").unwrap(),
         ));
-        let prepared = std::sync::Arc::new(Prepared::new(&scenario));
+        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
         let arm = |service| Arm {
             connector: Sim {
                 start,
@@ -241,7 +247,7 @@ mod sim {
                 },
                 connects: Rc::new(Cell::new(0)),
             },
-            scenario: scenario.clone(),
+            target: scenario.target.clone(),
             prepared: prepared.clone(),
         };
         let cfg = WorkerConfig {
@@ -260,6 +266,7 @@ mod sim {
         tokio::task::LocalSet::new()
             .run_until(run_worker(
                 cfg,
+                scenario.clone(),
                 vec![arm(ms(2)), arm(ms(10))],
                 Control::default(),
                 tx,

@@ -13,7 +13,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use plan::{ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Scenario};
+use plan::{
+    ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Scenario, Target,
+};
 use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, Sample, Stats};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -71,14 +73,14 @@ pub struct WorkerConfig {
     pub spin: Duration,
 }
 
-/// One target of a run, with the scenario rendered for it. A plain run
-/// has one; an A/B run (`--ab`) has two, and each session goes to one.
+/// One target of a run. A plain run has one; an A/B run (`--ab`) has
+/// two, and each session goes to one.
 pub struct Arm<C> {
-    /// Connects to this arm's target.
+    /// Connects to the target.
     pub connector: C,
-    /// The scenario, its `target` this arm's.
-    pub scenario: Arc<Scenario>,
-    /// Its static requests, serialized for this arm's target.
+    /// Where requests go (`Host`, base path).
+    pub target: Target,
+    /// The scenario's static requests, serialized for this target.
     pub prepared: Arc<Prepared>,
 }
 
@@ -134,8 +136,6 @@ pub struct Control {
 
 struct Shared<C: Connector> {
     arms: Vec<Arm<C>>,
-    /// The first arm's scenario: flows, feeders and checks are the same in
-    /// every arm; only the target differs.
     scenario: Arc<Scenario>,
     /// Picks the arm of each open-model arrival.
     arm_rng: RefCell<fastrand::Rng>,
@@ -359,11 +359,11 @@ impl<C: Connector> Shared<C> {
         }
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
-        let arm_index = session.arm.min(self.arms.len().saturating_sub(1));
-        let Some(arm) = self.arms.get(arm_index) else {
+        let arm_index = session.arm;
+        let (Some(arm), Some(recorder)) = (self.arms.get(arm_index), self.recorders.get(arm_index))
+        else {
             return;
         };
-        let recorder = &self.recorders[arm_index];
         for (step_index, step) in flow.steps.iter().enumerate() {
             // A session that has started finishes its flow after the load
             // phase ends (within the grace period), as real users would;
@@ -409,7 +409,7 @@ impl<C: Connector> Shared<C> {
                 .filter(|_| cookie.is_none());
             let h2_req;
             let req = if C::HTTP2 {
-                match render_h2(&arm.scenario.target, step, &mut ctx, cookie) {
+                match render_h2(&arm.target, step, &mut ctx, cookie) {
                     Ok(r) => {
                         h2_req = r;
                         &h2_req
@@ -423,7 +423,7 @@ impl<C: Connector> Shared<C> {
                 let bytes: &[u8] = match static_bytes {
                     Some(b) => b,
                     None => {
-                        render_h1(&arm.scenario.target, step, &mut ctx, cookie, body, h1);
+                        render_h1(&arm.target, step, &mut ctx, cookie, body, h1);
                         h1
                     }
                 };
@@ -552,11 +552,13 @@ impl<C: Connector> Shared<C> {
         });
     }
 
-    /// A new session for user number `vu`, sent to the first arm.
+    /// A new session for user number `vu`. In an A/B run, users alternate
+    /// between the arms by number (each arm gets half of them, however
+    /// few); open-model senders reassign the arm per arrival.
     fn session(&self, vu: u64) -> Session<C::Conn> {
         Session {
             conns: (0..self.arms.len()).map(|_| None).collect(),
-            arm: 0,
+            arm: (vu as usize) % self.arms.len().max(1),
             vars: vec![None; self.scenario.slots],
             jar: Jar::default(),
             rng: fastrand::Rng::with_seed(
@@ -606,11 +608,12 @@ impl<Conn> Session<Conn> {
 /// inside a `tokio::task::LocalSet`.
 pub async fn run_worker<C: Connector + 'static>(
     cfg: WorkerConfig,
+    scenario: Arc<Scenario>,
     arms: Vec<Arm<C>>,
     control: Control,
     events: mpsc::UnboundedSender<Event>,
 ) -> WorkerOutput {
-    let Some(scenario) = arms.first().map(|a| a.scenario.clone()) else {
+    if arms.is_empty() {
         return WorkerOutput {
             worker: cfg.index,
             stats: Stats::new([]),
@@ -620,7 +623,7 @@ pub async fn run_worker<C: Connector + 'static>(
             first_errors: Vec::new(),
             stop_reason: Some("the run has no target".into()),
         };
-    };
+    }
     let budget = cfg
         .max_requests
         .map(|n| plan::share(n, cfg.workers, cfg.index));
@@ -955,9 +958,6 @@ async fn virtual_user<C: Connector>(
     let sh = &guard.0;
     running_count.set(running_count.get() + 1);
     let mut session = sh.session(vu);
-    // In an A/B run, users alternate between the arms by number: each arm
-    // gets half of them, however few.
-    session.arm = (vu as usize) % sh.arms.len().max(1);
     while index < target.get() && !sh.end.is_cancelled() {
         sh.run_flow(&mut session, None, true).await;
         if !think.is_zero() {

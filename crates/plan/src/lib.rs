@@ -56,6 +56,12 @@ pub enum PlanError {
         /// What is wrong with it.
         why: String,
     },
+    /// A target URL has a query (steps carry queries, not the target).
+    #[error("invalid target {input:?}: a target cannot have a query (put query parameters on the steps)")]
+    TargetQuery {
+        /// What the user wrote.
+        input: String,
+    },
     /// The URL is not an absolute http(s) URL.
     #[error("invalid URL {input:?}: {why}")]
     Url {

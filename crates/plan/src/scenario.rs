@@ -43,9 +43,8 @@ impl Target {
     pub fn parse(url: &str) -> Result<Target, crate::PlanError> {
         let spec = RequestSpec::get(url)?;
         if spec.path_and_query.contains('?') {
-            return Err(crate::PlanError::Url {
+            return Err(crate::PlanError::TargetQuery {
                 input: url.to_string(),
-                why: "a target cannot have a query; put query parameters on the steps".into(),
             });
         }
         let mut target = Target::of(&spec);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Method;
 use plan::{
     parse_duration, parse_stages, Arrivals, Check, CheckKind, Extract, ExtractFrom, Flow,
-    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, Profile, RequestSpec, Scenario, Scope, Stage,
+    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Scenario, Scope, Stage,
     StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
@@ -206,17 +206,14 @@ impl Compiler<'_> {
             .as_ref()
             .map(Pos::of)
             .unwrap_or(Pos { line: 1, column: 1 });
-        let spec = RequestSpec::get(&target_text)
-            .map_err(|e| self.err(target_pos, e.to_string(), None))?;
-        if spec.path_and_query.contains('?') {
-            return Err(self.err(
+        let target = Target::parse(&target_text).map_err(|e| match e {
+            PlanError::TargetQuery { .. } => self.err(
                 target_pos,
                 "the target cannot have a query",
                 Some("put query parameters on the steps".into()),
-            ));
-        }
-        let mut target = Target::of(&spec);
-        target.base_path = spec.path_and_query.trim_end_matches('/').to_string();
+            ),
+            e => self.err(target_pos, e.to_string(), None),
+        })?;
 
         let mut scope = Scope::new(opts.env.clone());
         // Feeder columns are visible everywhere, defaults included.

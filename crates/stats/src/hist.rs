@@ -88,19 +88,6 @@ impl Hist {
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
     }
 
-    /// Records `n` values of `us` microseconds (a coarse histogram grows to
-    /// hold them; a full-range one clamps).
-    pub fn record_n_us(&mut self, us: u64, n: u64) {
-        if self.0.record_n(us, n).is_err() {
-            self.0.saturating_record_n(us, n);
-        }
-    }
-
-    /// Forgets every value, keeping the histogram's size.
-    pub fn clear(&mut self) {
-        self.0.reset();
-    }
-
     /// How many values were recorded.
     pub fn count(&self) -> u64 {
         self.0.len()

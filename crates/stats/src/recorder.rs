@@ -355,11 +355,11 @@ impl Stats {
                 ep.seconds.resize(t + 1, [0; 3]);
             }
             let row = &mut ep.seconds[t];
+            let failed = s.error().is_some();
             row[0] += 1;
-            row[1] += u64::from(s.error().is_some());
+            row[1] += u64::from(failed);
             row[2] += u64::from(s.checks_failed);
-            ep.windows
-                .record(s.due, s.error().is_some(), responded.map(|_| latency));
+            ep.windows.record(s.due, failed, responded.map(|_| latency));
             if let Some(status) = responded {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);

@@ -109,13 +109,20 @@ impl Windows {
     /// Adds `other`'s requests window by window, at the longer of the two
     /// lengths.
     pub fn merge(&mut self, other: &Windows) {
-        let mut theirs = other.clone();
-        while self.ms < theirs.ms {
+        while self.ms < other.ms {
             self.double();
         }
-        while theirs.ms < self.ms {
-            theirs.double();
-        }
+        let coarsened;
+        let theirs = if other.ms < self.ms {
+            let mut t = other.clone();
+            while t.ms < self.ms {
+                t.double();
+            }
+            coarsened = t;
+            &coarsened
+        } else {
+            other
+        };
         if self.list.len() < theirs.list.len() {
             self.list.resize_with(theirs.list.len(), Window::default);
         }

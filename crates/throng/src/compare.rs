@@ -61,12 +61,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
         }
     );
     if let Some(out) = &args.out {
-        crate::run::write_atomic(out, &report.to_json())
-            .with_context(|| format!("cannot write --out {}", out.display()))
-            .map_err(|error| Failure {
-                code: exit::ABORTED,
-                error,
-            })?;
+        crate::run::write_out_quietly(out, &report.to_json())?;
     }
     Ok(if report.regressed() {
         exit::THRESHOLD

@@ -484,14 +484,19 @@ impl Live {
 
 /// Writes an `--out` file and says so.
 pub fn write_out(out: &Path, text: &str) -> Result<(), Failure> {
+    write_out_quietly(out, text)?;
+    println!("\n  results written to {}", out.display());
+    Ok(())
+}
+
+/// Writes an `--out` file, saying nothing (stdout may be the output).
+pub fn write_out_quietly(out: &Path, text: &str) -> Result<(), Failure> {
     write_atomic(out, text)
         .with_context(|| format!("cannot write --out {}", out.display()))
         .map_err(|error| Failure {
             code: exit::ABORTED,
             error,
-        })?;
-    println!("\n  results written to {}", out.display());
-    Ok(())
+        })
 }
 
 /// Writes `text` to `path` atomically: a temporary file beside it, then a rename.
