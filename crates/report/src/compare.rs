@@ -233,6 +233,65 @@ impl CompareReport {
     }
 }
 
+/// The arms of an A/B run side by side: per endpoint (in the scenario's
+/// order), each arm's requests, failures, p50 and p99.
+pub fn side_by_side(arms: &[(&str, &Results)]) -> String {
+    let mut out = String::new();
+    let Some((_, first)) = arms.first() else {
+        return out;
+    };
+    let names: Vec<&str> = first
+        .raw
+        .endpoints
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let _ = write!(out, "  {:<width$}", "");
+    for (name, _) in arms {
+        let _ = write!(out, "  {name:<38}");
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "  {:<width$}", "endpoint");
+    for _ in arms {
+        let _ = write!(
+            out,
+            "  {:>8}{:>8}{:>11}{:>11}",
+            "requests", "failed", "p50", "p99"
+        );
+    }
+    let _ = writeln!(out);
+    for name in names {
+        let _ = write!(out, "  {name:<width$}");
+        for (_, r) in arms {
+            match r.endpoints.get(name) {
+                Some(e) => {
+                    let _ = write!(
+                        out,
+                        "  {:>8}{:>8}{:>11}{:>11}",
+                        e.requests,
+                        e.errors,
+                        fmt_ms(e.latency_ms.p50),
+                        fmt_ms(e.latency_ms.p99)
+                    );
+                }
+                None => {
+                    let _ = write!(out, "  {:>38}", "-");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    out.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
+}
+
 fn describe(s: &Side) -> String {
     format!("{} ({}, {} requests)", s.name, s.target, s.requests)
 }

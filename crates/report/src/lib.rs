@@ -13,7 +13,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
-pub use compare::{CompareReport, Side, COMPARE_SCHEMA};
+pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use format::{fmt_ms, fmt_rate};
 pub use progress::{progress_line, ProgressView};
 pub use results::{

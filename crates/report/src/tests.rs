@@ -268,3 +268,14 @@ fn comparison_text_and_markdown_name_what_regressed() {
     let back: CompareReport = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn ab_arms_read_side_by_side() {
+    let r = sample_results();
+    expect![[r#"
+                    base                                    cand
+          endpoint  requests  failed        p50        p99  requests  failed        p50        p99
+          GET /         1000      20     3.51ms     5.93ms      1000      20     3.51ms     5.93ms
+    "#]]
+    .assert_eq(&side_by_side(&[("base", &r), ("cand", &r)]));
+}

@@ -753,6 +753,11 @@ fn report_ab(
         report::Side::of(cand_name, cand),
         comparison,
     );
+    println!("== side by side ==");
+    println!(
+        "{}",
+        report::side_by_side(&[(base_name, base), (cand_name, cand)])
+    );
     println!("== {cand_name} against {base_name} ==");
     print!("{}", compared.to_text());
     if let Some(out) = &args.out {

@@ -684,6 +684,7 @@ fn ab_run_interleaves_two_releases_and_compares_them() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "a regression exits 1: {stdout}");
     assert!(stdout.contains("== base ==") && stdout.contains("== cand against base =="));
+    assert!(stdout.contains("== side by side =="), "{stdout}");
     let read = |name: &str| -> Value {
         let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
         serde_json::from_str(&text).unwrap()
@@ -752,4 +753,41 @@ fn aa_runs_of_identical_labs_report_no_regression_in_19_of_20() {
         "{} of 20 A/A runs flagged",
         flagged.len()
     );
+}
+
+#[test]
+fn ab_run_interrupted_still_writes_both_arms_and_their_comparison() {
+    let (a, b) = (lab_with(|_| {}), lab_with(|_| {}));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab.json");
+    let (base, cand) = (format!("base={}", a.url()), format!("cand={}", b.url()));
+    let child = throng_bin()
+        .args(["run", &example("compare-releases.yaml"), "--quiet"])
+        .args(["--ab", &base, "--ab", &cand, "--duration", "60s", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in ["ab.base.json", "ab.cand.json", "ab.compare.json"] {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if name != "ab.compare.json" {
+            assert_eq!(v["status"], "interrupted", "{name}");
+            assert!(num(&v, "totals.requests") > 20.0, "{name}");
+        }
+    }
 }

@@ -1,0 +1,81 @@
+//! The `generator_saturation` finding against the lab, present and absent.
+//! A test binary of its own: whether requests go out late depends on the
+//! machine, so this runs alone (cargo runs test binaries one by one), not
+//! beside the other end-to-end tests that load both cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs `throng run --url URL ARGS --out FILE`; the results.
+fn run(url: &str, args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["run", "--url", url, "--quiet"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+fn saturation(res: &Value) -> Option<String> {
+    res["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "generator_saturation")
+        .map(|f| f["evidence"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn generator_saturation_is_found_when_the_generator_limits_and_not_otherwise() {
+    let lab = lab::start(lab::Config {
+        users: 1000,
+        release: lab::Release::V2,
+        ..lab::Config::default()
+    })
+    .expect("the lab starts");
+    let fund = format!("{}/funds/1", lab.url().trim_end_matches('/'));
+
+    // A healthy lab at a rate one worker keeps up with: every request
+    // leaves on time, nothing is dropped, no finding.
+    let calm = run(
+        &fund,
+        &["--rate", "50", "--duration", "3s", "--workers", "1"],
+    );
+    eprintln!("calm run: lag p99 {} ms", calm["lag_ms"]["p99"]);
+    assert_eq!(calm["totals"]["dropped"], 0);
+    assert_eq!(
+        calm["generator"]["saturated"], false,
+        "{}",
+        calm["generator"]
+    );
+    assert_eq!(saturation(&calm), None);
+
+    // The same lab, but throng may keep only one request in flight while
+    // v2's fund page takes milliseconds: arrivals are dropped at the
+    // generator's own limit, and the finding says so.
+    let capped = run(
+        &fund,
+        &["--rate", "1000", "--duration", "1s", "--max-in-flight", "1"],
+    );
+    let dropped = capped["totals"]["dropped"].as_f64().unwrap();
+    assert!(dropped > 100.0, "{dropped} dropped");
+    let evidence = saturation(&capped).expect("a generator_saturation finding");
+    assert!(
+        evidence.contains("dropped because the in-flight limit"),
+        "{evidence}"
+    );
+}
