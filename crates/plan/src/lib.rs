@@ -27,7 +27,7 @@ pub use check::{
 pub use duration::{format_duration, parse_duration};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
-pub use profile::{parse_stages, Profile, Stage};
+pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
 pub use scenario::{looks_like_asset, CheckInfo, Flow, Scenario, Step, Target};
 pub use schedule::{share, ArrivalSchedule, Arrivals};

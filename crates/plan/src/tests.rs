@@ -45,6 +45,156 @@ fn stage_mistakes_say_which_stage() {
         .assert_eq(&parse_stages("500").unwrap_err().to_string());
 }
 
+fn secs(v: u64) -> Duration {
+    Duration::from_secs(v)
+}
+
+#[test]
+fn shapes_build_jumps_spikes_and_a_daily_sine() {
+    let p = Profile::from_shapes(&[
+        Shape::Step {
+            target: 20.0,
+            duration: secs(10),
+        },
+        Shape::Spike {
+            level: SpikeLevel::Times(10.0),
+            duration: secs(5),
+        },
+        Shape::Ramp {
+            target: 0.0,
+            duration: secs(10),
+        },
+    ])
+    .unwrap();
+    assert_eq!(p.duration(), Some(secs(25)));
+    // A step holds from its first instant; a spike is 10x the level before
+    // it and falls straight back.
+    assert_eq!(p.value_at(Duration::ZERO), 20.0);
+    assert_eq!(p.value_at(ms(9_999)), 20.0);
+    assert_eq!(p.value_at(secs(10)), 200.0);
+    assert_eq!(p.value_at(ms(14_999)), 200.0);
+    assert_eq!(p.value_at(secs(15)), 20.0);
+    assert_eq!(p.value_at(secs(20)), 10.0);
+    assert_eq!(p.peak(), 200.0);
+    // Arrivals: 20/s for 10 s, 200/s for 5 s, then a ramp 20 -> 0 over 10 s.
+    assert!((p.cumulative(secs(10)) - 200.0).abs() < 1e-6);
+    assert!((p.cumulative(secs(15)) - 1200.0).abs() < 1e-6);
+    assert!((p.cumulative(secs(25)) - 1300.0).abs() < 1e-6);
+    let at = p.inverse_cumulative(700.0).unwrap();
+    assert!((at.as_secs_f64() - 12.5).abs() < 1e-6, "{at:?}");
+
+    let day = Duration::from_secs(24 * 3600);
+    let sine = Profile::from_shapes(&[Shape::Sine {
+        low: 20.0,
+        high: 200.0,
+        period: day,
+        duration: day,
+    }])
+    .unwrap();
+    assert_eq!(sine.value_at(Duration::ZERO), 20.0);
+    assert!((sine.value_at(day / 4) - 110.0).abs() < 0.1);
+    assert!((sine.value_at(day / 2) - 200.0).abs() < 0.1);
+    assert!((sine.value_at(day * 3 / 4) - 110.0).abs() < 0.1);
+    // A day's arrivals are the mean level times a day, whatever the pieces.
+    let mean = sine.cumulative(day) / day.as_secs_f64();
+    assert!((mean - 110.0).abs() < 0.1, "{mean}");
+}
+
+#[test]
+fn shape_mistakes_say_which_stage() {
+    let e = |shapes: &[Shape]| Profile::from_shapes(shapes).unwrap_err().to_string();
+    expect!["stage 1: a spike by a factor needs a level before it (ramp or step up first, or give the spike's level as a number)"]
+        .assert_eq(&e(&[Shape::Spike {
+            level: SpikeLevel::Times(10.0),
+            duration: secs(5),
+        }]));
+    expect!["stage 2: a sine needs 0 <= low <= high (write low: 20, high: 200)"].assert_eq(&e(&[
+        Shape::Step {
+            target: 1.0,
+            duration: secs(1),
+        },
+        Shape::Sine {
+            low: 9.0,
+            high: 3.0,
+            period: secs(60),
+            duration: secs(60),
+        },
+    ]));
+    expect!["stage 1: the duration must be more than 0"].assert_eq(&e(&[Shape::Step {
+        target: 1.0,
+        duration: Duration::ZERO,
+    }]));
+}
+
+#[test]
+fn each_shape_has_a_picture() {
+    let sketch = |shapes: &[Shape]| Profile::from_shapes(shapes).unwrap().sketch(60, 6);
+    let ramp = |target, s| Shape::Ramp {
+        target,
+        duration: secs(s),
+    };
+    let step = |target, s| Shape::Step {
+        target,
+        duration: secs(s),
+    };
+    expect![[r#"
+        200 |                  #############################
+            |               ##################################
+            |           #########################################
+            |        ##############################################
+            |     ####################################################
+            | ##########################################################
+          0 +------------------------------------------------------------
+             0s                                                     1m00s
+    "#]]
+    .assert_eq(&sketch(&[ramp(200.0, 20), ramp(200.0, 25), ramp(0.0, 15)]));
+    expect![[r#"
+        200 |                                        ####################
+            |                    ########################################
+            |                    ########################################
+            |                    ########################################
+            |############################################################
+            |############################################################
+          0 +------------------------------------------------------------
+             0s                                                     1m00s
+    "#]]
+    .assert_eq(&sketch(&[step(50.0, 20), step(150.0, 20), step(200.0, 20)]));
+    expect![[r#"
+        200 |                    ##########
+            |                    ##########
+            |                    ##########
+            |                    ##########
+            |                    ##########
+            |############################################################
+          0 +------------------------------------------------------------
+             0s                                                     1m00s
+    "#]]
+    .assert_eq(&sketch(&[
+        step(20.0, 20),
+        Shape::Spike {
+            level: SpikeLevel::Times(10.0),
+            duration: secs(10),
+        },
+        step(20.0, 30),
+    ]));
+    expect![[r#"
+        200 |            ######                        ######
+            |         ############                  ############
+            |       ################              ################
+            |      ##################            ##################
+            |    ######################        ######################
+            |############################################################
+          0 +------------------------------------------------------------
+             0s                                                     1m00s
+    "#]]
+    .assert_eq(&sketch(&[Shape::Sine {
+        low: 20.0,
+        high: 200.0,
+        period: secs(30),
+        duration: secs(60),
+    }]));
+}
+
 #[test]
 fn inverse_cumulative_inverts_cumulative() {
     let p = parse_stages("100:10s,400:5s,400:5s,0:10s").unwrap();

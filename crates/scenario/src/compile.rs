@@ -6,15 +6,15 @@ use std::time::Duration;
 use http::Method;
 use plan::{
     parse_duration, parse_stages, Arrivals, Check, CheckKind, Extract, ExtractFrom, Flow,
-    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Scenario, Scope, Stage,
-    StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
+    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Scenario, Scope, Shape,
+    SpikeLevel, StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
     RawArrivals, RawCheck, RawData, RawExtract, RawLoad, RawModel, RawOnFail, RawPick, RawScenario,
-    RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
+    RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -928,6 +928,41 @@ impl Compiler<'_> {
         }
     }
 
+    /// One stage of a list: which shape, with its numbers read.
+    fn shape(&self, st: &RawStage) -> Result<Shape, String> {
+        let duration = parse_duration(&st.duration).map_err(|e| e.to_string())?;
+        Ok(match (st.target, st.step, &st.spike, &st.sine) {
+            (Some(target), None, None, None) => Shape::Ramp { target, duration },
+            (None, Some(target), None, None) => Shape::Step { target, duration },
+            (None, None, Some(spike), None) => {
+                let level = match spike {
+                    RawSpike::Level(x) => SpikeLevel::Absolute(*x),
+                    RawSpike::Factor(text) => SpikeLevel::Times(
+                        text.trim()
+                            .strip_suffix(['x', 'X'])
+                            .and_then(|k| k.trim().parse::<f64>().ok())
+                            .ok_or_else(|| {
+                                format!("spike {text:?} is not a level: write a factor such as 10x, or a number")
+                            })?,
+                    ),
+                };
+                Shape::Spike { level, duration }
+            }
+            (None, None, None, Some(sine)) => Shape::Sine {
+                low: sine.low,
+                high: sine.high,
+                period: match &sine.period {
+                    Some(p) => parse_duration(p).map_err(|e| e.to_string())?,
+                    None => Duration::from_secs(24 * 3600),
+                },
+                duration,
+            },
+            _ => {
+                return Err("each stage has exactly one of target (a ramp), step, spike or sine, with a duration".into())
+            }
+        })
+    }
+
     fn load(&self, raw: &RawLoad) -> Result<LoadSpec, Diagnostic> {
         let stages = match &raw.stages {
             None => None,
@@ -936,23 +971,16 @@ impl Compiler<'_> {
                     parse_stages(text).map_err(|e| self.err(Pos::of(s), e.to_string(), None))?
                 }
                 RawStages::List(list) => {
-                    let mut stages = Vec::new();
-                    for st in list {
-                        let duration = parse_duration(&st.duration)
-                            .map_err(|e| self.err(Pos::of(s), e.to_string(), None))?;
-                        if !(st.target.is_finite() && st.target >= 0.0) || duration.is_zero() {
-                            return Err(self.err(
-                                Pos::of(s),
-                                "each stage needs a target of 0 or more and a duration over 0",
-                                None,
-                            ));
-                        }
-                        stages.push(Stage {
-                            target: st.target,
-                            duration,
-                        });
+                    let mut shapes = Vec::new();
+                    // Positions inside an untagged list are lost, so the
+                    // message names the stage by number.
+                    for (i, st) in list.iter().enumerate() {
+                        shapes.push(self.shape(st).map_err(|why| {
+                            self.err(Pos::of(s), format!("stage {}: {why}", i + 1), None)
+                        })?);
                     }
-                    Profile::stages(stages)
+                    Profile::from_shapes(&shapes)
+                        .map_err(|e| self.err(Pos::of(s), e.to_string(), None))?
                 }
             }),
         };

@@ -106,18 +106,48 @@ pub enum RawArrivals {
 pub enum RawStages {
     /// `TARGET:DURATION,...`, e.g. `"0:10s,500:30s,500:1m,0:10s"`.
     Text(String),
-    /// A list of ramps.
+    /// A list of ramps, steps, spikes and sines.
     List(Vec<RawStage>),
 }
 
-/// One ramp: to `target` over `duration`.
+/// One piece of the load's shape: exactly one of `target` (a linear
+/// ramp), `step`, `spike` or `sine`, with its `duration`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
-    /// The level at the end of the stage (rate or users).
-    pub target: f64,
-    /// How long the ramp takes, e.g. `30s`.
+    /// Ramp linearly to this level (rate or users) over `duration`.
+    pub target: Option<f64>,
+    /// Jump to this level and hold it for `duration`.
+    pub step: Option<f64>,
+    /// A flash crowd: jump to `10x` the current level (or to a number) for
+    /// `duration`, then straight back.
+    pub spike: Option<RawSpike>,
+    /// A daily cycle: a sine between `low` and `high`, starting at `low`.
+    pub sine: Option<RawSine>,
+    /// How long this piece lasts, e.g. `30s`.
     pub duration: String,
+}
+
+/// A spike's level: `10x` (times the level before it) or a number.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawSpike {
+    /// An absolute level.
+    Level(f64),
+    /// A factor, e.g. `10x`.
+    Factor(String),
+}
+
+/// A sine wave's range and period.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSine {
+    /// The trough (where the wave starts).
+    pub low: f64,
+    /// The crest, half a period later.
+    pub high: f64,
+    /// One full cycle (default `24h`).
+    pub period: Option<String>,
 }
 
 /// A think time: a duration (`2s`), or a distribution.

@@ -221,6 +221,41 @@ fn load_section_becomes_load_options() {
 }
 
 #[test]
+fn stages_can_be_steps_spikes_and_sines() {
+    let load = |stages: &str| {
+        compile(
+            "s.yaml",
+            &format!("target: http://127.0.0.1:1\nload:\n  stages:\n{stages}flows:\n  - steps:\n      - get: /\n"),
+            &options(),
+        )
+        .map(|c| c.load.stages.expect("stages"))
+    };
+    let p = load(
+        "    - { step: 20, duration: 10s }\n    - { spike: 10x, duration: 5s }\n    - { sine: { low: 20, high: 100, period: 20s }, duration: 20s }\n",
+    )
+    .unwrap();
+    let at = |s: f64| p.value_at(std::time::Duration::from_secs_f64(s));
+    assert_eq!((at(0.0), at(10.0), at(15.0)), (20.0, 200.0, 20.0));
+    assert!((at(25.0) - 100.0).abs() < 0.1);
+    assert_eq!(p.duration(), Some(std::time::Duration::from_secs(35)));
+    let e = |stages: &str| load(stages).unwrap_err().to_string();
+    expect![[r#"
+        s.yaml:4:5: stage 1: each stage has exactly one of target (a ramp), step, spike or sine, with a duration
+          |
+        4 |     - { step: 20, target: 30, duration: 10s }
+          |     ^"#]]
+    .assert_eq(&e("    - { step: 20, target: 30, duration: 10s }\n"));
+    expect![[r#"
+        s.yaml:4:5: stage 2: spike "ten times" is not a level: write a factor such as 10x, or a number
+          |
+        4 |     - { step: 20, duration: 10s }
+          |     ^"#]]
+    .assert_eq(&e(
+        "    - { step: 20, duration: 10s }\n    - { spike: ten times, duration: 5s }\n",
+    ));
+}
+
+#[test]
 fn target_override_and_schema() {
     let opts = Options {
         target: Some("http://127.0.0.1:9/base".into()),

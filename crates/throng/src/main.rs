@@ -63,6 +63,16 @@ fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
         .duration()
         .map_or("until the request bound".to_string(), plan::format_duration);
     println!("  load: {} model, {duration}", model.name());
+    if model.profile().stage_list().len() > 1 {
+        let unit = match model {
+            plan::Model::Open { .. } => "arrivals/s",
+            plan::Model::Closed { .. } => "users",
+        };
+        println!("  shape ({unit}):");
+        for line in model.profile().sketch(60, 6).lines() {
+            println!("    {line}");
+        }
+    }
     println!("{}: ok", file.name);
     Ok(exit::OK)
 }
