@@ -91,6 +91,8 @@ mod sim {
         Silent,
         /// Answers with a status after `service`.
         Status { service: Duration, status: u16 },
+        /// Answers 503 until `until` after the start, then 200, each after `service`.
+        Recovering { service: Duration, until: Duration },
     }
 
     struct Sim {
@@ -151,6 +153,13 @@ mod sim {
                     sleep_until(now + service).await;
                     Ok(Response {
                         status,
+                        body_bytes: 0,
+                    })
+                }
+                Behaviour::Recovering { service, until } => {
+                    sleep_until(now + service).await;
+                    Ok(Response {
+                        status: if now < self.start + until { 503 } else { 200 },
                         body_bytes: 0,
                     })
                 }
@@ -564,5 +573,163 @@ mod sim {
         assert_eq!(out.stats.timeline.len(), 2);
         assert_eq!(out.stats.timeline[1].counts.requests, 1);
         assert_eq!(out.load_end, secs(1));
+    }
+
+    fn retrying(retry: plan::Retry) -> Scenario {
+        let mut scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        scenario.flows[0].steps[0].retry = Some(retry);
+        scenario
+    }
+
+    fn fixed(attempts: u32, pause: Duration) -> plan::Retry {
+        plan::Retry {
+            attempts,
+            backoff: plan::Backoff::Fixed,
+            base: pause,
+            max: pause,
+            jitter: plan::Jitter::None,
+            ..plan::Retry::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_amplify_as_configured_and_latency_spans_every_attempt() {
+        // A server that always fails: every logical request takes all 4
+        // attempts, 3 pauses of 100 ms between them.
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(10.0, Some(secs(10)))),
+                behaviour: Behaviour::Status {
+                    service: ms(5),
+                    status: 503,
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            retrying(fixed(4, ms(100))),
+        )
+        .await;
+        let s = &out.stats;
+        let r = s.retries.as_ref().unwrap();
+        // Logical requests are what every other number counts.
+        assert_eq!((s.counts.requests, r.logical), (100, 100));
+        assert_eq!(s.counts.errors.get(ErrorKind::Http5xx), 100);
+        assert_eq!(r.attempts, 400);
+        assert_eq!(r.amplification(), 4.0);
+        assert_eq!(r.retries.http_5xx, 300);
+        assert_eq!(r.retries.total(), 300);
+        assert_eq!(r.goodput, 0);
+        // A user waited for all four attempts and three pauses.
+        within(s.latency.summary().p50, 4.0 * 5.0 + 3.0 * 100.0, 0.01);
+        assert_eq!(r.seconds.len(), 10);
+        assert!(r.seconds.iter().all(|&[l, a, g]| (l, a, g) == (10, 40, 0)));
+
+        // Retrying on timeouts only leaves 5xx alone.
+        let mut policy = fixed(4, ms(100));
+        policy.on = plan::RetryOn {
+            timeout: true,
+            ..plan::RetryOn::NONE
+        };
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(10.0, Some(secs(2)))),
+                behaviour: Behaviour::Status {
+                    service: ms(5),
+                    status: 503,
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            retrying(policy),
+        )
+        .await;
+        assert_eq!(out.stats.retries.as_ref().unwrap().attempts, 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_are_retried_and_counted_by_cause() {
+        let (out, connects) = run_scenario(
+            Setup {
+                model: open(Profile::constant(2.0, Some(secs(5)))),
+                behaviour: Behaviour::Silent,
+                max_requests: None,
+                timeout: ms(200),
+                grace: secs(5),
+            },
+            retrying(fixed(3, ms(50))),
+        )
+        .await;
+        let r = out.stats.retries.as_ref().unwrap();
+        assert_eq!((r.logical, r.attempts, r.retries.timeout), (10, 30, 20));
+        assert_eq!(out.stats.counts.errors.get(ErrorKind::Timeout), 10);
+        // A timed-out connection is not reused: each attempt opens one.
+        assert_eq!(connects, 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_budget_caps_retries_at_its_share_of_requests() {
+        // Everything fails and each request may take 3 attempts, but the
+        // budget allows retries of at most 10% of the requests of the last
+        // 10 s: the run's 1,000 requests allow 100 retries, not 2,000.
+        let mut policy = fixed(3, ms(10));
+        policy.budget = Some(0.10);
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(100.0, Some(secs(10)))),
+                behaviour: Behaviour::Status {
+                    service: ms(5),
+                    status: 503,
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            retrying(policy),
+        )
+        .await;
+        let r = out.stats.retries.as_ref().unwrap();
+        assert_eq!(r.logical, 1000);
+        assert!((95..=100).contains(&r.retries.total()), "{r:?}");
+        assert_eq!(r.attempts, 1000 + r.retries.total());
+        // Every retry the policy wanted and the budget refused is counted.
+        assert_eq!(
+            r.retries.total() + r.budget_refused,
+            1000 + r.retries.total()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn goodput_counts_successes_within_the_deadline() {
+        // The server fails for the first 2 s. Retries 1 s apart (3
+        // attempts) rescue the requests of the last second of the fault,
+        // but those users have waited over a second: with a 500 ms
+        // deadline they are successes without being goodput.
+        let mut policy = fixed(3, secs(1));
+        policy.deadline = Some(ms(500));
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(10.0, Some(secs(4)))),
+                behaviour: Behaviour::Recovering {
+                    service: ms(5),
+                    until: secs(2),
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            retrying(policy),
+        )
+        .await;
+        let r = out.stats.retries.as_ref().unwrap();
+        assert_eq!(r.logical, 40);
+        // Requests due in 0-1 s succeed at their third attempt, those due
+        // in 1-2 s at their second, both too late; those due after 2 s at
+        // their first.
+        assert_eq!(out.stats.counts.ok, 40);
+        assert_eq!(r.goodput, 20);
+        assert_eq!(r.seconds[2], [10, 10, 10]);
+        assert_eq!(r.seconds[1], [10, 20, 0]);
     }
 }

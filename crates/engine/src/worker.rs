@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use plan::{
-    ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Scenario, Target,
+    ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Retry, RetryBudget,
+    Scenario, Target,
 };
-use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, Sample, Stats};
+use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, RetryCause, Sample, Stats};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -160,6 +161,8 @@ struct Shared<C: Connector> {
     kill: CancellationToken,
     in_flight: Cell<usize>,
     budget: Cell<Option<u64>>,
+    /// Logical requests and retries of the last seconds, for retry budgets.
+    retry_budget: RefCell<RetryBudget>,
     alive: Cell<usize>,
     all_done: Notify,
     first_errors: RefCell<Vec<(ErrorKind, String)>>,
@@ -436,6 +439,36 @@ impl<C: Connector> Shared<C> {
             let mut sample = self
                 .send_one(arm, conn, due, step.endpoint, req, timeout, capture)
                 .await;
+            let mut attempts = 1;
+            if let Some(policy) = &step.retry {
+                // The logical request runs from the first attempt's send;
+                // its latency still counts from the first attempt's due time.
+                let first_sent = self.start + sample.due + sample.lag;
+                self.retry_budget
+                    .borrow_mut()
+                    .deposit(first_sent.saturating_duration_since(self.start));
+                while self.retry_allowed(policy, attempts, &sample, recorder) {
+                    let pause = policy.pause(attempts, rng.f64());
+                    if !pause.is_zero() {
+                        tokio::select! {
+                            biased;
+                            _ = self.stop.cancelled() => break,
+                            _ = self.kill.cancelled() => break,
+                            _ = sleep(pause) => {}
+                        }
+                    }
+                    attempts += 1;
+                    let last = self
+                        .send_one(arm, conn, None, step.endpoint, req, timeout, capture)
+                        .await;
+                    sample = Sample {
+                        due: sample.due,
+                        lag: sample.lag,
+                        service: Instant::now().saturating_duration_since(first_sent),
+                        ..last
+                    };
+                }
+            }
             for c in &capture.set_cookies {
                 jar.set(c);
             }
@@ -489,7 +522,15 @@ impl<C: Connector> Shared<C> {
                     recorder.borrow_mut().record_cache(step.endpoint, &obs);
                 }
             }
-            recorder.borrow_mut().record(&sample);
+            {
+                let mut recorder = recorder.borrow_mut();
+                recorder.record(&sample);
+                if let Some(retries) = recorder.retries() {
+                    let deadline = step.retry.and_then(|r| r.deadline).unwrap_or(timeout);
+                    let good = sample.error().is_none() && sample.latency() <= deadline;
+                    retries.record(sample.due.as_secs() as usize, attempts, good);
+                }
+            }
             if stop_flow {
                 break;
             }
@@ -511,6 +552,44 @@ impl<C: Connector> Shared<C> {
             }
         }
         session.iteration += 1;
+    }
+
+    /// Whether the attempt that ended in `sample`, the `attempts`-th of its
+    /// logical request, is retried under `policy`: its failure is one the
+    /// policy retries, attempts are left, the run goes on and the budget
+    /// allows it. A retry or a refusal is recorded.
+    fn retry_allowed(
+        &self,
+        policy: &Retry,
+        attempts: u32,
+        sample: &Sample,
+        recorder: &RefCell<Recorder>,
+    ) -> bool {
+        let Some(cause) = RetryCause::of(sample.outcome) else {
+            return false;
+        };
+        let on = match cause {
+            RetryCause::Http5xx => policy.on.http_5xx,
+            RetryCause::Timeout => policy.on.timeout,
+            RetryCause::Connect => policy.on.connect,
+            RetryCause::Reset => policy.on.reset,
+        };
+        if !on || attempts >= policy.attempts || self.stop.is_cancelled() {
+            return false;
+        }
+        let mut recorder = recorder.borrow_mut();
+        let Some(retries) = recorder.retries() else {
+            return false;
+        };
+        if let Some(fraction) = policy.budget {
+            let now = Instant::now().saturating_duration_since(self.start);
+            if !self.retry_budget.borrow_mut().withdraw(now, fraction) {
+                retries.record_budget_refused();
+                return false;
+            }
+        }
+        retries.record_retry(cause);
+        true
     }
 
     /// The arm of a new open-model arrival: one at random.
@@ -540,16 +619,20 @@ impl<C: Connector> Shared<C> {
         kind: ErrorKind,
     ) {
         let now = Instant::now();
-        let due = due.unwrap_or(now);
-        recorder.borrow_mut().record(&Sample {
+        let due = due.unwrap_or(now).saturating_duration_since(self.start);
+        let mut recorder = recorder.borrow_mut();
+        recorder.record(&Sample {
             endpoint,
-            due: due.saturating_duration_since(self.start),
-            lag: now.saturating_duration_since(due),
+            due,
+            lag: now.saturating_duration_since(self.start + due),
             service: Duration::ZERO,
             phases: Phases::default(),
             outcome: Outcome::Failed(kind),
             checks_failed: false,
         });
+        if let Some(retries) = recorder.retries() {
+            retries.record(due.as_secs() as usize, 0, false);
+        }
     }
 
     /// A new session for user number `vu`. In an A/B run, users alternate
@@ -634,14 +717,22 @@ pub async fn run_worker<C: Connector + 'static>(
     // the schedule itself can stop at the bound (and know its last due time).
     let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
     let bands = load_bands(cfg.model.profile());
+    let retries = scenario
+        .flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .any(|s| s.retry.is_some());
     let recorders = arms
         .iter()
         .map(|_| {
-            RefCell::new(Recorder::with_stats(
-                Stats::new(endpoints.clone())
-                    .with_checks(checks.clone())
-                    .with_load_bands(bands.clone()),
-            ))
+            let stats = Stats::new(endpoints.clone())
+                .with_checks(checks.clone())
+                .with_load_bands(bands.clone());
+            RefCell::new(Recorder::with_stats(if retries {
+                stats.with_retries()
+            } else {
+                stats
+            }))
         })
         .collect();
     let sh = Rc::new(Shared {
@@ -662,6 +753,7 @@ pub async fn run_worker<C: Connector + 'static>(
         kill: control.kill.child_token(),
         in_flight: Cell::new(0),
         budget: Cell::new(budget),
+        retry_budget: RefCell::new(RetryBudget::default()),
         alive: Cell::new(0),
         all_done: Notify::new(),
         first_errors: RefCell::new(Vec::new()),

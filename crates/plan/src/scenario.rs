@@ -77,8 +77,11 @@ pub struct Step {
     pub body: Template,
     /// Pause after the response, before the next step.
     pub think: Think,
-    /// Limit on this step's request (the run's timeout when `None`).
+    /// Limit on this step's request (the run's timeout when `None`); with
+    /// retries, on each attempt.
     pub timeout: Option<Duration>,
+    /// How the client retries a failed attempt; `None` never retries.
+    pub retry: Option<crate::Retry>,
     /// Checks on the response.
     pub checks: Vec<Check>,
     /// Values taken from the response into variables.
@@ -193,6 +196,7 @@ impl Scenario {
             body: Template::literal(&String::from_utf8_lossy(&spec.body)),
             think: Think::None,
             timeout: None,
+            retry: None,
             checks: Vec::new(),
             extract: Vec::new(),
             needs: Needs {

@@ -788,3 +788,66 @@ fn asset_paths_are_known_by_their_extension() {
         assert!(!looks_like_asset(no), "{no}");
     }
 }
+
+#[test]
+fn retry_pauses_back_off_and_jitter_as_named() {
+    let r = Retry {
+        base: ms(100),
+        max: ms(1000),
+        jitter: Jitter::None,
+        ..Retry::default()
+    };
+    let pauses: Vec<u128> = (1..=6).map(|n| r.pause(n, 0.5).as_millis()).collect();
+    assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+    // Full jitter: anywhere from 0 to the pause; equal: from half of it.
+    let full = Retry {
+        jitter: Jitter::Full,
+        ..r
+    };
+    assert_eq!(full.pause(3, 0.0), Duration::ZERO);
+    assert_eq!(full.pause(3, 0.25), ms(100));
+    let equal = Retry {
+        jitter: Jitter::Equal,
+        ..r
+    };
+    assert_eq!(equal.pause(3, 0.0), ms(200));
+    assert_eq!(equal.pause(3, 1.0), ms(400));
+    let fixed = Retry {
+        backoff: Backoff::Fixed,
+        ..r
+    };
+    assert_eq!(fixed.pause(5, 0.5), ms(100));
+    let none = Retry {
+        backoff: Backoff::None,
+        ..r
+    };
+    assert_eq!(none.pause(5, 0.5), Duration::ZERO);
+    // Far-out retries saturate at max instead of overflowing.
+    assert_eq!(r.pause(200, 0.5), ms(1000));
+}
+
+#[test]
+fn a_retry_budget_counts_the_last_ten_seconds_only() {
+    let mut b = RetryBudget::default();
+    let at = |s: f64| Duration::from_secs_f64(s);
+    // 100 requests in the first second allow 10 retries at 10%.
+    for i in 0..100 {
+        b.deposit(at(i as f64 / 100.0));
+    }
+    let allowed = (0..20).filter(|_| b.withdraw(at(0.99), 0.10)).count();
+    assert_eq!(allowed, 10);
+    // 9 s later those requests still count, and so do those retries.
+    assert!(!b.withdraw(at(9.5), 0.10));
+    // Once they are older than 10 s, a quiet spell banks nothing: one new
+    // request allows no retry at 10%...
+    b.deposit(at(10.5));
+    assert!(!b.withdraw(at(10.5), 0.10));
+    // ...but ten do.
+    for _ in 0..9 {
+        b.deposit(at(10.6));
+    }
+    assert!(b.withdraw(at(10.7), 0.10));
+    assert!(!b.withdraw(at(10.7), 0.10));
+    // A gap longer than the window clears it.
+    assert!(!b.withdraw(at(100.0), 1.0));
+}

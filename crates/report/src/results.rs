@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use analysis::ThresholdResult;
 use serde::{Deserialize, Serialize};
-use stats::{ErrorCounts, Stats, Summary};
+use stats::{ErrorCounts, RetryCounts, Stats, Summary};
 
 /// The schema id written into, and required of, every results file.
 pub const SCHEMA: &str = "throng.results/v1";
@@ -194,6 +194,35 @@ pub struct TimelineRow {
     pub p90_ms: f64,
     /// 99th percentile latency.
     pub p99_ms: f64,
+    /// Attempts sent for the requests due in this second (runs that retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
+    /// Of the requests due in this second, those that succeeded within
+    /// their deadline (runs that retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<u64>,
+}
+
+/// What retrying clients did (runs whose scenario retries). A request is
+/// one a user wanted; an attempt is one sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrySummary {
+    /// Requests users wanted (`totals.requests`).
+    pub requests: u64,
+    /// Attempts sent: first attempts plus retries.
+    pub attempts: u64,
+    /// `attempts / requests`: how much retries multiplied the load.
+    pub amplification: f64,
+    /// Retries, by the cause of the attempt before.
+    pub retries: RetryCounts,
+    /// Retries a policy called for but its budget refused.
+    pub budget_refused: u64,
+    /// Requests that succeeded (no error, checks passed) within their deadline.
+    pub goodput: u64,
+    /// `goodput / requests`.
+    pub goodput_ratio: f64,
+    /// `goodput / duration_s`.
+    pub goodput_rate: f64,
 }
 
 /// A threshold's verdict.
@@ -274,6 +303,9 @@ pub struct Results {
     pub findings: Vec<analysis::Finding>,
     /// Whether the generator kept up.
     pub generator: Generator,
+    /// Attempts, retries and goodput, when the scenario retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetrySummary>,
     /// The exact, mergeable state everything above is derived from.
     pub raw: Stats,
 }
@@ -338,6 +370,10 @@ impl Results {
             .map(|(t, b)| {
                 let has = b.latency.count() > 0;
                 let q = |q| if has { b.latency.quantile_ms(q) } else { 0.0 };
+                let retried = stats
+                    .retries
+                    .as_ref()
+                    .map(|r| r.seconds.get(t).copied().unwrap_or_default());
                 TimelineRow {
                     t: t as u64,
                     requests: b.counts.requests,
@@ -348,9 +384,25 @@ impl Results {
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),
+                    attempts: retried.map(|[_, attempts, _]| attempts),
+                    goodput: retried.map(|[_, _, good]| good),
                 }
             })
             .collect();
+        let retries = stats.retries.as_ref().map(|r| RetrySummary {
+            requests: r.logical,
+            attempts: r.attempts,
+            amplification: r.amplification(),
+            retries: r.retries,
+            budget_refused: r.budget_refused,
+            goodput: r.goodput,
+            goodput_ratio: ratio(r.goodput, r.logical),
+            goodput_rate: if secs > 0.0 {
+                r.goodput as f64 / secs
+            } else {
+                0.0
+            },
+        });
         let reasons = analysis::generator_limits(&stats);
         let shape = analysis::LoadShape {
             closed: info.model == "closed",
@@ -407,6 +459,7 @@ impl Results {
                 saturated: !reasons.is_empty(),
                 reasons,
             },
+            retries,
             raw: stats,
         }
     }

@@ -48,6 +48,40 @@ pub fn summary(r: &Results) -> String {
         _ => String::new(),
     };
     let _ = writeln!(out, "  rate      {}{planned}", fmt_rate(t.rate));
+    if let Some(rt) = &r.retries {
+        let causes: Vec<String> = [
+            (rt.retries.http_5xx, "5xx"),
+            (rt.retries.timeout, "timeout"),
+            (rt.retries.connect, "connect"),
+            (rt.retries.reset, "reset"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, cause)| format!("{n} after {cause}"))
+        .collect();
+        let causes = if causes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", causes.join(", "))
+        };
+        let refused = if rt.budget_refused > 0 {
+            format!("; the budget refused {}", rt.budget_refused)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  retries   {} attempts for {} requests (x{:.2}){causes}{refused}",
+            rt.attempts, rt.requests, rt.amplification
+        );
+        let _ = writeln!(
+            out,
+            "  goodput   {} within their deadline ({:.1}%), {}",
+            rt.goodput,
+            rt.goodput_ratio * 100.0,
+            fmt_rate(rt.goodput_rate)
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -150,6 +150,70 @@ fn summary_reads_well() {
 }
 
 #[test]
+fn retry_numbers_pin_their_meaning() {
+    // The sample run's 1,000 requests, as if clients had retried: every
+    // tenth took 3 attempts (2 retries after 5xx), the budget refused 4
+    // more, and 900 succeeded within their deadline.
+    let mut stats = sample_stats().with_retries();
+    let r = stats.retries.as_mut().unwrap();
+    for i in 0..1000usize {
+        let attempts = if i % 10 == 0 { 3 } else { 1 };
+        if attempts == 3 {
+            r.record_retry(stats::RetryCause::Http5xx);
+            r.record_retry(stats::RetryCause::Http5xx);
+        }
+        r.record(i / 100, attempts, i % 10 != 0);
+    }
+    for _ in 0..4 {
+        r.record_budget_refused();
+    }
+    let base = sample_results();
+    let results = Results::new(
+        RunInfo {
+            command: base.command,
+            target: base.target,
+            model: base.model,
+            load: base.load,
+            started_at: base.started_at,
+            duration: Duration::from_secs(10),
+            status: Status::Completed,
+            stop_reason: None,
+            first_errors: BTreeMap::new(),
+        },
+        stats,
+        &[],
+    );
+    let rt = results.retries.clone().unwrap();
+    // Requests are what users wanted; attempts are what the target got.
+    assert_eq!((rt.requests, rt.attempts), (1000, 1200));
+    assert_eq!(rt.requests, results.totals.requests);
+    assert_eq!(rt.amplification, 1.2);
+    assert_eq!((rt.retries.http_5xx, rt.retries.total()), (200, 200));
+    assert_eq!(rt.budget_refused, 4);
+    // Goodput: successes within the deadline, as a share and per second
+    // of load.
+    assert_eq!((rt.goodput, rt.goodput_ratio, rt.goodput_rate), (900, 0.9, 90.0));
+    // Per second of due time.
+    assert_eq!(
+        (results.timeline[0].attempts, results.timeline[0].goodput),
+        (Some(120), Some(90))
+    );
+    let text = summary(&results);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("retries") || l.contains("goodput"))
+        .map(str::trim)
+        .collect();
+    expect![[r#"
+        retries   1200 attempts for 1000 requests (x1.20): 200 after 5xx; the budget refused 4
+        goodput   900 within their deadline (90.0%), 90.00/s"#]].assert_eq(&lines.join("\n"));
+    let back = Results::from_json(&results.to_json()).unwrap();
+    assert_eq!(back, results);
+    // Runs without retries keep the file as it was.
+    assert!(!sample_results().to_json().contains("goodput"));
+}
+
+#[test]
 fn progress_line_reads_well() {
     let v = ProgressView {
         elapsed_s: 12.2,

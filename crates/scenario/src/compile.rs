@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use http::Method;
 use plan::{
-    parse_duration, parse_stages, Arrivals, Check, CheckKind, Extract, ExtractFrom, Flow,
-    HttpVersion, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Scenario, Scope, Shape,
-    SpikeLevel, StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
+    parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Extract, ExtractFrom, Flow,
+    HttpVersion, Jitter, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Retry, RetryOn,
+    Scenario, Scope, Shape, SpikeLevel, StatusMatch, Step, Target, Template, TemplateError, Think,
+    TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
-    RawArrivals, RawCheck, RawData, RawExtract, RawLoad, RawModel, RawOnFail, RawPick, RawScenario,
-    RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
+    RawArrivals, RawBackoff, RawCheck, RawData, RawExtract, RawJitter, RawLoad, RawModel,
+    RawOnFail, RawPick, RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage, RawStages,
+    RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -90,6 +92,9 @@ impl Compiled {
                     let _ = write!(out, ", timeout {}", plan::format_duration(t));
                 }
                 let _ = writeln!(out);
+                if let Some(r) = &st.retry {
+                    let _ = writeln!(out, "      retry: {}", describe_retry(r));
+                }
                 for (n, v) in &st.headers {
                     let _ = writeln!(out, "      {n}: {}", v.source());
                 }
@@ -226,7 +231,11 @@ impl Compiler<'_> {
         let mut default_headers = Vec::new();
         let mut default_think = Think::None;
         let mut timeout = None;
+        let mut default_retry = None;
         if let Some(d) = &defaults {
+            if let Some(r) = &d.retry {
+                default_retry = Some(self.retry(r)?);
+            }
             for (name, value) in &d.headers {
                 self.header_name(name, Pos::of(value))?;
                 default_headers.push((name.clone(), self.template(value, &scope)?));
@@ -268,14 +277,21 @@ impl Compiler<'_> {
             // Each flow sees only the variables its own earlier steps
             // extract; `slots` hands out slots unique across flows.
             let mut flow_scope = scope.clone();
+            let inherited = Inherited {
+                headers: &default_headers,
+                think: &default_think,
+                retry: match &raw_flow.retry {
+                    Some(r) => Some(self.retry(r)?),
+                    None => default_retry,
+                },
+            };
             let mut steps = Vec::new();
             for raw_step in &raw_flow.steps {
                 steps.push(self.step(
                     raw_step,
                     &mut flow_scope,
                     &mut slots,
-                    &default_headers,
-                    &default_think,
+                    &inherited,
                     &mut endpoints,
                     &mut check_names,
                 )?);
@@ -326,6 +342,87 @@ impl Compiler<'_> {
         })
     }
 
+    /// A retry policy; missing keys take [`Retry::default`]'s values.
+    fn retry(&self, raw: &Spanned<RawRetry>) -> Result<Retry, Diagnostic> {
+        let pos = Pos::of(raw);
+        let r = &raw.value;
+        let d = Retry::default();
+        let dur = |text: &Option<String>, default: Duration| match text {
+            Some(t) => parse_duration(t).map_err(|e| self.err(pos, e.to_string(), None)),
+            None => Ok(default),
+        };
+        let attempts = r.attempts.unwrap_or(d.attempts);
+        if attempts == 0 {
+            return Err(self.err(
+                pos,
+                "attempts counts the first one too, so it is at least 1",
+                Some("attempts: 1 never retries; attempts: 3 retries twice".into()),
+            ));
+        }
+        let budget = match &r.budget {
+            None => None,
+            Some(text) => {
+                let pct = text
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| {
+                        self.err(
+                            pos,
+                            format!("retry budget {text:?} is not a percentage"),
+                            Some("write e.g. budget: 10% (retries at most 10% of requests)".into()),
+                        )
+                    })?;
+                Some(pct / 100.0)
+            }
+        };
+        let base = dur(&r.base, d.base)?;
+        let max = dur(&r.max, d.max.max(base))?;
+        if max < base {
+            return Err(self.err(pos, "the retry's max pause is shorter than its base", None));
+        }
+        let deadline = r
+            .deadline
+            .as_ref()
+            .map(|t| dur(&Some(t.clone()), Duration::ZERO))
+            .transpose()?;
+        Ok(Retry {
+            attempts,
+            backoff: match r.backoff {
+                None => d.backoff,
+                Some(RawBackoff::None) => Backoff::None,
+                Some(RawBackoff::Fixed) => Backoff::Fixed,
+                Some(RawBackoff::Exponential) => Backoff::Exponential,
+            },
+            base,
+            max,
+            jitter: match r.jitter {
+                None => d.jitter,
+                Some(RawJitter::None) => Jitter::None,
+                Some(RawJitter::Full) => Jitter::Full,
+                Some(RawJitter::Equal) => Jitter::Equal,
+            },
+            on: match &r.on {
+                None => d.on,
+                Some(list) => {
+                    let mut on = RetryOn::NONE;
+                    for cause in list {
+                        match cause {
+                            RawRetryOn::Http5xx => on.http_5xx = true,
+                            RawRetryOn::Timeout => on.timeout = true,
+                            RawRetryOn::Connect => on.connect = true,
+                            RawRetryOn::Reset => on.reset = true,
+                        }
+                    }
+                    on
+                }
+            },
+            budget,
+            deadline,
+        })
+    }
+
     fn positive(&self, value: &Spanned<String>) -> Result<Duration, Diagnostic> {
         let d = self.duration(value)?;
         if d.is_zero() {
@@ -340,14 +437,12 @@ impl Compiler<'_> {
             .map_err(|_| self.err(pos, format!("{name:?} is not a valid header name"), None))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         raw: &Spanned<RawStep>,
         scope: &mut Scope,
         slots: &mut Scope,
-        default_headers: &[(String, Template)],
-        default_think: &Think,
+        inherited: &Inherited,
         endpoints: &mut Vec<String>,
         check_names: &mut Vec<String>,
     ) -> Result<Step, Diagnostic> {
@@ -409,7 +504,7 @@ impl Compiler<'_> {
                 .map_err(|e| self.template_err(Pos::of(path), e))?;
         }
 
-        let mut headers = default_headers.to_vec();
+        let mut headers = inherited.headers.to_vec();
         for (name, value) in &s.headers {
             self.header_name(name, Pos::of(value))?;
             let t = self.template(value, scope)?;
@@ -479,9 +574,14 @@ impl Compiler<'_> {
         };
         let think = match &s.think {
             Some(t) => self.think(t)?,
-            None => default_think.clone(),
+            None => inherited.think.clone(),
         };
         let timeout = s.timeout.as_ref().map(|t| self.positive(t)).transpose()?;
+        let retry = match &s.retry {
+            Some(r) => Some(self.retry(r)?),
+            None => inherited.retry,
+        }
+        .filter(|r| r.attempts > 1);
         let endpoint_name = endpoints[endpoint].clone();
         // Checks see the variables from before this step; its extracts are
         // visible from the next step on.
@@ -518,6 +618,7 @@ impl Compiler<'_> {
             body,
             think,
             timeout,
+            retry,
             checks,
             extract,
             needs,
@@ -1006,6 +1107,51 @@ impl Compiler<'_> {
             max_in_flight: raw.max_in_flight,
         })
     }
+}
+
+/// A retry policy in a line, for `throng validate`.
+fn describe_retry(r: &Retry) -> String {
+    let mut on = Vec::new();
+    for (yes, name) in [
+        (r.on.http_5xx, "5xx"),
+        (r.on.timeout, "timeout"),
+        (r.on.connect, "connect"),
+        (r.on.reset, "reset"),
+    ] {
+        if yes {
+            on.push(name);
+        }
+    }
+    let f = plan::format_duration;
+    let backoff = match r.backoff {
+        Backoff::None => "at once".to_string(),
+        Backoff::Fixed => format!("every {}", f(r.base)),
+        Backoff::Exponential => format!("backoff {} doubling to {}", f(r.base), f(r.max)),
+    };
+    let jitter = match (r.backoff, r.jitter) {
+        (Backoff::None, _) => "",
+        (_, Jitter::None) => ", no jitter",
+        (_, Jitter::Full) => ", full jitter",
+        (_, Jitter::Equal) => ", equal jitter",
+    };
+    let budget = r.budget.map_or("no budget".to_string(), |b| {
+        format!("budget {}%", b * 100.0)
+    });
+    let deadline = r
+        .deadline
+        .map_or(String::new(), |d| format!(", deadline {}", f(d)));
+    format!(
+        "{} attempts on {}, {backoff}{jitter}, {budget}{deadline}",
+        r.attempts,
+        on.join("/")
+    )
+}
+
+/// What a flow's steps inherit unless they set their own.
+struct Inherited<'a> {
+    headers: &'a [(String, Template)],
+    think: &'a Think,
+    retry: Option<Retry>,
 }
 
 /// Percent-encodes the characters that would break a query or form key.

@@ -54,6 +54,76 @@ pub struct RawDefaults {
     /// Think time after each step, unless the step sets its own.
     #[schemars(with = "Option<RawThink>")]
     pub think: Option<Spanned<RawThink>>,
+    /// How clients retry failed requests, unless a flow or step says otherwise.
+    #[schemars(with = "Option<RawRetry>")]
+    pub retry: Option<Spanned<RawRetry>>,
+}
+
+/// How a client retries: `{ attempts: 3, backoff: exponential, base: 100ms,
+/// max: 10s, jitter: full, on: [5xx, timeout, connect, reset], budget: 10% }`.
+/// Every key is optional; those are the defaults, except `budget` (none).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Most attempts per request, the first included (1 never retries).
+    pub attempts: Option<u32>,
+    /// `none`, `fixed` (always `base`) or `exponential` (doubling from `base`).
+    pub backoff: Option<RawBackoff>,
+    /// The first pause, e.g. `100ms`.
+    pub base: Option<String>,
+    /// The longest pause, e.g. `10s`.
+    pub max: Option<String>,
+    /// `none`, `full` (uniform up to the pause) or `equal` (half fixed, half random).
+    pub jitter: Option<RawJitter>,
+    /// Which failures are retried: `5xx`, `timeout`, `connect`, `reset`.
+    pub on: Option<Vec<RawRetryOn>>,
+    /// Retries allowed as a share of requests over the last 10 s, e.g. `10%`
+    /// (per worker). Without it, every failure is retried.
+    pub budget: Option<String>,
+    /// How long the user waits for the request, retries included; a later
+    /// success is not goodput. Default: the request timeout.
+    pub deadline: Option<String>,
+}
+
+/// How pauses between attempts grow.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBackoff {
+    /// Retry at once.
+    None,
+    /// Always `base`.
+    Fixed,
+    /// Doubling from `base` up to `max`.
+    Exponential,
+}
+
+/// How much of a pause is random.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawJitter {
+    /// None: clients that failed together retry together.
+    None,
+    /// Uniform between 0 and the pause.
+    Full,
+    /// Half the pause plus up to the other half.
+    Equal,
+}
+
+/// A failure a client retries.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum RawRetryOn {
+    /// A response with a 5xx status.
+    #[serde(rename = "5xx")]
+    Http5xx,
+    /// No response within the timeout.
+    #[serde(rename = "timeout")]
+    Timeout,
+    /// The connection could not be opened.
+    #[serde(rename = "connect")]
+    Connect,
+    /// The connection was reset before the response ended.
+    #[serde(rename = "reset")]
+    Reset,
 }
 
 /// How much load, and its shape over time.
@@ -203,6 +273,9 @@ pub struct RawFlow {
     /// Relative weight among flows (default 1).
     #[schemars(with = "Option<f64>")]
     pub weight: Option<Spanned<f64>>,
+    /// How this flow's clients retry (replaces `defaults.retry`).
+    #[schemars(with = "Option<RawRetry>")]
+    pub retry: Option<Spanned<RawRetry>>,
     /// The requests, in order.
     #[schemars(with = "Vec<RawStep>", length(min = 1))]
     pub steps: Vec<Spanned<RawStep>>,
@@ -253,9 +326,12 @@ pub struct RawStep {
     /// Pause after this step's response.
     #[schemars(with = "Option<RawThink>")]
     pub think: Option<Spanned<RawThink>>,
-    /// Limit on this request, e.g. `5s`.
+    /// Limit on this request, e.g. `5s` (on each attempt, with retries).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// How this step's request is retried (replaces the flow's or defaults' policy).
+    #[schemars(with = "Option<RawRetry>")]
+    pub retry: Option<Spanned<RawRetry>>,
     /// Checks on what the user sees. A response that fails one counts as a
     /// `check_failed` error, even with status 200.
     #[serde(default)]

@@ -82,7 +82,7 @@ fn unknown_keys_suggest_the_nearest_one() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
         expect![[r#"
-            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, checks, extract at line 5, column 9
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract at line 5, column 9
               |
             5 |         thnk: 1s
               |         ^
@@ -253,6 +253,72 @@ fn stages_can_be_steps_spikes_and_sines() {
     .assert_eq(&e(
         "    - { step: 20, duration: 10s }\n    - { spike: ten times, duration: 5s }\n",
     ));
+}
+
+#[test]
+fn retry_policies_are_inherited_and_replaced_whole() {
+    let c = compile(
+        "s.yaml",
+        r#"
+target: http://127.0.0.1:1
+defaults:
+  retry: { attempts: 4, budget: 10% }
+flows:
+  - name: a
+    steps:
+      - get: /inherits
+      - get: /own
+        retry: { backoff: fixed, base: 1s, jitter: none, on: [5xx], deadline: 3s }
+      - get: /never
+        retry: { attempts: 1 }
+  - name: b
+    retry: { attempts: 2, backoff: none, on: [timeout, reset] }
+    steps:
+      - get: /flow
+"#,
+        &options(),
+    )
+    .unwrap();
+    let text = c.describe();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("retry") || l.contains(" GET "))
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    expect![[r#"
+            GET /inherits as "GET /inherits"
+              retry: 4 attempts on 5xx/timeout/connect/reset, backoff 100.0ms doubling to 10.00s, full jitter, budget 10%
+            GET /own as "GET /own"
+              retry: 3 attempts on 5xx, every 1.00s, no jitter, no budget, deadline 3.00s
+            GET /never as "GET /never"
+            GET /flow as "GET /flow"
+              retry: 2 attempts on timeout/reset, at once, no budget"#]].assert_eq(&lines.join("\n"));
+    let e = |retry: &str| {
+        compile(
+            "s.yaml",
+            &format!("target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        retry: {retry}\n"),
+            &options(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    expect![[r#"
+        s.yaml:5:16: retry budget "0.1" is not a percentage
+          |
+        5 |         retry: { budget: 0.1 }
+          |                ^
+          = hint: write e.g. budget: 10% (retries at most 10% of requests)"#]].assert_eq(&e("{ budget: 0.1 }"));
+    expect![[r#"
+        s.yaml:5:16: attempts counts the first one too, so it is at least 1
+          |
+        5 |         retry: { attempts: 0 }
+          |                ^
+          = hint: attempts: 1 never retries; attempts: 3 retries twice"#]].assert_eq(&e("{ attempts: 0 }"));
+    expect![[r#"
+        s.yaml:5:23: unknown variant `4xx`, expected one of 5xx, timeout, connect, reset at line 5, column 23
+          |
+        5 |         retry: { on: [4xx] }
+          |                       ^"#]].assert_eq(&e("{ on: [4xx] }"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod cache;
 mod error_kind;
 mod hist;
 mod recorder;
+mod retries;
 mod windows;
 
 #[cfg(test)]
@@ -23,4 +24,5 @@ pub use recorder::{
     load_band, Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder,
     Sample, Stats, LOAD_BANDS,
 };
+pub use retries::{RetryCause, RetryCounts, RetryStats};
 pub use windows::{Window, Windows, FIRST_WINDOW_MS, MAX_WINDOWS};

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist, Windows};
+use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist, RetryStats, Windows};
 
 /// Connection phases measured for one request; `None` where the phase did
 /// not happen (a reused connection has no connect or TLS phase).
@@ -240,6 +240,9 @@ pub struct Stats {
     /// Per check, in the scenario's order.
     #[serde(default)]
     pub checks: Vec<CheckStats>,
+    /// Attempts, retries and goodput, when the scenario retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryStats>,
     /// The load band of each second of due time, when the load varies.
     #[serde(skip)]
     bands: Vec<u8>,
@@ -259,8 +262,15 @@ impl Stats {
             endpoints: endpoints.into_iter().map(EndpointStats::new).collect(),
             timeline: Vec::new(),
             checks: Vec::new(),
+            retries: None,
             bands: Vec::new(),
         }
+    }
+
+    /// Keeps retry statistics too (see [`RetryStats`]).
+    pub fn with_retries(mut self) -> Stats {
+        self.retries = Some(RetryStats::default());
+        self
     }
 
     /// Records per-endpoint latency by load band too: `bands[t]` is the
@@ -446,6 +456,11 @@ impl Stats {
                 None => self.checks.push(theirs.clone()),
             }
         }
+        if let Some(theirs) = &other.retries {
+            self.retries
+                .get_or_insert_with(RetryStats::default)
+                .merge(theirs);
+        }
     }
 }
 
@@ -515,6 +530,11 @@ impl Recorder {
     /// Records an asset response's caching headers.
     pub fn record_cache(&mut self, endpoint: usize, obs: &CacheObs) {
         self.stats.record_cache(endpoint, obs);
+    }
+
+    /// The retry statistics, when the run keeps them.
+    pub fn retries(&mut self) -> Option<&mut RetryStats> {
+        self.stats.retries.as_mut()
     }
 
     /// Records an arrival that was due but not sent.

@@ -482,3 +482,46 @@ fn running_out_of_unique_rows_stops_the_load_with_a_clear_error() {
         .unwrap()
         .contains("ran out of unique rows"));
 }
+
+#[test]
+fn retries_amplify_as_configured_and_respect_the_budget() {
+    let retrying = |retry: &str, requests: &str| {
+        let srv = server::http1(Mode::Status(503));
+        let (_dir, path) = scenario(&format!(
+            "flows:\n  - steps:\n      - get: /\n        name: page\n        retry: {retry}\n"
+        ));
+        let r = throng(&[
+            &path,
+            "--target",
+            &srv.url(""),
+            "--vus",
+            "2",
+            "--requests",
+            requests,
+        ]);
+        let sent = srv.seen.requests.load(Ordering::Relaxed) as f64;
+        (r, sent)
+    };
+    // No budget: each of the 100 requests users wanted took 3 attempts.
+    let (r, sent) = retrying("{ attempts: 3, backoff: none }", "100");
+    let res = r.results.unwrap();
+    assert_eq!(sent, 300.0);
+    assert_eq!(num(&res, "totals.requests"), 100.0);
+    assert_eq!(num(&res, "retries.attempts"), 300.0);
+    assert_eq!(num(&res, "retries.amplification"), 3.0);
+    assert_eq!(num(&res, "retries.retries.http_5xx"), 200.0);
+    assert_eq!(num(&res, "retries.goodput"), 0.0);
+    assert!(
+        r.stdout
+            .contains("retries   300 attempts for 100 requests (x3.00): 200 after 5xx"),
+        "{}",
+        r.stdout
+    );
+    // A 10% budget: at most 10% more attempts than requests, whatever
+    // the policy would like.
+    let (r, sent) = retrying("{ attempts: 3, backoff: none, budget: 10% }", "400");
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "retries.attempts"), sent);
+    assert!((400.0..=440.0).contains(&sent), "{sent}");
+    assert!(num(&res, "retries.budget_refused") >= 400.0 - 40.0);
+}

@@ -1,0 +1,156 @@
+//! What retrying clients did: attempts per logical request, retries by
+//! cause, goodput.
+//!
+//! A *logical request* is one a user wanted; it is what every other
+//! number of a run counts (one request in `counts`, its latency from the
+//! first attempt's intended send time to the end of the last attempt, its
+//! outcome the last attempt's). An *attempt* is one actually sent: what
+//! the target served.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorKind, Outcome};
+
+/// Why an attempt was retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    /// A response with a 5xx status.
+    Http5xx,
+    /// No response, or no connection, within the timeout.
+    Timeout,
+    /// The connection could not be opened.
+    Connect,
+    /// The connection was reset or closed before the response ended.
+    Reset,
+}
+
+impl RetryCause {
+    /// The cause an outcome would be retried for, if any: 4xx, checks,
+    /// TLS and protocol failures are not retryable.
+    pub fn of(outcome: Outcome) -> Option<RetryCause> {
+        match outcome {
+            Outcome::Response { status: 500..=599 } => Some(RetryCause::Http5xx),
+            Outcome::Response { .. } => None,
+            Outcome::Failed(kind) => match kind {
+                ErrorKind::Timeout | ErrorKind::ConnectTimeout => Some(RetryCause::Timeout),
+                ErrorKind::ConnectRefused | ErrorKind::Connect => Some(RetryCause::Connect),
+                ErrorKind::Reset => Some(RetryCause::Reset),
+                ErrorKind::Tls
+                | ErrorKind::Protocol
+                | ErrorKind::Http4xx
+                | ErrorKind::Http5xx
+                | ErrorKind::CheckFailed
+                | ErrorKind::Dropped
+                | ErrorKind::Cancelled => None,
+            },
+        }
+    }
+}
+
+/// Retries made, by the cause of the attempt before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryCounts {
+    /// After a 5xx response.
+    pub http_5xx: u64,
+    /// After a timeout.
+    pub timeout: u64,
+    /// After a failed connect.
+    pub connect: u64,
+    /// After a reset connection.
+    pub reset: u64,
+}
+
+impl RetryCounts {
+    /// Every retry.
+    pub fn total(&self) -> u64 {
+        self.http_5xx + self.timeout + self.connect + self.reset
+    }
+
+    fn add(&mut self, cause: RetryCause) {
+        *match cause {
+            RetryCause::Http5xx => &mut self.http_5xx,
+            RetryCause::Timeout => &mut self.timeout,
+            RetryCause::Connect => &mut self.connect,
+            RetryCause::Reset => &mut self.reset,
+        } += 1;
+    }
+
+    fn merge(&mut self, o: &RetryCounts) {
+        self.http_5xx += o.http_5xx;
+        self.timeout += o.timeout;
+        self.connect += o.connect;
+        self.reset += o.reset;
+    }
+}
+
+/// Attempts and goodput of a run whose scenario retries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetryStats {
+    /// Logical requests that ended (the same as `counts.requests`).
+    pub logical: u64,
+    /// Attempts sent: first attempts plus retries.
+    pub attempts: u64,
+    /// Retries, by the cause of the attempt before.
+    pub retries: RetryCounts,
+    /// Retries a policy called for but its budget refused.
+    pub budget_refused: u64,
+    /// Logical requests that succeeded (no error, checks passed) within
+    /// their deadline.
+    pub goodput: u64,
+    /// Per second of the first attempt's due time: `[logical, attempts, goodput]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds: Vec<[u64; 3]>,
+}
+
+impl RetryStats {
+    /// Records a logical request due in second `second` that took
+    /// `attempts` attempts; `good` if it succeeded within its deadline.
+    pub fn record(&mut self, second: usize, attempts: u32, good: bool) {
+        self.logical += 1;
+        self.attempts += u64::from(attempts);
+        self.goodput += u64::from(good);
+        if self.seconds.len() <= second {
+            self.seconds.resize(second + 1, [0; 3]);
+        }
+        let row = &mut self.seconds[second];
+        row[0] += 1;
+        row[1] += u64::from(attempts);
+        row[2] += u64::from(good);
+    }
+
+    /// Records a retry about to be sent.
+    pub fn record_retry(&mut self, cause: RetryCause) {
+        self.retries.add(cause);
+    }
+
+    /// Records a retry the budget refused.
+    pub fn record_budget_refused(&mut self) {
+        self.budget_refused += 1;
+    }
+
+    /// Attempts per logical request: 1.0 when nothing was retried.
+    pub fn amplification(&self) -> f64 {
+        if self.logical == 0 {
+            1.0
+        } else {
+            self.attempts as f64 / self.logical as f64
+        }
+    }
+
+    /// Adds `other`'s counts; seconds add by index.
+    pub fn merge(&mut self, other: &RetryStats) {
+        self.logical += other.logical;
+        self.attempts += other.attempts;
+        self.retries.merge(&other.retries);
+        self.budget_refused += other.budget_refused;
+        self.goodput += other.goodput;
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize(other.seconds.len(), [0; 3]);
+        }
+        for (a, b) in self.seconds.iter_mut().zip(&other.seconds) {
+            for i in 0..3 {
+                a[i] += b[i];
+            }
+        }
+    }
+}
