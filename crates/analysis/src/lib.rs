@@ -8,6 +8,7 @@ mod compare;
 mod findings;
 mod generator;
 mod interval;
+mod recovery;
 mod threshold;
 
 #[cfg(test)]
@@ -21,4 +22,5 @@ pub use compare::{
 pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;
+pub use recovery::{goodput_per_second, recovery, Recovery, RecoveryCheck};
 pub use threshold::{Metric, Threshold, ThresholdError, ThresholdResult};

@@ -623,3 +623,74 @@ fn pairing_cancels_noise_both_arms_share() {
     );
     assert_eq!(paired.measures[2].verdict, Verdict::Regression);
 }
+
+/// A run whose goodput per second is `good[t]` out of 50 requests a second.
+fn goodput_run(good: &[u64]) -> Stats {
+    let mut s = Stats::new(["page".to_string()]);
+    for (t, &g) in good.iter().enumerate() {
+        for i in 0..50 {
+            let status = if i < g { 200 } else { 503 };
+            s.record(&sample(0, t as u64 * 1000 + i * 20, status, false));
+        }
+    }
+    s
+}
+
+#[test]
+fn recovery_is_goodput_back_near_its_level_and_staying_there() {
+    let check = RecoveryCheck {
+        from_s: 3.0,
+        to_s: 4.0,
+        within: 0.10,
+        by_s: None,
+    };
+    let secs = Duration::from_secs;
+    // 50/s before the trigger, nothing during it, back at 46/s (above
+    // the 45/s floor) from second 6 on: recovered 2 s after the trigger.
+    let r = recovery(
+        &goodput_run(&[50, 50, 50, 0, 0, 20, 46, 50, 48, 50]),
+        &check,
+        secs(10),
+    );
+    assert!(r.ok);
+    assert_eq!((r.baseline_per_s, r.floor_per_s), (50.0, 45.0));
+    assert_eq!((r.recovered_at_s, r.took_s), (Some(6.0), Some(2.0)));
+    assert_eq!(r.goodput_per_s, [0, 0, 20, 46, 50, 48, 50]);
+    expect!["goodput came back to 45.0/s (90% of the 50.0/s before the trigger) 2.0s after the trigger ended"]
+        .assert_eq(&r.what);
+    // A relapse counts: recovery is from the last dip on.
+    let r = recovery(
+        &goodput_run(&[50, 50, 50, 0, 50, 50, 10, 50, 50, 50]),
+        &check,
+        secs(10),
+    );
+    assert_eq!(r.recovered_at_s, Some(7.0));
+    // Too late for `by`.
+    let by = RecoveryCheck {
+        by_s: Some(1.0),
+        ..check
+    };
+    let r = recovery(
+        &goodput_run(&[50, 50, 50, 0, 0, 20, 46, 50, 48, 50]),
+        &by,
+        secs(10),
+    );
+    assert!(!r.ok);
+    expect!["goodput came back to 45.0/s (90% of the 50.0/s before the trigger) 2.0s after the trigger ended, later than the 1.0s allowed"]
+        .assert_eq(&r.what);
+    // Never back: a metastable failure.
+    let r = recovery(
+        &goodput_run(&[50, 50, 50, 0, 5, 3, 8, 2, 4, 6]),
+        &check,
+        secs(10),
+    );
+    assert!(!r.ok);
+    assert_eq!(r.recovered_at_s, None);
+    expect!["goodput never came back to 45.0/s (90% of the 50.0/s before the trigger) in the 6s after the trigger ended: 6/s in the last second"]
+        .assert_eq(&r.what);
+    // A run that stopped before the trigger ended cannot show recovery.
+    let r = recovery(&goodput_run(&[50, 50, 50, 0]), &check, secs(4));
+    assert!(!r.ok);
+    expect!["recovery not judged: the load ended at 4.0s, before a whole second after the trigger (which ends at 4s)"]
+        .assert_eq(&r.what);
+}

@@ -82,6 +82,8 @@ pub struct RunInfo {
     pub first_errors: BTreeMap<String, String>,
     /// Why the load stopped before its planned end, when not by the user.
     pub stop_reason: Option<String>,
+    /// The scenario's recovery check, if it has one.
+    pub recovery: Option<analysis::RecoveryCheck>,
 }
 
 impl LoadInfo {
@@ -306,6 +308,9 @@ pub struct Results {
     /// Attempts, retries and goodput, when the scenario retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<RetrySummary>,
+    /// The recovery check's verdict, when the scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<analysis::Recovery>,
     /// The exact, mergeable state everything above is derived from.
     pub raw: Stats,
 }
@@ -409,7 +414,39 @@ impl Results {
             level: info.load.level_per_second(stats.timeline.len()),
             peak: info.load.peak(),
         };
-        let findings = analysis::findings(&stats, &shape);
+        let mut findings = analysis::findings(&stats, &shape);
+        let recovery = info
+            .recovery
+            .map(|check| analysis::recovery(&stats, &check, info.duration));
+        if let Some(r) = &recovery {
+            let amplification = stats
+                .retries
+                .as_ref()
+                .map(|rt| {
+                    format!(
+                        "; retries made {:.2} attempts per request",
+                        rt.amplification()
+                    )
+                })
+                .unwrap_or_default();
+            findings.push(analysis::Finding {
+                kind: if r.ok { "recovered" } else { "no_recovery" }.into(),
+                severity: if r.ok {
+                    analysis::Severity::Info
+                } else {
+                    analysis::Severity::Critical
+                },
+                what: r.what.clone(),
+                location: None,
+                at_s: Some(r.check.to_s),
+                evidence: format!(
+                    "goodput per second from the trigger on: {:?}{amplification}",
+                    r.goodput_per_s
+                ),
+            });
+            // Most severe first, as `analysis::findings` orders them.
+            findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        }
         Results {
             schema: SCHEMA.to_string(),
             throng_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -460,6 +497,7 @@ impl Results {
                 reasons,
             },
             retries,
+            recovery,
             raw: stats,
         }
     }
@@ -467,6 +505,12 @@ impl Results {
     /// Whether every threshold held.
     pub fn thresholds_held(&self) -> bool {
         self.thresholds.iter().all(|t| t.ok)
+    }
+
+    /// Whether the run passed: every threshold held and, with a recovery
+    /// check, goodput recovered.
+    pub fn passed(&self) -> bool {
+        self.thresholds_held() && self.recovery.as_ref().is_none_or(|r| r.ok)
     }
 
     /// The file's text: pretty JSON.

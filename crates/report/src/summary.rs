@@ -188,11 +188,21 @@ pub fn summary(r: &Results) -> String {
         }
     }
 
-    // The generator's finding is the warning below, with its advice.
+    if let Some(rec) = &r.recovery {
+        let _ = writeln!(out);
+        let verdict = if rec.ok { "pass" } else { "FAIL" };
+        let _ = writeln!(out, "  recovery");
+        let _ = writeln!(out, "    {verdict}  {}", rec.what);
+    }
+
+    // The generator's finding is the warning below, with its advice; the
+    // recovery's is the section above.
     let shown: Vec<_> = r
         .findings
         .iter()
-        .filter(|f| f.kind != "generator_saturation")
+        .filter(|f| {
+            !["generator_saturation", "recovered", "no_recovery"].contains(&f.kind.as_str())
+        })
         .collect();
     if !shown.is_empty() {
         let _ = writeln!(out);

@@ -66,6 +66,7 @@ fn sample_results() -> Results {
             "reset".to_string(),
             "connection reset by peer".to_string(),
         )]),
+        recovery: None,
     };
     Results::new(info, stats, &thresholds)
 }
@@ -179,6 +180,7 @@ fn retry_numbers_pin_their_meaning() {
             status: Status::Completed,
             stop_reason: None,
             first_errors: BTreeMap::new(),
+            recovery: None,
         },
         stats,
         &[],
@@ -192,7 +194,10 @@ fn retry_numbers_pin_their_meaning() {
     assert_eq!(rt.budget_refused, 4);
     // Goodput: successes within the deadline, as a share and per second
     // of load.
-    assert_eq!((rt.goodput, rt.goodput_ratio, rt.goodput_rate), (900, 0.9, 90.0));
+    assert_eq!(
+        (rt.goodput, rt.goodput_ratio, rt.goodput_rate),
+        (900, 0.9, 90.0)
+    );
     // Per second of due time.
     assert_eq!(
         (results.timeline[0].attempts, results.timeline[0].goodput),
@@ -206,7 +211,8 @@ fn retry_numbers_pin_their_meaning() {
         .collect();
     expect![[r#"
         retries   1200 attempts for 1000 requests (x1.20): 200 after 5xx; the budget refused 4
-        goodput   900 within their deadline (90.0%), 90.00/s"#]].assert_eq(&lines.join("\n"));
+        goodput   900 within their deadline (90.0%), 90.00/s"#]]
+    .assert_eq(&lines.join("\n"));
     let back = Results::from_json(&results.to_json()).unwrap();
     assert_eq!(back, results);
     // Runs without retries keep the file as it was.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use analysis::RecoveryCheck;
 use http::Method;
 use plan::{
     parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Extract, ExtractFrom, Flow,
@@ -15,8 +16,8 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
     RawArrivals, RawBackoff, RawCheck, RawData, RawExtract, RawJitter, RawLoad, RawModel,
-    RawOnFail, RawPick, RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage, RawStages,
-    RawStatus, RawStatusItem, RawStep, RawThink,
+    RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage,
+    RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -56,6 +57,8 @@ pub struct Compiled {
     pub thresholds: Vec<(String, Pos)>,
     /// Variable names, by slot.
     pub var_names: Vec<String>,
+    /// The file's recovery check.
+    pub recovery: Option<analysis::RecoveryCheck>,
 }
 
 impl Compiled {
@@ -126,6 +129,18 @@ impl Compiled {
                     let _ = writeln!(out, "      extract {name} from {from}");
                 }
             }
+        }
+        if let Some(r) = &self.recovery {
+            let by = r.by_s.map_or(" by the end of the run".to_string(), |b| {
+                format!(" within {b}s of its end")
+            });
+            let _ = writeln!(
+                out,
+                "  recovery: goodput back within {}% of its level after the trigger {}s-{}s{by}",
+                r.within * 100.0,
+                r.from_s,
+                r.to_s
+            );
         }
         out
     }
@@ -329,16 +344,61 @@ impl Compiler<'_> {
                 var_names[slot] = name.to_string();
             }
         }
+        let recovery = raw
+            .recovery
+            .as_ref()
+            .map(|r| self.recovery(r))
+            .transpose()?;
         Ok(Compiled {
             scenario,
             load,
             timeout,
             var_names,
+            recovery,
             thresholds: raw
                 .thresholds
                 .iter()
                 .map(|t| (t.value.clone(), Pos::of(t)))
                 .collect(),
+        })
+    }
+
+    /// A recovery check: a trigger window with at least a second before
+    /// it, and a tolerance.
+    fn recovery(&self, raw: &Spanned<RawRecovery>) -> Result<RecoveryCheck, Diagnostic> {
+        let pos = Pos::of(raw);
+        let r = &raw.value;
+        let dur = |t: &str| parse_duration(t).map_err(|e| self.err(pos, e.to_string(), None));
+        let (from, to) = (dur(&r.trigger.from)?, dur(&r.trigger.to)?);
+        if from < Duration::from_secs(1) || to <= from {
+            return Err(self.err(
+                pos,
+                "the trigger window needs from >= 1s (a level before it to recover to) and to > from",
+                Some("e.g. trigger: { from: 10s, to: 15s }".into()),
+            ));
+        }
+        let within = match &r.within {
+            None => 0.10,
+            Some(text) => fraction(text).filter(|f| *f < 1.0).ok_or_else(|| {
+                self.err(
+                    pos,
+                    format!("within {text:?} is not a percentage below 100%"),
+                    Some(
+                        "write e.g. within: 10% (goodput back to at least 90% of its level)".into(),
+                    ),
+                )
+            })?,
+        };
+        Ok(RecoveryCheck {
+            from_s: from.as_secs_f64(),
+            to_s: to.as_secs_f64(),
+            within,
+            by_s: r
+                .by
+                .as_deref()
+                .map(dur)
+                .transpose()?
+                .map(|d| d.as_secs_f64()),
         })
     }
 
@@ -362,19 +422,14 @@ impl Compiler<'_> {
         let budget = match &r.budget {
             None => None,
             Some(text) => {
-                let pct = text
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|n| n.trim().parse::<f64>().ok())
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| {
-                        self.err(
-                            pos,
-                            format!("retry budget {text:?} is not a percentage"),
-                            Some("write e.g. budget: 10% (retries at most 10% of requests)".into()),
-                        )
-                    })?;
-                Some(pct / 100.0)
+                let fraction = fraction(text).ok_or_else(|| {
+                    self.err(
+                        pos,
+                        format!("retry budget {text:?} is not a percentage"),
+                        Some("write e.g. budget: 10% (retries at most 10% of requests)".into()),
+                    )
+                })?;
+                Some(fraction)
             }
         };
         let base = dur(&r.base, d.base)?;
@@ -1107,6 +1162,15 @@ impl Compiler<'_> {
             max_in_flight: raw.max_in_flight,
         })
     }
+}
+
+/// `10%` as 0.1: a finite percentage of 0 or more.
+fn fraction(text: &str) -> Option<f64> {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .map(|p| p / 100.0)
 }
 
 /// A retry policy in a line, for `throng validate`.

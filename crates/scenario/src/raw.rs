@@ -38,6 +38,32 @@ pub struct RawScenario {
     /// The user journeys; each session walks one, picked by weight.
     #[schemars(length(min = 1))]
     pub flows: Vec<RawFlow>,
+    /// A recovery check: after the trigger window (a spike, a fault), goodput
+    /// must come back to within `within` of its level before it.
+    #[schemars(with = "Option<RawRecovery>")]
+    pub recovery: Option<Spanned<RawRecovery>>,
+}
+
+/// `{ trigger: { from: 10s, to: 15s }, within: 10%, by: 30s }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    /// The trigger window, from the run start.
+    pub trigger: RawWindow,
+    /// How far below its level before the trigger goodput may stay (default 10%).
+    pub within: Option<String>,
+    /// How soon after the trigger ends goodput must be back (default: by the end of the run).
+    pub by: Option<String>,
+}
+
+/// A window of the run, from its start.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// Where the window starts, e.g. `10s`.
+    pub from: String,
+    /// Where it ends, e.g. `15s`.
+    pub to: String,
 }
 
 /// Settings every step inherits.

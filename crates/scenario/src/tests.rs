@@ -307,18 +307,57 @@ flows:
           |
         5 |         retry: { budget: 0.1 }
           |                ^
-          = hint: write e.g. budget: 10% (retries at most 10% of requests)"#]].assert_eq(&e("{ budget: 0.1 }"));
+          = hint: write e.g. budget: 10% (retries at most 10% of requests)"#]]
+    .assert_eq(&e("{ budget: 0.1 }"));
     expect![[r#"
         s.yaml:5:16: attempts counts the first one too, so it is at least 1
           |
         5 |         retry: { attempts: 0 }
           |                ^
-          = hint: attempts: 1 never retries; attempts: 3 retries twice"#]].assert_eq(&e("{ attempts: 0 }"));
+          = hint: attempts: 1 never retries; attempts: 3 retries twice"#]]
+    .assert_eq(&e("{ attempts: 0 }"));
     expect![[r#"
         s.yaml:5:23: unknown variant `4xx`, expected one of 5xx, timeout, connect, reset at line 5, column 23
           |
         5 |         retry: { on: [4xx] }
           |                       ^"#]].assert_eq(&e("{ on: [4xx] }"));
+}
+
+#[test]
+fn recovery_checks_need_a_level_before_the_trigger() {
+    let c = |recovery: &str| {
+        compile(
+            "s.yaml",
+            &format!("target: http://127.0.0.1:1\nrecovery: {recovery}\nflows:\n  - steps:\n      - get: /\n"),
+            &options(),
+        )
+    };
+    let r = c("{ trigger: { from: 3s, to: 4s }, by: 5s }")
+        .unwrap()
+        .recovery
+        .unwrap();
+    assert_eq!(
+        (r.from_s, r.to_s, r.within, r.by_s),
+        (3.0, 4.0, 0.10, Some(5.0))
+    );
+    expect![[r#"
+        s.yaml:2:11: the trigger window needs from >= 1s (a level before it to recover to) and to > from
+          |
+        2 | recovery: { trigger: { from: 0s, to: 4s } }
+          |           ^
+          = hint: e.g. trigger: { from: 10s, to: 15s }"#]]
+    .assert_eq(&c("{ trigger: { from: 0s, to: 4s } }").unwrap_err().to_string());
+    expect![[r#"
+        s.yaml:2:11: within "100%" is not a percentage below 100%
+          |
+        2 | recovery: { trigger: { from: 3s, to: 4s }, within: 100% }
+          |           ^
+          = hint: write e.g. within: 10% (goodput back to at least 90% of its level)"#]]
+    .assert_eq(
+        &c("{ trigger: { from: 3s, to: 4s }, within: 100% }")
+            .unwrap_err()
+            .to_string(),
+    );
 }
 
 #[test]

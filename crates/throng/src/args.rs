@@ -320,12 +320,16 @@ Examples:
   throng run --url http://127.0.0.1:8080/api --rate 200 --duration 1m \\
       --threshold 'p99<300ms' --threshold 'errors<1%' --out results.json
 
+  # A retry storm and its control: the same scenario with its clients' retries off
+  throng run examples/incidents/i04-retry-storm.yaml --target http://127.0.0.1:8080
+  throng run examples/incidents/i04-retry-storm.yaml --target http://127.0.0.1:8080 --no-retries
+
   # A/B: one interleaved run against two releases, compared per endpoint
   throng run checkout.yaml --ab base=http://127.0.0.1:8080 --ab cand=http://127.0.0.1:8081 \\
       --rate 100 --duration 1m --out ab.json    # writes ab.base.json, ab.cand.json, ab.compare.json
 
 Exit codes: 0 all thresholds held (and, with --ab, no regression), 1 a threshold failed
-(or, with --ab, an endpoint regressed), 2 bad usage or configuration (nothing started),
+(or, with --ab, an endpoint regressed; or the scenario's recovery check failed), 2 bad usage or configuration (nothing started),
 3 interrupted (Ctrl-C, SIGTERM) or aborted.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -420,6 +424,9 @@ pub struct RunArgs {
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long, help_heading = "Request")]
     pub http2: bool,
+    /// Ignore the scenario's retry policies: a control run for a retry storm.
+    #[arg(long, help_heading = "Request")]
+    pub no_retries: bool,
     /// Accept any TLS certificate (verification is on by default).
     #[arg(long, help_heading = "Request")]
     pub insecure: bool,

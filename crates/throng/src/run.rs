@@ -29,6 +29,8 @@ pub struct Prepared {
     pub load: LoadInfo,
     /// What an A/B run's comparison calls no change (a fraction).
     pub tolerance: f64,
+    /// The file's recovery check.
+    pub recovery: Option<analysis::RecoveryCheck>,
 }
 
 /// `throng run`'s options with their defaults, for commands that drive
@@ -101,21 +103,28 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
             )))
         }
     };
-    let (mut scenario, file_load, file_timeout, file_thresholds) = match &source {
+    let (mut scenario, file_load, file_timeout, file_thresholds, recovery) = match &source {
         Source::Url(spec) => (
             Scenario::single(spec),
             LoadSpec::default(),
             None,
             Vec::new(),
+            None,
         ),
         Source::File(f) => (
             f.compiled.scenario.clone(),
             f.compiled.load.clone(),
             f.compiled.timeout,
             f.compiled.thresholds.clone(),
+            f.compiled.recovery,
         ),
     };
     scenario.tls = tls;
+    if args.no_retries {
+        for step in scenario.flows.iter_mut().flat_map(|f| &mut f.steps) {
+            step.retry = None;
+        }
+    }
     if args.http2 {
         scenario.version = HttpVersion::Http2;
     }
@@ -181,6 +190,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         thresholds,
         load,
         tolerance,
+        recovery,
     })
 }
 
@@ -554,6 +564,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         thresholds,
         load,
         tolerance,
+        recovery,
     } = prepared;
     let mut run = engine::start(&plan, PROGRESS_EVERY).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
@@ -683,6 +694,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         duration,
         status,
         first_errors,
+        recovery,
     };
     let code = |held: bool| match status {
         Status::Interrupted => exit::ABORTED,
@@ -711,7 +723,7 @@ async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
     }
-    Ok(code(results.thresholds_held()))
+    Ok(code(results.passed()))
 }
 
 /// An A/B run's ending: each arm's summary and results, then their
@@ -766,7 +778,7 @@ fn report_ab(
         }
         write_out(&beside(out, "compare"), &compared.to_json())?;
     }
-    let held = results.iter().all(|(_, r)| r.thresholds_held());
+    let held = results.iter().all(|(_, r)| r.passed());
     Ok(held && !compared.regressed())
 }
 
