@@ -28,9 +28,11 @@ use tokio::sync::mpsc;
 pub use h1::{BadChunk, Chunked, H1Connector};
 pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
-pub use request::{render_h1, render_h2, Outgoing, Prepared, USER_AGENT};
+pub use request::{
+    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, USER_AGENT,
+};
 pub use transport::{Capture, Connection, Connector, Failure, Response};
-pub use worker::{run_worker, Arm, Control, Event, Progress, WorkerConfig, WorkerOutput};
+pub use worker::{run_worker, Arm, Control, Event, Feed, Progress, WorkerConfig, WorkerOutput};
 
 /// The run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +113,19 @@ fn dialer(
 
 /// Starts a run of `plan`, reporting progress every `progress_every`.
 pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> {
+    start_with(plan, progress_every, Vec::new())
+}
+
+/// Starts a run of `plan` whose requests come from replay `feeds`, one per
+/// worker (`plan.worker_count()` of them); the plan's open model gives the
+/// in-flight cap and, for reports, the feed's rate over time. With no
+/// feeds, the same as [`start`].
+pub fn start_with(
+    plan: &Plan,
+    progress_every: Duration,
+    feeds: Vec<Feed>,
+) -> Result<Run, EngineError> {
+    let mut feeds = feeds.into_iter();
     let scenario = &plan.scenario;
     let http2 = scenario.version == HttpVersion::Http2;
     // One arm per target: the scenario's, or an A/B run's two.
@@ -150,6 +165,7 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
         };
         let (scenario, arms, control, tx) =
             (scenario.clone(), arms.clone(), control.clone(), tx.clone());
+        let feed = feeds.next();
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
@@ -169,7 +185,10 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                             prepared,
                         })
                         .collect();
-                    local.block_on(&rt, run_worker(cfg, scenario, arms, control, tx.clone()))
+                    local.block_on(
+                        &rt,
+                        run_worker(cfg, scenario, arms, control, tx.clone(), feed),
+                    )
                 } else {
                     let arms = arms
                         .into_iter()
@@ -179,7 +198,10 @@ pub fn start(plan: &Plan, progress_every: Duration) -> Result<Run, EngineError> 
                             prepared,
                         })
                         .collect();
-                    local.block_on(&rt, run_worker(cfg, scenario, arms, control, tx.clone()))
+                    local.block_on(
+                        &rt,
+                        run_worker(cfg, scenario, arms, control, tx.clone(), feed),
+                    )
                 };
                 let _ = tx.send(Event::Done(Box::new(out)));
             })

@@ -2,7 +2,7 @@
 //! rendered into a reused buffer where it depends on the user.
 
 use bytes::Bytes;
-use plan::{RenderCtx, Scenario, Step, Target};
+use plan::{RenderCtx, ReplayRequest, Scenario, Step, Target};
 
 /// The User-Agent sent unless a step sets its own.
 pub const USER_AGENT: &str = concat!("throng/", env!("CARGO_PKG_VERSION"));
@@ -193,5 +193,50 @@ pub fn render_h2(
     Ok(Outgoing::H2 {
         parts: Box::new(parts),
         body: Bytes::from(body),
+    })
+}
+
+/// Renders a replayed request's HTTP/1.1 bytes into `out` (cleared
+/// first): its method and path under the target's base path, the target's
+/// `Host`, and the user agent the log recorded (throng's when it has none).
+pub fn render_replay_h1(target: &Target, req: &ReplayRequest, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.base_path.as_bytes());
+    out.extend_from_slice(req.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    header_line(out, "Host", target.authority.as_bytes());
+    let agent = req.user_agent.as_deref().unwrap_or(USER_AGENT);
+    header_line(out, "User-Agent", agent.as_bytes());
+    if matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+        header_line(out, "Content-Length", b"0");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Builds a replayed request for HTTP/2.
+pub fn render_replay_h2(
+    target: &Target,
+    req: &ReplayRequest,
+) -> Result<Outgoing<'static>, http::Error> {
+    let scheme = match target.scheme {
+        plan::Scheme::Http => "http",
+        plan::Scheme::Https => "https",
+    };
+    let uri = format!(
+        "{scheme}://{}{}{}",
+        target.authority, target.base_path, req.path
+    );
+    let agent = req.user_agent.as_deref().unwrap_or(USER_AGENT);
+    let (parts, ()) = http::Request::builder()
+        .method(req.method.clone())
+        .uri(uri)
+        .header("user-agent", agent)
+        .body(())?
+        .into_parts();
+    Ok(Outgoing::H2 {
+        parts: Box::new(parts),
+        body: Bytes::new(),
     })
 }

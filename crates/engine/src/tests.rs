@@ -234,6 +234,7 @@ mod sim {
                 vec![arm],
                 Control::default(),
                 tx,
+                None,
             ))
             .await;
         (out, connects.get())
@@ -279,6 +280,7 @@ mod sim {
                 vec![arm(ms(2)), arm(ms(10))],
                 Control::default(),
                 tx,
+                None,
             ))
             .await
     }

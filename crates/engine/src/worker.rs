@@ -23,7 +23,9 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::cookies::Jar;
-use crate::request::{render_h1, render_h2, Outgoing, Prepared};
+use crate::request::{
+    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared,
+};
 use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
 /// The load band of each second of the planned load (middle of the
@@ -592,6 +594,52 @@ impl<C: Connector> Shared<C> {
         true
     }
 
+    /// Sends one replayed request, due at its time, and records it.
+    async fn replay_one(&self, session: &mut Session<C::Conn>, req: &plan::ReplayRequest) {
+        let (Some(arm), Some(recorder)) = (self.arms.first(), self.recorders.first()) else {
+            return;
+        };
+        let due = Some(self.start + req.due);
+        let Session {
+            conns, h1, capture, ..
+        } = session;
+        let h2_req;
+        let out = if C::HTTP2 {
+            match render_replay_h2(&arm.target, req) {
+                Ok(r) => {
+                    h2_req = r;
+                    &h2_req
+                }
+                Err(_) => {
+                    self.record_failure(recorder, req.endpoint, due, ErrorKind::Protocol);
+                    return;
+                }
+            }
+        } else {
+            render_replay_h1(&arm.target, req, h1);
+            h2_req = Outgoing::H1 {
+                bytes: h1,
+                head: req.method == http::Method::HEAD,
+            };
+            &h2_req
+        };
+        capture.cookies = false;
+        capture.headers = false;
+        capture.body = false;
+        let sample = self
+            .send_one(
+                arm,
+                &mut conns[0],
+                due,
+                req.endpoint,
+                out,
+                self.timeout,
+                capture,
+            )
+            .await;
+        recorder.borrow_mut().record(&sample);
+    }
+
     /// The arm of a new open-model arrival: one at random.
     fn pick_arm(&self) -> usize {
         match self.arms.len() {
@@ -695,6 +743,7 @@ pub async fn run_worker<C: Connector + 'static>(
     arms: Vec<Arm<C>>,
     control: Control,
     events: mpsc::UnboundedSender<Event>,
+    feed: Option<Feed>,
 ) -> WorkerOutput {
     if arms.is_empty() {
         return WorkerOutput {
@@ -798,16 +847,20 @@ pub async fn run_worker<C: Connector + 'static>(
                 cfg.seed,
             );
             let share = max_in_flight.div_ceil(cfg.workers).max(1);
-            let max_arrivals = budget.filter(|_| single_step);
-            open_loop(
-                &sh,
-                schedule,
-                share,
-                rate.duration(),
-                max_arrivals,
-                cfg.spin,
-            )
-            .await
+            if let Some(feed) = feed {
+                replay_loop(&sh, feed, share, cfg.spin).await
+            } else {
+                let max_arrivals = budget.filter(|_| single_step);
+                open_loop(
+                    &sh,
+                    schedule,
+                    share,
+                    rate.duration(),
+                    max_arrivals,
+                    cfg.spin,
+                )
+                .await
+            }
         }
         Model::Closed {
             vus: profile,
@@ -868,11 +921,19 @@ pub async fn run_worker<C: Connector + 'static>(
     }
 }
 
+/// What an open-model sender is handed.
+enum Job {
+    /// A new session, due at this time, with its number and arm.
+    Session(Instant, u64, usize),
+    /// One request of a replayed log.
+    Replay(plan::ReplayRequest),
+}
+
 /// A sender waiting for its next arrival.
 #[derive(Default)]
 struct Slot {
-    /// The due time, session number and arm of the next arrival.
-    job: Cell<Option<(Instant, u64, usize)>>,
+    /// The next job.
+    job: Cell<Option<Job>>,
     wake: Notify,
 }
 
@@ -880,6 +941,60 @@ struct Slot {
 struct Pool {
     idle: RefCell<Vec<Rc<Slot>>>,
     closing: Cell<bool>,
+    /// Senders started so far.
+    senders: Cell<usize>,
+}
+
+impl Pool {
+    /// An idle sender, or a new one while fewer than `max` exist; `None`
+    /// when the in-flight cap is reached.
+    fn sender<C: Connector + 'static>(
+        self: &Rc<Pool>,
+        sh: &Rc<Shared<C>>,
+        max: usize,
+    ) -> Option<Rc<Slot>> {
+        if let Some(slot) = self.idle.borrow_mut().pop() {
+            return Some(slot);
+        }
+        if self.senders.get() >= max {
+            return None;
+        }
+        self.senders.set(self.senders.get() + 1);
+        let slot = Rc::new(Slot::default());
+        let guard = AliveGuard::new(sh);
+        tokio::task::spawn_local(open_sender(guard, self.clone(), slot.clone()));
+        Some(slot)
+    }
+
+    /// Tells every sender to stop once its job is done.
+    fn close(&self) {
+        self.closing.set(true);
+        for slot in self.idle.borrow_mut().drain(..) {
+            slot.job.set(None);
+            slot.wake.notify_one();
+        }
+    }
+}
+
+/// Waits until `due` (the timer wakes `spin` early, then yields to the
+/// exact time). False when the load phase ended first.
+async fn until_due<C: Connector>(sh: &Shared<C>, due: Instant, spin: Duration) -> bool {
+    if Instant::now() < due {
+        let wake = due.checked_sub(spin).unwrap_or(due);
+        if Instant::now() < wake {
+            tokio::select! {
+                biased;
+                _ = sh.end.cancelled() => return false,
+                _ = sleep_until(wake) => {}
+            }
+        }
+        while Instant::now() < due {
+            tokio::task::yield_now().await;
+        }
+        true
+    } else {
+        !sh.end.is_cancelled()
+    }
 }
 
 /// Open model: dispatches each arrival when due to an idle sender, starting
@@ -895,66 +1010,38 @@ async fn open_loop<C: Connector + 'static>(
     spin: Duration,
 ) -> Duration {
     let pool = Rc::new(Pool::default());
-    let mut senders = 0usize;
     let mut last_due = Duration::ZERO;
     let mut exhausted = true;
     let mut arrivals = 0u64;
     for offset in schedule {
-        let due = sh.start + offset;
-        if Instant::now() < due {
-            let wake = due.checked_sub(spin).unwrap_or(due);
-            if Instant::now() < wake {
-                tokio::select! {
-                    biased;
-                    _ = sh.end.cancelled() => { exhausted = false; break; }
-                    _ = sleep_until(wake) => {}
-                }
-            }
-            while Instant::now() < due {
-                tokio::task::yield_now().await;
-            }
-        } else if sh.end.is_cancelled() {
+        if !until_due(sh, sh.start + offset, spin).await {
             exhausted = false;
             break;
         }
         last_due = offset;
         arrivals += 1;
-        let idle = pool.idle.borrow_mut().pop();
-        let slot = match idle {
-            Some(slot) => slot,
-            None if senders < max_in_flight => {
-                senders += 1;
-                let slot = Rc::new(Slot::default());
-                let guard = AliveGuard::new(sh);
-                tokio::task::spawn_local(open_sender(guard, pool.clone(), slot.clone()));
-                slot
-            }
-            None => {
-                // The session never started: its first step's endpoint is
-                // the one that went without. Draw the flow as the session
-                // would have, so drops land on the right endpoint.
-                let flow = sh.scenario.pick_flow(sh.drop_rng.borrow_mut().f64());
-                let endpoint = sh.scenario.flows[flow]
-                    .steps
-                    .first()
-                    .map_or(0, |s| s.endpoint);
-                let arm = sh.pick_arm();
-                sh.recorders[arm]
-                    .borrow_mut()
-                    .record_dropped(endpoint, offset);
-                continue;
-            }
+        let Some(slot) = pool.sender(sh, max_in_flight) else {
+            // The session never started: its first step's endpoint is
+            // the one that went without. Draw the flow as the session
+            // would have, so drops land on the right endpoint.
+            let flow = sh.scenario.pick_flow(sh.drop_rng.borrow_mut().f64());
+            let endpoint = sh.scenario.flows[flow]
+                .steps
+                .first()
+                .map_or(0, |s| s.endpoint);
+            let arm = sh.pick_arm();
+            sh.recorders[arm]
+                .borrow_mut()
+                .record_dropped(endpoint, offset);
+            continue;
         };
         // Session numbers are unique across workers: worker + n * workers.
         let vu = sh.worker as u64 + (arrivals - 1) * sh.workers as u64;
-        slot.job.set(Some((due, vu, sh.pick_arm())));
+        slot.job
+            .set(Some(Job::Session(sh.start + offset, vu, sh.pick_arm())));
         slot.wake.notify_one();
     }
-    pool.closing.set(true);
-    for slot in pool.idle.borrow_mut().drain(..) {
-        slot.job.set(None);
-        slot.wake.notify_one();
-    }
+    pool.close();
     match (exhausted, duration) {
         // The schedule ran to its planned end.
         (true, Some(d)) if max_arrivals != Some(arrivals) => d,
@@ -969,16 +1056,72 @@ async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: R
     let mut session = sh.session(0);
     loop {
         slot.wake.notified().await;
-        let Some((due, vu, arm)) = slot.job.take() else {
-            break;
-        };
-        // Each arrival is a new visitor; the sender keeps its connections.
-        session.reset(vu, arm);
-        sh.run_flow(&mut session, Some(due), false).await;
+        match slot.job.take() {
+            None => break,
+            Some(Job::Session(due, vu, arm)) => {
+                // Each arrival is a new visitor; the sender keeps its connections.
+                session.reset(vu, arm);
+                sh.run_flow(&mut session, Some(due), false).await;
+            }
+            Some(Job::Replay(req)) => sh.replay_one(&mut session, &req).await,
+        }
         if pool.closing.get() {
             break;
         }
         pool.idle.borrow_mut().push(slot.clone());
+    }
+}
+
+/// A replayed log's requests for one worker, in due order, in batches.
+pub type Feed = mpsc::Receiver<Vec<plan::ReplayRequest>>;
+
+/// Replay: sends each request of the feed when due, to an idle sender,
+/// starting one while under the in-flight cap and counting the request as
+/// dropped otherwise, as the open model does with arrivals. Returns when
+/// the load phase ended: the feed ran dry, or a stop.
+async fn replay_loop<C: Connector + 'static>(
+    sh: &Rc<Shared<C>>,
+    mut feed: Feed,
+    max_in_flight: usize,
+    spin: Duration,
+) -> Duration {
+    let pool = Rc::new(Pool::default());
+    let mut last_due = Duration::ZERO;
+    let mut stopped = false;
+    'feed: loop {
+        let batch = tokio::select! {
+            biased;
+            _ = sh.end.cancelled() => { stopped = true; break; }
+            b = feed.recv() => match b {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        for req in batch {
+            if !until_due(sh, sh.start + req.due, spin).await {
+                stopped = true;
+                break 'feed;
+            }
+            last_due = req.due;
+            if !sh.take_budget() {
+                sh.end.cancel();
+                break 'feed;
+            }
+            let Some(slot) = pool.sender(sh, max_in_flight) else {
+                sh.recorders[0]
+                    .borrow_mut()
+                    .record_dropped(req.endpoint, req.due);
+                continue;
+            };
+            slot.job.set(Some(Job::Replay(req)));
+            slot.wake.notify_one();
+        }
+    }
+    pool.close();
+    if stopped {
+        Instant::now().saturating_duration_since(sh.start)
+    } else {
+        last_due
     }
 }
 

@@ -37,6 +37,10 @@ pub enum Command {
     /// Compare two results files: did the candidate get slower, or fail more?
     #[command(after_help = COMPARE_EXAMPLES)]
     Compare(CompareArgs),
+    /// Replay an access log against a target: the same requests at the same
+    /// times, faster or multiplied if asked.
+    #[command(after_help = REPLAY_EXAMPLES)]
+    Replay(Box<ReplayArgs>),
     /// Find the highest load that holds every SLO: steps up, then bisects.
     #[command(after_help = CAPACITY_EXAMPLES)]
     Capacity(Box<CapacityArgs>),
@@ -49,6 +53,26 @@ pub enum Command {
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
 }
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  # Yesterday's traffic as it came (nginx/Apache combined format; .gz is read as is)
+  throng replay /var/log/nginx/access.log.1.gz --target http://127.0.0.1:8080
+
+  # An hour in 15 minutes, with three times the visitors
+  throng replay access.log --target http://127.0.0.1:8080 --speed 4 --scale 3
+
+  # JSON lines with their own field names; only the API, no health checks
+  throng replay app.jsonl --format json --fields 'time=ts,path=uri,ip=client,user_agent=ua' \\
+      --target http://127.0.0.1:8080 --include '^/api/' --exclude '^/api/health'
+
+Only GET and HEAD are replayed unless --allow-writes is given. Each request is due at its
+logged time (from the first request, divided by --speed) and its latency counts from then.
+Requests logged within the same whole second are spread evenly across it. --scale N adds
+N-1 copies of every session (a client's requests with no --session-timeout gap), each
+shifted as a whole by up to --spread, so the gaps inside sessions are kept.
+
+Exit codes: as for throng run; 2 also when the log has nothing to replay.";
 
 const COMPARE_EXAMPLES: &str = "\
 Examples:
@@ -205,6 +229,83 @@ pub enum ReleaseArg {
     V1,
     /// The costly rewrite.
     V2,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The access log, plain or gzip-compressed.
+    #[arg(value_name = "ACCESS.log")]
+    pub log: PathBuf,
+    /// Base URL to send the log's requests to; their paths are appended.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// The log's format.
+    #[arg(long, value_enum, default_value = "combined")]
+    pub format: LogFormatArg,
+    /// JSON lines: field names, e.g. 'time=ts,path=uri,ip=client,user_agent=ua,session=sid'
+    /// [default: time, method, path, ip, user_agent].
+    #[arg(long, value_name = "KEY=FIELD,...")]
+    pub fields: Option<String>,
+    /// Replay this many times faster than the log (2 halves every gap).
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Send N copies of every session (more visitors, the same habits).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub scale: u32,
+    /// Each copy of a session starts up to this much after the original
+    /// [default: a tenth of the log's length, at most 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub spread: Option<String>,
+    /// A client's requests further apart than this are two sessions.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub session_timeout: String,
+    /// Also replay POST, PUT, PATCH and DELETE (bodies are not in logs: sent empty).
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Replay only paths matching this regex (repeatable).
+    #[arg(long = "include", value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Leave out paths matching this regex (repeatable).
+    #[arg(long = "exclude", value_name = "REGEX")]
+    pub exclude: Vec<String>,
+    /// Send this Host header instead of the target's.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Most requests in flight; a request due beyond it is counted as dropped.
+    #[arg(long, value_name = "N", default_value_t = plan::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Stop after this many requests.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+    /// Limit on one request, connect included.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
+    /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Worker threads [default: CPU cores].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%' (repeatable).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Write the results (JSON, schema throng.results/v1) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Access-log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// nginx's and Apache's combined format (with referer and user agent).
+    Combined,
+    /// The common format (no referer, no user agent).
+    Common,
+    /// One JSON object per line (see --fields).
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod capacity;
 mod compare;
 mod lab;
+mod replay;
 mod run;
 
 use std::process::ExitCode;
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         args::Command::Validate(v) => validate(&v),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Capacity(a) => capacity::capacity(&a),
+        args::Command::Replay(a) => replay::replay(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
         args::Command::Schema => {

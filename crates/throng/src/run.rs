@@ -31,6 +31,8 @@ pub struct Prepared {
     pub tolerance: f64,
     /// The file's recovery check.
     pub recovery: Option<analysis::RecoveryCheck>,
+    /// A replay's request feeds, one per worker (empty otherwise).
+    pub feeds: Vec<engine::Feed>,
 }
 
 /// `throng run`'s options with their defaults, for commands that drive
@@ -172,7 +174,23 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         }
         thresholds.push(t);
     }
-    for text in &args.thresholds {
+    thresholds.extend(cli_thresholds(&args.thresholds, endpoints)?);
+
+    let load = load_info(&plan, level);
+    Ok(Prepared {
+        plan,
+        thresholds,
+        load,
+        tolerance,
+        recovery,
+        feeds: Vec::new(),
+    })
+}
+
+/// The command line's thresholds, checked against the run's endpoints.
+pub fn cli_thresholds(given: &[String], endpoints: &[String]) -> Result<Vec<Threshold>, Failure> {
+    let mut thresholds = Vec::new();
+    for text in given {
         let t = Threshold::parse(text).map_err(Failure::usage)?;
         if let Some(ep) = t.endpoint.as_ref().filter(|ep| !endpoints.contains(ep)) {
             return Err(Failure::usage(anyhow!(
@@ -183,15 +201,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         }
         thresholds.push(t);
     }
-
-    let load = load_info(&plan, level);
-    Ok(Prepared {
-        plan,
-        thresholds,
-        load,
-        tolerance,
-        recovery,
-    })
+    Ok(thresholds)
 }
 
 /// The `--ab NAME=URL` arms: none, or exactly two with distinct names
@@ -330,7 +340,7 @@ fn url_spec(args: &RunArgs, url: &str) -> Result<RequestSpec, Failure> {
 }
 
 /// The planned load, for the results file.
-fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
+pub fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
     let stages = |p: &Profile| -> Vec<(f64, f64)> {
         if level.is_some() {
             Vec::new()
@@ -530,21 +540,25 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let prepared = prepare(&args)?;
-    if let Some(out) = &args.out {
-        // Fail now, not after a 30-minute run, if the results cannot be written.
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(Failure::usage(anyhow!(
-                "--out {}: the directory {} does not exist",
-                out.display(),
-                dir.display()
-            )));
-        }
-    }
+    check_out_dir(args.out.as_deref())?;
     runtime()?.block_on(drive(args, prepared))
+}
+
+/// Fails now, not after a 30-minute run, if the results cannot be written.
+pub fn check_out_dir(out: Option<&Path>) -> Result<(), Failure> {
+    let Some(out) = out else { return Ok(()) };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Failure::usage(anyhow!(
+            "--out {}: the directory {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The controller's runtime: one thread (workers have their own).
@@ -558,15 +572,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
+pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let Prepared {
         plan,
         thresholds,
         load,
         tolerance,
         recovery,
+        feeds,
     } = prepared;
-    let mut run = engine::start(&plan, PROGRESS_EVERY).map_err(Failure::usage)?;
+    let mut run = engine::start_with(&plan, PROGRESS_EVERY, feeds).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
     let show_every = if tty {
         Duration::from_secs(1)

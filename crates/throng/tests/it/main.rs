@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod lab;
+mod replay;
 mod scenarios;
 mod server;
 

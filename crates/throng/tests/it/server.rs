@@ -44,6 +44,8 @@ pub struct Seen {
     pub connections: AtomicU64,
     pub posts_with_body: AtomicU64,
     pub with_header: AtomicU64,
+    /// Every request as (when it arrived, "METHOD /path", Host, User-Agent).
+    pub log: std::sync::Mutex<Vec<(Instant, String, String, String)>>,
 }
 
 pub struct Server {
@@ -153,6 +155,20 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
             .unwrap()
             .entry(format!("{method} {target}"))
             .or_insert(0) += 1;
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        seen.log.lock().unwrap().push((
+            Instant::now(),
+            format!("{method} {target}"),
+            header("host"),
+            header("user-agent"),
+        ));
         if head.starts_with("POST ") && length > 0 {
             seen.posts_with_body.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,0 +1,254 @@
+//! Unit tests: log formats, filters, sessions, speed and scale.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use expect_test::expect;
+
+use crate::*;
+
+const COMBINED: &str = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#;
+
+#[test]
+fn text_and_json_lines_parse() {
+    let r = parse_line(&LogFormat::Combined, COMBINED).unwrap();
+    assert_eq!(r.ip, "127.0.0.1");
+    assert_eq!(r.method, http::Method::GET);
+    assert_eq!(r.path, "/apache_pb.gif?x=1");
+    assert_eq!(
+        r.user_agent.as_deref(),
+        Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+    );
+    // 2000-10-10T20:55:36Z.
+    assert_eq!(r.time_us, 971_211_336_000_000);
+    assert!(!r.precise);
+
+    let common =
+        r#"10.0.0.2 - - [10/Oct/2000:13:55:37 +0000] "HEAD http://example.com/a/b HTTP/1.1" 200 0"#;
+    let r = parse_line(&LogFormat::Common, common).unwrap();
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("HEAD", "/a/b"));
+    assert_eq!(r.user_agent, None);
+
+    let fields = JsonFields::parse("time=ts, path=uri, session=sid").unwrap();
+    let json = LogFormat::Json(fields);
+    let r = parse_line(
+        &json,
+        r#"{"ts":"2026-11-24T09:00:00.250Z","uri":"/x","method":"POST","ip":"1.2.3.4","sid":"abc"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.time_us % 1_000_000, 250_000);
+    assert!(r.precise);
+    assert_eq!(
+        (r.method.as_str(), r.session.as_deref()),
+        ("POST", Some("abc"))
+    );
+    // Epoch milliseconds, and seconds with a fraction.
+    let ms = parse_line(&json, r#"{"ts":1764000000123,"uri":"/"}"#).unwrap();
+    assert_eq!(ms.time_us, 1_764_000_000_123_000);
+    let s = parse_line(&json, r#"{"ts":1764000000.5,"uri":"/"}"#).unwrap();
+    assert_eq!(s.time_us, 1_764_000_000_500_000);
+}
+
+#[test]
+fn malformed_lines_say_what_is_wrong() {
+    let e = |f: &LogFormat, line: &str| parse_line(f, line).unwrap_err();
+    expect!["no [time] field"].assert_eq(&e(&LogFormat::Combined, "garbage"));
+    expect![[r#"the time "yesterday" is not like 10/Oct/2000:13:55:36 -0700"#]].assert_eq(&e(
+        &LogFormat::Combined,
+        r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 1 "-" "-""#,
+    ));
+    expect![[r#"no "referer" field (is it the common format?)"#]].assert_eq(&e(
+        &LogFormat::Combined,
+        r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1"#,
+    ));
+    expect![[r#"the request "-" is not METHOD PATH PROTOCOL"#]].assert_eq(&e(
+        &LogFormat::Common,
+        r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "-" 400 0"#,
+    ));
+    expect![[r#"no "time" field with the time"#]].assert_eq(&e(
+        &LogFormat::Json(JsonFields::default()),
+        r#"{"path":"/"}"#,
+    ));
+    expect![[r#"unknown key "url" (the keys are time, method, path, ip, user_agent, session)"#]]
+        .assert_eq(&JsonFields::parse("url=u").unwrap_err());
+}
+
+/// A JSON log line: `ms` after a fixed start, from `client`.
+fn line(ms: u64, method: &str, path: &str, client: &str) -> String {
+    format!(
+        r#"{{"time":{},"method":"{method}","path":"{path}","ip":"{client}","user_agent":"ua"}}"#,
+        1_764_000_000_000u64 + ms
+    )
+}
+
+fn expand(opts: Options, lines: &[String]) -> (Vec<plan::ReplayRequest>, Expander) {
+    let mut ex = Expander::new(opts, HashMap::new());
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        ex.push(i as u64 + 1, l, &mut out);
+    }
+    ex.finish(&mut out);
+    (out, ex)
+}
+
+fn json() -> Options {
+    Options::new(LogFormat::Json(JsonFields::default()))
+}
+
+#[test]
+fn requests_keep_their_times_and_order_and_speed_compresses_time() {
+    let lines = vec![
+        line(0, "GET", "/a", "c1"),
+        line(250, "GET", "/funds/17", "c2"),
+        line(1_000, "HEAD", "/funds/18?x=1", "c1"),
+        line(4_000, "GET", "/a", "c1"),
+    ];
+    let (out, ex) = expand(json(), &lines);
+    let dues: Vec<u128> = out.iter().map(|r| r.due.as_millis()).collect();
+    assert_eq!(dues, [0, 250, 1_000, 4_000]);
+    assert_eq!(out[2].path, "/funds/18?x=1");
+    // Ids in paths report together.
+    assert_eq!(
+        ex.endpoints(),
+        ["GET /a", "GET /funds/:id", "HEAD /funds/:id"]
+    );
+    assert_eq!(
+        out.iter().map(|r| r.endpoint).collect::<Vec<_>>(),
+        [0, 1, 2, 0]
+    );
+    let (out, _) = expand(
+        Options {
+            speed: 2.0,
+            ..json()
+        },
+        &lines,
+    );
+    let dues: Vec<u128> = out.iter().map(|r| r.due.as_millis()).collect();
+    assert_eq!(dues, [0, 125, 500, 2_000]);
+}
+
+#[test]
+fn writes_need_permission_and_paths_can_be_chosen() {
+    let lines = vec![
+        line(0, "GET", "/a", "c"),
+        line(1, "POST", "/login", "c"),
+        line(2, "GET", "/static/x.css", "c"),
+        line(3, "DELETE", "/a", "c"),
+        "not json".to_string(),
+        String::new(),
+    ];
+    let (out, ex) = expand(json(), &lines);
+    assert_eq!(out.len(), 2);
+    assert_eq!(ex.tally.writes_skipped, 2);
+    assert_eq!(ex.tally.malformed, 1);
+    assert_eq!(ex.tally.lines, 5, "blank lines are not lines of the log");
+    assert_eq!(ex.tally.first_malformed[0].0, 5);
+    let (out, ex) = expand(
+        Options {
+            allow_writes: true,
+            exclude: vec![Regex::new("^/static/").unwrap()],
+            ..json()
+        },
+        &lines,
+    );
+    assert_eq!(
+        out.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "POST", "DELETE"]
+    );
+    assert_eq!(ex.tally.filtered_out, 1);
+}
+
+#[test]
+fn whole_second_times_are_spread_across_their_second() {
+    let text = |second: u32, path: &str| {
+        format!(r#"1.2.3.4 - - [10/Oct/2000:13:55:{second:02} +0000] "GET {path} HTTP/1.1" 200 1"#)
+    };
+    let lines: Vec<String> = [(36, "/a"), (36, "/b"), (36, "/c"), (36, "/d"), (37, "/e")]
+        .iter()
+        .map(|&(s, p)| text(s, p))
+        .collect();
+    // The first pass counts each second's requests...
+    let (_, first) = expand(Options::new(LogFormat::Common), &lines);
+    let counts = first.second_counts().clone();
+    // ...so the second spreads them: four in second 36, a quarter apart.
+    let mut ex = Expander::new(Options::new(LogFormat::Common), counts);
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        ex.push(i as u64 + 1, l, &mut out);
+    }
+    ex.finish(&mut out);
+    let dues: Vec<u128> = out.iter().map(|r| r.due.as_millis()).collect();
+    assert_eq!(dues, [0, 250, 500, 750, 1_000]);
+}
+
+#[test]
+fn scale_adds_whole_sessions_shifted_with_their_gaps_kept() {
+    // Two clients; c1 has two sessions (a 40-minute silence splits them).
+    let mut lines = Vec::new();
+    for (ms, client) in [
+        (0, "c1"),
+        (2_000, "c2"),
+        (3_000, "c1"),
+        (3_500, "c2"),
+        (2_400_000, "c1"),
+        (2_405_000, "c1"),
+    ] {
+        lines.push(line(ms, "GET", &format!("/{client}/{ms}"), client));
+    }
+    let opts = Options {
+        scale: 3,
+        spread: Duration::from_secs(60),
+        ..json()
+    };
+    let (out, ex) = expand(opts, &lines);
+    assert_eq!(ex.tally.sessions, 3);
+    assert_eq!((ex.tally.logged, ex.tally.requests), (6, 18));
+    // Emitted in due order, whatever the shifts.
+    assert!(out.windows(2).all(|w| w[0].due <= w[1].due));
+    // Each copy of a session is a session of its own, with the gaps of
+    // the original.
+    let mut by_session: HashMap<u64, Vec<(String, Duration)>> = HashMap::new();
+    for r in &out {
+        by_session
+            .entry(r.session)
+            .or_default()
+            .push((r.path.clone(), r.due));
+    }
+    assert_eq!(by_session.len(), 9);
+    for requests in by_session.values() {
+        let first = requests[0].1;
+        for (path, due) in requests {
+            let logged: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
+            let first_logged: u64 = requests[0].0.rsplit('/').next().unwrap().parse().unwrap();
+            assert_eq!(
+                (*due - first).as_millis() as u64,
+                logged - first_logged,
+                "{requests:?}"
+            );
+        }
+        assert!(
+            first.as_millis() as u64
+                - requests[0]
+                    .0
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                < 60_000
+        );
+    }
+}
+
+#[test]
+fn endpoint_names_collapse_ids() {
+    assert_eq!(endpoint_path("/funds/17/pledges"), "/funds/:id/pledges");
+    assert_eq!(
+        endpoint_path("/u/3f2b9c1e-8d4a-4b6e-9f1a-2c3d4e5f6a7b"),
+        "/u/:id"
+    );
+    assert_eq!(endpoint_path("/static/app.css"), "/static/app.css");
+    assert_eq!(endpoint_path("/"), "/");
+}

@@ -1,0 +1,410 @@
+//! `throng replay`: an access log sent again, at its own pace.
+//!
+//! The log is read twice, streamed both times so memory stays flat
+//! however large it is. The first pass counts: lines, malformed ones,
+//! requests per second (the planned load for reports and findings),
+//! endpoints, and the requests of each whole second (so the second pass
+//! can spread them across it). The second pass runs on a thread of its own
+//! during the run and feeds each worker its requests in time slices
+//! through a bounded channel, so it stays a little ahead of the clock
+//! and no further. A client's session always goes to the same worker.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use plan::{Arrivals, HttpVersion, Model, Plan, Profile, ReplayRequest, Scenario, Shape, Target};
+use regex::Regex;
+use replay::{Expander, JsonFields, LogFormat, Options, Tally};
+use tokio::sync::mpsc;
+
+use crate::args::{LogFormatArg, ReplayArgs};
+use crate::run::{self, Prepared};
+use crate::Failure;
+
+/// Most pieces of the planned-load profile written to results: a long
+/// log's per-second rate is averaged into this many steps.
+const PROFILE_PIECES: usize = 600;
+
+/// Requests per batch sent to a worker at most, and the longest span of
+/// due time a batch covers.
+const BATCH: usize = 512;
+const SLICE: Duration = Duration::from_millis(20);
+
+/// Batches queued per worker: how far the reader may run ahead.
+const QUEUED: usize = 16;
+
+/// `throng replay`.
+pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
+    let opts = options(args)?;
+    let mut target = Target::parse(&args.target).map_err(Failure::usage)?;
+    if let Some(host) = &args.host {
+        target.authority = host.clone();
+    }
+    run::check_out_dir(args.out.as_deref())?;
+
+    let mut opts = opts;
+    let first = first_pass(&args.log, &opts, args.quiet).map_err(Failure::usage)?;
+    let length = first.profile.duration().unwrap_or_default();
+    if args.spread.is_none() {
+        opts.spread = (length / 10).min(Duration::from_secs(60));
+    }
+    eprintln!(
+        "{}",
+        describe(&args.log, &first.tally, &first.profile, args)
+    );
+    if first.tally.requests == 0 {
+        return Err(Failure::usage(anyhow!(
+            "{}: nothing to replay{}",
+            args.log.display(),
+            if first.tally.writes_skipped > 0 {
+                " (its requests write: add --allow-writes to send them)"
+            } else {
+                ""
+            }
+        )));
+    }
+
+    let scenario = Scenario {
+        name: format!("replay of {}", args.log.display()),
+        target,
+        version: if args.http2 {
+            HttpVersion::Http2
+        } else {
+            HttpVersion::Http1
+        },
+        tls: plan::TlsOptions::default(),
+        // Replayed requests come from the feeds, not from flows.
+        flows: Vec::new(),
+        endpoints: first.endpoints.clone(),
+        slots: 0,
+        cookies: false,
+        checks: Vec::new(),
+        feeders: Vec::new(),
+    };
+    let plan = Plan {
+        model: Model::Open {
+            rate: first.profile.clone(),
+            arrivals: Arrivals::Uniform,
+            max_in_flight: args.max_in_flight,
+        },
+        max_requests: args.requests,
+        scenario,
+        timeout: plan::parse_duration(&args.timeout).map_err(Failure::usage)?,
+        grace: Duration::from_secs(10),
+        workers: args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        seed: 1,
+        ab: Vec::new(),
+    };
+    plan.validate().map_err(Failure::usage)?;
+    let thresholds = run::cli_thresholds(&args.thresholds, &plan.scenario.endpoints)?;
+    let mut load = run::load_info(&plan, None);
+    load.arrivals = Some("replay".into());
+
+    let workers = plan.worker_count();
+    let (senders, feeds): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(QUEUED)).unzip();
+    let path = args.log.clone();
+    let reader = std::thread::Builder::new()
+        .name("throng-replay".into())
+        .spawn(move || second_pass(&path, opts, first.spread, senders))
+        .map_err(|e| Failure::usage(anyhow!("cannot start the log reader: {e}")))?;
+
+    let mut run_args = run::default_args()?;
+    run_args.out = args.out.clone();
+    run_args.quiet = args.quiet;
+    let prepared = Prepared {
+        plan,
+        thresholds,
+        load,
+        tolerance: 0.1,
+        recovery: None,
+        feeds,
+    };
+    let code = run::runtime()?.block_on(run::drive(run_args, prepared));
+    // The reader ends once the run stops taking requests (its channels close).
+    match reader.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("error: reading {} stopped: {e:#}", args.log.display()),
+        Err(_) => eprintln!("error: the log reader failed"),
+    }
+    code
+}
+
+fn options(args: &ReplayArgs) -> Result<Options, Failure> {
+    let format = match args.format {
+        LogFormatArg::Combined => LogFormat::Combined,
+        LogFormatArg::Common => LogFormat::Common,
+        LogFormatArg::Json => LogFormat::Json(
+            args.fields
+                .as_deref()
+                .map(JsonFields::parse)
+                .transpose()
+                .map_err(|e| Failure::usage(anyhow!("--fields: {e}")))?
+                .unwrap_or_default(),
+        ),
+    };
+    if args.fields.is_some() && args.format != LogFormatArg::Json {
+        return Err(Failure::usage(anyhow!(
+            "--fields names JSON fields: add --format json"
+        )));
+    }
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(Failure::usage(anyhow!(
+            "--speed must be more than 0 (2 replays twice as fast)"
+        )));
+    }
+    if args.scale == 0 {
+        return Err(Failure::usage(anyhow!(
+            "--scale must be at least 1 (1 is the log as it is)"
+        )));
+    }
+    let dur = |name: &str, text: &str| {
+        plan::parse_duration(text).map_err(|e| Failure::usage(anyhow!("{name}: {e}")))
+    };
+    let regexes = |name: &str, list: &[String]| -> Result<Vec<Regex>, Failure> {
+        list.iter()
+            .map(|r| Regex::new(r).map_err(|e| Failure::usage(anyhow!("{name} {r:?}: {e}"))))
+            .collect()
+    };
+    Ok(Options {
+        speed: args.speed,
+        scale: args.scale,
+        spread: args
+            .spread
+            .as_deref()
+            .map(|s| dur("--spread", s))
+            .transpose()?
+            .unwrap_or_default(),
+        session_timeout: dur("--session-timeout", &args.session_timeout)?,
+        allow_writes: args.allow_writes,
+        include: regexes("--include", &args.include)?,
+        exclude: regexes("--exclude", &args.exclude)?,
+        ..Options::new(format)
+    })
+}
+
+/// Opens a log, decompressing gzip (by its magic number, whatever its name).
+fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64)> {
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut magic = [0u8; 2];
+    let gzip = file
+        .read(&mut magic)
+        .map(|n| n == 2 && magic == [0x1f, 0x8b])?;
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let reader: Box<dyn BufRead + Send> = if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(file),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    };
+    Ok((reader, size))
+}
+
+/// Calls `each(line_no, line)` for every line; invalid UTF-8 is replaced,
+/// not fatal (the line is then likely malformed, and counted as such).
+fn for_each_line(
+    reader: &mut dyn BufRead,
+    mut each: impl FnMut(u64, &str) -> bool,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&buf);
+        if !each(line_no, text.trim_end_matches(['\n', '\r'])) {
+            return Ok(());
+        }
+    }
+}
+
+/// What the first pass learned.
+struct FirstPass {
+    tally: Tally,
+    endpoints: Vec<String>,
+    /// Requests per whole second of log time, to spread them in the second pass.
+    spread: HashMap<i64, u32>,
+    /// The planned load: requests per second of the replay.
+    profile: Profile,
+}
+
+/// The first pass counts the log's own requests (copies of scaled
+/// sessions differ only by shifts well under the log's length, so the
+/// planned load is the log's times the scale).
+fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstPass> {
+    let (mut reader, size) = open(path)?;
+    let mut ex = Expander::new(
+        Options {
+            scale: 1,
+            ..opts.clone()
+        },
+        HashMap::new(),
+    );
+    let mut out = Vec::new();
+    let mut per_second: Vec<u64> = Vec::new();
+    let started = Instant::now();
+    let mut shown = started;
+    for_each_line(&mut *reader, |line_no, line| {
+        ex.push(line_no, line, &mut out);
+        for r in out.drain(..) {
+            let s = r.due.as_secs() as usize;
+            if per_second.len() <= s {
+                per_second.resize(s + 1, 0);
+            }
+            per_second[s] += 1;
+        }
+        if !quiet && line_no % 65_536 == 0 && shown.elapsed() > Duration::from_secs(2) {
+            shown = Instant::now();
+            eprintln!(
+                "replay: reading {}: {line_no} lines in {:.0?}{}",
+                path.display(),
+                started.elapsed(),
+                if size > 0 {
+                    format!(" (file of {} MB)", size / 1_000_000)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        true
+    })?;
+    ex.finish(&mut out);
+    for r in out.drain(..) {
+        let s = r.due.as_secs() as usize;
+        if per_second.len() <= s {
+            per_second.resize(s + 1, 0);
+        }
+        per_second[s] += 1;
+    }
+    let scale = u64::from(opts.scale.max(1));
+    per_second.iter_mut().for_each(|n| *n *= scale);
+    let mut tally = ex.tally.clone();
+    tally.requests *= scale;
+    Ok(FirstPass {
+        tally,
+        endpoints: ex.endpoints().to_vec(),
+        spread: ex.second_counts().clone(),
+        profile: profile(&per_second),
+    })
+}
+
+/// The per-second rate as steps, averaged into at most [`PROFILE_PIECES`].
+fn profile(per_second: &[u64]) -> Profile {
+    let width = per_second.len().div_ceil(PROFILE_PIECES).max(1);
+    let shapes: Vec<Shape> = per_second
+        .chunks(width)
+        .map(|c| Shape::Step {
+            target: c.iter().sum::<u64>() as f64 / c.len() as f64,
+            duration: Duration::from_secs(c.len() as u64),
+        })
+        .collect();
+    Profile::from_shapes(&shapes).unwrap_or_else(|_| Profile::constant(0.0, None))
+}
+
+/// Streams the log again, sending each worker its requests in batches.
+fn second_pass(
+    path: &Path,
+    opts: Options,
+    spread: HashMap<i64, u32>,
+    senders: Vec<mpsc::Sender<Vec<ReplayRequest>>>,
+) -> anyhow::Result<()> {
+    let (mut reader, _) = open(path)?;
+    let workers = senders.len().max(1);
+    let mut ex = Expander::new(opts, spread);
+    let mut out = Vec::new();
+    let mut batches: Vec<Vec<ReplayRequest>> = vec![Vec::new(); workers];
+    let mut slice_end = SLICE;
+    let mut pending = 0usize;
+    // Sends every pending batch; false once the run stopped taking them.
+    let flush = |batches: &mut Vec<Vec<ReplayRequest>>| -> bool {
+        for (batch, tx) in batches.iter_mut().zip(&senders) {
+            if !batch.is_empty() && tx.blocking_send(std::mem::take(batch)).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    let mut open = true;
+    let mut route = |out: &mut Vec<ReplayRequest>, batches: &mut Vec<Vec<ReplayRequest>>| {
+        for r in out.drain(..) {
+            if r.due >= slice_end || pending >= BATCH {
+                open &= flush(batches);
+                pending = 0;
+                slice_end = r.due + SLICE;
+            }
+            batches[(r.session % workers as u64) as usize].push(r);
+            pending += 1;
+        }
+        open
+    };
+    for_each_line(&mut *reader, |line_no, line| {
+        ex.push(line_no, line, &mut out);
+        route(&mut out, &mut batches)
+    })?;
+    ex.finish(&mut out);
+    if route(&mut out, &mut batches) {
+        flush(&mut batches);
+    }
+    Ok(())
+}
+
+/// What will be replayed, before the run: the log's numbers and the plan.
+fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let length = profile.duration().unwrap_or_default();
+    let _ = write!(
+        out,
+        "replay: {} has {} lines: {} requests to replay",
+        path.display(),
+        t.lines,
+        t.logged
+    );
+    if args.scale > 1 {
+        let _ = write!(out, " (x{} scale: {} sent)", args.scale, t.requests);
+    }
+    let _ = write!(
+        out,
+        " over {} at x{} speed, {} sessions",
+        plan::format_duration(length),
+        args.speed,
+        t.sessions
+    );
+    if t.writes_skipped > 0 {
+        let _ = write!(
+            out,
+            "\n  {} writes left out (POST, PUT, PATCH, DELETE...: --allow-writes sends them)",
+            t.writes_skipped
+        );
+    }
+    if t.filtered_out > 0 {
+        let _ = write!(
+            out,
+            "\n  {} left out by --include/--exclude",
+            t.filtered_out
+        );
+    }
+    if t.malformed > 0 {
+        let _ = write!(out, "\n  {} malformed lines, skipped:", t.malformed);
+        for (line, why) in &t.first_malformed {
+            let _ = write!(out, "\n    line {line}: {why}");
+        }
+        if t.malformed > t.first_malformed.len() as u64 {
+            let _ = write!(out, "\n    ...");
+        }
+    }
+    out
+}

@@ -1,0 +1,262 @@
+//! `throng replay` end to end: generated logs of known timing against a
+//! loopback server that notes when each request arrived.
+
+use std::io::Write as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::server::{self, Mode};
+use crate::{finish, num, out_path, throng_bin, Run};
+
+/// Writes `lines` to `name` in a temporary directory (gzip when the name
+/// ends in `.gz`); runs `throng replay` on it with `args`.
+fn replay(name: &str, lines: &[String], args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(name);
+    let text = lines.join("\n") + "\n";
+    if name.ends_with(".gz") {
+        let mut gz =
+            flate2::write::GzEncoder::new(std::fs::File::create(&log).unwrap(), Default::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap();
+    } else {
+        std::fs::write(&log, text).unwrap();
+    }
+    let output = throng_bin()
+        .arg("replay")
+        .arg(&log)
+        .args(args)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(out_path(&dir))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    finish(output, dir)
+}
+
+/// A JSON log line `ms` after a fixed start.
+fn json_line(ms: u64, path: &str, client: &str) -> String {
+    format!(
+        r#"{{"ts":{},"uri":"{path}","ip":"{client}","agent":"Browser/{client}"}}"#,
+        1_764_000_000_000u64 + ms
+    )
+}
+
+/// What the server saw: (arrival since the first, "METHOD /path").
+fn arrivals(srv: &server::Server) -> Vec<(Duration, String)> {
+    let log = srv.seen.log.lock().unwrap();
+    let first = log.first().map_or(Instant::now(), |e| e.0);
+    log.iter().map(|e| (e.0 - first, e.1.clone())).collect()
+}
+
+/// Irregular gaps, at least 20 ms so that the order is unambiguous.
+const GAPS_MS: [u64; 12] = [0, 20, 140, 25, 300, 60, 20, 500, 45, 90, 30, 210];
+
+#[test]
+fn a_log_replays_with_its_count_order_and_gaps_at_1x_and_2x() {
+    let mut at = 0;
+    let mut logged = Vec::new();
+    for (i, gap) in GAPS_MS.iter().enumerate() {
+        at += gap;
+        logged.push((at, format!("/r/{i}")));
+    }
+    let lines: Vec<String> = logged
+        .iter()
+        .map(|(ms, path)| json_line(*ms, path, "c1"))
+        .collect();
+    for speed in [1.0, 2.0] {
+        let srv = server::http1(Mode::Ok);
+        let r = replay(
+            "access.jsonl",
+            &lines,
+            &[
+                "--format",
+                "json",
+                "--fields",
+                "time=ts,path=uri,ip=ip,user_agent=agent",
+                "--target",
+                &srv.url(""),
+                "--speed",
+                &speed.to_string(),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let seen = arrivals(&srv);
+        // The right count, in the log's order...
+        let paths: Vec<&str> = seen.iter().map(|(_, p)| p.as_str()).collect();
+        let expected: Vec<String> = logged.iter().map(|(_, p)| format!("GET {p}")).collect();
+        assert_eq!(paths, expected);
+        // ...with the log's gaps, divided by the speed. Arrival times are
+        // compared after taking out their median offset from the log's:
+        // the first request also opens the connection, which shifts
+        // where the server's clock starts, not the gaps.
+        let offsets: Vec<f64> = seen
+            .iter()
+            .zip(&logged)
+            .map(|((t, _), (ms, _))| t.as_secs_f64() * 1e3 - *ms as f64 / speed)
+            .collect();
+        let mut sorted = offsets.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let errors: Vec<f64> = offsets.iter().map(|o| (o - median).abs()).collect();
+        eprintln!("replay x{speed}: arrival time errors (ms) {errors:.1?}");
+        let worst = errors.iter().cloned().fold(0.0, f64::max);
+        assert!(
+            worst < 15.0,
+            "x{speed}: worst error {worst:.1} ms: {errors:.1?}"
+        );
+        let within_2ms = errors.iter().filter(|e| **e < 2.0).count();
+        assert!(within_2ms >= 9, "x{speed}: {errors:.1?}");
+        // The log's user agent is sent; the results count every request.
+        assert!(srv
+            .seen
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| e.3 == "Browser/c1"));
+        let res = r.results.unwrap();
+        assert_eq!(num(&res, "totals.requests"), 12.0);
+        assert_eq!(res["load"]["arrivals"], "replay");
+    }
+}
+
+#[test]
+fn scale_three_triples_the_requests_and_keeps_each_sessions_gaps() {
+    // Four clients, each a session of five requests with its own gaps.
+    let mut lines = Vec::new();
+    let mut gaps: Vec<Vec<u64>> = Vec::new();
+    for c in 0..4u64 {
+        let mut at = c * 37;
+        let mut times = Vec::new();
+        for k in 0..5u64 {
+            at += 50 + (c * 31 + k * 17) % 90;
+            times.push(at);
+            lines.push(json_line(at, &format!("/c{c}/{k}"), &format!("10.0.0.{c}")));
+        }
+        gaps.push(times);
+    }
+    lines.sort_by_key(|l| l[6..19].to_string());
+    let srv = server::http1(Mode::Ok);
+    let r = replay(
+        "access.jsonl",
+        &lines,
+        &[
+            "--format",
+            "json",
+            "--fields",
+            "time=ts,path=uri,user_agent=agent",
+            "--target",
+            &srv.url(""),
+            "--scale",
+            "3",
+            "--spread",
+            "1s",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let seen = arrivals(&srv);
+    assert_eq!(seen.len(), 60, "three copies of 20 requests");
+    assert_eq!(num(&r.results.unwrap(), "totals.requests"), 60.0);
+    // Each path arrived three times; the n-th arrival of each of a
+    // client's paths belongs to the n-th copy of its session (a copy is
+    // shifted as a whole), so the gaps within a copy are the log's.
+    for (c, times) in gaps.iter().enumerate() {
+        let copies: Vec<Vec<Duration>> = (0..5)
+            .map(|k| {
+                let path = format!("GET /c{c}/{k}");
+                let mut at: Vec<Duration> =
+                    seen.iter().filter(|s| s.1 == path).map(|s| s.0).collect();
+                at.sort();
+                at
+            })
+            .collect();
+        for copy in 0..3 {
+            let first = copies[0][copy].as_secs_f64() * 1e3;
+            for (k, (arrived, logged)) in copies.iter().zip(times).enumerate().skip(1) {
+                let gap = arrived[copy].as_secs_f64() * 1e3 - first;
+                let logged = (logged - times[0]) as f64;
+                assert!(
+                    (gap - logged).abs() < 15.0,
+                    "client {c} copy {copy} request {k}: {gap:.1} ms after the first, logged {logged} ms"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn combined_logs_skip_writes_report_bad_lines_and_rewrite_the_host() {
+    let line = |second: u32, method: &str, path: &str| {
+        format!(
+            r#"127.0.0.1 - - [24/Nov/2026:09:00:{second:02} +0000] "{method} {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0 (test)""#
+        )
+    };
+    let mut lines = vec![
+        line(0, "GET", "/"),
+        line(0, "GET", "/funds/1"),
+        line(0, "POST", "/login"),
+        "this is not a log line".to_string(),
+        line(1, "HEAD", "/health"),
+        line(1, "GET", "/funds/2?ref=mail"),
+    ];
+    lines.push(String::new());
+    let srv = server::http1(Mode::Ok);
+    let r = replay(
+        "access.log.gz",
+        &lines,
+        &[
+            "--target",
+            &srv.url(""),
+            "--host",
+            "shop.example",
+            "--exclude",
+            "^/health",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let seen: Vec<String> = arrivals(&srv).into_iter().map(|s| s.1).collect();
+    assert_eq!(seen, ["GET /", "GET /funds/1", "GET /funds/2?ref=mail"]);
+    let log = srv.seen.log.lock().unwrap();
+    assert!(log
+        .iter()
+        .all(|e| e.2 == "shop.example" && e.3 == "Mozilla/5.0 (test)"));
+    for needle in [
+        "3 requests to replay",
+        "1 writes left out",
+        "1 left out by --include/--exclude",
+        "1 malformed lines, skipped:",
+        "line 4: no [time] field",
+    ] {
+        assert!(r.stderr.contains(needle), "no {needle:?} in:\n{}", r.stderr);
+    }
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.GET /funds/:id.requests"), 2.0);
+    drop(log);
+
+    // With --allow-writes the login is sent too (with an empty body).
+    let srv = server::http1(Mode::Ok);
+    let r = replay(
+        "access.log",
+        &lines,
+        &["--target", &srv.url(""), "--allow-writes"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(arrivals(&srv).iter().any(|s| s.1 == "POST /login"));
+
+    // A log of nothing but writes has nothing to replay: a usage error.
+    let r = replay(
+        "writes.log",
+        &[line(0, "POST", "/login")],
+        &["--target", &srv.url("")],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("nothing to replay (its requests write: add --allow-writes"),
+        "{}",
+        r.stderr
+    );
+}
