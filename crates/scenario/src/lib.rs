@@ -10,6 +10,7 @@
 
 mod compile;
 mod diagnostic;
+mod har;
 mod raw;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod tests;
 
 pub use compile::{compile, Compiled, Options, ReadData};
 pub use diagnostic::{Diagnostic, Pos};
+pub use har::{import_har, HarError, HarOptions};
 
 /// The JSON Schema of scenario files, for editors (yaml-language-server).
 pub fn json_schema() -> String {

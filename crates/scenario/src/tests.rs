@@ -2,7 +2,7 @@
 
 use expect_test::{expect, Expect};
 
-use crate::{compile, Options};
+use crate::{compile, import_har, HarOptions, Options};
 
 fn options() -> Options {
     Options {
@@ -577,4 +577,84 @@ fn data_columns_become_variables_everywhere() {
           |                                   ^
           = hint: did you mean {{ users.email }}?"#]]
     .assert_eq(&err(&[("users.csv", "email\na\n")], "target: http://127.0.0.1:1\ndata: { users: { file: users.csv } }\nflows: [ { steps: [ { get: \"/u/{{ users.mail }}\" } ] } ]\n"));
+}
+
+#[test]
+fn a_recorded_session_imports_to_a_scenario_that_compiles() {
+    let har = include_str!("../../../examples/recorded/shop.har");
+    let yaml = import_har(har, &HarOptions::default()).unwrap();
+    expect![[r##"
+        # Imported by `throng import har`: 5 requests to http://127.0.0.1:8080.
+        # 1 request(s) to https://cdn.example.net left out: a scenario has one target.
+        # Think times are the recorded gaps. Rules marked "guessed" carry a value
+        # from a response into a later request: check them before relying on them.
+        # `throng validate FILE` shows what will run.
+        name: "Fundfill"
+        target: "http://127.0.0.1:8080"
+        defaults:
+          headers:
+            User-Agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"
+        load:
+          rate: 1
+          duration: 1m
+        flows:
+          - name: recorded
+            steps:
+              - get: "/"
+                name: "GET /"
+                checks:
+                  - status: "2xx"
+                extract:
+                  csrf: { css: "input[name=\"csrf\"]", attr: value }   # guessed
+              - get: "/static/app.css"
+                name: "GET /static/app.css"
+                think: 2465ms
+                checks:
+                  - status: "2xx"
+              - post: "/token"
+                name: "POST /token"
+                headers:
+                  "Content-Type": "application/x-www-form-urlencoded"
+                body: "email=ann%40example.com&password=secret&csrf={{ csrf }}"
+                # guessed: {{ csrf }} is the form field "csrf" of step 1's response (recorded "c5f1a9e2b7")
+                think: 1180ms
+                checks:
+                  - status: "2xx"
+                extract:
+                  token: { json: "$.token" }   # guessed
+              - get: "/api"
+                name: "GET /api"
+                headers:
+                  "Authorization": "Bearer {{ token }}"
+                  "Accept": "application/json"
+                # guessed: {{ token }} is $.token of the JSON body of step 3's response (recorded "t-recorded-4711")
+                think: 280ms
+                checks:
+                  - status: "2xx"
+              - get: "/private?user=7"
+                name: "GET /private"
+                checks:
+                  - status: "2xx"
+    "##]].assert_eq(&yaml);
+    // The imported file compiles, and the token flows from one step to the next.
+    let c = compile("shop.yaml", &yaml, &options()).unwrap();
+    let text = c.describe();
+    assert!(text.contains("extract token from json $.token"), "{text}");
+    assert!(text.contains("Authorization: Bearer {{ token }}"), "{text}");
+    // Without assets, the stylesheet is gone.
+    let lean = import_har(
+        har,
+        &HarOptions {
+            no_assets: true,
+            ..HarOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(!lean.contains("app.css"));
+    assert!(lean.contains("# 1 static assets left out (--no-assets)."));
+    expect!["not a HAR file: it has no log.entries"].assert_eq(
+        &import_har("{}", &HarOptions::default())
+            .unwrap_err()
+            .to_string(),
+    );
 }

@@ -41,6 +41,9 @@ pub enum Command {
     /// times, faster or multiplied if asked.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(Box<ReplayArgs>),
+    /// Turn a recording into a scenario file to edit.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Find the highest load that holds every SLO: steps up, then bisects.
     #[command(after_help = CAPACITY_EXAMPLES)]
     Capacity(Box<CapacityArgs>),
@@ -229,6 +232,40 @@ pub enum ReleaseArg {
     V1,
     /// The costly rewrite.
     V2,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A browser session saved as HAR (DevTools > Network > Save all as HAR).
+    #[command(after_help = IMPORT_HAR_EXAMPLES)]
+    Har(ImportHarArgs),
+}
+
+const IMPORT_HAR_EXAMPLES: &str = "\
+Examples:
+  throng import har checkout.har > checkout.yaml
+  throng import har checkout.har --no-assets --out checkout.yaml
+  throng validate checkout.yaml && throng run checkout.yaml --target http://127.0.0.1:8080
+
+One step per request to the recording's first host, think times from the recorded gaps.
+Values a response gave that a later request sent back (a token, an id, a form's hidden
+field) become an extract and a {{ variable }}, each marked \"guessed\" in a comment.
+Cookies are left to throng's cookie jar; requests to other hosts are left out.";
+
+#[derive(Debug, Args)]
+pub struct ImportHarArgs {
+    /// The HAR file.
+    #[arg(value_name = "SESSION.har")]
+    pub har: PathBuf,
+    /// Leave out static assets (stylesheets, scripts, images, fonts).
+    #[arg(long)]
+    pub no_assets: bool,
+    /// The scenario's name [default: the recorded page's title].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Write the scenario to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,29 @@ fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// `throng import har`: the scenario of a recording, to standard output
+/// or `--out`.
+fn import_har(a: &args::ImportHarArgs) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(&a.har)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.har.display())))?;
+    let yaml = scenario::import_har(
+        &text,
+        &scenario::HarOptions {
+            no_assets: a.no_assets,
+            name: a.name.clone(),
+        },
+    )
+    .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.har.display())))?;
+    match &a.out {
+        Some(out) => {
+            run::write_out_quietly(out, &yaml)?;
+            eprintln!("scenario written to {}", out.display());
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(exit::OK)
+}
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
@@ -86,6 +109,7 @@ fn main() -> ExitCode {
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Capacity(a) => capacity::capacity(&a),
         args::Command::Replay(a) => replay::replay(&a),
+        args::Command::Import(args::ImportCommand::Har(a)) => import_har(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
         args::Command::Schema => {

@@ -525,3 +525,41 @@ fn retries_amplify_as_configured_and_respect_the_budget() {
     assert!((400.0..=440.0).contains(&sent), "{sent}");
     assert!(num(&res, "retries.budget_refused") >= 400.0 - 40.0);
 }
+
+#[test]
+fn a_recorded_har_imports_to_a_scenario_that_runs() {
+    // The recording's token came from POST /token and went back in
+    // GET /api's Authorization header; the server now hands out another
+    // token and refuses any other, so the run passes only if the import
+    // turned the recorded value into an extract and a variable.
+    let har =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/recorded/shop.har");
+    let out = throng_bin()
+        .args(["import", "har"])
+        .arg(&har)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("Bearer {{ token }}"), "{yaml}");
+    let (_dir, path) = scenario(&yaml);
+    let srv = server::http1(Mode::App);
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "10",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.GET /api.status.200"), 2.0);
+    assert_eq!(num(&res, "totals.errors"), 0.0);
+    assert_eq!(hits(&srv, "GET /api"), 2);
+}

@@ -1,0 +1,522 @@
+//! `throng import har`: a recorded browser session (HAR 1.2) as a scenario
+//! file to edit.
+//!
+//! One step per request of the recording's first host, in order; think
+//! times from the recorded gaps; static assets kept or dropped. Values a
+//! response gave that a later request sends back (a token in a JSON body,
+//! an id, a CSRF field in a form, a `Location`) become an `extract` on the
+//! first step whose response had them and a `{{ variable }}` where they are
+//! sent, each marked with a comment saying what was guessed. Cookies are
+//! left to the cookie jar. The output is YAML written by hand (every
+//! string as a JSON string, which YAML reads as is), so comments can sit
+//! beside the rules they explain.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct HarOptions {
+    /// Leave out static assets (stylesheets, scripts, images, fonts).
+    pub no_assets: bool,
+    /// The scenario's name (default: the recording's page title or "recorded").
+    pub name: Option<String>,
+}
+
+/// Why a HAR could not be imported.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct HarError(String);
+
+/// One request of the recording, as the scenario will send it.
+#[derive(Debug)]
+struct Entry {
+    method: String,
+    /// Path and query.
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    status: u16,
+    /// Milliseconds since 1970 at the start, and the time it took.
+    started_ms: f64,
+    took_ms: f64,
+    asset: bool,
+    /// Values its response offered, with the rule that extracts each.
+    offers: Vec<(String, Rule)>,
+}
+
+/// How a value is taken from a response.
+#[derive(Debug, Clone, PartialEq)]
+enum Rule {
+    Json(String),
+    Header(String),
+    /// An HTML form field: a CSS selector and the attribute `value`.
+    Input(String),
+}
+
+impl Rule {
+    fn yaml(&self) -> String {
+        let q = quote;
+        match self {
+            Rule::Json(p) => format!("{{ json: {} }}", q(p)),
+            Rule::Header(h) => format!("{{ header: {} }}", q(h)),
+            Rule::Input(name) => format!(
+                "{{ css: {}, attr: value }}",
+                q(&format!("input[name=\"{name}\"]"))
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Rule::Json(p) => format!("{p} of the JSON body"),
+            Rule::Header(h) => format!("the {h} header"),
+            Rule::Input(name) => format!("the form field {name:?}"),
+        }
+    }
+}
+
+/// Headers not carried into the scenario: the cookie jar, the connection
+/// and the HTTP/2 pseudo-headers are throng's business.
+const DROPPED_HEADERS: [&str; 12] = [
+    "cookie",
+    "host",
+    "content-length",
+    "connection",
+    "accept-encoding",
+    "user-agent",
+    "te",
+    "upgrade-insecure-requests",
+    "priority",
+    "pragma",
+    "cache-control",
+    "if-none-match",
+];
+
+/// The shortest value worth correlating: shorter ones ("1", "ok") appear
+/// everywhere by chance.
+const MIN_VALUE: usize = 4;
+
+/// The scenario file of a HAR recording.
+pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
+    let har: Value =
+        serde_json::from_str(text).map_err(|e| HarError(format!("not a HAR file: {e}")))?;
+    let entries = har
+        .pointer("/log/entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| HarError("not a HAR file: it has no log.entries".into()))?;
+    let mut parsed = Vec::new();
+    let mut origin: Option<String> = None;
+    let mut other_hosts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut user_agent = None;
+    for (i, e) in entries.iter().enumerate() {
+        let url = e
+            .pointer("/request/url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| HarError(format!("entry {}: no request.url", i + 1)))?;
+        let (this_origin, path) = split_url(url)
+            .ok_or_else(|| HarError(format!("entry {}: {url:?} is not an http(s) URL", i + 1)))?;
+        let origin = origin.get_or_insert_with(|| this_origin.clone());
+        if *origin != this_origin {
+            *other_hosts.entry(this_origin).or_insert(0) += 1;
+            continue;
+        }
+        let headers = pairs(e.pointer("/request/headers"));
+        if user_agent.is_none() {
+            user_agent = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+                .map(|(_, v)| v.clone());
+        }
+        let mime = e
+            .pointer("/response/content/mimeType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let asset = plan::looks_like_asset(&path)
+            || ["text/css", "javascript", "image/", "font/"]
+                .iter()
+                .any(|m| mime.contains(m));
+        parsed.push(Entry {
+            method: e
+                .pointer("/request/method")
+                .and_then(Value::as_str)
+                .unwrap_or("GET")
+                .to_ascii_uppercase(),
+            path,
+            headers: headers
+                .into_iter()
+                .filter(|(n, _)| {
+                    !n.starts_with(':')
+                        && !DROPPED_HEADERS.contains(&n.to_ascii_lowercase().as_str())
+                })
+                .collect(),
+            body: e
+                .pointer("/request/postData/text")
+                .and_then(Value::as_str)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string),
+            status: e
+                .pointer("/response/status")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as u16,
+            started_ms: e
+                .get("startedDateTime")
+                .and_then(Value::as_str)
+                .and_then(|t| jiff::Timestamp::from_str(t).ok())
+                .map_or(0.0, |t| t.as_millisecond() as f64),
+            took_ms: e
+                .get("time")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+                .max(0.0),
+            asset,
+            offers: offers(e, &mime),
+        });
+    }
+    let Some(origin) = origin else {
+        return Err(HarError("the recording has no requests".into()));
+    };
+    let assets = parsed.iter().filter(|e| e.asset).count();
+    if opts.no_assets {
+        parsed.retain(|e| !e.asset);
+    }
+    if parsed.is_empty() {
+        return Err(HarError(
+            "every request of the recording is a static asset; import without --no-assets".into(),
+        ));
+    }
+    let name = opts.name.clone().unwrap_or_else(|| {
+        har.pointer("/log/pages/0/title")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("recorded")
+            .to_string()
+    });
+    Ok(write(
+        &parsed,
+        &Context {
+            origin,
+            name,
+            user_agent,
+            other_hosts,
+            assets,
+            no_assets: opts.no_assets,
+        },
+    ))
+}
+
+struct Context {
+    origin: String,
+    name: String,
+    user_agent: Option<String>,
+    other_hosts: BTreeMap<String, usize>,
+    assets: usize,
+    no_assets: bool,
+}
+
+/// `https://host:port/path?q` as (`https://host:port`, `/path?q`).
+fn split_url(url: &str) -> Option<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let scheme_len = url.len() - rest.len();
+    let path_at = rest.find('/').unwrap_or(rest.len());
+    let path = rest[path_at..].split('#').next().unwrap_or_default();
+    Some((
+        url[..scheme_len + path_at].to_string(),
+        if path.is_empty() {
+            "/".into()
+        } else {
+            path.to_string()
+        },
+    ))
+}
+
+/// `[{name, value}]` as pairs.
+fn pairs(list: Option<&Value>) -> Vec<(String, String)> {
+    list.and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|h| {
+                    Some((
+                        h.get("name")?.as_str()?.to_string(),
+                        h.get("value")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The values a response offers a later request: JSON leaves, a few
+/// headers, hidden form fields.
+fn offers(entry: &Value, mime: &str) -> Vec<(String, Rule)> {
+    let mut out = Vec::new();
+    for (name, value) in pairs(entry.pointer("/response/headers")) {
+        let lower = name.to_ascii_lowercase();
+        if lower == "location" || lower.contains("token") || lower.contains("csrf") {
+            out.push((value, Rule::Header(name)));
+        }
+    }
+    let Some(body) = entry
+        .pointer("/response/content/text")
+        .and_then(Value::as_str)
+    else {
+        return out;
+    };
+    if mime.contains("json") {
+        if let Ok(json) = serde_json::from_str::<Value>(body) {
+            json_leaves(&json, "$", &mut out);
+        }
+    } else if mime.contains("html") {
+        // Hidden inputs: <input type="hidden" name="csrf" value="...">.
+        let input = regex::Regex::new(
+            r#"<input[^>]*\bname\s*=\s*["']([^"']+)["'][^>]*\bvalue\s*=\s*["']([^"']*)["']"#,
+        );
+        if let Ok(input) = input {
+            for c in input.captures_iter(body) {
+                out.push((c[2].to_string(), Rule::Input(c[1].to_string())));
+            }
+        }
+    }
+    out
+}
+
+fn json_leaves(v: &Value, path: &str, out: &mut Vec<(String, Rule)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let simple = k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let p = if simple {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}[{}]", quote(k).replace('"', "'"))
+                };
+                json_leaves(v, &p, out);
+            }
+        }
+        Value::Array(list) => {
+            for (i, v) in list.iter().enumerate().take(20) {
+                json_leaves(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::String(s) => out.push((s.clone(), Rule::Json(path.to_string()))),
+        Value::Number(n) => out.push((n.to_string(), Rule::Json(path.to_string()))),
+        _ => {}
+    }
+}
+
+/// A string as a YAML scalar: JSON's double-quoted form, which YAML reads
+/// as is.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A variable name for a rule: the last name in its path, made safe.
+fn var_name(rule: &Rule, taken: &BTreeMap<String, String>) -> String {
+    let base = match rule {
+        Rule::Json(p) => p
+            .rsplit(['.', '['])
+            .find(|s| s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+            .unwrap_or("value")
+            .to_string(),
+        Rule::Header(h) | Rule::Input(h) => h.clone(),
+    };
+    let base: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = if base.is_empty() {
+        "value".to_string()
+    } else {
+        base
+    };
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.values().any(|v| *v == name) {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    name
+}
+
+/// A value replaced by a variable in the text of a later request.
+struct Correlation {
+    /// The step whose response offered it.
+    from: usize,
+    value: String,
+    var: String,
+    rule: Rule,
+}
+
+/// Finds the values later requests send back. A value counts when it is
+/// long enough to be no accident and no earlier request already sent it
+/// (then it came from elsewhere: the page's URL, a constant).
+fn correlate(entries: &[Entry]) -> Vec<Correlation> {
+    let mut found: Vec<Correlation> = Vec::new();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    for (j, e) in entries.iter().enumerate() {
+        let sent = request_text(e);
+        for (i, earlier) in entries[..j].iter().enumerate() {
+            for (value, rule) in &earlier.offers {
+                if value.len() < MIN_VALUE
+                    || !sent.contains(value.as_str())
+                    || found.iter().any(|c| c.value == *value)
+                    || entries[..=i]
+                        .iter()
+                        .any(|x| request_text(x).contains(value.as_str()))
+                {
+                    continue;
+                }
+                let var = var_name(rule, &vars);
+                vars.insert(value.clone(), var.clone());
+                found.push(Correlation {
+                    from: i,
+                    value: value.clone(),
+                    var,
+                    rule: rule.clone(),
+                });
+            }
+        }
+    }
+    // Longer values first, so that a value containing another is replaced whole.
+    found.sort_by(|a, b| b.value.len().cmp(&a.value.len()));
+    found
+}
+
+fn request_text(e: &Entry) -> String {
+    let mut s = e.path.clone();
+    for (n, v) in &e.headers {
+        let _ = write!(s, "\n{n}: {v}");
+    }
+    if let Some(b) = &e.body {
+        s.push('\n');
+        s.push_str(b);
+    }
+    s
+}
+
+/// `text` with correlated values replaced by their variables (only those
+/// extracted by an earlier step), and the variables used.
+fn templated(text: &str, step: usize, correlations: &[Correlation]) -> (String, Vec<usize>) {
+    let mut out = text.to_string();
+    let mut used = Vec::new();
+    for (k, c) in correlations.iter().enumerate() {
+        if c.from < step && out.contains(c.value.as_str()) {
+            out = out.replace(c.value.as_str(), &format!("{{{{ {} }}}}", c.var));
+            used.push(k);
+        }
+    }
+    (out, used)
+}
+
+fn write(entries: &[Entry], cx: &Context) -> String {
+    let correlations = correlate(entries);
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "# Imported by `throng import har`: {} requests to {}.",
+        entries.len(),
+        cx.origin
+    );
+    if cx.no_assets && cx.assets > 0 {
+        let _ = writeln!(y, "# {} static assets left out (--no-assets).", cx.assets);
+    }
+    for (host, n) in &cx.other_hosts {
+        let _ = writeln!(
+            y,
+            "# {n} request(s) to {host} left out: a scenario has one target."
+        );
+    }
+    let _ = writeln!(
+        y,
+        "# Think times are the recorded gaps. Rules marked \"guessed\" carry a value\n# from a response into a later request: check them before relying on them.\n# `throng validate FILE` shows what will run."
+    );
+    let _ = writeln!(y, "name: {}", quote(&cx.name));
+    let _ = writeln!(y, "target: {}", quote(&cx.origin));
+    if let Some(ua) = &cx.user_agent {
+        let _ = writeln!(y, "defaults:\n  headers:\n    User-Agent: {}", quote(ua));
+    }
+    let _ = writeln!(
+        y,
+        "load:\n  rate: 1\n  duration: 1m\nflows:\n  - name: recorded\n    steps:"
+    );
+    for (index, e) in entries.iter().enumerate() {
+        let (path, mut used) = templated(&e.path, index, &correlations);
+        let _ = writeln!(
+            y,
+            "      - {}: {}",
+            e.method.to_ascii_lowercase(),
+            quote(&path)
+        );
+        let _ = writeln!(
+            y,
+            "        name: {}",
+            quote(&format!(
+                "{} {}",
+                e.method,
+                e.path.split('?').next().unwrap_or_default()
+            ))
+        );
+        if !e.headers.is_empty() {
+            let _ = writeln!(y, "        headers:");
+            for (n, v) in &e.headers {
+                let (v, u) = templated(v, index, &correlations);
+                used.extend(u);
+                let _ = writeln!(y, "          {}: {}", quote(n), quote(&v));
+            }
+        }
+        if let Some(body) = &e.body {
+            let (b, u) = templated(body, index, &correlations);
+            used.extend(u);
+            let _ = writeln!(y, "        body: {}", quote(&b));
+        }
+        used.sort_unstable();
+        used.dedup();
+        for k in used {
+            let c = &correlations[k];
+            let _ = writeln!(
+                y,
+                "        # guessed: {{{{ {} }}}} is {} of step {}'s response (recorded {})",
+                c.var,
+                c.rule.describe(),
+                c.from + 1,
+                quote(&c.value)
+            );
+        }
+        let gap = entries
+            .get(index + 1)
+            .map_or(0.0, |next| next.started_ms - (e.started_ms + e.took_ms));
+        if gap >= 50.0 {
+            let _ = writeln!(y, "        think: {}ms", gap.round());
+        }
+        // A revalidated 304 becomes a 200 without the browser's cache
+        // headers; an error the recording saw is not what to check for.
+        let status = match e.status {
+            200..=299 | 304 => Some("2xx".to_string()),
+            300..=399 => Some(e.status.to_string()),
+            _ => None,
+        };
+        if let Some(status) = status {
+            let _ = writeln!(y, "        checks:\n          - status: {}", quote(&status));
+        }
+        let extracts: Vec<&Correlation> = correlations.iter().filter(|c| c.from == index).collect();
+        if !extracts.is_empty() {
+            let _ = writeln!(y, "        extract:");
+            for c in extracts {
+                let _ = writeln!(y, "          {}: {}   # guessed", c.var, c.rule.yaml());
+            }
+        }
+    }
+    y
+}
