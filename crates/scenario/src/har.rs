@@ -390,7 +390,7 @@ fn correlate(entries: &[Entry]) -> Vec<Correlation> {
         }
     }
     // Longer values first, so that a value containing another is replaced whole.
-    found.sort_by(|a, b| b.value.len().cmp(&a.value.len()));
+    found.sort_by_key(|c| std::cmp::Reverse(c.value.len()));
     found
 }
 
