@@ -34,13 +34,18 @@ impl Connector for H1Connector {
     type Conn = H1Conn;
     const HTTP2: bool = false;
 
-    async fn connect(&self, phases: &mut Phases) -> Result<H1Conn, Failure> {
-        let io = self.dialer.dial(phases).await?;
+    async fn connect(
+        &self,
+        phases: &mut Phases,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<H1Conn, Failure> {
+        let io = self.dialer.dial(phases, local).await?;
         Ok(H1Conn {
             io,
             buf: Vec::with_capacity(16 * 1024),
             keep_alive: true,
             used: false,
+            pace: None,
         })
     }
 }
@@ -51,6 +56,17 @@ pub struct H1Conn {
     buf: Vec<u8>,
     keep_alive: bool,
     used: bool,
+    /// A slow client's pacing of this response.
+    pace: Option<Pace>,
+}
+
+/// Reads at most `rate` bytes per second: small reads, each followed by a
+/// pause until the bytes so far are due, so a large body backs up into
+/// the server's socket as it would behind a slow link.
+struct Pace {
+    rate: u64,
+    start: Instant,
+    bytes: u64,
 }
 
 /// How the body's end is known.
@@ -76,7 +92,21 @@ impl H1Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        self.io.read_buf(&mut self.buf).await.map_err(read_failure)
+        let Some(pace) = &mut self.pace else {
+            return self.io.read_buf(&mut self.buf).await.map_err(read_failure);
+        };
+        // A twentieth of a second's worth at a time (between 256 B and 16 KiB).
+        let chunk = (pace.rate / 20).clamp(256, 16 * 1024) as usize;
+        let mut limited = (&mut self.io).take(chunk as u64);
+        let n = limited
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(read_failure)?;
+        pace.bytes += n as u64;
+        let due =
+            pace.start + std::time::Duration::from_secs_f64(pace.bytes as f64 / pace.rate as f64);
+        tokio::time::sleep_until(due).await;
+        Ok(n)
     }
 }
 
@@ -93,6 +123,11 @@ impl Connection for H1Conn {
         let reused = self.used;
         self.used = true;
         let t0 = Instant::now();
+        self.pace = capture.download_cap.map(|rate| Pace {
+            rate: rate.max(1),
+            start: t0,
+            bytes: 0,
+        });
         let stale = |mut f: Failure| {
             f.stale = reused;
             f

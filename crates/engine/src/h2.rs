@@ -35,14 +35,18 @@ impl Connector for H2Connector {
     type Conn = H2Conn;
     const HTTP2: bool = true;
 
-    async fn connect(&self, phases: &mut Phases) -> Result<H2Conn, Failure> {
+    async fn connect(
+        &self,
+        phases: &mut Phases,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<H2Conn, Failure> {
         if let Some(send) = self.shared.borrow().as_ref().filter(|s| !s.is_closed()) {
             return Ok(H2Conn {
                 send: send.clone(),
                 open: true,
             });
         }
-        let stream = self.dialer.dial(phases).await?;
+        let stream = self.dialer.dial(phases, local).await?;
         if self.dialer.tls.is_some() && stream.alpn() != Some(b"h2") {
             return Err(Failure::io(
                 ErrorKind::Protocol,

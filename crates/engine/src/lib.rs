@@ -29,7 +29,7 @@ pub use h1::{BadChunk, Chunked, H1Connector};
 pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
 pub use request::{
-    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, USER_AGENT,
+    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who, USER_AGENT,
 };
 pub use transport::{Capture, Connection, Connector, Failure, Response};
 pub use worker::{run_worker, Arm, Control, Event, Feed, Progress, WorkerConfig, WorkerOutput};

@@ -94,9 +94,27 @@ pub struct Dialer {
 
 impl Dialer {
     /// Connects (and handshakes), recording the phases.
-    pub async fn dial(&self, phases: &mut Phases) -> Result<Stream, Failure> {
+    pub async fn dial(
+        &self,
+        phases: &mut Phases,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Stream, Failure> {
         let t0 = Instant::now();
-        let tcp = TcpStream::connect(self.addr).await.map_err(|e| {
+        let connected = match local {
+            None => TcpStream::connect(self.addr).await,
+            Some(ip) => {
+                let socket = if self.addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                };
+                match socket.and_then(|s| s.bind(std::net::SocketAddr::new(ip, 0)).map(|()| s)) {
+                    Ok(s) => s.connect(self.addr).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let tcp = connected.map_err(|e| {
             let kind = match e.kind() {
                 io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
                 io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,

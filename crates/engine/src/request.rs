@@ -56,7 +56,8 @@ impl Prepared {
                                 now_ms: 0,
                             };
                             let mut out = Vec::new();
-                            render_h1(target, step, &mut ctx, None, &mut Vec::new(), &mut out);
+                            let who = Who::default();
+                            render_h1(target, step, &mut ctx, &who, &mut Vec::new(), &mut out);
                             Bytes::from(out)
                         })
                     })
@@ -84,6 +85,16 @@ fn wants_length(step: &Step, body: &[u8]) -> bool {
     !body.is_empty() || matches!(step.method.as_str(), "POST" | "PUT" | "PATCH")
 }
 
+/// What a request says about its user besides the step: cookies and the
+/// user agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Who<'a> {
+    /// The `Cookie` header's value, if the user has cookies.
+    pub cookie: Option<&'a str>,
+    /// The user's `User-Agent` (throng's when `None`).
+    pub agent: Option<&'a str>,
+}
+
 /// Renders a step's HTTP/1.1 request into `out` (cleared first), using
 /// `body` as scratch. Adds `Host`, `User-Agent`, `Content-Length` and the
 /// user's cookies unless the step sets them.
@@ -91,7 +102,7 @@ pub fn render_h1(
     target: &Target,
     step: &Step,
     ctx: &mut RenderCtx<'_>,
-    cookie: Option<&str>,
+    who: &Who<'_>,
     body: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) {
@@ -107,7 +118,11 @@ pub fn render_h1(
         header_line(out, "Host", target.authority.as_bytes());
     }
     if !has_header(step, "user-agent") {
-        header_line(out, "User-Agent", USER_AGENT.as_bytes());
+        header_line(
+            out,
+            "User-Agent",
+            who.agent.unwrap_or(USER_AGENT).as_bytes(),
+        );
     }
     for (name, value) in &step.headers {
         out.extend_from_slice(name.as_bytes());
@@ -115,7 +130,7 @@ pub fn render_h1(
         value.render(ctx, out);
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
+    if let Some(cookie) = who.cookie.filter(|c| !c.is_empty()) {
         header_line(out, "Cookie", cookie.as_bytes());
     }
     if wants_length(step, body) && !has_header(step, "content-length") {
@@ -157,7 +172,7 @@ pub fn render_h2(
     target: &Target,
     step: &Step,
     ctx: &mut RenderCtx<'_>,
-    cookie: Option<&str>,
+    who: &Who<'_>,
 ) -> Result<Outgoing<'static>, http::Error> {
     let scheme = match target.scheme {
         plan::Scheme::Http => "http",
@@ -182,9 +197,9 @@ pub fn render_h2(
         }
     }
     if !has_header(step, "user-agent") {
-        builder = builder.header("user-agent", USER_AGENT);
+        builder = builder.header("user-agent", who.agent.unwrap_or(USER_AGENT));
     }
-    if let Some(cookie) = cookie.filter(|c| !c.is_empty()) {
+    if let Some(cookie) = who.cookie.filter(|c| !c.is_empty()) {
         builder = builder.header("cookie", cookie);
     }
     let mut body = Vec::new();

@@ -109,7 +109,11 @@ mod sim {
     impl Connector for Sim {
         type Conn = SimConn;
         const HTTP2: bool = false;
-        async fn connect(&self, _: &mut Phases) -> Result<SimConn, Failure> {
+        async fn connect(
+            &self,
+            _: &mut Phases,
+            _: Option<std::net::IpAddr>,
+        ) -> Result<SimConn, Failure> {
             self.connects.set(self.connects.get() + 1);
             Ok(SimConn {
                 start: self.start,

@@ -19,8 +19,13 @@ pub trait Connector {
     /// Whether connections take [`Outgoing::H2`] requests (else `H1`).
     const HTTP2: bool;
 
-    /// Opens a connection, filling in the connect and TLS phases.
-    fn connect(&self, phases: &mut Phases) -> impl Future<Output = Result<Self::Conn, Failure>>;
+    /// Opens a connection from `local` (the system's choice when `None`),
+    /// filling in the connect and TLS phases.
+    fn connect(
+        &self,
+        phases: &mut Phases,
+        local: Option<std::net::IpAddr>,
+    ) -> impl Future<Output = Result<Self::Conn, Failure>>;
 }
 
 /// A connection that carries one request at a time.
@@ -81,9 +86,14 @@ impl Failure {
     }
 }
 
-/// What to keep of a response, and where. Owned by the session and reused.
+/// What to keep of a response, and where; and how this user's client
+/// connects and reads. Owned by the session and reused.
 #[derive(Debug, Default)]
 pub struct Capture {
+    /// The local address this user's connections come from.
+    pub source: Option<std::net::IpAddr>,
+    /// This user's download rate cap, in bytes per second (a slow client).
+    pub download_cap: Option<u64>,
     /// Keep `Set-Cookie` values (the session has a cookie jar).
     pub cookies: bool,
     /// Keep every header.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use plan::{
-    ArrivalSchedule, LazyJson, Model, OnFail, Profile, RenderCtx, ResponseView, Retry, RetryBudget,
-    Scenario, Target,
+    ArrivalSchedule, Clients, Connections, LazyJson, Model, OnFail, Profile, RenderCtx,
+    ResponseView, Retry, RetryBudget, Scenario, Target,
 };
 use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, RetryCause, Sample, Stats};
 use tokio::sync::{mpsc, Notify};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cookies::Jar;
 use crate::request::{
-    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared,
+    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who,
 };
 use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
@@ -298,7 +298,7 @@ impl<C: Connector> Shared<C> {
             let fresh = conn.is_none();
             if fresh {
                 connecting.set(true);
-                *conn = Some(arm.connector.connect(phases).await?);
+                *conn = Some(arm.connector.connect(phases, capture.source).await?);
                 connecting.set(false);
             }
             let Some(c) = conn.as_mut() else {
@@ -362,6 +362,10 @@ impl<C: Connector> Shared<C> {
                 }
             }
         }
+        if scenario.clients.connections == Connections::PerSession {
+            // Every session is a new visitor, on new connections.
+            session.conns.iter_mut().for_each(|c| *c = None);
+        }
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
         let arm_index = session.arm;
@@ -393,7 +397,9 @@ impl<C: Connector> Shared<C> {
                 capture,
                 vu,
                 iteration,
+                agent,
             } = session;
+            let agent = *agent;
             let conn = &mut conns[arm_index];
             capture.cookies = scenario.cookies;
             capture.headers = step.needs.headers;
@@ -408,13 +414,18 @@ impl<C: Connector> Shared<C> {
                 rng,
                 now_ms,
             };
-            let cookie = jar.header();
+            let who = Who {
+                cookie: jar.header(),
+                agent: agent
+                    .and_then(|i| scenario.clients.user_agents.get(i))
+                    .map(|(ua, _)| ua.as_str()),
+            };
             let static_bytes = arm.prepared.static_h1[flow_index][step_index]
                 .as_ref()
-                .filter(|_| cookie.is_none());
+                .filter(|_| who.cookie.is_none() && who.agent.is_none());
             let h2_req;
             let req = if C::HTTP2 {
-                match render_h2(&arm.target, step, &mut ctx, cookie) {
+                match render_h2(&arm.target, step, &mut ctx, &who) {
                     Ok(r) => {
                         h2_req = r;
                         &h2_req
@@ -428,7 +439,7 @@ impl<C: Connector> Shared<C> {
                 let bytes: &[u8] = match static_bytes {
                     Some(b) => b,
                     None => {
-                        render_h1(&arm.target, step, &mut ctx, cookie, body, h1);
+                        render_h1(&arm.target, step, &mut ctx, &who, body, h1);
                         h1
                     }
                 };
@@ -470,6 +481,9 @@ impl<C: Connector> Shared<C> {
                         ..last
                     };
                 }
+            }
+            if scenario.clients.connections == Connections::PerRequest {
+                *conn = None;
             }
             for c in &capture.set_cookies {
                 jar.set(c);
@@ -687,7 +701,7 @@ impl<C: Connector> Shared<C> {
     /// between the arms by number (each arm gets half of them, however
     /// few); open-model senders reassign the arm per arrival.
     fn session(&self, vu: u64) -> Session<C::Conn> {
-        Session {
+        let mut session = Session {
             conns: (0..self.arms.len()).map(|_| None).collect(),
             arm: (vu as usize) % self.arms.len().max(1),
             vars: vec![None; self.scenario.slots],
@@ -699,11 +713,15 @@ impl<C: Connector> Shared<C> {
             body: Vec::new(),
             capture: Capture {
                 max_body: MAX_CAPTURED_BODY,
+                source: self.scenario.clients.source_ip(vu),
                 ..Capture::default()
             },
             vu,
             iteration: 0,
-        }
+            agent: None,
+        };
+        session.become_client(&self.scenario.clients);
+        session
     }
 }
 
@@ -722,16 +740,34 @@ struct Session<Conn> {
     capture: Capture,
     vu: u64,
     iteration: u64,
+    /// The user's agent, an index into the scenario's mix.
+    agent: Option<usize>,
 }
 
 impl<Conn> Session<Conn> {
-    /// Starts a new visitor, sent to `arm`, on the same connections.
-    fn reset(&mut self, vu: u64, arm: usize) {
+    /// Starts a new visitor, sent to `arm`, on the same connections (unless
+    /// the visitor comes from another address).
+    fn reset(&mut self, vu: u64, arm: usize, clients: &Clients) {
         self.arm = arm;
         self.vars.iter_mut().for_each(|v| *v = None);
         self.jar.clear();
         self.vu = vu;
         self.iteration = 0;
+        let source = clients.source_ip(vu);
+        if source != self.capture.source {
+            self.conns.iter_mut().for_each(|c| *c = None);
+            self.capture.source = source;
+        }
+        self.become_client(clients);
+    }
+
+    /// Draws what kind of client user `vu` is: slow or not, which agent.
+    /// The draws depend on the user's number only, so runs repeat.
+    fn become_client(&mut self, clients: &Clients) {
+        let mut rng =
+            fastrand::Rng::with_seed(self.vu.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xc11e);
+        self.capture.download_cap = clients.download_cap(rng.f64());
+        self.agent = clients.pick_user_agent(rng.f64());
     }
 }
 
@@ -1060,7 +1096,7 @@ async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: R
             None => break,
             Some(Job::Session(due, vu, arm)) => {
                 // Each arrival is a new visitor; the sender keeps its connections.
-                session.reset(vu, arm);
+                session.reset(vu, arm, &sh.scenario.clients);
                 sh.run_flow(&mut session, Some(due), false).await;
             }
             Some(Job::Replay(req)) => sh.replay_one(&mut session, &req).await,

@@ -33,7 +33,10 @@ pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
 pub use replay::ReplayRequest;
 pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
 pub use retry::{Backoff, Jitter, Retry, RetryBudget, RetryOn, BUDGET_WINDOW};
-pub use scenario::{looks_like_asset, CheckInfo, Flow, Scenario, Step, Target};
+pub use scenario::{
+    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Scenario,
+    SlowClients, Step, Target,
+};
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use template::{Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
 pub use think::{Think, MAX_THINK};

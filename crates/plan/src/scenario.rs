@@ -138,6 +138,8 @@ pub struct Scenario {
     pub checks: Vec<String>,
     /// Test data; each flow iteration takes one row of each.
     pub feeders: Vec<Feeder>,
+    /// How the users differ as clients (addresses, connections, speed, agent).
+    pub clients: Clients,
 }
 
 /// What reports need to know of a check besides its name.
@@ -220,6 +222,7 @@ impl Scenario {
             cookies: false,
             checks: Vec::new(),
             feeders: Vec::new(),
+            clients: Clients::default(),
         }
     }
 
@@ -250,4 +253,107 @@ pub fn looks_like_asset(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or_default();
     last.rsplit_once('.')
         .is_some_and(|(_, ext)| ASSET_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+/// How the users differ from each other as clients.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Clients {
+    /// Local addresses to send from; each user (or session, in the open
+    /// model) binds one, by its number. Empty: the system picks.
+    pub source_ips: Vec<std::net::IpAddr>,
+    /// When connections are opened.
+    pub connections: Connections,
+    /// Users who download slowly.
+    pub slow: Option<SlowClients>,
+    /// User agents with their weights; each user picks one. Empty: throng's.
+    pub user_agents: Vec<(String, f64)>,
+}
+
+/// When a user opens a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Connections {
+    /// Keep connections open and reuse them (browsers, API clients).
+    #[default]
+    KeepAlive,
+    /// A new connection for each session: every visitor is new.
+    PerSession,
+    /// A new connection for every request.
+    PerRequest,
+}
+
+/// A share of users whose downloads are capped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowClients {
+    /// The share of users, 0 to 1.
+    pub fraction: f64,
+    /// Their download rate, bytes per second.
+    pub bytes_per_second: u64,
+}
+
+impl Clients {
+    /// The source address of user (or session) number `vu`.
+    pub fn source_ip(&self, vu: u64) -> Option<std::net::IpAddr> {
+        match self.source_ips.len() {
+            0 => None,
+            n => Some(self.source_ips[(vu % n as u64) as usize]),
+        }
+    }
+
+    /// Whether user `vu` is slow, with `u` a uniform draw of its own.
+    pub fn download_cap(&self, u: f64) -> Option<u64> {
+        self.slow
+            .filter(|s| u < s.fraction)
+            .map(|s| s.bytes_per_second)
+    }
+
+    /// The index of the user agent picked by a uniform draw `u` in `0..1`,
+    /// by weight; `None` without a mix.
+    pub fn pick_user_agent(&self, u: f64) -> Option<usize> {
+        let total: f64 = self.user_agents.iter().map(|(_, w)| w).sum();
+        let mut x = u * total;
+        for (i, (_, w)) in self.user_agents.iter().enumerate() {
+            if x < *w {
+                return Some(i);
+            }
+            x -= w;
+        }
+        self.user_agents.len().checked_sub(1)
+    }
+}
+
+/// Parses a source address range: `127.0.0.2-127.0.0.200`, one address,
+/// or a comma-separated list of either (IPv4 ranges only).
+pub fn parse_source_ips(text: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            None => out.push(
+                part.parse::<IpAddr>()
+                    .map_err(|_| format!("{part:?} is not an IP address"))?,
+            ),
+            Some((a, b)) => {
+                let a: Ipv4Addr = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+                let b: Ipv4Addr = b
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{b:?} is not an IPv4 address"))?;
+                let (a, b) = (u32::from(a), u32::from(b));
+                if b < a {
+                    return Err(format!("{part:?}: the range ends before it starts"));
+                }
+                if b - a >= 65_536 {
+                    return Err(format!("{part:?}: more than 65,536 addresses"));
+                }
+                out.extend((a..=b).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no addresses given (write e.g. 127.0.0.2-127.0.0.200)".into());
+    }
+    Ok(out)
 }

@@ -6,18 +6,18 @@ use std::time::Duration;
 use analysis::RecoveryCheck;
 use http::Method;
 use plan::{
-    parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Extract, ExtractFrom, Flow,
-    HttpVersion, Jitter, LoadSpec, ModelKind, Needs, OnFail, PlanError, Profile, Retry, RetryOn,
-    Scenario, Scope, Shape, SpikeLevel, StatusMatch, Step, Target, Template, TemplateError, Think,
-    TlsOptions,
+    parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Clients, Connections,
+    Extract, ExtractFrom, Flow, HttpVersion, Jitter, LoadSpec, ModelKind, Needs, OnFail, PlanError,
+    Profile, Retry, RetryOn, Scenario, Scope, Shape, SlowClients, SpikeLevel, StatusMatch, Step,
+    Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
-    RawArrivals, RawBackoff, RawCheck, RawData, RawExtract, RawJitter, RawLoad, RawModel,
-    RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage,
-    RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
+    RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawJitter,
+    RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn, RawScenario,
+    RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -129,6 +129,35 @@ impl Compiled {
                     let _ = writeln!(out, "      extract {name} from {from}");
                 }
             }
+        }
+        let c = &s.clients;
+        if c != &plan::Clients::default() {
+            let mut parts = Vec::new();
+            if let (Some(first), Some(last)) = (c.source_ips.first(), c.source_ips.last()) {
+                parts.push(format!(
+                    "from {} source address(es) {first}..{last}",
+                    c.source_ips.len()
+                ));
+            }
+            parts.push(
+                match c.connections {
+                    Connections::KeepAlive => "keep-alive connections",
+                    Connections::PerSession => "a new connection per session",
+                    Connections::PerRequest => "a new connection per request",
+                }
+                .to_string(),
+            );
+            if let Some(slow) = c.slow {
+                parts.push(format!(
+                    "{}% slow at {} B/s",
+                    slow.fraction * 100.0,
+                    slow.bytes_per_second
+                ));
+            }
+            if !c.user_agents.is_empty() {
+                parts.push(format!("{} user agents", c.user_agents.len()));
+            }
+            let _ = writeln!(out, "  clients: {}", parts.join(", "));
         }
         if let Some(r) = &self.recovery {
             let by = r.by_s.map_or(" by the end of the run".to_string(), |b| {
@@ -337,6 +366,12 @@ impl Compiler<'_> {
             cookies: raw.cookies.unwrap_or(true),
             checks: check_names,
             feeders,
+            clients: raw
+                .clients
+                .as_ref()
+                .map(|c| self.clients(c, raw.http2.unwrap_or(false)))
+                .transpose()?
+                .unwrap_or_default(),
         };
         let mut var_names = vec![String::new(); slots.len()];
         for name in slots.names() {
@@ -360,6 +395,73 @@ impl Compiler<'_> {
                 .iter()
                 .map(|t| (t.value.clone(), Pos::of(t)))
                 .collect(),
+        })
+    }
+
+    /// The clients section.
+    fn clients(&self, raw: &Spanned<RawClients>, http2: bool) -> Result<Clients, Diagnostic> {
+        let pos = Pos::of(raw);
+        let c = &raw.value;
+        let err = |why: String, hint: Option<&str>| self.err(pos, why, hint.map(String::from));
+        let source_ips = match &c.source_ips {
+            None => Vec::new(),
+            Some(text) => plan::parse_source_ips(text)
+                .map_err(|why| err(format!("source_ips: {why}"), None))?,
+        };
+        let connections = match c.connections {
+            None | Some(RawConnections::KeepAlive) => Connections::KeepAlive,
+            Some(RawConnections::PerSession) => Connections::PerSession,
+            Some(RawConnections::PerRequest) => Connections::PerRequest,
+        };
+        if http2 && (!source_ips.is_empty() || connections != Connections::KeepAlive) {
+            return Err(err(
+                "source_ips and connections need HTTP/1.1: HTTP/2 shares one connection per worker"
+                    .into(),
+                Some("remove http2: true, or these client settings"),
+            ));
+        }
+        let slow = match &c.slow {
+            None => None,
+            Some(s) => {
+                let fraction = fraction(&s.fraction).filter(|f| *f <= 1.0).ok_or_else(|| {
+                    err(
+                        format!(
+                            "slow.fraction {:?} is not a percentage up to 100%",
+                            s.fraction
+                        ),
+                        Some("e.g. fraction: 10%"),
+                    )
+                })?;
+                let bytes_per_second = byte_rate(&s.rate).ok_or_else(|| {
+                    err(
+                        format!("slow.rate {:?} is not a rate", s.rate),
+                        Some(
+                            "e.g. rate: 50KB/s (bytes per second; KB = 1000 bytes, also B/s, MB/s)",
+                        ),
+                    )
+                })?;
+                Some(SlowClients {
+                    fraction,
+                    bytes_per_second,
+                })
+            }
+        };
+        let mut user_agents = Vec::new();
+        for ua in &c.user_agents {
+            let weight = ua.weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(err(
+                    format!("user agent {:?}: the weight must be more than 0", ua.value),
+                    None,
+                ));
+            }
+            user_agents.push((ua.value.clone(), weight));
+        }
+        Ok(Clients {
+            source_ips,
+            connections,
+            slow,
+            user_agents,
         })
     }
 
@@ -1162,6 +1264,22 @@ impl Compiler<'_> {
             max_in_flight: raw.max_in_flight,
         })
     }
+}
+
+/// `50KB/s` as 50,000: bytes per second, units of 1000.
+fn byte_rate(text: &str) -> Option<u64> {
+    let t = text.trim().strip_suffix("/s")?.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic())?);
+    let scale = match unit.trim() {
+        "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    let n: f64 = number.trim().parse().ok()?;
+    let rate = n * scale;
+    (rate.is_finite() && rate >= 1.0).then_some(rate as u64)
 }
 
 /// `10%` as 0.1: a finite percentage of 0 or more.

@@ -38,10 +38,63 @@ pub struct RawScenario {
     /// The user journeys; each session walks one, picked by weight.
     #[schemars(length(min = 1))]
     pub flows: Vec<RawFlow>,
+    /// How users differ as clients: source addresses, connection habits,
+    /// slow downloads, a mix of user agents.
+    #[schemars(with = "Option<RawClients>")]
+    pub clients: Option<Spanned<RawClients>>,
     /// A recovery check: after the trigger window (a spike, a fault), goodput
     /// must come back to within `within` of its level before it.
     #[schemars(with = "Option<RawRecovery>")]
     pub recovery: Option<Spanned<RawRecovery>>,
+}
+
+/// `{ source_ips: "127.0.0.2-127.0.0.200", connections: per_session,
+/// slow: { fraction: 10%, rate: 50KB/s }, user_agents: [...] }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawClients {
+    /// Local addresses to send from, e.g. `127.0.0.2-127.0.0.200`; each user
+    /// binds one (HTTP/1.1 only).
+    pub source_ips: Option<String>,
+    /// `keep_alive` (default), `per_session` (every visitor new) or `per_request`.
+    pub connections: Option<RawConnections>,
+    /// A share of users with a capped download rate.
+    pub slow: Option<RawSlow>,
+    /// User agents, each with a weight; each user picks one.
+    #[serde(default)]
+    pub user_agents: Vec<RawUserAgent>,
+}
+
+/// When connections are opened.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawConnections {
+    /// Reuse connections.
+    KeepAlive,
+    /// A new connection per session.
+    PerSession,
+    /// A new connection per request.
+    PerRequest,
+}
+
+/// Slow users.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlow {
+    /// Their share of users, e.g. `10%`.
+    pub fraction: String,
+    /// Their download rate, e.g. `50KB/s`, `1MB/s` (bytes, powers of 1000).
+    pub rate: String,
+}
+
+/// One user agent of the mix.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUserAgent {
+    /// The header's value.
+    pub value: String,
+    /// Relative weight (default 1).
+    pub weight: Option<f64>,
 }
 
 /// `{ trigger: { from: 10s, to: 15s }, within: 10%, by: 30s }`.

@@ -361,6 +361,49 @@ fn recovery_checks_need_a_level_before_the_trigger() {
 }
 
 #[test]
+fn clients_compile_with_their_ranges_and_rates() {
+    let c = |clients: &str| {
+        compile(
+            "s.yaml",
+            &format!("target: http://127.0.0.1:1\nclients: {clients}\nflows:\n  - steps:\n      - get: /\n"),
+            &options(),
+        )
+    };
+    let ok = c("{ source_ips: \"127.0.0.2-127.0.0.200, 127.0.1.1\", connections: per_session, slow: { fraction: 10%, rate: 50KB/s }, user_agents: [ { value: a, weight: 3 }, { value: b } ] }").unwrap();
+    let clients = &ok.scenario.clients;
+    assert_eq!(clients.source_ips.len(), 200);
+    assert_eq!(clients.source_ip(0).unwrap().to_string(), "127.0.0.2");
+    assert_eq!(clients.source_ip(199).unwrap().to_string(), "127.0.1.1");
+    assert_eq!(clients.source_ip(200), clients.source_ip(0));
+    let slow = clients.slow.unwrap();
+    assert_eq!((slow.fraction, slow.bytes_per_second), (0.10, 50_000));
+    assert_eq!(clients.download_cap(0.05), Some(50_000));
+    assert_eq!(clients.download_cap(0.5), None);
+    assert_eq!(clients.pick_user_agent(0.7), Some(0));
+    assert_eq!(clients.pick_user_agent(0.8), Some(1));
+    let text = ok.describe();
+    let line = text
+        .lines()
+        .find(|l| l.contains("clients:"))
+        .unwrap()
+        .trim();
+    expect!["clients: from 200 source address(es) 127.0.0.2..127.0.1.1, a new connection per session, 10% slow at 50000 B/s, 2 user agents"]
+        .assert_eq(line);
+    let e = |clients: &str| c(clients).unwrap_err().to_string();
+    expect![[r#"
+        s.yaml:2:10: source_ips: "127.0.0.9-127.0.0.2": the range ends before it starts
+          |
+        2 | clients: { source_ips: 127.0.0.9-127.0.0.2 }
+          |          ^"#]].assert_eq(&e("{ source_ips: 127.0.0.9-127.0.0.2 }"));
+    expect![[r#"
+        s.yaml:2:10: slow.rate "fast" is not a rate
+          |
+        2 | clients: { slow: { fraction: 10%, rate: fast } }
+          |          ^
+          = hint: e.g. rate: 50KB/s (bytes per second; KB = 1000 bytes, also B/s, MB/s)"#]].assert_eq(&e("{ slow: { fraction: 10%, rate: fast } }"));
+}
+
+#[test]
 fn target_override_and_schema() {
     let opts = Options {
         target: Some("http://127.0.0.1:9/base".into()),

@@ -84,6 +84,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         cookies: false,
         checks: Vec::new(),
         feeders: Vec::new(),
+        clients: plan::Clients::default(),
     };
     let plan = Plan {
         model: Model::Open {

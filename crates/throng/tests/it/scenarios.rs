@@ -563,3 +563,112 @@ fn a_recorded_har_imports_to_a_scenario_that_runs() {
     assert_eq!(num(&res, "totals.errors"), 0.0);
     assert_eq!(hits(&srv, "GET /api"), 2);
 }
+
+#[test]
+fn clients_come_from_their_addresses_with_their_habits_and_agents() {
+    // Source addresses: each of 3 users binds one address of the range.
+    let srv = server::http1(Mode::Ok);
+    let (_dir, path) = scenario(
+        r#"
+clients:
+  source_ips: 127.0.0.2-127.0.0.4
+  user_agents:
+    - { value: "Phone/1.0", weight: 3 }
+    - { value: "Desktop/1.0" }
+flows:
+  - steps:
+      - get: /
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "40",
+        "--requests",
+        "400",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let peers: std::collections::BTreeSet<String> = srv
+        .seen
+        .peers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        peers.into_iter().collect::<Vec<_>>(),
+        ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    );
+    // The user-agent mix: 3 to 1 by weight over 40 users (each keeps one).
+    let log = srv.seen.log.lock().unwrap();
+    let phones = log.iter().filter(|e| e.3 == "Phone/1.0").count() as f64;
+    let desktops = log.iter().filter(|e| e.3 == "Desktop/1.0").count() as f64;
+    assert_eq!(phones + desktops, 400.0);
+    assert!(
+        (0.6..0.9).contains(&(phones / 400.0)),
+        "{phones} phones of 400"
+    );
+    drop(log);
+
+    // Connection habits: a connection per request, then per session.
+    for (habit, expected) in [("per_request", 20), ("per_session", 10)] {
+        let srv = server::http1(Mode::Ok);
+        let (_dir, path) = scenario(&format!(
+            "clients: {{ connections: {habit} }}\nflows:\n  - steps:\n      - get: /a\n      - get: /b\n"
+        ));
+        let r = throng(&[
+            &path,
+            "--target",
+            &srv.url(""),
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--workers",
+            "1",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(srv.seen.requests.load(Ordering::Relaxed), 20);
+        assert_eq!(
+            srv.seen.connections.load(Ordering::Relaxed),
+            expected,
+            "{habit}"
+        );
+    }
+}
+
+#[test]
+fn slow_clients_download_at_their_rate() {
+    // 40 KB at 100 KB/s takes 0.4 s; a fast client takes milliseconds.
+    let srv = server::http1(Mode::Body(40_000));
+    let (_dir, path) = scenario(
+        "clients: { slow: { fraction: 100%, rate: 100KB/s } }\nflows:\n  - steps:\n      - get: /big\n",
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let res = r.results.unwrap();
+    let p50 = num(&res, "latency_ms.p50");
+    assert!((380.0..700.0).contains(&p50), "p50 {p50} ms");
+    let (_dir, fast) = scenario("flows:\n  - steps:\n      - get: /big\n");
+    let r = throng(&[
+        &fast,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "2",
+    ]);
+    assert!(num(&r.results.unwrap(), "latency_ms.p50") < 100.0);
+}

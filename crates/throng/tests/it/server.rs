@@ -25,6 +25,8 @@ pub enum Mode {
     Stall { stall: Duration, period: Duration },
     /// 200 with `Connection: close`, then closes.
     Close,
+    /// 200 with a body of this many bytes.
+    Body(usize),
     /// A tiny app: `POST /login` sets `session=ok`; `GET /private` answers
     /// 200 with that cookie and 401 without; `GET /flaky` answers 200 but
     /// shows "An error has occurred" on every 4th request; `POST /token`
@@ -44,6 +46,8 @@ pub struct Seen {
     pub connections: AtomicU64,
     pub posts_with_body: AtomicU64,
     pub with_header: AtomicU64,
+    /// The client address of every connection.
+    pub peers: std::sync::Mutex<Vec<std::net::IpAddr>>,
     /// Every request as (when it arrived, "METHOD /path", Host, User-Agent).
     pub log: std::sync::Mutex<Vec<(Instant, String, String, String)>>,
 }
@@ -93,10 +97,11 @@ pub fn http1(mode: Mode) -> Server {
     let (addr, stop) = spawn_runtime(move |listener| async move {
         let started = Instant::now();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             s.connections.fetch_add(1, Ordering::Relaxed);
+            s.peers.lock().unwrap().push(peer.ip());
             tokio::spawn(handle(stream, mode, s.clone(), started));
         }
     });
@@ -187,6 +192,11 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec()
             }
             Mode::Close => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+            Mode::Body(n) => {
+                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+                r.resize(r.len() + n, b'x');
+                r
+            }
             Mode::App => {
                 let cookie_ok = head.to_ascii_lowercase().contains("\r\ncookie: session=ok");
                 match (method, target) {
@@ -234,10 +244,11 @@ pub fn h2c() -> Server {
     let s = seen.clone();
     let (addr, stop) = spawn_runtime(move |listener| async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             s.connections.fetch_add(1, Ordering::Relaxed);
+            s.peers.lock().unwrap().push(peer.ip());
             tokio::spawn(serve_h2(stream, s.clone()));
         }
     });
@@ -296,10 +307,11 @@ pub fn tls(http2: bool) -> (Server, String) {
     let (addr, stop) = spawn_runtime(move |listener| async move {
         let started = Instant::now();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             s.connections.fetch_add(1, Ordering::Relaxed);
+            s.peers.lock().unwrap().push(peer.ip());
             let (acceptor, s) = (acceptor.clone(), s.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
