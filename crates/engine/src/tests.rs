@@ -629,7 +629,7 @@ mod sim {
         // A user waited for all four attempts and three pauses.
         within(s.latency.summary().p50, 4.0 * 5.0 + 3.0 * 100.0, 0.01);
         assert_eq!(r.seconds.len(), 10);
-        assert!(r.seconds.iter().all(|&[l, a, g]| (l, a, g) == (10, 40, 0)));
+        assert!(r.seconds.iter().all(|s| s == &[10, 40, 0, 30, 0, 0, 0]));
 
         // Retrying on timeouts only leaves 5xx alone.
         let mut policy = fixed(4, ms(100));
@@ -735,7 +735,7 @@ mod sim {
         // their first.
         assert_eq!(out.stats.counts.ok, 40);
         assert_eq!(r.goodput, 20);
-        assert_eq!(r.seconds[2], [10, 10, 10]);
-        assert_eq!(r.seconds[1], [10, 20, 0]);
+        assert_eq!(r.seconds[2], [10, 10, 10, 0, 0, 0, 0]);
+        assert_eq!(r.seconds[1], [10, 20, 0, 10, 0, 0, 0]);
     }
 }

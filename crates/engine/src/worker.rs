@@ -604,7 +604,7 @@ impl<C: Connector> Shared<C> {
                 return false;
             }
         }
-        retries.record_retry(cause);
+        retries.record_retry(sample.due.as_secs() as usize, cause);
         true
     }
 

@@ -203,6 +203,10 @@ pub struct TimelineRow {
     /// their deadline (runs that retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goodput: Option<u64>,
+    /// Retries made for the requests due in this second, by cause (runs
+    /// that retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryCounts>,
 }
 
 /// What retrying clients did (runs whose scenario retries). A request is
@@ -389,8 +393,14 @@ impl Results {
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),
-                    attempts: retried.map(|[_, attempts, _]| attempts),
-                    goodput: retried.map(|[_, _, good]| good),
+                    attempts: retried.map(|r| r[1]),
+                    goodput: retried.map(|r| r[2]),
+                    retries: retried.map(|r| RetryCounts {
+                        http_5xx: r[3],
+                        timeout: r[4],
+                        connect: r[5],
+                        reset: r[6],
+                    }),
                 }
             })
             .collect();

@@ -160,8 +160,8 @@ fn retry_numbers_pin_their_meaning() {
     for i in 0..1000usize {
         let attempts = if i % 10 == 0 { 3 } else { 1 };
         if attempts == 3 {
-            r.record_retry(stats::RetryCause::Http5xx);
-            r.record_retry(stats::RetryCause::Http5xx);
+            r.record_retry(i / 100, stats::RetryCause::Http5xx);
+            r.record_retry(i / 100, stats::RetryCause::Http5xx);
         }
         r.record(i / 100, attempts, i % 10 != 0);
     }
@@ -203,6 +203,7 @@ fn retry_numbers_pin_their_meaning() {
         (results.timeline[0].attempts, results.timeline[0].goodput),
         (Some(120), Some(90))
     );
+    assert_eq!(results.timeline[0].retries.unwrap().http_5xx, 20);
     let text = summary(&results);
     let lines: Vec<&str> = text
         .lines()

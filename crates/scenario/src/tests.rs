@@ -394,13 +394,15 @@ fn clients_compile_with_their_ranges_and_rates() {
         s.yaml:2:10: source_ips: "127.0.0.9-127.0.0.2": the range ends before it starts
           |
         2 | clients: { source_ips: 127.0.0.9-127.0.0.2 }
-          |          ^"#]].assert_eq(&e("{ source_ips: 127.0.0.9-127.0.0.2 }"));
+          |          ^"#]]
+    .assert_eq(&e("{ source_ips: 127.0.0.9-127.0.0.2 }"));
     expect![[r#"
         s.yaml:2:10: slow.rate "fast" is not a rate
           |
         2 | clients: { slow: { fraction: 10%, rate: fast } }
           |          ^
-          = hint: e.g. rate: 50KB/s (bytes per second; KB = 1000 bytes, also B/s, MB/s)"#]].assert_eq(&e("{ slow: { fraction: 10%, rate: fast } }"));
+          = hint: e.g. rate: 50KB/s (bytes per second; KB = 1000 bytes, also B/s, MB/s)"#]]
+    .assert_eq(&e("{ slow: { fraction: 10%, rate: fast } }"));
 }
 
 #[test]

@@ -24,5 +24,5 @@ pub use recorder::{
     load_band, Bucket, CheckStats, Counts, EndpointStats, Interval, Outcome, Phases, Recorder,
     Sample, Stats, LOAD_BANDS,
 };
-pub use retries::{RetryCause, RetryCounts, RetryStats};
+pub use retries::{RetryCause, RetryCounts, RetryStats, SECOND_COLUMNS};
 pub use windows::{Window, Windows, FIRST_WINDOW_MS, MAX_WINDOWS};

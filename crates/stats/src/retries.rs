@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ErrorKind, Outcome};
 
-/// Why an attempt was retried.
+/// Why an attempt was retried. The order is that of the cause columns of
+/// [`RetryStats::seconds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryCause {
     /// A response with a 5xx status.
@@ -83,6 +84,9 @@ impl RetryCounts {
     }
 }
 
+/// Columns of [`RetryStats::seconds`].
+pub const SECOND_COLUMNS: usize = 7;
+
 /// Attempts and goodput of a run whose scenario retries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RetryStats {
@@ -97,9 +101,10 @@ pub struct RetryStats {
     /// Logical requests that succeeded (no error, checks passed) within
     /// their deadline.
     pub goodput: u64,
-    /// Per second of the first attempt's due time: `[logical, attempts, goodput]`.
+    /// Per second of the first attempt's due time: `[logical, attempts,
+    /// goodput, retries after 5xx, after timeout, after connect, after reset]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub seconds: Vec<[u64; 3]>,
+    pub seconds: Vec<[u64; SECOND_COLUMNS]>,
 }
 
 impl RetryStats {
@@ -109,18 +114,23 @@ impl RetryStats {
         self.logical += 1;
         self.attempts += u64::from(attempts);
         self.goodput += u64::from(good);
-        if self.seconds.len() <= second {
-            self.seconds.resize(second + 1, [0; 3]);
-        }
-        let row = &mut self.seconds[second];
+        let row = self.second(second);
         row[0] += 1;
         row[1] += u64::from(attempts);
         row[2] += u64::from(good);
     }
 
-    /// Records a retry about to be sent.
-    pub fn record_retry(&mut self, cause: RetryCause) {
+    fn second(&mut self, second: usize) -> &mut [u64; SECOND_COLUMNS] {
+        if self.seconds.len() <= second {
+            self.seconds.resize(second + 1, [0; SECOND_COLUMNS]);
+        }
+        &mut self.seconds[second]
+    }
+
+    /// Records a retry about to be sent for a logical request due in `second`.
+    pub fn record_retry(&mut self, second: usize, cause: RetryCause) {
         self.retries.add(cause);
+        self.second(second)[3 + cause as usize] += 1;
     }
 
     /// Records a retry the budget refused.
@@ -145,11 +155,12 @@ impl RetryStats {
         self.budget_refused += other.budget_refused;
         self.goodput += other.goodput;
         if self.seconds.len() < other.seconds.len() {
-            self.seconds.resize(other.seconds.len(), [0; 3]);
+            self.seconds
+                .resize(other.seconds.len(), [0; SECOND_COLUMNS]);
         }
         for (a, b) in self.seconds.iter_mut().zip(&other.seconds) {
-            for i in 0..3 {
-                a[i] += b[i];
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
             }
         }
     }
