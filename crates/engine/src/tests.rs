@@ -382,6 +382,85 @@ mod sim {
         assert_eq!(out.load_end, secs(20));
     }
 
+    /// Replays `n` requests 5 ms apart (200/s) against a stalling server,
+    /// with this in-flight cap.
+    async fn replay_stalled(n: u64, max_in_flight: usize) -> WorkerOutput {
+        let start = Instant::now() + ms(10);
+        let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
+        let arm = Arm {
+            connector: Sim {
+                start,
+                behaviour: stalling(),
+                connects: Rc::new(Cell::new(0)),
+            },
+            target: scenario.target.clone(),
+            prepared,
+        };
+        let cfg = WorkerConfig {
+            index: 0,
+            workers: 1,
+            model: Model::Open {
+                rate: Profile::constant(200.0, Some(ms(n * 5))),
+                arrivals: plan::Arrivals::Uniform,
+                max_in_flight,
+            },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+            seed: 1,
+            start,
+            progress_every: secs(1),
+            spin: Duration::ZERO,
+        };
+        let (feed_tx, feed) = mpsc::channel(4);
+        let requests: Vec<plan::ReplayRequest> = (0..n)
+            .map(|i| plan::ReplayRequest {
+                due: ms(i * 5),
+                method: http::Method::GET,
+                path: format!("/r/{i}"),
+                user_agent: None,
+                endpoint: 0,
+                session: i,
+            })
+            .collect();
+        feed_tx.send(requests).await.unwrap();
+        drop(feed_tx);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        tokio::task::LocalSet::new()
+            .run_until(run_worker(
+                cfg,
+                std::sync::Arc::new(scenario),
+                vec![arm],
+                Control::default(),
+                tx,
+                Some(feed),
+            ))
+            .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replayed_requests_are_measured_from_their_logged_times() {
+        // The same load as open_model_latency_reflects_the_stall, from a
+        // feed: the same latency, because each request's latency runs from
+        // the time the log gives it, not from when it could be sent.
+        let out = replay_stalled(4000, 100_000).await;
+        let s = &out.stats;
+        assert_eq!(s.counts.requests, 4000);
+        let l = s.latency.summary();
+        within(l.p99, stall_quantile_ms(0.99), 0.03);
+        within(l.p90, stall_quantile_ms(0.90), 0.03);
+        within(l.max, 1001.0, 0.01);
+        assert_eq!(out.load_end, ms(3999 * 5));
+        // With 10 in flight at most, the stall's requests are dropped,
+        // counted under their endpoint, never silently skipped.
+        let out = replay_stalled(4000, 10).await;
+        let s = &out.stats;
+        assert_eq!(s.counts.requests + s.counts.dropped(), 4000);
+        assert!(s.counts.dropped() > 500, "{}", s.counts.dropped());
+        assert_eq!(s.endpoints[0].counts.dropped(), s.counts.dropped());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn closed_model_shows_the_classic_under_reporting() {
         let (out, _) = run(Setup {

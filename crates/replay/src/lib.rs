@@ -135,7 +135,8 @@ pub struct Expander {
     /// Requests per whole second of log time, from a first pass; used to
     /// spread imprecise times across their second.
     spread_counts: HashMap<i64, u32>,
-    /// Requests per whole second seen so far.
+    /// Requests per whole second seen so far (of logs whose times are
+    /// whole seconds: a few bytes per second of log).
     seen_counts: HashMap<i64, u32>,
     queue: BinaryHeap<Reverse<Pending>>,
     seq: u64,
@@ -260,13 +261,13 @@ impl Expander {
     /// The request's time; an imprecise one is spread across its second
     /// by its rank among the second's requests.
     fn spread_time(&mut self, r: &Record) -> i64 {
+        if r.precise {
+            return r.time_us;
+        }
         let second = r.time_us.div_euclid(1_000_000);
         let seen = self.seen_counts.entry(second).or_insert(0);
         let rank = *seen;
         *seen += 1;
-        if r.precise {
-            return r.time_us;
-        }
         match self.spread_counts.get(&second) {
             Some(&n) if n > 0 => {
                 second * 1_000_000 + i64::from(rank.min(n - 1)) * 1_000_000 / i64::from(n)
