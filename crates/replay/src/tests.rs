@@ -252,3 +252,32 @@ fn endpoint_names_collapse_ids() {
     assert_eq!(endpoint_path("/static/app.css"), "/static/app.css");
     assert_eq!(endpoint_path("/"), "/");
 }
+
+#[test]
+fn scale_multiplies_the_rate_away_from_the_edges() {
+    // 10 requests a second for 100 s from 50 clients; x3 with copies
+    // shifted by up to 10 s (the length the binary picks by default: a
+    // tenth of the log, at most 60 s).
+    let lines: Vec<String> = (0..1000u64)
+        .map(|i| line(i * 100, "GET", "/", &format!("c{}", i % 50)))
+        .collect();
+    let (out, _) = expand(
+        Options {
+            scale: 3,
+            spread: Duration::from_secs(10),
+            ..json()
+        },
+        &lines,
+    );
+    let in_window = |from: u64, to: u64| {
+        out.iter()
+            .filter(|r| (from..to).contains(&r.due.as_secs()))
+            .count() as f64
+    };
+    // Past the first spread, every 10 s window holds about 3 x 100.
+    for from in (10..100).step_by(10) {
+        let n = in_window(from, from + 10);
+        assert!((255.0..=345.0).contains(&n), "{from}s: {n}");
+    }
+    assert_eq!(out.len(), 3000);
+}
