@@ -413,9 +413,11 @@ impl Compiler<'_> {
             Some(RawConnections::PerSession) => Connections::PerSession,
             Some(RawConnections::PerRequest) => Connections::PerRequest,
         };
-        if http2 && (!source_ips.is_empty() || connections != Connections::KeepAlive) {
+        if http2
+            && (!source_ips.is_empty() || connections != Connections::KeepAlive || c.slow.is_some())
+        {
             return Err(err(
-                "source_ips and connections need HTTP/1.1: HTTP/2 shares one connection per worker"
+                "source_ips, connections and slow need HTTP/1.1: HTTP/2 shares one connection per worker"
                     .into(),
                 Some("remove http2: true, or these client settings"),
             ));

@@ -129,6 +129,16 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     }
     if args.http2 {
         scenario.version = HttpVersion::Http2;
+        let c = &scenario.clients;
+        if !c.source_ips.is_empty()
+            || c.connections != plan::Connections::KeepAlive
+            || c.slow.is_some()
+        {
+            return Err(Failure::usage(anyhow!(
+                "--http2 does not go with the scenario's clients source_ips, connections or slow: \
+                 HTTP/2 shares one connection per worker (drop --http2, or those settings)"
+            )));
+        }
     }
 
     let timeout = match &args.timeout {
