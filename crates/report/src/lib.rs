@@ -1,11 +1,12 @@
 //! Presents a run: the versioned results file ([`Results`], schema
 //! `throng.results/v1`, documented in `docs/results.md`), the terminal
-//! summary and the live progress line; comparisons of two runs
+//! summary and the live progress line; the self-contained HTML report; comparisons of two runs
 //! ([`CompareReport`], schema `throng.compare/v1`). Produces text and values only; the
 //! binary decides where they go.
 
 mod compare;
 mod format;
+mod html;
 mod progress;
 mod results;
 mod summary;
@@ -15,6 +16,7 @@ mod tests;
 
 pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use format::{fmt_ms, fmt_rate};
+pub use html::{esc, html};
 pub use progress::{progress_line, ProgressView};
 pub use results::{
     CheckRow, EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status,

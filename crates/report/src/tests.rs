@@ -7,6 +7,7 @@ use analysis::Threshold;
 use expect_test::expect;
 use stats::{ErrorKind, Outcome, Phases, Sample, Stats};
 
+use crate::html;
 use crate::*;
 
 fn sample_stats() -> Stats {
@@ -218,6 +219,41 @@ fn retry_numbers_pin_their_meaning() {
     assert_eq!(back, results);
     // Runs without retries keep the file as it was.
     assert!(!sample_results().to_json().contains("goodput"));
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
+    let mut r = sample_results();
+    // Names and messages come from scenarios and targets: they must show,
+    // not run.
+    let row = r.endpoints.remove("GET /").unwrap();
+    r.endpoints
+        .insert("<script>alert(1)</script>".to_string(), row);
+    r.error_examples
+        .insert("reset".into(), "<img src=x onerror=alert(2)>".into());
+    let page = html(&r);
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(!page.contains("<script"), "no script at all");
+    assert!(!page.contains("<img"));
+    // Nothing is fetched: no links, sources or external styles.
+    for attr in ["src=\"", "href=", "@import", "url("] {
+        assert!(!page.contains(attr), "{attr}");
+    }
+    // The verdict first, then findings, charts and tables.
+    let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("no {needle}"));
+    assert!(at("id=\"verdict\"") < at("id=\"findings\""));
+    assert!(at("id=\"findings\"") < at("id=\"charts\""));
+    assert!(at("id=\"charts\"") < at("id=\"endpoints\""));
+    assert!(
+        page.contains("Failed: errors&lt;1%"),
+        "the failed threshold is named"
+    );
+    // Rate, latency, errors over time and the latency spectrum, each with
+    // drawn lines.
+    assert_eq!(page.matches("<svg").count(), 4);
+    assert!(page.matches("<polyline").count() >= 8);
+    assert!(!page.contains("points=\"\""), "no empty series");
 }
 
 #[test]

@@ -41,6 +41,11 @@ pub enum Command {
     /// times, faster or multiplied if asked.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(Box<ReplayArgs>),
+    /// Turn a saved results file into an HTML report.
+    #[command(
+        after_help = "Example:\n  throng run checkout.yaml --out results.json\n  throng report results.json --html report.html"
+    )]
+    Report(ReportArgs),
     /// Turn a recording into a scenario file to edit.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -234,6 +239,16 @@ pub enum ReleaseArg {
     V2,
 }
 
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results file (schema throng.results/v1).
+    #[arg(value_name = "RESULTS.json")]
+    pub results: PathBuf,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
     /// A browser session saved as HAR (DevTools > Network > Save all as HAR).
@@ -329,6 +344,9 @@ pub struct ReplayArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write an HTML report (one self-contained file) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -424,6 +442,9 @@ pub struct DemoArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "FILE", default_value = "throng-report.html")]
+    pub report: PathBuf,
     /// No progress output while running.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -581,6 +602,9 @@ pub struct RunArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Write an HTML report (one self-contained file) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report: Option<PathBuf>,
     /// No progress output while running.
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,

@@ -78,6 +78,17 @@ fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// `throng report RESULTS.json --html FILE`.
+fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(&a.results)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.results.display())))?;
+    let results = report::Results::from_json(&text)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
+    run::check_out_dir("--html", Some(&a.html))?;
+    run::write_report(&a.html, &results)?;
+    Ok(exit::OK)
+}
+
 /// `throng import har`: the scenario of a recording, to standard output
 /// or `--out`.
 fn import_har(a: &args::ImportHarArgs) -> Result<u8, Failure> {
@@ -110,6 +121,7 @@ fn main() -> ExitCode {
         args::Command::Capacity(a) => capacity::capacity(&a),
         args::Command::Replay(a) => replay::replay(&a),
         args::Command::Import(args::ImportCommand::Har(a)) => import_har(&a),
+        args::Command::Report(a) => report_html(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
         args::Command::Schema => {

@@ -550,12 +550,20 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let prepared = prepare(&args)?;
-    check_out_dir(args.out.as_deref())?;
+    check_out_dir("--out", args.out.as_deref())?;
+    check_out_dir("--report", args.report.as_deref())?;
     runtime()?.block_on(drive(args, prepared))
 }
 
+/// Writes the HTML report of `results` and says where.
+pub fn write_report(path: &Path, results: &Results) -> Result<(), Failure> {
+    write_out_quietly(path, &report::html(results))?;
+    println!("  report written to {}", path.display());
+    Ok(())
+}
+
 /// Fails now, not after a 30-minute run, if the results cannot be written.
-pub fn check_out_dir(out: Option<&Path>) -> Result<(), Failure> {
+pub fn check_out_dir(flag: &str, out: Option<&Path>) -> Result<(), Failure> {
     let Some(out) = out else { return Ok(()) };
     let dir = out
         .parent()
@@ -563,7 +571,7 @@ pub fn check_out_dir(out: Option<&Path>) -> Result<(), Failure> {
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(Failure::usage(anyhow!(
-            "--out {}: the directory {} does not exist",
+            "{flag} {}: the directory {} does not exist",
             out.display(),
             dir.display()
         )));
@@ -745,6 +753,9 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     if let Some(out) = &args.out {
         write_out(out, &results.to_json())?;
     }
+    if let Some(path) = &args.report {
+        write_report(path, &results)?;
+    }
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
     }
@@ -802,6 +813,11 @@ fn report_ab(
             write_out(&beside(out, name), &r.to_json())?;
         }
         write_out(&beside(out, "compare"), &compared.to_json())?;
+    }
+    if let Some(path) = &args.report {
+        for (name, r) in &results {
+            write_report(&beside(path, name), r)?;
+        }
     }
     let held = results.iter().all(|(_, r)| r.passed());
     Ok(held && !compared.regressed())

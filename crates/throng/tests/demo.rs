@@ -10,9 +10,12 @@ use std::process::Command;
 fn the_demo_rehearses_launch_day_and_shows_what_broke() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo.json");
+    let report = dir.path().join("report.html");
     let output = Command::new(env!("CARGO_BIN_EXE_throng"))
         .args(["demo", "--quiet", "--out"])
         .arg(&out)
+        .arg("--report")
+        .arg(&report)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -25,6 +28,7 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
         "p99(login)<300ms",
         "What the lab itself counted",
         "lab_uow_conflicts_total",
+        "report written to",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
     }
@@ -51,4 +55,68 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
         min("login"),
         min("home")
     );
+    looks_right_in_a_browser(&report);
+}
+
+/// Opens the report in headless Chromium: the charts and tables must be
+/// there, drawn and filled, after the browser has parsed the page. Saves a
+/// screenshot beside the test's other outputs (for people, and the README).
+/// Chromium comes from Debian's package, which `.ci/run` installs; set
+/// THRONG_SKIP_BROWSER=1 to run the rest of this test without it.
+fn looks_right_in_a_browser(report: &std::path::Path) {
+    let page = std::fs::read_to_string(report).unwrap();
+    assert!(page.contains("<svg"), "the report has charts");
+    if std::env::var_os("THRONG_SKIP_BROWSER").is_some() {
+        eprintln!("THRONG_SKIP_BROWSER set: the report was not opened in a browser");
+        return;
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed to check the report (apt-get install chromium), or set THRONG_SKIP_BROWSER=1");
+    let url = format!("file://{}", report.display());
+    let headless = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+    ];
+    let dom = Command::new(chromium)
+        .args(headless)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // The browser's DOM, not the file's text: what a person would see.
+    assert!(
+        dom.matches("<svg").count() >= 4,
+        "charts: {}",
+        &dom[..dom.len().min(2000)]
+    );
+    assert!(dom.matches("<polyline").count() >= 8, "drawn series");
+    assert!(!dom.contains("points=\"\""), "an empty series");
+    for id in [
+        "verdict",
+        "findings",
+        "charts",
+        "endpoints",
+        "checks",
+        "thresholds",
+    ] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "no #{id}");
+    }
+    let rows = dom.split("id=\"endpoints\"").nth(1).unwrap_or_default();
+    let rows = rows.split("</table>").next().unwrap_or_default();
+    assert!(rows.matches("<tr>").count() >= 6, "endpoint rows: {rows}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-report.png");
+    let status = Command::new(chromium)
+        .args(headless)
+        .arg("--window-size=1100,2400")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(status.status.success() && shot.exists(), "no screenshot");
+    eprintln!("report screenshot: {}", shot.display());
 }

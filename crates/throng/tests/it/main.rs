@@ -674,3 +674,60 @@ fn progress_lines_are_plain_when_not_a_terminal() {
     ]);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
+
+#[test]
+fn the_html_report_is_written_by_a_run_and_again_from_its_results_file() {
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.html");
+    let url = srv.url("/");
+    let report_arg = report.to_str().unwrap().to_string();
+    let output = throng_cmd(
+        &[
+            "--url",
+            &url,
+            "--rate",
+            "50",
+            "--duration",
+            "1s",
+            "--report",
+            &report_arg,
+        ],
+        &dir,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("report written to"));
+    let from_run = std::fs::read_to_string(&report).unwrap();
+    assert!(from_run.contains("<svg"));
+    // From the saved results, the same page.
+    let again = dir.path().join("again.html");
+    let out = throng_bin()
+        .arg("report")
+        .arg(out_path(&dir))
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), from_run);
+    // A file that is not results is refused, and nothing is written.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let out = throng_bin()
+        .args(["report"])
+        .arg(&bad)
+        .args(["--html", "/nonexistent-dir/x.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

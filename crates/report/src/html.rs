@@ -1,0 +1,616 @@
+//! The HTML report: one self-contained file a person opens after a run.
+//!
+//! Charts are inline SVG drawn here, so the file fetches nothing, works
+//! offline and prints. Every text that came from a scenario, a target or a
+//! command line is escaped ([`esc`]): a response body or an endpoint name
+//! holding `<script>` is shown, never run.
+
+use std::fmt::Write as _;
+
+use crate::format::{fmt_ms, fmt_rate};
+use crate::results::{Results, Status};
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1000px;padding:24px;color:#1d2330}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde1e8;padding-bottom:4px}
+.meta{color:#5b6475}.verdict{padding:12px 16px;border-radius:6px;font-weight:600;margin:16px 0}
+.pass{background:#e5f6ea;color:#14632d}.fail{background:#fde8e8;color:#8a1c1c}.warn{background:#fff4dd;color:#7a4b00}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}th,td{text-align:right;padding:4px 8px;border-bottom:1px solid #eceff4}
+th:first-child,td:first-child{text-align:left}th{font-weight:600;color:#3b4252}
+.finding{margin:8px 0;padding:8px 12px;border-left:4px solid #9aa3b2;background:#f7f8fa}
+.finding.critical{border-color:#c62828}.finding.warning{border-color:#e69500}.finding.info{border-color:#2e7d32}
+.finding .ev{color:#5b6475;font-size:13px}.sev{font-size:11px;font-weight:700;text-transform:uppercase;margin-right:6px}
+svg{display:block;margin:4px 0 12px}svg text{font:11px system-ui,sans-serif;fill:#3b4252}
+.legend span{display:inline-block;margin-right:14px;font-size:12px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
+code{background:#f2f4f7;padding:1px 4px;border-radius:3px;word-break:break-all}
+@media print{body{max-width:none}}
+";
+
+/// Colours of chart series, in order.
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+/// One line of a chart.
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+    dashed: bool,
+}
+
+/// A line chart over `0..x_max`, with vertical markers (stage boundaries).
+struct Chart<'a> {
+    title: &'a str,
+    y_unit: &'a str,
+    x_max: f64,
+    /// A logarithmic x axis of percentiles (the latency spectrum).
+    percentile_axis: bool,
+    markers: &'a [f64],
+    series: Vec<Series>,
+}
+
+const W: f64 = 940.0;
+const H: f64 = 240.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 24.0;
+const BOTTOM: f64 = 30.0;
+
+/// A round number at or above `x` for an axis top: 1, 2 or 5 times a power of ten.
+fn nice(x: f64) -> f64 {
+    if !(x.is_finite() && x > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x)
+        .unwrap_or(10.0 * p)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v >= 100.0 || v == v.round() {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+impl Chart<'_> {
+    fn svg(&self) -> String {
+        let y_max = nice(
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .fold(0.0, f64::max),
+        );
+        let plot_w = W - LEFT - RIGHT;
+        let plot_h = H - TOP - BOTTOM;
+        // The percentile axis maps q to -log10(1 - q): 0 at p0, 2 at p99.
+        let x_of = |x: f64| {
+            let frac = if self.percentile_axis {
+                -(1.0 - x).max(1e-6).log10() / 5.0
+            } else {
+                x / self.x_max.max(1e-9)
+            };
+            LEFT + frac.clamp(0.0, 1.0) * plot_w
+        };
+        let y_of = |y: f64| TOP + plot_h - (y / y_max).clamp(0.0, 1.0) * plot_h;
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="chart" role="img" aria-label="{t}" viewBox="0 0 {W} {H}" width="100%"><text x="{LEFT}" y="14" style="font-weight:600">{t} ({u})</text>"#,
+            t = esc(self.title),
+            u = esc(self.y_unit)
+        );
+        // Horizontal grid and y ticks.
+        for i in 0..=4 {
+            let v = y_max * f64::from(i) / 4.0;
+            let y = y_of(v);
+            let _ = write!(
+                s,
+                r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ee"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{v}</text>"##,
+                x2 = W - RIGHT,
+                tx = LEFT - 6.0,
+                ty = y + 4.0,
+                v = fmt_tick(v)
+            );
+        }
+        // X ticks.
+        if self.percentile_axis {
+            for (q, label) in [
+                (0.0, "p0"),
+                (0.9, "p90"),
+                (0.99, "p99"),
+                (0.999, "p99.9"),
+                (0.9999, "p99.99"),
+                (0.99999, "p99.999"),
+            ] {
+                let x = x_of(q);
+                let anchor = if q > 0.9999 { "end" } else { "middle" };
+                let _ = write!(
+                    s,
+                    r#"<text x="{x:.1}" y="{y}" text-anchor="{anchor}">{label}</text>"#,
+                    y = H - 10.0
+                );
+            }
+        } else {
+            let step = nice(self.x_max / 10.0);
+            let mut t = 0.0;
+            while t <= self.x_max + 1e-9 {
+                let _ = write!(
+                    s,
+                    r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{t}s</text>"#,
+                    x = x_of(t),
+                    y = H - 10.0,
+                    t = fmt_tick(t)
+                );
+                t += step;
+            }
+        }
+        for &m in self.markers {
+            let x = x_of(m);
+            let _ = write!(
+                s,
+                r##"<line class="stage" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{y2}" stroke="#9aa3b2" stroke-dasharray="4 3"/>"##,
+                y2 = TOP + plot_h
+            );
+        }
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{b}" stroke="#9aa3b2"/><line x1="{LEFT}" x2="{r}" y1="{b}" y2="{b}" stroke="#9aa3b2"/>"##,
+            b = TOP + plot_h,
+            r = W - RIGHT
+        );
+        for (i, series) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points: Vec<String> = series
+                .points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", x_of(x), y_of(y)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<polyline class="series" fill="none" stroke="{color}" stroke-width="1.8"{dash} points="{p}"><title>{n}</title></polyline>"#,
+                dash = if series.dashed {
+                    r#" stroke-dasharray="6 4""#
+                } else {
+                    ""
+                },
+                p = points.join(" "),
+                n = esc(&series.name)
+            );
+        }
+        s.push_str("</svg>");
+        let mut legend = String::from(r#"<div class="legend">"#);
+        for (i, series) in self.series.iter().enumerate() {
+            let _ = write!(
+                legend,
+                r#"<span><i style="background:{}"></i>{}</span>"#,
+                PALETTE[i % PALETTE.len()],
+                esc(&series.name)
+            );
+        }
+        legend.push_str("</div>");
+        legend + &s
+    }
+}
+
+/// The report of a run.
+pub fn html(r: &Results) -> String {
+    let mut h = String::new();
+    let title = format!("throng report: {}", r.target);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>",
+        esc(&title)
+    );
+    let _ = write!(
+        h,
+        "<h1>{}</h1><div class=\"meta\">{} model, {:.1}s of load, started {} &middot; throng {}</div>",
+        esc(&title),
+        esc(&r.model),
+        r.duration_s,
+        esc(&r.started_at),
+        esc(&r.throng_version)
+    );
+    verdict(&mut h, r);
+    findings(&mut h, r);
+    charts(&mut h, r);
+    tables(&mut h, r);
+    metadata(&mut h, r);
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn verdict(h: &mut String, r: &Results) {
+    let failed: Vec<&str> = r
+        .thresholds
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.expr.as_str())
+        .collect();
+    let recovery_failed = r.recovery.as_ref().is_some_and(|rec| !rec.ok);
+    let (class, text) = match r.status {
+        Status::Interrupted => ("warn", "Interrupted before its planned end".to_string()),
+        Status::Aborted => (
+            "fail",
+            format!(
+                "Aborted{}",
+                r.stop_reason
+                    .as_deref()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Status::Completed if !failed.is_empty() => {
+            ("fail", format!("Failed: {}", failed.join(", ")))
+        }
+        Status::Completed if recovery_failed => ("fail", "Failed: goodput did not recover".into()),
+        Status::Completed if r.thresholds.is_empty() => {
+            ("pass", "Completed (no thresholds were set)".into())
+        }
+        Status::Completed => ("pass", "Passed: every threshold held".into()),
+    };
+    let t = &r.totals;
+    let _ = write!(
+        h,
+        "<div class=\"verdict {class}\" id=\"verdict\">{}</div><p>{} requests, {} failed ({:.2}%), {} dropped; {}; p50 {}, p99 {}.</p>",
+        esc(&text),
+        t.requests,
+        t.errors,
+        t.error_rate * 100.0,
+        t.dropped,
+        fmt_rate(t.rate),
+        fmt_ms(r.latency_ms.p50),
+        fmt_ms(r.latency_ms.p99)
+    );
+}
+
+fn findings(h: &mut String, r: &Results) {
+    h.push_str("<h2>Findings</h2><div id=\"findings\">");
+    if r.findings.is_empty() {
+        h.push_str("<p>None: nothing broke that throng could tell.</p>");
+    }
+    for f in &r.findings {
+        let sev = f.severity.as_str();
+        let _ = write!(
+            h,
+            "<div class=\"finding {}\"><span class=\"sev\">{}</span>{}<div class=\"ev\">{}</div></div>",
+            esc(&sev.to_ascii_lowercase()),
+            esc(sev),
+            esc(&f.what),
+            esc(&f.evidence)
+        );
+    }
+    h.push_str("</div>");
+}
+
+/// Where the planned load changes: the ends of its stages.
+fn stage_marks(r: &Results) -> Vec<f64> {
+    let mut marks = Vec::new();
+    let mut t = 0.0;
+    let mut prev = 0.0;
+    for &(target, secs) in &r.load.stages {
+        if secs == 0.0 && target != prev && !marks.contains(&t) {
+            marks.push(t);
+        }
+        t += secs;
+        prev = target;
+    }
+    marks
+}
+
+fn charts(h: &mut String, r: &Results) {
+    h.push_str("<h2>Over time</h2><div id=\"charts\">");
+    let n = r.timeline.len();
+    let x_max = (n as f64).max(r.duration_s).max(1.0);
+    let marks = stage_marks(r);
+    let at = |f: &dyn Fn(&crate::results::TimelineRow) -> f64| -> Vec<(f64, f64)> {
+        r.timeline
+            .iter()
+            .map(|row| (row.t as f64 + 0.5, f(row)))
+            .collect()
+    };
+    let closed = r.model == "closed";
+    let planned: Vec<(f64, f64)> = r
+        .load
+        .level_per_second(n)
+        .into_iter()
+        .enumerate()
+        .map(|(t, v)| (t as f64 + 0.5, v))
+        .collect();
+    let mut rate = vec![Series {
+        name: "achieved (requests/s)".into(),
+        points: at(&|row| row.requests as f64),
+        dashed: false,
+    }];
+    if !closed {
+        rate.insert(
+            0,
+            Series {
+                name: "offered (arrivals/s planned)".into(),
+                points: planned.clone(),
+                dashed: true,
+            },
+        );
+    }
+    if r.totals.dropped > 0 {
+        rate.push(Series {
+            name: "dropped/s".into(),
+            points: at(&|row| row.dropped as f64),
+            dashed: false,
+        });
+    }
+    let mut out = Vec::new();
+    out.push(
+        Chart {
+            title: "Rate",
+            y_unit: "per second",
+            x_max,
+            percentile_axis: false,
+            markers: &marks,
+            series: rate,
+        }
+        .svg(),
+    );
+    if closed {
+        out.push(
+            Chart {
+                title: "Virtual users",
+                y_unit: "planned",
+                x_max,
+                percentile_axis: false,
+                markers: &marks,
+                series: vec![Series {
+                    name: "users".into(),
+                    points: planned,
+                    dashed: true,
+                }],
+            }
+            .svg(),
+        );
+    }
+    out.push(
+        Chart {
+            title: "Latency from the intended send time",
+            y_unit: "ms",
+            x_max,
+            percentile_axis: false,
+            markers: &marks,
+            series: vec![
+                Series {
+                    name: "p50".into(),
+                    points: at(&|row| row.p50_ms),
+                    dashed: false,
+                },
+                Series {
+                    name: "p90".into(),
+                    points: at(&|row| row.p90_ms),
+                    dashed: false,
+                },
+                Series {
+                    name: "p99".into(),
+                    points: at(&|row| row.p99_ms),
+                    dashed: false,
+                },
+            ],
+        }
+        .svg(),
+    );
+    let mut errors: Vec<Series> = r
+        .errors
+        .nonzero()
+        .filter(|(k, _)| k.as_str() != "dropped")
+        .map(|(kind, _)| Series {
+            name: kind.as_str().to_string(),
+            points: at(&|row| row.error_kinds.get(kind) as f64),
+            dashed: false,
+        })
+        .collect();
+    if r.totals.check_failures > 0 {
+        errors.push(Series {
+            name: "responses with a failed check".into(),
+            points: at(&|row| row.check_failures as f64),
+            dashed: true,
+        });
+    }
+    if !errors.is_empty() {
+        out.push(
+            Chart {
+                title: "Errors by kind",
+                y_unit: "per second",
+                x_max,
+                percentile_axis: false,
+                markers: &marks,
+                series: errors,
+            }
+            .svg(),
+        );
+    }
+    if r.retries.is_some() {
+        out.push(
+            Chart {
+                title: "Retries and goodput",
+                y_unit: "per second",
+                x_max,
+                percentile_axis: false,
+                markers: &marks,
+                series: vec![
+                    Series {
+                        name: "requests".into(),
+                        points: at(&|row| row.requests as f64),
+                        dashed: true,
+                    },
+                    Series {
+                        name: "attempts".into(),
+                        points: at(&|row| row.attempts.unwrap_or(0) as f64),
+                        dashed: false,
+                    },
+                    Series {
+                        name: "goodput".into(),
+                        points: at(&|row| row.goodput.unwrap_or(0) as f64),
+                        dashed: false,
+                    },
+                ],
+            }
+            .svg(),
+        );
+    }
+    for chart in out {
+        h.push_str(&chart);
+    }
+    h.push_str("</div><h2>Latency distribution</h2>");
+    let quantiles: Vec<(f64, f64)> = (0..=100)
+        .map(|i| {
+            let q = 1.0 - 10f64.powf(-5.0 * f64::from(i) / 100.0);
+            (q, r.raw.latency.quantile_ms(q))
+        })
+        .collect();
+    if r.raw.latency.count() > 0 {
+        h.push_str(
+            &Chart {
+                title: "Latency by percentile",
+                y_unit: "ms",
+                x_max: 1.0,
+                percentile_axis: true,
+                markers: &[],
+                series: vec![Series {
+                    name: "latency from the intended send time".into(),
+                    points: quantiles,
+                    dashed: false,
+                }],
+            }
+            .svg(),
+        );
+    } else {
+        h.push_str("<p>No responses: nothing to draw.</p>");
+    }
+}
+
+fn tables(h: &mut String, r: &Results) {
+    h.push_str("<h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th><th>requests</th><th>failed</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>status</th></tr></thead><tbody>");
+    for (name, e) in &r.endpoints {
+        let status: Vec<String> = e.status.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            e.requests,
+            e.errors,
+            fmt_ms(e.latency_ms.p50),
+            fmt_ms(e.latency_ms.p90),
+            fmt_ms(e.latency_ms.p99),
+            fmt_ms(e.latency_ms.max),
+            esc(&status.join(", "))
+        );
+    }
+    h.push_str("</tbody></table>");
+    if !r.thresholds.is_empty() {
+        h.push_str("<h2>Thresholds</h2><table id=\"thresholds\"><thead><tr><th>threshold</th><th>verdict</th><th>actual</th></tr></thead><tbody>");
+        for t in &r.thresholds {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&t.expr),
+                if t.ok { "pass" } else { "FAIL" },
+                esc(&t.actual_text)
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    if !r.checks.is_empty() {
+        h.push_str("<h2>Checks</h2><table id=\"checks\"><thead><tr><th>check</th><th>passed</th><th>failed</th></tr></thead><tbody>");
+        for (name, c) in &r.checks {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                c.passed,
+                c.failed
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    let kinds: Vec<_> = r.errors.nonzero().collect();
+    if !kinds.is_empty() {
+        h.push_str("<h2>Errors</h2><table id=\"errors\"><thead><tr><th>kind</th><th>count</th><th>first message</th></tr></thead><tbody>");
+        for (kind, n) in kinds {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{n}</td><td>{}</td></tr>",
+                kind.as_str(),
+                esc(r
+                    .error_examples
+                    .get(kind.as_str())
+                    .map_or("", String::as_str))
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    if let Some(rt) = &r.retries {
+        let _ = write!(
+            h,
+            "<h2>Retries</h2><p>{} attempts for {} requests (x{:.2}); {} after 5xx, {} after a timeout, {} after a failed connect, {} after a reset; the budget refused {}. Goodput: {} requests ({:.1}%) succeeded within their deadline.</p>",
+            rt.attempts,
+            rt.requests,
+            rt.amplification,
+            rt.retries.http_5xx,
+            rt.retries.timeout,
+            rt.retries.connect,
+            rt.retries.reset,
+            rt.budget_refused,
+            rt.goodput,
+            rt.goodput_ratio * 100.0
+        );
+    }
+    if let Some(rec) = &r.recovery {
+        let _ = write!(
+            h,
+            "<h2>Recovery</h2><p><b>{}</b>: {}</p>",
+            if rec.ok { "pass" } else { "FAIL" },
+            esc(&rec.what)
+        );
+    }
+}
+
+fn metadata(h: &mut String, r: &Results) {
+    let load = serde_json::to_string(&r.load).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<h2>Run</h2><table id=\"run\"><tbody><tr><td>command</td><td><code>{}</code></td></tr><tr><td>target</td><td>{}</td></tr><tr><td>model</td><td>{}</td></tr><tr><td>started</td><td>{}</td></tr><tr><td>load</td><td><code>{}</code></td></tr><tr><td>throng</td><td>{} (results schema {})</td></tr></tbody></table>",
+        esc(&r.command),
+        esc(&r.target),
+        esc(&r.model),
+        esc(&r.started_at),
+        esc(&load),
+        esc(&r.throng_version),
+        esc(&r.schema)
+    );
+    if r.generator.saturated {
+        let _ = write!(
+            h,
+            "<div class=\"verdict warn\">The generator, not the target, may have been the limit: {}</div>",
+            esc(&r.generator.reasons.join("; "))
+        );
+    }
+}
