@@ -5,6 +5,7 @@
 //! binary decides where they go.
 
 mod compare;
+mod exports;
 mod format;
 mod html;
 mod progress;
@@ -15,6 +16,7 @@ mod summary;
 mod tests;
 
 pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
+pub use exports::{junit, summary_markdown, timeline_csv};
 pub use format::{fmt_ms, fmt_rate};
 pub use html::{esc, html};
 pub use progress::{progress_line, ProgressView};

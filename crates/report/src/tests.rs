@@ -257,6 +257,48 @@ fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
 }
 
 #[test]
+fn exports_for_other_systems_read_well() {
+    let r = sample_results();
+    let csv = timeline_csv(&r);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 10, "a header and a row per second");
+    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled"]
+        .assert_eq(lines[0]);
+    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0"].assert_eq(lines[1]);
+    expect![[r#"
+        <?xml version="1.0" encoding="UTF-8"?>
+        <testsuites name="throng" tests="2" failures="1" time="10.000">
+          <testsuite name="http://127.0.0.1:8080/" tests="2" failures="1" errors="0" time="10.000" timestamp="2026-11-24T09:00:00Z">
+            <testcase classname="throng" name="threshold p99&lt;10ms" time="10.000"/>
+            <testcase classname="throng" name="threshold errors&lt;1%" time="10.000">
+              <failure message="actual 2.00%">actual 2.00%</failure>
+            </testcase>
+            <system-out>1000 requests, 20 failed, p99 5.93ms; command: throng run --url http://127.0.0.1:8080/ --rate 100 --duration 10s</system-out>
+          </testsuite>
+        </testsuites>
+    "#]]
+    .assert_eq(&junit(&r));
+    expect![[r#"
+        ### throng: failed
+
+        1000 requests in 10.0s (100.0/s), 20 failed (2.00%), 1 dropped; latency p50 3.51ms, p99 5.93ms.
+
+        | threshold | verdict | actual |
+        |---|---|---|
+        | `p99<10ms` | pass | 5.93ms |
+        | `errors<1%` | **FAIL** | 2.00% |
+
+        **Findings**
+
+        - warning: the generator, not the target, was the limit: the numbers understate the target
+
+        | endpoint | requests | failed | p50 | p99 |
+        |---|---:|---:|---:|---:|
+        | GET / | 1000 | 20 | 3.51ms | 5.93ms |
+    "#]].assert_eq(&summary_markdown(&r));
+}
+
+#[test]
 fn progress_line_reads_well() {
     let v = ProgressView {
         elapsed_s: 12.2,

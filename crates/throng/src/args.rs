@@ -41,9 +41,9 @@ pub enum Command {
     /// times, faster or multiplied if asked.
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(Box<ReplayArgs>),
-    /// Turn a saved results file into an HTML report.
+    /// Turn a saved results file into an HTML report, CSV, JUnit or Markdown.
     #[command(
-        after_help = "Example:\n  throng run checkout.yaml --out results.json\n  throng report results.json --html report.html"
+        after_help = "Example:\n  throng run checkout.yaml --out results.json\n  throng report results.json --html report.html --junit junit.xml --summary-md summary.md"
     )]
     Report(ReportArgs),
     /// Turn a recording into a scenario file to edit.
@@ -244,9 +244,35 @@ pub struct ReportArgs {
     /// A results file (schema throng.results/v1).
     #[arg(value_name = "RESULTS.json")]
     pub results: PathBuf,
-    /// Where to write the HTML report.
+    /// Write an HTML report (one self-contained file) to this file.
     #[arg(long, value_name = "FILE")]
-    pub html: PathBuf,
+    pub html: Option<PathBuf>,
+    /// Write the per-second timeline as CSV to this file.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML (one test case each) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (for a pull-request comment) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
+/// Files written after a run, besides the results.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Exports {
+    /// Write an HTML report (one self-contained file) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report: Option<PathBuf>,
+    /// Write the per-second timeline as CSV to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub timeline: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML (one test case each) to this file, for CI.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (for a pull-request comment) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub summary_md: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,9 +370,8 @@ pub struct ReplayArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Write an HTML report (one self-contained file) to this file.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub exports: Exports,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -602,9 +627,8 @@ pub struct RunArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
-    /// Write an HTML report (one self-contained file) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub exports: Exports,
     /// No progress output while running.
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,

@@ -167,7 +167,7 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
     });
     run.target = Some(lab.url());
     run.out = args.out.clone();
-    run.report = Some(args.report.clone());
+    run.exports.report = Some(args.report.clone());
     run.quiet = args.quiet;
     if !args.quiet {
         eprintln!(

@@ -78,14 +78,29 @@ fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-/// `throng report RESULTS.json --html FILE`.
+/// `throng report RESULTS.json --html FILE ...`: exports from a saved run.
 fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
+    let exports = args::Exports {
+        report: a.html.clone(),
+        timeline: a.timeline.clone(),
+        junit: a.junit.clone(),
+        summary_md: a.summary_md.clone(),
+    };
+    if exports.report.is_none()
+        && exports.timeline.is_none()
+        && exports.junit.is_none()
+        && exports.summary_md.is_none()
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "say what to write: --html FILE, --timeline FILE, --junit FILE or --summary-md FILE"
+        )));
+    }
     let text = std::fs::read_to_string(&a.results)
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.results.display())))?;
     let results = report::Results::from_json(&text)
         .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
-    run::check_out_dir("--html", Some(&a.html))?;
-    run::write_report(&a.html, &results)?;
+    run::check_export_dirs(&exports)?;
+    run::write_exports(&exports, &results)?;
     Ok(exit::OK)
 }
 

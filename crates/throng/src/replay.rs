@@ -45,7 +45,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         target.authority = host.clone();
     }
     run::check_out_dir("--out", args.out.as_deref())?;
-    run::check_out_dir("--report", args.report.as_deref())?;
+    run::check_export_dirs(&args.exports)?;
 
     let mut opts = opts;
     let first = first_pass(&args.log, &opts, args.quiet).map_err(Failure::usage)?;
@@ -120,7 +120,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
 
     let mut run_args = run::default_args()?;
     run_args.out = args.out.clone();
-    run_args.report = args.report.clone();
+    run_args.exports = args.exports.clone();
     run_args.quiet = args.quiet;
     let prepared = Prepared {
         plan,

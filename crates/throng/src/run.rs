@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use analysis::Threshold;
@@ -16,7 +16,7 @@ use plan::{
 use report::{LoadInfo, Results, RunInfo, Status};
 use stats::{Interval, Stats};
 
-use crate::args::{ArrivalsArg, ModelArg, RunArgs};
+use crate::args::{ArrivalsArg, Exports, ModelArg, RunArgs};
 use crate::{exit, Failure};
 
 /// Everything validated before the run starts.
@@ -551,15 +551,37 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let prepared = prepare(&args)?;
     check_out_dir("--out", args.out.as_deref())?;
-    check_out_dir("--report", args.report.as_deref())?;
+    check_export_dirs(&args.exports)?;
     runtime()?.block_on(drive(args, prepared))
 }
 
-/// Writes the HTML report of `results` and says where.
-pub fn write_report(path: &Path, results: &Results) -> Result<(), Failure> {
-    write_out_quietly(path, &report::html(results))?;
-    println!("  report written to {}", path.display());
+/// Writes the files `exports` asks for and says where.
+pub fn write_exports(exports: &Exports, results: &Results) -> Result<(), Failure> {
+    let outputs: [(&Option<PathBuf>, &str, fn(&Results) -> String); 4] = [
+        (&exports.report, "report", report::html),
+        (&exports.timeline, "timeline", report::timeline_csv),
+        (&exports.junit, "JUnit XML", report::junit),
+        (
+            &exports.summary_md,
+            "Markdown summary",
+            report::summary_markdown,
+        ),
+    ];
+    for (path, what, render) in outputs {
+        if let Some(path) = path {
+            write_out_quietly(path, &render(results))?;
+            println!("  {what} written to {}", path.display());
+        }
+    }
     Ok(())
+}
+
+/// Checks, before a run, that every export can be written.
+pub fn check_export_dirs(exports: &Exports) -> Result<(), Failure> {
+    check_out_dir("--report", exports.report.as_deref())?;
+    check_out_dir("--timeline", exports.timeline.as_deref())?;
+    check_out_dir("--junit", exports.junit.as_deref())?;
+    check_out_dir("--summary-md", exports.summary_md.as_deref())
 }
 
 /// Fails now, not after a 30-minute run, if the results cannot be written.
@@ -753,9 +775,7 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     if let Some(out) = &args.out {
         write_out(out, &results.to_json())?;
     }
-    if let Some(path) = &args.report {
-        write_report(path, &results)?;
-    }
+    write_exports(&args.exports, &results)?;
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
     }
@@ -814,10 +834,18 @@ fn report_ab(
         }
         write_out(&beside(out, "compare"), &compared.to_json())?;
     }
-    if let Some(path) = &args.report {
-        for (name, r) in &results {
-            write_report(&beside(path, name), r)?;
-        }
+    for (name, r) in &results {
+        let e = &args.exports;
+        let arm = |p: &Option<PathBuf>| p.as_deref().map(|p| beside(p, name));
+        write_exports(
+            &Exports {
+                report: arm(&e.report),
+                timeline: arm(&e.timeline),
+                junit: arm(&e.junit),
+                summary_md: arm(&e.summary_md),
+            },
+            r,
+        )?;
     }
     let held = results.iter().all(|(_, r)| r.passed());
     Ok(held && !compared.regressed())

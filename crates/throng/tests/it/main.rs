@@ -676,12 +676,11 @@ fn progress_lines_are_plain_when_not_a_terminal() {
 }
 
 #[test]
-fn the_html_report_is_written_by_a_run_and_again_from_its_results_file() {
+fn reports_and_exports_are_written_by_a_run_and_again_from_its_results_file() {
     let srv = server::http1(Mode::Ok);
     let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("run.html");
     let url = srv.url("/");
-    let report_arg = report.to_str().unwrap().to_string();
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let output = throng_cmd(
         &[
             "--url",
@@ -689,29 +688,60 @@ fn the_html_report_is_written_by_a_run_and_again_from_its_results_file() {
             "--rate",
             "50",
             "--duration",
-            "1s",
+            "2s",
+            "--threshold",
+            "p99<5s",
+            "--threshold",
+            "errors<0%",
             "--report",
-            &report_arg,
+            &file("run.html"),
+            "--timeline",
+            &file("run.csv"),
+            "--junit",
+            &file("run.xml"),
+            "--summary-md",
+            &file("run.md"),
         ],
         &dir,
     )
     .output()
     .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("report written to"));
-    let from_run = std::fs::read_to_string(&report).unwrap();
-    assert!(from_run.contains("<svg"));
-    // From the saved results, the same page.
-    let again = dir.path().join("again.html");
+    assert_eq!(output.status.code(), Some(1), "errors<0% cannot hold");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for what in ["report", "timeline", "JUnit XML", "Markdown summary"] {
+        assert!(stdout.contains(&format!("{what} written to")), "{stdout}");
+    }
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(read("run.html").contains("<svg"));
+    let csv = read("run.csv");
+    assert!(csv.starts_with("t,offered,requests,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two seconds: {csv}");
+    let rows: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(rows, 100, "every request is in a row");
+    let xml = read("run.xml");
+    assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("name=\"threshold errors&lt;0%\""), "{xml}");
+    assert!(read("run.md").starts_with("### throng: failed"));
+    // From the saved results, the same files.
     let out = throng_bin()
         .arg("report")
         .arg(out_path(&dir))
-        .arg("--html")
-        .arg(&again)
+        .args([
+            "--html",
+            &file("again.html"),
+            "--timeline",
+            &file("again.csv"),
+        ])
+        .args([
+            "--junit",
+            &file("again.xml"),
+            "--summary-md",
+            &file("again.md"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -719,15 +749,29 @@ fn the_html_report_is_written_by_a_run_and_again_from_its_results_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read_to_string(&again).unwrap(), from_run);
-    // A file that is not results is refused, and nothing is written.
+    for (a, b) in [
+        ("run.html", "again.html"),
+        ("run.csv", "again.csv"),
+        ("run.xml", "again.xml"),
+        ("run.md", "again.md"),
+    ] {
+        assert_eq!(read(a), read(b), "{a}");
+    }
+    // A file that is not results is refused; so is asking for nothing.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{}").unwrap();
     let out = throng_bin()
         .args(["report"])
         .arg(&bad)
-        .args(["--html", "/nonexistent-dir/x.html"])
+        .args(["--html", &file("x.html")])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = throng_bin()
+        .arg("report")
+        .arg(out_path(&dir))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("say what to write"));
 }

@@ -1,0 +1,210 @@
+//! Exports for other systems: the timeline as CSV (spreadsheets, plots),
+//! JUnit XML (CI test reports: each threshold a test case) and a Markdown
+//! summary (a pull-request comment).
+
+use std::fmt::Write as _;
+
+use stats::ErrorKind;
+
+use crate::format::{fmt_ms, fmt_rate};
+use crate::html::esc;
+use crate::results::{Results, Status};
+
+/// One row per second of due time: the planned level, what was sent and
+/// how it went. Columns are documented in `docs/results.md#exports`.
+pub fn timeline_csv(r: &Results) -> String {
+    let mut out =
+        String::from("t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms");
+    for kind in ErrorKind::ALL {
+        let _ = write!(out, ",{}", kind.as_str());
+    }
+    let retries = r.retries.is_some();
+    if retries {
+        out.push_str(",attempts,goodput");
+    }
+    out.push('\n');
+    let planned = r.load.level_per_second(r.timeline.len());
+    for (row, offered) in r.timeline.iter().zip(planned) {
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
+            row.t,
+            round(offered),
+            row.requests,
+            row.errors,
+            row.dropped,
+            row.check_failures,
+            row.p50_ms,
+            row.p90_ms,
+            row.p99_ms
+        );
+        for kind in ErrorKind::ALL {
+            let _ = write!(out, ",{}", row.error_kinds.get(kind));
+        }
+        if retries {
+            let _ = write!(
+                out,
+                ",{},{}",
+                row.attempts.unwrap_or(0),
+                row.goodput.unwrap_or(0)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The verdict as JUnit XML: one test case per threshold (and the
+/// recovery check), failed when it did not hold; an interrupted or aborted
+/// run adds a failed case saying so.
+pub fn junit(r: &Results) -> String {
+    let mut cases = Vec::new();
+    for t in &r.thresholds {
+        cases.push((
+            format!("threshold {}", t.expr),
+            (!t.ok).then(|| format!("actual {}", t.actual_text)),
+        ));
+    }
+    if let Some(rec) = &r.recovery {
+        cases.push(("recovery".to_string(), (!rec.ok).then(|| rec.what.clone())));
+    }
+    match r.status {
+        Status::Completed => {}
+        Status::Interrupted => cases.push((
+            "run completed".into(),
+            Some("interrupted before its planned end".into()),
+        )),
+        Status::Aborted => cases.push((
+            "run completed".into(),
+            Some(format!(
+                "aborted: {}",
+                r.stop_reason.as_deref().unwrap_or("stopped early")
+            )),
+        )),
+    }
+    let failures = cases.iter().filter(|c| c.1.is_some()).count();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"throng\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        cases.len(),
+        r.duration_s
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        esc(&r.target),
+        cases.len(),
+        r.duration_s,
+        esc(&r.started_at)
+    );
+    for (name, failure) in &cases {
+        let _ = write!(
+            x,
+            "    <testcase classname=\"throng\" name=\"{}\" time=\"{:.3}\"",
+            esc(name),
+            r.duration_s
+        );
+        match failure {
+            None => x.push_str("/>\n"),
+            Some(why) => {
+                let _ = writeln!(
+                    x,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    esc(why),
+                    esc(why)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        x,
+        "    <system-out>{}</system-out>\n  </testsuite>\n</testsuites>",
+        esc(&format!(
+            "{} requests, {} failed, p99 {}; command: {}",
+            r.totals.requests,
+            r.totals.errors,
+            fmt_ms(r.latency_ms.p99),
+            r.command
+        ))
+    );
+    x
+}
+
+/// Escapes text for a Markdown table cell.
+fn md(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A Markdown summary for a pull-request comment: the verdict, thresholds,
+/// findings and endpoints.
+pub fn summary_markdown(r: &Results) -> String {
+    let mut m = String::new();
+    let failed = r.thresholds.iter().filter(|t| !t.ok).count();
+    let recovered = r.recovery.as_ref().is_none_or(|rec| rec.ok);
+    let verdict = match r.status {
+        Status::Interrupted => "interrupted",
+        Status::Aborted => "aborted",
+        Status::Completed if failed > 0 || !recovered => "failed",
+        Status::Completed => "passed",
+    };
+    let _ = writeln!(m, "### throng: {verdict}\n");
+    let t = &r.totals;
+    let _ = writeln!(
+        m,
+        "{} requests in {:.1}s ({}), {} failed ({:.2}%), {} dropped; latency p50 {}, p99 {}.\n",
+        t.requests,
+        r.duration_s,
+        fmt_rate(t.rate),
+        t.errors,
+        t.error_rate * 100.0,
+        t.dropped,
+        fmt_ms(r.latency_ms.p50),
+        fmt_ms(r.latency_ms.p99)
+    );
+    if !r.thresholds.is_empty() {
+        m.push_str("| threshold | verdict | actual |\n|---|---|---|\n");
+        for th in &r.thresholds {
+            let _ = writeln!(
+                m,
+                "| `{}` | {} | {} |",
+                md(&th.expr),
+                if th.ok { "pass" } else { "**FAIL**" },
+                md(&th.actual_text)
+            );
+        }
+        m.push('\n');
+    }
+    if let Some(rec) = &r.recovery {
+        let _ = writeln!(
+            m,
+            "Recovery: {} ({})\n",
+            if rec.ok { "pass" } else { "**FAIL**" },
+            md(&rec.what)
+        );
+    }
+    if !r.findings.is_empty() {
+        m.push_str("**Findings**\n\n");
+        for f in &r.findings {
+            let _ = writeln!(m, "- {}: {}", f.severity.as_str(), md(&f.what));
+        }
+        m.push('\n');
+    }
+    m.push_str("| endpoint | requests | failed | p50 | p99 |\n|---|---:|---:|---:|---:|\n");
+    for (name, e) in &r.endpoints {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} |",
+            md(name),
+            e.requests,
+            e.errors,
+            fmt_ms(e.latency_ms.p50),
+            fmt_ms(e.latency_ms.p99)
+        );
+    }
+    m
+}
