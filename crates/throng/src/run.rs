@@ -557,7 +557,8 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 
 /// Writes the files `exports` asks for and says where.
 pub fn write_exports(exports: &Exports, results: &Results) -> Result<(), Failure> {
-    let outputs: [(&Option<PathBuf>, &str, fn(&Results) -> String); 4] = [
+    type Render = fn(&Results) -> String;
+    let outputs: [(&Option<PathBuf>, &str, Render); 4] = [
         (&exports.report, "report", report::html),
         (&exports.timeline, "timeline", report::timeline_csv),
         (&exports.junit, "JUnit XML", report::junit),
