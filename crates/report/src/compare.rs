@@ -117,6 +117,78 @@ impl CompareReport {
         out
     }
 
+    /// The comparison as a self-contained HTML page: the verdict, then
+    /// each endpoint's measures side by side with their changes.
+    pub fn to_html(&self) -> String {
+        use crate::html::{esc, page_start, PAGE_END};
+        let title = format!(
+            "throng compare: {} against {}",
+            self.cand.name, self.base.name
+        );
+        let mut h = page_start(&title);
+        let (class, headline) = match self.comparison.verdict {
+            Verdict::Regression => ("fail", "Regression"),
+            Verdict::Improvement => ("pass", "Improvement"),
+            Verdict::NoChange => ("pass", "No significant change"),
+        };
+        let _ = write!(
+            h,
+            "<h1>{}</h1><div class=\"meta\">{}</div><div class=\"verdict {class}\" id=\"verdict\">{headline}</div>",
+            esc(&title),
+            esc(&self.method())
+        );
+        let _ = write!(
+            h,
+            "<table id=\"sides\"><thead><tr><th></th><th>name</th><th>target</th><th>started</th><th>requests</th></tr></thead><tbody>"
+        );
+        for (label, side) in [("base", &self.base), ("candidate", &self.cand)] {
+            let _ = write!(
+                h,
+                "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&side.name),
+                esc(&side.target),
+                esc(&side.started_at),
+                side.requests
+            );
+        }
+        h.push_str("</tbody></table><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>");
+        for m in Measure::ALL {
+            let _ = write!(h, "<th>{}</th>", m.as_str());
+        }
+        h.push_str("<th>verdict</th></tr></thead><tbody>");
+        for e in &self.comparison.endpoints {
+            let _ = write!(h, "<tr><td>{}</td>", esc(&e.endpoint));
+            if let Some(note) = &e.note {
+                let _ = write!(
+                    h,
+                    "<td colspan=\"{}\">{}</td></tr>",
+                    Measure::ALL.len() + 1,
+                    esc(note)
+                );
+                continue;
+            }
+            for m in Measure::ALL {
+                let text = measure_of(e, m).map_or("-".to_string(), |m| {
+                    let style = match m.verdict {
+                        Verdict::Regression => " style=\"color:#8a1c1c;font-weight:600\"",
+                        Verdict::Improvement => " style=\"color:#14632d\"",
+                        Verdict::NoChange => "",
+                    };
+                    format!(
+                        "<div>{}</div><div{style}>{}</div>",
+                        esc(&values(m)),
+                        esc(&cell(m))
+                    )
+                });
+                let _ = write!(h, "<td>{text}</td>");
+            }
+            let _ = write!(h, "<td>{}</td></tr>", esc(&verdict(e)));
+        }
+        h.push_str("</tbody></table>");
+        h.push_str(PAGE_END);
+        h
+    }
+
     /// A Markdown table for a pull-request comment.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();

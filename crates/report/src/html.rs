@@ -215,15 +215,21 @@ impl Chart<'_> {
     }
 }
 
+/// The start of a page: its head (title, style) and the opening body.
+pub(crate) fn page_start(title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>",
+        esc(title)
+    )
+}
+
+/// The page's end.
+pub(crate) const PAGE_END: &str = "</body></html>\n";
+
 /// The report of a run.
 pub fn html(r: &Results) -> String {
-    let mut h = String::new();
     let title = format!("throng report: {}", r.target);
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>",
-        esc(&title)
-    );
+    let mut h = page_start(&title);
     let _ = write!(
         h,
         "<h1>{}</h1><div class=\"meta\">{} model, {:.1}s of load, started {} &middot; throng {}</div>",
@@ -238,7 +244,7 @@ pub fn html(r: &Results) -> String {
     charts(&mut h, r);
     tables(&mut h, r);
     metadata(&mut h, r);
-    h.push_str("</body></html>\n");
+    h.push_str(PAGE_END);
     h
 }
 

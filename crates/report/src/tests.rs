@@ -416,6 +416,17 @@ fn comparison_text_and_markdown_name_what_regressed() {
     assert_eq!(json["endpoints"][0]["measures"][3]["measure"], "error_rate");
     let back: CompareReport = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(back, r);
+    // The HTML page: the verdict, both sides, every endpoint, escaped.
+    let page = r.to_html();
+    assert!(page.contains("id=\"verdict\"") && page.contains(">Regression<"));
+    assert!(page.contains("×10.00 (9.10–11.00)"));
+    assert!(page.contains("only in the candidate"));
+    assert_eq!(
+        page.matches("<tr>").count(),
+        1 + 2 + 1 + 3,
+        "sides and endpoints"
+    );
+    assert!(!page.contains("<script"));
 }
 
 #[test]

@@ -130,6 +130,9 @@ pub struct CompareArgs {
     /// Also write the comparison (JSON, schema throng.compare/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also write the comparison as an HTML page to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 const CAPACITY_EXAMPLES: &str = "\

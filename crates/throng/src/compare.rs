@@ -63,6 +63,10 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
     if let Some(out) = &args.out {
         crate::run::write_out_quietly(out, &report.to_json())?;
     }
+    if let Some(path) = &args.report {
+        crate::run::write_out_quietly(path, &report.to_html())?;
+        eprintln!("report written to {}", path.display());
+    }
     Ok(if report.regressed() {
         exit::THRESHOLD
     } else {

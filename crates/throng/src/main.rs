@@ -97,6 +97,24 @@ fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
     }
     let text = std::fs::read_to_string(&a.results)
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.results.display())))?;
+    // A comparison file has its own page, and only that.
+    let schema = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("schema")?.as_str().map(str::to_string));
+    if schema.as_deref() == Some(report::COMPARE_SCHEMA) {
+        let compared: report::CompareReport = serde_json::from_str(&text)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
+        let (Some(html), None, None, None) = (&a.html, &a.timeline, &a.junit, &a.summary_md) else {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "{} is a comparison: only --html applies to it",
+                a.results.display()
+            )));
+        };
+        run::check_out_dir("--html", Some(html))?;
+        run::write_out_quietly(html, &compared.to_html())?;
+        println!("  report written to {}", html.display());
+        return Ok(exit::OK);
+    }
     let results = report::Results::from_json(&text)
         .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
     run::check_export_dirs(&exports)?;

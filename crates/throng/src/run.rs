@@ -835,6 +835,10 @@ fn report_ab(
         }
         write_out(&beside(out, "compare"), &compared.to_json())?;
     }
+    if let Some(path) = &args.exports.report {
+        write_out_quietly(&beside(path, "compare"), &compared.to_html())?;
+        println!("  report written to {}", beside(path, "compare").display());
+    }
     for (name, r) in &results {
         let e = &args.exports;
         let arm = |p: &Option<PathBuf>| p.as_deref().map(|p| beside(p, name));

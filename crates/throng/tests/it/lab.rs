@@ -657,6 +657,37 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
     assert!(md.starts_with("### throng compare: **Regression**"), "{md}");
     assert!(md.contains("| `fund` |"), "{md}");
     assert!(text.contains("3 of 6 endpoints regressed"), "{text}");
+    // The HTML page, written by compare and again from its JSON file.
+    let dir = tempfile::tempdir().unwrap();
+    let (json_file, page, again) = (
+        dir.path().join("c.json"),
+        dir.path().join("c.html"),
+        dir.path().join("again.html"),
+    );
+    let o = throng_bin()
+        .arg("compare")
+        .args(&files)
+        .arg("--out")
+        .arg(&json_file)
+        .arg("--report")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(">Regression<") && html.contains(">fund<"),
+        "{html}"
+    );
+    let o = throng_bin()
+        .arg("report")
+        .arg(&json_file)
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
 
     // The same file against itself: nothing changed, exit 0.
     let o = throng_bin()
