@@ -48,21 +48,23 @@ const PALETTE: [&str; 8] = [
 ];
 
 /// One line of a chart.
-struct Series {
-    name: String,
-    points: Vec<(f64, f64)>,
-    dashed: bool,
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) points: Vec<(f64, f64)>,
+    pub(crate) dashed: bool,
 }
 
 /// A line chart over `0..x_max`, with vertical markers (stage boundaries).
-struct Chart<'a> {
-    title: &'a str,
-    y_unit: &'a str,
-    x_max: f64,
+pub(crate) struct Chart<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) y_unit: &'a str,
+    /// What the x axis counts: `s` (seconds) or a unit of load.
+    pub(crate) x_label: &'a str,
+    pub(crate) x_max: f64,
     /// A logarithmic x axis of percentiles (the latency spectrum).
-    percentile_axis: bool,
-    markers: &'a [f64],
-    series: Vec<Series>,
+    pub(crate) percentile_axis: bool,
+    pub(crate) markers: &'a [f64],
+    pub(crate) series: Vec<Series>,
 }
 
 const W: f64 = 940.0;
@@ -96,7 +98,7 @@ fn fmt_tick(v: f64) -> String {
 }
 
 impl Chart<'_> {
-    fn svg(&self) -> String {
+    pub(crate) fn svg(&self) -> String {
         let y_max = nice(
             self.series
                 .iter()
@@ -159,10 +161,11 @@ impl Chart<'_> {
             while t <= self.x_max + 1e-9 {
                 let _ = write!(
                     s,
-                    r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{t}s</text>"#,
+                    r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{t}{unit}</text>"#,
                     x = x_of(t),
                     y = H - 10.0,
-                    t = fmt_tick(t)
+                    t = fmt_tick(t),
+                    unit = if self.x_label == "s" { "s" } else { "" }
                 );
                 t += step;
             }
@@ -372,6 +375,7 @@ fn charts(h: &mut String, r: &Results) {
         Chart {
             title: "Rate",
             y_unit: "per second",
+            x_label: "s",
             x_max,
             percentile_axis: false,
             markers: &marks,
@@ -384,6 +388,7 @@ fn charts(h: &mut String, r: &Results) {
             Chart {
                 title: "Virtual users",
                 y_unit: "planned",
+                x_label: "s",
                 x_max,
                 percentile_axis: false,
                 markers: &marks,
@@ -400,6 +405,7 @@ fn charts(h: &mut String, r: &Results) {
         Chart {
             title: "Latency from the intended send time",
             y_unit: "ms",
+            x_label: "s",
             x_max,
             percentile_axis: false,
             markers: &marks,
@@ -445,6 +451,7 @@ fn charts(h: &mut String, r: &Results) {
             Chart {
                 title: "Errors by kind",
                 y_unit: "per second",
+                x_label: "s",
                 x_max,
                 percentile_axis: false,
                 markers: &marks,
@@ -458,6 +465,7 @@ fn charts(h: &mut String, r: &Results) {
             Chart {
                 title: "Retries and goodput",
                 y_unit: "per second",
+                x_label: "s",
                 x_max,
                 percentile_axis: false,
                 markers: &marks,
@@ -497,6 +505,7 @@ fn charts(h: &mut String, r: &Results) {
             &Chart {
                 title: "Latency by percentile",
                 y_unit: "ms",
+                x_label: "percentile",
                 x_max: 1.0,
                 percentile_axis: true,
                 markers: &[],

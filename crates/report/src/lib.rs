@@ -4,6 +4,7 @@
 //! ([`CompareReport`], schema `throng.compare/v1`). Produces text and values only; the
 //! binary decides where they go.
 
+mod capacity;
 mod compare;
 mod exports;
 mod format;
@@ -15,6 +16,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 
+pub use capacity::{Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA};
 pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use exports::{junit, summary_markdown, timeline_csv};
 pub use format::{fmt_ms, fmt_rate};

@@ -436,6 +436,9 @@ pub struct CapacityArgs {
     /// Write the search (JSON, schema throng.capacity/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write the search as an HTML page (the capacity curve) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,6 @@
 //! every SLO, the bracket around it, the SLO that broke first and the
 //! endpoint that degraded most.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -11,95 +10,11 @@ use analysis::{Search, StepVerdict, BORDERLINE};
 use anyhow::anyhow;
 use engine::Event;
 use plan::{parse_duration, Plan};
-use serde::Serialize;
+use report::{Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA as SCHEMA};
 
 use crate::args::CapacityArgs;
 use crate::run::{self, Merged};
 use crate::{exit, Failure};
-
-/// The capacity file's schema id.
-pub const SCHEMA: &str = "throng.capacity/v1";
-
-/// One step of the search.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRow {
-    /// Arrivals per second, or users.
-    pub level: f64,
-    /// How long the load ran.
-    pub duration_s: f64,
-    /// Requests that ended.
-    pub requests: u64,
-    /// Requests per second achieved.
-    pub achieved_rate: f64,
-    /// Latency percentiles, from the intended send time.
-    pub p50_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Failed requests over requests.
-    pub error_rate: f64,
-    /// Every SLO held.
-    pub held: bool,
-    /// An SLO was within 10% of its limit.
-    pub borderline: bool,
-    /// Each SLO's verdict.
-    pub slos: Vec<SloRow>,
-    /// p99 per endpoint, ms.
-    pub endpoints_p99_ms: BTreeMap<String, f64>,
-}
-
-/// One SLO at one step.
-#[derive(Debug, Clone, Serialize)]
-pub struct SloRow {
-    /// The expression.
-    pub expr: String,
-    /// Whether it held.
-    pub ok: bool,
-    /// The measured value for people.
-    pub actual: String,
-}
-
-/// The endpoint that degraded most between the lowest step and the first
-/// that failed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Bottleneck {
-    /// The endpoint.
-    pub endpoint: String,
-    /// Its p99 at the lowest step.
-    pub p99_low_ms: f64,
-    /// Its p99 at the first failed step.
-    pub p99_high_ms: f64,
-    /// The lowest step's level.
-    pub level_low: f64,
-    /// The failed step's level.
-    pub level_high: f64,
-}
-
-/// The search's results file.
-#[derive(Debug, Clone, Serialize)]
-pub struct CapacityResults {
-    /// Always [`SCHEMA`].
-    pub schema: String,
-    /// The throng version.
-    pub throng_version: String,
-    /// `arrivals` (per second, open model) or `users` (closed model).
-    pub mode: String,
-    /// The target's URL.
-    pub target: String,
-    /// The SLO expressions.
-    pub slos: Vec<String>,
-    /// `completed`, `interrupted`, `time_limit` or `unhealthy`.
-    pub status: String,
-    /// The highest level that held every SLO (the sustainable level).
-    pub sustainable: Option<f64>,
-    /// The lowest level that broke an SLO.
-    pub failed_at: Option<f64>,
-    /// The SLO(s) that broke at `failed_at`.
-    pub first_broken: Vec<SloRow>,
-    /// The endpoint that degraded most.
-    pub bottleneck: Option<Bottleneck>,
-    /// Every step, in the order run.
-    pub steps: Vec<StepRow>,
-}
 
 fn percent_arg(text: &str) -> Result<f64, Failure> {
     let t = text.trim();
@@ -366,6 +281,10 @@ async fn search(
             out,
             &serde_json::to_string_pretty(&results).unwrap_or_default(),
         )?;
+    }
+    if let Some(path) = &a.report {
+        run::write_out_quietly(path, &results.to_html())?;
+        println!("  report written to {}", path.display());
     }
     let _ = std::io::stdout().flush();
     Ok(match (status, results.sustainable) {

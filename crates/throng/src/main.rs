@@ -97,21 +97,31 @@ fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
     }
     let text = std::fs::read_to_string(&a.results)
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.results.display())))?;
-    // A comparison file has its own page, and only that.
+    // Comparison and capacity files have a page of their own, and only that.
     let schema = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("schema")?.as_str().map(str::to_string));
-    if schema.as_deref() == Some(report::COMPARE_SCHEMA) {
-        let compared: report::CompareReport = serde_json::from_str(&text)
-            .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
+    let page = match schema.as_deref() {
+        Some(report::COMPARE_SCHEMA) => {
+            Some(serde_json::from_str::<report::CompareReport>(&text).map(|c| c.to_html()))
+        }
+        Some(report::CAPACITY_SCHEMA) => {
+            Some(serde_json::from_str::<report::CapacityResults>(&text).map(|c| c.to_html()))
+        }
+        _ => None,
+    };
+    if let Some(page) = page {
+        let page =
+            page.map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
         let (Some(html), None, None, None) = (&a.html, &a.timeline, &a.junit, &a.summary_md) else {
             return Err(Failure::usage(anyhow::anyhow!(
-                "{} is a comparison: only --html applies to it",
-                a.results.display()
+                "{} is a {} file: only --html applies to it",
+                a.results.display(),
+                schema.as_deref().unwrap_or_default()
             )));
         };
         run::check_out_dir("--html", Some(html))?;
-        run::write_out_quietly(html, &compared.to_html())?;
+        run::write_out_quietly(html, &page)?;
         println!("  report written to {}", html.display());
         return Ok(exit::OK);
     }

@@ -546,11 +546,27 @@ fn capacity_in_users_steps_the_user_count_and_needs_an_slo() {
         .args(["--slo", "p99<2s", "--start", "2", "--max", "8"])
         .args(["--step-duration", "500ms", "--cooldown", "100ms", "--out"])
         .arg(&out)
+        .arg("--report")
+        .arg(dir.path().join("capacity.html"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let res: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(res["mode"], "users");
+    // The capacity page: the verdict and the curve, redone alike from the file.
+    let page = std::fs::read_to_string(dir.path().join("capacity.html")).unwrap();
+    assert!(page.contains("Sustainable: 8 users"), "{page}");
+    assert_eq!(page.matches("<svg").count(), 2);
+    let again = dir.path().join("again.html");
+    let o = throng_bin()
+        .arg("report")
+        .arg(&out)
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), page);
     let levels: Vec<f64> = res["steps"]
         .as_array()
         .unwrap()
