@@ -208,3 +208,69 @@ pub fn summary_markdown(r: &Results) -> String {
     }
     m
 }
+
+/// Upper bounds of the exposition's latency buckets, in seconds.
+const BUCKETS_S: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What a running load test looks like to Prometheus (text exposition
+/// format 0.0.4): requests by outcome and dropped arrivals (counters), the
+/// latency histogram from the intended send time (cumulative since the
+/// start), requests in flight and virtual users (gauges).
+pub fn prometheus(
+    all: &stats::Interval,
+    in_flight: usize,
+    vus: Option<usize>,
+    elapsed_s: f64,
+) -> String {
+    let mut p = String::new();
+    let c = &all.counts;
+    p.push_str("# HELP throng_requests_total Requests that ended, by outcome: ok or the error kind.\n# TYPE throng_requests_total counter\n");
+    let _ = writeln!(p, "throng_requests_total{{outcome=\"ok\"}} {}", c.ok);
+    for kind in ErrorKind::ALL {
+        if kind != ErrorKind::Dropped {
+            let _ = writeln!(
+                p,
+                "throng_requests_total{{outcome=\"{}\"}} {}",
+                kind.as_str(),
+                c.errors.get(kind)
+            );
+        }
+    }
+    let _ = writeln!(
+        p,
+        "# HELP throng_dropped_total Arrivals due but not sent (in-flight limit).\n# TYPE throng_dropped_total counter\nthrong_dropped_total {}",
+        c.dropped()
+    );
+    p.push_str("# HELP throng_latency_seconds Latency from the intended send time, of responses.\n# TYPE throng_latency_seconds histogram\n");
+    let h = all.latency.inner();
+    for le in BUCKETS_S {
+        let _ = writeln!(
+            p,
+            "throng_latency_seconds_bucket{{le=\"{le}\"}} {}",
+            h.count_between(0, (le * 1e6) as u64)
+        );
+    }
+    let _ = writeln!(
+        p,
+        "throng_latency_seconds_bucket{{le=\"+Inf\"}} {n}\nthrong_latency_seconds_sum {:.6}\nthrong_latency_seconds_count {n}",
+        h.mean() * h.len() as f64 / 1e6,
+        n = h.len()
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_in_flight Requests in flight now.\n# TYPE throng_in_flight gauge\nthrong_in_flight {in_flight}"
+    );
+    if let Some(vus) = vus {
+        let _ = writeln!(
+            p,
+            "# HELP throng_virtual_users Virtual users running now.\n# TYPE throng_virtual_users gauge\nthrong_virtual_users {vus}"
+        );
+    }
+    let _ = writeln!(
+        p,
+        "# HELP throng_elapsed_seconds Time since the load started.\n# TYPE throng_elapsed_seconds gauge\nthrong_elapsed_seconds {elapsed_s:.3}"
+    );
+    p
+}

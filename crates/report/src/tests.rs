@@ -299,6 +299,74 @@ fn exports_for_other_systems_read_well() {
 }
 
 #[test]
+fn the_prometheus_exposition_pins_its_meaning() {
+    // 100 responses: 90 ok at 3 ms, 10 answered 503 at 30 ms; 2 dropped.
+    let mut all = stats::Interval::default();
+    let mut rec = stats::Recorder::new(["GET /".to_string()]);
+    for i in 0..100u64 {
+        let (status, ms) = if i < 90 { (200, 3) } else { (503, 30) };
+        rec.record(&Sample {
+            endpoint: 0,
+            due: Duration::from_millis(i),
+            lag: Duration::ZERO,
+            service: Duration::from_millis(ms),
+            phases: Phases::default(),
+            outcome: Outcome::Response { status },
+            checks_failed: false,
+        });
+    }
+    rec.record_dropped(0, Duration::ZERO);
+    rec.record_dropped(0, Duration::ZERO);
+    all.merge(&rec.take_interval());
+    let text = prometheus(&all, 7, None, 12.5);
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("throng_requests_total{outcome=\"ok\"}"),
+        "throng_requests_total{outcome=\"ok\"} 90"
+    );
+    assert_eq!(
+        line("throng_requests_total{outcome=\"http_5xx\"}"),
+        "throng_requests_total{outcome=\"http_5xx\"} 10"
+    );
+    assert_eq!(line("throng_dropped_total"), "throng_dropped_total 2");
+    // Buckets are cumulative: 90 under 5 ms, all 100 under 50 ms.
+    assert_eq!(
+        line("throng_latency_seconds_bucket{le=\"0.0025\"}"),
+        "throng_latency_seconds_bucket{le=\"0.0025\"} 0"
+    );
+    assert_eq!(
+        line("throng_latency_seconds_bucket{le=\"0.005\"}"),
+        "throng_latency_seconds_bucket{le=\"0.005\"} 90"
+    );
+    assert_eq!(
+        line("throng_latency_seconds_bucket{le=\"0.05\"}"),
+        "throng_latency_seconds_bucket{le=\"0.05\"} 100"
+    );
+    assert_eq!(
+        line("throng_latency_seconds_count"),
+        "throng_latency_seconds_count 100"
+    );
+    // Sum: 90 x 3 ms + 10 x 30 ms = 0.57 s (coarse histograms: within 1%).
+    let sum: f64 = line("throng_latency_seconds_sum")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((sum - 0.57).abs() < 0.006, "{sum}");
+    assert_eq!(line("throng_in_flight"), "throng_in_flight 7");
+    assert!(
+        !text.contains("throng_virtual_users"),
+        "no users in the open model"
+    );
+}
+
+#[test]
 fn progress_line_reads_well() {
     let v = ProgressView {
         elapsed_s: 12.2,

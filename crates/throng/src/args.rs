@@ -633,6 +633,10 @@ pub struct RunArgs {
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address during the run, e.g.
+    /// 127.0.0.1:9464 (port 0 picks one; the address is printed).
+    #[arg(long, value_name = "ADDR", help_heading = "Output")]
+    pub metrics_listen: Option<String>,
     #[command(flatten)]
     pub exports: Exports,
     /// No progress output while running.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use analysis::Threshold;
@@ -460,6 +461,8 @@ fn redact(args: impl IntoIterator<Item = String>) -> String {
 /// Running totals from the workers' progress reports.
 #[derive(Default)]
 struct Live {
+    /// Everything since the start (for the metrics endpoint).
+    all: Interval,
     interval: Interval,
     /// Progress reports merged into `interval`: each covers one worker for
     /// one progress period.
@@ -477,6 +480,7 @@ impl Live {
         self.errors += p.interval.counts.failed();
         self.dropped += p.interval.counts.dropped();
         self.interval.merge(&p.interval);
+        self.all.merge(&p.interval);
         self.reports += 1;
         self.in_flight.insert(p.worker, p.in_flight);
         self.vus.insert(p.worker, p.vus);
@@ -602,6 +606,55 @@ pub fn check_out_dir(flag: &str, out: Option<&Path>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Serves the latest Prometheus exposition at `addr` until the run ends;
+/// returns where the text goes. A scrape endpoint answers every request
+/// with one text, so it is a few lines on a listener rather than an HTTP
+/// server framework.
+async fn serve_metrics(addr: &str) -> Result<Arc<Mutex<String>>, Failure> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::usage(anyhow!("--metrics-listen {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::usage(anyhow!("--metrics-listen {addr}: {e}")))?;
+    eprintln!("metrics: http://{local}/metrics");
+    let text = Arc::new(Mutex::new(report::prometheus(
+        &Interval::default(),
+        0,
+        None,
+        0.0,
+    )));
+    let shared = text.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                // Read the request head (ignored: every path gets the metrics).
+                let mut buf = [0u8; 2048];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = shared.lock().map(|t| t.clone()).unwrap_or_default();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(text)
+}
+
 /// The controller's runtime: one thread (workers have their own).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -622,6 +675,10 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         recovery,
         feeds,
     } = prepared;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let mut run = engine::start_with(&plan, PROGRESS_EVERY, feeds).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
     let show_every = if tty {
@@ -663,6 +720,17 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
             event = run.events.recv() => match event {
                 Some(Event::Progress(p)) => {
                     live.add(&p);
+                    if let Some(text) = &metrics {
+                        let exposition = report::prometheus(
+                            &live.all,
+                            live.in_flight.values().sum(),
+                            closed.then(|| live.vus.values().sum()),
+                            run.start.elapsed().as_secs_f64(),
+                        );
+                        if let Ok(mut t) = text.lock() {
+                            *t = exposition;
+                        }
+                    }
                     if args.abort_on_fail && status == Status::Completed
                         && thresholds.iter().any(|t| t.clearly_lost(live.requests, live.errors))
                     {

@@ -775,3 +775,59 @@ fn reports_and_exports_are_written_by_a_run_and_again_from_its_results_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("say what to write"));
 }
+
+#[test]
+fn prometheus_can_scrape_a_run_while_it_runs() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let srv = server::http1(Mode::Ok);
+    let url = srv.url("/");
+    let mut child = throng_bin()
+        .args([
+            "run",
+            "--url",
+            &url,
+            "--rate",
+            "100",
+            "--duration",
+            "3s",
+            "--quiet",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("metrics: http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+        .to_string();
+    // Scrape in the middle of the run, as Prometheus would.
+    std::thread::sleep(Duration::from_millis(1800));
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut scraped = String::new();
+    conn.read_to_string(&mut scraped).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(scraped.starts_with("HTTP/1.1 200 OK"), "{scraped}");
+    let value = |metric: &str| -> f64 {
+        scraped
+            .lines()
+            .find_map(|l| l.strip_prefix(metric)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {metric} in {scraped}"))
+    };
+    let ok = value("throng_requests_total{outcome=\"ok\"}");
+    // About 1.5 s of 100/s have been reported: counted, not yet all 300.
+    assert!((50.0..300.0).contains(&ok), "{ok} requests mid-run");
+    assert_eq!(value("throng_latency_seconds_count"), ok);
+    assert_eq!(value("throng_latency_seconds_bucket{le=\"+Inf\"}"), ok);
+    assert!(value("throng_latency_seconds_bucket{le=\"0.001\"}") <= ok);
+    assert_eq!(value("throng_requests_total{outcome=\"http_5xx\"}"), 0.0);
+    assert!(scraped.contains("# TYPE throng_latency_seconds histogram"));
+}
