@@ -383,6 +383,39 @@ fn charts(h: &mut String, r: &Results) {
         }
         .svg(),
     );
+    if !closed {
+        // Little's law per second: arrivals x their mean time in the system.
+        let in_flight: Vec<(f64, f64)> = r
+            .raw
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(t, b)| {
+                let mean_s = if b.latency.count() > 0 {
+                    b.latency.inner().mean() / 1e6
+                } else {
+                    0.0
+                };
+                (t as f64 + 0.5, b.counts.requests as f64 * mean_s)
+            })
+            .collect();
+        out.push(
+            Chart {
+                title: "Requests in flight (estimated: requests x mean latency)",
+                y_unit: "requests",
+                x_label: "s",
+                x_max,
+                percentile_axis: false,
+                markers: &marks,
+                series: vec![Series {
+                    name: "in flight".into(),
+                    points: in_flight,
+                    dashed: false,
+                }],
+            }
+            .svg(),
+        );
+    }
     if closed {
         out.push(
             Chart {

@@ -21,7 +21,7 @@ pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use exports::{junit, prometheus, summary_markdown, timeline_csv};
 pub use format::{fmt_ms, fmt_rate};
 pub use html::{esc, html};
-pub use progress::{progress_line, ProgressView};
+pub use progress::{dashboard, progress_line, DashboardView, ProgressView};
 pub use results::{
     CheckRow, EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status,
     ThresholdRow, TimelineRow, Totals, SCHEMA,

@@ -55,3 +55,83 @@ pub fn progress_line(v: &ProgressView) -> String {
     }
     line
 }
+
+/// What the live dashboard shows (a terminal's view of a run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardView {
+    /// The progress line's numbers.
+    pub line: ProgressView,
+    /// The planned level now: arrivals/s (open model) or users.
+    pub offered: Option<f64>,
+    /// The stage now, counted from 1, and how many there are.
+    pub stage: Option<(usize, usize)>,
+    /// Failures so far by kind (`dropped` excluded), most frequent first.
+    pub errors_by_kind: Vec<(&'static str, u64)>,
+    /// Responses with a failed check so far.
+    pub check_failures: u64,
+}
+
+/// The dashboard's lines, e.g.
+/// `elapsed   12s of 30s  [######--------------]  stage 2 of 3`.
+pub fn dashboard(d: &DashboardView) -> Vec<String> {
+    let v = &d.line;
+    let mut lines = Vec::with_capacity(5);
+    let mut head = format!("elapsed   {:.0}s", v.elapsed_s);
+    if let Some(total) = v.total_s.filter(|t| *t > 0.0) {
+        let done = (v.elapsed_s / total).clamp(0.0, 1.0);
+        let filled = (done * 20.0).round() as usize;
+        head.push_str(&format!(
+            " of {total:.0}s  [{}{}]",
+            "#".repeat(filled),
+            "-".repeat(20 - filled)
+        ));
+    }
+    if let Some((n, of)) = d.stage {
+        head.push_str(&format!("  stage {n} of {of}"));
+    }
+    lines.push(head);
+    let offered = match (d.offered, v.vus) {
+        (Some(o), None) => format!("arrivals {} planned  ", fmt_rate(o)),
+        (Some(o), Some(_)) => format!("users {o:.0} planned  "),
+        (None, _) => String::new(),
+    };
+    lines.push(format!(
+        "rate      {offered}requests {} ended",
+        fmt_rate(v.rate)
+    ));
+    lines.push(match (v.p50_ms, v.p99_ms) {
+        (Some(p50), Some(p99)) => format!(
+            "latency   p50 {}  p99 {}  (last second, from the intended send time)",
+            fmt_ms(p50),
+            fmt_ms(p99)
+        ),
+        _ => "latency   - (no responses in the last second)".to_string(),
+    });
+    let pct = if v.requests == 0 {
+        0.0
+    } else {
+        v.errors as f64 * 100.0 / v.requests as f64
+    };
+    let mut errors = format!("errors    {} of {} ({pct:.2}%)", v.errors, v.requests);
+    if !d.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = d
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        errors.push_str(&format!(": {}", kinds.join(", ")));
+    }
+    if d.check_failures > 0 {
+        errors.push_str(&format!("; checks failed on {}", d.check_failures));
+    }
+    lines.push(errors);
+    let mut load = match v.vus {
+        Some(vus) => format!("now       users {vus}  in flight {}", v.in_flight),
+        None => format!("now       in flight {}", v.in_flight),
+    };
+    if v.dropped > 0 {
+        load.push_str(&format!("  dropped {} (the in-flight limit)", v.dropped));
+    }
+    lines.push(load);
+    lines
+}

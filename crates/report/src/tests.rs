@@ -249,9 +249,9 @@ fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
         page.contains("Failed: errors&lt;1%"),
         "the failed threshold is named"
     );
-    // Rate, latency, errors over time and the latency spectrum, each with
-    // drawn lines.
-    assert_eq!(page.matches("<svg").count(), 4);
+    // Rate, in flight, latency, errors over time and the latency
+    // spectrum, each with drawn lines.
+    assert_eq!(page.matches("<svg").count(), 5);
     assert!(page.matches("<polyline").count() >= 8);
     assert!(!page.contains("points=\"\""), "no empty series");
 }
@@ -364,6 +364,37 @@ fn the_prometheus_exposition_pins_its_meaning() {
         !text.contains("throng_virtual_users"),
         "no users in the open model"
     );
+}
+
+#[test]
+fn the_live_dashboard_reads_well() {
+    let line = ProgressView {
+        elapsed_s: 12.2,
+        total_s: Some(30.0),
+        rate: 195.3,
+        p50_ms: Some(12.34),
+        p99_ms: Some(45.6),
+        requests: 2400,
+        errors: 12,
+        dropped: 3,
+        in_flight: 37,
+        vus: None,
+    };
+    let view = DashboardView {
+        line,
+        offered: Some(200.0),
+        stage: Some((2, 3)),
+        errors_by_kind: vec![("http_5xx", 10), ("timeout", 2)],
+        check_failures: 4,
+    };
+    expect![[r#"
+        elapsed   12s of 30s  [########------------]  stage 2 of 3
+        rate      arrivals 200.0/s planned  requests 195.3/s ended
+        latency   p50 12.3ms  p99 45.6ms  (last second, from the intended send time)
+        errors    12 of 2400 (0.50%): http_5xx 10, timeout 2; checks failed on 4
+        now       in flight 37  dropped 3 (the in-flight limit)
+    "#]]
+    .assert_eq(&(dashboard(&view).join("\n") + "\n"));
 }
 
 #[test]

@@ -486,6 +486,45 @@ impl Live {
         self.vus.insert(p.worker, p.vus);
     }
 
+    /// The dashboard's view: the progress line's, plus the planned level
+    /// and stage now and the failures so far by kind.
+    fn dashboard(
+        &self,
+        line: report::ProgressView,
+        profile: &plan::Profile,
+        elapsed: Duration,
+    ) -> report::DashboardView {
+        let mut kinds: Vec<(&'static str, u64)> = self
+            .all
+            .counts
+            .errors
+            .nonzero()
+            .filter(|(k, _)| *k != stats::ErrorKind::Dropped)
+            .map(|(k, n)| (k.as_str(), n))
+            .collect();
+        kinds.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        // Stages as people see them: the pieces that take time.
+        let stages: Vec<Duration> = profile
+            .stage_list()
+            .iter()
+            .map(|s| s.duration)
+            .filter(|d| !d.is_zero())
+            .collect();
+        let mut end = Duration::ZERO;
+        let stage = stages.iter().position(|d| {
+            end += *d;
+            elapsed < end
+        });
+        report::DashboardView {
+            line,
+            offered: (profile.peak() > 0.0).then(|| profile.value_at(elapsed)),
+            stage: (stages.len() > 1)
+                .then(|| (stage.unwrap_or(stages.len() - 1) + 1, stages.len())),
+            errors_by_kind: kinds,
+            check_failures: self.all.counts.check_failures,
+        }
+    }
+
     /// The view for the progress line; the rate is over the periods the
     /// merged reports cover (`reports / workers` of them).
     fn view(
@@ -689,6 +728,8 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let closed = matches!(plan.model, Model::Closed { .. });
     let total = plan.duration();
     let mut live = Live::default();
+    // Lines of the live panel on screen (a TTY only).
+    let mut drawn = 0usize;
     let mut outputs: Vec<WorkerOutput> = Vec::with_capacity(run.workers);
     let mut status = Status::Completed;
     let mut aborted_by_threshold = false;
@@ -739,6 +780,7 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                         run.control.stop.cancel();
                         if !args.quiet {
                             eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.errors, live.requests);
+                            drawn = 0;
                         }
                     }
                 }
@@ -753,28 +795,43 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
             _ = tokio::signal::ctrl_c() => {
                 interrupts += 1;
                 interrupt(&run, &mut status, interrupts, &plan, &mut hard_deadline);
+                // The message went below the panel: draw the next one after it.
+                drawn = 0;
             }
             _ = term => {
                 interrupts += 1;
                 interrupt(&run, &mut status, interrupts, &plan, &mut hard_deadline);
+                drawn = 0;
             }
             _ = deadline => {
                 eprintln!("error: workers did not stop in time; exiting without results");
                 return Ok(exit::ABORTED);
             }
             _ = ticker.tick(), if !args.quiet => {
-                let view = live.view(run.start.elapsed(), PROGRESS_EVERY, run.workers, total, closed);
-                let line = report::progress_line(&view);
+                let elapsed = run.start.elapsed();
+                let view = live.view(elapsed, PROGRESS_EVERY, run.workers, total, closed);
                 if tty {
-                    eprint!("\r\x1b[2K{line}");
+                    // A panel redrawn in place: up to its first line, then
+                    // each line cleared and written again.
+                    let lines = report::dashboard(&live.dashboard(view, plan.model.profile(), elapsed));
+                    let mut frame = String::new();
+                    if drawn > 0 {
+                        frame.push_str(&format!("\x1b[{drawn}A"));
+                    }
+                    for l in &lines {
+                        frame.push_str(&format!("\r\x1b[2K{l}\n"));
+                    }
+                    eprint!("{frame}");
+                    drawn = lines.len();
                 } else {
-                    eprintln!("{line}");
+                    eprintln!("{}", report::progress_line(&view));
                 }
             }
         }
     }
-    if tty && !args.quiet {
-        eprint!("\r\x1b[2K");
+    if tty && !args.quiet && drawn > 0 {
+        // The panel stays on screen, as the last state of the run.
+        eprintln!();
     }
     let workers_started = run.workers;
     let started_at = humantime::format_rfc3339_seconds(run.started_at).to_string();
@@ -1027,6 +1084,39 @@ mod tests {
             in_flight: 2,
             vus: 0,
         }
+    }
+
+    #[test]
+    fn the_live_panel_knows_the_stage_and_the_planned_level() {
+        let profile = plan::Profile::from_shapes(&[
+            plan::Shape::Step {
+                target: 20.0,
+                duration: Duration::from_secs(2),
+            },
+            plan::Shape::Spike {
+                level: plan::SpikeLevel::Times(5.0),
+                duration: Duration::from_secs(2),
+            },
+            plan::Shape::Step {
+                target: 20.0,
+                duration: Duration::from_secs(1),
+            },
+        ])
+        .unwrap();
+        let mut live = Live::default();
+        live.add(&progress(0, 100));
+        let line = live.view(
+            Duration::from_millis(2500),
+            Duration::from_secs(1),
+            1,
+            None,
+            false,
+        );
+        let d = live.dashboard(line, &profile, Duration::from_millis(2500));
+        assert_eq!(d.stage, Some((2, 3)));
+        assert_eq!(d.offered, Some(100.0));
+        let d = live.dashboard(line, &profile, Duration::from_secs(9));
+        assert_eq!(d.stage, Some((3, 3)), "after the end, the last stage");
     }
 
     #[test]

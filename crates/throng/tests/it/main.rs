@@ -831,3 +831,28 @@ fn prometheus_can_scrape_a_run_while_it_runs() {
     assert_eq!(value("throng_requests_total{outcome=\"http_5xx\"}"), 0.0);
     assert!(scraped.contains("# TYPE throng_latency_seconds histogram"));
 }
+
+#[test]
+fn the_live_panel_is_redrawn_in_place_on_a_terminal() {
+    // `script` gives throng a terminal, as a person's shell would.
+    let srv = server::http1(Mode::Ok);
+    let command = format!(
+        "{} run --url {} --rate 20 --duration 3s",
+        env!("CARGO_BIN_EXE_throng"),
+        srv.url("/")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs a command on a terminal");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    // Five lines, then up five and drawn again, at least once.
+    assert!(tty.contains("elapsed   1s of 3s"), "{tty}");
+    assert!(tty.contains("\x1b[5A"), "{tty}");
+    assert!(tty.contains("rate      arrivals 20.00/s planned"), "{tty}");
+    assert!(tty.contains("latency   p50 "), "{tty}");
+    // The summary follows the panel.
+    assert!(tty.contains("throng open model"), "{tty}");
+}
