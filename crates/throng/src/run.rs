@@ -668,6 +668,8 @@ async fn serve_metrics(addr: &str) -> Result<Arc<Mutex<String>>, Failure> {
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let shared = shared.clone();
