@@ -77,3 +77,14 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
 }
+
+/// Reads `10%` as 0.1: a finite percentage of 0 or more; `None` for
+/// anything else (a bare number included, so callers decide whether a
+/// fraction such as `0.1` is allowed).
+pub fn parse_percent(text: &str) -> Option<f64> {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .map(|p| p / 100.0)
+}

@@ -26,7 +26,7 @@ mod tests;
 pub use check::{
     Check, CheckKind, Extract, ExtractFrom, LazyJson, Needs, OnFail, ResponseView, StatusMatch,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, parse_duration, parse_percent};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};

@@ -226,18 +226,49 @@ impl Scenario {
         }
     }
 
+    /// The scenario of a replayed log: its endpoints, and no flows, since
+    /// the requests come from the replay's feeds (`engine::start_with`).
+    pub fn replay(
+        name: String,
+        target: Target,
+        version: HttpVersion,
+        endpoints: Vec<String>,
+    ) -> Scenario {
+        Scenario {
+            name,
+            target,
+            version,
+            tls: TlsOptions::default(),
+            flows: Vec::new(),
+            endpoints,
+            slots: 0,
+            cookies: false,
+            checks: Vec::new(),
+            feeders: Vec::new(),
+            clients: Clients::default(),
+        }
+    }
+
     /// Picks a flow index by weight, from a uniform draw in `0..1`.
     pub fn pick_flow(&self, u: f64) -> usize {
-        let total: f64 = self.flows.iter().map(|f| f.weight).sum();
-        let mut x = u * total;
-        for (i, f) in self.flows.iter().enumerate() {
-            if x < f.weight {
-                return i;
-            }
-            x -= f.weight;
-        }
-        self.flows.len().saturating_sub(1)
+        pick_by_weight(self.flows.iter().map(|f| f.weight), u).unwrap_or(0)
     }
+}
+
+/// The index picked by a uniform draw `u` in `0..1` among `weights`, each
+/// with its share of the total; `None` when there are none.
+fn pick_by_weight(weights: impl Iterator<Item = f64> + Clone, u: f64) -> Option<usize> {
+    let total: f64 = weights.clone().sum();
+    let mut x = u * total;
+    let mut last = None;
+    for (i, w) in weights.enumerate() {
+        if x < w {
+            return Some(i);
+        }
+        x -= w;
+        last = Some(i);
+    }
+    last
 }
 
 /// Extensions of paths that name static assets, which a site should let
@@ -309,15 +340,15 @@ impl Clients {
     /// The index of the user agent picked by a uniform draw `u` in `0..1`,
     /// by weight; `None` without a mix.
     pub fn pick_user_agent(&self, u: f64) -> Option<usize> {
-        let total: f64 = self.user_agents.iter().map(|(_, w)| w).sum();
-        let mut x = u * total;
-        for (i, (_, w)) in self.user_agents.iter().enumerate() {
-            if x < *w {
-                return Some(i);
-            }
-            x -= w;
-        }
-        self.user_agents.len().checked_sub(1)
+        pick_by_weight(self.user_agents.iter().map(|(_, w)| *w), u)
+    }
+
+    /// Whether these settings need one connection per user (HTTP/1.1):
+    /// source addresses, connection habits and slow downloads.
+    pub fn need_http1(&self) -> bool {
+        !self.source_ips.is_empty()
+            || self.connections != Connections::KeepAlive
+            || self.slow.is_some()
     }
 }
 

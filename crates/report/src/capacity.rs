@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::{fmt_ms, fmt_rate};
+use crate::format::{fmt_level, fmt_ms, fmt_rate};
 use crate::html::{esc, page_start, Chart, Series, PAGE_END};
 
 /// The capacity file's schema id.
@@ -217,14 +217,5 @@ impl CapacityResults {
         h.push_str("</tbody></table>");
         h.push_str(PAGE_END);
         h
-    }
-}
-
-/// A level for people: whole numbers plainly.
-fn fmt_level(x: f64) -> String {
-    if (x - x.round()).abs() < 1e-9 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
     }
 }

@@ -11,6 +11,16 @@ pub fn fmt_ms(v: f64) -> String {
     }
 }
 
+/// A load level (arrivals/s or users): whole numbers plainly, others to
+/// one decimal.
+pub fn fmt_level(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 /// A rate per second: `499.9/s`.
 pub fn fmt_rate(v: f64) -> String {
     if v < 100.0 {

@@ -19,7 +19,7 @@ mod tests;
 pub use capacity::{Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA};
 pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use exports::{junit, prometheus, summary_markdown, timeline_csv};
-pub use format::{fmt_ms, fmt_rate};
+pub use format::{fmt_level, fmt_ms, fmt_rate};
 pub use html::{esc, html};
 pub use progress::{dashboard, progress_line, DashboardView, ProgressView};
 pub use results::{

@@ -413,27 +413,20 @@ impl Compiler<'_> {
             Some(RawConnections::PerSession) => Connections::PerSession,
             Some(RawConnections::PerRequest) => Connections::PerRequest,
         };
-        if http2
-            && (!source_ips.is_empty() || connections != Connections::KeepAlive || c.slow.is_some())
-        {
-            return Err(err(
-                "source_ips, connections and slow need HTTP/1.1: HTTP/2 shares one connection per worker"
-                    .into(),
-                Some("remove http2: true, or these client settings"),
-            ));
-        }
         let slow = match &c.slow {
             None => None,
             Some(s) => {
-                let fraction = fraction(&s.fraction).filter(|f| *f <= 1.0).ok_or_else(|| {
-                    err(
-                        format!(
-                            "slow.fraction {:?} is not a percentage up to 100%",
-                            s.fraction
-                        ),
-                        Some("e.g. fraction: 10%"),
-                    )
-                })?;
+                let fraction = plan::parse_percent(&s.fraction)
+                    .filter(|f| *f <= 1.0)
+                    .ok_or_else(|| {
+                        err(
+                            format!(
+                                "slow.fraction {:?} is not a percentage up to 100%",
+                                s.fraction
+                            ),
+                            Some("e.g. fraction: 10%"),
+                        )
+                    })?;
                 let bytes_per_second = byte_rate(&s.rate).ok_or_else(|| {
                     err(
                         format!("slow.rate {:?} is not a rate", s.rate),
@@ -459,12 +452,20 @@ impl Compiler<'_> {
             }
             user_agents.push((ua.value.clone(), weight));
         }
-        Ok(Clients {
+        let clients = Clients {
             source_ips,
             connections,
             slow,
             user_agents,
-        })
+        };
+        if http2 && clients.need_http1() {
+            return Err(err(
+                "source_ips, connections and slow need HTTP/1.1: HTTP/2 shares one connection per worker"
+                    .into(),
+                Some("remove http2: true, or these client settings"),
+            ));
+        }
+        Ok(clients)
     }
 
     /// A recovery check: a trigger window with at least a second before
@@ -483,15 +484,18 @@ impl Compiler<'_> {
         }
         let within = match &r.within {
             None => 0.10,
-            Some(text) => fraction(text).filter(|f| *f < 1.0).ok_or_else(|| {
-                self.err(
-                    pos,
-                    format!("within {text:?} is not a percentage below 100%"),
-                    Some(
-                        "write e.g. within: 10% (goodput back to at least 90% of its level)".into(),
-                    ),
-                )
-            })?,
+            Some(text) => plan::parse_percent(text)
+                .filter(|f| *f < 1.0)
+                .ok_or_else(|| {
+                    self.err(
+                        pos,
+                        format!("within {text:?} is not a percentage below 100%"),
+                        Some(
+                            "write e.g. within: 10% (goodput back to at least 90% of its level)"
+                                .into(),
+                        ),
+                    )
+                })?,
         };
         Ok(RecoveryCheck {
             from_s: from.as_secs_f64(),
@@ -526,7 +530,7 @@ impl Compiler<'_> {
         let budget = match &r.budget {
             None => None,
             Some(text) => {
-                let fraction = fraction(text).ok_or_else(|| {
+                let fraction = plan::parse_percent(text).ok_or_else(|| {
                     self.err(
                         pos,
                         format!("retry budget {text:?} is not a percentage"),
@@ -1282,15 +1286,6 @@ fn byte_rate(text: &str) -> Option<u64> {
     let n: f64 = number.trim().parse().ok()?;
     let rate = n * scale;
     (rate.is_finite() && rate >= 1.0).then_some(rate as u64)
-}
-
-/// `10%` as 0.1: a finite percentage of 0 or more.
-fn fraction(text: &str) -> Option<f64> {
-    text.trim()
-        .strip_suffix('%')
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .filter(|p| p.is_finite() && *p >= 0.0)
-        .map(|p| p / 100.0)
 }
 
 /// A retry policy in a line, for `throng validate`.

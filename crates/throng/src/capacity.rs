@@ -10,20 +10,15 @@ use analysis::{Search, StepVerdict, BORDERLINE};
 use anyhow::anyhow;
 use engine::Event;
 use plan::{parse_duration, Plan};
-use report::{Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA as SCHEMA};
+use report::{fmt_level, Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA as SCHEMA};
 
 use crate::args::CapacityArgs;
 use crate::run::{self, Merged};
 use crate::{exit, Failure};
 
 fn percent_arg(text: &str) -> Result<f64, Failure> {
-    let t = text.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    };
-    match v {
-        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+    match crate::compare::share(text) {
+        Some(v) if v > 0.0 && v < 1.0 => Ok(v),
         _ => Err(Failure::usage(anyhow!(
             "--precision {text:?}: give a share such as 10% or 0.1"
         ))),
@@ -283,8 +278,7 @@ async fn search(
         )?;
     }
     if let Some(path) = &a.report {
-        run::write_out_quietly(path, &results.to_html())?;
-        println!("  report written to {}", path.display());
+        run::write_said(path, "report", &results.to_html())?;
     }
     let _ = std::io::stdout().flush();
     Ok(match (status, results.sustainable) {
@@ -292,14 +286,6 @@ async fn search(
         (_, Some(_)) => exit::OK,
         (_, None) => exit::THRESHOLD,
     })
-}
-
-fn fmt_level(l: f64) -> String {
-    if l == l.round() {
-        format!("{l:.0}")
-    } else {
-        format!("{l:.1}")
-    }
 }
 
 /// The endpoint whose p99 grew most (in ms) from the lowest step to the

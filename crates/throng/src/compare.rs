@@ -9,15 +9,15 @@ use report::{CompareReport, Results, Side};
 use crate::args::{CompareArgs, CompareFormat};
 use crate::{exit, Failure};
 
-/// Parses a tolerance: `10%` or `0.1`.
+/// A share as `10%` or `0.1`.
+pub fn share(text: &str) -> Option<f64> {
+    plan::parse_percent(text).or_else(|| text.trim().parse().ok())
+}
+
+/// Parses a tolerance: `10%` or `0.1`, below 1.
 pub fn parse_tolerance(text: &str) -> Result<f64, Failure> {
-    let t = text.trim();
-    let value = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    };
-    match value {
-        Ok(v) if v.is_finite() && (0.0..1.0).contains(&v) => Ok(v),
+    match share(text) {
+        Some(v) if v.is_finite() && (0.0..1.0).contains(&v) => Ok(v),
         _ => Err(Failure::usage(anyhow!(
             "--tolerance {text:?}: give a percentage below 100%, such as 10% or 0.1"
         ))),

@@ -121,8 +121,7 @@ fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
             )));
         };
         run::check_out_dir("--html", Some(html))?;
-        run::write_out_quietly(html, &page)?;
-        println!("  report written to {}", html.display());
+        run::write_said(html, "report", &page)?;
         return Ok(exit::OK);
     }
     let results = report::Results::from_json(&text)

@@ -69,24 +69,16 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         )));
     }
 
-    let scenario = Scenario {
-        name: format!("replay of {}", args.log.display()),
+    let scenario = Scenario::replay(
+        format!("replay of {}", args.log.display()),
         target,
-        version: if args.http2 {
+        if args.http2 {
             HttpVersion::Http2
         } else {
             HttpVersion::Http1
         },
-        tls: plan::TlsOptions::default(),
-        // Replayed requests come from the feeds, not from flows.
-        flows: Vec::new(),
-        endpoints: first.endpoints.clone(),
-        slots: 0,
-        cookies: false,
-        checks: Vec::new(),
-        feeders: Vec::new(),
-        clients: plan::Clients::default(),
-    };
+        first.endpoints.clone(),
+    );
     let plan = Plan {
         model: Model::Open {
             rate: first.profile.clone(),
@@ -262,13 +254,7 @@ fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstP
     let mut shown = started;
     for_each_line(&mut *reader, |line_no, line| {
         ex.push(line_no, line, &mut out);
-        for r in out.drain(..) {
-            let s = r.due.as_secs() as usize;
-            if per_second.len() <= s {
-                per_second.resize(s + 1, 0);
-            }
-            per_second[s] += 1;
-        }
+        count_seconds(&mut out, &mut per_second);
         if !quiet && line_no % 65_536 == 0 && shown.elapsed() > Duration::from_secs(2) {
             shown = Instant::now();
             eprintln!(
@@ -285,13 +271,7 @@ fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstP
         true
     })?;
     ex.finish(&mut out);
-    for r in out.drain(..) {
-        let s = r.due.as_secs() as usize;
-        if per_second.len() <= s {
-            per_second.resize(s + 1, 0);
-        }
-        per_second[s] += 1;
-    }
+    count_seconds(&mut out, &mut per_second);
     let scale = u64::from(opts.scale.max(1));
     per_second.iter_mut().for_each(|n| *n *= scale);
     let mut tally = ex.tally.clone();
@@ -302,6 +282,17 @@ fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstP
         spread: ex.second_counts().clone(),
         profile: profile(&per_second),
     })
+}
+
+/// Counts the requests of `out` (emptied) by the second they are due in.
+fn count_seconds(out: &mut Vec<ReplayRequest>, per_second: &mut Vec<u64>) {
+    for r in out.drain(..) {
+        let s = r.due.as_secs() as usize;
+        if per_second.len() <= s {
+            per_second.resize(s + 1, 0);
+        }
+        per_second[s] += 1;
+    }
 }
 
 /// The per-second rate as steps, averaged into at most [`PROFILE_PIECES`].
@@ -340,18 +331,18 @@ fn second_pass(
         }
         true
     };
-    let mut open = true;
+    let mut taking = true;
     let mut route = |out: &mut Vec<ReplayRequest>, batches: &mut Vec<Vec<ReplayRequest>>| {
         for r in out.drain(..) {
             if r.due >= slice_end || pending >= BATCH {
-                open &= flush(batches);
+                taking &= flush(batches);
                 pending = 0;
                 slice_end = r.due + SLICE;
             }
             batches[(r.session % workers as u64) as usize].push(r);
             pending += 1;
         }
-        open
+        taking
     };
     for_each_line(&mut *reader, |line_no, line| {
         ex.push(line_no, line, &mut out);

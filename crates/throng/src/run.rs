@@ -130,11 +130,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     }
     if args.http2 {
         scenario.version = HttpVersion::Http2;
-        let c = &scenario.clients;
-        if !c.source_ips.is_empty()
-            || c.connections != plan::Connections::KeepAlive
-            || c.slow.is_some()
-        {
+        if scenario.clients.need_http1() {
             return Err(Failure::usage(anyhow!(
                 "--http2 does not go with the scenario's clients source_ips, connections or slow: \
                  HTTP/2 shares one connection per worker (drop --http2, or those settings)"
@@ -461,24 +457,19 @@ fn redact(args: impl IntoIterator<Item = String>) -> String {
 /// Running totals from the workers' progress reports.
 #[derive(Default)]
 struct Live {
-    /// Everything since the start (for the metrics endpoint).
+    /// Everything since the start: the totals the line, the panel, the
+    /// metrics endpoint and --abort-on-fail read.
     all: Interval,
     interval: Interval,
     /// Progress reports merged into `interval`: each covers one worker for
     /// one progress period.
     reports: u32,
-    requests: u64,
-    errors: u64,
-    dropped: u64,
     in_flight: BTreeMap<usize, usize>,
     vus: BTreeMap<usize, usize>,
 }
 
 impl Live {
     fn add(&mut self, p: &engine::Progress) {
-        self.requests += p.interval.counts.requests;
-        self.errors += p.interval.counts.failed();
-        self.dropped += p.interval.counts.dropped();
         self.interval.merge(&p.interval);
         self.all.merge(&p.interval);
         self.reports += 1;
@@ -546,9 +537,9 @@ impl Live {
             rate: interval.counts.requests as f64 / secs,
             p50_ms: has.then(|| interval.latency.quantile_ms(0.5)),
             p99_ms: has.then(|| interval.latency.quantile_ms(0.99)),
-            requests: self.requests,
-            errors: self.errors,
-            dropped: self.dropped,
+            requests: self.all.counts.requests,
+            errors: self.all.counts.failed(),
+            dropped: self.all.counts.dropped(),
             in_flight: self.in_flight.values().sum(),
             vus: closed.then(|| self.vus.values().sum()),
         }
@@ -613,10 +604,17 @@ pub fn write_exports(exports: &Exports, results: &Results) -> Result<(), Failure
     ];
     for (path, what, render) in outputs {
         if let Some(path) = path {
-            write_out_quietly(path, &render(results))?;
-            println!("  {what} written to {}", path.display());
+            write_said(path, what, &render(results))?;
         }
     }
+    Ok(())
+}
+
+/// Writes `text` (a report, an export) to `path` and says so: "  report
+/// written to PATH".
+pub fn write_said(path: &Path, what: &str, text: &str) -> Result<(), Failure> {
+    write_out_quietly(path, text)?;
+    println!("  {what} written to {}", path.display());
     Ok(())
 }
 
@@ -775,13 +773,13 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                         }
                     }
                     if args.abort_on_fail && status == Status::Completed
-                        && thresholds.iter().any(|t| t.clearly_lost(live.requests, live.errors))
+                        && thresholds.iter().any(|t| t.clearly_lost(live.all.counts.requests, live.all.counts.failed()))
                     {
                         status = Status::Aborted;
                         aborted_by_threshold = true;
                         run.control.stop.cancel();
                         if !args.quiet {
-                            eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.errors, live.requests);
+                            eprintln!("\nstopping: an error threshold is clearly lost ({} of {} requests failed)", live.all.counts.failed(), live.all.counts.requests);
                             drawn = 0;
                         }
                     }
@@ -963,8 +961,7 @@ fn report_ab(
         write_out(&beside(out, "compare"), &compared.to_json())?;
     }
     if let Some(path) = &args.exports.report {
-        write_out_quietly(&beside(path, "compare"), &compared.to_html())?;
-        println!("  report written to {}", beside(path, "compare").display());
+        write_said(&beside(path, "compare"), "report", &compared.to_html())?;
     }
     for (name, r) in &results {
         let e = &args.exports;
