@@ -119,51 +119,6 @@ fn i01_i12_release_v2_is_an_order_of_magnitude_slower() {
 }
 
 #[test]
-fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
-    // The same spike against the same metastable lab, with the clients'
-    // tight retry loops and without them.
-    let mut seen = Vec::new();
-    for retries in [true, false] {
-        let lab = lab_with(|c| c.metastable = true);
-        let extra: &[&str] = if retries { &[] } else { &["--no-retries"] };
-        let (code, res) = run_with_code(&lab, "incidents/i04-retry-storm.yaml", extra);
-        let recovery = &res["recovery"];
-        eprintln!(
-            "I4 retries {retries}: exit {code}, {}, goodput per second from the trigger on {}",
-            recovery["what"], recovery["goodput_per_s"]
-        );
-        // Work for clients who had left was done either way.
-        assert!(metric(&lab, "lab_deploys_abandoned_worked_total") > 0);
-        seen.push((code, recovery.clone(), res));
-    }
-    let (storm_code, storm, res) = &seen[0];
-    // Retries: every timed-out deploy became up to ten, and goodput
-    // never came back.
-    assert_eq!(storm["ok"], false, "{storm}");
-    assert_eq!(*storm_code, 1, "a failed recovery check fails the run");
-    assert!(
-        num(res, "retries.amplification") > 5.0,
-        "{}",
-        res["retries"]
-    );
-    assert!(
-        num(res, "retries.retries.timeout") > 0.0,
-        "{}",
-        res["retries"]
-    );
-    assert!(res["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["kind"] == "no_recovery"));
-    // Control: the same lab and spike without retries recovers.
-    let (control_code, control, res) = &seen[1];
-    assert_eq!(control["ok"], true, "{control}");
-    assert_eq!(*control_code, 0);
-    assert!(res.get("retries").is_none());
-}
-
-#[test]
 fn i05_i10_deploys_serve_another_sites_fund_only_with_misroute() {
     for misroute in [false, true] {
         let lab = lab_with(|c| c.misroute = misroute);

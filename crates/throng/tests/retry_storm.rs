@@ -1,0 +1,109 @@
+//! Incident I4 against the lab: a retry storm keeps a metastable lab down,
+//! and the control run without retries recovers. A test binary of its own:
+//! the storm (ten attempts per request at once, thousands a second) loads
+//! both cores for half a minute, which would disturb the timing-sensitive
+//! end-to-end tests beside it (cargo runs test binaries one by one).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+fn lab_with(f: impl FnOnce(&mut lab::Config)) -> lab::Lab {
+    let mut c = lab::Config {
+        users: 1000,
+        ..lab::Config::default()
+    };
+    f(&mut c);
+    lab::start(c).expect("the lab starts")
+}
+
+/// A counter from the lab's `/metrics`.
+fn metric(lab: &lab::Lab, name: &str) -> u64 {
+    lab.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Runs an example against the lab; its exit code and results.
+fn run_with_code(lab: &lab::Lab, name: &str, extra: &[&str]) -> (i32, Value) {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_throng"))
+        .arg("run")
+        .arg(&example)
+        .args(["--target", &lab.url(), "--quiet", "--out"])
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let code = o.status.code().unwrap_or(-1);
+    assert!(
+        [0, 1].contains(&code),
+        "exit {code}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (
+        code,
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
+    // The same spike against the same metastable lab, with the clients'
+    // tight retry loops and without them.
+    let mut seen = Vec::new();
+    for retries in [true, false] {
+        let lab = lab_with(|c| c.metastable = true);
+        let extra: &[&str] = if retries { &[] } else { &["--no-retries"] };
+        let (code, res) = run_with_code(&lab, "incidents/i04-retry-storm.yaml", extra);
+        let recovery = &res["recovery"];
+        eprintln!(
+            "I4 retries {retries}: exit {code}, {}, goodput per second from the trigger on {}",
+            recovery["what"], recovery["goodput_per_s"]
+        );
+        // Work for clients who had left was done either way.
+        assert!(metric(&lab, "lab_deploys_abandoned_worked_total") > 0);
+        seen.push((code, recovery.clone(), res));
+    }
+    let (storm_code, storm, res) = &seen[0];
+    // Retries: every timed-out deploy became up to ten, and goodput
+    // never came back.
+    assert_eq!(storm["ok"], false, "{storm}");
+    assert_eq!(*storm_code, 1, "a failed recovery check fails the run");
+    assert!(
+        num(res, "retries.amplification") > 5.0,
+        "{}",
+        res["retries"]
+    );
+    assert!(
+        num(res, "retries.retries.timeout") > 0.0,
+        "{}",
+        res["retries"]
+    );
+    assert!(res["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "no_recovery"));
+    // Control: the same lab and spike without retries recovers.
+    let (control_code, control, res) = &seen[1];
+    assert_eq!(control["ok"], true, "{control}");
+    assert_eq!(*control_code, 0);
+    assert!(res.get("retries").is_none());
+}
