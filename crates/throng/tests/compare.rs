@@ -1,0 +1,160 @@
+//! `throng compare` of two separate runs against releases v1 and v2 of
+//! the lab. A test binary of its own: two runs minutes apart compare well
+//! only on a quiet machine, and the end-to-end tests beside it in the `it`
+//! binary load both cores (cargo runs test binaries one by one).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn throng_bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn lab_with(f: impl FnOnce(&mut lab::Config)) -> lab::Lab {
+    let mut c = lab::Config {
+        users: 1000,
+        ..lab::Config::default()
+    };
+    f(&mut c);
+    lab::start(c).expect("the lab starts")
+}
+
+fn example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The endpoints of `compare-releases.yaml` that release v2 slows, and the
+/// ones it leaves alone.
+const SLOWED: [&str; 3] = ["home", "fund", "lesson"];
+const UNTOUCHED: [&str; 3] = ["css", "login", "health"];
+
+/// Each endpoint's verdict in a `throng.compare/v1` file.
+fn verdicts(compare: &Value) -> Vec<(String, String)> {
+    assert_eq!(compare["schema"], "throng.compare/v1");
+    compare["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_string(),
+                e["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn assert_v2_regressed_where_slowed(compare: &Value) {
+    let v = verdicts(compare);
+    let of = |name: &str| {
+        v.iter()
+            .find(|(e, _)| e == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no endpoint {name} in {v:?}"))
+    };
+    for name in SLOWED {
+        assert_eq!(of(name), "regression", "{name}: {v:?}");
+    }
+    for name in UNTOUCHED {
+        assert_ne!(of(name), "regression", "{name}: {v:?}");
+    }
+}
+
+#[test]
+fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
+    let v1 = lab_with(|_| {});
+    let v2 = lab_with(|c| c.release = lab::Release::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = example("compare-releases.yaml");
+    let mut files = Vec::new();
+    for (lab, name) in [(&v1, "v1.json"), (&v2, "v2.json")] {
+        let out = dir.path().join(name);
+        let url = lab.url();
+        let status = throng_bin()
+            .args(["run", &scenario, "--target", &url, "--quiet"])
+            .args(["--rate", "20", "--duration", "6s"])
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{name}");
+        files.push(out);
+    }
+    // The load is light: v2's slow pages hold the lab's database
+    // connections and CPU, and at a heavier load its logins queue behind
+    // them (a real knock-on slowdown, but not what this test is about).
+    // Two runs minutes apart on a shared machine differ by more than 10%
+    // on sub-millisecond endpoints whatever the release (the reason for
+    // --ab); v2's pages are several times slower, so a wide tolerance
+    // still catches them.
+    let compare = |format: &str| {
+        let o = throng_bin()
+            .arg("compare")
+            .args(&files)
+            .args(["--format", format, "--tolerance", "50%"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        (o.status.code(), text)
+    };
+    let (_, text) = compare("text");
+    eprintln!("{text}");
+    let (code, json) = compare("json");
+    assert_eq!(code, Some(1), "a regression exits 1: {json}");
+    let json: Value = serde_json::from_str(&json).expect("--format json is JSON");
+    assert_v2_regressed_where_slowed(&json);
+    let (_, md) = compare("markdown");
+    assert!(md.starts_with("### throng compare: **Regression**"), "{md}");
+    assert!(md.contains("| `fund` |"), "{md}");
+    assert!(text.contains("3 of 6 endpoints regressed"), "{text}");
+    // The HTML page, written by compare and again from its JSON file.
+    let dir = tempfile::tempdir().unwrap();
+    let (json_file, page, again) = (
+        dir.path().join("c.json"),
+        dir.path().join("c.html"),
+        dir.path().join("again.html"),
+    );
+    let o = throng_bin()
+        .arg("compare")
+        .args(&files)
+        .arg("--out")
+        .arg(&json_file)
+        .arg("--report")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(">Regression<") && html.contains(">fund<"),
+        "{html}"
+    );
+    let o = throng_bin()
+        .arg("report")
+        .arg(&json_file)
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
+
+    // The same file against itself: nothing changed, exit 0.
+    let o = throng_bin()
+        .arg("compare")
+        .arg(&files[0])
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
