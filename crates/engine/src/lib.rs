@@ -48,6 +48,9 @@ pub enum EngineError {
     /// TLS could not be set up (a bad `--cacert`, for instance).
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// `--start-at` named a time already past.
+    #[error("the start time (--start-at) passed {:.1} s ago: start every segment before it, or give a later time", .0.as_secs_f64())]
+    StartPassed(Duration),
     /// A worker thread could not be started.
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
@@ -144,10 +147,17 @@ pub fn start_with(
 
     let (tx, rx) = mpsc::unbounded_channel();
     let control = Control::default();
-    // A short lead lets every worker be ready before the first arrival.
+    // A short lead lets every worker be ready before the first arrival; a
+    // set start time (`--start-at`, shared by every segment) is kept to.
     let lead = Duration::from_millis(20);
-    let start = std::time::Instant::now() + lead;
-    let started_at = SystemTime::now() + lead;
+    let (now, wall) = (std::time::Instant::now(), SystemTime::now());
+    let (start, started_at) = match plan.start_at {
+        Some(at) => match at.duration_since(wall) {
+            Ok(ahead) => (now + ahead, at),
+            Err(late) => return Err(EngineError::StartPassed(late.duration())),
+        },
+        None => (now + lead, wall + lead),
+    };
     let workers = plan.worker_count();
     let mut threads = Vec::with_capacity(workers);
     for index in 0..workers {
@@ -159,6 +169,7 @@ pub fn start_with(
             timeout: plan.timeout,
             grace: plan.grace,
             seed: plan.seed,
+            segment: plan.segment,
             start: tokio::time::Instant::from_std(start),
             progress_every,
             spin: Duration::from_millis(1),

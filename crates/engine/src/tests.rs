@@ -222,6 +222,7 @@ mod sim {
             start,
             progress_every: secs(1),
             spin: Duration::ZERO,
+            segment: plan::Segment::default(),
         };
         let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
         let (tx, _rx) = mpsc::unbounded_channel();
@@ -275,6 +276,7 @@ mod sim {
             start,
             progress_every: secs(1),
             spin: Duration::ZERO,
+            segment: plan::Segment::default(),
         };
         let (tx, _rx) = mpsc::unbounded_channel();
         tokio::task::LocalSet::new()
@@ -412,6 +414,7 @@ mod sim {
             start,
             progress_every: secs(1),
             spin: Duration::ZERO,
+            segment: plan::Segment::default(),
         };
         let (feed_tx, feed) = mpsc::channel(4);
         let requests: Vec<plan::ReplayRequest> = (0..n)

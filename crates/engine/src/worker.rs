@@ -54,6 +54,9 @@ pub struct WorkerConfig {
     pub index: usize,
     /// How many workers share the load.
     pub workers: usize,
+    /// The part of the whole run this process runs: every split between
+    /// workers is made between segments first (`plan::Segment`).
+    pub segment: plan::Segment,
     /// The whole run's load model; the worker takes its share.
     pub model: Model,
     /// The whole run's request bound; the worker takes its share.
@@ -794,7 +797,10 @@ pub async fn run_worker<C: Connector + 'static>(
     }
     let budget = cfg
         .max_requests
-        .map(|n| plan::share(n, cfg.workers, cfg.index));
+        .map(|n| cfg.segment.share(n, cfg.index, cfg.workers));
+    // Where this worker stands among every segment's workers: the stride
+    // and offset of its arrivals, feeder rows and session numbers.
+    let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
     let endpoints = scenario.endpoints.clone();
     let checks = scenario.checks.clone();
     let feeders = scenario.feeders.len();
@@ -823,9 +829,9 @@ pub async fn run_worker<C: Connector + 'static>(
     let sh = Rc::new(Shared {
         arms,
         scenario,
-        arm_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0xab ^ cfg.index as u64)),
-        worker: cfg.index,
-        workers: cfg.workers,
+        arm_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0xab ^ global as u64)),
+        worker: global,
+        workers: all_workers,
         seed: cfg.seed,
         drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
         feeder_draws: RefCell::new(vec![0; feeders]),
@@ -867,7 +873,11 @@ pub async fn run_worker<C: Connector + 'static>(
         }
     });
 
-    sleep_until(cfg.start).await;
+    // A start set far ahead (`--start-at`) is waited for, unless stopped.
+    tokio::select! {
+        _ = sleep_until(cfg.start) => {}
+        _ = control.stop.cancelled() => {}
+    }
     let load_end = match &cfg.model {
         Model::Open {
             rate,
@@ -877,12 +887,12 @@ pub async fn run_worker<C: Connector + 'static>(
             let schedule = ArrivalSchedule::new(
                 rate.clone(),
                 *arrivals,
-                cfg.index,
-                cfg.workers,
+                global,
+                all_workers,
                 budget.filter(|_| single_step),
                 cfg.seed,
             );
-            let share = max_in_flight.div_ceil(cfg.workers).max(1);
+            let share = max_in_flight.div_ceil(all_workers).max(1);
             if let Some(feed) = feed {
                 replay_loop(&sh, feed, share, cfg.spin).await
             } else {
@@ -1183,7 +1193,7 @@ async fn closed_loop<C: Connector + 'static>(
         }
         // A small epsilon keeps 49.9999999 (float ramps) from flooring to 49.
         let total = (profile.value_at(t) + 1e-9).floor() as u64;
-        let mine = plan::share(total, cfg.workers, cfg.index) as usize;
+        let mine = cfg.segment.share(total, cfg.index, cfg.workers) as usize;
         target.set(mine);
         if running.borrow().len() < mine {
             running.borrow_mut().resize(mine, false);
@@ -1192,7 +1202,8 @@ async fn closed_loop<C: Connector + 'static>(
             if !running.borrow()[i] {
                 running.borrow_mut()[i] = true;
                 let guard = AliveGuard::new(sh);
-                let vu = (i * cfg.workers + cfg.index) as u64;
+                let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
+                let vu = (i * all_workers + global) as u64;
                 tokio::task::spawn_local(virtual_user(
                     guard,
                     i,

@@ -16,6 +16,7 @@ mod request;
 mod retry;
 mod scenario;
 mod schedule;
+mod segment;
 pub mod suggest;
 mod template;
 mod think;
@@ -38,6 +39,7 @@ pub use scenario::{
     SlowClients, Step, Target,
 };
 pub use schedule::{share, ArrivalSchedule, Arrivals};
+pub use segment::Segment;
 pub use template::{Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
 pub use think::{Think, MAX_THINK};
 
@@ -153,6 +155,13 @@ pub struct Plan {
     /// An A/B run's targets, baseline first; each session goes to one of
     /// them at random. Empty for a plain run (the scenario's target).
     pub ab: Vec<AbArm>,
+    /// The part of the whole run this process runs (`--segment`); the
+    /// whole run by default.
+    pub segment: Segment,
+    /// When the load starts, if at a set wall-clock time (`--start-at`),
+    /// so that every segment's stages line up; else as soon as the
+    /// workers are ready.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// One target of an A/B run.
@@ -177,8 +186,9 @@ impl Plan {
         match &self.model {
             Model::Open { .. } => self.workers.max(1),
             Model::Closed { vus, .. } => {
-                let peak = (vus.peak() + 1e-9).floor().max(1.0) as usize;
-                self.workers.clamp(1, peak)
+                let peak = (vus.peak() + 1e-9).floor().max(0.0) as u64;
+                let mine = share(peak, self.segment.count, self.segment.index).max(1);
+                self.workers.clamp(1, mine as usize)
             }
         }
     }

@@ -322,6 +322,8 @@ fn closed_model_uses_no_more_workers_than_users() {
         workers,
         seed: 1,
         ab: Vec::new(),
+        segment: Segment::default(),
+        start_at: None,
     };
     let closed = |vus: f64| Model::Closed {
         vus: Profile::constant(vus, None),
@@ -850,4 +852,132 @@ fn a_retry_budget_counts_the_last_ten_seconds_only() {
     assert!(!b.withdraw(at(10.7), 0.10));
     // A gap longer than the window clears it.
     assert!(!b.withdraw(at(100.0), 1.0));
+}
+
+#[test]
+fn segments_parse_and_explain_their_mistakes() {
+    assert_eq!(Segment::parse("3/8"), Ok(Segment { index: 3, count: 8 }));
+    assert!(Segment::parse("0/1").unwrap().is_whole());
+    expect!["segment 8/8 does not exist: K runs from 0 to 7 when N is 8 (segments count from 0, as a Kubernetes Indexed Job's completion index does)"]
+        .assert_eq(&Segment::parse("8/8").unwrap_err());
+    assert!(Segment::parse("3").unwrap_err().contains("write K/N"));
+    assert!(Segment::parse("a/b").is_err());
+    assert!(Segment::parse("0/0").is_err());
+}
+
+/// The due times of one segment's workers together, sorted.
+fn segment_due_times(
+    profile: &Profile,
+    arrivals: Arrivals,
+    seg: Segment,
+    workers: usize,
+) -> Vec<Duration> {
+    let mut due: Vec<Duration> = (0..workers)
+        .flat_map(|i| {
+            let (index, all) = seg.worker(i, workers);
+            ArrivalSchedule::new(profile.clone(), arrivals, index, all, None, 7)
+        })
+        .collect();
+    due.sort();
+    due
+}
+
+#[test]
+fn segments_together_are_exactly_the_whole_schedule_whatever_their_workers() {
+    // A ramp and a plateau: 0 to 300/s over 2 s, then 300/s for 1 s.
+    let profile = parse_stages("300:2s,300:1s").unwrap();
+    let whole = segment_due_times(&profile, Arrivals::Uniform, Segment::default(), 1);
+    assert_eq!(whole.len(), 600);
+    // Three segments on machines with 1, 2 and 4 workers.
+    let mut union = Vec::new();
+    for (index, workers) in [(0, 1), (1, 2), (2, 4)] {
+        let part = segment_due_times(
+            &profile,
+            Arrivals::Uniform,
+            Segment { index, count: 3 },
+            workers,
+        );
+        // Each segment is a third, to the arrival.
+        assert!(
+            (199..=201).contains(&part.len()),
+            "segment {index}: {}",
+            part.len()
+        );
+        union.extend(part);
+    }
+    union.sort();
+    assert_eq!(union, whole);
+    // Poisson segments are independent processes at a third of the rate each.
+    let n: usize = (0..3)
+        .map(|index| {
+            segment_due_times(&profile, Arrivals::Poisson, Segment { index, count: 3 }, 2).len()
+        })
+        .sum();
+    assert!(
+        (500..=700).contains(&n),
+        "{n} Poisson arrivals for 600 planned"
+    );
+}
+
+#[test]
+fn segments_split_users_and_request_bounds_exactly() {
+    for total in [0u64, 1, 7, 10, 1000] {
+        let mut sum = 0;
+        for (index, workers) in [(0, 3), (1, 1), (2, 2), (3, 5)] {
+            let seg = Segment { index, count: 4 };
+            sum += (0..workers)
+                .map(|w| seg.share(total, w, workers))
+                .sum::<u64>();
+        }
+        assert_eq!(sum, total);
+    }
+    // User numbers never collide: segment K's worker w numbers its i-th
+    // user i * all + index.
+    let mut vus = Vec::new();
+    for (index, workers) in [(0, 2), (1, 3)] {
+        let seg = Segment { index, count: 2 };
+        for w in 0..workers {
+            let (g, all) = seg.worker(w, workers);
+            for i in 0..seg.share(10, w, workers) as usize {
+                vus.push(i * all + g);
+            }
+        }
+    }
+    let n = vus.len();
+    vus.sort();
+    vus.dedup();
+    assert_eq!((n, vus.len()), (10, 10));
+}
+
+#[test]
+fn unique_rows_are_never_used_by_two_segments() {
+    let rows: Vec<Vec<String>> = (0..23).map(|i| vec![i.to_string()]).collect();
+    let feeder = Feeder {
+        name: "users".into(),
+        columns: vec!["id".into()],
+        rows,
+        pick: Pick::Unique,
+        slots: vec![0],
+    };
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut seen = Vec::new();
+    for (index, workers) in [(0, 2), (1, 1), (2, 3)] {
+        let seg = Segment { index, count: 3 };
+        for w in 0..workers {
+            let (g, all) = seg.worker(w, workers);
+            let mut n = 0;
+            while let Some(row) = feeder.row(g, all, n, &mut rng) {
+                assert_eq!(
+                    row[0].parse::<usize>().unwrap() % 3,
+                    index,
+                    "segment {index} took row {}",
+                    row[0]
+                );
+                seen.push(row[0].parse::<usize>().unwrap());
+                n += 1;
+            }
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, (0..23).collect::<Vec<_>>());
 }

@@ -9,6 +9,7 @@ mod compare;
 mod exports;
 mod format;
 mod html;
+mod merge;
 mod progress;
 mod results;
 mod summary;
@@ -21,9 +22,10 @@ pub use compare::{side_by_side, CompareReport, Side, COMPARE_SCHEMA};
 pub use exports::{junit, prometheus, summary_markdown, timeline_csv};
 pub use format::{fmt_level, fmt_ms, fmt_rate};
 pub use html::{esc, html};
+pub use merge::{merge, MergeError};
 pub use progress::{dashboard, progress_line, DashboardView, ProgressView};
 pub use results::{
-    CheckRow, EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo, Status,
-    ThresholdRow, TimelineRow, Totals, SCHEMA,
+    CheckRow, Coverage, EndpointRow, Generator, LoadInfo, Results, ResultsError, RunInfo,
+    SegmentInfo, Status, ThresholdRow, TimelineRow, Totals, SCHEMA,
 };
 pub use summary::summary;

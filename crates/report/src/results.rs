@@ -84,6 +84,46 @@ pub struct RunInfo {
     pub stop_reason: Option<String>,
     /// The scenario's recovery check, if it has one.
     pub recovery: Option<analysis::RecoveryCheck>,
+    /// The segment this run was (`--segment K/N`), if it was one.
+    pub segment: Option<SegmentInfo>,
+    /// How much of the whole run a merge of segments covers.
+    pub coverage: Option<Coverage>,
+}
+
+/// One segment of a run split between machines (`--segment K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// Which segment, from 0.
+    pub index: usize,
+    /// How many segments the whole run has.
+    pub count: usize,
+}
+
+/// What a merge of segments holds of the whole run (`throng merge`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Segments merged.
+    pub segments: usize,
+    /// Segments the run was split into.
+    pub of: usize,
+    /// Segments with no results file.
+    pub missing: Vec<usize>,
+    /// Segments merged that did not run to their planned end.
+    pub incomplete: Vec<usize>,
+    /// The share of the planned load the merged segments ran: each
+    /// segment is `1 / of` of it, an incomplete one in proportion to the
+    /// part of the planned duration it ran.
+    pub fraction: f64,
+    /// The same, in words: "7/8 segments; results cover 87.5% of the
+    /// planned load (segment 3 missing)".
+    pub text: String,
+}
+
+impl Coverage {
+    /// Whether every segment ran to its end.
+    pub fn complete(&self) -> bool {
+        self.missing.is_empty() && self.incomplete.is_empty() && self.segments == self.of
+    }
 }
 
 impl LoadInfo {
@@ -95,6 +135,18 @@ impl LoadInfo {
             rate: self.rate.map(|r| r / k),
             vus: self.vus.map(|v| v / k),
             stages: self.stages.iter().map(|&(t, d)| (t / k, d)).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The whole of which this is one of `parts` equal shares: the
+    /// inverse of [`LoadInfo::share`], for a merge of segments.
+    pub fn whole(&self, parts: usize) -> LoadInfo {
+        let k = parts.max(1) as f64;
+        LoadInfo {
+            rate: self.rate.map(|r| r * k),
+            vus: self.vus.map(|v| v * k),
+            stages: self.stages.iter().map(|&(t, d)| (t * k, d)).collect(),
             ..self.clone()
         }
     }
@@ -315,6 +367,12 @@ pub struct Results {
     /// The recovery check's verdict, when the scenario has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<analysis::Recovery>,
+    /// The segment of a run split between machines this file holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentInfo>,
+    /// A merge of segments: how much of the whole run it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     /// The exact, mergeable state everything above is derived from.
     pub raw: Stats,
 }
@@ -508,6 +566,8 @@ impl Results {
             },
             retries,
             recovery,
+            segment: info.segment,
+            coverage: info.coverage,
             raw: stats,
         }
     }

@@ -68,6 +68,8 @@ fn sample_results() -> Results {
             "connection reset by peer".to_string(),
         )]),
         recovery: None,
+        segment: None,
+        coverage: None,
     };
     Results::new(info, stats, &thresholds)
 }
@@ -182,6 +184,8 @@ fn retry_numbers_pin_their_meaning() {
             stop_reason: None,
             first_errors: BTreeMap::new(),
             recovery: None,
+            segment: None,
+            coverage: None,
         },
         stats,
         &[],
@@ -542,4 +546,155 @@ fn ab_arms_read_side_by_side() {
         "--\n{}",
         side_by_side(&[("base", &r), ("cand", &r)])
     ));
+}
+
+/// A segment's results: `n` requests of `ms` each, one per 10 ms.
+fn segment_results(index: usize, count: usize, n: u64, ms: u64, status: Status) -> Results {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    for i in 0..n {
+        stats.record(&Sample {
+            endpoint: 0,
+            due: Duration::from_millis(i * 10),
+            lag: Duration::ZERO,
+            service: Duration::from_millis(ms),
+            phases: Phases::default(),
+            outcome: Outcome::Response { status: 200 },
+            checks_failed: false,
+        });
+    }
+    let base = sample_results();
+    let thresholds: Vec<_> = ["p50<50ms", "rate>15"]
+        .iter()
+        .map(|e| {
+            Threshold::parse(e)
+                .unwrap()
+                .evaluate(&stats, Duration::from_secs(10))
+        })
+        .collect();
+    Results::new(
+        RunInfo {
+            command: format!("throng run x.yaml --segment {index}/{count}"),
+            target: base.target,
+            model: base.model,
+            load: base.load.share(count),
+            started_at: base.started_at,
+            duration: Duration::from_secs(if status == Status::Completed { 10 } else { 5 }),
+            status,
+            stop_reason: None,
+            first_errors: BTreeMap::new(),
+            recovery: None,
+            segment: Some(SegmentInfo { index, count }),
+            coverage: None,
+        },
+        stats,
+        &thresholds,
+    )
+}
+
+#[test]
+fn merged_segments_have_exact_percentiles_and_judge_thresholds_on_the_whole() {
+    // 900 fast requests on one machine, 100 slow ones on another. The
+    // merged p50 is the union's (1 ms) and its p95 is 100 ms; an average
+    // of the two segments' percentiles would say p50 50.5 ms.
+    let files = vec![
+        (
+            "a.json".to_string(),
+            segment_results(0, 2, 900, 1, Status::Completed),
+        ),
+        (
+            "b.json".to_string(),
+            segment_results(1, 2, 100, 100, Status::Completed),
+        ),
+    ];
+    let m = merge(files, "throng merge a.json b.json".into()).unwrap();
+    assert_eq!(m.totals.requests, 1000);
+    assert!(
+        (m.latency_ms.p50 - 1.0).abs() < 0.01,
+        "{}",
+        m.latency_ms.p50
+    );
+    assert!(
+        (m.latency_ms.p95 - 100.0).abs() < 0.1,
+        "{}",
+        m.latency_ms.p95
+    );
+    // The rate is the whole run's: 1000 requests in 10 s.
+    assert_eq!(m.totals.rate, 100.0);
+    // Thresholds are judged again on the merged data: segment b alone
+    // fails p50<50ms, and its rate (10/s) fails rate>15; the whole holds.
+    let verdicts: Vec<_> = m
+        .thresholds
+        .iter()
+        .map(|t| (t.expr.as_str(), t.ok))
+        .collect();
+    assert_eq!(verdicts, [("p50<50ms", true), ("rate>15", true)]);
+    // The planned load is the whole again, and the file says it is complete.
+    assert_eq!(m.load.rate, Some(100.0));
+    assert_eq!(m.segment, None);
+    let c = m.coverage.clone().unwrap();
+    assert!(c.complete());
+    expect!["2/2 segments; results cover the whole planned load"].assert_eq(&c.text);
+    // Timelines add second by second.
+    assert_eq!(m.timeline[0].requests, 100 + 100);
+    assert_eq!(m.timeline[5].requests, 100);
+    // And the file reads back.
+    assert_eq!(Results::from_json(&m.to_json()).unwrap(), m);
+}
+
+#[test]
+fn a_merge_says_which_segments_are_missing_or_stopped_early() {
+    let files = vec![
+        (
+            "w0.json".to_string(),
+            segment_results(0, 4, 100, 1, Status::Completed),
+        ),
+        (
+            "w1.json".to_string(),
+            segment_results(1, 4, 100, 1, Status::Completed),
+        ),
+        (
+            "w3.json".to_string(),
+            segment_results(3, 4, 100, 1, Status::Completed),
+        ),
+    ];
+    let c = merge(files, String::new()).unwrap().coverage.unwrap();
+    assert_eq!((c.segments, c.of, c.missing.clone()), (3, 4, vec![2]));
+    assert!(!c.complete());
+    expect!["3/4 segments; results cover 75.0% of the planned load (segment 2 missing)"]
+        .assert_eq(&c.text);
+    // A segment interrupted half way through its 10 s counts for half.
+    let files = vec![
+        (
+            "w0.json".to_string(),
+            segment_results(0, 2, 100, 1, Status::Completed),
+        ),
+        (
+            "w1.json".to_string(),
+            segment_results(1, 2, 50, 1, Status::Interrupted),
+        ),
+    ];
+    let m = merge(files, String::new()).unwrap();
+    assert_eq!(m.status, Status::Interrupted);
+    expect!["2/2 segments; results cover 75.0% of the planned load (segment 1 stopped early)"]
+        .assert_eq(&m.coverage.unwrap().text);
+}
+
+#[test]
+fn files_that_are_not_segments_of_one_run_are_refused() {
+    let seg = |i, n| segment_results(i, n, 10, 1, Status::Completed);
+    let err = |files: Vec<(&str, Results)>| {
+        let files = files.into_iter().map(|(n, r)| (n.to_string(), r)).collect();
+        merge(files, String::new()).unwrap_err().to_string()
+    };
+    expect!["segment 1 is in both a.json and b.json: give each segment's file once"]
+        .assert_eq(&err(vec![("a.json", seg(1, 2)), ("b.json", seg(1, 2))]));
+    expect!["a.json is segment 0/2 and b.json is 1/3: they are not segments of one run"]
+        .assert_eq(&err(vec![("a.json", seg(0, 2)), ("b.json", seg(1, 3))]));
+    expect!["plain.json is not a segment's results (run each worker with --segment K/N)"]
+        .assert_eq(&err(vec![("plain.json", sample_results())]));
+    let mut other = seg(1, 2);
+    other.target = "http://127.0.0.1:9/".into();
+    expect![[r#"a.json and b.json ran different targets ("http://127.0.0.1:8080/" and "http://127.0.0.1:9/"): they are not segments of one run"#]]
+        .assert_eq(&err(vec![("a.json", seg(0, 2)), ("b.json", other)]));
+    expect!["no results files to merge"].assert_eq(&err(vec![]));
 }

@@ -52,6 +52,14 @@ pub enum Command {
     /// Find the highest load that holds every SLO: steps up, then bisects.
     #[command(after_help = CAPACITY_EXAMPLES)]
     Capacity(Box<CapacityArgs>),
+    /// Merge the results files of a run's segments (--segment K/N) into one:
+    /// exact percentiles, summed timelines, thresholds and findings redone.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+    /// Write Kubernetes manifests that run a scenario on N worker pods and
+    /// merge their results.
+    #[command(after_help = KUBE_EXAMPLES)]
+    Kube(KubeArgs),
     /// Serve the built-in target: a small crowdfunding site whose failures
     /// (one per incident, I1..I12) are switched on by flags.
     #[command(after_help = LAB_EXAMPLES)]
@@ -492,6 +500,25 @@ pub struct ValidateArgs {
     pub target: Option<String>,
 }
 
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  # Four machines, one start time, then one report
+  throng run shop.yaml --segment 0/4 --start-at 2026-12-01T10:00:00Z --out w0.json   # ... to 3/4
+  throng merge w0.json w1.json w2.json w3.json --out merged.json --report report.html
+
+  # A directory: every results file in it (as Kubernetes workers leave them)
+  throng merge /results --expect 8 --wait 10m --out /results/merged.json
+
+Exit codes: 0 every threshold held, 1 a threshold failed or a segment is missing,
+2 the files cannot be merged.";
+
+const KUBE_EXAMPLES: &str = "\
+Examples:
+  throng kube shop.yaml --workers 8 --image ghcr.io/you/throng:0.1 > throng.yaml
+  kubectl apply -f throng.yaml
+  kubectl -n throng logs -f job/throng-merge
+  # deploy/kubernetes/README.md: the whole walk-through";
+
 const RUN_EXAMPLES: &str = "\
 Examples:
   # A scenario file: user journeys with think times, cookies and templates
@@ -536,6 +563,57 @@ pub enum ArrivalsArg {
     Uniform,
     /// A Poisson process (exponential gaps), as independent users arrive.
     Poisson,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Results files of the segments, or directories holding them.
+    #[arg(value_name = "RESULTS", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Write the merged results (JSON, throng.results/v1) here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// How many segments to wait for (default: the N of their --segment K/N).
+    #[arg(long, value_name = "N")]
+    pub expect: Option<usize>,
+    /// Wait up to this long for every segment's file to appear (directories).
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+    #[command(flatten)]
+    pub exports: Exports,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// The scenario file; it and the data files it reads go into a ConfigMap.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Worker pods, each running one segment.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub workers: usize,
+    /// The throng image (built from the repository's Dockerfile).
+    #[arg(long, value_name = "IMAGE", default_value = "throng:latest")]
+    pub image: String,
+    /// The namespace of every object.
+    #[arg(long, value_name = "NS", default_value = "throng")]
+    pub namespace: String,
+    /// The target, instead of the scenario's.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The results volume's size.
+    #[arg(long, value_name = "SIZE", default_value = "1Gi")]
+    pub volume_size: String,
+    /// The results volume's storage class (one that offers ReadWriteMany).
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// How far ahead of the first worker's start the load begins, so that
+    /// every pod is running by then.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub start_delay: String,
+    /// More options for every worker's `throng run` (repeatable), e.g.
+    /// --run-arg=--rate --run-arg=2000.
+    #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub run_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -669,6 +747,35 @@ pub struct RunArgs {
         help_heading = "A/B"
     )]
     pub tolerance: String,
+
+    /// Run segment K (from 0) of N of the whole load, on one of N machines:
+    /// rates, users, request bounds and unique data rows are split so that
+    /// the N segments together are exactly the whole run. Merge their
+    /// results with `throng merge`.
+    #[arg(long, value_name = "K/N", help_heading = "Scale out")]
+    pub segment: Option<String>,
+    /// Start the load at this time (RFC 3339, e.g. 2026-12-01T10:00:00Z),
+    /// the same on every segment, so that stages line up.
+    #[arg(long, value_name = "TIME", help_heading = "Scale out")]
+    pub start_at: Option<String>,
+    /// Share one start time through this file: the first segment to start
+    /// writes the time now + --start-delay, the others read it (a volume
+    /// every worker mounts, as `throng kube` sets up).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "start_at",
+        help_heading = "Scale out"
+    )]
+    pub start_file: Option<PathBuf>,
+    /// With --start-file: how far ahead the first segment sets the start.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "Scale out"
+    )]
+    pub start_delay: String,
 
     /// A scenario given as text rather than a file (`throng demo`).
     #[arg(skip)]

@@ -4,7 +4,9 @@
 mod args;
 mod capacity;
 mod compare;
+mod kube;
 mod lab;
+mod merge;
 mod replay;
 mod run;
 
@@ -166,6 +168,8 @@ fn main() -> ExitCode {
         args::Command::Report(a) => report_html(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
+        args::Command::Merge(a) => merge::merge(&a),
+        args::Command::Kube(a) => kube::kube(&a),
         args::Command::Schema => {
             println!("{}", scenario::json_schema());
             Ok(exit::OK)

@@ -96,6 +96,8 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         }),
         seed: 1,
         ab: Vec::new(),
+        segment: plan::Segment::default(),
+        start_at: None,
     };
     plan.validate().map_err(Failure::usage)?;
     let thresholds = run::cli_thresholds(&args.thresholds, &plan.scenario.endpoints)?;

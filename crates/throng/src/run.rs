@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use analysis::Threshold;
 use anyhow::{anyhow, Context};
@@ -159,6 +159,11 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         workers,
         seed: args.seed,
         ab,
+        segment: match &args.segment {
+            Some(text) => plan::Segment::parse(text).map_err(|e| Failure::usage(anyhow!(e)))?,
+            None => plan::Segment::default(),
+        },
+        start_at: None,
     };
     plan.validate().map_err(Failure::usage)?;
 
@@ -184,6 +189,10 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     thresholds.extend(cli_thresholds(&args.thresholds, endpoints)?);
 
     let load = load_info(&plan, level);
+    // Last, once everything else is known to be right: a start file is
+    // written by the first segment to get here.
+    let mut plan = plan;
+    plan.start_at = start_time(args)?;
     Ok(Prepared {
         plan,
         thresholds,
@@ -192,6 +201,90 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         recovery,
         feeds: Vec::new(),
     })
+}
+
+/// When the load starts: `--start-at`'s time, or the one shared through
+/// `--start-file` (written by whichever segment comes first, read by the
+/// others), or none (as soon as the workers are ready).
+fn start_time(args: &RunArgs) -> Result<Option<SystemTime>, Failure> {
+    let parse = |text: &str, from: &str| {
+        humantime::parse_rfc3339_weak(text.trim()).map_err(|e| {
+            Failure::usage(anyhow!(
+                "{from}: {:?} is not a time: {e} (write RFC 3339, e.g. 2026-12-01T10:00:00Z)",
+                text.trim()
+            ))
+        })
+    };
+    if let Some(text) = &args.start_at {
+        let at = parse(text, "--start-at")?;
+        let now = SystemTime::now();
+        let shown = |t| humantime::format_rfc3339_seconds(t);
+        if at < now {
+            return Err(Failure::usage(anyhow!(
+                "--start-at {} has passed (it is {} now): give a time after every segment will have started",
+                shown(at),
+                shown(now)
+            )));
+        }
+        if at.duration_since(now).unwrap_or_default() > Duration::from_secs(24 * 3600) {
+            return Err(Failure::usage(anyhow!(
+                "--start-at {} is more than a day ahead (it is {} now): is the date right?",
+                shown(at),
+                shown(now)
+            )));
+        }
+        return Ok(Some(at));
+    }
+    let Some(path) = &args.start_file else {
+        return Ok(None);
+    };
+    let delay = parse_duration(&args.start_delay).map_err(Failure::usage)?;
+    let shown = path.display();
+    // The run's folder on a shared volume may not exist yet.
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::usage(anyhow!("cannot create {}: {e}", dir.display())))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            let at = SystemTime::now() + delay;
+            let text = humantime::format_rfc3339_millis(at).to_string();
+            file.write_all(format!("{text}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| {
+                    Failure::usage(anyhow!("cannot write the start time to {shown}: {e}"))
+                })?;
+            Ok(Some(at))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another segment created it and may still be writing it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                if text.ends_with('\n') || std::time::Instant::now() >= deadline {
+                    let at = parse(&text, &format!("the start file {shown}"))?;
+                    if at < SystemTime::now() {
+                        return Err(Failure::usage(anyhow!(
+                            "the start time in {shown} ({}) has passed: is it left from an earlier run? \
+                             Delete it, or start every segment within --start-delay ({}) of the first",
+                            text.trim(),
+                            args.start_delay
+                        )));
+                    }
+                    return Ok(Some(at));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Err(e) => Err(Failure::usage(anyhow!(
+            "cannot create the start file {shown}: {e}"
+        ))),
+    }
 }
 
 /// The command line's thresholds, checked against the run's endpoints.
@@ -419,7 +512,7 @@ fn cli_load(args: &RunArgs) -> Result<LoadSpec, Failure> {
 }
 
 /// The command line as typed, with secret header values replaced.
-fn redacted_command() -> String {
+pub fn redacted_command() -> String {
     redact(std::env::args())
 }
 
@@ -720,6 +813,21 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     };
     let mut run = engine::start_with(&plan, PROGRESS_EVERY, feeds).map_err(Failure::usage)?;
     let tty = std::io::stderr().is_terminal();
+    if let (Some(at), false) = (plan.start_at, args.quiet) {
+        let wait = at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .as_secs_f64();
+        let who = if plan.segment.is_whole() {
+            String::new()
+        } else {
+            format!("segment {}: ", plan.segment.label())
+        };
+        eprintln!(
+            "{who}the load starts at {} (in {wait:.1} s)",
+            humantime::format_rfc3339_millis(at)
+        );
+    }
     let show_every = if tty {
         Duration::from_secs(1)
     } else {
@@ -876,6 +984,22 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         status,
         first_errors,
         recovery,
+        segment: None,
+        coverage: None,
+    };
+    // A segment's file records its part of the planned load, and which
+    // part it is, for `throng merge`.
+    let info = if plan.segment.is_whole() {
+        info
+    } else {
+        RunInfo {
+            load: info.load.share(plan.segment.count),
+            segment: Some(report::SegmentInfo {
+                index: plan.segment.index,
+                count: plan.segment.count,
+            }),
+            ..info
+        }
     };
     let code = |held: bool| match status {
         Status::Interrupted => exit::ABORTED,
@@ -904,6 +1028,17 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     write_exports(&args.exports, &results)?;
     if let Some(reason) = &stop_reason {
         eprintln!("error: the load stopped early: {reason}");
+    }
+    if !plan.segment.is_whole() {
+        // One segment's share cannot pass or fail a threshold set for the
+        // whole run (a rate, say): `throng merge` judges them.
+        if !args.quiet {
+            eprintln!(
+                "segment {}: thresholds are judged on the whole run by throng merge",
+                plan.segment.label()
+            );
+        }
+        return Ok(code(true));
     }
     Ok(code(results.passed()))
 }

@@ -6,6 +6,7 @@
 
 mod lab;
 mod replay;
+mod scale;
 mod scenarios;
 mod server;
 

@@ -1,0 +1,278 @@
+//! `throng kube`: Kubernetes manifests that run a scenario as N segments
+//! on N pods and merge their results. The mechanism is what a user can
+//! run by hand (`--segment`, `--start-file`, `throng merge`); the
+//! manifests only wire it up:
+//!
+//! - a ConfigMap with the scenario and every data file it reads, mounted
+//!   at `/scenario` with the scenario's relative paths kept;
+//! - a ReadWriteMany volume at `/results`, where each run has a folder;
+//! - an Indexed Job of N pods (completions = parallelism = N), each
+//!   running segment `$(JOB_COMPLETION_INDEX)/N`, all sharing one start
+//!   time through a file on the volume (the first pod to start writes
+//!   it); `backoffLimit: 0`, so a failed pod is never re-run to send its
+//!   load twice: the merge reports the segment missing instead;
+//! - a Job that waits for the segments' files and merges them into one
+//!   results file, HTML report and JUnit file on the volume.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::anyhow;
+use serde_json::{json, Value};
+
+use crate::args::KubeArgs;
+use crate::{exit, Failure};
+
+/// A data file the scenario reads: its name as written, and its bytes.
+type DataFile = (String, Vec<u8>);
+
+/// A ConfigMap holds at most 1 MiB.
+const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+/// Where pods mount the scenario and the results.
+const SCENARIO_DIR: &str = "/scenario";
+const RESULTS_DIR: &str = "/results";
+
+pub fn kube(a: &KubeArgs) -> Result<u8, Failure> {
+    print!("{}", manifests(a, SystemTime::now())?);
+    Ok(exit::OK)
+}
+
+/// The manifests' YAML; `now` names the run.
+pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
+    if a.workers == 0 {
+        return Err(Failure::usage(anyhow!("--workers must be at least 1")));
+    }
+    check_name("--namespace", &a.namespace)?;
+    let start_delay = plan::parse_duration(&a.start_delay).map_err(Failure::usage)?;
+    // Compile the scenario as the pods will, noting each data file it reads.
+    let text = std::fs::read_to_string(&a.scenario)
+        .map_err(|e| Failure::usage(anyhow!("cannot read {}: {e}", a.scenario.display())))?;
+    let base = a
+        .scenario
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let read: Arc<Mutex<Vec<DataFile>>> = Arc::default();
+    let reader: scenario::ReadData = {
+        let read = read.clone();
+        Arc::new(move |name: &str| {
+            let bytes = std::fs::read(base.join(name)).map_err(|e| e.to_string())?;
+            if let Ok(mut r) = read.lock() {
+                r.push((name.to_string(), bytes.clone()));
+            }
+            Ok(bytes)
+        })
+    };
+    let options = scenario::Options {
+        target: a.target.clone(),
+        env: std::env::vars().collect(),
+        read_data: Some(reader),
+    };
+    let name = a.scenario.display().to_string();
+    let compiled = scenario::compile(&name, &text, &options).map_err(Failure::usage)?;
+    let (model, _) = compiled.load.build().map_err(Failure::usage)?;
+    let data = read.lock().map(|r| r.clone()).unwrap_or_default();
+
+    let run_id = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .trim_end_matches('Z')
+        .replace(['-', ':'], "")
+        .replace('T', "-");
+    let prefix = format!("throng-{run_id}");
+    let n = a.workers;
+    let dir = format!("{RESULTS_DIR}/{run_id}");
+
+    // The ConfigMap: the scenario, and each data file under a key of its own.
+    let mut config = serde_json::Map::new();
+    let mut items = vec![json!({"key": "scenario.yaml", "path": "scenario.yaml"})];
+    config.insert("scenario.yaml".into(), Value::String(text.clone()));
+    let mut size = text.len();
+    for (i, (file, bytes)) in data.iter().enumerate() {
+        let rel = Path::new(file);
+        if rel.is_absolute() || rel.components().any(|c| c.as_os_str() == "..") {
+            return Err(Failure::usage(anyhow!(
+                "the data file {file:?} is outside the scenario's folder: a ConfigMap keeps paths \
+                 below it only (move the file beside the scenario)"
+            )));
+        }
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| Failure::usage(anyhow!("the data file {file:?} is not UTF-8 text")))?;
+        let key: String = format!("data-{i}-{file}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        size += text.len();
+        items.push(json!({"key": key, "path": file}));
+        config.insert(key, Value::String(text));
+    }
+    if size > CONFIGMAP_LIMIT {
+        return Err(Failure::usage(anyhow!(
+            "the scenario and its data files are {size} bytes, over a ConfigMap's 1 MiB: \
+             build them into the image, or mount them from a volume"
+        )));
+    }
+
+    let mut worker_args = vec![
+        "run".to_string(),
+        format!("{SCENARIO_DIR}/scenario.yaml"),
+        "--segment".into(),
+        format!("$(JOB_COMPLETION_INDEX)/{n}"),
+        "--start-file".into(),
+        format!("{dir}/start-at"),
+        "--start-delay".into(),
+        a.start_delay.clone(),
+        "--out".into(),
+        format!("{dir}/segment-$(JOB_COMPLETION_INDEX).json"),
+    ];
+    if let Some(t) = &a.target {
+        worker_args.extend(["--target".into(), t.clone()]);
+    }
+    worker_args.extend(a.run_args.iter().cloned());
+    // The merge waits for the start, the load, the grace period and a
+    // margin for pods that start late.
+    let load = model
+        .profile()
+        .duration()
+        .unwrap_or(Duration::from_secs(3600));
+    let wait = start_delay + load + Duration::from_secs(10 + 300);
+    let merge_args = vec![
+        "merge".to_string(),
+        dir.clone(),
+        "--expect".into(),
+        n.to_string(),
+        "--wait".into(),
+        format!("{}s", wait.as_secs()),
+        "--out".into(),
+        format!("{dir}/merged.json"),
+        "--report".into(),
+        format!("{dir}/report.html"),
+        "--junit".into(),
+        format!("{dir}/junit.xml"),
+    ];
+
+    let labels = json!({"app.kubernetes.io/name": "throng", "throng/run": run_id});
+    let ns = &a.namespace;
+    let volumes = json!([
+        {"name": "scenario", "configMap": {"name": format!("{prefix}-scenario"), "items": items}},
+        {"name": "results", "persistentVolumeClaim": {"claimName": "throng-results"}},
+    ]);
+    let mounts = json!([
+        {"name": "scenario", "mountPath": SCENARIO_DIR, "readOnly": true},
+        {"name": "results", "mountPath": RESULTS_DIR},
+    ]);
+    let pod = |role: &str, args: Vec<String>, env: Value| {
+        json!({
+            "metadata": {"labels": {"app.kubernetes.io/name": "throng", "throng/run": run_id, "throng/role": role}},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "fsGroup": 10001},
+                "containers": [{
+                    "name": role,
+                    "image": a.image,
+                    "args": args,
+                    "env": env,
+                    "volumeMounts": mounts,
+                }],
+                "volumes": volumes,
+            }
+        })
+    };
+    let mut worker_pod = pod(
+        "worker",
+        worker_args,
+        json!([{
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+        }]),
+    );
+    // One worker per node where the cluster has room: a worker's load is
+    // bounded by its machine.
+    worker_pod["spec"]["topologySpreadConstraints"] = json!([{
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"throng/run": run_id, "throng/role": "worker"}},
+    }]);
+    let mut pvc_spec = json!({
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": a.volume_size}},
+    });
+    if let Some(class) = &a.storage_class {
+        pvc_spec["storageClassName"] = json!(class);
+    }
+    let docs = [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "throng-results", "namespace": ns, "labels": {"app.kubernetes.io/name": "throng"}},
+            "spec": pvc_spec,
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("{prefix}-scenario"), "namespace": ns, "labels": labels},
+            "data": config,
+        }),
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": format!("{prefix}-workers"), "namespace": ns, "labels": labels},
+            "spec": {
+                "completionMode": "Indexed",
+                "completions": n,
+                "parallelism": n,
+                "backoffLimit": 0,
+                "template": worker_pod,
+            }
+        }),
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": format!("{prefix}-merge"), "namespace": ns, "labels": labels},
+            "spec": {
+                "backoffLimit": 0,
+                "template": pod("merge", merge_args, json!([])),
+            }
+        }),
+    ];
+    let mut out = format!(
+        "# throng kube {}: {n} workers, run {run_id}.\n\
+         # kubectl apply -f THIS_FILE; then kubectl -n {ns} logs -f job/{prefix}-merge\n\
+         # Results: {dir}/merged.json, report.html and junit.xml on the throng-results volume\n\
+         # (deploy/kubernetes/README.md). Generate the manifests again for each run.\n",
+        a.scenario.display()
+    );
+    for doc in &docs {
+        let yaml = serde_saphyr::to_string(doc)
+            .map_err(|e| Failure::usage(anyhow!("cannot write the manifests: {e}")))?;
+        out.push_str("---\n");
+        out.push_str(&yaml);
+        if !yaml.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Kubernetes names: lower-case letters, digits and '-'.
+fn check_name(flag: &str, name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(anyhow!(
+            "{flag} {name:?} is not a Kubernetes name: lower-case letters, digits and '-', at most 63"
+        )))
+    }
+}
