@@ -64,12 +64,24 @@ fn generator_saturation_is_found_when_the_generator_limits_and_not_otherwise() {
     );
     assert_eq!(saturation(&calm), None);
 
-    // The same lab, but throng may keep only one request in flight while
-    // v2's fund page takes milliseconds: arrivals are dropped at the
-    // generator's own limit, and the finding says so.
+    // The same lab, but throng may keep only one request in flight, on
+    // one worker, while arrivals come every 0.2 ms and v2's fund page
+    // takes longer than that: arrivals are dropped at the generator's own
+    // limit, and the finding says so. (At 1000/s on two workers, each
+    // with one in flight, a CI run once dropped only 51: the page took
+    // about 2 ms there, the spacing per worker.)
     let capped = run(
         &fund,
-        &["--rate", "1000", "--duration", "1s", "--max-in-flight", "1"],
+        &[
+            "--rate",
+            "5000",
+            "--duration",
+            "1s",
+            "--max-in-flight",
+            "1",
+            "--workers",
+            "1",
+        ],
     );
     let dropped = capped["totals"]["dropped"].as_f64().unwrap();
     assert!(dropped > 100.0, "{dropped} dropped");
