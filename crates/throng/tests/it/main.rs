@@ -6,7 +6,6 @@
 
 mod lab;
 mod replay;
-mod scale;
 mod scenarios;
 mod server;
 

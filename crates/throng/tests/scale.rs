@@ -1,15 +1,59 @@
 //! Scaling out: segments of one run in separate processes, started
 //! together, merged into one results file; and the Kubernetes manifests'
 //! wiring, run here with local processes in place of pods.
+//!
+//! A test binary of its own: its tests start several throng processes at
+//! once, and beside the `it` binary's timing-sensitive lab tests that load
+//! made those fail (a bottleneck test saw the generator's lag instead).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "it/server.rs"]
+#[allow(dead_code)]
+mod server;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::server::{self, Mode};
-use crate::{num, throng, throng_bin};
+use server::Mode;
+
+/// The `throng` binary, with no arguments yet.
+fn throng_bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
+}
+
+/// `throng run ARGS --out FILE`: the exit code and the results.
+fn throng_run(args: &[&str], out: &Path) -> (i32, Value) {
+    let o = throng_bin()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let code = o.status.code().unwrap_or(-1);
+    assert!(
+        out.exists(),
+        "no results: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (code, read(out))
+}
 
 /// A scenario that walks `rows` unique users, one request each, with a
 /// rate threshold only the whole run can hold.
@@ -75,9 +119,11 @@ fn four_segments_merge_into_exactly_the_whole_run() {
 
     // The whole run in one process.
     let one = server::http1(Mode::App);
-    let single = throng(&[&scenario_arg, "--target", &one.url("")]);
-    assert_eq!(single.code, 0, "{}{}", single.stdout, single.stderr);
-    let single = single.results.unwrap();
+    let (code, single) = throng_run(
+        &[&scenario_arg, "--target", &one.url(""), "--quiet"],
+        &dir.path().join("single.json"),
+    );
+    assert_eq!(code, 0, "{single}");
 
     // The same in four processes, with different worker counts, one start.
     let four = server::http1(Mode::App);
