@@ -658,6 +658,14 @@ impl<C: Connector> Shared<C> {
     }
 
     /// The arm of a new open-model arrival: one at random.
+    /// The open model's `n`-th arrival (from 1) of this worker, due `due`
+    /// after the start, as a sender's job. Session numbers are unique
+    /// across workers (and segments): worker + (n - 1) * workers.
+    fn arrival(&self, due: Duration, n: u64) -> Job {
+        let vu = self.worker as u64 + (n - 1) * self.workers as u64;
+        Job::Session(self.start + due, vu, self.pick_arm())
+    }
+
     fn pick_arm(&self) -> usize {
         match self.arms.len() {
             0 | 1 => 0,
@@ -989,6 +997,46 @@ struct Pool {
     closing: Cell<bool>,
     /// Senders started so far.
     senders: Cell<usize>,
+    /// The open model's arrivals not handed out yet (none in a replay).
+    upcoming: RefCell<Option<Upcoming>>,
+}
+
+/// The open model's schedule, shared by the dispatcher and the senders: a
+/// sender that finishes while an arrival is already due takes it at once,
+/// rather than going idle and waiting for the dispatcher to be polled and
+/// hand it over. Under load that wait is a trip through every ready task,
+/// and it showed as generator lag; each arrival is still taken once, and
+/// still measured from its due time.
+struct Upcoming {
+    schedule: ArrivalSchedule,
+    /// The next arrival's due time, from the run start.
+    next: Option<Duration>,
+    /// Arrivals taken so far.
+    taken: u64,
+    /// The due time of the last arrival taken.
+    last_due: Duration,
+}
+
+impl Upcoming {
+    fn new(mut schedule: ArrivalSchedule) -> Upcoming {
+        let next = schedule.next();
+        Upcoming {
+            schedule,
+            next,
+            taken: 0,
+            last_due: Duration::ZERO,
+        }
+    }
+
+    /// The next arrival, with its number (from 1), if it is due at `now`
+    /// (from the run start).
+    fn take_due(&mut self, now: Duration) -> Option<(Duration, u64)> {
+        let due = self.next.filter(|d| *d <= now)?;
+        self.next = self.schedule.next();
+        self.taken += 1;
+        self.last_due = due;
+        Some((due, self.taken))
+    }
 }
 
 impl Pool {
@@ -1010,6 +1058,17 @@ impl Pool {
         let guard = AliveGuard::new(sh);
         tokio::task::spawn_local(open_sender(guard, self.clone(), slot.clone()));
         Some(slot)
+    }
+
+    /// An arrival already due, as a sender's next job, unless the load
+    /// phase is over.
+    fn take_due<C: Connector>(&self, sh: &Shared<C>) -> Option<Job> {
+        if sh.end.is_cancelled() {
+            return None;
+        }
+        let now = Instant::now().saturating_duration_since(sh.start);
+        let (due, n) = self.upcoming.borrow_mut().as_mut()?.take_due(now)?;
+        Some(sh.arrival(due, n))
     }
 
     /// Tells every sender to stop once its job is done.
@@ -1056,16 +1115,23 @@ async fn open_loop<C: Connector + 'static>(
     spin: Duration,
 ) -> Duration {
     let pool = Rc::new(Pool::default());
-    let mut last_due = Duration::ZERO;
+    pool.upcoming.replace(Some(Upcoming::new(schedule)));
+    let next = |pool: &Pool| pool.upcoming.borrow().as_ref().and_then(|u| u.next);
     let mut exhausted = true;
-    let mut arrivals = 0u64;
-    for offset in schedule {
+    while let Some(offset) = next(&pool) {
         if !until_due(sh, sh.start + offset, spin).await {
             exhausted = false;
             break;
         }
-        last_due = offset;
-        arrivals += 1;
+        // A sender may have taken this arrival while the dispatcher waited;
+        // then the loop moves on to the next.
+        let now = Instant::now().saturating_duration_since(sh.start);
+        let taken = pool
+            .upcoming
+            .borrow_mut()
+            .as_mut()
+            .and_then(|u| u.take_due(now));
+        let Some((due, n)) = taken else { continue };
         let Some(slot) = pool.sender(sh, max_in_flight) else {
             // The session never started: its first step's endpoint is
             // the one that went without. Draw the flow as the session
@@ -1076,17 +1142,17 @@ async fn open_loop<C: Connector + 'static>(
                 .first()
                 .map_or(0, |s| s.endpoint);
             let arm = sh.pick_arm();
-            sh.recorders[arm]
-                .borrow_mut()
-                .record_dropped(endpoint, offset);
+            sh.recorders[arm].borrow_mut().record_dropped(endpoint, due);
             continue;
         };
-        // Session numbers are unique across workers: worker + n * workers.
-        let vu = sh.worker as u64 + (arrivals - 1) * sh.workers as u64;
-        slot.job
-            .set(Some(Job::Session(sh.start + offset, vu, sh.pick_arm())));
+        slot.job.set(Some(sh.arrival(due, n)));
         slot.wake.notify_one();
     }
+    let (arrivals, last_due) = pool
+        .upcoming
+        .borrow()
+        .as_ref()
+        .map_or((0, Duration::ZERO), |u| (u.taken, u.last_due));
     pool.close();
     match (exhausted, duration) {
         // The schedule ran to its planned end.
@@ -1102,14 +1168,26 @@ async fn open_sender<C: Connector>(guard: AliveGuard<C>, pool: Rc<Pool>, slot: R
     let mut session = sh.session(0);
     loop {
         slot.wake.notified().await;
-        match slot.job.take() {
-            None => break,
-            Some(Job::Session(due, vu, arm)) => {
-                // Each arrival is a new visitor; the sender keeps its connections.
-                session.reset(vu, arm, &sh.scenario.clients);
-                sh.run_flow(&mut session, Some(due), false).await;
+        let Some(mut job) = slot.job.take() else {
+            break;
+        };
+        loop {
+            match job {
+                Job::Session(due, vu, arm) => {
+                    // Each arrival is a new visitor; the sender keeps its connections.
+                    session.reset(vu, arm, &sh.scenario.clients);
+                    sh.run_flow(&mut session, Some(due), false).await;
+                }
+                Job::Replay(req) => sh.replay_one(&mut session, &req).await,
             }
-            Some(Job::Replay(req)) => sh.replay_one(&mut session, &req).await,
+            // An arrival already due goes to the first sender free.
+            if pool.closing.get() {
+                break;
+            }
+            match pool.take_due(sh) {
+                Some(next) => job = next,
+                None => break,
+            }
         }
         if pool.closing.get() {
             break;
