@@ -11,6 +11,7 @@ mod cookies;
 mod h1;
 mod h2;
 mod net;
+mod pacer;
 mod request;
 mod transport;
 mod worker;
@@ -172,7 +173,7 @@ pub fn start_with(
             segment: plan.segment,
             start: tokio::time::Instant::from_std(start),
             progress_every,
-            spin: Duration::from_millis(1),
+            precise: true,
         };
         let (scenario, arms, control, tx) =
             (scenario.clone(), arms.clone(), control.clone(), tx.clone());
@@ -180,6 +181,7 @@ pub fn start_with(
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
             .spawn(move || {
+                pacer::tighten_timer_slack();
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

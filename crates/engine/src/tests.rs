@@ -221,7 +221,7 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
-            spin: Duration::ZERO,
+            precise: false,
             segment: plan::Segment::default(),
         };
         let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
@@ -275,7 +275,7 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
-            spin: Duration::ZERO,
+            precise: false,
             segment: plan::Segment::default(),
         };
         let (tx, _rx) = mpsc::unbounded_channel();
@@ -413,7 +413,7 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
-            spin: Duration::ZERO,
+            precise: false,
             segment: plan::Segment::default(),
         };
         let (feed_tx, feed) = mpsc::channel(4);

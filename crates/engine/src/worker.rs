@@ -23,6 +23,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::cookies::Jar;
+use crate::pacer::Pacer;
 use crate::request::{
     render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who,
 };
@@ -71,12 +72,10 @@ pub struct WorkerConfig {
     pub start: Instant,
     /// How often to report progress.
     pub progress_every: Duration,
-    /// How long before an arrival is due the timer wakes the dispatcher,
-    /// which then yields until the exact due time. tokio's timer fires on
-    /// whole milliseconds (rounding up), so without this every arrival
-    /// goes out up to 1 ms late; 1 ms of yielding costs little CPU. Zero
-    /// under a paused test clock, where yielding never advances time.
-    pub spin: Duration,
+    /// Whether due times are waited for with a precise timer (a timerfd,
+    /// `pacer.rs`); false under a paused test clock, which only tokio's
+    /// timer follows.
+    pub precise: bool,
 }
 
 /// One target of a run. A plain run has one; an A/B run (`--ab`) has
@@ -881,6 +880,7 @@ pub async fn run_worker<C: Connector + 'static>(
         }
     });
 
+    let pacer = Pacer::new(cfg.precise);
     // A start set far ahead (`--start-at`) is waited for, unless stopped.
     tokio::select! {
         _ = sleep_until(cfg.start) => {}
@@ -902,18 +902,10 @@ pub async fn run_worker<C: Connector + 'static>(
             );
             let share = max_in_flight.div_ceil(all_workers).max(1);
             if let Some(feed) = feed {
-                replay_loop(&sh, feed, share, cfg.spin).await
+                replay_loop(&sh, feed, share, &pacer).await
             } else {
                 let max_arrivals = budget.filter(|_| single_step);
-                open_loop(
-                    &sh,
-                    schedule,
-                    share,
-                    rate.duration(),
-                    max_arrivals,
-                    cfg.spin,
-                )
-                .await
+                open_loop(&sh, schedule, share, rate.duration(), max_arrivals, &pacer).await
             }
         }
         Model::Closed {
@@ -1081,22 +1073,14 @@ impl Pool {
     }
 }
 
-/// Waits until `due` (the timer wakes `spin` early, then yields to the
-/// exact time). False when the load phase ended first.
-async fn until_due<C: Connector>(sh: &Shared<C>, due: Instant, spin: Duration) -> bool {
+/// Waits until `due`. False when the load phase ended first.
+async fn until_due<C: Connector>(sh: &Shared<C>, pacer: &Pacer, due: Instant) -> bool {
     if Instant::now() < due {
-        let wake = due.checked_sub(spin).unwrap_or(due);
-        if Instant::now() < wake {
-            tokio::select! {
-                biased;
-                _ = sh.end.cancelled() => return false,
-                _ = sleep_until(wake) => {}
-            }
+        tokio::select! {
+            biased;
+            _ = sh.end.cancelled() => false,
+            _ = pacer.until(due) => true,
         }
-        while Instant::now() < due {
-            tokio::task::yield_now().await;
-        }
-        true
     } else {
         !sh.end.is_cancelled()
     }
@@ -1112,14 +1096,14 @@ async fn open_loop<C: Connector + 'static>(
     max_in_flight: usize,
     duration: Option<Duration>,
     max_arrivals: Option<u64>,
-    spin: Duration,
+    pacer: &Pacer,
 ) -> Duration {
     let pool = Rc::new(Pool::default());
     pool.upcoming.replace(Some(Upcoming::new(schedule)));
     let next = |pool: &Pool| pool.upcoming.borrow().as_ref().and_then(|u| u.next);
     let mut exhausted = true;
     while let Some(offset) = next(&pool) {
-        if !until_due(sh, sh.start + offset, spin).await {
+        if !until_due(sh, pacer, sh.start + offset).await {
             exhausted = false;
             break;
         }
@@ -1207,7 +1191,7 @@ async fn replay_loop<C: Connector + 'static>(
     sh: &Rc<Shared<C>>,
     mut feed: Feed,
     max_in_flight: usize,
-    spin: Duration,
+    pacer: &Pacer,
 ) -> Duration {
     let pool = Rc::new(Pool::default());
     let mut last_due = Duration::ZERO;
@@ -1222,7 +1206,7 @@ async fn replay_loop<C: Connector + 'static>(
             },
         };
         for req in batch {
-            if !until_due(sh, sh.start + req.due, spin).await {
+            if !until_due(sh, pacer, sh.start + req.due).await {
                 stopped = true;
                 break 'feed;
             }

@@ -357,12 +357,22 @@ fn i11_login_scan_grows_with_users_while_home_stays_flat() {
             &["--rate", "25", "--duration", "2s"],
         );
         assert_eq!(num(&res, "totals.errors"), 0.0, "{}", res["errors"]);
-        by_users.push((p50(&res, "login"), p50(&res, "home")));
+        let fastest = num(&res["endpoints"]["login"], "latency_ms.min");
+        by_users.push((p50(&res, "login"), p50(&res, "home"), fastest));
     }
     let (small, big) = (by_users[0], by_users[1]);
-    eprintln!("I11: (login, home) p50 ms: 5,000 users {small:?}, 100,000 users {big:?}");
+    eprintln!("I11: (login, home, fastest login) ms: 5,000 users {small:?}, 100,000 users {big:?}");
+    // The scan's cost follows the user count (20x here). Alone, login's
+    // p50 grew 10x; beside the other tests 6.5x, as their load adds the
+    // same to both; the fastest login, least moved by that load, more.
     assert!(
-        big.0 > 5.0 * small.0,
+        big.2 > 5.0 * small.2,
+        "fastest login: {} ms with 5,000 users, {} ms with 100,000",
+        small.2,
+        big.2
+    );
+    assert!(
+        big.0 > 3.0 * small.0,
         "login p50: {} ms with 5,000 users, {} ms with 100,000",
         small.0,
         big.0
@@ -465,12 +475,15 @@ fn bottleneck_names_the_login_that_scans_every_user() {
             c.users = 100_000;
             c.login_scan = scan;
         });
-        // Arrivals ramp from 0 to 300 a second over 8 s: the scanning login
-        // wants 3 cores by the end.
+        // Arrivals ramp from 0 to 500 a second over 8 s: at ~6 ms a login
+        // (debug build, 100,000 users), the scanning login wants 3 cores by
+        // the end, and this machine has 2. (At 300/s it wanted less than
+        // 2, and the lab kept up once throng stopped spinning a core per
+        // worker between arrivals.)
         let res = run(
             &lab,
             "incidents/i11-login-scan.yaml",
-            &["--stages", "300:8s", "--timeout", "5s"],
+            &["--stages", "500:8s", "--timeout", "5s"],
         );
         let named = findings(&res, "bottleneck");
         eprintln!("bottleneck, scan {scan}: {named:?}");
@@ -500,7 +513,7 @@ fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page()
                 "--slo",
                 "errors<1%",
             ])
-            .args(["--start", "100", "--max", "1600", "--step-duration", "1s"])
+            .args(["--start", "100", "--max", "6400", "--step-duration", "1s"])
             .args(["--min-samples", "200", "--cooldown", "200ms", "--out"])
             .arg(&out)
             .output()
