@@ -131,22 +131,23 @@ impl LoadInfo {
     /// gets: the rate (or user count) and the stages' targets divided.
     pub fn share(&self, parts: usize) -> LoadInfo {
         let k = parts.max(1) as f64;
-        LoadInfo {
-            rate: self.rate.map(|r| r / k),
-            vus: self.vus.map(|v| v / k),
-            stages: self.stages.iter().map(|&(t, d)| (t / k, d)).collect(),
-            ..self.clone()
-        }
+        self.levels(|x| x / k)
     }
 
     /// The whole of which this is one of `parts` equal shares: the
     /// inverse of [`LoadInfo::share`], for a merge of segments.
     pub fn whole(&self, parts: usize) -> LoadInfo {
         let k = parts.max(1) as f64;
+        self.levels(|x| x * k)
+    }
+
+    /// The same load with `f` applied to its levels (rate, users, stage
+    /// targets).
+    fn levels(&self, f: impl Fn(f64) -> f64) -> LoadInfo {
         LoadInfo {
-            rate: self.rate.map(|r| r * k),
-            vus: self.vus.map(|v| v * k),
-            stages: self.stages.iter().map(|&(t, d)| (t * k, d)).collect(),
+            rate: self.rate.map(&f),
+            vus: self.vus.map(&f),
+            stages: self.stages.iter().map(|&(t, d)| (f(t), d)).collect(),
             ..self.clone()
         }
     }
