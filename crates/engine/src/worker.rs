@@ -1264,8 +1264,9 @@ async fn closed_loop<C: Connector + 'static>(
             if !running.borrow()[i] {
                 running.borrow_mut()[i] = true;
                 let guard = AliveGuard::new(sh);
-                let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
-                let vu = (i * all_workers + global) as u64;
+                // Unique across workers and segments: `sh.worker` and
+                // `sh.workers` place this worker among all of them.
+                let vu = (i * sh.workers + sh.worker) as u64;
                 tokio::task::spawn_local(virtual_user(
                     guard,
                     i,
