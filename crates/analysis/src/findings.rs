@@ -77,7 +77,8 @@ pub struct Finding {
 pub struct LoadShape {
     /// Closed model (levels are users) or open (levels are arrivals/s).
     pub closed: bool,
-    /// The planned level in the middle of each second.
+    /// The planned level in the middle of each timeline bucket (each
+    /// second, or each `Stats::bucket_s` seconds in a long run).
     pub level: Vec<f64>,
     /// The planned peak level (the bands of per-endpoint latency are
     /// fractions of it, as the workers recorded them).
@@ -97,8 +98,8 @@ impl LoadShape {
         let offered = level.map_or(String::new(), |r| format!("{} arrivals/s offered", num(r)));
         // Little's law: requests in flight = throughput x time in system.
         let in_flight = bucket.filter(|b| b.latency.count() > 0).map(|b| {
-            let mean_s = b.latency.inner().mean() / 1e6;
-            b.counts.requests as f64 * mean_s
+            let mean_s = b.latency.hist().inner().mean() / 1e6;
+            b.counts.requests as f64 / stats.bucket_s.max(1) as f64 * mean_s
         });
         match in_flight {
             Some(n) if !offered.is_empty() => format!("{offered}, about {} in flight", num(n)),
@@ -191,8 +192,9 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
         let share = all as f64 / total.max(1) as f64;
         let n = b.counts.errors.get(kind);
         let evidence = format!(
-            "{n} of {} requests due in second {t} failed with {}; {} in the whole run ({})",
+            "{n} of {} requests due in {} failed with {}; {} in the whole run ({})",
             b.counts.requests,
+            bucket_name(stats, t),
             kind.as_str(),
             all,
             percent(share)
@@ -205,12 +207,13 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
                 Severity::Warning
             },
             what: format!(
-                "{} errors began at {t}s, at {}",
+                "{} errors began at {}s, at {}",
                 kind.as_str(),
+                start_s(stats, t),
                 shape.describe(t, stats)
             ),
             location: Some(kind.as_str().into()),
-            at_s: Some(t as f64),
+            at_s: Some(start_s(stats, t) as f64),
             evidence,
         });
     }
@@ -258,7 +261,7 @@ fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
                 began_text(began, stats, shape)
             ),
             location: Some(ep.name.clone()),
-            at_s: began.map(|t| t as f64),
+            at_s: began.map(|t| start_s(stats, t) as f64),
             evidence: format!(
                 "{k} of {n} responses failed a content check (95% CI {} to {}); failing: {}",
                 percent(lo),
@@ -291,7 +294,21 @@ fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     }
 }
 
-/// The first second in which `endpoint` had significant check failures.
+/// When timeline bucket `t` starts, in seconds from the run start.
+fn start_s(stats: &Stats, t: usize) -> u64 {
+    t as u64 * stats.bucket_s.max(1)
+}
+
+/// "second 12", or "the 4 s from 48s" in a run with longer buckets.
+fn bucket_name(stats: &Stats, t: usize) -> String {
+    match stats.bucket_s {
+        0 | 1 => format!("second {t}"),
+        w => format!("the {w} s from {}s", start_s(stats, t)),
+    }
+}
+
+/// The first timeline bucket in which `endpoint` had significant check
+/// failures.
 fn check_failures_began(stats: &Stats, endpoint: &str) -> Option<usize> {
     let ep = stats.endpoints.iter().find(|e| e.name == endpoint)?;
     ep.seconds.iter().position(|&[requests, _, failed]| {
@@ -302,7 +319,11 @@ fn check_failures_began(stats: &Stats, endpoint: &str) -> Option<usize> {
 /// ", beginning at 12s at 200 arrivals/s offered", when known.
 fn began_text(t: Option<usize>, stats: &Stats, shape: &LoadShape) -> String {
     t.map_or(String::new(), |t| {
-        format!(", beginning at {t}s at {}", shape.describe(t, stats))
+        format!(
+            ", beginning at {}s at {}",
+            start_s(stats, t),
+            shape.describe(t, stats)
+        )
     })
 }
 
@@ -324,7 +345,7 @@ fn stale_reads(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             } else {
                 c.endpoint.clone()
             }),
-            at_s: began.map(|t| t as f64),
+            at_s: began.map(|t| start_s(stats, t) as f64),
             evidence: format!(
                 "check {:?} failed {} of {n} times (95% CI {} to {}): a read right after a write returned older data, as behind a lagging replica or cache",
                 c.name,
@@ -449,7 +470,7 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
                 .level
                 .iter()
                 .position(|&l| load_band(l, peak) >= b)
-                .map(|t| t as f64)
+                .map(|t| start_s(stats, t) as f64)
         }),
         evidence: format!(
             "per-endpoint p99 by planned load, in {LOAD_BANDS} bands of the peak, from the lowest and highest bands with at least {BAND_MIN_RESPONSES} responses{doubled}"

@@ -55,16 +55,23 @@ pub struct Recovery {
 
 /// Goodput per second of due time: requests that succeeded within their
 /// deadline. Without retries, every success is within its deadline (the
-/// timeout bounds it), so it is requests minus failures.
+/// timeout bounds it), so it is requests minus failures. In a run longer
+/// than an hour, whose timeline buckets are `bucket_s` seconds, each second
+/// gets its bucket's mean (rounded down).
 pub fn goodput_per_second(stats: &Stats) -> Vec<u64> {
-    match &stats.retries {
+    let buckets: Vec<u64> = match &stats.retries {
         Some(r) => r.seconds.iter().map(|s| s[2]).collect(),
         None => stats
             .timeline
             .iter()
             .map(|b| b.counts.requests.saturating_sub(b.counts.failed()))
             .collect(),
-    }
+    };
+    let w = stats.bucket_s.max(1);
+    buckets
+        .into_iter()
+        .flat_map(|n| std::iter::repeat_n(n / w, w as usize))
+        .collect()
 }
 
 /// Judges `check` on a run whose load lasted `load`. A run with no whole

@@ -384,6 +384,62 @@ mod sim {
         assert_eq!(out.load_end, secs(20));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_short_stall_costs_a_few_connections_not_one_per_arrival() {
+        // 10,000 arrivals/s against a target that answers in 1 ms but
+        // freezes for 20 ms every half second: 200 arrivals come during
+        // each freeze, and each used to start its own sender. Now each
+        // waits a moment for a busy sender, and new ones start at most one
+        // per SPAWN_GAP (on this paused clock, whose timers fire on whole
+        // milliseconds, one per ms: about 20 per freeze). No arrival is
+        // dropped, and every one is measured from its due time.
+        let (out, connects) = run(Setup {
+            model: open(Profile::constant(10_000.0, Some(secs(2)))),
+            behaviour: Behaviour::Stalling {
+                service: ms(1),
+                stall: ms(20),
+                period: ms(500),
+            },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let s: &Stats = &out.stats;
+        assert_eq!(s.counts.requests, 20_000);
+        assert_eq!(s.counts.dropped(), 0);
+        assert!(connects < 120, "{connects} connections for 4 freezes");
+        // Those due at a freeze's start wait for its end.
+        assert!(s.latency.summary().max >= 20.0, "{:?}", s.latency.summary());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_three_hour_run_keeps_a_bounded_timeline() {
+        // Three hours at 5/s on tokio's paused clock (it runs in well
+        // under a second): the timeline coarsens past each hour and packs
+        // every bucket the run has moved on from, and loses no request.
+        let (out, _) = run(Setup {
+            model: open(Profile::constant(5.0, Some(secs(3 * 3600)))),
+            behaviour: Behaviour::Status {
+                service: ms(3),
+                status: 200,
+            },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        })
+        .await;
+        let s: &Stats = &out.stats;
+        assert_eq!(s.counts.requests, 54_000);
+        assert_eq!(s.bucket_s, 4);
+        assert_eq!(s.timeline.len(), 2700);
+        assert!(s.timeline.len() <= stats::MAX_BUCKETS);
+        assert!(s.timeline.iter().all(|b| b.counts.requests == 20));
+        let open = s.timeline.iter().filter(|b| !b.latency.is_packed()).count();
+        assert!(open <= stats::OPEN_BUCKETS + 1, "{open} buckets unpacked");
+        assert_eq!(s.endpoints[0].seconds.len(), 2700);
+    }
+
     /// Replays `n` requests 5 ms apart (200/s) against a stalling server,
     /// with this in-flight cap.
     async fn replay_stalled(n: u64, max_in_flight: usize) -> WorkerOutput {

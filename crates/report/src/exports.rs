@@ -23,7 +23,7 @@ pub fn timeline_csv(r: &Results) -> String {
         out.push_str(",attempts,goodput");
     }
     out.push('\n');
-    let planned = r.load.level_per_second(r.timeline.len());
+    let planned = r.load.level_per_bucket(r.timeline.len(), r.timeline_s);
     for (row, offered) in r.timeline.iter().zip(planned) {
         let _ = write!(
             out,

@@ -332,25 +332,28 @@ fn stage_marks(r: &Results) -> Vec<f64> {
 fn charts(h: &mut String, r: &Results) {
     h.push_str("<h2>Over time</h2><div id=\"charts\">");
     let n = r.timeline.len();
-    let x_max = (n as f64).max(r.duration_s).max(1.0);
+    // Rows are a second long, or `timeline_s` seconds in a long run:
+    // points sit in the middle of their row, and counts become rates.
+    let w = r.timeline_s.max(1) as f64;
+    let x_max = (n as f64 * w).max(r.duration_s).max(1.0);
     let marks = stage_marks(r);
     let at = |f: &dyn Fn(&crate::results::TimelineRow) -> f64| -> Vec<(f64, f64)> {
         r.timeline
             .iter()
-            .map(|row| (row.t as f64 + 0.5, f(row)))
+            .map(|row| (row.t as f64 + w / 2.0, f(row)))
             .collect()
     };
     let closed = r.model == "closed";
     let planned: Vec<(f64, f64)> = r
         .load
-        .level_per_second(n)
+        .level_per_bucket(n, r.timeline_s)
         .into_iter()
         .enumerate()
-        .map(|(t, v)| (t as f64 + 0.5, v))
+        .map(|(t, v)| ((t as f64 + 0.5) * w, v))
         .collect();
     let mut rate = vec![Series {
         name: "achieved (requests/s)".into(),
-        points: at(&|row| row.requests as f64),
+        points: at(&|row| row.requests as f64 / w),
         dashed: false,
     }];
     if !closed {
@@ -366,7 +369,7 @@ fn charts(h: &mut String, r: &Results) {
     if r.totals.dropped > 0 {
         rate.push(Series {
             name: "dropped/s".into(),
-            points: at(&|row| row.dropped as f64),
+            points: at(&|row| row.dropped as f64 / w),
             dashed: false,
         });
     }
@@ -391,12 +394,13 @@ fn charts(h: &mut String, r: &Results) {
             .iter()
             .enumerate()
             .map(|(t, b)| {
-                let mean_s = if b.latency.count() > 0 {
-                    b.latency.inner().mean() / 1e6
+                let latency = b.latency.hist();
+                let mean_s = if latency.count() > 0 {
+                    latency.inner().mean() / 1e6
                 } else {
                     0.0
                 };
-                (t as f64 + 0.5, b.counts.requests as f64 * mean_s)
+                ((t as f64 + 0.5) * w, b.counts.requests as f64 / w * mean_s)
             })
             .collect();
         out.push(
@@ -468,14 +472,14 @@ fn charts(h: &mut String, r: &Results) {
         .filter(|(k, _)| k.as_str() != "dropped")
         .map(|(kind, _)| Series {
             name: kind.as_str().to_string(),
-            points: at(&|row| row.error_kinds.get(kind) as f64),
+            points: at(&|row| row.error_kinds.get(kind) as f64 / w),
             dashed: false,
         })
         .collect();
     if r.totals.check_failures > 0 {
         errors.push(Series {
             name: "responses with a failed check".into(),
-            points: at(&|row| row.check_failures as f64),
+            points: at(&|row| row.check_failures as f64 / w),
             dashed: true,
         });
     }
@@ -505,17 +509,17 @@ fn charts(h: &mut String, r: &Results) {
                 series: vec![
                     Series {
                         name: "requests".into(),
-                        points: at(&|row| row.requests as f64),
+                        points: at(&|row| row.requests as f64 / w),
                         dashed: true,
                     },
                     Series {
                         name: "attempts".into(),
-                        points: at(&|row| row.attempts.unwrap_or(0) as f64),
+                        points: at(&|row| row.attempts.unwrap_or(0) as f64 / w),
                         dashed: false,
                     },
                     Series {
                         name: "goodput".into(),
-                        points: at(&|row| row.goodput.unwrap_or(0) as f64),
+                        points: at(&|row| row.goodput.unwrap_or(0) as f64 / w),
                         dashed: false,
                     },
                 ],

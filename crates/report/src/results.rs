@@ -161,11 +161,13 @@ impl LoadInfo {
     }
 
     /// The planned level (arrivals/s or users) in the middle of each of
-    /// `seconds` seconds: stages ramp linearly from 0, as they ran.
-    pub fn level_per_second(&self, seconds: usize) -> Vec<f64> {
-        (0..seconds)
+    /// `buckets` timeline buckets of `bucket_s` seconds: stages ramp
+    /// linearly from 0, as they ran.
+    pub fn level_per_bucket(&self, buckets: usize, bucket_s: u64) -> Vec<f64> {
+        let w = bucket_s.max(1) as f64;
+        (0..buckets)
             .map(|t| {
-                let t = t as f64 + 0.5;
+                let t = (t as f64 + 0.5) * w;
                 if self.stages.is_empty() {
                     return self.rate.or(self.vus).unwrap_or(0.0);
                 }
@@ -306,6 +308,14 @@ pub struct Generator {
     pub reasons: Vec<String>,
 }
 
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
 /// A results file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -352,8 +362,12 @@ pub struct Results {
     pub endpoints: BTreeMap<String, EndpointRow>,
     /// Per check, by name.
     pub checks: BTreeMap<String, CheckRow>,
-    /// Per second.
+    /// Per second (per `timeline_s` seconds in a run longer than an hour).
     pub timeline: Vec<TimelineRow>,
+    /// The length of each timeline row, in seconds: 1, doubling each time
+    /// a run outgrows 3600 rows.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub timeline_s: u64,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdRow>,
     /// What broke, where, when and at what load; most severe first
@@ -436,14 +450,15 @@ impl Results {
             .iter()
             .enumerate()
             .map(|(t, b)| {
-                let has = b.latency.count() > 0;
-                let q = |q| if has { b.latency.quantile_ms(q) } else { 0.0 };
+                let latency = b.latency.hist();
+                let has = latency.count() > 0;
+                let q = |q| if has { latency.quantile_ms(q) } else { 0.0 };
                 let retried = stats
                     .retries
                     .as_ref()
                     .map(|r| r.seconds.get(t).copied().unwrap_or_default());
                 TimelineRow {
-                    t: t as u64,
+                    t: t as u64 * stats.bucket_s,
                     requests: b.counts.requests,
                     errors: b.counts.failed(),
                     dropped: b.counts.dropped(),
@@ -480,7 +495,9 @@ impl Results {
         let reasons = analysis::generator_limits(&stats);
         let shape = analysis::LoadShape {
             closed: info.model == "closed",
-            level: info.load.level_per_second(stats.timeline.len()),
+            level: info
+                .load
+                .level_per_bucket(stats.timeline.len(), stats.bucket_s),
             peak: info.load.peak(),
         };
         let mut findings = analysis::findings(&stats, &shape);
@@ -551,6 +568,7 @@ impl Results {
                 })
                 .collect(),
             timeline,
+            timeline_s: stats.bucket_s,
             thresholds: thresholds
                 .iter()
                 .map(|t| ThresholdRow {

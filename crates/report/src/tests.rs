@@ -37,7 +37,11 @@ fn sample_stats() -> Stats {
 }
 
 fn sample_results() -> Results {
-    let stats = sample_stats();
+    results_of(sample_stats())
+}
+
+/// The sample run's results, with these statistics.
+fn results_of(stats: Stats) -> Results {
     let duration = Duration::from_secs(10);
     let thresholds: Vec<_> = ["p99<10ms", "errors<1%"]
         .iter()
@@ -162,11 +166,12 @@ fn retry_numbers_pin_their_meaning() {
     let r = stats.retries.as_mut().unwrap();
     for i in 0..1000usize {
         let attempts = if i % 10 == 0 { 3 } else { 1 };
+        let due = Duration::from_secs((i / 100) as u64);
         if attempts == 3 {
-            r.record_retry(i / 100, stats::RetryCause::Http5xx);
-            r.record_retry(i / 100, stats::RetryCause::Http5xx);
+            r.record_retry(due, stats::RetryCause::Http5xx);
+            r.record_retry(due, stats::RetryCause::Http5xx);
         }
-        r.record(i / 100, attempts, i % 10 != 0);
+        r.record(due, attempts, i % 10 != 0);
     }
     for _ in 0..4 {
         r.record_budget_refused();
@@ -697,4 +702,29 @@ fn files_that_are_not_segments_of_one_run_are_refused() {
     expect![[r#"a.json and b.json ran different targets ("http://127.0.0.1:8080/" and "http://127.0.0.1:9/"): they are not segments of one run"#]]
         .assert_eq(&err(vec![("a.json", seg(0, 2)), ("b.json", other)]));
     expect!["no results files to merge"].assert_eq(&err(vec![]));
+}
+
+#[test]
+fn a_coarsened_timeline_says_how_long_its_rows_are() {
+    // As a run longer than an hour keeps it: 8-second rows.
+    let mut stats = sample_stats();
+    for _ in 0..3 {
+        stats.coarsen();
+    }
+    let r = results_of(stats);
+    assert_eq!(r.timeline_s, 8);
+    let rows: Vec<(u64, u64, u64)> = r
+        .timeline
+        .iter()
+        .map(|row| (row.t, row.requests, row.dropped))
+        .collect();
+    assert_eq!(rows, [(0, 800, 0), (8, 200, 1)]);
+    let csv = timeline_csv(&r);
+    let starts: Vec<&str> = csv.lines().skip(1).map(|l| &l[..2]).collect();
+    assert_eq!(starts, ["0,", "8,"]);
+    let back: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!((back.timeline_s, back.raw.bucket_s), (8, 8));
+    // A second-by-second file says nothing about it (1 is the default).
+    let plain = serde_json::to_string(&sample_results()).unwrap();
+    assert!(!plain.contains("timeline_s") && !plain.contains("bucket_s"));
 }

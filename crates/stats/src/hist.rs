@@ -138,9 +138,32 @@ impl Hist {
     /// Reads the form written by [`to_base64`](Self::to_base64).
     pub fn from_base64(text: &str) -> Result<Hist, HistError> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
-        let h: Histogram<u64> = HdrDeserializer::new()
-            .deserialize(&mut bytes.as_slice())
+        Hist::from_bytes(&bytes)
+    }
+
+    /// HDR V2 with deflate, for the timeline's settled buckets (see
+    /// `crate::timeline`): about 150 bytes for a second of 1,000
+    /// responses, against 330 without deflate and several KB unpacked;
+    /// deflating once a second costs a few µs.
+    pub(crate) fn to_bytes(&self) -> Option<Box<[u8]>> {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.0, &mut bytes)
+            .ok()?;
+        Some(bytes.into_boxed_slice())
+    }
+
+    /// Reads HDR V2, deflated or not. A coarse histogram comes back able
+    /// to grow again, as it was recorded: the decoder fixes the range at
+    /// what the file says, and adding a larger value to it would otherwise
+    /// clamp that value.
+    pub(crate) fn from_bytes(mut bytes: &[u8]) -> Result<Hist, HistError> {
+        let mut h: Histogram<u64> = HdrDeserializer::new()
+            .deserialize(&mut bytes)
             .map_err(HistError::Decode)?;
+        if h.sigfig() < 3 {
+            h.auto(true);
+        }
         Ok(Hist(h))
     }
 }

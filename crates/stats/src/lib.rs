@@ -12,6 +12,7 @@ mod error_kind;
 mod hist;
 mod recorder;
 mod retries;
+pub mod timeline;
 mod windows;
 
 #[cfg(test)]
@@ -25,4 +26,5 @@ pub use recorder::{
     Sample, Stats, LOAD_BANDS,
 };
 pub use retries::{RetryCause, RetryCounts, RetryStats, SECOND_COLUMNS};
+pub use timeline::{BucketLatency, MAX_BUCKETS, OPEN_BUCKETS};
 pub use windows::{Window, Windows, FIRST_WINDOW_MS, MAX_WINDOWS};

@@ -15,13 +15,16 @@
 //!   as an error of kind `check_failed` (a 200 showing "An error has
 //!   occurred" is a failure the user sees); `check_failures` counts every
 //!   response with a failed check, whatever its status;
-//! - the timeline files each request under the second its send was due.
+//! - the timeline files each request under the second its send was due
+//!   (under its bucket of [`Stats::bucket_s`] seconds, in a run longer
+//!   than an hour: see [`crate::timeline`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::timeline::{add_rows, pair_rows, BucketLatency, MAX_BUCKETS, OPEN_BUCKETS};
 use crate::{CacheObs, CacheStats, ErrorCounts, ErrorKind, Hist, RetryStats, Windows};
 
 /// Connection phases measured for one request; `None` where the phase did
@@ -157,7 +160,8 @@ pub struct EndpointStats {
     /// path names a static asset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheStats>,
-    /// Per second of due time: `[requests, failed, check failures]`.
+    /// Per timeline bucket of due time (a second, or [`Stats::bucket_s`]):
+    /// `[requests, failed, check failures]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seconds: Vec<[u64; 3]>,
     /// Requests, failures and latency in windows of due time (see
@@ -198,22 +202,30 @@ pub struct CheckStats {
     pub reads_back: bool,
 }
 
-/// The requests that were due within one second of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The requests that were due within one bucket of the timeline: a
+/// second, or [`Stats::bucket_s`] seconds in a long run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Request counts.
     pub counts: Counts,
-    /// Latency from the intended send time, 2 significant digits.
-    pub latency: Hist,
+    /// Latency from the intended send time, 2 significant digits; packed
+    /// once the run has moved on (see [`crate::timeline`]).
+    pub latency: BucketLatency,
 }
 
-impl Default for Bucket {
-    fn default() -> Self {
-        Bucket {
-            counts: Counts::default(),
-            latency: Hist::coarse(),
-        }
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.counts.merge(&other.counts);
+        self.latency.merge(&other.latency);
     }
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 /// The mergeable statistics of a run (or of one worker's part of it).
@@ -235,8 +247,13 @@ pub struct Stats {
     pub ttfb: Hist,
     /// Per endpoint, in the plan's order.
     pub endpoints: Vec<EndpointStats>,
-    /// Per second of due time, from the run start.
+    /// Per bucket of due time, from the run start.
     pub timeline: Vec<Bucket>,
+    /// The length of each timeline bucket (and each row of the endpoints'
+    /// and retries' `seconds`), in seconds: 1, doubling each time the run
+    /// outgrows [`MAX_BUCKETS`] buckets.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub bucket_s: u64,
     /// Per check, in the scenario's order.
     #[serde(default)]
     pub checks: Vec<CheckStats>,
@@ -246,6 +263,9 @@ pub struct Stats {
     /// The load band of each second of due time, when the load varies.
     #[serde(skip)]
     bands: Vec<u8>,
+    /// Timeline buckets before this one are packed.
+    #[serde(skip)]
+    packed_to: usize,
 }
 
 impl Stats {
@@ -261,9 +281,11 @@ impl Stats {
             ttfb: Hist::new(),
             endpoints: endpoints.into_iter().map(EndpointStats::new).collect(),
             timeline: Vec::new(),
+            bucket_s: 1,
             checks: Vec::new(),
             retries: None,
             bands: Vec::new(),
+            packed_to: 0,
         }
     }
 
@@ -328,12 +350,65 @@ impl Stats {
         }
     }
 
+    /// The timeline bucket that holds due time `due`, coarsening the
+    /// timeline first when `due` lies beyond its last bucket.
+    pub fn bucket_of(&mut self, due: Duration) -> usize {
+        loop {
+            let index = (due.as_secs() / self.bucket_s.max(1)) as usize;
+            if index < MAX_BUCKETS {
+                return index;
+            }
+            self.coarsen();
+        }
+    }
+
+    /// Doubles the bucket length: neighbours merge pairwise, in the
+    /// timeline, the endpoints' rows and the retries' rows.
+    pub fn coarsen(&mut self) {
+        self.bucket_s = self.bucket_s.max(1) * 2;
+        let old = std::mem::take(&mut self.timeline);
+        let mut iter = old.into_iter();
+        while let Some(mut first) = iter.next() {
+            if let Some(second) = iter.next() {
+                first.merge(&second);
+            }
+            self.timeline.push(first);
+        }
+        self.packed_to /= 2;
+        for ep in &mut self.endpoints {
+            pair_rows(&mut ep.seconds);
+        }
+        if let Some(r) = &mut self.retries {
+            pair_rows(&mut r.seconds);
+            r.bucket_s = self.bucket_s;
+        }
+    }
+
     fn bucket(&mut self, due: Duration) -> &mut Bucket {
-        let index = due.as_secs() as usize;
+        let index = self.bucket_of(due);
         if self.timeline.len() <= index {
             self.timeline.resize_with(index + 1, Bucket::default);
         }
+        // Pack what the run has moved on from.
+        let settled = index.saturating_sub(OPEN_BUCKETS);
+        if settled > self.packed_to {
+            for b in &mut self.timeline[self.packed_to..settled] {
+                b.latency.pack();
+            }
+            self.packed_to = settled;
+        }
         &mut self.timeline[index]
+    }
+
+    /// Records into the latency of bucket `index` (from [`bucket_of`](Self::bucket_of)).
+    fn record_bucket_latency(&mut self, index: usize, latency: Duration) {
+        if index < self.packed_to {
+            // A late response: the next sweep packs its bucket again.
+            self.packed_to = index;
+        }
+        if let Some(b) = self.timeline.get_mut(index) {
+            b.latency.open().record(latency);
+        }
     }
 
     /// Records one sent request.
@@ -358,9 +433,11 @@ impl Stats {
             self.latency.record(latency);
             self.service.record(s.service);
         }
+        // First, so that the rows below index the same buckets.
+        let index = self.bucket_of(s.due);
         if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
             ep.counts.add(s);
-            let t = s.due.as_secs() as usize;
+            let t = index;
             if ep.seconds.len() <= t {
                 ep.seconds.resize(t + 1, [0; 3]);
             }
@@ -374,7 +451,7 @@ impl Stats {
                 *ep.status.entry(status).or_insert(0) += 1;
                 ep.latency.record(latency);
                 if !ep.by_load.is_empty() {
-                    let second = t.min(self.bands.len().saturating_sub(1));
+                    let second = (s.due.as_secs() as usize).min(self.bands.len().saturating_sub(1));
                     let band = usize::from(self.bands.get(second).copied().unwrap_or(0));
                     if let Some(h) = ep.by_load.get_mut(band) {
                         h.record(latency);
@@ -382,10 +459,9 @@ impl Stats {
                 }
             }
         }
-        let bucket = self.bucket(s.due);
-        bucket.counts.add(s);
+        self.bucket(s.due).counts.add(s);
         if responded.is_some() {
-            bucket.latency.record(latency);
+            self.record_bucket_latency(index, latency);
         }
     }
 
@@ -399,8 +475,19 @@ impl Stats {
     }
 
     /// Adds everything in `other`: counts add, histograms merge exactly,
-    /// endpoints match by name and timelines by second.
+    /// endpoints match by name and timelines by bucket (the finer of the
+    /// two coarsened to the other's bucket length first).
     pub fn merge(&mut self, other: &Stats) {
+        while self.bucket_s < other.bucket_s {
+            self.coarsen();
+        }
+        if other.bucket_s < self.bucket_s {
+            let mut other = other.clone();
+            while other.bucket_s < self.bucket_s {
+                other.coarsen();
+            }
+            return self.merge(&other);
+        }
         self.counts.merge(&other.counts);
         self.latency.merge(&other.latency);
         self.service.merge(&other.service);
@@ -426,14 +513,7 @@ impl Stats {
                     if let Some(t) = &theirs.cache {
                         ours.cache.get_or_insert_with(CacheStats::default).merge(t);
                     }
-                    if ours.seconds.len() < theirs.seconds.len() {
-                        ours.seconds.resize(theirs.seconds.len(), [0; 3]);
-                    }
-                    for (o, t) in ours.seconds.iter_mut().zip(&theirs.seconds) {
-                        for (a, b) in o.iter_mut().zip(t) {
-                            *a += b;
-                        }
-                    }
+                    add_rows(&mut ours.seconds, &theirs.seconds);
                     ours.windows.merge(&theirs.windows);
                 }
                 None => self.endpoints.push(theirs.clone()),
@@ -444,8 +524,7 @@ impl Stats {
                 .resize_with(other.timeline.len(), Bucket::default);
         }
         for (ours, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
-            ours.counts.merge(&theirs.counts);
-            ours.latency.merge(&theirs.latency);
+            ours.merge(theirs);
         }
         for theirs in &other.checks {
             match self.checks.iter_mut().find(|c| c.name == theirs.name) {
@@ -457,9 +536,9 @@ impl Stats {
             }
         }
         if let Some(theirs) = &other.retries {
-            self.retries
-                .get_or_insert_with(RetryStats::default)
-                .merge(theirs);
+            let ours = self.retries.get_or_insert_with(RetryStats::default);
+            ours.merge(theirs);
+            ours.bucket_s = self.bucket_s;
         }
     }
 }

@@ -7,6 +7,8 @@
 //! outcome the last attempt's). An *attempt* is one actually sent: what
 //! the target served.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrorKind, Outcome};
@@ -101,36 +103,42 @@ pub struct RetryStats {
     /// Logical requests that succeeded (no error, checks passed) within
     /// their deadline.
     pub goodput: u64,
-    /// Per second of the first attempt's due time: `[logical, attempts,
-    /// goodput, retries after 5xx, after timeout, after connect, after reset]`.
+    /// Per timeline bucket (a second, or `Stats::bucket_s`) of the first
+    /// attempt's due time: `[logical, attempts, goodput, retries after 5xx,
+    /// after timeout, after connect, after reset]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seconds: Vec<[u64; SECOND_COLUMNS]>,
+    /// The length of a row of `seconds` while recording, kept equal to the
+    /// timeline's by `Stats` (0 reads as 1).
+    #[serde(skip)]
+    pub(crate) bucket_s: u64,
 }
 
 impl RetryStats {
-    /// Records a logical request due in second `second` that took
-    /// `attempts` attempts; `good` if it succeeded within its deadline.
-    pub fn record(&mut self, second: usize, attempts: u32, good: bool) {
+    /// Records a logical request due at `due` that took `attempts`
+    /// attempts; `good` if it succeeded within its deadline.
+    pub fn record(&mut self, due: Duration, attempts: u32, good: bool) {
         self.logical += 1;
         self.attempts += u64::from(attempts);
         self.goodput += u64::from(good);
-        let row = self.second(second);
+        let row = self.second(due);
         row[0] += 1;
         row[1] += u64::from(attempts);
         row[2] += u64::from(good);
     }
 
-    fn second(&mut self, second: usize) -> &mut [u64; SECOND_COLUMNS] {
+    fn second(&mut self, due: Duration) -> &mut [u64; SECOND_COLUMNS] {
+        let second = (due.as_secs() / self.bucket_s.max(1)) as usize;
         if self.seconds.len() <= second {
             self.seconds.resize(second + 1, [0; SECOND_COLUMNS]);
         }
         &mut self.seconds[second]
     }
 
-    /// Records a retry about to be sent for a logical request due in `second`.
-    pub fn record_retry(&mut self, second: usize, cause: RetryCause) {
+    /// Records a retry about to be sent for a logical request due at `due`.
+    pub fn record_retry(&mut self, due: Duration, cause: RetryCause) {
         self.retries.add(cause);
-        self.second(second)[3 + cause as usize] += 1;
+        self.second(due)[3 + cause as usize] += 1;
     }
 
     /// Records a retry the budget refused.
@@ -154,14 +162,6 @@ impl RetryStats {
         self.retries.merge(&other.retries);
         self.budget_refused += other.budget_refused;
         self.goodput += other.goodput;
-        if self.seconds.len() < other.seconds.len() {
-            self.seconds
-                .resize(other.seconds.len(), [0; SECOND_COLUMNS]);
-        }
-        for (a, b) in self.seconds.iter_mut().zip(&other.seconds) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-        }
+        crate::timeline::add_rows(&mut self.seconds, &other.seconds);
     }
 }

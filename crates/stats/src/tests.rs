@@ -72,7 +72,7 @@ fn timeline_files_requests_under_the_second_they_were_due() {
     assert_eq!(stats.timeline[1].counts.requests, 0);
     assert_eq!(stats.timeline[2].counts.requests, 1);
     // Per-second latency keeps 2 significant digits.
-    let p99 = stats.timeline[0].latency.quantile_ms(0.99);
+    let p99 = stats.timeline[0].latency.hist().quantile_ms(0.99);
     assert!((p99 - 2000.0).abs() <= 20.0, "{p99}");
 }
 
@@ -231,4 +231,109 @@ fn endpoint_windows_count_what_the_endpoint_counts() {
     let mut merged = stats.clone();
     merged.merge(&stats);
     assert_eq!(merged.endpoints[0].windows.list[0].requests, 6);
+}
+
+#[test]
+fn settled_seconds_are_packed_and_still_read_the_same() {
+    let mut stats = Stats::new(["GET /".to_string()]);
+    let mut unpacked = Stats::new(["GET /".to_string()]);
+    // 200 s at 50 requests a second, latencies 1-50 ms.
+    for t in 0..200u64 {
+        for i in 0..50 {
+            let s = sample(t * 1000 + i * 20, 0, 1 + i, OK);
+            stats.record(&s);
+            unpacked.record(&s);
+        }
+    }
+    let packed = stats
+        .timeline
+        .iter()
+        .filter(|b| b.latency.is_packed())
+        .count();
+    // All but the newest OPEN_BUCKETS seconds (and the one being filled).
+    assert_eq!(packed, 200 - OPEN_BUCKETS - 1);
+    for (b, _) in stats.timeline.iter().zip(0..) {
+        let h = b.latency.hist();
+        assert_eq!(h.count(), 50);
+        // Two significant digits: within 1%.
+        assert!((49.5..50.5).contains(&h.quantile_ms(0.99)));
+    }
+    // A late response for second 3 lands there, and is packed again on
+    // the next sweep.
+    stats.record(&sample(3_500, 0, 400, OK));
+    assert!(!stats.timeline[3].latency.is_packed());
+    assert_eq!(stats.timeline[3].latency.count(), 51);
+    stats.record(&sample(200_000, 0, 1, OK));
+    assert!(stats.timeline[3].latency.is_packed());
+    assert!((396.0..404.0).contains(&stats.timeline[3].latency.hist().summary().max));
+    // Packed or not, the numbers and the file are the same.
+    unpacked.record(&sample(3_500, 0, 400, OK));
+    unpacked.record(&sample(200_000, 0, 1, OK));
+    assert_eq!(stats, unpacked);
+    assert_eq!(
+        serde_json::to_string(&stats).unwrap(),
+        serde_json::to_string(&unpacked).unwrap()
+    );
+}
+
+#[test]
+fn a_long_timeline_coarsens_to_a_bounded_number_of_buckets() {
+    let mut stats = Stats::new(["GET /".to_string()]).with_retries();
+    // One request every 10 s for 5 hours, 5 ms each.
+    let hours = 5;
+    for t in (0..hours * 3600).step_by(10) {
+        let s = sample(t * 1000, 0, 5, OK);
+        stats.record(&s);
+        if let Some(r) = stats.retries.as_mut() {
+            r.record(s.due, 1, true);
+        }
+    }
+    // 1 s for an hour, 2 s for two, 4 s for four, 8 s beyond.
+    assert_eq!(stats.bucket_s, 8);
+    assert!(stats.timeline.len() <= MAX_BUCKETS);
+    // The last request is due at 17,990 s, in bucket 2248.
+    assert_eq!(stats.timeline.len(), 2249);
+    // Nothing is lost: the buckets add up to the totals, the rows too.
+    let in_buckets: u64 = stats.timeline.iter().map(|b| b.counts.requests).sum();
+    assert_eq!(in_buckets, stats.counts.requests);
+    assert_eq!(in_buckets, hours * 360);
+    let rows: u64 = stats.endpoints[0].seconds.iter().map(|r| r[0]).sum();
+    assert_eq!(rows, in_buckets);
+    let retries = stats.retries.as_ref().unwrap();
+    assert_eq!(retries.seconds.len(), stats.timeline.len());
+    assert_eq!(
+        retries.seconds.iter().map(|r| r[0]).sum::<u64>(),
+        in_buckets
+    );
+    // The last bucket holds the requests due in its 8 s.
+    let last = stats.timeline.last().unwrap();
+    assert!(matches!(last.counts.requests, 0..=1));
+    let latencies: u64 = stats.timeline.iter().map(|b| b.latency.count()).sum();
+    assert_eq!(latencies, in_buckets);
+}
+
+#[test]
+fn timelines_of_different_bucket_lengths_merge_at_the_coarser() {
+    let mut long = Stats::new(["GET /".to_string()]);
+    let mut short = Stats::new(["GET /".to_string()]);
+    for t in 0..5000u64 {
+        long.record(&sample(t * 1000, 0, 2, OK));
+    }
+    for t in 0..100u64 {
+        short.record(&sample(t * 1000, 0, 7, OK));
+    }
+    assert_eq!((long.bucket_s, short.bucket_s), (2, 1));
+    let mut a = short.clone();
+    a.merge(&long);
+    let mut b = long.clone();
+    b.merge(&short);
+    for m in [&a, &b] {
+        assert_eq!(m.bucket_s, 2);
+        assert_eq!(m.timeline.len(), 2500);
+        // Seconds 0-1 hold two requests from each run.
+        assert_eq!(m.timeline[0].counts.requests, 4);
+        assert_eq!(m.timeline[60].counts.requests, 2);
+        assert_eq!(m.counts.requests, 5100);
+    }
+    assert_eq!(a.timeline, b.timeline);
 }
