@@ -3,6 +3,7 @@
 //! at what load) and the confidence intervals they rest on. Works on [`stats::Stats`] alone, so everything
 //! here applies equally to a live run and to a results file read back.
 
+mod abort;
 mod capacity;
 mod compare;
 mod findings;
@@ -14,6 +15,7 @@ mod threshold;
 #[cfg(test)]
 mod tests;
 
+pub use abort::{AbortRule, AbortWatch};
 pub use capacity::{Search, StepVerdict, BORDERLINE};
 pub use compare::{
     compare_runs, compare_windows, CompareOptions, Comparison, EndpointComparison, Measure,

@@ -694,3 +694,68 @@ fn recovery_is_goodput_back_near_its_level_and_staying_there() {
     expect!["recovery not judged: the load ended at 4.0s, before a whole second after the trigger (which ends at 4s)"]
         .assert_eq(&r.what);
 }
+
+mod abort {
+    use std::time::Duration;
+
+    use stats::{ErrorKind, Hist, Interval};
+
+    use crate::AbortRule;
+
+    fn secs(text: &str) -> Result<Duration, String> {
+        text.strip_suffix('s')
+            .and_then(|n| n.parse().ok())
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is not N s"))
+    }
+
+    /// A second with `requests` of which `failed` failed, all at `ms`.
+    fn second(requests: u64, failed: u64, ms: u64) -> Interval {
+        let mut i = Interval::default();
+        i.counts.requests = requests;
+        i.counts.ok = requests - failed;
+        i.counts.errors.add(ErrorKind::Http5xx, failed);
+        let mut h = Hist::coarse();
+        for _ in 0..requests {
+            h.record(Duration::from_millis(ms));
+        }
+        i.latency = h;
+        i
+    }
+
+    #[test]
+    fn an_abort_rule_fires_once_its_condition_held_for_the_whole_stretch() {
+        let rule = AbortRule::parse("errors>50% for 3s", secs).unwrap();
+        let mut w = rule.watch();
+        let at = |t: u64| Duration::from_secs(t);
+        let s = Duration::from_secs(1);
+        // Seconds 0-1 fine, 1-2 and 2-3 bad, 3-4 fine again: no stop.
+        assert_eq!(w.observe(at(1), s, &second(100, 10, 5)), None);
+        assert_eq!(w.observe(at(2), s, &second(100, 60, 5)), None);
+        assert_eq!(w.observe(at(3), s, &second(100, 90, 5)), None);
+        assert_eq!(w.observe(at(4), s, &second(100, 50, 5)), None);
+        // A second with nothing to judge breaks a stretch too.
+        assert_eq!(w.observe(at(5), s, &second(100, 70, 5)), None);
+        assert_eq!(w.observe(at(6), s, &second(0, 0, 5)), None);
+        // Then three bad seconds in a row: from 6 s to 9 s.
+        assert_eq!(w.observe(at(7), s, &second(10, 6, 5)), None);
+        assert_eq!(w.observe(at(8), s, &second(10, 6, 5)), None);
+        assert_eq!(
+            w.observe(at(9), s, &second(10, 7, 5)).as_deref(),
+            Some("--abort-if 'errors>50% for 3s' held from 6s to 9s (70.00% in the last second)")
+        );
+        // Latency rules read the second's own responses.
+        let mut w = AbortRule::parse("p99>2s for 2s", secs).unwrap().watch();
+        assert_eq!(w.observe(at(1), s, &second(50, 0, 2500)), None);
+        assert!(w.observe(at(2), s, &second(50, 0, 3000)).is_some());
+    }
+
+    #[test]
+    fn abort_rules_explain_their_mistakes() {
+        let err = |t: &str| AbortRule::parse(t, secs).unwrap_err();
+        assert!(err("errors>50%").contains("says for how long"));
+        assert!(err("errors>50% for 0s").contains("must be above 0"));
+        assert!(err("errors>>50% for 10s").contains("e.g. 'errors>50% for 10s'"));
+        assert!(err("p99(GET /)>1s for 10s").contains("not one endpoint"));
+    }
+}

@@ -201,10 +201,15 @@ impl Connection for H1Conn {
             }
         };
 
-        // The body: counted and discarded as it arrives.
+        // The body: counted and discarded as it arrives, up to the limit.
         self.buf.drain(..head_len);
+        let too_large = |h1: &mut Self| {
+            h1.keep_alive = false;
+            Failure::new(ErrorKind::BodyTooLarge)
+        };
         let body_bytes = match framing {
             Framing::None => 0,
+            Framing::Length(total) if capture.over_limit(total) => return Err(too_large(self)),
             Framing::Length(total) => {
                 let mut got = 0u64;
                 loop {
@@ -236,6 +241,9 @@ impl Connection for H1Conn {
                             Failure::new(ErrorKind::Protocol)
                         })?;
                     body += data;
+                    if capture.over_limit(body) {
+                        return Err(too_large(self));
+                    }
                     self.buf.drain(..consumed);
                     if dechunk.done() {
                         if !self.buf.is_empty() {
@@ -254,6 +262,9 @@ impl Connection for H1Conn {
                     capture.body_data(&self.buf);
                     got += self.buf.len() as u64;
                     self.buf.clear();
+                    if capture.over_limit(got) {
+                        return Err(too_large(self));
+                    }
                     if self.fill().await? == 0 {
                         break got;
                     }

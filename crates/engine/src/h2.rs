@@ -113,6 +113,9 @@ impl Connection for H2Conn {
             let frame = frame.map_err(hyper_failure)?;
             if let Some(data) = frame.data_ref() {
                 body_bytes += data.len() as u64;
+                if capture.over_limit(body_bytes) {
+                    return Err(Failure::new(ErrorKind::BodyTooLarge));
+                }
                 capture.body_data(data);
             }
         }

@@ -7,6 +7,7 @@
 //! and one [`Event::Done`] at the end; nothing crosses threads per request.
 //! The engine never prints: the caller decides what to show.
 
+mod ceiling;
 mod cookies;
 mod h1;
 mod h2;
@@ -173,6 +174,9 @@ pub fn start_with(
             segment: plan.segment,
             start: tokio::time::Instant::from_std(start),
             progress_every,
+            snapshot_every: plan.snapshot_every,
+            max_rate: plan.max_rate,
+            max_body: plan.max_body,
             precise: true,
         };
         let (scenario, arms, control, tx) =

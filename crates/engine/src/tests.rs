@@ -204,6 +204,15 @@ mod sim {
     }
 
     async fn run_scenario(setup: Setup, scenario: Scenario) -> (WorkerOutput, u64) {
+        run_capped(setup, scenario, None).await
+    }
+
+    /// [`run_scenario`] under a `--max-rate` ceiling.
+    async fn run_capped(
+        setup: Setup,
+        scenario: Scenario,
+        max_rate: Option<f64>,
+    ) -> (WorkerOutput, u64) {
         let start = Instant::now() + ms(10);
         let connects = Rc::new(Cell::new(0));
         let sim = Sim {
@@ -221,6 +230,9 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
+            snapshot_every: None,
+            max_rate,
+            max_body: 0,
             precise: false,
             segment: plan::Segment::default(),
         };
@@ -275,6 +287,9 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
+            snapshot_every: None,
+            max_rate: None,
+            max_body: 0,
             precise: false,
             segment: plan::Segment::default(),
         };
@@ -469,6 +484,9 @@ mod sim {
             seed: 1,
             start,
             progress_every: secs(1),
+            snapshot_every: None,
+            max_rate: None,
+            max_body: 0,
             precise: false,
             segment: plan::Segment::default(),
         };
@@ -539,6 +557,57 @@ mod sim {
         assert!(l.max > 900.0, "closed max {}", l.max);
         // 10 users x 1 ms service x 16 s of unfrozen time.
         within(out.stats.counts.requests as f64, 160_000.0, 0.01);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_rate_holds_any_model_to_its_ceiling_and_shows_the_wait_as_lag() {
+        // 10 users with no think time against a 1 ms server would send
+        // 10,000 requests a second; under --max-rate 200 they send 200 a
+        // second (plus the 10 ms burst the ceiling allows), and each
+        // request waits its turn: the wait is lag, in the closed model too.
+        let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
+        let setup = Setup {
+            model: Model::Closed {
+                vus: Profile::constant(10.0, Some(secs(3))),
+                think: Duration::ZERO,
+            },
+            behaviour: Behaviour::Status {
+                service: ms(1),
+                status: 200,
+            },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(5),
+        };
+        let (out, _) = run_capped(setup, scenario.clone(), Some(200.0)).await;
+        let s = &out.stats;
+        let n = s.counts.requests;
+        assert!((598..=612).contains(&n), "{n} requests in 3 s at 200/s");
+        // 10 users share 200 sends a second: each waits ~50 ms per request.
+        let lag = s.lag.summary();
+        assert!((40.0..=51.0).contains(&lag.p50), "lag {lag:?}");
+        // Latency still runs from when the user asked, wait included.
+        assert!(s.latency.summary().p50 >= lag.p50);
+
+        // The open model at 1,000/s for 1 s under 100/s: 100 sends in the
+        // first second, then the rest wait their turns through the grace.
+        let setup = Setup {
+            model: open(Profile::constant(1000.0, Some(secs(1)))),
+            behaviour: Behaviour::Status {
+                service: ms(1),
+                status: 200,
+            },
+            max_requests: None,
+            timeout: secs(30),
+            grace: secs(2),
+        };
+        let (out, _) = run_capped(setup, scenario, Some(100.0)).await;
+        let s = &out.stats;
+        // 3 s of sending (1 s of load, 2 s of grace) at 100/s; those still
+        // waiting when the grace ran out are cancelled, never sent.
+        let sent = s.counts.ok;
+        assert!((298..=303).contains(&sent), "{sent} sent {:?}", s.counts);
+        assert_eq!(s.counts.errors.get(ErrorKind::Cancelled), 1000 - sent);
     }
 
     #[tokio::test(start_paused = true)]

@@ -102,6 +102,9 @@ pub struct Capture {
     pub body: bool,
     /// Most body bytes kept; the rest is read and discarded.
     pub max_body: usize,
+    /// Most body bytes read at all (`--max-body`; 0 for no limit): a
+    /// longer body fails the request as `body_too_large`, unread.
+    pub body_limit: u64,
     /// `Set-Cookie` values.
     pub set_cookies: Vec<String>,
     /// Headers, as received.
@@ -111,6 +114,11 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Whether `bytes` of body go past the limit.
+    pub fn over_limit(&self, bytes: u64) -> bool {
+        self.body_limit > 0 && bytes > self.body_limit
+    }
+
     /// Empties what a previous response left.
     pub fn clear(&mut self) {
         self.set_cookies.clear();

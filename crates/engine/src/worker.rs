@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::ceiling::Ceiling;
 use crate::cookies::Jar;
 use crate::pacer::Pacer;
 use crate::request::{
@@ -72,6 +73,14 @@ pub struct WorkerConfig {
     pub start: Instant,
     /// How often to report progress.
     pub progress_every: Duration,
+    /// How often a progress report carries a copy of everything recorded
+    /// so far (for checkpoints); never when `None`.
+    pub snapshot_every: Option<Duration>,
+    /// The whole run's ceiling on sends per second (`--max-rate`), shared
+    /// evenly by every worker of every segment.
+    pub max_rate: Option<f64>,
+    /// Most body bytes a response may have (`--max-body`); 0 for no limit.
+    pub max_body: u64,
     /// Whether due times are waited for with a precise timer (a timerfd,
     /// `pacer.rs`); false under a paused test clock, which only tokio's
     /// timer follows.
@@ -109,10 +118,14 @@ pub struct Progress {
     pub in_flight: usize,
     /// Virtual users running now (closed model).
     pub vus: usize,
+    /// Everything recorded so far, every `snapshot_every`: what the
+    /// worker's output would be if it stopped now (`load_end` is the time
+    /// of the copy).
+    pub snapshot: Option<Box<WorkerOutput>>,
 }
 
 /// A worker's final output.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WorkerOutput {
     /// Which worker.
     pub worker: usize,
@@ -164,6 +177,10 @@ struct Shared<C: Connector> {
     stop: CancellationToken,
     kill: CancellationToken,
     in_flight: Cell<usize>,
+    /// This worker's share of `--max-rate`.
+    ceiling: Option<Ceiling>,
+    /// `--max-body`, in bytes (0: no limit).
+    max_body: u64,
     budget: Cell<Option<u64>>,
     /// Logical requests and retries of the last seconds, for retry budgets.
     retry_budget: RefCell<RetryBudget>,
@@ -227,8 +244,17 @@ impl<C: Connector> Shared<C> {
         timeout: Duration,
         capture: &mut Capture,
     ) -> Sample {
+        let asked = Instant::now();
+        if let Some(ceiling) = &self.ceiling {
+            tokio::select! {
+                _ = ceiling.turn() => {}
+                _ = self.kill.cancelled() => {}
+            }
+        }
         let sent = Instant::now();
-        let due = due.unwrap_or(sent);
+        // A send held back by the ceiling is late by that much, in the
+        // closed model too.
+        let due = due.unwrap_or(asked);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
         self.in_flight.set(self.in_flight.get() + 1);
@@ -674,6 +700,30 @@ impl<C: Connector> Shared<C> {
 
     /// Every arm's interval since the last, merged: progress is for the
     /// run as a whole.
+    /// A copy of everything recorded so far, as the worker's output would
+    /// be if it stopped now.
+    fn snapshot(&self, worker: usize) -> WorkerOutput {
+        let mut arms: Vec<Stats> = self
+            .recorders
+            .iter()
+            .map(|r| r.borrow().stats().clone())
+            .collect();
+        let stats = if arms.is_empty() {
+            Stats::new([])
+        } else {
+            arms.remove(0)
+        };
+        WorkerOutput {
+            worker,
+            stats,
+            other_arms: arms,
+            load_end: Instant::now().saturating_duration_since(self.start),
+            stopped: false,
+            first_errors: self.first_errors.borrow().clone(),
+            stop_reason: None,
+        }
+    }
+
     fn take_interval(&self) -> Interval {
         let mut all = Interval::default();
         for r in &self.recorders {
@@ -723,6 +773,7 @@ impl<C: Connector> Shared<C> {
             body: Vec::new(),
             capture: Capture {
                 max_body: MAX_CAPTURED_BODY,
+                body_limit: self.max_body,
                 source: self.scenario.clients.source_ip(vu),
                 ..Capture::default()
             },
@@ -850,6 +901,10 @@ pub async fn run_worker<C: Connector + 'static>(
         stop: control.stop.clone(),
         kill: control.kill.child_token(),
         in_flight: Cell::new(0),
+        max_body: cfg.max_body,
+        ceiling: cfg
+            .max_rate
+            .and_then(|r| Ceiling::new(r / all_workers as f64, cfg.start)),
         budget: Cell::new(budget),
         retry_budget: RefCell::new(RetryBudget::default()),
         alive: Cell::new(0),
@@ -861,17 +916,27 @@ pub async fn run_worker<C: Connector + 'static>(
     let ticker = tokio::task::spawn_local({
         let (sh, vus, events, every) =
             (sh.clone(), vus.clone(), events.clone(), cfg.progress_every);
+        let snapshot_every = cfg.snapshot_every;
         async move {
             let mut next = sh.start + every;
+            let mut next_snapshot = snapshot_every.map(|d| sh.start + d);
             loop {
                 sleep_until(next).await;
                 next += every;
                 let interval = sh.take_interval();
+                let snapshot = match (next_snapshot, snapshot_every) {
+                    (Some(at), Some(d)) if Instant::now() >= at => {
+                        next_snapshot = Some(at + d);
+                        Some(Box::new(sh.snapshot(cfg.index)))
+                    }
+                    _ => None,
+                };
                 let progress = Progress {
                     worker: cfg.index,
                     interval,
                     in_flight: sh.in_flight.get(),
                     vus: vus.get(),
+                    snapshot,
                 };
                 if events.send(Event::Progress(Box::new(progress))).is_err() {
                     break;
@@ -936,6 +1001,7 @@ pub async fn run_worker<C: Connector + 'static>(
         interval,
         in_flight: 0,
         vus: 0,
+        snapshot: None,
     })));
 
     let stopped = control.stop.is_cancelled();

@@ -162,7 +162,19 @@ pub struct Plan {
     /// so that every segment's stages line up; else as soon as the
     /// workers are ready.
     pub start_at: Option<std::time::SystemTime>,
+    /// How often each worker sends a copy of everything it recorded so
+    /// far, for the `--out` checkpoints; never when `None`.
+    pub snapshot_every: Option<Duration>,
+    /// A hard ceiling on requests sent per second, by the whole run
+    /// (`--max-rate`), retries included.
+    pub max_rate: Option<f64>,
+    /// Most body bytes a response may have (`--max-body`); a longer one
+    /// fails as `body_too_large`, the rest unread. 0 for no limit.
+    pub max_body: u64,
 }
+
+/// The default `--max-body`: 8 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 8 << 20;
 
 /// One target of an A/B run.
 #[derive(Debug, Clone, PartialEq)]

@@ -324,6 +324,9 @@ fn closed_model_uses_no_more_workers_than_users() {
         ab: Vec::new(),
         segment: Segment::default(),
         start_at: None,
+        snapshot_every: None,
+        max_rate: None,
+        max_body: crate::DEFAULT_MAX_BODY,
     };
     let closed = |vus: f64| Model::Closed {
         vus: Profile::constant(vus, None),

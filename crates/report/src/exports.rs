@@ -85,6 +85,10 @@ pub fn junit(r: &Results) -> String {
                 r.stop_reason.as_deref().unwrap_or("stopped early")
             )),
         )),
+        Status::Running => cases.push((
+            "run completed".into(),
+            Some("a checkpoint written during the run: it had not ended".into()),
+        )),
     }
     let failures = cases.iter().filter(|c| c.1.is_some()).count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -149,6 +153,7 @@ pub fn summary_markdown(r: &Results) -> String {
     let verdict = match r.status {
         Status::Interrupted => "interrupted",
         Status::Aborted => "aborted",
+        Status::Running => "still running (checkpoint)",
         Status::Completed if failed > 0 || !recovered => "failed",
         Status::Completed => "passed",
     };

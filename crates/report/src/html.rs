@@ -261,6 +261,10 @@ fn verdict(h: &mut String, r: &Results) {
     let recovery_failed = r.recovery.as_ref().is_some_and(|rec| !rec.ok);
     let (class, text) = match r.status {
         Status::Interrupted => ("warn", "Interrupted before its planned end".to_string()),
+        Status::Running => (
+            "warn",
+            "A checkpoint written during the run: it had not ended (or was killed)".to_string(),
+        ),
         Status::Aborted => (
             "fail",
             format!(

@@ -169,6 +169,7 @@ fn worse(a: Status, b: Status) -> Status {
         Status::Completed => 0,
         Status::Aborted => 1,
         Status::Interrupted => 2,
+        Status::Running => 3,
     };
     if rank(b) > rank(a) {
         b

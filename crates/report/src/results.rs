@@ -26,6 +26,10 @@ pub enum Status {
     Interrupted,
     /// Stopped early by `--abort-on-fail`.
     Aborted,
+    /// A checkpoint, rewritten every few seconds during the run: the run
+    /// had not ended when it was written. A file that stays `running` is
+    /// what a run killed outright (or a crashed machine) left behind.
+    Running,
 }
 
 /// The planned load, as given.

@@ -15,6 +15,7 @@ pub fn summary(r: &Results) -> String {
         Status::Completed => "completed",
         Status::Interrupted => "interrupted (Ctrl-C)",
         Status::Aborted => "aborted",
+        Status::Running => "still running (a checkpoint)",
     };
     let _ = writeln!(out, "throng {} model -> {}", r.model, r.target);
     let _ = writeln!(

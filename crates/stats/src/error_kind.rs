@@ -33,11 +33,14 @@ pub enum ErrorKind {
     /// The request was still in flight when the run stopped and its grace
     /// period ran out.
     Cancelled,
+    /// The response body went past `--max-body`: throng read no further
+    /// and closed the connection.
+    BodyTooLarge,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Connect,
@@ -50,6 +53,7 @@ impl ErrorKind {
         ErrorKind::CheckFailed,
         ErrorKind::Dropped,
         ErrorKind::Cancelled,
+        ErrorKind::BodyTooLarge,
     ];
 
     /// The stable id used in results files and thresholds.
@@ -67,6 +71,7 @@ impl ErrorKind {
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::Dropped => "dropped",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::BodyTooLarge => "body_too_large",
         }
     }
 

@@ -44,7 +44,8 @@ impl RetryCause {
                 | ErrorKind::Http5xx
                 | ErrorKind::CheckFailed
                 | ErrorKind::Dropped
-                | ErrorKind::Cancelled => None,
+                | ErrorKind::Cancelled
+                | ErrorKind::BodyTooLarge => None,
             },
         }
     }

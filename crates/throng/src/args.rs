@@ -363,6 +363,10 @@ pub struct ReplayArgs {
     /// Most requests in flight; a request due beyond it is counted as dropped.
     #[arg(long, value_name = "N", default_value_t = plan::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// A hard ceiling on requests sent per second, whatever the log asks
+    /// for: sends beyond it wait (and show as the generator's lag).
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
     /// Stop after this many requests.
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
@@ -657,6 +661,21 @@ pub struct RunArgs {
     /// [default: 1000].
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub max_in_flight: Option<usize>,
+    /// A hard ceiling on requests sent per second by the whole run,
+    /// retries included, whatever the load asks for: sends beyond it wait
+    /// (and show as the generator's lag).
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub max_rate: Option<f64>,
+    /// Most body bytes one response may have, e.g. 8MiB, 500KB or 0 for
+    /// no limit: a longer body fails as `body_too_large`, the rest unread
+    /// and the connection closed (an endless body cannot stall a run).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "8MiB",
+        help_heading = "Request"
+    )]
+    pub max_body: String,
     /// Worker threads, each with its own connections [default: CPU cores].
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub workers: Option<usize>,
@@ -708,9 +727,24 @@ pub struct RunArgs {
     /// Stop early once an error threshold is clearly lost.
     #[arg(long, help_heading = "Output")]
     pub abort_on_fail: bool,
+    /// Stop a test that is hurting its target: 'CONDITION for DURATION',
+    /// judged on each second, e.g. 'errors>50% for 10s' or 'p99>2s for
+    /// 30s' (repeatable; exit code 1).
+    #[arg(long = "abort-if", value_name = "RULE", help_heading = "Output")]
+    pub abort_if: Vec<String>,
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Rewrite --out with the results so far this often while the run
+    /// goes on (atomically, status "running"), so that even a killed run
+    /// leaves them; 0 turns it off.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        help_heading = "Output"
+    )]
+    pub checkpoint_every: String,
     /// Serve Prometheus metrics on this address during the run, e.g.
     /// 127.0.0.1:9464 (port 0 picks one; the address is printed).
     #[arg(long, value_name = "ADDR", help_heading = "Output")]

@@ -98,8 +98,12 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         ab: Vec::new(),
         segment: plan::Segment::default(),
         start_at: None,
+        snapshot_every: None,
+        max_rate: args.max_rate,
+        max_body: plan::DEFAULT_MAX_BODY,
     };
     plan.validate().map_err(Failure::usage)?;
+    run::check_max_rate(&plan, args.quiet)?;
     let thresholds = run::cli_thresholds(&args.thresholds, &plan.scenario.endpoints)?;
     let mut load = run::load_info(&plan, None);
     load.arrivals = Some("replay".into());

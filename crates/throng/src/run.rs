@@ -164,8 +164,13 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
             None => plan::Segment::default(),
         },
         start_at: None,
+        snapshot_every: None,
+        max_rate: args.max_rate,
+        max_body: parse_size(&args.max_body)
+            .map_err(|e| Failure::usage(anyhow!("--max-body {:?}: {e}", args.max_body)))?,
     };
     plan.validate().map_err(Failure::usage)?;
+    check_max_rate(&plan, args.quiet)?;
 
     // Thresholds: the file's (with positions), then the command line's.
     let endpoints = &plan.scenario.endpoints;
@@ -559,9 +564,23 @@ struct Live {
     reports: u32,
     in_flight: BTreeMap<usize, usize>,
     vus: BTreeMap<usize, usize>,
+    /// This progress period's reports so far, and how many.
+    period: Interval,
+    period_reports: usize,
 }
 
 impl Live {
+    /// Adds `p` to the current progress period; returns the period once
+    /// every worker has reported it.
+    fn period(&mut self, p: &engine::Progress, workers: usize) -> Option<Interval> {
+        self.period.merge(&p.interval);
+        self.period_reports += 1;
+        (self.period_reports >= workers).then(|| {
+            self.period_reports = 0;
+            std::mem::take(&mut self.period)
+        })
+    }
+
     fn add(&mut self, p: &engine::Progress) {
         self.interval.merge(&p.interval);
         self.all.merge(&p.interval);
@@ -800,18 +819,80 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     let Prepared {
-        plan,
+        mut plan,
         thresholds,
         load,
         tolerance,
         recovery,
         feeds,
     } = prepared;
+    // Checkpoints: workers send copies of their statistics this often, and
+    // --out is rewritten with them (not in A/B runs, whose --out is a
+    // comparison written at the end).
+    let every = match args.checkpoint_every.trim() {
+        "0" | "off" => Duration::ZERO,
+        text => {
+            parse_duration(text).map_err(|e| Failure::usage(anyhow!("--checkpoint-every: {e}")))?
+        }
+    };
+    let checkpoint_every = match every {
+        d if d.is_zero() || args.out.is_none() || !plan.ab.is_empty() => None,
+        d => Some(d.max(PROGRESS_EVERY)),
+    };
+    plan.snapshot_every = checkpoint_every;
+    let mut watches = args
+        .abort_if
+        .iter()
+        .map(|text| {
+            analysis::AbortRule::parse(text, |d| parse_duration(d).map_err(|e| e.to_string()))
+                .map(|rule| rule.watch())
+                .map_err(|e| Failure::usage(anyhow!(e)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut abort_reason: Option<String> = None;
     let metrics = match &args.metrics_listen {
         Some(addr) => Some(serve_metrics(addr).await?),
         None => None,
     };
     let mut run = engine::start_with(&plan, PROGRESS_EVERY, feeds).map_err(Failure::usage)?;
+    let started_at = humantime::format_rfc3339_seconds(run.started_at).to_string();
+    // What the results file says about the run, at its end or a checkpoint.
+    let info_for = |status: Status,
+                    duration: Duration,
+                    stop_reason: Option<String>,
+                    first_errors: BTreeMap<String, String>| {
+        let info = RunInfo {
+            stop_reason,
+            command: redacted_command(),
+            target: args
+                .url
+                .clone()
+                .unwrap_or_else(|| plan.scenario.target.url()),
+            model: plan.model.name().to_string(),
+            load: load.clone(),
+            started_at: started_at.clone(),
+            duration,
+            status,
+            first_errors,
+            recovery,
+            segment: None,
+            coverage: None,
+        };
+        // A segment's file records its part of the planned load, and which
+        // part it is, for `throng merge`.
+        if plan.segment.is_whole() {
+            info
+        } else {
+            RunInfo {
+                load: info.load.share(plan.segment.count),
+                segment: Some(report::SegmentInfo {
+                    index: plan.segment.index,
+                    count: plan.segment.count,
+                }),
+                ..info
+            }
+        }
+    };
     let tty = std::io::stderr().is_terminal();
     if let (Some(at), false) = (plan.start_at, args.quiet) {
         let wait = at
@@ -849,6 +930,12 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut interrupts = 0;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
+    // The latest copy of each worker's statistics, for checkpoints.
+    let mut snapshots: BTreeMap<usize, WorkerOutput> = BTreeMap::new();
+    let mut checkpoint =
+        tokio::time::interval(checkpoint_every.unwrap_or(Duration::from_secs(3600)));
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checkpoint.tick().await;
 
     loop {
         let term = async {
@@ -867,8 +954,28 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         };
         tokio::select! {
             event = run.events.recv() => match event {
-                Some(Event::Progress(p)) => {
+                Some(Event::Progress(mut p)) => {
+                    if let Some(s) = p.snapshot.take() {
+                        snapshots.insert(s.worker, *s);
+                    }
                     live.add(&p);
+                    // Each period's reports, one per worker, judge --abort-if.
+                    if let Some(period) = live.period(&p, run.workers) {
+                        let end = Duration::from_secs(run.start.elapsed().as_secs_f64().round() as u64);
+                        let fired = watches
+                            .iter_mut()
+                            .find_map(|w| w.observe(end, PROGRESS_EVERY, &period));
+                        if let (Some(reason), Status::Completed) = (fired, status) {
+                            status = Status::Aborted;
+                            aborted_by_threshold = true;
+                            run.control.stop.cancel();
+                            if !args.quiet {
+                                eprintln!("\nstopping: {reason}");
+                                drawn = 0;
+                            }
+                            abort_reason = Some(reason);
+                        }
+                    }
                     if let Some(text) = &metrics {
                         let exposition = report::prometheus(
                             &live.all,
@@ -915,6 +1022,14 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                 eprintln!("error: workers did not stop in time; exiting without results");
                 return Ok(exit::ABORTED);
             }
+            _ = checkpoint.tick(), if checkpoint_every.is_some() && !snapshots.is_empty() => {
+                if let Some(out) = &args.out {
+                    let results = checkpoint_results(&plan, &thresholds, &info_for, snapshots.values());
+                    if let Err(e) = write_out_quietly(out, &results.to_json()) {
+                        eprintln!("warning: checkpoint not written: {:#}", e.error);
+                    }
+                }
+            }
             _ = ticker.tick(), if !args.quiet => {
                 let elapsed = run.start.elapsed();
                 let view = live.view(elapsed, PROGRESS_EVERY, run.workers, total, closed);
@@ -942,7 +1057,6 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         eprintln!();
     }
     let workers_started = run.workers;
-    let started_at = humantime::format_rfc3339_seconds(run.started_at).to_string();
     run.join();
     if outputs.len() < workers_started {
         return Err(Failure {
@@ -967,42 +1081,15 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     if stop_reason.is_some() && status == Status::Completed {
         status = Status::Aborted;
     }
+    if let Some(reason) = abort_reason {
+        stop_reason.get_or_insert(reason);
+    }
     if args.abort_on_fail && status == Status::Aborted && stop_reason.is_none() {
         stop_reason = Some("an error threshold was clearly lost (--abort-on-fail)".into());
     }
-    let info = RunInfo {
-        stop_reason: stop_reason.clone(),
-        command: redacted_command(),
-        target: args
-            .url
-            .clone()
-            .unwrap_or_else(|| plan.scenario.target.url()),
-        model: plan.model.name().to_string(),
-        load,
-        started_at,
-        duration,
-        status,
-        first_errors,
-        recovery,
-        segment: None,
-        coverage: None,
-    };
-    // A segment's file records its part of the planned load, and which
-    // part it is, for `throng merge`.
-    let info = if plan.segment.is_whole() {
-        info
-    } else {
-        RunInfo {
-            load: info.load.share(plan.segment.count),
-            segment: Some(report::SegmentInfo {
-                index: plan.segment.index,
-                count: plan.segment.count,
-            }),
-            ..info
-        }
-    };
+    let info = info_for(status, duration, stop_reason.clone(), first_errors);
     let code = |held: bool| match status {
-        Status::Interrupted => exit::ABORTED,
+        Status::Interrupted | Status::Running => exit::ABORTED,
         Status::Aborted if !aborted_by_threshold => exit::ABORTED,
         _ if !held => exit::THRESHOLD,
         Status::Aborted => exit::THRESHOLD,
@@ -1183,6 +1270,74 @@ pub fn merge_outputs(plan: &Plan, mut outputs: Vec<WorkerOutput>) -> Merged {
     merged
 }
 
+/// A size: bytes, or a number with B, KB, MB, GB (units of 1000) or KiB,
+/// MiB, GiB (units of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| "write a size such as 8MiB, 500KB or 1048576".to_string())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    Ok((n * scale as f64).round() as u64)
+}
+
+/// Refuses a `--max-rate` that is not a positive number, and says so when
+/// the planned arrival rate goes above it (the ceiling then holds sends
+/// back, and the run measures the ceiling as much as the target).
+pub fn check_max_rate(plan: &Plan, quiet: bool) -> Result<(), Failure> {
+    let Some(max) = plan.max_rate else {
+        return Ok(());
+    };
+    if !(max.is_finite() && max > 0.0) {
+        return Err(Failure::usage(anyhow!(
+            "--max-rate {max} is not a positive number of requests per second (say --max-rate 500)"
+        )));
+    }
+    if let (Model::Open { rate, .. }, false) = (&plan.model, quiet) {
+        let peak = rate.peak();
+        if peak > max {
+            eprintln!(
+                "warning: the load peaks at {peak:.0} arrivals/s, above --max-rate {max}: sends are held to {max}/s and the wait shows as the generator's lag"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The results so far, from the workers' latest copies: what a checkpoint
+/// writes to --out.
+fn checkpoint_results<'a>(
+    plan: &Plan,
+    thresholds: &[Threshold],
+    info_for: &dyn Fn(Status, Duration, Option<String>, BTreeMap<String, String>) -> RunInfo,
+    snapshots: impl Iterator<Item = &'a WorkerOutput>,
+) -> Results {
+    let merged = merge_outputs(plan, snapshots.cloned().collect());
+    let verdicts: Vec<_> = thresholds
+        .iter()
+        .map(|t| t.evaluate(&merged.stats, merged.load_end))
+        .collect();
+    let info = info_for(Status::Running, merged.load_end, None, merged.first_errors);
+    Results::new(info, merged.stats, &verdicts)
+}
+
 fn interrupt(
     run: &engine::Run,
     status: &mut Status,
@@ -1217,6 +1372,7 @@ mod tests {
             interval,
             in_flight: 2,
             vus: 0,
+            snapshot: None,
         }
     }
 

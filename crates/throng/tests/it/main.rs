@@ -4,6 +4,7 @@
 // Fixtures panic on setup failure: that is the test failing, as it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod faults;
 mod lab;
 mod replay;
 mod scenarios;
@@ -614,6 +615,164 @@ fn sigterm_stops_like_ctrl_c_and_a_second_signal_abandons_in_flight() {
         "in-flight requests counted as cancelled: {cancelled}"
     );
     assert!(r.stderr.contains("stopping now"), "{}", r.stderr);
+}
+
+#[test]
+fn a_killed_run_leaves_its_last_checkpoint() {
+    // A 60 s run that rewrites --out every second, killed outright (no
+    // signal handler runs) once its checkpoints hold at least 3 s.
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = throng_cmd(
+        &[
+            "--url",
+            &srv.url("/"),
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--checkpoint-every",
+            "1s",
+        ],
+        &dir,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let out = out_path(&dir);
+    let read =
+        || -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(&out).ok()?).ok() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read().is_none_or(|r| num(&r, "duration_s") < 3.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of 3 s within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Whatever the kill interrupted, the file is whole: each checkpoint
+    // is written beside it and renamed over it.
+    let res = read().expect("the last checkpoint is valid JSON");
+    assert_eq!(res["schema"], "throng.results/v1");
+    assert_eq!(res["status"], "running");
+    let (requests, duration) = (num(&res, "totals.requests"), num(&res, "duration_s"));
+    assert!((3.0..20.0).contains(&duration), "{duration}");
+    // 100/s for the checkpoint's duration, less those still in flight.
+    assert!(
+        requests >= 100.0 * (duration - 1.0) && requests <= 100.0 * duration + 1.0,
+        "{requests} requests in {duration} s"
+    );
+    assert_eq!(num(&res, "totals.errors"), 0.0);
+    // It reads like any results file, and says what it is.
+    let md = dir.path().join("summary.md");
+    let report = throng_bin()
+        .arg("report")
+        .arg(&out)
+        .arg("--summary-md")
+        .arg(&md)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        text.starts_with("### throng: still running (checkpoint)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn max_rate_is_a_ceiling_and_the_run_says_it_held_sends_back() {
+    let srv = server::http1(Mode::Ok);
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "1000",
+        "--requests",
+        "50",
+        "--max-rate",
+        "100",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("above --max-rate 100: sends are held to 100/s"),
+        "{}",
+        r.stderr
+    );
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "totals.requests"), 50.0);
+    // The 50th arrival is due at 49 ms; at 100/s (10 ms of burst) it goes
+    // at about 480 ms. The wait is the generator's lag, not hidden.
+    assert!(num(&res, "lag_ms.max") >= 350.0, "{}", res["lag_ms"]);
+    let bad = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--max-rate",
+        "0",
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("is not a positive number"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn abort_if_stops_a_test_that_keeps_hurting_its_target() {
+    let srv = server::http1(Mode::Status(500));
+    let r = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "100",
+        "--duration",
+        "30s",
+        "--abort-if",
+        "p99>5s for 2s",
+        "--abort-if",
+        "errors>50% for 2s",
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("stopping: --abort-if 'errors>50% for 2s' held from 0s to 2s"),
+        "{}",
+        r.stderr
+    );
+    let res = r.results.unwrap();
+    assert_eq!(res["status"], "aborted");
+    assert!(
+        res["stop_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("--abort-if 'errors>50% for 2s'"),
+        "{}",
+        res["stop_reason"]
+    );
+    // It stopped after its 2 s, long before the planned 30.
+    let d = num(&res, "duration_s");
+    assert!((2.0..10.0).contains(&d), "{d}");
+    let bad = throng(&[
+        "--url",
+        &srv.url("/"),
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--abort-if",
+        "errors>50%",
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("says for how long"), "{}", bad.stderr);
 }
 
 #[test]
