@@ -56,6 +56,24 @@ impl Search {
         self.repeat.or(self.next)
     }
 
+    /// How many more steps the search needs at most, when that is known:
+    /// once a level held and a higher one failed, the bisection halves the
+    /// bracket each step until it is within the precision (plus a repeat
+    /// for each borderline step, which cannot be known ahead); while
+    /// stepping down from a first failure, the halvings left to the floor.
+    /// `None` while still climbing.
+    pub fn steps_left(&self) -> Option<u32> {
+        if self.next().is_none() {
+            return Some(0);
+        }
+        let halvings = |ratio: f64| ratio.max(1.0).log2().ceil() as u32;
+        match (self.held, self.failed) {
+            (Some(h), Some(f)) => Some(halvings((f - h) / (h * self.precision)).max(1)),
+            (None, Some(f)) => Some(halvings(f / self.floor).max(1)),
+            (_, None) => None,
+        }
+    }
+
     /// Records the verdict of the step at [`Search::next`].
     pub fn record(&mut self, level: f64, verdict: StepVerdict) {
         let repeating = self.repeat.take().is_some();

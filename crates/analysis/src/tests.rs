@@ -759,3 +759,33 @@ mod abort {
         assert!(err("p99(GET /)>1s for 10s").contains("not one endpoint"));
     }
 }
+
+#[test]
+fn a_capacity_search_knows_its_steps_left_once_bracketed() {
+    // Far from any borderline level, the bound is exact: 50, 100, 200,
+    // 400 and 800 held, 1600 failed, then bisection from the bracket
+    // 800..1600 to within 10%: 1200, 1000, 900, 850 (each halving it).
+    let mut s = Search::new(50.0, 100_000.0, 0.1);
+    let capacity = 870.0;
+    let mut promised: Option<u32> = None;
+    let mut taken = 0;
+    while let Some(level) = s.next() {
+        if promised.is_none() {
+            promised = s.steps_left();
+            taken = 0;
+        }
+        taken += 1;
+        s.record(
+            level,
+            StepVerdict {
+                held: level <= capacity,
+                borderline: false,
+            },
+        );
+    }
+    // Climbing, it could not say; from the first bracket it said 4.
+    assert_eq!(promised, Some(4));
+    assert_eq!(taken, 4);
+    assert_eq!(s.steps_left(), Some(0));
+    assert_eq!(Search::new(50.0, 1000.0, 0.1).steps_left(), None);
+}

@@ -42,6 +42,29 @@ fn step_args(
     a
 }
 
+/// The search's progress after `done` steps: how many more it needs at
+/// most (once known), about how long they take at `per_step` each, and
+/// the time left of `--time-limit`.
+fn progress_note(
+    done: usize,
+    left: Option<u32>,
+    per_step: Duration,
+    elapsed: Duration,
+    time_limit: Duration,
+) -> String {
+    let secs = |d: Duration| plan::format_duration(Duration::from_secs(d.as_secs()));
+    let budget = secs(time_limit.saturating_sub(elapsed));
+    match left {
+        Some(n) => format!(
+            "  step {done} done; at most {n} more (about {} left; --time-limit allows {budget})",
+            secs(per_step * n)
+        ),
+        None => format!(
+            "  step {done} done; still climbing, so the steps left are not known yet (--time-limit allows {budget})"
+        ),
+    }
+}
+
 /// Runs one plan to its end; `stopped` is set by Ctrl-C (the step then
 /// ends early and the search stops after it).
 async fn run_plan(plan: &Plan, stopped: &mut bool) -> Result<Merged, Failure> {
@@ -223,6 +246,16 @@ async fn search(
         if s.next().is_none() {
             break;
         }
+        eprintln!(
+            "{}",
+            progress_note(
+                steps.len(),
+                s.steps_left(),
+                needed + cooldown,
+                started.elapsed(),
+                time_limit
+            )
+        );
         // Cool down, then make sure the target answers before the next step.
         let mut healthy = false;
         for _ in 0..5 {
@@ -376,4 +409,24 @@ fn summary(r: &CapacityResults, unit: &str) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::progress_note;
+
+    #[test]
+    fn the_capacity_search_says_how_far_it_has_to_go() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            progress_note(5, Some(4), s(35), s(200), s(1800)),
+            "  step 5 done; at most 4 more (about 2m20s left; --time-limit allows 26m40s)"
+        );
+        assert_eq!(
+            progress_note(2, None, s(35), s(70), s(1800)),
+            "  step 2 done; still climbing, so the steps left are not known yet (--time-limit allows 28m50s)"
+        );
+    }
 }

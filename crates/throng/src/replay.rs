@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -191,15 +193,42 @@ fn options(args: &ReplayArgs) -> Result<Options, Failure> {
     })
 }
 
-/// Opens a log, decompressing gzip (by its magic number, whatever its name).
-fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64)> {
+/// Counts the bytes read from the file (compressed ones, for a gzip log),
+/// for the reading's progress.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The time left of a job `done` of `total` through after `elapsed`, at
+/// the pace so far; `None` before anything is done.
+pub fn time_left(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
+    (done > 0 && total > 0)
+        .then(|| elapsed.mul_f64(total.saturating_sub(done) as f64 / done as f64))
+}
+
+/// Opens a log, decompressing gzip (by its magic number, whatever its name),
+/// with the size of the file and a count of the bytes read from it so far.
+fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64, Arc<AtomicU64>)> {
     let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut magic = [0u8; 2];
     let gzip = file
         .read(&mut magic)
         .map(|n| n == 2 && magic == [0x1f, 0x8b])?;
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let read = Arc::new(AtomicU64::new(0));
+    let file = Counted {
+        inner: File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        read: read.clone(),
+    };
     let reader: Box<dyn BufRead + Send> = if gzip {
         Box::new(BufReader::with_capacity(
             1 << 16,
@@ -208,7 +237,7 @@ fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64)> {
     } else {
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
-    Ok((reader, size))
+    Ok((reader, size, read))
 }
 
 /// Calls `each(line_no, line)` for every line; invalid UTF-8 is replaced,
@@ -246,7 +275,7 @@ struct FirstPass {
 /// sessions differ only by shifts well under the log's length, so the
 /// planned load is the log's times the scale).
 fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstPass> {
-    let (mut reader, size) = open(path)?;
+    let (mut reader, size, read) = open(path)?;
     let mut ex = Expander::new(
         Options {
             scale: 1,
@@ -263,15 +292,21 @@ fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstP
         count_seconds(&mut out, &mut per_second);
         if !quiet && line_no % 65_536 == 0 && shown.elapsed() > Duration::from_secs(2) {
             shown = Instant::now();
+            let done = read.load(Ordering::Relaxed);
+            let left = time_left(done, size, started.elapsed())
+                .map(|d| {
+                    format!(
+                        ", about {} left",
+                        plan::format_duration(Duration::from_secs(d.as_secs()))
+                    )
+                })
+                .unwrap_or_default();
             eprintln!(
-                "replay: reading {}: {line_no} lines in {:.0?}{}",
+                "replay: reading {}: {line_no} lines, {:.0}% of {} MB in {}{left}",
                 path.display(),
-                started.elapsed(),
-                if size > 0 {
-                    format!(" (file of {} MB)", size / 1_000_000)
-                } else {
-                    String::new()
-                }
+                done as f64 * 100.0 / size.max(1) as f64,
+                size / 1_000_000,
+                plan::format_duration(Duration::from_secs(started.elapsed().as_secs())),
             );
         }
         true
@@ -321,7 +356,7 @@ fn second_pass(
     spread: HashMap<i64, u32>,
     senders: Vec<mpsc::Sender<Vec<ReplayRequest>>>,
 ) -> anyhow::Result<()> {
-    let (mut reader, _) = open(path)?;
+    let (mut reader, _, _) = open(path)?;
     let workers = senders.len().max(1);
     let mut ex = Expander::new(opts, spread);
     let mut out = Vec::new();
@@ -407,4 +442,22 @@ fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> Str
         }
     }
     out
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use std::time::Duration;
+
+    use super::time_left;
+
+    #[test]
+    fn the_time_left_follows_the_pace_so_far() {
+        let s = Duration::from_secs;
+        // A quarter of the file in 10 s: 30 s to go.
+        assert_eq!(time_left(250, 1000, s(10)), Some(s(30)));
+        assert_eq!(time_left(1000, 1000, s(40)), Some(s(0)));
+        // Nothing read yet, or a size unknown (a pipe): no estimate.
+        assert_eq!(time_left(0, 1000, s(1)), None);
+        assert_eq!(time_left(10, 0, s(1)), None);
+    }
 }

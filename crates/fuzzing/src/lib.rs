@@ -1,0 +1,105 @@
+//! What each fuzz target does with one input: read it as a user's file
+//! would be read, and use whatever reads back, so that a panic anywhere
+//! on the way is found. `fuzz/` (cargo-fuzz, nightly) calls these on
+//! generated inputs; `tests/corpus.rs` calls them on every file of the
+//! seed corpus (`fuzz/corpus/<target>/`), findings included, on stable, in
+//! `cargo test`. Errors are the expected outcome of bad input; only
+//! panics (and hangs) are findings.
+
+use std::collections::BTreeMap;
+
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
+/// The targets, by the name of their corpus folder.
+pub const TARGETS: [(&str, Target); 5] = [
+    ("scenario_yaml", scenario_yaml),
+    ("access_log", access_log),
+    ("har", har),
+    ("template", template),
+    ("results_json", results_json),
+];
+
+fn text(data: &[u8]) -> Option<&str> {
+    std::str::from_utf8(data).ok()
+}
+
+/// A scenario file, compiled as `throng run` compiles it (no data files).
+pub fn scenario_yaml(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let opts = scenario::Options {
+        env: BTreeMap::from([("TOKEN".to_string(), "t".to_string())]),
+        ..scenario::Options::default()
+    };
+    if let Err(d) = scenario::compile("fuzz.yaml", text, &opts) {
+        // The message itself must render: it quotes the file.
+        let _ = d.to_string();
+    }
+}
+
+/// An access log, line by line, in each format (invalid UTF-8 is replaced,
+/// as `throng replay` does).
+pub fn access_log(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let formats = [
+        replay::LogFormat::Combined,
+        replay::LogFormat::Common,
+        replay::LogFormat::Json(replay::JsonFields::default()),
+    ];
+    for line in text.lines() {
+        for f in &formats {
+            if let Ok(r) = replay::parse_line(f, line) {
+                let _ = replay::endpoint_path(&r.path);
+            }
+        }
+    }
+}
+
+/// A HAR recording, imported, and the scenario it gives compiled.
+pub fn har(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    for no_assets in [false, true] {
+        let opts = scenario::HarOptions {
+            no_assets,
+            name: None,
+        };
+        if let Ok(yaml) = scenario::import_har(text, &opts) {
+            let _ = scenario::compile("imported.yaml", &yaml, &scenario::Options::default());
+        }
+    }
+}
+
+/// A request template, compiled and rendered.
+pub fn template(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let mut scope = plan::Scope::new(BTreeMap::from([("HOST".to_string(), "h".to_string())]));
+    scope.declare("user");
+    scope.declare("token");
+    if let Ok(t) = plan::Template::compile(text, &scope) {
+        let vars = vec![Some("v".to_string()); scope.len()];
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut ctx = plan::RenderCtx {
+            vars: &vars,
+            vu: 3,
+            iteration: 1,
+            rng: &mut rng,
+            now_ms: 1_764_000_000_000,
+        };
+        let _ = t.render_string(&mut ctx);
+    }
+}
+
+/// A results file, read as `throng report`, `compare` and `merge` read
+/// it, and every output made from it.
+pub fn results_json(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let Ok(r) = report::Results::from_json(text) else {
+        return;
+    };
+    let _ = report::summary(&r);
+    let _ = report::html(&r);
+    let _ = report::timeline_csv(&r);
+    let _ = report::junit(&r);
+    let _ = report::summary_markdown(&r);
+    let _ = r.to_json();
+}
