@@ -245,15 +245,19 @@ impl<C: Connector> Shared<C> {
         capture: &mut Capture,
     ) -> Sample {
         let asked = Instant::now();
-        if let Some(ceiling) = &self.ceiling {
-            tokio::select! {
-                _ = ceiling.turn() => {}
-                _ = self.kill.cancelled() => {}
-            }
-        }
-        let sent = Instant::now();
         // A send held back by the ceiling is late by that much, in the
-        // closed model too.
+        // closed model too; without one, a closed-model send is due when
+        // it goes (lag 0 by definition).
+        let sent = match &self.ceiling {
+            Some(ceiling) => {
+                tokio::select! {
+                    _ = ceiling.turn() => {}
+                    _ = self.kill.cancelled() => {}
+                }
+                Instant::now()
+            }
+            None => asked,
+        };
         let due = due.unwrap_or(asked);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
