@@ -1019,11 +1019,15 @@ pub async fn run_worker<C: Connector + 'static>(
             .collect(),
         // A task still holds the state (it cannot, all were awaited above);
         // copy rather than lose the numbers.
-        Err(sh) => sh
-            .recorders
-            .iter()
-            .map(|r| r.borrow().stats().clone())
-            .collect(),
+        Err(sh) => {
+            return WorkerOutput {
+                load_end,
+                stopped,
+                first_errors,
+                stop_reason,
+                ..sh.snapshot(cfg.index)
+            }
+        }
     };
     let stats = arms.remove(0);
     WorkerOutput {

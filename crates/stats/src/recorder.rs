@@ -384,8 +384,10 @@ impl Stats {
         }
     }
 
-    fn bucket(&mut self, due: Duration) -> &mut Bucket {
-        let index = self.bucket_of(due);
+    /// Timeline bucket `index` (from [`bucket_of`](Self::bucket_of)),
+    /// after packing the buckets the run has moved on from. A late sample
+    /// for a packed bucket is let in: the next sweep packs it again.
+    fn bucket_at(&mut self, index: usize) -> &mut Bucket {
         if self.timeline.len() <= index {
             self.timeline.resize_with(index + 1, Bucket::default);
         }
@@ -397,18 +399,8 @@ impl Stats {
             }
             self.packed_to = settled;
         }
+        self.packed_to = self.packed_to.min(index);
         &mut self.timeline[index]
-    }
-
-    /// Records into the latency of bucket `index` (from [`bucket_of`](Self::bucket_of)).
-    fn record_bucket_latency(&mut self, index: usize, latency: Duration) {
-        if index < self.packed_to {
-            // A late response: the next sweep packs its bucket again.
-            self.packed_to = index;
-        }
-        if let Some(b) = self.timeline.get_mut(index) {
-            b.latency.open().record(latency);
-        }
     }
 
     /// Records one sent request.
@@ -459,9 +451,10 @@ impl Stats {
                 }
             }
         }
-        self.bucket(s.due).counts.add(s);
+        let bucket = self.bucket_at(index);
+        bucket.counts.add(s);
         if responded.is_some() {
-            self.record_bucket_latency(index, latency);
+            bucket.latency.open().record(latency);
         }
     }
 
@@ -471,7 +464,11 @@ impl Stats {
         if let Some(ep) = self.endpoints.get_mut(endpoint) {
             ep.counts.errors.add(ErrorKind::Dropped, 1);
         }
-        self.bucket(due).counts.errors.add(ErrorKind::Dropped, 1);
+        let index = self.bucket_of(due);
+        self.bucket_at(index)
+            .counts
+            .errors
+            .add(ErrorKind::Dropped, 1);
     }
 
     /// Adds everything in `other`: counts add, histograms merge exactly,

@@ -829,12 +829,8 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
     // Checkpoints: workers send copies of their statistics this often, and
     // --out is rewritten with them (not in A/B runs, whose --out is a
     // comparison written at the end).
-    let every = match args.checkpoint_every.trim() {
-        "0" | "off" => Duration::ZERO,
-        text => {
-            parse_duration(text).map_err(|e| Failure::usage(anyhow!("--checkpoint-every: {e}")))?
-        }
-    };
+    let every = parse_duration(&args.checkpoint_every)
+        .map_err(|e| Failure::usage(anyhow!("--checkpoint-every: {e}")))?;
     let checkpoint_every = match every {
         d if d.is_zero() || args.out.is_none() || !plan.ab.is_empty() => None,
         d => Some(d.max(PROGRESS_EVERY)),
