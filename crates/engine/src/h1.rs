@@ -48,6 +48,10 @@ impl Connector for H1Connector {
             pace: None,
         })
     }
+
+    fn elsewhere(&self, dialer: Dialer) -> Option<H1Connector> {
+        Some(H1Connector { dialer })
+    }
 }
 
 /// One keep-alive connection.
@@ -165,6 +169,7 @@ impl Connection for H1Conn {
                     }
                     let mut framing = Framing::UntilClose;
                     let mut close = resp.version == Some(0);
+                    capture.status(status);
                     for h in resp.headers.iter() {
                         capture.header(h.name, h.value);
                         if h.name.eq_ignore_ascii_case("content-length") {

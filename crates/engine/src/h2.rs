@@ -61,6 +61,10 @@ impl Connector for H2Connector {
         *self.shared.borrow_mut() = Some(send.clone());
         Ok(H2Conn { send, open: true })
     }
+
+    fn elsewhere(&self, dialer: Dialer) -> Option<H2Connector> {
+        Some(H2Connector::new(dialer))
+    }
 }
 
 /// A handle on the shared connection.
@@ -104,6 +108,7 @@ impl Connection for H2Conn {
         })?;
         phases.ttfb = Some(t0.elapsed());
         let status = response.status().as_u16();
+        capture.status(status);
         for (name, value) in response.headers() {
             capture.header(name.as_str(), value.as_bytes());
         }

@@ -13,6 +13,7 @@ mod h1;
 mod h2;
 mod net;
 mod pacer;
+mod redirect;
 mod request;
 mod transport;
 mod worker;
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 pub use h1::{BadChunk, Chunked, H1Connector};
 pub use h2::H2Connector;
 pub use net::{tls_connector, Dialer, Stream, TlsTarget};
+pub use redirect::{is_redirect, Reach};
 pub use request::{
     render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who, USER_AGENT,
 };
@@ -40,12 +42,12 @@ pub use worker::{run_worker, Arm, Control, Event, Feed, Progress, WorkerConfig, 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The host name did not resolve.
-    #[error("cannot resolve {host:?}: {source} (check the host name, or use an IP address)")]
+    #[error("cannot resolve {host:?}: {why} (check the host name, or use an IP address)")]
     Resolve {
         /// The host.
         host: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not a `source` as well).
+        why: std::io::Error,
     },
     /// TLS could not be set up (a bad `--cacert`, for instance).
     #[error("TLS setup failed: {0}")]
@@ -95,9 +97,9 @@ fn dialer(
                 .next()
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
         })
-        .map_err(|source| EngineError::Resolve {
+        .map_err(|why| EngineError::Resolve {
             host: target.host.clone(),
-            source,
+            why,
         })?;
     let tls = match target.scheme {
         Scheme::Http => None,
@@ -140,11 +142,22 @@ pub fn start_with(
         plan.ab.iter().map(|a| &a.target).collect()
     };
     let mut arms = Vec::with_capacity(targets.len());
-    for target in targets {
+    for target in &targets {
         let dialer = dialer(target, &scenario.tls, http2)?;
         let prepared = Arc::new(Prepared::new(scenario, target));
-        arms.push((dialer, target.clone(), prepared));
+        arms.push((dialer, (*target).clone(), prepared));
     }
+    let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
+        .iter()
+        .zip(&arms)
+        .map(|(t, (d, _, _))| (*t, d.addr.ip()))
+        .collect();
+    let reach = Arc::new(Reach::new(
+        &scenario.redirects,
+        &resolved,
+        &scenario.tls,
+        http2,
+    )?);
     let scenario = Arc::new(scenario.clone());
 
     let (tx, rx) = mpsc::unbounded_channel();
@@ -179,8 +192,13 @@ pub fn start_with(
             max_body: plan.max_body,
             precise: true,
         };
-        let (scenario, arms, control, tx) =
-            (scenario.clone(), arms.clone(), control.clone(), tx.clone());
+        let (scenario, arms, control, tx, reach) = (
+            scenario.clone(),
+            arms.clone(),
+            control.clone(),
+            tx.clone(),
+            reach.clone(),
+        );
         let feed = feeds.next();
         let thread = std::thread::Builder::new()
             .name(format!("throng-worker-{index}"))
@@ -200,6 +218,7 @@ pub fn start_with(
                             connector: H2Connector::new(d),
                             target,
                             prepared,
+                            reach: reach.clone(),
                         })
                         .collect();
                     local.block_on(
@@ -213,6 +232,7 @@ pub fn start_with(
                             connector: H1Connector { dialer },
                             target,
                             prepared,
+                            reach: reach.clone(),
                         })
                         .collect();
                     local.block_on(

@@ -75,6 +75,17 @@ fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The user's `User-Agent`, unless the step sets its own.
+fn user_agent_line(out: &mut Vec<u8>, step: &Step, who: &Who<'_>) {
+    if !has_header(step, "user-agent") {
+        header_line(
+            out,
+            "User-Agent",
+            who.agent.unwrap_or(USER_AGENT).as_bytes(),
+        );
+    }
+}
+
 fn has_header(step: &Step, name: &str) -> bool {
     step.headers
         .iter()
@@ -117,13 +128,7 @@ pub fn render_h1(
     if !has_header(step, "host") {
         header_line(out, "Host", target.authority.as_bytes());
     }
-    if !has_header(step, "user-agent") {
-        header_line(
-            out,
-            "User-Agent",
-            who.agent.unwrap_or(USER_AGENT).as_bytes(),
-        );
-    }
+    user_agent_line(out, step, who);
     for (name, value) in &step.headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -254,4 +259,126 @@ pub fn render_replay_h2(
         parts: Box::new(parts),
         body: Bytes::new(),
     })
+}
+
+/// A redirect's request: where it goes and what of the step it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct HopRequest<'a> {
+    /// The method (see [`crate::redirect::Hop`]).
+    pub method: &'a http::Method,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The `Host` header: host, and port unless the scheme's default.
+    pub authority: &'a str,
+    /// Path and query.
+    pub path: &'a str,
+    /// The body, when it is sent again (307, 308); else empty.
+    pub body: &'a [u8],
+    /// Whether the body is sent again.
+    pub keep_body: bool,
+    /// Whether the hop stays on the target's origin. If not, no header
+    /// whose value is a secret goes with it (`secret` says which), and no
+    /// cookies, as browsers do.
+    pub same_origin: bool,
+}
+
+impl HopRequest<'_> {
+    /// Whether the step's header `name` goes with this hop.
+    fn carries(&self, name: &str, secret: &dyn Fn(&str) -> bool) -> bool {
+        let recomputed = ["host", "content-length"];
+        if recomputed.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return false;
+        }
+        if !self.keep_body && name.eq_ignore_ascii_case("content-type") {
+            return false;
+        }
+        self.same_origin || !secret(name)
+    }
+}
+
+/// Renders a redirect hop's HTTP/1.1 request into `out` (cleared first):
+/// the step's headers (those [`HopRequest`] lets through), rendered again
+/// for the user, and the user's cookies on the same origin.
+pub fn render_hop_h1(
+    hop: &HopRequest<'_>,
+    step: &Step,
+    ctx: &mut RenderCtx<'_>,
+    who: &Who<'_>,
+    secret: &dyn Fn(&str) -> bool,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(hop.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(hop.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    header_line(out, "Host", hop.authority.as_bytes());
+    user_agent_line(out, step, who);
+    for (name, value) in &step.headers {
+        if hop.carries(name, secret) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            value.render(ctx, out);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(cookie) = who.cookie.filter(|c| hop.same_origin && !c.is_empty()) {
+        header_line(out, "Cookie", cookie.as_bytes());
+    }
+    if hop.keep_body
+        && (!hop.body.is_empty() || matches!(hop.method.as_str(), "POST" | "PUT" | "PATCH"))
+    {
+        let mut n = itoa_buf(hop.body.len());
+        header_line(out, "Content-Length", n.as_bytes_mut());
+    }
+    out.extend_from_slice(b"\r\n");
+    if hop.keep_body {
+        out.extend_from_slice(hop.body);
+    }
+}
+
+/// Builds a redirect hop's HTTP/2 request (see [`render_hop_h1`]).
+pub fn render_hop_h2(
+    hop: &HopRequest<'_>,
+    step: &Step,
+    ctx: &mut RenderCtx<'_>,
+    who: &Who<'_>,
+    secret: &dyn Fn(&str) -> bool,
+) -> Result<Outgoing<'static>, http::Error> {
+    let uri = format!("{}://{}{}", hop.scheme, hop.authority, hop.path);
+    let mut builder = http::Request::builder().method(hop.method.clone()).uri(uri);
+    for (name, value) in &step.headers {
+        if hop.carries(name, secret) {
+            let mut v = Vec::new();
+            value.render(ctx, &mut v);
+            builder = builder.header(name.as_str(), v);
+        }
+    }
+    if !has_header(step, "user-agent") {
+        builder = builder.header("user-agent", who.agent.unwrap_or(USER_AGENT));
+    }
+    if let Some(cookie) = who.cookie.filter(|c| hop.same_origin && !c.is_empty()) {
+        builder = builder.header("cookie", cookie);
+    }
+    let (parts, ()) = builder.body(())?.into_parts();
+    let body = if hop.keep_body {
+        Bytes::copy_from_slice(hop.body)
+    } else {
+        Bytes::new()
+    };
+    Ok(Outgoing::H2 {
+        parts: Box::new(parts),
+        body,
+    })
+}
+
+/// The body of a request built for a connection.
+pub fn body_of<'a>(req: &'a Outgoing<'_>) -> &'a [u8] {
+    match req {
+        Outgoing::H1 { bytes, .. } => bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(&[], |i| &bytes[i + 4..]),
+        Outgoing::H2 { body, .. } => body,
+    }
 }

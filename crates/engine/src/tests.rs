@@ -59,6 +59,80 @@ fn chunked_framing_errors_are_caught() {
     );
 }
 
+#[test]
+fn a_redirect_leads_where_browsers_go() {
+    use crate::redirect::{next, same_origin, url_of};
+    use http::Method;
+    let target = plan::Target::parse("http://127.0.0.1:8080/app").unwrap();
+    let req = crate::Outgoing::H1 {
+        bytes: b"POST /app/login?next=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\nuser=ann",
+        head: false,
+    };
+    let from = url_of(&target, &req).unwrap();
+    assert_eq!(from.as_str(), "http://127.0.0.1:8080/app/login?next=1");
+    assert_eq!(crate::request::body_of(&req), b"user=ann");
+    let hop = |status, method: &Method, location| {
+        let h = next(&from, status, method, location).unwrap();
+        (h.url.to_string(), h.method, h.keep_body)
+    };
+    // Relative locations resolve against the request's URL; fragments go.
+    assert_eq!(
+        hop(302, &Method::GET, "home#top"),
+        ("http://127.0.0.1:8080/app/home".into(), Method::GET, false)
+    );
+    assert_eq!(
+        hop(301, &Method::GET, "../x?y=1").0,
+        "http://127.0.0.1:8080/x?y=1"
+    );
+    // A 303, and a 301 or 302 of a POST, become a GET without the body;
+    // 307 and 308 keep both.
+    assert_eq!(hop(303, &Method::PUT, "/done").1, Method::GET);
+    assert_eq!(hop(303, &Method::HEAD, "/done").1, Method::HEAD);
+    assert_eq!(hop(302, &Method::POST, "/done").1, Method::GET);
+    assert_eq!(hop(301, &Method::DELETE, "/done").1, Method::DELETE);
+    assert_eq!(
+        hop(307, &Method::POST, "/again"),
+        ("http://127.0.0.1:8080/again".into(), Method::POST, true)
+    );
+    assert!(hop(308, &Method::PUT, "/again").2);
+    // The same origin is scheme, host and port.
+    let url = |u: &str| url::Url::parse(u).unwrap();
+    assert!(same_origin(&url("http://127.0.0.1:8080/z"), &target));
+    assert!(!same_origin(&url("https://127.0.0.1:8080/z"), &target));
+    assert!(!same_origin(&url("http://127.0.0.1:8081/z"), &target));
+    assert!(!same_origin(&url("http://127.0.0.2:8080/z"), &target));
+    assert!(crate::is_redirect(302) && !crate::is_redirect(304) && !crate::is_redirect(300));
+}
+
+#[test]
+fn a_redirect_reaches_only_the_hosts_it_may() {
+    let target = plan::Target::parse("http://localhost:8080").unwrap();
+    let redirects = plan::Redirects {
+        max: 5,
+        allowed_hosts: vec!["127.0.0.2".into()],
+    };
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let reach =
+        crate::Reach::new(&redirects, &[(&target, ip)], &Default::default(), false).unwrap();
+    let url = |u: &str| url::Url::parse(u).unwrap();
+    let dialer = reach.dialer(&url("http://LOCALHOST:9000/")).unwrap();
+    assert_eq!(dialer.addr.to_string(), "127.0.0.1:9000");
+    assert!(dialer.tls.is_none());
+    let dialer = reach.dialer(&url("https://127.0.0.2/")).unwrap();
+    assert_eq!(dialer.addr.to_string(), "127.0.0.2:443");
+    assert!(dialer.tls.is_some());
+    assert!(reach.dialer(&url("http://127.0.0.3/")).is_none());
+    assert!(reach.dialer(&url("http://example.com/")).is_none());
+    // Following none reaches nowhere, and resolves nothing.
+    let none = plan::Redirects {
+        max: 0,
+        allowed_hosts: vec!["no.such.host.invalid".into()],
+    };
+    let reach = crate::Reach::new(&none, &[(&target, ip)], &Default::default(), false).unwrap();
+    assert_eq!(reach.max, 0);
+    assert!(reach.dialer(&url("http://localhost:8080/")).is_none());
+}
+
 mod sim {
     //! The real scheduler, driven by tokio's paused clock against simulated
     //! servers: exact, repeatable, and no sleeping.
@@ -243,6 +317,7 @@ mod sim {
             connector: sim,
             target: scenario.target.clone(),
             prepared,
+            reach: Default::default(),
         };
         let out = local
             .run_until(run_worker(
@@ -276,6 +351,7 @@ mod sim {
             },
             target: scenario.target.clone(),
             prepared: prepared.clone(),
+            reach: Default::default(),
         };
         let cfg = WorkerConfig {
             index: 0,
@@ -469,6 +545,7 @@ mod sim {
             },
             target: scenario.target.clone(),
             prepared,
+            reach: Default::default(),
         };
         let cfg = WorkerConfig {
             index: 0,

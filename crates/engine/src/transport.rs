@@ -26,6 +26,16 @@ pub trait Connector {
         phases: &mut Phases,
         local: Option<std::net::IpAddr>,
     ) -> impl Future<Output = Result<Self::Conn, Failure>>;
+
+    /// A connector of the same protocol to another address: a redirect's,
+    /// to another allowed host or port. `None` when it cannot make one
+    /// (test doubles): such a redirect is then not followed.
+    fn elsewhere(&self, _dialer: crate::net::Dialer) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A connection that carries one request at a time.
@@ -105,6 +115,13 @@ pub struct Capture {
     /// Most body bytes read at all (`--max-body`; 0 for no limit): a
     /// longer body fails the request as `body_too_large`, unread.
     pub body_limit: u64,
+    /// Keep the `Location` of a redirect (the scenario follows them).
+    pub follow: bool,
+    /// Whether this response's `Location` is kept: set by
+    /// [`Capture::status`] for each response.
+    pub location_wanted: bool,
+    /// A redirect's `Location`.
+    pub location: Option<String>,
     /// `Set-Cookie` values.
     pub set_cookies: Vec<String>,
     /// Headers, as received.
@@ -121,13 +138,22 @@ impl Capture {
 
     /// Empties what a previous response left.
     pub fn clear(&mut self) {
+        self.location = None;
         self.set_cookies.clear();
         self.header_list.clear();
         self.body_bytes.clear();
     }
 
+    /// Takes note of a response's status, before its headers.
+    pub fn status(&mut self, status: u16) {
+        self.location_wanted = self.follow && crate::redirect::is_redirect(status);
+    }
+
     /// Keeps a header, as asked.
     pub fn header(&mut self, name: &str, value: &[u8]) {
+        if self.location_wanted && name.eq_ignore_ascii_case("location") {
+            self.location = Some(String::from_utf8_lossy(value).into_owned());
+        }
         if self.headers {
             self.header_list.push((
                 name.to_string(),

@@ -25,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::ceiling::Ceiling;
 use crate::cookies::Jar;
 use crate::pacer::Pacer;
+use crate::redirect::{self, Reach};
 use crate::request::{
-    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who,
+    body_of, render_h1, render_h2, render_hop_h1, render_hop_h2, render_replay_h1,
+    render_replay_h2, HopRequest, Outgoing, Prepared, Who,
 };
 use crate::transport::{Capture, Connection, Connector, Failure, Response};
 
@@ -96,6 +98,8 @@ pub struct Arm<C> {
     pub target: Target,
     /// The scenario's static requests, serialized for this target.
     pub prepared: Arc<Prepared>,
+    /// Where redirects may go (shared by the arms).
+    pub reach: Arc<Reach>,
 }
 
 /// A message from a worker.
@@ -236,7 +240,7 @@ impl<C: Connector> Shared<C> {
     #[allow(clippy::too_many_arguments)]
     async fn send_one(
         &self,
-        arm: &Arm<C>,
+        connector: &C,
         conn: &mut Option<C::Conn>,
         due: Option<Instant>,
         endpoint: usize,
@@ -265,7 +269,7 @@ impl<C: Connector> Shared<C> {
         let end = {
             let attempt = tokio::time::timeout(
                 timeout,
-                self.attempt(arm, conn, req, &mut phases, &connecting, capture),
+                self.attempt(connector, conn, req, &mut phases, &connecting, capture),
             );
             tokio::select! {
                 biased;
@@ -285,10 +289,7 @@ impl<C: Connector> Shared<C> {
             End::Done(Err(failure)) => {
                 *conn = None;
                 if let Some(detail) = failure.detail {
-                    let mut first = self.first_errors.borrow_mut();
-                    if !first.iter().any(|(k, _)| *k == failure.kind) {
-                        first.push((failure.kind, detail.to_string()));
-                    }
+                    self.note_error(failure.kind, || detail.to_string());
                 }
                 Outcome::Failed(failure.kind)
             }
@@ -318,7 +319,7 @@ impl<C: Connector> Shared<C> {
 
     async fn attempt(
         &self,
-        arm: &Arm<C>,
+        connector: &C,
         conn: &mut Option<C::Conn>,
         req: &Outgoing<'_>,
         phases: &mut Phases,
@@ -330,7 +331,7 @@ impl<C: Connector> Shared<C> {
             let fresh = conn.is_none();
             if fresh {
                 connecting.set(true);
-                *conn = Some(arm.connector.connect(phases, capture.source).await?);
+                *conn = Some(connector.connect(phases, capture.source).await?);
                 connecting.set(false);
             }
             let Some(c) = conn.as_mut() else {
@@ -481,8 +482,17 @@ impl<C: Connector> Shared<C> {
                 };
                 &h2_req
             };
+            capture.follow = arm.reach.max > 0;
             let mut sample = self
-                .send_one(arm, conn, due, step.endpoint, req, timeout, capture)
+                .send_one(
+                    &arm.connector,
+                    conn,
+                    due,
+                    step.endpoint,
+                    req,
+                    timeout,
+                    capture,
+                )
                 .await;
             let mut attempts = 1;
             if let Some(policy) = &step.retry {
@@ -504,7 +514,15 @@ impl<C: Connector> Shared<C> {
                     }
                     attempts += 1;
                     let last = self
-                        .send_one(arm, conn, None, step.endpoint, req, timeout, capture)
+                        .send_one(
+                            &arm.connector,
+                            conn,
+                            None,
+                            step.endpoint,
+                            req,
+                            timeout,
+                            capture,
+                        )
                         .await;
                     sample = Sample {
                         due: sample.due,
@@ -513,6 +531,34 @@ impl<C: Connector> Shared<C> {
                         ..last
                     };
                 }
+            }
+            let mut hops = 0;
+            if capture.location.is_some() {
+                let agent = agent
+                    .and_then(|i| scenario.clients.user_agents.get(i))
+                    .map(|(ua, _)| ua.as_str());
+                let mut ctx = RenderCtx {
+                    vars,
+                    vu: *vu,
+                    iteration: *iteration,
+                    rng,
+                    now_ms,
+                };
+                let mut chain = Chain {
+                    arm,
+                    conn,
+                    step,
+                    first: req,
+                    timeout,
+                    capture,
+                    jar,
+                    ctx: &mut ctx,
+                    agent,
+                };
+                (sample, hops) = self.follow(&mut chain, sample).await;
+            }
+            if hops > 0 {
+                recorder.borrow_mut().record_redirects(step.endpoint, hops);
             }
             if scenario.clients.connections == Connections::PerRequest {
                 *conn = None;
@@ -602,6 +648,143 @@ impl<C: Connector> Shared<C> {
         session.iteration += 1;
     }
 
+    /// Keeps `message` as the example of `kind`, if it has none yet.
+    fn note_error(&self, kind: ErrorKind, message: impl FnOnce() -> String) {
+        let mut first = self.first_errors.borrow_mut();
+        if !first.iter().any(|(k, _)| *k == kind) {
+            first.push((kind, message()));
+        }
+    }
+
+    /// Follows the redirects of a step's response, `sample`: each hop on
+    /// the session's connection when it stays on the target's origin, on
+    /// a connection of its own to another allowed host, and never
+    /// anywhere else (`blocked`). Returns the sample of the whole chain,
+    /// due and sent when the step's request was, ending when the last
+    /// response did, with the last outcome; and the hops followed.
+    async fn follow(&self, chain: &mut Chain<'_, '_, C>, mut sample: Sample) -> (Sample, u64) {
+        let reach = &chain.arm.reach;
+        let target = &chain.arm.target;
+        let first_sent = self.start + sample.due + sample.lag;
+        let Some(mut url) = redirect::url_of(target, chain.first) else {
+            return (sample, 0);
+        };
+        let mut method = chain.step.method.clone();
+        let body = body_of(chain.first);
+        let scenario = &self.scenario;
+        let secret = |name: &str| scenario.is_secret_header(name);
+        let mut hops = 0;
+        while let Outcome::Response { status } = sample.outcome {
+            let Some(location) = chain.capture.location.take() else {
+                break;
+            };
+            if !redirect::is_redirect(status) {
+                break;
+            }
+            let Some(hop) = redirect::next(&url, status, &method, &location) else {
+                break;
+            };
+            if hops >= u64::from(reach.max) {
+                self.note_error(ErrorKind::TooManyRedirects, || {
+                    format!(
+                        "still redirected after {} redirects (the scenario's `redirects` allows {})",
+                        hops, reach.max
+                    )
+                });
+                sample.outcome = Outcome::Failed(ErrorKind::TooManyRedirects);
+                break;
+            }
+            let same_origin = redirect::same_origin(&hop.url, target);
+            let elsewhere = if same_origin {
+                None
+            } else {
+                let connector = matches!(hop.url.scheme(), "http" | "https")
+                    .then(|| reach.dialer(&hop.url))
+                    .flatten()
+                    .and_then(|d| chain.arm.connector.elsewhere(d));
+                let Some(connector) = connector else {
+                    self.note_error(ErrorKind::Blocked, || {
+                        format!(
+                            "a redirect to {} was not followed: add its host to the scenario's allowed_hosts to allow it",
+                            redirect::shown_origin(&hop.url)
+                        )
+                    });
+                    sample.outcome = Outcome::Failed(ErrorKind::Blocked);
+                    break;
+                };
+                Some(connector)
+            };
+            // The cookies the redirect set go with the next hop.
+            for c in chain.capture.set_cookies.drain(..) {
+                chain.jar.set(&c);
+            }
+            hops += 1;
+            let authority = &hop.url[url::Position::BeforeHost..url::Position::AfterPort];
+            let path = &hop.url[url::Position::BeforePath..url::Position::AfterQuery];
+            let request = HopRequest {
+                method: &hop.method,
+                scheme: hop.url.scheme(),
+                authority,
+                path,
+                body,
+                keep_body: hop.keep_body,
+                same_origin,
+            };
+            let who = Who {
+                cookie: chain.jar.header(),
+                agent: chain.agent,
+            };
+            let mut bytes = Vec::new();
+            let out = if C::HTTP2 {
+                match render_hop_h2(&request, chain.step, chain.ctx, &who, &secret) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        sample.outcome = Outcome::Failed(ErrorKind::Protocol);
+                        break;
+                    }
+                }
+            } else {
+                render_hop_h1(&request, chain.step, chain.ctx, &who, &secret, &mut bytes);
+                Outgoing::H1 {
+                    bytes: &bytes,
+                    head: hop.method == http::Method::HEAD,
+                }
+            };
+            // Another origin's cookies are not the target's.
+            let cookies = chain.capture.cookies;
+            chain.capture.cookies &= same_origin;
+            let endpoint = chain.step.endpoint;
+            let mut own = None;
+            let (connector, conn) = match &elsewhere {
+                None => (&chain.arm.connector, &mut *chain.conn),
+                Some(connector) => (connector, &mut own),
+            };
+            let last = self
+                .send_one(
+                    connector,
+                    conn,
+                    None,
+                    endpoint,
+                    &out,
+                    chain.timeout,
+                    chain.capture,
+                )
+                .await;
+            chain.capture.cookies = cookies;
+            sample = Sample {
+                due: sample.due,
+                lag: sample.lag,
+                service: Instant::now().saturating_duration_since(first_sent),
+                phases: sample.phases,
+                ..last
+            };
+            method = hop.method;
+            url = hop.url;
+        }
+        chain.capture.location = None;
+        (sample, hops)
+    }
+
     /// Whether the attempt that ended in `sample`, the `attempts`-th of its
     /// logical request, is retried under `policy`: its failure is one the
     /// policy retries, attempts are left, the run goes on and the budget
@@ -672,9 +855,12 @@ impl<C: Connector> Shared<C> {
         capture.cookies = false;
         capture.headers = false;
         capture.body = false;
+        // A log already holds the requests its clients made after a
+        // redirect.
+        capture.follow = false;
         let sample = self
             .send_one(
-                arm,
+                &arm.connector,
                 &mut conns[0],
                 due,
                 req.endpoint,
@@ -788,6 +974,21 @@ impl<C: Connector> Shared<C> {
         session.become_client(&self.scenario.clients);
         session
     }
+}
+
+/// What following a step's redirects works with.
+struct Chain<'a, 'r, C: Connector> {
+    arm: &'a Arm<C>,
+    /// The session's connection to the arm's target.
+    conn: &'a mut Option<C::Conn>,
+    step: &'a plan::Step,
+    /// The step's own request.
+    first: &'a Outgoing<'a>,
+    timeout: Duration,
+    capture: &'a mut Capture,
+    jar: &'a mut Jar,
+    ctx: &'a mut RenderCtx<'r>,
+    agent: Option<&'a str>,
 }
 
 /// What a virtual user (or, in the open model, a sender between sessions)

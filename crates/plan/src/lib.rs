@@ -32,11 +32,13 @@ pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
 pub use replay::ReplayRequest;
-pub use request::{HttpVersion, RequestSpec, Scheme, TlsOptions};
+pub use request::{
+    is_sensitive_header, HttpVersion, RequestSpec, Scheme, TlsOptions, SENSITIVE_HEADERS,
+};
 pub use retry::{Backoff, Jitter, Retry, RetryBudget, RetryOn, BUDGET_WINDOW};
 pub use scenario::{
-    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Scenario,
-    SlowClients, Step, Target,
+    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Redirects, Scenario,
+    SlowClients, Step, Target, DEFAULT_MAX_REDIRECTS,
 };
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use segment::Segment;

@@ -5,6 +5,22 @@ use http::{Method, Uri};
 
 use crate::PlanError;
 
+/// Headers whose values are secrets wherever they appear: no output shows
+/// them, and a redirect to another host does not carry them.
+pub const SENSITIVE_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Whether `name` (any case) is one of [`SENSITIVE_HEADERS`].
+pub fn is_sensitive_header(name: &str) -> bool {
+    SENSITIVE_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name.trim()))
+}
+
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

@@ -140,6 +140,49 @@ pub struct Scenario {
     pub feeders: Vec<Feeder>,
     /// How the users differ as clients (addresses, connections, speed, agent).
     pub clients: Clients,
+    /// How far redirects are followed, and to which hosts.
+    pub redirects: Redirects,
+    /// Names of headers marked `secret: true` (lower case), redacted like
+    /// [`crate::SENSITIVE_HEADERS`].
+    pub secret_headers: Vec<String>,
+}
+
+/// Most redirects a request follows unless the scenario says otherwise,
+/// as browsers and most HTTP clients do.
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+
+/// How far a request follows redirects, and to which hosts: its target's
+/// and the `allowed_hosts` a scenario names, so that a redirect never
+/// turns a test into load on a third party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirects {
+    /// Most redirects followed per request; 0 follows none (a 3xx is then
+    /// the response).
+    pub max: u32,
+    /// Hosts besides the target's that redirects may lead to, in lower
+    /// case, on any port.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for Redirects {
+    fn default() -> Redirects {
+        Redirects {
+            max: DEFAULT_MAX_REDIRECTS,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+impl Redirects {
+    /// Whether a redirect may lead to `host` from a run against
+    /// `target_host` (names compare without case, addresses as written).
+    pub fn allows(&self, target_host: &str, host: &str) -> bool {
+        host.eq_ignore_ascii_case(target_host)
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+    }
 }
 
 /// What reports need to know of a check besides its name.
@@ -223,6 +266,8 @@ impl Scenario {
             checks: Vec::new(),
             feeders: Vec::new(),
             clients: Clients::default(),
+            redirects: Redirects::default(),
+            secret_headers: Vec::new(),
         }
     }
 
@@ -246,7 +291,24 @@ impl Scenario {
             checks: Vec::new(),
             feeders: Vec::new(),
             clients: Clients::default(),
+            // A log already holds the requests its clients made after a
+            // redirect.
+            redirects: Redirects {
+                max: 0,
+                allowed_hosts: Vec::new(),
+            },
+            secret_headers: Vec::new(),
         }
+    }
+
+    /// Whether a header's values are secrets: a name in
+    /// [`crate::SENSITIVE_HEADERS`], or one the scenario marked `secret: true`.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        crate::is_sensitive_header(name)
+            || self
+                .secret_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// Picks a flow index by weight, from a uniform draw in `0..1`.

@@ -206,6 +206,14 @@ pub struct Totals {
     pub rate: f64,
     /// Responses with at least one failed check, whatever their status.
     pub check_failures: u64,
+    /// Redirects followed (hops; each request counts once in `requests`,
+    /// with its last response). Absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redirects: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One endpoint's numbers.
@@ -223,6 +231,9 @@ pub struct EndpointRow {
     pub status: BTreeMap<String, u64>,
     /// Responses with at least one failed check.
     pub check_failures: u64,
+    /// Redirects followed by its requests; absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redirects: u64,
 }
 
 /// One check's results.
@@ -433,6 +444,7 @@ impl Results {
                 0.0
             },
             check_failures: c.check_failures,
+            redirects: stats.redirects(),
         };
         let endpoints = stats
             .endpoints
@@ -445,6 +457,7 @@ impl Results {
                     latency_ms: e.latency.summary(),
                     status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
                     check_failures: e.counts.check_failures,
+                    redirects: e.redirects,
                 };
                 (e.name.clone(), row)
             })

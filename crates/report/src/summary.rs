@@ -43,6 +43,13 @@ pub fn summary(r: &Results) -> String {
         pct(t.errors),
         t.dropped
     );
+    if t.redirects > 0 {
+        let _ = writeln!(
+            out,
+            "  redirects {} followed (a request and its redirects count as one, with the last status)",
+            t.redirects
+        );
+    }
     let planned = match (r.load.rate, r.load.vus) {
         (Some(rate), _) => format!(" (planned {})", fmt_rate(rate)),
         (_, Some(vus)) => format!(" with {vus} user{}", if vus == 1.0 { "" } else { "s" }),

@@ -15,9 +15,9 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
-    RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawJitter,
-    RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn, RawScenario,
-    RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
+    RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawHeader,
+    RawJitter, RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn,
+    RawScenario, RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -99,7 +99,12 @@ impl Compiled {
                     let _ = writeln!(out, "      retry: {}", describe_retry(r));
                 }
                 for (n, v) in &st.headers {
-                    let _ = writeln!(out, "      {n}: {}", v.source());
+                    let shown = if s.is_secret_header(n) {
+                        redacted(v.source())
+                    } else {
+                        v.source().to_string()
+                    };
+                    let _ = writeln!(out, "      {n}: {shown}");
                 }
                 if !st.body.source().is_empty() {
                     let _ = writeln!(out, "      body: {}", st.body.source());
@@ -201,6 +206,45 @@ struct Compiler<'a> {
     text: &'a str,
 }
 
+/// A secret header's value as `throng validate` shows it: none of its
+/// text, only the template expressions it is made of, so the user can see
+/// where the value comes from.
+fn redacted(source: &str) -> String {
+    let mut uses = Vec::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        uses.push(&rest[start..start + len + 2]);
+        rest = &rest[start + len + 2..];
+    }
+    if uses.is_empty() {
+        "[redacted]".to_string()
+    } else {
+        format!("[redacted; uses {}]", uses.join(" "))
+    }
+}
+
+/// The names of headers marked `secret: true` anywhere in the file, in
+/// lower case.
+fn secret_headers(raw: &RawScenario) -> Vec<String> {
+    let defaults = raw.defaults.iter().flat_map(|d| &d.headers);
+    let steps = raw
+        .flows
+        .iter()
+        .flat_map(|f| &f.steps)
+        .flat_map(|s| &s.value.headers);
+    let mut names: Vec<String> = defaults
+        .chain(steps)
+        .filter(|(_, v)| v.value.secret())
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 impl Compiler<'_> {
     fn err(&self, pos: Pos, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
         Diagnostic::at(self.file, self.text, pos, message, hint)
@@ -214,6 +258,16 @@ impl Compiler<'_> {
     /// exact character.
     fn template(&self, value: &Spanned<String>, scope: &Scope) -> Result<Template, Diagnostic> {
         Template::compile(&value.value, scope).map_err(|e| self.template_err(Pos::of(value), e))
+    }
+
+    /// Compiles a header's value.
+    fn header_template(
+        &self,
+        value: &Spanned<RawHeader>,
+        scope: &Scope,
+    ) -> Result<Template, Diagnostic> {
+        Template::compile(value.value.text(), scope)
+            .map_err(|e| self.template_err(Pos::of(value), e))
     }
 
     fn template_err(&self, pos: Pos, e: TemplateError) -> Diagnostic {
@@ -271,6 +325,8 @@ impl Compiler<'_> {
         for (name, data) in &raw.data {
             feeders.push(self.feeder(name, data, opts, &mut scope, &mut slots)?);
         }
+        let secret_headers = secret_headers(&raw);
+        let redirects = self.redirects(&raw)?;
         let defaults = raw.defaults;
         let mut default_headers = Vec::new();
         let mut default_think = Think::None;
@@ -282,7 +338,7 @@ impl Compiler<'_> {
             }
             for (name, value) in &d.headers {
                 self.header_name(name, Pos::of(value))?;
-                default_headers.push((name.clone(), self.template(value, &scope)?));
+                default_headers.push((name.clone(), self.header_template(value, &scope)?));
             }
             if let Some(t) = &d.timeout {
                 timeout = Some(self.positive(t)?);
@@ -372,6 +428,8 @@ impl Compiler<'_> {
                 .map(|c| self.clients(c, raw.http2.unwrap_or(false)))
                 .transpose()?
                 .unwrap_or_default(),
+            redirects,
+            secret_headers,
         };
         let mut var_names = vec![String::new(); slots.len()];
         for name in slots.names() {
@@ -600,6 +658,33 @@ impl Compiler<'_> {
             .map_err(|_| self.err(pos, format!("{name:?} is not a valid header name"), None))
     }
 
+    /// The scenario's `redirects` and `allowed_hosts`.
+    fn redirects(&self, raw: &RawScenario) -> Result<plan::Redirects, Diagnostic> {
+        let mut allowed_hosts = Vec::new();
+        for host in &raw.allowed_hosts {
+            let h = host.value.trim();
+            let bare = h.trim_start_matches('[').trim_end_matches(']');
+            let valid = !bare.is_empty()
+                && bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+            if !valid || h.contains("://") || h.contains('/') {
+                return Err(self.err(
+                    Pos::of(host),
+                    format!("{h:?} is not a host name"),
+                    Some(
+                        "write the host alone, e.g. login.example.com (any port is allowed)".into(),
+                    ),
+                ));
+            }
+            allowed_hosts.push(bare.to_ascii_lowercase());
+        }
+        Ok(plan::Redirects {
+            max: raw.redirects.unwrap_or(plan::DEFAULT_MAX_REDIRECTS),
+            allowed_hosts,
+        })
+    }
+
     fn step(
         &self,
         raw: &Spanned<RawStep>,
@@ -670,7 +755,7 @@ impl Compiler<'_> {
         let mut headers = inherited.headers.to_vec();
         for (name, value) in &s.headers {
             self.header_name(name, Pos::of(value))?;
-            let t = self.template(value, scope)?;
+            let t = self.header_template(value, scope)?;
             match headers
                 .iter_mut()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))

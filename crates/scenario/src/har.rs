@@ -453,6 +453,7 @@ fn write(entries: &[Entry], cx: &Context) -> String {
     );
     for (index, e) in entries.iter().enumerate() {
         let (path, mut used) = templated(&e.path, index, &correlations);
+        let mut secret_vars: Vec<usize> = Vec::new();
         let _ = writeln!(
             y,
             "      - {}: {}",
@@ -472,8 +473,28 @@ fn write(entries: &[Entry], cx: &Context) -> String {
             let _ = writeln!(y, "        headers:");
             for (n, v) in &e.headers {
                 let (v, u) = templated(v, index, &correlations);
+                let secret = plan::is_sensitive_header(n);
+                if secret {
+                    secret_vars.extend(u.iter().copied());
+                }
                 used.extend(u);
-                let _ = writeln!(y, "          {}: {}", quote(n), quote(&v));
+                if secret && !v.contains("{{") {
+                    // A credential of the recording's is not copied into
+                    // a file that will be shared: it comes from the
+                    // environment of the run.
+                    let var = format!(
+                        "HAR_{}",
+                        n.to_ascii_uppercase()
+                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                    );
+                    let _ = writeln!(
+                        y,
+                        "          {}: \"{{{{ env.{var} }}}}\"   # set {var}: the recorded value is not copied",
+                        quote(n)
+                    );
+                } else {
+                    let _ = writeln!(y, "          {}: {}", quote(n), quote(&v));
+                }
             }
         }
         if let Some(body) = &e.body {
@@ -485,13 +506,18 @@ fn write(entries: &[Entry], cx: &Context) -> String {
         used.dedup();
         for k in used {
             let c = &correlations[k];
+            // A value sent as a credential is not shown.
+            let recorded = if secret_vars.contains(&k) {
+                "recorded value not shown: it is a credential".to_string()
+            } else {
+                format!("recorded {}", quote(&c.value))
+            };
             let _ = writeln!(
                 y,
-                "        # guessed: {{{{ {} }}}} is {} of step {}'s response (recorded {})",
+                "        # guessed: {{{{ {} }}}} is {} of step {}'s response ({recorded})",
                 c.var,
                 c.rule.describe(),
                 c.from + 1,
-                quote(&c.value)
             );
         }
         let gap = entries

@@ -46,6 +46,58 @@ pub struct RawScenario {
     /// must come back to within `within` of its level before it.
     #[schemars(with = "Option<RawRecovery>")]
     pub recovery: Option<Spanned<RawRecovery>>,
+    /// Most redirects a request follows (default 10; 0 follows none, so a
+    /// 3xx is the response). Each hop must stay on the target's host or
+    /// one of `allowed_hosts`.
+    pub redirects: Option<u32>,
+    /// Hosts besides the target's that redirects may lead to, e.g.
+    /// `[login.example.com]` (any port). A redirect anywhere else is not
+    /// followed and counts as `blocked`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allowed_hosts: Vec<Spanned<String>>,
+}
+
+/// A header's value: the text (templates allowed), or the text with
+/// `secret: true`. Authorization, Proxy-Authorization and Cookie are
+/// secret without saying so.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawHeader {
+    /// The value.
+    Plain(String),
+    /// The value, marked.
+    Marked(RawMarkedHeader),
+}
+
+impl RawHeader {
+    /// The value's text.
+    pub fn text(&self) -> &str {
+        match self {
+            RawHeader::Plain(v) => v,
+            RawHeader::Marked(m) => &m.value,
+        }
+    }
+
+    /// Whether it was marked `secret: true`.
+    pub fn secret(&self) -> bool {
+        matches!(
+            self,
+            RawHeader::Marked(RawMarkedHeader { secret: true, .. })
+        )
+    }
+}
+
+/// `{ value: "{{ env.API_KEY }}", secret: true }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMarkedHeader {
+    /// The value (templates allowed).
+    pub value: String,
+    /// Keep the value out of every output (the command line, `throng
+    /// validate`, reports), and off redirects to other hosts.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// `{ source_ips: "127.0.0.2-127.0.0.200", connections: per_session,
@@ -123,10 +175,11 @@ pub struct RawWindow {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
-    /// Headers sent with every request (templates allowed).
+    /// Headers sent with every request (templates allowed); `{ value: ...,
+    /// secret: true }` keeps a value out of every output.
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, String>")]
-    pub headers: IndexMap<String, Spanned<String>>,
+    #[schemars(with = "IndexMap<String, RawHeader>")]
+    pub headers: IndexMap<String, Spanned<RawHeader>>,
     /// Limit on each request, e.g. `10s` (default 30s).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
@@ -385,10 +438,11 @@ pub struct RawStep {
     /// The endpoint's name in every report (default: method and path).
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
-    /// Headers (templates allowed in values).
+    /// Headers (templates allowed in values); `{ value: ..., secret: true }`
+    /// keeps a value out of every output.
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, String>")]
-    pub headers: IndexMap<String, Spanned<String>>,
+    #[schemars(with = "IndexMap<String, RawHeader>")]
+    pub headers: IndexMap<String, Spanned<RawHeader>>,
     /// Query parameters, appended to the path (templates allowed in values).
     #[serde(default)]
     #[schemars(with = "IndexMap<String, String>")]

@@ -58,19 +58,19 @@ flows:
               flow "browse" weight 3
                 GET / as "home", think lognormal median 2.00s sigma 0.8
                   Accept: application/json
-                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Authorization: [redacted; uses {{ env.API_TOKEN }}]
                 GET /items/{{ random(1, 500) }} as "GET /items/{{ random(1, 500) }}", think uniform 1.00s..3.00s
                   Accept: application/json
-                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Authorization: [redacted; uses {{ env.API_TOKEN }}]
               flow "buy" weight 1
                 POST /login as "POST /login", think 500.0ms
                   Accept: application/json
-                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Authorization: [redacted; uses {{ env.API_TOKEN }}]
                   Content-Type: application/x-www-form-urlencoded
                   body: email=user{{ vu }}@example.com&password=secret
                 POST /orders?coupon=SAVE10 as "POST /orders", think lognormal median 2.00s sigma 0.8, timeout 5.00s
                   Accept: application/json
-                  Authorization: Bearer {{ env.API_TOKEN }}
+                  Authorization: [redacted; uses {{ env.API_TOKEN }}]
                   Content-Type: application/json
                   body: {"item":"{{ random(1, 500) }}","qty":2}
         "#]],
@@ -672,7 +672,7 @@ fn a_recorded_session_imports_to_a_scenario_that_compiles() {
                 headers:
                   "Authorization": "Bearer {{ token }}"
                   "Accept": "application/json"
-                # guessed: {{ token }} is $.token of the JSON body of step 3's response (recorded "t-recorded-4711")
+                # guessed: {{ token }} is $.token of the JSON body of step 3's response (recorded value not shown: it is a credential)
                 think: 280ms
                 checks:
                   - status: "2xx"
@@ -685,7 +685,10 @@ fn a_recorded_session_imports_to_a_scenario_that_compiles() {
     let c = compile("shop.yaml", &yaml, &options()).unwrap();
     let text = c.describe();
     assert!(text.contains("extract token from json $.token"), "{text}");
-    assert!(text.contains("Authorization: Bearer {{ token }}"), "{text}");
+    assert!(
+        text.contains("Authorization: [redacted; uses {{ token }}]"),
+        "{text}"
+    );
     // Without assets, the stylesheet is gone.
     let lean = import_har(
         har,
@@ -701,5 +704,77 @@ fn a_recorded_session_imports_to_a_scenario_that_compiles() {
         &import_har("{}", &HarOptions::default())
             .unwrap_err()
             .to_string(),
+    );
+}
+
+#[test]
+fn a_recorded_credential_is_not_copied_into_the_imported_scenario() {
+    let har = r#"{"log": {"entries": [{
+        "startedDateTime": "2026-11-01T10:00:00.000Z", "time": 12,
+        "request": {"method": "GET", "url": "http://127.0.0.1:8080/account",
+            "headers": [{"name": "Authorization", "value": "Basic YW5uOmh1bnRlcjI="},
+                        {"name": "Accept", "value": "text/html"}]},
+        "response": {"status": 200, "headers": [], "content": {"text": "hi"}}
+    }]}}"#;
+    let yaml = import_har(har, &HarOptions::default()).unwrap();
+    assert!(!yaml.contains("YW5uOmh1bnRlcjI="), "{yaml}");
+    assert!(
+        yaml.contains(
+            r#""Authorization": "{{ env.HAR_AUTHORIZATION }}"   # set HAR_AUTHORIZATION"#
+        ),
+        "{yaml}"
+    );
+    let mut opts = options();
+    opts.env
+        .insert("HAR_AUTHORIZATION".into(), "Basic c2VjcmV0".into());
+    let c = compile("shop.yaml", &yaml, &opts).unwrap();
+    assert!(
+        c.describe()
+            .contains("Authorization: [redacted; uses {{ env.HAR_AUTHORIZATION }}]"),
+        "{}",
+        c.describe()
+    );
+}
+
+#[test]
+fn secret_headers_and_allowed_hosts_compile() {
+    let text = r#"
+target: http://127.0.0.1:8080
+redirects: 3
+allowed_hosts: [Login.Example.com, "127.0.0.2"]
+flows:
+  - steps:
+      - get: /
+        headers:
+          X-Api-Key: { value: "k-{{ env.API_TOKEN }}", secret: true }
+          X-Trace: { value: visible }
+"#;
+    let c = compile("shop.yaml", text, &options()).unwrap();
+    let s = &c.scenario;
+    assert_eq!(s.redirects.max, 3);
+    assert_eq!(
+        s.redirects.allowed_hosts,
+        ["login.example.com", "127.0.0.2"]
+    );
+    assert!(s.redirects.allows("127.0.0.1", "LOGIN.example.com"));
+    assert!(!s.redirects.allows("127.0.0.1", "evil.example.com"));
+    assert!(s.is_secret_header("x-api-key") && s.is_secret_header("Cookie"));
+    assert!(!s.is_secret_header("X-Trace"));
+    let shown = c.describe();
+    assert!(
+        shown.contains("X-Api-Key: [redacted; uses {{ env.API_TOKEN }}]")
+            && shown.contains("X-Trace: visible")
+            && !shown.contains("t0k3n"),
+        "{shown}"
+    );
+    check(
+        "target: http://127.0.0.1:8080\nallowed_hosts: [\"https://cdn.example.com/\"]\nflows:\n  - steps: [ { get: / } ]\n",
+        expect![[r#"
+            error: shop.yaml:2:17: "https://cdn.example.com/" is not a host name
+              |
+            2 | allowed_hosts: ["https://cdn.example.com/"]
+              |                 ^
+              = hint: write the host alone, e.g. login.example.com (any port is allowed)
+        "#]],
     );
 }

@@ -36,11 +36,18 @@ pub enum ErrorKind {
     /// The response body went past `--max-body`: throng read no further
     /// and closed the connection.
     BodyTooLarge,
+    /// A redirect pointed at a host the scenario does not name (its target
+    /// or `allowed_hosts`), or at a scheme other than http and https: it
+    /// was not followed.
+    Blocked,
+    /// The response was still a redirect after the most redirects the
+    /// scenario follows (`redirects`, 10 by default).
+    TooManyRedirects,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Connect,
@@ -54,6 +61,8 @@ impl ErrorKind {
         ErrorKind::Dropped,
         ErrorKind::Cancelled,
         ErrorKind::BodyTooLarge,
+        ErrorKind::Blocked,
+        ErrorKind::TooManyRedirects,
     ];
 
     /// The stable id used in results files and thresholds.
@@ -72,6 +81,8 @@ impl ErrorKind {
             ErrorKind::Dropped => "dropped",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Blocked => "blocked",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
         }
     }
 

@@ -168,6 +168,14 @@ pub struct EndpointStats {
     /// [`Windows`]): what comparisons resample.
     #[serde(default)]
     pub windows: Windows,
+    /// Redirects followed by its requests (hops; a request is counted
+    /// once, with its last response's status).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redirects: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EndpointStats {
@@ -181,6 +189,7 @@ impl EndpointStats {
             cache: None,
             seconds: Vec::new(),
             windows: Windows::default(),
+            redirects: 0,
         }
     }
 }
@@ -328,6 +337,18 @@ impl Stats {
         if let Some(ep) = self.endpoints.get_mut(endpoint) {
             ep.cache.get_or_insert_with(CacheStats::default).add(obs);
         }
+    }
+
+    /// Records `hops` redirects followed by one request of `endpoint`.
+    pub fn record_redirects(&mut self, endpoint: usize, hops: u64) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.redirects += hops;
+        }
+    }
+
+    /// Redirects followed, over all endpoints.
+    pub fn redirects(&self) -> u64 {
+        self.endpoints.iter().map(|e| e.redirects).sum()
     }
 
     /// Says which endpoint each check (by id) belongs to and whether it
@@ -512,6 +533,7 @@ impl Stats {
                     }
                     add_rows(&mut ours.seconds, &theirs.seconds);
                     ours.windows.merge(&theirs.windows);
+                    ours.redirects += theirs.redirects;
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -606,6 +628,11 @@ impl Recorder {
     /// Records an asset response's caching headers.
     pub fn record_cache(&mut self, endpoint: usize, obs: &CacheObs) {
         self.stats.record_cache(endpoint, obs);
+    }
+
+    /// Records redirects followed by one request of `endpoint`.
+    pub fn record_redirects(&mut self, endpoint: usize, hops: u64) {
+        self.stats.record_redirects(endpoint, hops);
     }
 
     /// The retry statistics, when the run keeps them.

@@ -45,7 +45,9 @@ impl RetryCause {
                 | ErrorKind::CheckFailed
                 | ErrorKind::Dropped
                 | ErrorKind::Cancelled
-                | ErrorKind::BodyTooLarge => None,
+                | ErrorKind::BodyTooLarge
+                | ErrorKind::Blocked
+                | ErrorKind::TooManyRedirects => None,
             },
         }
     }

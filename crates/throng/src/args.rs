@@ -714,6 +714,16 @@ pub struct RunArgs {
     /// Ignore the scenario's retry policies: a control run for a retry storm.
     #[arg(long, help_heading = "Request")]
     pub no_retries: bool,
+    /// Follow at most N redirects per request (default: the scenario's
+    /// `redirects`, else 10); 0 follows none, so a 3xx is the response.
+    /// One past the limit counts as `too_many_redirects`.
+    #[arg(long, value_name = "N", help_heading = "Request")]
+    pub max_redirects: Option<u32>,
+    /// Let redirects lead to this host too (repeatable; any port). A
+    /// redirect to a host that is neither the target's nor allowed is not
+    /// followed and counts as `blocked`.
+    #[arg(long = "allow-host", value_name = "HOST", help_heading = "Request")]
+    pub allow_hosts: Vec<String>,
     /// Accept any TLS certificate (verification is on by default).
     #[arg(long, help_heading = "Request")]
     pub insecure: bool,

@@ -52,9 +52,7 @@ pub fn default_args() -> Result<RunArgs, Failure> {
 /// How often workers report progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// Headers whose values never appear in outputs.
-const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
-
+/// Validates the arguments (and the scenario they name) into a plan.
 pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     let dur = |s: &str| parse_duration(s).map_err(Failure::usage);
     let ab = parse_ab(&args.ab)?;
@@ -123,6 +121,21 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         ),
     };
     scenario.tls = tls;
+    if let Some(n) = args.max_redirects {
+        scenario.redirects.max = n;
+    }
+    for host in &args.allow_hosts {
+        let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
+        if bare.is_empty() || bare.contains(['/', '@', ' ']) {
+            return Err(Failure::usage(anyhow!(
+                "--allow-host {host:?} is not a host name: write the host alone, e.g. --allow-host login.example.com"
+            )));
+        }
+        scenario
+            .redirects
+            .allowed_hosts
+            .push(bare.to_ascii_lowercase());
+    }
     if args.no_retries {
         for step in scenario.flows.iter_mut().flat_map(|f| &mut f.steps) {
             step.retry = None;
@@ -536,9 +549,7 @@ fn redact(args: impl IntoIterator<Item = String>) -> String {
         };
         next_is_header = arg == "-H" || arg == "--header";
         let shown = match header.and_then(|h| h.split_once(':')) {
-            Some((name, _))
-                if SECRET_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str()) =>
-            {
+            Some((name, _)) if plan::is_sensitive_header(name) => {
                 format!("{prefix}{name}: [redacted]")
             }
             _ => arg.clone(),
@@ -850,8 +861,12 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         Some(addr) => Some(serve_metrics(addr).await?),
         None => None,
     };
-    let mut run = engine::start_with(&plan, PROGRESS_EVERY, feeds).map_err(Failure::usage)?;
-    let started_at = humantime::format_rfc3339_seconds(run.started_at).to_string();
+    let started = engine::start_with(&plan, PROGRESS_EVERY, feeds);
+    let started_at = humantime::format_rfc3339_seconds(match &started {
+        Ok(run) => run.started_at,
+        Err(_) => std::time::SystemTime::now(),
+    })
+    .to_string();
     // What the results file says about the run, at its end or a checkpoint.
     let info_for = |status: Status,
                     duration: Duration,
@@ -887,6 +902,26 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
                 }),
                 ..info
             }
+        }
+    };
+    let mut run = match started {
+        Ok(run) => run,
+        Err(e) => {
+            // A target that does not resolve is the target's fault: the
+            // results say why nothing was sent, for whatever reads them
+            // next (a CI step, a dashboard).
+            if let (engine::EngineError::Resolve { .. }, Some(out)) = (&e, &args.out) {
+                let why = e.to_string();
+                let info = info_for(
+                    Status::Aborted,
+                    Duration::ZERO,
+                    Some(format!("nothing was sent: {why}")),
+                    BTreeMap::from([("connect".to_string(), why)]),
+                );
+                let stats = Stats::new(plan.scenario.endpoints.clone());
+                write_out(out, &Results::new(info, stats, &[]).to_json())?;
+            }
+            return Err(Failure::usage(e));
         }
     };
     let tty = std::io::stderr().is_terminal();

@@ -8,6 +8,7 @@ mod faults;
 mod lab;
 mod replay;
 mod scenarios;
+mod security;
 mod server;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use crate::server::{self, Mode};
 use crate::{num, throng, throng_bin};
 
 /// Writes a scenario into a temporary directory; returns (dir, path).
-fn scenario(text: &str) -> (tempfile::TempDir, String) {
+pub fn scenario(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.yaml");
     std::fs::write(&path, text).unwrap();
@@ -14,7 +14,8 @@ fn scenario(text: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
-fn hits(srv: &server::Server, key: &str) -> u64 {
+/// Requests the server saw to "METHOD /path?query".
+pub fn hits(srv: &server::Server, key: &str) -> u64 {
     srv.seen
         .paths
         .lock()

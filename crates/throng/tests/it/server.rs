@@ -31,7 +31,10 @@ pub enum Mode {
     /// 200 with that cookie and 401 without; `GET /flaky` answers 200 but
     /// shows "An error has occurred" on every 4th request; `POST /token`
     /// returns `{"token":"t-123"}` and `GET /api` wants it as a bearer
-    /// token; anything else 200.
+    /// token; `GET /hop/N` redirects N times before it lands; `GET
+    /// /away?to=URL` redirects to URL; `POST /sign-in` sets `session=ok`
+    /// and sends the client on to `private` with a 303; `GET /whoami` echoes the Authorization, Cookie and X-Key
+    /// headers in its body and sets `sid=sid-secret-5150`; anything else 200.
     App,
 }
 
@@ -69,6 +72,14 @@ where
     F: FnOnce(TcpListener) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
+    spawn_runtime_on("127.0.0.1", f)
+}
+
+fn spawn_runtime_on<F, Fut>(ip: &'static str, f: F) -> (SocketAddr, oneshot::Sender<()>)
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -79,7 +90,7 @@ where
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = TcpListener::bind((ip, 0)).await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             tokio::select! {
                 _ = f(listener) => {}
@@ -92,9 +103,15 @@ where
 
 /// Starts an HTTP/1.1 server.
 pub fn http1(mode: Mode) -> Server {
+    http1_on("127.0.0.1", mode)
+}
+
+/// Starts an HTTP/1.1 server on another loopback address, e.g.
+/// `127.0.0.2`: another host, as far as a client can tell.
+pub fn http1_on(ip: &'static str, mode: Mode) -> Server {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
-    let (addr, stop) = spawn_runtime(move |listener| async move {
+    let (addr, stop) = spawn_runtime_on(ip, move |listener| async move {
         let started = Instant::now();
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
@@ -218,6 +235,36 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
                     }
                     ("GET", "/api") => b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope".to_vec(),
+                    ("GET", t) if t.starts_with("/hop/") => {
+                        // `/hop/N` redirects to `/hop/N-1`; `/hop/0` lands.
+                        match t["/hop/".len()..].parse::<u32>() {
+                            Ok(0) | Err(_) => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlanded".to_vec(),
+                            Ok(n) => format!("HTTP/1.1 302 Found\r\nLocation: /hop/{}\r\nContent-Length: 0\r\n\r\n", n - 1).into_bytes(),
+                        }
+                    }
+                    ("GET", t) if t.starts_with("/away?to=") => {
+                        let to = &t["/away?to=".len()..];
+                        format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+                    }
+                    ("POST", "/sign-in") => {
+                        b"HTTP/1.1 303 See Other\r\nLocation: private\r\nSet-Cookie: session=ok; Path=/\r\nContent-Length: 0\r\n\r\n".to_vec()
+                    }
+                    ("GET", "/whoami") => {
+                        // Echoes what the client sent that it should keep
+                        // to itself, and hands it a session secret.
+                        let body = format!(
+                            "authorization={} cookie={} x-key={}",
+                            header("authorization"),
+                            header("cookie"),
+                            header("x-key")
+                        );
+                        format!(
+                            "HTTP/1.1 200 OK\r\nSet-Cookie: sid=sid-secret-5150; Path=/\r\nX-Echo: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                            header("authorization"),
+                            body.len()
+                        )
+                        .into_bytes()
+                    }
                     _ => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
                 }
             }
@@ -259,18 +306,25 @@ pub fn h2c() -> Server {
     }
 }
 
-/// Serves one HTTP/2 connection: 200 "h2" to HTTP/2 requests, 505 otherwise.
+/// Serves one HTTP/2 connection: 200 "h2" to HTTP/2 requests (302 to `/`
+/// for `/moved`), 505 otherwise.
 async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, seen: Arc<Seen>) {
     use http_body_util::Full;
     use hyper::service::service_fn;
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         seen.requests.fetch_add(1, Ordering::Relaxed);
         let ok = req.version() == hyper::Version::HTTP_2;
+        let moved = req.uri().path() == "/moved";
         async move {
-            let status = if ok { 200 } else { 505 };
+            let status = match (ok, moved) {
+                (false, _) => 505,
+                (true, true) => 302,
+                (true, false) => 200,
+            };
             Ok::<_, std::convert::Infallible>(
                 hyper::Response::builder()
                     .status(status)
+                    .header("location", "/")
                     .body(Full::new(bytes::Bytes::from_static(b"h2")))
                     .unwrap(),
             )

@@ -1,0 +1,178 @@
+//! Redirects: where a `Location` leads, whether the scenario lets a
+//! request go there, and how to get there.
+//!
+//! A redirect is followed only to the target's host (any port or scheme)
+//! or a host in the scenario's `allowed_hosts`, whose addresses are
+//! resolved once when the run starts; anything else is `blocked`. So a
+//! redirect can never turn a test into load on a third party. Following
+//! one is not on the hot path (each hop is a whole request), so hops
+//! allocate freely.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use http::Method;
+use plan::{Redirects, Scheme, Target};
+use rustls_pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+use url::Url;
+
+use crate::net::{Dialer, TlsTarget};
+use crate::request::Outgoing;
+use crate::EngineError;
+
+/// Whether `status` is a redirect a client follows: 301, 302, 303, 307 or
+/// 308 (300 and 304 are answers, not directions).
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Where redirects may go, with the addresses of those hosts.
+#[derive(Default)]
+pub struct Reach {
+    /// Most redirects followed per request (0: none).
+    pub max: u32,
+    /// Every host a redirect may reach (the targets' and the allowed
+    /// ones), in lower case, with its address.
+    hosts: Vec<(String, IpAddr)>,
+    /// For https hops to another origin.
+    tls: Option<TlsConnector>,
+}
+
+impl Reach {
+    /// Resolves the hosts `redirects` allows besides `targets`, once for
+    /// the run. A host that does not resolve stops the run from starting,
+    /// as the target's would.
+    pub fn new(
+        redirects: &Redirects,
+        targets: &[(&Target, IpAddr)],
+        tls: &plan::TlsOptions,
+        http2: bool,
+    ) -> Result<Reach, EngineError> {
+        if redirects.max == 0 {
+            return Ok(Reach::default());
+        }
+        let mut hosts: Vec<(String, IpAddr)> = targets
+            .iter()
+            .map(|(t, ip)| (t.host.to_ascii_lowercase(), *ip))
+            .collect();
+        for host in &redirects.allowed_hosts {
+            let ip = (host.as_str(), 0)
+                .to_socket_addrs()
+                .and_then(|mut a| {
+                    a.next().ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses")
+                    })
+                })
+                .map_err(|why| EngineError::Resolve {
+                    host: host.clone(),
+                    why,
+                })?;
+            hosts.push((host.to_ascii_lowercase(), ip.ip()));
+        }
+        let tls = crate::net::tls_connector(tls, http2).map_err(EngineError::Tls)?;
+        Ok(Reach {
+            max: redirects.max,
+            hosts,
+            tls: Some(tls),
+        })
+    }
+
+    /// How to connect to `url`'s origin, if its host may be reached.
+    pub fn dialer(&self, url: &Url) -> Option<Dialer> {
+        let host = bare_host(url)?;
+        let (_, ip) = self
+            .hosts
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(host))?;
+        let port = url.port_or_known_default()?;
+        let tls = match url.scheme() {
+            "https" => Some(TlsTarget {
+                connector: self.tls.clone()?,
+                name: ServerName::try_from(host.to_string()).ok()?,
+            }),
+            _ => None,
+        };
+        Some(Dialer {
+            addr: SocketAddr::new(*ip, port),
+            tls,
+        })
+    }
+}
+
+/// A URL's host without IPv6 brackets.
+pub fn bare_host(url: &Url) -> Option<&str> {
+    url.host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+}
+
+/// Where a redirect leads, and with which request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The next URL.
+    pub url: Url,
+    /// Its method: GET after a 303, and after a 301 or 302 of a POST (as
+    /// browsers do); the same method after a 307 or 308.
+    pub method: Method,
+    /// Whether the request body is sent again (307 and 308).
+    pub keep_body: bool,
+}
+
+/// The hop a `status` redirect with `location` makes from `from`, the URL
+/// of a `method` request; `None` when the location is not a URL.
+pub fn next(from: &Url, status: u16, method: &Method, location: &str) -> Option<Hop> {
+    let mut url = from.join(location.trim()).ok()?;
+    url.set_fragment(None);
+    let (method, keep_body) = match status {
+        307 | 308 => (method.clone(), true),
+        303 if *method != Method::HEAD => (Method::GET, false),
+        301 | 302 if *method == Method::POST => (Method::GET, false),
+        _ => (method.clone(), false),
+    };
+    Some(Hop {
+        url,
+        method,
+        keep_body,
+    })
+}
+
+/// Whether `url` is on `target`'s origin (scheme, host and port), so the
+/// session's own connection can carry it.
+pub fn same_origin(url: &Url, target: &Target) -> bool {
+    let scheme = match target.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    url.scheme() == scheme
+        && bare_host(url).is_some_and(|h| h.eq_ignore_ascii_case(&target.host))
+        && url.port_or_known_default() == Some(target.port)
+}
+
+/// The URL a request for `target` went to.
+pub fn url_of(target: &Target, req: &Outgoing<'_>) -> Option<Url> {
+    match req {
+        Outgoing::H1 { bytes, .. } => {
+            let line = bytes.split(|b| *b == b'\r').next()?;
+            let path = std::str::from_utf8(line).ok()?.split(' ').nth(1)?;
+            Url::parse(&format!("{}{path}", origin_of(target))).ok()
+        }
+        Outgoing::H2 { parts, .. } => Url::parse(&parts.uri.to_string()).ok(),
+    }
+}
+
+fn origin_of(target: &Target) -> String {
+    let scheme = match target.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!("{scheme}://{}", target.authority)
+}
+
+/// `url`'s origin for messages: scheme, host and port, nothing a path or
+/// query might hold.
+pub fn shown_origin(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(p) => format!("{}://{host}:{p}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
