@@ -42,7 +42,7 @@ pub use scenario::{
 };
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use segment::Segment;
-pub use template::{Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
+pub use template::{expressions, Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
 pub use think::{Think, MAX_THINK};
 
 use std::time::Duration;

@@ -348,3 +348,19 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
         }
     }
 }
+
+/// The `{{ ... }}` expressions of a template's text, trimmed, in order,
+/// unchecked: for showing where a value comes from without the value.
+pub fn expressions(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        found.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    found
+}

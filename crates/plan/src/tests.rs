@@ -984,3 +984,12 @@ fn unique_rows_are_never_used_by_two_segments() {
     seen.sort();
     assert_eq!(seen, (0..23).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_templates_expressions_are_listed_without_its_text() {
+    assert_eq!(
+        crate::expressions("Bearer {{ env.TOKEN }}-{{token}} {{ broken"),
+        ["env.TOKEN", "token"]
+    );
+    assert!(crate::expressions("Basic c2VjcmV0").is_empty());
+}

@@ -210,15 +210,10 @@ struct Compiler<'a> {
 /// text, only the template expressions it is made of, so the user can see
 /// where the value comes from.
 fn redacted(source: &str) -> String {
-    let mut uses = Vec::new();
-    let mut rest = source;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        uses.push(&rest[start..start + len + 2]);
-        rest = &rest[start + len + 2..];
-    }
+    let uses: Vec<String> = plan::expressions(source)
+        .iter()
+        .map(|e| format!("{{{{ {e} }}}}"))
+        .collect();
     if uses.is_empty() {
         "[redacted]".to_string()
     } else {

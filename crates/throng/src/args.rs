@@ -614,6 +614,11 @@ pub struct KubeArgs {
     /// every pod is running by then.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub start_delay: String,
+    /// A Secret whose keys become every worker pod's environment
+    /// (repeatable): what the scenario's `{{ env.NAME }}` reads. The
+    /// values stay in the cluster; the manifests only name the Secret.
+    #[arg(long = "env-from-secret", value_name = "SECRET")]
+    pub env_from_secrets: Vec<String>,
     /// More options for every worker's `throng run` (repeatable), e.g.
     /// --run-arg=--rate --run-arg=2000.
     #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]

@@ -65,9 +65,31 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
             Ok(bytes)
         })
     };
+    for secret in &a.env_from_secrets {
+        check_name("--env-from-secret", secret)?;
+    }
+    // The pods read `{{ env.NAME }}` from a Secret, never from the
+    // manifests: here a name the local environment lacks is only a
+    // placeholder, for the compilation that checks the file.
+    let wanted = env_names(&text);
+    if !wanted.is_empty() && a.env_from_secrets.is_empty() {
+        let names = wanted.join(", ");
+        return Err(Failure::usage(anyhow!(
+            "the scenario reads {names} from the environment, which the worker pods do not have: \
+             put the values in a Secret (kubectl -n {ns} create secret generic throng-env \
+             --from-literal={first}=...) and pass --env-from-secret throng-env",
+            ns = a.namespace,
+            first = wanted[0],
+        )));
+    }
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    for name in &wanted {
+        env.entry(name.clone())
+            .or_insert_with(|| "(from the Secret)".into());
+    }
     let options = scenario::Options {
         target: a.target.clone(),
-        env: std::env::vars().collect(),
+        env,
         read_data: Some(reader),
     };
     let name = a.scenario.display().to_string();
@@ -193,6 +215,13 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
         }]),
     );
+    if !a.env_from_secrets.is_empty() {
+        worker_pod["spec"]["containers"][0]["envFrom"] = a
+            .env_from_secrets
+            .iter()
+            .map(|name| json!({"secretRef": {"name": name}}))
+            .collect();
+    }
     // One worker per node where the cluster has room: a worker's load is
     // bounded by its machine.
     worker_pod["spec"]["topologySpreadConstraints"] = json!([{
@@ -260,6 +289,20 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
 }
 
 /// Kubernetes names: lower-case letters, digits and '-'.
+/// The environment variables a scenario's templates read
+/// (`{{ env.NAME }}`), in order of first use.
+fn env_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in plan::expressions(text) {
+        if let Some(name) = e.strip_prefix("env.").map(str::trim) {
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
 fn check_name(flag: &str, name: &str) -> Result<(), Failure> {
     let ok = !name.is_empty()
         && name.len() <= 63

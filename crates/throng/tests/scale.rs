@@ -488,3 +488,52 @@ fn kube_manifests_wire_segments_volumes_and_the_merge_and_work_here() {
     let paths = srv.seen.paths.lock().unwrap().clone();
     assert_eq!(paths.len(), 180);
 }
+
+#[test]
+fn kube_pods_read_a_scenarios_secrets_from_a_secret_never_from_the_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("api.yaml");
+    std::fs::write(
+        &scenario,
+        "target: http://127.0.0.1:9\ndefaults:\n  headers:\n    Authorization: \"Bearer {{ env.API_TOKEN }}\"\nflows:\n  - steps: [ { get: \"/{{ env.TENANT }}/items\" } ]\n",
+    )
+    .unwrap();
+    let kube = |extra: &[&str]| {
+        throng_bin()
+            .arg("kube")
+            .arg(&scenario)
+            .args(extra)
+            .env("API_TOKEN", "kube-secret-1234")
+            .env_remove("TENANT")
+            .output()
+            .unwrap()
+    };
+    // Without a Secret the pods could not compile the file: said at once.
+    let o = kube(&[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("reads API_TOKEN, TENANT from the environment")
+            && stderr.contains("--env-from-secret throng-env"),
+        "{stderr}"
+    );
+    // With one, every worker's environment comes from it, and no value is
+    // in the manifests (TENANT is not even set here).
+    let o = kube(&["--env-from-secret", "throng-env"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let yaml = String::from_utf8(o.stdout).unwrap();
+    assert!(!yaml.contains("kube-secret-1234"), "{yaml}");
+    let docs = documents(&yaml);
+    let c = &kind(&docs, "Job", "-workers")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["envFrom"],
+        serde_json::json!([{"secretRef": {"name": "throng-env"}}])
+    );
+    let merge = &kind(&docs, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0];
+    assert!(merge["envFrom"].is_null(), "the merge reads no scenario");
+}
