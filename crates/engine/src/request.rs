@@ -285,9 +285,13 @@ pub struct HopRequest<'a> {
 impl HopRequest<'_> {
     /// Whether the step's header `name` goes with this hop.
     fn carries(&self, name: &str, secret: &dyn Fn(&str) -> bool) -> bool {
-        let recomputed = ["host", "content-length"];
-        if recomputed.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        if name.eq_ignore_ascii_case("content-length") {
             return false;
+        }
+        // A step's own `Host` (a virtual host on the target) stays on the
+        // target's origin; elsewhere the hop's host is the one.
+        if name.eq_ignore_ascii_case("host") {
+            return self.same_origin;
         }
         if !self.keep_body && name.eq_ignore_ascii_case("content-type") {
             return false;
@@ -312,7 +316,9 @@ pub fn render_hop_h1(
     out.push(b' ');
     out.extend_from_slice(hop.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    header_line(out, "Host", hop.authority.as_bytes());
+    if !(hop.same_origin && has_header(step, "host")) {
+        header_line(out, "Host", hop.authority.as_bytes());
+    }
     user_agent_line(out, step, who);
     for (name, value) in &step.headers {
         if hop.carries(name, secret) {
@@ -348,7 +354,8 @@ pub fn render_hop_h2(
     let uri = format!("{}://{}{}", hop.scheme, hop.authority, hop.path);
     let mut builder = http::Request::builder().method(hop.method.clone()).uri(uri);
     for (name, value) in &step.headers {
-        if hop.carries(name, secret) {
+        // HTTP/2 names the host in the URI, as the step's request did.
+        if hop.carries(name, secret) && !name.eq_ignore_ascii_case("host") {
             let mut v = Vec::new();
             value.render(ctx, &mut v);
             builder = builder.header(name.as_str(), v);

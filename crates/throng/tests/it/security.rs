@@ -258,6 +258,39 @@ flows:
 }
 
 #[test]
+fn a_step_own_host_header_stays_with_its_redirects() {
+    // A virtual host on the target (the I5/I10 wrong-site checks) is still
+    // the one asked for after a relative redirect.
+    let srv = server::http1(Mode::App);
+    let (_dir, path) =
+        scenario("flows:\n  - steps: [ { get: /hop/1, headers: { Host: site-b.test } } ]\n");
+    let r = crate::throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let log = srv.seen.log.lock().unwrap();
+    let seen: Vec<(&str, &str)> = log
+        .iter()
+        .map(|(_, req, host, _)| (req.as_str(), host.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET /hop/1", "site-b.test"),
+            ("GET /hop/0", "site-b.test"),
+            ("GET /hop/1", "site-b.test"),
+            ("GET /hop/0", "site-b.test")
+        ]
+    );
+}
+
+#[test]
 fn a_redirect_goes_only_to_hosts_the_scenario_names() {
     let target = server::http1(Mode::App);
     // Another host: another loopback address, as far as throng can tell.
