@@ -119,7 +119,7 @@ pub struct Capture {
     pub follow: bool,
     /// Whether this response's `Location` is kept: set by
     /// [`Capture::status`] for each response.
-    pub location_wanted: bool,
+    pub(crate) location_wanted: bool,
     /// A redirect's `Location`.
     pub location: Option<String>,
     /// `Set-Cookie` values.

@@ -432,7 +432,9 @@ impl<C: Connector> Shared<C> {
                 iteration,
                 agent,
             } = session;
-            let agent = *agent;
+            let agent = agent
+                .and_then(|i| scenario.clients.user_agents.get(i))
+                .map(|(ua, _)| ua.as_str());
             let conn = &mut conns[arm_index];
             capture.cookies = scenario.cookies;
             capture.headers = step.needs.headers;
@@ -449,9 +451,7 @@ impl<C: Connector> Shared<C> {
             };
             let who = Who {
                 cookie: jar.header(),
-                agent: agent
-                    .and_then(|i| scenario.clients.user_agents.get(i))
-                    .map(|(ua, _)| ua.as_str()),
+                agent,
             };
             let static_bytes = arm.prepared.static_h1[flow_index][step_index]
                 .as_ref()
@@ -534,9 +534,6 @@ impl<C: Connector> Shared<C> {
             }
             let mut hops = 0;
             if capture.location.is_some() {
-                let agent = agent
-                    .and_then(|i| scenario.clients.user_agents.get(i))
-                    .map(|(ua, _)| ua.as_str());
                 let mut ctx = RenderCtx {
                     vars,
                     vu: *vu,
