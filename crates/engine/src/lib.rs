@@ -84,13 +84,9 @@ impl Run {
     }
 }
 
-/// Resolves `target` and builds its TLS client, once per run.
-fn dialer(
-    target: &plan::Target,
-    tls: &plan::TlsOptions,
-    http2: bool,
-) -> Result<Dialer, EngineError> {
-    let addr = (target.host.as_str(), target.port)
+/// The first address of `host`, once per run (never per request).
+fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
+    (host, port)
         .to_socket_addrs()
         .and_then(|mut addrs| {
             addrs
@@ -98,9 +94,18 @@ fn dialer(
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
         })
         .map_err(|why| EngineError::Resolve {
-            host: target.host.clone(),
+            host: host.to_string(),
             why,
-        })?;
+        })
+}
+
+/// Resolves `target` and builds its TLS client, once per run.
+fn dialer(
+    target: &plan::Target,
+    tls: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Dialer, EngineError> {
+    let addr = resolve(&target.host, target.port)?;
     let tls = match target.scheme {
         Scheme::Http => None,
         Scheme::Https => {

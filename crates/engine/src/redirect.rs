@@ -8,10 +8,10 @@
 //! one is not on the hot path (each hop is a whole request), so hops
 //! allocate freely.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 
 use http::Method;
-use plan::{Redirects, Scheme, Target};
+use plan::{Redirects, Target};
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use url::Url;
@@ -56,18 +56,8 @@ impl Reach {
             .map(|(t, ip)| (t.host.to_ascii_lowercase(), *ip))
             .collect();
         for host in &redirects.allowed_hosts {
-            let ip = (host.as_str(), 0)
-                .to_socket_addrs()
-                .and_then(|mut a| {
-                    a.next().ok_or_else(|| {
-                        std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses")
-                    })
-                })
-                .map_err(|why| EngineError::Resolve {
-                    host: host.clone(),
-                    why,
-                })?;
-            hosts.push((host.to_ascii_lowercase(), ip.ip()));
+            let ip = crate::resolve(host, 0)?.ip();
+            hosts.push((host.to_ascii_lowercase(), ip));
         }
         let tls = crate::net::tls_connector(tls, http2).map_err(EngineError::Tls)?;
         Ok(Reach {
@@ -138,11 +128,7 @@ pub fn next(from: &Url, status: u16, method: &Method, location: &str) -> Option<
 /// Whether `url` is on `target`'s origin (scheme, host and port), so the
 /// session's own connection can carry it.
 pub fn same_origin(url: &Url, target: &Target) -> bool {
-    let scheme = match target.scheme {
-        Scheme::Http => "http",
-        Scheme::Https => "https",
-    };
-    url.scheme() == scheme
+    url.scheme() == target.scheme.as_str()
         && bare_host(url).is_some_and(|h| h.eq_ignore_ascii_case(&target.host))
         && url.port_or_known_default() == Some(target.port)
 }
@@ -153,18 +139,11 @@ pub fn url_of(target: &Target, req: &Outgoing<'_>) -> Option<Url> {
         Outgoing::H1 { bytes, .. } => {
             let line = bytes.split(|b| *b == b'\r').next()?;
             let path = std::str::from_utf8(line).ok()?.split(' ').nth(1)?;
-            Url::parse(&format!("{}{path}", origin_of(target))).ok()
+            let origin = format!("{}://{}", target.scheme.as_str(), target.authority);
+            Url::parse(&format!("{origin}{path}")).ok()
         }
         Outgoing::H2 { parts, .. } => Url::parse(&parts.uri.to_string()).ok(),
     }
-}
-
-fn origin_of(target: &Target) -> String {
-    let scheme = match target.scheme {
-        Scheme::Http => "http",
-        Scheme::Https => "https",
-    };
-    format!("{scheme}://{}", target.authority)
 }
 
 /// `url`'s origin for messages: scheme, host and port, nothing a path or

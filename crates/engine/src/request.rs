@@ -179,10 +179,7 @@ pub fn render_h2(
     ctx: &mut RenderCtx<'_>,
     who: &Who<'_>,
 ) -> Result<Outgoing<'static>, http::Error> {
-    let scheme = match target.scheme {
-        plan::Scheme::Http => "http",
-        plan::Scheme::Https => "https",
-    };
+    let scheme = target.scheme.as_str();
     let mut path = Vec::new();
     step.path.render(ctx, &mut path);
     let uri = format!(
@@ -240,13 +237,12 @@ pub fn render_replay_h2(
     target: &Target,
     req: &ReplayRequest,
 ) -> Result<Outgoing<'static>, http::Error> {
-    let scheme = match target.scheme {
-        plan::Scheme::Http => "http",
-        plan::Scheme::Https => "https",
-    };
     let uri = format!(
-        "{scheme}://{}{}{}",
-        target.authority, target.base_path, req.path
+        "{}://{}{}{}",
+        target.scheme.as_str(),
+        target.authority,
+        target.base_path,
+        req.path
     );
     let agent = req.user_agent.as_deref().unwrap_or(USER_AGENT);
     let (parts, ()) = http::Request::builder()

@@ -482,7 +482,6 @@ impl<C: Connector> Shared<C> {
                 };
                 &h2_req
             };
-            capture.follow = arm.reach.max > 0;
             let mut sample = self
                 .send_one(
                     &arm.connector,
@@ -672,12 +671,10 @@ impl<C: Connector> Shared<C> {
         let secret = |name: &str| scenario.is_secret_header(name);
         let mut hops = 0;
         while let Outcome::Response { status } = sample.outcome {
+            // Kept only for a redirect's status (`Capture::status`).
             let Some(location) = chain.capture.location.take() else {
                 break;
             };
-            if !redirect::is_redirect(status) {
-                break;
-            }
             let Some(hop) = redirect::next(&url, status, &method, &location) else {
                 break;
             };
@@ -748,8 +745,7 @@ impl<C: Connector> Shared<C> {
                 }
             };
             // Another origin's cookies are not the target's.
-            let cookies = chain.capture.cookies;
-            chain.capture.cookies &= same_origin;
+            chain.capture.cookies = scenario.cookies && same_origin;
             let endpoint = chain.step.endpoint;
             let mut own = None;
             let (connector, conn) = match &elsewhere {
@@ -767,7 +763,6 @@ impl<C: Connector> Shared<C> {
                     chain.capture,
                 )
                 .await;
-            chain.capture.cookies = cookies;
             sample = Sample {
                 due: sample.due,
                 lag: sample.lag,
@@ -852,9 +847,6 @@ impl<C: Connector> Shared<C> {
         capture.cookies = false;
         capture.headers = false;
         capture.body = false;
-        // A log already holds the requests its clients made after a
-        // redirect.
-        capture.follow = false;
         let sample = self
             .send_one(
                 &arm.connector,
@@ -961,6 +953,8 @@ impl<C: Connector> Shared<C> {
             capture: Capture {
                 max_body: MAX_CAPTURED_BODY,
                 body_limit: self.max_body,
+                // A replay's scenario follows none (`Scenario::replay`).
+                follow: self.arms.first().is_some_and(|a| a.reach.max > 0),
                 source: self.scenario.clients.source_ip(vu),
                 ..Capture::default()
             },

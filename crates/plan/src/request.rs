@@ -30,6 +30,16 @@ pub enum Scheme {
     Https,
 }
 
+impl Scheme {
+    /// `"http"` or `"https"`, as in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// Which HTTP version to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpVersion {

@@ -54,11 +54,12 @@ impl Target {
 
     /// The URL of the target's root, for reports.
     pub fn url(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        format!("{scheme}://{}{}", self.authority, self.base_path)
+        format!(
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority,
+            self.base_path
+        )
     }
 }
 
@@ -174,6 +175,18 @@ impl Default for Redirects {
 }
 
 impl Redirects {
+    /// `text` as an `allowed_hosts` entry: a host name or address alone
+    /// (no scheme, port, path or user), in lower case without IPv6
+    /// brackets; `None` when it is not one.
+    pub fn host(text: &str) -> Option<String> {
+        let bare = text.trim().trim_start_matches('[').trim_end_matches(']');
+        let valid = !bare.is_empty()
+            && bare
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+        valid.then(|| bare.to_ascii_lowercase())
+    }
+
     /// Whether a redirect may lead to `host` from a run against
     /// `target_host` (names compare without case, addresses as written).
     pub fn allows(&self, target_host: &str, host: &str) -> bool {

@@ -657,22 +657,16 @@ impl Compiler<'_> {
     fn redirects(&self, raw: &RawScenario) -> Result<plan::Redirects, Diagnostic> {
         let mut allowed_hosts = Vec::new();
         for host in &raw.allowed_hosts {
-            let h = host.value.trim();
-            let bare = h.trim_start_matches('[').trim_end_matches(']');
-            let valid = !bare.is_empty()
-                && bare
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-            if !valid || h.contains("://") || h.contains('/') {
+            let Some(h) = plan::Redirects::host(&host.value) else {
                 return Err(self.err(
                     Pos::of(host),
-                    format!("{h:?} is not a host name"),
+                    format!("{:?} is not a host name", host.value.trim()),
                     Some(
                         "write the host alone, e.g. login.example.com (any port is allowed)".into(),
                     ),
                 ));
-            }
-            allowed_hosts.push(bare.to_ascii_lowercase());
+            };
+            allowed_hosts.push(h);
         }
         Ok(plan::Redirects {
             max: raw.redirects.unwrap_or(plan::DEFAULT_MAX_REDIRECTS),

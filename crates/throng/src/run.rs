@@ -125,16 +125,12 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
         scenario.redirects.max = n;
     }
     for host in &args.allow_hosts {
-        let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
-        if bare.is_empty() || bare.contains(['/', '@', ' ']) {
+        let Some(h) = plan::Redirects::host(host) else {
             return Err(Failure::usage(anyhow!(
                 "--allow-host {host:?} is not a host name: write the host alone, e.g. --allow-host login.example.com"
             )));
-        }
-        scenario
-            .redirects
-            .allowed_hosts
-            .push(bare.to_ascii_lowercase());
+        };
+        scenario.redirects.allowed_hosts.push(h);
     }
     if args.no_retries {
         for step in scenario.flows.iter_mut().flat_map(|f| &mut f.steps) {

@@ -214,19 +214,22 @@ flows:
     assert_eq!(srv.seen.connections.load(Ordering::Relaxed), 2);
     assert!(r.stdout.contains("redirects"), "{}", r.stdout);
 
+    let limited = |max: &str| {
+        let r = crate::throng(&[
+            &path,
+            "--target",
+            &srv.url(""),
+            "--vus",
+            "1",
+            "--requests",
+            "4",
+            "--max-redirects",
+            max,
+        ]);
+        r.results.unwrap()
+    };
     // One short of the chain: every request fails, and says why.
-    let r = crate::throng(&[
-        &path,
-        "--target",
-        &srv.url(""),
-        "--vus",
-        "1",
-        "--requests",
-        "4",
-        "--max-redirects",
-        "2",
-    ]);
-    let res = r.results.unwrap();
+    let res = limited("2");
     assert_eq!(
         num(&res, "endpoints.hops.error_kinds.too_many_redirects"),
         2.0
@@ -241,18 +244,7 @@ flows:
     );
 
     // None followed: the 3xx is the response.
-    let r = crate::throng(&[
-        &path,
-        "--target",
-        &srv.url(""),
-        "--vus",
-        "1",
-        "--requests",
-        "4",
-        "--max-redirects",
-        "0",
-    ]);
-    let res = r.results.unwrap();
+    let res = limited("0");
     assert_eq!(num(&res, "endpoints.hops.status.302"), 2.0);
     assert_eq!(num(&res, "endpoints.sign-in.status.303"), 2.0);
 }
