@@ -18,6 +18,7 @@ fn run(latencies_ms: &[u64], failures: u64) -> Stats {
             phases: Phases::default(),
             outcome: Outcome::Response { status: 200 },
             checks_failed: false,
+            client: Default::default(),
         });
     }
     for _ in 0..failures {
@@ -29,6 +30,7 @@ fn run(latencies_ms: &[u64], failures: u64) -> Stats {
             phases: Phases::default(),
             outcome: Outcome::Response { status: 500 },
             checks_failed: false,
+            client: Default::default(),
         });
     }
     s
@@ -147,6 +149,7 @@ fn sample(endpoint: usize, due_ms: u64, status: u16, checks_failed: bool) -> Sam
         phases: Phases::default(),
         outcome: Outcome::Response { status },
         checks_failed,
+        client: Default::default(),
     }
 }
 

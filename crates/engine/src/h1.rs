@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::net::{Dialer, Stream};
 use crate::request::Outgoing;
-use crate::transport::{Capture, Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
 
 /// Largest response head (status line and headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -132,29 +132,47 @@ impl Connection for H1Conn {
             start: t0,
             bytes: 0,
         });
-        let stale = |mut f: Failure| {
-            f.stale = reused;
-            f
-        };
+        // On a reused connection, a failure before any byte of a response
+        // is told apart: the request did not leave (NotSent), or it left
+        // and nothing came back (Unanswered); see `Stage`.
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.io.write(&bytes[written..]).await {
+                Ok(0) => {
+                    let f = Failure::new(ErrorKind::Reset);
+                    return Err(if written == 0 && reused {
+                        f.at(Stage::NotSent)
+                    } else {
+                        f
+                    });
+                }
+                Ok(n) => written += n,
+                Err(e) => {
+                    let f = read_failure(e);
+                    return Err(match (reused, written) {
+                        (false, _) => f,
+                        (true, 0) => f.at(Stage::NotSent),
+                        (true, _) => f.at(Stage::Unanswered),
+                    });
+                }
+            }
+        }
+        let unanswered = |f: Failure| if reused { f.at(Stage::Unanswered) } else { f };
         self.io
-            .write_all(bytes)
+            .flush()
             .await
-            .map_err(|e| stale(read_failure(e)))?;
-        self.io.flush().await.map_err(|e| stale(read_failure(e)))?;
+            .map_err(|e| unanswered(read_failure(e)))?;
         self.buf.clear();
 
         // The head: status line and headers, skipping 1xx interim responses.
         let (status, head_len, framing) = loop {
-            if self
-                .fill()
-                .await
-                .map_err(|f| if self.buf.is_empty() { stale(f) } else { f })?
-                == 0
-            {
-                let mut f = Failure::new(ErrorKind::Reset);
-                f.stale = reused && self.buf.is_empty();
-                return Err(f);
+            let got = self.fill().await;
+            let nothing_back = self.buf.is_empty() && phases.ttfb.is_none();
+            let at = |f| if nothing_back { unanswered(f) } else { f };
+            if got.as_ref().is_ok_and(|n| *n == 0) {
+                return Err(at(Failure::new(ErrorKind::Reset)));
             }
+            got.map_err(at)?;
             if phases.ttfb.is_none() {
                 phases.ttfb = Some(t0.elapsed());
             }
@@ -281,6 +299,10 @@ impl Connection for H1Conn {
 
     fn reusable(&self) -> bool {
         self.keep_alive
+    }
+
+    fn closed_while_idle(&mut self) -> bool {
+        self.used && self.io.closed_while_idle()
     }
 }
 

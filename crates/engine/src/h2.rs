@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::net::Dialer;
 use crate::request::Outgoing;
-use crate::transport::{Capture, Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
 
 /// Opens (or shares) the worker's HTTP/2 connection.
 pub struct H2Connector {
@@ -96,15 +96,22 @@ impl Connection for H2Conn {
             return Err(Failure::new(ErrorKind::Protocol));
         };
         let request = http::Request::from_parts((**parts).clone(), Full::new(body.clone()));
+        // A connection that closed before the request was handed to it
+        // gives the request back: nothing was sent. Any failure after
+        // that is the request's own (a refused stream included).
         self.send.ready().await.map_err(|e| {
             self.open = false;
-            let mut f = hyper_failure(e);
-            f.stale = true;
-            f
+            hyper_failure(e).at(Stage::NotSent)
         })?;
-        let response = self.send.send_request(request).await.map_err(|e| {
+        let response = self.send.try_send_request(request).await.map_err(|mut e| {
             self.open = false;
-            hyper_failure(e)
+            let sent = e.take_message().is_none();
+            let f = hyper_failure(e.into_error());
+            if sent {
+                f
+            } else {
+                f.at(Stage::NotSent)
+            }
         })?;
         phases.ttfb = Some(t0.elapsed());
         let status = response.status().as_u16();

@@ -35,7 +35,7 @@ pub use redirect::{is_redirect, Reach};
 pub use request::{
     render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who, USER_AGENT,
 };
-pub use transport::{Capture, Connection, Connector, Failure, Response};
+pub use transport::{Capture, Connection, Connector, Failure, Response, Stage};
 pub use worker::{run_worker, Arm, Control, Event, Feed, Progress, WorkerConfig, WorkerOutput};
 
 /// The run could not start.

@@ -34,6 +34,24 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Whether the peer closed this idle stream, reset it or sent on it
+    /// unasked, as far as can be told without waiting: one read that
+    /// does not block (and, when the socket has shown no sign of life
+    /// since the last read ran dry, no system call at all). Bytes read
+    /// here are lost, so ask only of a stream on which nothing is due.
+    pub fn closed_while_idle(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Pending: nothing to read, the stream is open. Pending is also
+        // what tokio's cooperative budget answers when spent; the stream
+        // is then taken as open, and a request that fails on it is
+        // judged as any other.
+        Pin::new(self).poll_read(&mut cx, &mut buf).is_ready()
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

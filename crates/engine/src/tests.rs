@@ -1,4 +1,5 @@
-//! Unit tests: chunked decoding.
+//! Unit tests: chunked decoding, cookies, redirects, and the scheduler
+//! against simulated servers.
 
 use crate::cookies::Jar;
 use crate::{BadChunk, Chunked};
@@ -167,17 +168,27 @@ mod sim {
         Status { service: Duration, status: u16 },
         /// Answers 503 until `until` after the start, then 200, each after `service`.
         Recovering { service: Duration, until: Duration },
+        /// Answers 200 at once to the first request on each connection;
+        /// then the connection fails the next one at `stage`: it was
+        /// found closed while idle (`None`), it was gone before the
+        /// request left (`NotSent`), or it closed after taking the
+        /// request (`Unanswered`, which the server counts as seen).
+        OneThenClosed(Option<crate::Stage>),
     }
 
     struct Sim {
         start: Instant,
         behaviour: Behaviour,
         connects: Rc<Cell<u64>>,
+        /// Requests that reached the simulated server.
+        seen: Rc<Cell<u64>>,
     }
 
     struct SimConn {
         start: Instant,
         behaviour: Behaviour,
+        used: u32,
+        seen: Rc<Cell<u64>>,
     }
 
     impl Connector for Sim {
@@ -185,13 +196,16 @@ mod sim {
         const HTTP2: bool = false;
         async fn connect(
             &self,
-            _: &mut Phases,
+            phases: &mut Phases,
             _: Option<std::net::IpAddr>,
         ) -> Result<SimConn, Failure> {
             self.connects.set(self.connects.get() + 1);
+            phases.connect = Some(Duration::ZERO);
             Ok(SimConn {
                 start: self.start,
                 behaviour: self.behaviour,
+                used: 0,
+                seen: self.seen.clone(),
             })
         }
     }
@@ -204,6 +218,15 @@ mod sim {
             _: &mut crate::Capture,
         ) -> Result<Response, Failure> {
             let now = Instant::now();
+            self.used += 1;
+            let fails = self.used > 1;
+            if !matches!(
+                self.behaviour,
+                Behaviour::OneThenClosed(Some(crate::Stage::NotSent))
+            ) || !fails
+            {
+                self.seen.set(self.seen.get() + 1);
+            }
             match self.behaviour {
                 Behaviour::Stalling {
                     service,
@@ -241,10 +264,20 @@ mod sim {
                         body_bytes: 0,
                     })
                 }
+                Behaviour::OneThenClosed(Some(stage)) if fails => {
+                    Err(Failure::new(ErrorKind::Reset).at(stage))
+                }
+                Behaviour::OneThenClosed(_) => Ok(Response {
+                    status: 200,
+                    body_bytes: 0,
+                }),
             }
         }
         fn reusable(&self) -> bool {
             true
+        }
+        fn closed_while_idle(&mut self) -> bool {
+            matches!(self.behaviour, Behaviour::OneThenClosed(None)) && self.used > 0
         }
     }
 
@@ -287,12 +320,24 @@ mod sim {
         scenario: Scenario,
         max_rate: Option<f64>,
     ) -> (WorkerOutput, u64) {
+        let (out, connects, _) = run_seen(setup, scenario, max_rate).await;
+        (out, connects)
+    }
+
+    /// [`run_capped`], also returning the requests the server saw.
+    async fn run_seen(
+        setup: Setup,
+        scenario: Scenario,
+        max_rate: Option<f64>,
+    ) -> (WorkerOutput, u64, u64) {
         let start = Instant::now() + ms(10);
         let connects = Rc::new(Cell::new(0));
+        let seen = Rc::new(Cell::new(0));
         let sim = Sim {
             start,
             behaviour: setup.behaviour,
             connects: connects.clone(),
+            seen: seen.clone(),
         };
         let cfg = WorkerConfig {
             index: 0,
@@ -329,7 +374,7 @@ mod sim {
                 None,
             ))
             .await;
-        (out, connects.get())
+        (out, connects.get(), seen.get())
     }
 
     /// An A/B run against two simulated servers, 2 ms and 10 ms, in the
@@ -348,6 +393,7 @@ mod sim {
                     status: 200,
                 },
                 connects: Rc::new(Cell::new(0)),
+                seen: Rc::new(Cell::new(0)),
             },
             target: scenario.target.clone(),
             prepared: prepared.clone(),
@@ -542,6 +588,7 @@ mod sim {
                 start,
                 behaviour: stalling(),
                 connects: Rc::new(Cell::new(0)),
+                seen: Rc::new(Cell::new(0)),
             },
             target: scenario.target.clone(),
             prepared,
@@ -685,6 +732,93 @@ mod sim {
         let sent = s.counts.ok;
         assert!((298..=303).contains(&sent), "{sent} sent {:?}", s.counts);
         assert_eq!(s.counts.errors.get(ErrorKind::Cancelled), 1000 - sent);
+    }
+
+    /// One user sends 20 requests of `method` in a row on its keep-alive
+    /// connection, whose server behaves as `behaviour`, under `resend`.
+    /// Returns the totals and the requests the server saw.
+    async fn one_user(
+        method: http::Method,
+        resend: plan::Resend,
+        behaviour: Behaviour,
+    ) -> (stats::Counts, u64) {
+        let mut spec = RequestSpec::get("http://127.0.0.1:1/").unwrap();
+        spec.name = format!("{method} /");
+        spec.method = method;
+        let mut scenario = Scenario::single(&spec);
+        scenario.clients.resend = resend;
+        let setup = Setup {
+            model: Model::Closed {
+                vus: Profile::constant(1.0, Some(secs(60))),
+                think: Duration::ZERO,
+            },
+            behaviour,
+            max_requests: Some(20),
+            timeout: secs(5),
+            grace: secs(5),
+        };
+        let (out, _, seen) = run_seen(setup, scenario, None).await;
+        (out.stats.counts, seen)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_closed_while_idle_is_replaced_and_nothing_fails() {
+        use crate::Stage;
+        use http::Method;
+        use plan::Resend;
+        // Found closed before writing, or gone as the write began: either
+        // way nothing left, so any method goes on a new connection and no
+        // request is a re-send or a failure.
+        for stage in [None, Some(Stage::NotSent)] {
+            for method in [Method::GET, Method::POST] {
+                let (c, seen) = one_user(
+                    method.clone(),
+                    Resend::Never,
+                    Behaviour::OneThenClosed(stage),
+                )
+                .await;
+                let what = format!("{stage:?} {method}");
+                assert_eq!((c.requests, c.ok, c.resent), (20, 20, 0), "{what}");
+                assert_eq!(c.conns_closed_idle, 19, "{what}");
+                assert_eq!(c.conns_opened, 20, "{what}");
+                assert_eq!(seen, 20, "{what}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_request_is_resent_only_as_its_method_allows_and_counted() {
+        use http::Method;
+        use plan::Resend;
+        let unanswered = Behaviour::OneThenClosed(Some(crate::Stage::Unanswered));
+        // (method, policy, re-sent?)
+        let cases = [
+            (Method::GET, Resend::Safe, true),
+            (Method::HEAD, Resend::Safe, true),
+            (Method::GET, Resend::Never, false),
+            (Method::POST, Resend::Safe, false),
+            (Method::POST, Resend::Idempotent, false),
+            (Method::PATCH, Resend::Idempotent, false),
+            (Method::PUT, Resend::Safe, false),
+            (Method::PUT, Resend::Idempotent, true),
+            (Method::DELETE, Resend::Idempotent, true),
+        ];
+        for (method, policy, resent) in cases {
+            let (c, seen) = one_user(method.clone(), policy, unanswered).await;
+            let what = format!("{method} {policy:?}");
+            // Every request counts once; the server saw each re-send too.
+            assert_eq!(c.requests, 20, "{what}");
+            assert_eq!(seen, c.requests + c.resent, "{what}");
+            if resent {
+                // The 2nd request on each connection goes again on the next.
+                assert_eq!((c.ok, c.resent, c.failed()), (20, 19, 0), "{what}");
+            } else {
+                // It fails as a reset; the next request opens a connection.
+                assert_eq!((c.ok, c.resent), (10, 0), "{what}");
+                assert_eq!(c.errors.get(ErrorKind::Reset), 10, "{what}");
+            }
+            assert_eq!(c.conns_closed_idle, 0, "{what}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

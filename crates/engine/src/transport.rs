@@ -52,6 +52,14 @@ pub trait Connection {
 
     /// Whether the connection may carry another request.
     fn reusable(&self) -> bool;
+
+    /// Whether the target closed this idle connection (or sent on it
+    /// unasked, which ends an HTTP/1.1 connection too), as far as can be
+    /// told without waiting: it is then replaced before anything is
+    /// written to it. `false` when in doubt.
+    fn closed_while_idle(&mut self) -> bool {
+        false
+    }
 }
 
 /// A complete response.
@@ -68,12 +76,27 @@ pub struct Response {
 pub struct Failure {
     /// The kind it is counted under.
     pub kind: ErrorKind,
-    /// Nothing at all came back on a connection that had been used before:
-    /// the server most likely closed it while idle, so one retry on a new
-    /// connection is safe and is what every HTTP client does.
-    pub stale: bool,
+    /// How far the request got: what decides whether it may go again.
+    pub stage: Stage,
     /// The underlying error, kept to show the first one of each kind.
     pub detail: Option<std::io::Error>,
+}
+
+/// How far a request got on a connection that failed it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stage {
+    /// Anywhere else (a fresh connection, part of a response came back, a
+    /// connect failed): the request's own failure, counted.
+    #[default]
+    Failed,
+    /// No byte of it left the client: the reused connection was already
+    /// closed when it was to be written. Sending it on a new connection is
+    /// not a re-send; the target never saw it.
+    NotSent,
+    /// Written on a reused connection, which then closed before any byte
+    /// of a response: the target may or may not have seen it. Only the
+    /// run's `resend` policy may send it again, and that is counted.
+    Unanswered,
 }
 
 impl Failure {
@@ -81,7 +104,7 @@ impl Failure {
     pub fn new(kind: ErrorKind) -> Failure {
         Failure {
             kind,
-            stale: false,
+            stage: Stage::Failed,
             detail: None,
         }
     }
@@ -90,9 +113,15 @@ impl Failure {
     pub fn io(kind: ErrorKind, err: std::io::Error) -> Failure {
         Failure {
             kind,
-            stale: false,
+            stage: Stage::Failed,
             detail: Some(err),
         }
+    }
+
+    /// The same failure at `stage`.
+    pub fn at(mut self, stage: Stage) -> Failure {
+        self.stage = stage;
+        self
     }
 }
 

@@ -17,7 +17,9 @@ use plan::{
     ArrivalSchedule, Clients, Connections, LazyJson, Model, OnFail, Profile, RenderCtx,
     ResponseView, Retry, RetryBudget, Scenario, Target,
 };
-use stats::{ErrorKind, Interval, Outcome, Phases, Recorder, RetryCause, Sample, Stats};
+use stats::{
+    ClientWork, ErrorKind, Interval, Outcome, Phases, Recorder, RetryCause, Sample, Stats,
+};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +32,7 @@ use crate::request::{
     body_of, render_h1, render_h2, render_hop_h1, render_hop_h2, render_replay_h1,
     render_replay_h2, HopRequest, Outgoing, Prepared, Who,
 };
-use crate::transport::{Capture, Connection, Connector, Failure, Response};
+use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
 
 /// The load band of each second of the planned load (middle of the
 /// second), so per-endpoint latency can be told apart by load.
@@ -236,7 +238,8 @@ impl<C: Connector> Shared<C> {
     /// returns its sample for `endpoint`, not yet recorded (checks may still
     /// mark it). `None` means due now: in the closed model, and for steps
     /// after the first of a session, the intended send time is the actual
-    /// one, so lag is zero by definition.
+    /// one, so lag is zero by definition. `resend`: whether the run's
+    /// policy lets this request's method be re-sent (see [`Stage`]).
     #[allow(clippy::too_many_arguments)]
     async fn send_one(
         &self,
@@ -245,6 +248,7 @@ impl<C: Connector> Shared<C> {
         due: Option<Instant>,
         endpoint: usize,
         req: &Outgoing<'_>,
+        resend: bool,
         timeout: Duration,
         capture: &mut Capture,
     ) -> Sample {
@@ -265,11 +269,21 @@ impl<C: Connector> Shared<C> {
         let due = due.unwrap_or(asked);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
+        let mut work = ClientWork::default();
         self.in_flight.set(self.in_flight.get() + 1);
         let end = {
             let attempt = tokio::time::timeout(
                 timeout,
-                self.attempt(connector, conn, req, &mut phases, &connecting, capture),
+                self.attempt(
+                    connector,
+                    conn,
+                    req,
+                    resend,
+                    &mut phases,
+                    &connecting,
+                    capture,
+                    &mut work,
+                ),
             );
             tokio::select! {
                 biased;
@@ -314,24 +328,44 @@ impl<C: Connector> Shared<C> {
             phases,
             outcome,
             checks_failed: false,
+            client: work,
         }
     }
 
+    /// Exchanges `req` on `conn`, opening a connection when there is none.
+    /// A reused connection found closed while idle is replaced before
+    /// anything is written (`closed_idle`); one that closes after the
+    /// request was written and before any byte of a response is the
+    /// request's failure, unless `resend` allows one re-send on a new
+    /// connection (`resent`). Nothing is sent again behind the counts.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         connector: &C,
         conn: &mut Option<C::Conn>,
         req: &Outgoing<'_>,
+        resend: bool,
         phases: &mut Phases,
         connecting: &Cell<bool>,
         capture: &mut Capture,
+        work: &mut ClientWork,
     ) -> Result<Response, Failure> {
-        let mut retried = false;
         loop {
+            if let Some(c) = conn.as_mut() {
+                if c.closed_while_idle() {
+                    *conn = None;
+                    work.closed_idle += 1;
+                }
+            }
             let fresh = conn.is_none();
             if fresh {
                 connecting.set(true);
-                *conn = Some(connector.connect(phases, capture.source).await?);
+                phases.connect = None;
+                let opened = connector.connect(phases, capture.source).await;
+                // A connection counts as opened once TCP connected, even if
+                // its TLS handshake then failed.
+                work.opened += u32::from(phases.connect.is_some());
+                *conn = Some(opened?);
                 connecting.set(false);
             }
             let Some(c) = conn.as_mut() else {
@@ -347,12 +381,15 @@ impl<C: Connector> Shared<C> {
                 }
                 Err(f) => {
                     *conn = None;
-                    if f.stale && !fresh && !retried {
-                        retried = true;
-                        phases.ttfb = None;
-                        continue;
+                    match f.stage {
+                        // Nothing left: the connection was gone already.
+                        Stage::NotSent if !fresh => work.closed_idle += 1,
+                        Stage::Unanswered if !fresh && resend && work.resent == 0 => {
+                            work.resent += 1;
+                        }
+                        _ => return Err(f),
                     }
-                    return Err(f);
+                    phases.ttfb = None;
                 }
             }
         }
@@ -482,6 +519,7 @@ impl<C: Connector> Shared<C> {
                 };
                 &h2_req
             };
+            let resend = scenario.clients.resend.allows(&step.method);
             let mut sample = self
                 .send_one(
                     &arm.connector,
@@ -489,6 +527,7 @@ impl<C: Connector> Shared<C> {
                     due,
                     step.endpoint,
                     req,
+                    resend,
                     timeout,
                     capture,
                 )
@@ -512,17 +551,19 @@ impl<C: Connector> Shared<C> {
                         }
                     }
                     attempts += 1;
-                    let last = self
+                    let mut last = self
                         .send_one(
                             &arm.connector,
                             conn,
                             None,
                             step.endpoint,
                             req,
+                            resend,
                             timeout,
                             capture,
                         )
                         .await;
+                    last.client += sample.client;
                     sample = Sample {
                         due: sample.due,
                         lag: sample.lag,
@@ -752,17 +793,20 @@ impl<C: Connector> Shared<C> {
                 None => (&chain.arm.connector, &mut *chain.conn),
                 Some(connector) => (connector, &mut own),
             };
-            let last = self
+            let resend = scenario.clients.resend.allows(&hop.method);
+            let mut last = self
                 .send_one(
                     connector,
                     conn,
                     None,
                     endpoint,
                     &out,
+                    resend,
                     chain.timeout,
                     chain.capture,
                 )
                 .await;
+            last.client += sample.client;
             sample = Sample {
                 due: sample.due,
                 lag: sample.lag,
@@ -847,6 +891,7 @@ impl<C: Connector> Shared<C> {
         capture.cookies = false;
         capture.headers = false;
         capture.body = false;
+        let resend = self.scenario.clients.resend.allows(&req.method);
         let sample = self
             .send_one(
                 &arm.connector,
@@ -854,6 +899,7 @@ impl<C: Connector> Shared<C> {
                 due,
                 req.endpoint,
                 out,
+                resend,
                 self.timeout,
                 capture,
             )
@@ -930,6 +976,7 @@ impl<C: Connector> Shared<C> {
             phases: Phases::default(),
             outcome: Outcome::Failed(kind),
             checks_failed: false,
+            client: ClientWork::default(),
         });
         if let Some(retries) = recorder.retries() {
             retries.record(due, 0, false);

@@ -37,8 +37,8 @@ pub use request::{
 };
 pub use retry::{Backoff, Jitter, Retry, RetryBudget, RetryOn, BUDGET_WINDOW};
 pub use scenario::{
-    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Redirects, Scenario,
-    SlowClients, Step, Target, DEFAULT_MAX_REDIRECTS,
+    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Redirects, Resend,
+    Scenario, SlowClients, Step, Target, DEFAULT_MAX_REDIRECTS,
 };
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use segment::Segment;

@@ -373,6 +373,71 @@ pub struct Clients {
     pub slow: Option<SlowClients>,
     /// User agents with their weights; each user picks one. Empty: throng's.
     pub user_agents: Vec<(String, f64)>,
+    /// Which requests are sent again when a reused connection closes
+    /// before their response.
+    pub resend: Resend,
+}
+
+/// Which requests a client sends again, on a new connection, when a
+/// reused keep-alive connection closes after the request was written and
+/// before any byte of its response came back.
+///
+/// That is the race every keep-alive client loses now and then: the
+/// server closed the idle connection just as the request went out, and
+/// the client cannot tell whether it was processed. Browsers re-send GET,
+/// HEAD and OPTIONS then (and never POST), so `safe` is the default: the
+/// target sees what it would see from browsers. Each re-send is counted
+/// (`resent`), never hidden. A connection found closed *before* anything
+/// is written to it is simply replaced, whatever this says: nothing was
+/// sent on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Resend {
+    /// Never: the request fails as `reset`.
+    Never,
+    /// GET, HEAD, OPTIONS and TRACE: safe methods (RFC 9110 9.2.1).
+    #[default]
+    Safe,
+    /// Safe methods, PUT and DELETE: idempotent methods (RFC 9110 9.2.2).
+    Idempotent,
+}
+
+impl Resend {
+    /// Every policy, with its name in scenarios, flags and results.
+    pub const ALL: [(Resend, &'static str); 3] = [
+        (Resend::Never, "never"),
+        (Resend::Safe, "safe"),
+        (Resend::Idempotent, "idempotent"),
+    ];
+
+    /// The policy named `name`.
+    pub fn named(name: &str) -> Option<Resend> {
+        Resend::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(r, _)| *r)
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resend::Never => "never",
+            Resend::Safe => "safe",
+            Resend::Idempotent => "idempotent",
+        }
+    }
+
+    /// Whether a request with `method` may be re-sent. POST, PATCH and
+    /// CONNECT never are: only a retry policy, whose attempts are counted
+    /// as attempts, sends them again.
+    pub fn allows(self, method: &http::Method) -> bool {
+        use http::Method;
+        let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method);
+        match self {
+            Resend::Never => false,
+            Resend::Safe => safe,
+            Resend::Idempotent => safe || method == Method::PUT || method == Method::DELETE,
+        }
+    }
 }
 
 /// When a user opens a connection.

@@ -22,6 +22,7 @@ pub fn timeline_csv(r: &Results) -> String {
     if retries {
         out.push_str(",attempts,goodput");
     }
+    out.push_str(",resent");
     out.push('\n');
     let planned = r.load.level_per_bucket(r.timeline.len(), r.timeline_s);
     for (row, offered) in r.timeline.iter().zip(planned) {
@@ -49,6 +50,7 @@ pub fn timeline_csv(r: &Results) -> String {
                 row.goodput.unwrap_or(0)
             );
         }
+        let _ = write!(out, ",{}", row.resent);
         out.push('\n');
     }
     out
@@ -171,6 +173,14 @@ pub fn summary_markdown(r: &Results) -> String {
         fmt_ms(r.latency_ms.p50),
         fmt_ms(r.latency_ms.p99)
     );
+    if t.resent > 0 {
+        let _ = writeln!(
+            m,
+            "{} requests were re-sent after a reused connection closed before their response (resend {}).\n",
+            t.resent,
+            r.load.resend.as_deref().unwrap_or("safe")
+        );
+    }
     if !r.thresholds.is_empty() {
         m.push_str("| threshold | verdict | actual |\n|---|---|---|\n");
         for th in &r.thresholds {
@@ -247,6 +257,21 @@ pub fn prometheus(
         p,
         "# HELP throng_dropped_total Arrivals due but not sent (in-flight limit).\n# TYPE throng_dropped_total counter\nthrong_dropped_total {}",
         c.dropped()
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_resent_total Requests sent again on a new connection after a reused one closed before any response byte (counted once in throng_requests_total).\n# TYPE throng_resent_total counter\nthrong_resent_total {}",
+        c.resent
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_connections_opened_total Connections opened.\n# TYPE throng_connections_opened_total counter\nthrong_connections_opened_total {}",
+        c.conns_opened
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_connections_closed_idle_total Reused connections found closed by the target while idle, replaced before anything was sent on them.\n# TYPE throng_connections_closed_idle_total counter\nthrong_connections_closed_idle_total {}",
+        c.conns_closed_idle
     );
     p.push_str("# HELP throng_latency_seconds Latency from the intended send time, of responses.\n# TYPE throng_latency_seconds histogram\n");
     let h = all.latency.inner();

@@ -297,6 +297,28 @@ fn verdict(h: &mut String, r: &Results) {
         fmt_ms(r.latency_ms.p50),
         fmt_ms(r.latency_ms.p99)
     );
+    let _ = write!(
+        h,
+        "<p id=\"connections\">Connections: {} opened",
+        t.connections_opened
+    );
+    if t.connections_closed_idle > 0 {
+        let _ = write!(
+            h,
+            "; {} found closed by the target while idle and replaced (nothing was sent on them)",
+            t.connections_closed_idle
+        );
+    }
+    if t.resent > 0 {
+        let _ = write!(
+            h,
+            ". Re-sent: {} requests went again on a new connection after a reused one closed before any byte of their response (resend {}); the target saw up to {} requests",
+            t.resent,
+            esc(r.load.resend.as_deref().unwrap_or("safe")),
+            t.requests + t.resent
+        );
+    }
+    h.push_str(".</p>");
 }
 
 fn findings(h: &mut String, r: &Results) {
@@ -374,6 +396,13 @@ fn charts(h: &mut String, r: &Results) {
         rate.push(Series {
             name: "dropped/s".into(),
             points: at(&|row| row.dropped as f64 / w),
+            dashed: false,
+        });
+    }
+    if r.totals.resent > 0 {
+        rate.push(Series {
+            name: "resent/s".into(),
+            points: at(&|row| row.resent as f64 / w),
             dashed: false,
         });
     }

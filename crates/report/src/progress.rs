@@ -21,6 +21,8 @@ pub struct ProgressView {
     pub errors: u64,
     /// Dropped so far.
     pub dropped: u64,
+    /// Re-sent so far (a reused connection closed before the response).
+    pub resent: u64,
     /// In flight now.
     pub in_flight: usize,
     /// Users running now (closed model).
@@ -48,6 +50,9 @@ pub fn progress_line(v: &ProgressView) -> String {
     );
     if v.dropped > 0 {
         line.push_str(&format!("  dropped {}", v.dropped));
+    }
+    if v.resent > 0 {
+        line.push_str(&format!("  resent {}", v.resent));
     }
     match v.vus {
         Some(vus) => line.push_str(&format!("  users {vus}")),
@@ -123,6 +128,12 @@ pub fn dashboard(d: &DashboardView) -> Vec<String> {
     }
     if d.check_failures > 0 {
         errors.push_str(&format!("; checks failed on {}", d.check_failures));
+    }
+    if v.resent > 0 {
+        errors.push_str(&format!(
+            "; {} re-sent after a reused connection closed",
+            v.resent
+        ));
     }
     lines.push(errors);
     let mut load = match v.vus {

@@ -63,6 +63,11 @@ pub struct LoadInfo {
     pub timeout_ms: f64,
     /// Worker threads.
     pub workers: usize,
+    /// Which requests the client re-sent after a reused connection closed
+    /// before their response: `never`, `safe` or `idempotent` (absent in
+    /// files from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<String>,
 }
 
 /// What the binary knows about the run besides its statistics.
@@ -210,6 +215,21 @@ pub struct Totals {
     /// with its last response). Absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redirects: u64,
+    /// Re-sends the client made on its own: a reused connection closed
+    /// after the request was written and before any byte of its response,
+    /// and `load.resend` allowed its method to go again on a new
+    /// connection. Each request counts once in `requests`; the target saw
+    /// up to `requests + resent` of them. Absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
+    /// Connections opened (TCP connects that succeeded).
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// Reused connections the target had closed while they were idle,
+    /// found before a request was written to them and replaced: nothing
+    /// was sent on them and nothing failed. Absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections_closed_idle: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -234,6 +254,9 @@ pub struct EndpointRow {
     /// Redirects followed by its requests; absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redirects: u64,
+    /// Re-sends of its requests (see `Totals::resent`); absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
 }
 
 /// One check's results.
@@ -260,6 +283,9 @@ pub struct TimelineRow {
     pub error_kinds: ErrorCounts,
     /// Responses with a failed check.
     pub check_failures: u64,
+    /// Re-sends of these requests (see `Totals::resent`); absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
     /// Median latency (2 significant digits).
     pub p50_ms: f64,
     /// 90th percentile latency.
@@ -445,6 +471,9 @@ impl Results {
             },
             check_failures: c.check_failures,
             redirects: stats.redirects(),
+            resent: c.resent,
+            connections_opened: c.conns_opened,
+            connections_closed_idle: c.conns_closed_idle,
         };
         let endpoints = stats
             .endpoints
@@ -458,6 +487,7 @@ impl Results {
                     status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
                     check_failures: e.counts.check_failures,
                     redirects: e.redirects,
+                    resent: e.counts.resent,
                 };
                 (e.name.clone(), row)
             })
@@ -481,6 +511,7 @@ impl Results {
                     dropped: b.counts.dropped(),
                     error_kinds: b.counts.errors,
                     check_failures: b.counts.check_failures,
+                    resent: b.counts.resent,
                     p50_ms: q(0.5),
                     p90_ms: q(0.9),
                     p99_ms: q(0.99),

@@ -50,6 +50,26 @@ pub fn summary(r: &Results) -> String {
             t.redirects
         );
     }
+    if t.resent > 0 {
+        let policy = r.load.resend.as_deref().unwrap_or("safe");
+        let _ = writeln!(
+            out,
+            "  resent    {} sent again on a new connection: a reused one closed before any byte of the response (--resend {policy}; the target saw up to {} requests)",
+            t.resent,
+            t.requests + t.resent
+        );
+    }
+    if t.connections_opened > 0 || t.connections_closed_idle > 0 {
+        let idle = if t.connections_closed_idle > 0 {
+            format!(
+                ", {} found closed by the target while idle and replaced (nothing was sent on them)",
+                t.connections_closed_idle
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  connections {} opened{idle}", t.connections_opened);
+    }
     let planned = match (r.load.rate, r.load.vus) {
         (Some(rate), _) => format!(" (planned {})", fmt_rate(rate)),
         (_, Some(vus)) => format!(" with {vus} user{}", if vus == 1.0 { "" } else { "s" }),

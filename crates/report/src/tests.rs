@@ -30,6 +30,7 @@ fn sample_stats() -> Stats {
             },
             outcome,
             checks_failed: false,
+            client: Default::default(),
         });
     }
     s.record_dropped(0, Duration::from_millis(9_999));
@@ -62,6 +63,7 @@ fn results_of(stats: Stats) -> Results {
             think_ms: None,
             timeout_ms: 30_000.0,
             workers: 2,
+            resend: Some("safe".into()),
         },
         started_at: "2026-11-24T09:00:00Z".into(),
         duration,
@@ -271,9 +273,10 @@ fn exports_for_other_systems_read_well() {
     let csv = timeline_csv(&r);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 10, "a header and a row per second");
-    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects"]
+    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent"]
         .assert_eq(lines[0]);
-    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0"].assert_eq(lines[1]);
+    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0"]
+        .assert_eq(lines[1]);
     expect![[r#"
         <?xml version="1.0" encoding="UTF-8"?>
         <testsuites name="throng" tests="2" failures="1" time="10.000">
@@ -322,6 +325,7 @@ fn the_prometheus_exposition_pins_its_meaning() {
             phases: Phases::default(),
             outcome: Outcome::Response { status },
             checks_failed: false,
+            client: Default::default(),
         });
     }
     rec.record_dropped(0, Duration::ZERO);
@@ -386,6 +390,7 @@ fn the_live_dashboard_reads_well() {
         requests: 2400,
         errors: 12,
         dropped: 3,
+        resent: 0,
         in_flight: 37,
         vus: None,
     };
@@ -417,6 +422,7 @@ fn progress_line_reads_well() {
         requests: 6000,
         errors: 3,
         dropped: 0,
+        resent: 0,
         in_flight: 3,
         vus: None,
     };
@@ -565,6 +571,7 @@ fn segment_results(index: usize, count: usize, n: u64, ms: u64, status: Status) 
             phases: Phases::default(),
             outcome: Outcome::Response { status: 200 },
             checks_failed: false,
+            client: Default::default(),
         });
     }
     let base = sample_results();
@@ -727,4 +734,70 @@ fn a_coarsened_timeline_says_how_long_its_rows_are() {
     // A second-by-second file says nothing about it (1 is the default).
     let plain = serde_json::to_string(&sample_results()).unwrap();
     assert!(!plain.contains("timeline_s") && !plain.contains("bucket_s"));
+}
+
+#[test]
+fn resent_requests_are_shown_wherever_requests_are_counted() {
+    // 100 requests of GET /, 10 a second; every 10th went twice (its
+    // reused connection closed before the response), and 5 connections
+    // were found closed while idle.
+    let mut stats = Stats::new(["GET /".to_string()]);
+    let mut rec = stats::Recorder::new(["GET /".to_string()]);
+    for i in 0..100u64 {
+        let s = Sample {
+            endpoint: 0,
+            due: Duration::from_millis(i * 100),
+            lag: Duration::ZERO,
+            service: Duration::from_millis(2),
+            phases: Phases::default(),
+            outcome: Outcome::Response { status: 200 },
+            checks_failed: false,
+            client: stats::ClientWork {
+                resent: u32::from(i % 10 == 0),
+                opened: u32::from(i % 10 == 0 || i % 20 == 1),
+                closed_idle: u32::from(i % 20 == 1),
+            },
+        };
+        stats.record(&s);
+        rec.record(&s);
+    }
+    let r = results_of(stats);
+    assert_eq!(r.totals.requests, 100);
+    assert_eq!(r.totals.resent, 10);
+    assert_eq!(r.totals.connections_opened, 15);
+    assert_eq!(r.totals.connections_closed_idle, 5);
+    assert_eq!(r.endpoints["GET /"].resent, 10);
+    let per_second: Vec<u64> = r.timeline.iter().map(|row| row.resent).collect();
+    assert_eq!(per_second, vec![1; 10]);
+    let text = summary(&r);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("resent") || l.contains("connections"))
+        .collect();
+    expect![[r#"
+        [
+            "  resent    10 sent again on a new connection: a reused one closed before any byte of the response (--resend safe; the target saw up to 110 requests)",
+            "  connections 15 opened, 5 found closed by the target while idle and replaced (nothing was sent on them)",
+        ]
+    "#]]
+    .assert_debug_eq(&lines);
+    let csv = timeline_csv(&r);
+    assert!(csv.lines().next().unwrap().ends_with(",resent"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",1"), "{csv}");
+    let page = html::html(&r);
+    assert!(
+        page.contains("Connections: 15 opened; 5 found closed"),
+        "html"
+    );
+    assert!(page.contains("Re-sent: 10 requests"), "html");
+    let mut all = stats::Interval::default();
+    all.merge(&rec.take_interval());
+    let metrics = prometheus(&all, 0, None, 10.0);
+    for line in [
+        "throng_resent_total 10",
+        "throng_connections_opened_total 15",
+        "throng_connections_closed_idle_total 5",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }

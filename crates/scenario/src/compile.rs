@@ -8,15 +8,15 @@ use http::Method;
 use plan::{
     parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Clients, Connections,
     Extract, ExtractFrom, Flow, HttpVersion, Jitter, LoadSpec, ModelKind, Needs, OnFail, PlanError,
-    Profile, Retry, RetryOn, Scenario, Scope, Shape, SlowClients, SpikeLevel, StatusMatch, Step,
-    Target, Template, TemplateError, Think, TlsOptions,
+    Profile, Resend, Retry, RetryOn, Scenario, Scope, Shape, SlowClients, SpikeLevel, StatusMatch,
+    Step, Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{
     RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawHeader,
-    RawJitter, RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawRetry, RawRetryOn,
+    RawJitter, RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawResend, RawRetry, RawRetryOn,
     RawScenario, RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
 };
 
@@ -505,11 +505,17 @@ impl Compiler<'_> {
             }
             user_agents.push((ua.value.clone(), weight));
         }
+        let resend = match c.resend {
+            None | Some(RawResend::Safe) => Resend::Safe,
+            Some(RawResend::Never) => Resend::Never,
+            Some(RawResend::Idempotent) => Resend::Idempotent,
+        };
         let clients = Clients {
             source_ips,
             connections,
             slow,
             user_agents,
+            resend,
         };
         if http2 && clients.need_http1() {
             return Err(err(

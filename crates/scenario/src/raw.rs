@@ -115,6 +115,23 @@ pub struct RawClients {
     /// User agents, each with a weight; each user picks one.
     #[serde(default)]
     pub user_agents: Vec<RawUserAgent>,
+    /// Which requests are sent again, counted as `resent`, when a reused
+    /// connection closes after the request was written and before any
+    /// byte of its response: `safe` (default: GET, HEAD, OPTIONS, TRACE,
+    /// as browsers do), `idempotent` (also PUT, DELETE) or `never`.
+    pub resend: Option<RawResend>,
+}
+
+/// Which requests are re-sent after a reused connection closed unanswered.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawResend {
+    /// Never: the request fails as `reset`.
+    Never,
+    /// GET, HEAD, OPTIONS and TRACE.
+    Safe,
+    /// Safe methods, PUT and DELETE.
+    Idempotent,
 }
 
 /// When connections are opened.

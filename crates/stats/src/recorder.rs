@@ -11,6 +11,13 @@
 //!   whatever its status; transport failures are counted by kind only;
 //! - `requests` counts requests that were sent and ended (ok or failed);
 //!   `dropped` arrivals were never sent and are not in `requests`;
+//! - `resent` counts the times a request was sent again by the client on
+//!   its own (a reused connection closed after the request was written,
+//!   before any byte of a response, and its method may be re-sent): such a
+//!   request is one in `requests` and reached the target up to
+//!   `1 + resent` times; `conns_opened` and `conns_closed_idle` count the
+//!   connections the client opened and the reused ones it found closed by
+//!   the target before writing to them (nothing was sent on those);
 //! - a response whose status is fine but whose content fails a check counts
 //!   as an error of kind `check_failed` (a 200 showing "An error has
 //!   occurred" is a failure the user sees); `check_failures` counts every
@@ -51,6 +58,29 @@ pub enum Outcome {
     Failed(ErrorKind),
 }
 
+/// What the client did on its own for one request, beyond sending it
+/// once on the connection it had: each is counted, so that what reached
+/// the target can be told from the results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientWork {
+    /// Times the request was sent again on a new connection after a
+    /// reused one closed before any byte of a response (`resend`).
+    pub resent: u32,
+    /// Connections opened for it (redirect hops and re-sends included).
+    pub opened: u32,
+    /// Reused connections found closed by the target before the request
+    /// was written to them, and replaced: nothing was sent on them.
+    pub closed_idle: u32,
+}
+
+impl std::ops::AddAssign for ClientWork {
+    fn add_assign(&mut self, other: ClientWork) {
+        self.resent += other.resent;
+        self.opened += other.opened;
+        self.closed_idle += other.closed_idle;
+    }
+}
+
 /// One request's measurements.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -68,6 +98,8 @@ pub struct Sample {
     pub outcome: Outcome,
     /// Whether a check on the response failed.
     pub checks_failed: bool,
+    /// What the client did on its own for it.
+    pub client: ClientWork,
 }
 
 impl Sample {
@@ -98,6 +130,17 @@ pub struct Counts {
     /// Responses with at least one failed check, whatever their status.
     #[serde(default)]
     pub check_failures: u64,
+    /// Re-sends the client made on its own (see [`ClientWork::resent`]):
+    /// the target saw up to `requests + resent` of these requests.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
+    /// Connections opened.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conns_opened: u64,
+    /// Reused connections found closed by the target while idle, and
+    /// replaced before anything was written to them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conns_closed_idle: u64,
 }
 
 impl Counts {
@@ -108,6 +151,9 @@ impl Counts {
             Some(kind) => self.errors.add(kind, 1),
         }
         self.check_failures += u64::from(s.checks_failed);
+        self.resent += u64::from(s.client.resent);
+        self.conns_opened += u64::from(s.client.opened);
+        self.conns_closed_idle += u64::from(s.client.closed_idle);
     }
 
     fn merge(&mut self, other: &Counts) {
@@ -115,6 +161,9 @@ impl Counts {
         self.ok += other.ok;
         self.errors.merge(&other.errors);
         self.check_failures += other.check_failures;
+        self.resent += other.resent;
+        self.conns_opened += other.conns_opened;
+        self.conns_closed_idle += other.conns_closed_idle;
     }
 
     /// Failed requests (every kind but `dropped`).

@@ -17,6 +17,7 @@ fn sample(due: u64, lag: u64, service: u64, outcome: Outcome) -> Sample {
         phases: Phases::default(),
         outcome,
         checks_failed: false,
+        client: Default::default(),
     }
 }
 
@@ -336,4 +337,43 @@ fn timelines_of_different_bucket_lengths_merge_at_the_coarser() {
         assert_eq!(m.counts.requests, 5100);
     }
     assert_eq!(a.timeline, b.timeline);
+}
+
+#[test]
+fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
+    let mut a = Stats::new(["GET /".to_string()]);
+    // Due at 1.5 s; its reused connection closed before the response, it
+    // went again on a new connection and got a 200.
+    a.record(&Sample {
+        client: ClientWork {
+            resent: 1,
+            opened: 1,
+            closed_idle: 0,
+        },
+        ..sample(1500, 0, 4, OK)
+    });
+    // Due at 1.7 s; its connection was found closed while idle and replaced.
+    a.record(&Sample {
+        client: ClientWork {
+            resent: 0,
+            opened: 1,
+            closed_idle: 1,
+        },
+        ..sample(1700, 0, 2, OK)
+    });
+    let c = a.counts;
+    assert_eq!((c.requests, c.ok, c.failed()), (2, 2, 0));
+    assert_eq!((c.resent, c.conns_opened, c.conns_closed_idle), (1, 2, 1));
+    assert_eq!(a.endpoints[0].counts.resent, 1);
+    assert_eq!(a.timeline[1].counts.resent, 1);
+    assert_eq!(a.timeline[0].counts.resent, 0);
+    // Merging adds them; a file without them reads as zero.
+    let mut b = Stats::new(["GET /".to_string()]);
+    b.merge(&a);
+    b.merge(&a);
+    assert_eq!((b.counts.resent, b.counts.conns_closed_idle), (2, 2));
+    let old: Counts =
+        serde_json::from_str(r#"{"requests": 1, "ok": 1, "errors": {}, "check_failures": 0}"#)
+            .unwrap();
+    assert_eq!((old.resent, old.conns_opened), (0, 0));
 }

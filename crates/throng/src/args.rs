@@ -724,6 +724,14 @@ pub struct RunArgs {
     /// One past the limit counts as `too_many_redirects`.
     #[arg(long, value_name = "N", help_heading = "Request")]
     pub max_redirects: Option<u32>,
+    /// Which requests are sent again, on a new connection, when a reused
+    /// connection closes after the request was written and before any byte
+    /// of its response: safe (GET, HEAD, OPTIONS, TRACE, as browsers do),
+    /// idempotent (also PUT, DELETE) or never [default: the scenario's
+    /// clients.resend, else safe]. Each re-send is counted as `resent`;
+    /// POST and PATCH are never re-sent.
+    #[arg(long, value_name = "POLICY", value_parser = ["never", "safe", "idempotent"], help_heading = "Request")]
+    pub resend: Option<String>,
     /// Let redirects lead to this host too (repeatable; any port). A
     /// redirect to a host that is neither the target's nor allowed is not
     /// followed and counts as `blocked`.

@@ -124,6 +124,9 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     if let Some(n) = args.max_redirects {
         scenario.redirects.max = n;
     }
+    if let Some(policy) = args.resend.as_deref().and_then(plan::Resend::named) {
+        scenario.clients.resend = policy;
+    }
     for host in &args.allow_hosts {
         let Some(h) = plan::Redirects::host(host) else {
             return Err(Failure::usage(anyhow!(
@@ -476,6 +479,7 @@ pub fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
         think_ms: None,
         timeout_ms: plan.timeout.as_secs_f64() * 1000.0,
         workers: plan.worker_count(),
+        resend: Some(plan.scenario.clients.resend.as_str().into()),
     };
     match &plan.model {
         Model::Open {
@@ -659,6 +663,7 @@ impl Live {
             requests: self.all.counts.requests,
             errors: self.all.counts.failed(),
             dropped: self.all.counts.dropped(),
+            resent: self.all.counts.resent,
             in_flight: self.in_flight.values().sum(),
             vus: closed.then(|| self.vus.values().sum()),
         }

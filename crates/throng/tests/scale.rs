@@ -8,9 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "it/server.rs"]
-#[allow(dead_code)]
-mod server;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use server::Mode;
+use support::server::{self, Mode};
 
 /// The `throng` binary, with no arguments yet.
 fn throng_bin() -> Command {

@@ -9,7 +9,9 @@ mod lab;
 mod replay;
 mod scenarios;
 mod security;
-mod server;
+#[path = "../support/mod.rs"]
+mod support;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use server::Mode;
+use support::server::{self, Mode};
 
 struct Run {
     code: i32,

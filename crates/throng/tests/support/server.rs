@@ -55,17 +55,47 @@ pub struct Seen {
     pub log: std::sync::Mutex<Vec<(Instant, String, String, String)>>,
 }
 
-pub struct Server {
+/// A loopback server (or proxy) on its own thread, with what it counts;
+/// it stops when dropped.
+pub struct Running<S> {
     pub addr: SocketAddr,
-    pub seen: Arc<Seen>,
+    pub seen: Arc<S>,
     _stop: oneshot::Sender<()>,
 }
 
-impl Server {
+impl<S> Running<S> {
+    /// Runs `serve` with a listener on 127.0.0.1:0 on a thread of its own,
+    /// until the result is dropped.
+    pub fn start<F, Fut>(seen: Arc<S>, serve: F) -> Running<S>
+    where
+        F: FnOnce(TcpListener) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let (addr, stop) = spawn_runtime(serve);
+        Running {
+            addr,
+            seen,
+            _stop: stop,
+        }
+    }
+
+    /// A port with nothing listening on it, refusing every connection.
+    pub fn refusing(seen: Arc<S>) -> Running<S> {
+        Running {
+            addr: closed_port(),
+            seen,
+            _stop: oneshot::channel().0,
+        }
+    }
+
+    /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 }
+
+/// A loopback HTTP server and what it saw.
+pub type Server = Running<Seen>;
 
 fn spawn_runtime<F, Fut>(f: F) -> (SocketAddr, oneshot::Sender<()>)
 where
@@ -129,6 +159,45 @@ pub fn http1_on(ip: &'static str, mode: Mode) -> Server {
     }
 }
 
+/// Reads one whole HTTP/1.1 message (head and `Content-Length` body) into
+/// the front of `buf`, returning the length of its head and of the whole;
+/// `None` at the end of the stream.
+pub async fn read_message<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<(usize, usize)> {
+    let head = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        fill(io, buf).await?;
+    };
+    let length: usize = String::from_utf8_lossy(&buf[..head])
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head + length {
+        fill(io, buf).await?;
+    }
+    Some((head, head + length))
+}
+
+/// Reads more bytes onto the end of `buf`; `None` at the end of the stream.
+pub async fn fill<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    match io.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     mode: Mode,
@@ -138,33 +207,12 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = Vec::new();
     loop {
         // Read one request head and body.
-        let head_end = loop {
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some((head_end, len)) = read_message(&mut stream, &mut buf).await else {
+            return;
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        buf.drain(..head_end + length);
+        let length = len - head_end;
+        buf.drain(..len);
         seen.requests.fetch_add(1, Ordering::Relaxed);
         let mut request_line = head.lines().next().unwrap_or_default().split(' ');
         let (method, target) = (
