@@ -165,6 +165,14 @@ fn connections_the_target_closed_while_idle_are_replaced_without_a_failure() {
     assert_eq!(count(&res, "totals.resent"), 0);
     assert_eq!(target_saw(&srv, "POST"), 24);
     let closed_idle = count(&res, "totals.connections_closed_idle");
+    eprintln!(
+        "idle closes: {} ok, {} found closed, {} opened; the proxy closed {}, the target saw {}",
+        count(&res, "totals.ok"),
+        closed_idle,
+        count(&res, "totals.connections_opened"),
+        ProxySeen::get(&proxy.seen.idle_closes),
+        target_saw(&srv, "POST")
+    );
     assert!(
         (20..=ProxySeen::get(&proxy.seen.idle_closes)).contains(&closed_idle),
         "{closed_idle} found closed, the proxy closed {}",
