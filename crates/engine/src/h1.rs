@@ -135,29 +135,20 @@ impl Connection for H1Conn {
         // On a reused connection, a failure before any byte of a response
         // is told apart: the request did not leave (NotSent), or it left
         // and nothing came back (Unanswered); see `Stage`.
+        let lost = |f: Failure, written: usize| match (reused, written) {
+            (false, _) => f,
+            (true, 0) => f.at(Stage::NotSent),
+            (true, _) => f.at(Stage::Unanswered),
+        };
         let mut written = 0;
         while written < bytes.len() {
             match self.io.write(&bytes[written..]).await {
-                Ok(0) => {
-                    let f = Failure::new(ErrorKind::Reset);
-                    return Err(if written == 0 && reused {
-                        f.at(Stage::NotSent)
-                    } else {
-                        f
-                    });
-                }
+                Ok(0) => return Err(lost(Failure::new(ErrorKind::Reset), written)),
                 Ok(n) => written += n,
-                Err(e) => {
-                    let f = read_failure(e);
-                    return Err(match (reused, written) {
-                        (false, _) => f,
-                        (true, 0) => f.at(Stage::NotSent),
-                        (true, _) => f.at(Stage::Unanswered),
-                    });
-                }
+                Err(e) => return Err(lost(read_failure(e), written)),
             }
         }
-        let unanswered = |f: Failure| if reused { f.at(Stage::Unanswered) } else { f };
+        let unanswered = |f: Failure| lost(f, written);
         self.io
             .flush()
             .await

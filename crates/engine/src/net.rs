@@ -32,9 +32,7 @@ impl Stream {
             Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
         }
     }
-}
 
-impl Stream {
     /// Whether the peer closed this idle stream, reset it or sent on it
     /// unasked, as far as can be told without waiting: one read that
     /// does not block (and, when the socket has shown no sign of life

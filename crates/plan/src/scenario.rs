@@ -419,11 +419,8 @@ impl Resend {
 
     /// Its name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Resend::Never => "never",
-            Resend::Safe => "safe",
-            Resend::Idempotent => "idempotent",
-        }
+        let (_, name) = Resend::ALL[self as usize];
+        name
     }
 
     /// Whether a request with `method` may be re-sent. POST, PATCH and

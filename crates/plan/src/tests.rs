@@ -993,3 +993,34 @@ fn a_templates_expressions_are_listed_without_its_text() {
     );
     assert!(crate::expressions("Basic c2VjcmV0").is_empty());
 }
+
+#[test]
+fn resend_policies_read_back_by_name_and_allow_what_they_say() {
+    use crate::Resend;
+    use http::Method;
+    for (policy, name) in Resend::ALL {
+        assert_eq!(Resend::named(name), Some(policy));
+        assert_eq!(policy.as_str(), name);
+    }
+    assert_eq!(Resend::named("always"), None);
+    assert_eq!(Resend::default(), Resend::Safe);
+    let allowed = |p: Resend| {
+        [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PUT,
+            Method::DELETE,
+            Method::POST,
+            Method::PATCH,
+        ]
+        .into_iter()
+        .filter(|m| p.allows(m))
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    assert_eq!(allowed(Resend::Never), "");
+    assert_eq!(allowed(Resend::Safe), "GET HEAD OPTIONS");
+    assert_eq!(allowed(Resend::Idempotent), "GET HEAD OPTIONS PUT DELETE");
+}

@@ -178,7 +178,7 @@ pub fn summary_markdown(r: &Results) -> String {
             m,
             "{} requests were re-sent after a reused connection closed before their response (resend {}).\n",
             t.resent,
-            r.load.resend.as_deref().unwrap_or("safe")
+            r.load.resend_policy()
         );
     }
     if !r.thresholds.is_empty() {

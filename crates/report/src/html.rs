@@ -314,7 +314,7 @@ fn verdict(h: &mut String, r: &Results) {
             h,
             ". Re-sent: {} requests went again on a new connection after a reused one closed before any byte of their response (resend {}); the target saw up to {} requests",
             t.resent,
-            esc(r.load.resend.as_deref().unwrap_or("safe")),
+            esc(r.load.resend_policy()),
             t.requests + t.resent
         );
     }

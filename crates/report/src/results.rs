@@ -136,6 +136,12 @@ impl Coverage {
 }
 
 impl LoadInfo {
+    /// The `resend` policy the run had (`safe`, the default, when the file
+    /// does not say).
+    pub fn resend_policy(&self) -> &str {
+        self.resend.as_deref().unwrap_or("safe")
+    }
+
     /// One of `parts` equal shares of the load, as each arm of an A/B run
     /// gets: the rate (or user count) and the stages' targets divided.
     pub fn share(&self, parts: usize) -> LoadInfo {

@@ -51,7 +51,7 @@ pub fn summary(r: &Results) -> String {
         );
     }
     if t.resent > 0 {
-        let policy = r.load.resend.as_deref().unwrap_or("safe");
+        let policy = r.load.resend_policy();
         let _ = writeln!(
             out,
             "  resent    {} sent again on a new connection: a reused one closed before any byte of the response (--resend {policy}; the target saw up to {} requests)",

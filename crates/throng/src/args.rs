@@ -730,8 +730,8 @@ pub struct RunArgs {
     /// idempotent (also PUT, DELETE) or never [default: the scenario's
     /// clients.resend, else safe]. Each re-send is counted as `resent`;
     /// POST and PATCH are never re-sent.
-    #[arg(long, value_name = "POLICY", value_parser = ["never", "safe", "idempotent"], help_heading = "Request")]
-    pub resend: Option<String>,
+    #[arg(long, value_name = "POLICY", value_parser = parse_resend, help_heading = "Request")]
+    pub resend: Option<plan::Resend>,
     /// Let redirects lead to this host too (repeatable; any port). A
     /// redirect to a host that is neither the target's nor allowed is not
     /// followed and counts as `blocked`.
@@ -846,4 +846,12 @@ pub struct Embedded {
     pub name: String,
     /// The YAML.
     pub text: String,
+}
+
+/// `--resend`: a policy by its name.
+fn parse_resend(text: &str) -> Result<plan::Resend, String> {
+    plan::Resend::named(text).ok_or_else(|| {
+        let names: Vec<&str> = plan::Resend::ALL.iter().map(|(_, n)| *n).collect();
+        format!("not a resend policy: use one of {}", names.join(", "))
+    })
 }

@@ -124,7 +124,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     if let Some(n) = args.max_redirects {
         scenario.redirects.max = n;
     }
-    if let Some(policy) = args.resend.as_deref().and_then(plan::Resend::named) {
+    if let Some(policy) = args.resend {
         scenario.clients.resend = policy;
     }
     for host in &args.allow_hosts {

@@ -143,12 +143,7 @@ pub fn http1_on(ip: &'static str, mode: Mode) -> Server {
     let s = seen.clone();
     let (addr, stop) = spawn_runtime_on(ip, move |listener| async move {
         let started = Instant::now();
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            s.connections.fetch_add(1, Ordering::Relaxed);
-            s.peers.lock().unwrap().push(peer.ip());
+        while let Some(stream) = accept(&listener, &s).await {
             tokio::spawn(handle(stream, mode, s.clone(), started));
         }
     });
@@ -327,6 +322,14 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Accepts the next connection, counting it and its peer in `seen`.
+async fn accept(listener: &TcpListener, seen: &Seen) -> Option<tokio::net::TcpStream> {
+    let (stream, peer) = listener.accept().await.ok()?;
+    seen.connections.fetch_add(1, Ordering::Relaxed);
+    seen.peers.lock().unwrap().push(peer.ip());
+    Some(stream)
+}
+
 /// A port with nothing listening on it.
 pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -338,12 +341,7 @@ pub fn h2c() -> Server {
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let (addr, stop) = spawn_runtime(move |listener| async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            s.connections.fetch_add(1, Ordering::Relaxed);
-            s.peers.lock().unwrap().push(peer.ip());
+        while let Some(stream) = accept(&listener, &s).await {
             tokio::spawn(serve_h2(stream, s.clone()));
         }
     });
@@ -408,12 +406,7 @@ pub fn tls(http2: bool) -> (Server, String) {
     let s = seen.clone();
     let (addr, stop) = spawn_runtime(move |listener| async move {
         let started = Instant::now();
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                return;
-            };
-            s.connections.fetch_add(1, Ordering::Relaxed);
-            s.peers.lock().unwrap().push(peer.ip());
+        while let Some(stream) = accept(&listener, &s).await {
             let (acceptor, s) = (acceptor.clone(), s.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
