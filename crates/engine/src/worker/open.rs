@@ -1,0 +1,292 @@
+//! The open model: arrivals paced on their schedule and handed to a pool
+//! of sender tasks that grows with demand.
+
+use super::*;
+
+/// What an open-model sender is handed.
+pub(super) enum Job {
+    /// A new session, due at this time, with its number and arm.
+    Session(Instant, u64, usize),
+    /// One request of a replayed log.
+    Replay(plan::ReplayRequest),
+}
+
+/// A sender waiting for its next arrival.
+#[derive(Default)]
+pub(super) struct Slot {
+    /// The next job.
+    pub(super) job: Cell<Option<Job>>,
+    pub(super) wake: Notify,
+}
+
+#[derive(Default)]
+pub(super) struct Pool {
+    pub(super) idle: RefCell<Vec<Rc<Slot>>>,
+    /// Notified when a sender goes idle.
+    pub(super) went_idle: Notify,
+    pub(super) closing: Cell<bool>,
+    /// Senders started so far.
+    pub(super) senders: Cell<usize>,
+    /// The open model's arrivals not handed out yet (none in a replay).
+    pub(super) upcoming: RefCell<Option<Upcoming>>,
+}
+
+/// The open model's schedule, shared by the dispatcher and the senders: a
+/// sender that finishes while an arrival is already due takes it at once,
+/// rather than going idle and waiting for the dispatcher to be polled and
+/// hand it over. Under load that wait is a trip through every ready task,
+/// and it showed as generator lag; each arrival is still taken once, and
+/// still measured from its due time.
+pub(super) struct Upcoming {
+    pub(super) schedule: ArrivalSchedule,
+    /// The next arrival's due time, from the run start.
+    pub(super) next: Option<Duration>,
+    /// Arrivals taken so far.
+    pub(super) taken: u64,
+    /// The due time of the last arrival taken.
+    pub(super) last_due: Duration,
+}
+
+impl Upcoming {
+    pub(super) fn new(mut schedule: ArrivalSchedule) -> Upcoming {
+        let next = schedule.next();
+        Upcoming {
+            schedule,
+            next,
+            taken: 0,
+            last_due: Duration::ZERO,
+        }
+    }
+
+    /// The next arrival, with its number (from 1), if it is due at `now`
+    /// (from the run start).
+    pub(super) fn take_due(&mut self, now: Duration) -> Option<(Duration, u64)> {
+        let due = self.next.filter(|d| *d <= now)?;
+        self.next = self.schedule.next();
+        self.taken += 1;
+        self.last_due = due;
+        Some((due, self.taken))
+    }
+}
+
+impl Pool {
+    /// An idle sender, or a new one while fewer than `max` exist; `None`
+    /// when the in-flight cap is reached.
+    pub(super) fn sender<C: Connector + 'static>(
+        self: &Rc<Pool>,
+        sh: &Rc<Shared<C>>,
+        max: usize,
+    ) -> Option<Rc<Slot>> {
+        if let Some(slot) = self.idle.borrow_mut().pop() {
+            return Some(slot);
+        }
+        if self.senders.get() >= max {
+            return None;
+        }
+        Some(self.spawn(sh))
+    }
+
+    /// A new sender, with its own connections.
+    pub(super) fn spawn<C: Connector + 'static>(self: &Rc<Pool>, sh: &Rc<Shared<C>>) -> Rc<Slot> {
+        self.senders.set(self.senders.get() + 1);
+        let slot = Rc::new(Slot::default());
+        let guard = AliveGuard::new(sh);
+        tokio::task::spawn_local(open_sender(guard, self.clone(), slot.clone()));
+        slot
+    }
+
+    /// Arrivals taken so far.
+    pub(super) fn taken(&self) -> u64 {
+        self.upcoming.borrow().as_ref().map_or(0, |u| u.taken)
+    }
+
+    /// An arrival already due, as a sender's next job, unless the load
+    /// phase is over.
+    pub(super) fn take_due<C: Connector>(&self, sh: &Shared<C>) -> Option<Job> {
+        if sh.end.is_cancelled() {
+            return None;
+        }
+        let now = Instant::now().saturating_duration_since(sh.start);
+        let (due, n) = self.upcoming.borrow_mut().as_mut()?.take_due(now)?;
+        Some(sh.arrival(due, n))
+    }
+
+    /// Tells every sender to stop once its job is done.
+    pub(super) fn close(&self) {
+        self.closing.set(true);
+        for slot in self.idle.borrow_mut().drain(..) {
+            slot.job.set(None);
+            slot.wake.notify_one();
+        }
+    }
+}
+
+/// Waits until `due`. False when the load phase ended first.
+pub(super) async fn until_due<C: Connector>(sh: &Shared<C>, pacer: &Pacer, due: Instant) -> bool {
+    if Instant::now() < due {
+        tokio::select! {
+            biased;
+            _ = sh.end.cancelled() => false,
+            _ = pacer.until(due) => true,
+        }
+    } else {
+        !sh.end.is_cancelled()
+    }
+}
+
+/// How long a due arrival waits for a busy sender to finish before a new
+/// sender (with a new connection) is started for it.
+const PATIENCE: Duration = Duration::from_micros(200);
+
+/// The least time between two new senders started for waiting arrivals.
+const SPAWN_GAP: Duration = Duration::from_micros(50);
+
+/// Open model: dispatches each arrival when due to an idle sender. When
+/// every sender is busy, the arrival waits up to [`PATIENCE`] for one to
+/// finish (a finishing sender takes it itself), and then a new sender is
+/// started, at most one per [`SPAWN_GAP`], while under the in-flight cap;
+/// at the cap, an arrival that waited that long is counted as dropped. So the pool grows with
+/// demand: a pause of the target a few hundred µs long costs a few new
+/// connections, not one per arrival that came during it (at 190,000/s that
+/// was a thousand connections, whose setup and upkeep then kept the
+/// generator behind). The wait is the generator's, so it shows as lag:
+/// latency still runs from the due time. Returns when the load phase
+/// ended, from the run start.
+pub(super) async fn open_loop<C: Connector + 'static>(
+    sh: &Rc<Shared<C>>,
+    schedule: ArrivalSchedule,
+    max_in_flight: usize,
+    duration: Option<Duration>,
+    max_arrivals: Option<u64>,
+    pacer: &Pacer,
+) -> Duration {
+    let pool = Rc::new(Pool::default());
+    pool.upcoming.replace(Some(Upcoming::new(schedule)));
+    let next = |pool: &Pool| pool.upcoming.borrow().as_ref().and_then(|u| u.next);
+    let mut exhausted = true;
+    let mut last_spawn: Option<Instant> = None;
+    'arrivals: while let Some(offset) = next(&pool) {
+        let due_at = sh.start + offset;
+        if !until_due(sh, pacer, due_at).await {
+            exhausted = false;
+            break;
+        }
+        let taken_before = pool.taken();
+        let slot = loop {
+            if let Some(slot) = pool.idle.borrow_mut().pop() {
+                break Some(slot);
+            }
+            let now = Instant::now();
+            let patient = due_at + PATIENCE;
+            let at_cap = pool.senders.get() >= max_in_flight;
+            // At the cap, the arrival waits as long, then is dropped.
+            if at_cap && now >= patient {
+                break None;
+            }
+            let spawn_at = if at_cap {
+                patient
+            } else if pool.senders.get() == 0 {
+                now
+            } else {
+                last_spawn.map_or(patient, |l| patient.max(l + SPAWN_GAP))
+            };
+            if !at_cap && now >= spawn_at {
+                last_spawn = Some(now);
+                break Some(pool.spawn(sh));
+            }
+            tokio::select! {
+                biased;
+                _ = sh.end.cancelled() => {
+                    exhausted = false;
+                    break 'arrivals;
+                }
+                _ = pool.went_idle.notified() => {}
+                _ = pacer.until(spawn_at) => {}
+            }
+            // A sender that finished meanwhile took it: on to the next.
+            if pool.taken() != taken_before {
+                continue 'arrivals;
+            }
+        };
+        // A sender may have taken this arrival while the dispatcher waited;
+        // then the loop moves on to the next.
+        let now = Instant::now().saturating_duration_since(sh.start);
+        let taken = pool
+            .upcoming
+            .borrow_mut()
+            .as_mut()
+            .and_then(|u| u.take_due(now));
+        let Some((due, n)) = taken else {
+            if let Some(slot) = slot {
+                pool.idle.borrow_mut().push(slot);
+            }
+            continue;
+        };
+        let Some(slot) = slot else {
+            // The session never started: its first step's endpoint is
+            // the one that went without. Draw the flow as the session
+            // would have, so drops land on the right endpoint.
+            let flow = sh.scenario.pick_flow(sh.drop_rng.borrow_mut().f64());
+            let endpoint = sh.scenario.flows[flow]
+                .steps
+                .first()
+                .map_or(0, |s| s.endpoint);
+            let arm = sh.pick_arm();
+            sh.recorders[arm].borrow_mut().record_dropped(endpoint, due);
+            continue;
+        };
+        slot.job.set(Some(sh.arrival(due, n)));
+        slot.wake.notify_one();
+    }
+    let (arrivals, last_due) = pool
+        .upcoming
+        .borrow()
+        .as_ref()
+        .map_or((0, Duration::ZERO), |u| (u.taken, u.last_due));
+    pool.close();
+    match (exhausted, duration) {
+        // The schedule ran to its planned end.
+        (true, Some(d)) if max_arrivals != Some(arrivals) => d,
+        // Ended by the request bound: the load lasted until the last arrival.
+        (true, _) => last_due,
+        (false, _) => Instant::now().saturating_duration_since(sh.start),
+    }
+}
+
+pub(super) async fn open_sender<C: Connector>(
+    guard: AliveGuard<C>,
+    pool: Rc<Pool>,
+    slot: Rc<Slot>,
+) {
+    let sh = &guard.0;
+    let mut session = sh.session(0);
+    loop {
+        slot.wake.notified().await;
+        let Some(mut job) = slot.job.take() else {
+            break;
+        };
+        loop {
+            match job {
+                Job::Session(due, vu, arm) => {
+                    // Each arrival is a new visitor; the sender keeps its connections.
+                    session.reset(vu, arm, &sh.scenario.clients);
+                    sh.run_flow(&mut session, Some(due), false).await;
+                }
+                Job::Replay(req) => sh.replay_one(&mut session, &req).await,
+            }
+            // An arrival already due goes to the first sender free.
+            if pool.closing.get() {
+                break;
+            }
+            match pool.take_due(sh) {
+                Some(next) => job = next,
+                None => break,
+            }
+        }
+        if pool.closing.get() {
+            break;
+        }
+        pool.idle.borrow_mut().push(slot.clone());
+        pool.went_idle.notify_one();
+    }
+}
