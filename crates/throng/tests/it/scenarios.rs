@@ -585,10 +585,10 @@ flows:
         &path,
         "--target",
         &srv.url(""),
-        "--vus",
-        "40",
-        "--requests",
+        "--rate",
         "400",
+        "--duration",
+        "1s",
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let peers: std::collections::BTreeSet<String> = srv
@@ -603,14 +603,18 @@ flows:
         peers.into_iter().collect::<Vec<_>>(),
         ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     );
-    // The user-agent mix: 3 to 1 by weight over 40 users (each keeps one).
+    // The user-agent mix: 3 to 1 by weight. In the open model each
+    // arrival is a new user of one request, so the share is over ~400
+    // users' draws, not over how many requests a few busy users sent.
     let log = srv.seen.log.lock().unwrap();
+    let total = log.len() as f64;
     let phones = log.iter().filter(|e| e.3 == "Phone/1.0").count() as f64;
     let desktops = log.iter().filter(|e| e.3 == "Desktop/1.0").count() as f64;
-    assert_eq!(phones + desktops, 400.0);
+    assert!(total >= 200.0, "{total} requests");
+    assert_eq!(phones + desktops, total);
     assert!(
-        (0.6..0.9).contains(&(phones / 400.0)),
-        "{phones} phones of 400"
+        (0.65..0.85).contains(&(phones / total)),
+        "{phones} phones of {total}"
     );
     drop(log);
 
