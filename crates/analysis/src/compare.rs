@@ -19,6 +19,18 @@
 //! intervals are simultaneous: each is at level `1 − 5% / k` for the `k`
 //! intervals of the comparison (Bonferroni), and the verdicts together
 //! hold with 95% confidence.
+//!
+//! Two separate runs also differ by what changed on the machine between
+//! them, which no resampling within a run can see: on a shared machine,
+//! runs of a sub-millisecond endpoint minutes apart differ by 10-30% with
+//! nothing changed. So an unpaired comparison adds run-to-run noise to its
+//! latency intervals ([`run_noise`]): a normal draw on the log scale per
+//! resample, with a spread estimated from the runs themselves, from how
+//! much each run's second half differs from its first beyond sampling and,
+//! given several baselines, from how much the baselines differ from each
+//! other. Paired runs need none: both arms saw the same machine. Changes
+//! under [`CompareOptions::min_change_ms`] are no change in separate runs:
+//! a run's level can shift between runs without its halves showing it.
 
 use serde::{Deserialize, Serialize};
 use stats::{Stats, Windows};
@@ -39,6 +51,9 @@ pub const MIN_WINDOWS: usize = 5;
 /// So p50 needs 20 responses, p90 100, p99 1,000.
 pub const MIN_TAIL: u64 = 10;
 
+/// The default of [`CompareOptions::min_change_ms`].
+pub const DEFAULT_MIN_CHANGE_MS: f64 = 0.25;
+
 /// A change and its confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RatioInterval {
@@ -55,9 +70,11 @@ pub struct RatioInterval {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// The candidate is worse by more than the tolerance, with 95% confidence.
+    /// The candidate is worse with 95% confidence, by more than the
+    /// tolerance.
     Regression,
-    /// The candidate is better by more than the tolerance, with 95% confidence.
+    /// The candidate is better with 95% confidence, by more than the
+    /// tolerance.
     Improvement,
     /// Neither.
     NoChange,
@@ -75,12 +92,20 @@ impl Verdict {
 }
 
 impl RatioInterval {
-    /// For a ratio: regression when even the interval's low end is above
-    /// `1 + tolerance`; improvement when its high end is below `1 - tolerance`.
+    /// For a ratio: regression when the interval lies above 1 (slower,
+    /// with the interval's confidence) and the change itself is beyond
+    /// `1 + tolerance`; improvement when it lies below 1 and the change is
+    /// under `1 − tolerance`.
+    ///
+    /// Not "even the interval's low end beyond the tolerance": two
+    /// separate runs differ by a few percent with nothing changed, and that
+    /// stricter rule missed a 20% slowdown against a 10% tolerance in a
+    /// third of pairs (bench/compare). Confidence decides that there is a
+    /// change; the tolerance decides whether it matters.
     pub fn verdict(&self, tolerance: f64) -> Verdict {
-        if self.low > 1.0 + tolerance {
+        if self.low > 1.0 && self.point > 1.0 + tolerance {
             Verdict::Regression
-        } else if self.high < 1.0 - tolerance {
+        } else if self.high < 1.0 && self.point < 1.0 - tolerance {
             Verdict::Improvement
         } else {
             Verdict::NoChange
@@ -88,13 +113,13 @@ impl RatioInterval {
     }
 
     /// For a difference of rates from `base`: regression when the interval
-    /// lies above zero by more than `tolerance × base`; improvement when
-    /// below by as much.
+    /// lies above zero and the change is more than `tolerance × base`;
+    /// improvement when below and by as much.
     fn verdict_of_difference(&self, base: f64, tolerance: f64) -> Verdict {
         let margin = tolerance * base;
-        if self.low > 0.0 && self.low > margin {
+        if self.low > 0.0 && self.point > margin {
             Verdict::Regression
-        } else if self.high < 0.0 && -self.high > margin {
+        } else if self.high < 0.0 && -self.point > margin {
             Verdict::Improvement
         } else {
             Verdict::NoChange
@@ -167,6 +192,12 @@ pub struct MeasureComparison {
     /// Why there is no interval, when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Separate runs only: the run-to-run noise added to the interval, as
+    /// a factor (`1.08`: one standard deviation is ×/÷ 1.08), estimated
+    /// from the runs' halves and the baselines' spread ([`run_noise`]).
+    /// `1` when the runs showed none beyond sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
 }
 
 /// One endpoint in both runs.
@@ -193,6 +224,11 @@ pub struct EndpointComparison {
 pub struct CompareOptions {
     /// Changes within this fraction (0.1 = 10%) are no change.
     pub tolerance: f64,
+    /// Separate runs only: latency changes within this many milliseconds
+    /// are no change either, whatever their ratio. Runs minutes apart on a
+    /// shared machine differ by about 0.1 ms with nothing changed, which is
+    /// 30% of a 0.3 ms endpoint; a paired run's arms do not.
+    pub min_change_ms: f64,
     /// Each interval's level (two-sided); [`compare_runs`] sets it from
     /// the number of intervals.
     pub level: f64,
@@ -208,6 +244,7 @@ impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
             tolerance: 0.1,
+            min_change_ms: DEFAULT_MIN_CHANGE_MS,
             level: 0.95,
             resamples: 1000,
             paired: false,
@@ -234,12 +271,19 @@ impl CompareOptions {
 pub struct Comparison {
     /// The tolerance (a fraction).
     pub tolerance: f64,
+    /// Separate runs: the latency changes, in ms, that are no change
+    /// whatever their ratio; 0 for paired runs.
+    #[serde(default)]
+    pub min_change_ms: f64,
     /// Each interval's level: `1 − 5% / k` for `k` intervals.
     pub level: f64,
     /// Bootstrap resamples.
     pub resamples: usize,
     /// Whether windows were drawn in pairs (an interleaved A/B run).
     pub paired: bool,
+    /// How many baseline runs were pooled (1 unless given several).
+    #[serde(default = "one")]
+    pub baseline_runs: usize,
     /// Regression if any endpoint regressed; improvement if any improved
     /// and none regressed.
     pub verdict: Verdict,
@@ -247,30 +291,56 @@ pub struct Comparison {
     pub endpoints: Vec<EndpointComparison>,
 }
 
-/// Compares every endpoint of `base` with the one of the same name in
-/// `cand`, in the baseline's order, then endpoints only the candidate has.
-/// `opts.level` and `opts.resamples` are set for simultaneous intervals.
-pub fn compare_runs(base: &Stats, cand: &Stats, opts: &CompareOptions) -> Comparison {
-    let pairs: Vec<_> = base
-        .endpoints
+fn one() -> usize {
+    1
+}
+
+/// Compares every endpoint of the baselines (one run, or several of the
+/// same build pooled) with the one of the same name in `cand`, in the
+/// first baseline's order, then endpoints only the candidate has.
+/// `opts.level` and `opts.resamples` are set for simultaneous intervals;
+/// `opts.paired` holds only for a single baseline.
+pub fn compare_runs(bases: &[&Stats], cand: &Stats, opts: &CompareOptions) -> Comparison {
+    let mut names: Vec<&str> = Vec::new();
+    for b in bases {
+        for e in &b.endpoints {
+            if !names.contains(&e.name.as_str()) {
+                names.push(&e.name);
+            }
+        }
+    }
+    let windows_of = |name: &str| -> Vec<&Windows> {
+        bases
+            .iter()
+            .filter_map(|b| b.endpoints.iter().find(|e| e.name == name))
+            .map(|e| &e.windows)
+            .collect()
+    };
+    let requests_of = |name: &str| -> u64 {
+        bases
+            .iter()
+            .filter_map(|b| b.endpoints.iter().find(|e| e.name == name))
+            .map(|e| e.counts.requests)
+            .sum()
+    };
+    let intervals = names
         .iter()
-        .filter_map(|b| Some((b, cand.endpoints.iter().find(|c| c.name == b.name)?)))
-        .collect();
-    let intervals = pairs
-        .iter()
-        .map(|(b, c)| comparable(&b.windows, &c.windows).len())
+        .filter_map(|n| {
+            let c = cand.endpoints.iter().find(|c| c.name == *n)?;
+            Some(comparable(&windows_of(n), &c.windows).len())
+        })
         .sum();
-    let opts = opts.simultaneous(intervals);
+    let mut opts = opts.simultaneous(intervals);
+    opts.paired &= bases.len() == 1;
     let mut out = Vec::new();
-    for b in &base.endpoints {
-        let c = cand.endpoints.iter().find(|c| c.name == b.name);
-        out.push(match c {
-            Some(c) => compare_windows(&b.name, &b.windows, &c.windows, &opts),
-            None => unmatched(&b.name, b.counts.requests, 0, "only in the baseline"),
+    for name in &names {
+        out.push(match cand.endpoints.iter().find(|c| c.name == *name) {
+            Some(c) => compare_windows(name, &windows_of(name), &c.windows, &opts),
+            None => unmatched(name, requests_of(name), 0, "only in the baseline"),
         });
     }
     for c in &cand.endpoints {
-        if !base.endpoints.iter().any(|b| b.name == c.name) {
+        if !names.contains(&c.name.as_str()) {
             out.push(unmatched(
                 &c.name,
                 0,
@@ -282,9 +352,11 @@ pub fn compare_runs(base: &Stats, cand: &Stats, opts: &CompareOptions) -> Compar
     let any = |v| out.iter().any(|e| e.verdict == v);
     Comparison {
         tolerance: opts.tolerance,
+        min_change_ms: if opts.paired { 0.0 } else { opts.min_change_ms },
         level: opts.level,
         resamples: opts.resamples,
         paired: opts.paired,
+        baseline_runs: bases.len(),
         verdict: if any(Verdict::Regression) {
             Verdict::Regression
         } else if any(Verdict::Improvement) {
@@ -305,12 +377,19 @@ fn responses(w: &Windows) -> u64 {
     w.list.iter().map(|w| w.latency.count()).sum()
 }
 
-/// The measures two runs have enough data to compare.
-fn comparable(base: &Windows, cand: &Windows) -> Vec<Measure> {
-    if !enough(base) || !enough(cand) {
+/// The measures the baselines and the candidate have enough data to
+/// compare (each baseline counts: a pooled baseline is no excuse for a
+/// thin one).
+fn comparable(bases: &[&Windows], cand: &Windows) -> Vec<Measure> {
+    if bases.is_empty() || !bases.iter().all(|b| enough(b)) || !enough(cand) {
         return Vec::new();
     }
-    let fewest = responses(base).min(responses(cand));
+    let fewest = bases
+        .iter()
+        .map(|b| responses(b))
+        .chain([responses(cand)])
+        .min()
+        .unwrap_or(0);
     Measure::ALL
         .into_iter()
         .filter(|m| fewest >= m.min_responses())
@@ -345,9 +424,8 @@ struct Values {
 }
 
 impl Values {
-    fn of(runs: [&Windows; 2]) -> Values {
+    fn of<'a>(runs: impl Iterator<Item = &'a Windows>) -> Values {
         let mut us: Vec<u64> = runs
-            .iter()
             .flat_map(|r| r.list.iter())
             .flat_map(|w| w.latency.recorded().map(|(v, _)| v))
             .collect();
@@ -424,15 +502,24 @@ fn change(measure: Measure, b: f64, c: f64) -> f64 {
     }
 }
 
-/// Compares one endpoint's windows in two runs.
+/// Compares one endpoint's windows in the baselines (pooled) and the
+/// candidate.
 pub fn compare_windows(
     name: &str,
-    base: &Windows,
+    bases: &[&Windows],
     cand: &Windows,
     opts: &CompareOptions,
 ) -> EndpointComparison {
-    let mut values = Values::of([base, cand]);
-    let (bw, cw) = (values.sparse(base), values.sparse(cand));
+    let mut values = Values::of(bases.iter().copied().chain([cand]));
+    // The baselines' windows end to end; `runs` says where each run's are.
+    let mut bw = Vec::new();
+    let mut runs = Vec::with_capacity(bases.len());
+    for b in bases {
+        let from = bw.len();
+        bw.extend(values.sparse(b));
+        runs.push(from..bw.len());
+    }
+    let cw = values.sparse(cand);
     let requests = |w: &[Sparse]| w.iter().map(|w| w.requests).sum::<u64>();
     let mut result = EndpointComparison {
         endpoint: name.to_string(),
@@ -442,7 +529,7 @@ pub fn compare_windows(
         measures: Vec::new(),
         note: None,
     };
-    let compared = comparable(base, cand);
+    let compared = comparable(bases, cand);
     if compared.is_empty() {
         result.note = Some(format!(
             "too few requests to compare: each run needs some in at least {MIN_WINDOWS} windows of time"
@@ -451,30 +538,26 @@ pub fn compare_windows(
     }
     let base_all = values.measure(&bw, 0..bw.len());
     let cand_all = values.measure(&cw, 0..cw.len());
-    let paired = opts.paired && base.ms == cand.ms;
+    let paired = opts.paired && bases.len() == 1 && bases[0].ms == cand.ms;
     let mut rng = fastrand::Rng::with_seed(opts.seed);
-    let mut changes: [Vec<f64>; 4] = Default::default();
-    let mut picks_b = Vec::with_capacity(bw.len());
-    let mut picks_c = Vec::with_capacity(cw.len());
-    for _ in 0..opts.resamples {
-        picks_b.clear();
-        picks_c.clear();
-        if paired {
-            let n = bw.len().max(cw.len());
-            picks_b.extend((0..n).map(|_| rng.usize(..n)));
-            picks_c.extend_from_slice(&picks_b);
-        } else {
-            picks_b.extend((0..bw.len()).map(|_| rng.usize(..bw.len())));
-            picks_c.extend((0..cw.len()).map(|_| rng.usize(..cw.len())));
-        }
-        let b = values.measure(&bw, picks_b.iter().copied());
-        let c = values.measure(&cw, picks_c.iter().copied());
-        for (k, measure) in Measure::ALL.into_iter().enumerate() {
-            if let (Some(b), Some(c)) = (b[k], c[k]) {
-                changes[k].push(change(measure, b, c));
-            }
-        }
-    }
+    let (mut changes, spread) = resample(
+        &mut values,
+        (&bw, &runs),
+        &cw,
+        paired,
+        opts.resamples,
+        &mut rng,
+    );
+    let noise = (!paired).then(|| {
+        let mut halves: Vec<[Option<f64>; 4]> =
+            runs.iter().map(|r| values.drift(&bw, r.clone())).collect();
+        halves.push(values.drift(&cw, 0..cw.len()));
+        let levels: Vec<[Option<f64>; 4]> = runs
+            .iter()
+            .map(|r| values.measure(&bw, r.clone()))
+            .collect();
+        run_noise(&halves, &levels, &spread)
+    });
     for (k, measure) in Measure::ALL.into_iter().enumerate() {
         let (Some(b), Some(c)) = (base_all[k], cand_all[k]) else {
             continue;
@@ -492,8 +575,15 @@ pub fn compare_windows(
                     measure.as_str(),
                     measure.min_responses()
                 )),
+                noise: None,
             });
             continue;
+        }
+        let sigma = noise.as_ref().and_then(|n| n[k]);
+        if let Some(sigma) = sigma.filter(|s| *s > 0.0) {
+            for x in v.iter_mut() {
+                *x *= (sigma * normal(&mut rng)).exp();
+            }
         }
         v.sort_by(f64::total_cmp);
         let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
@@ -505,6 +595,8 @@ pub fn compare_windows(
         };
         let verdict = match measure {
             Measure::ErrorRate => interval.verdict_of_difference(b, opts.tolerance),
+            // The floor in time, as a share of the baseline.
+            _ if !paired => interval.verdict(opts.tolerance.max(opts.min_change_ms / b)),
             _ => interval.verdict(opts.tolerance),
         };
         result.measures.push(MeasureComparison {
@@ -514,6 +606,7 @@ pub fn compare_windows(
             change: Some(interval),
             verdict,
             note: None,
+            noise: sigma.map(f64::exp),
         });
     }
     let any = |v| result.measures.iter().any(|m| m.verdict == v);
@@ -525,4 +618,181 @@ pub fn compare_windows(
         Verdict::NoChange
     };
     result
+}
+
+/// The bootstrap: `resamples` draws of windows from the baselines (`bw`,
+/// each run's windows at `runs`) and the candidate (`cw`), with each
+/// measure's change per draw, and each side's resampled log levels.
+fn resample(
+    values: &mut Values,
+    (bw, runs): (&[Sparse], &[std::ops::Range<usize>]),
+    cw: &[Sparse],
+    paired: bool,
+    resamples: usize,
+    rng: &mut fastrand::Rng,
+) -> ([Vec<f64>; 4], [Spread; 2]) {
+    let mut changes: [Vec<f64>; 4] = Default::default();
+    let mut spread = [Spread::default(), Spread::default()];
+    let mut picks_b = Vec::with_capacity(bw.len());
+    let mut picks_c = Vec::with_capacity(cw.len());
+    for _ in 0..resamples {
+        picks_b.clear();
+        picks_c.clear();
+        if paired {
+            let n = bw.len().max(cw.len());
+            picks_b.extend((0..n).map(|_| rng.usize(..n)));
+            picks_c.extend_from_slice(&picks_b);
+        } else {
+            // Each half of each run keeps its weight: its windows are drawn
+            // from its own. The resamples then measure sampling alone, and
+            // how far a run's halves differ enters as noise, once.
+            for half in runs.iter().flat_map(|r| halves_of(r.clone())) {
+                picks_b.extend(half.clone().map(|_| rng.usize(half.clone())));
+            }
+            for half in halves_of(0..cw.len()) {
+                picks_c.extend(half.clone().map(|_| rng.usize(half.clone())));
+            }
+        }
+        let b = values.measure(bw, picks_b.iter().copied());
+        let c = values.measure(cw, picks_c.iter().copied());
+        for (k, measure) in Measure::ALL.into_iter().enumerate() {
+            if let (Some(b), Some(c)) = (b[k], c[k]) {
+                changes[k].push(change(measure, b, c));
+                if measure.quantile().is_some() {
+                    spread[0].add(k, b);
+                    spread[1].add(k, c);
+                }
+            }
+        }
+    }
+    (changes, spread)
+}
+
+/// The variance of resampled log latencies, per measure, kept as sums.
+#[derive(Default)]
+struct Spread {
+    n: [f64; 4],
+    sum: [f64; 4],
+    squares: [f64; 4],
+}
+
+impl Spread {
+    fn add(&mut self, k: usize, ms: f64) {
+        let x = ms.max(1e-3).ln();
+        self.n[k] += 1.0;
+        self.sum[k] += x;
+        self.squares[k] += x * x;
+    }
+
+    fn variance(&self, k: usize) -> f64 {
+        if self.n[k] < 2.0 {
+            return 0.0;
+        }
+        let mean = self.sum[k] / self.n[k];
+        (self.squares[k] / self.n[k] - mean * mean).max(0.0)
+    }
+}
+
+/// A run's windows in two halves, the first rounded down.
+fn halves_of(run: std::ops::Range<usize>) -> [std::ops::Range<usize>; 2] {
+    let mid = run.start + run.len() / 2;
+    [run.start..mid, mid..run.end]
+}
+
+impl Values {
+    /// How much the second half of a run's windows differs from its
+    /// first, per latency measure: `ln(second / first)`.
+    fn drift(&mut self, windows: &[Sparse], run: std::ops::Range<usize>) -> [Option<f64>; 4] {
+        let [first, second] = halves_of(run).map(|h| self.measure(windows, h));
+        let mut d = [None; 4];
+        for (k, m) in Measure::ALL.into_iter().enumerate() {
+            if m.quantile().is_some() {
+                if let (Some(a), Some(b)) = (first[k], second[k]) {
+                    d[k] = Some(b.max(1e-3).ln() - a.max(1e-3).ln());
+                }
+            }
+        }
+        d
+    }
+}
+
+/// The run-to-run noise of each latency measure, as the standard deviation
+/// of `ln(cand / base)` that no resampling within the runs accounts for.
+///
+/// The model: each run's log level is off by its own `u ~ N(0, σ²)`, the
+/// same `σ` for calm runs. A candidate against the mean of `k` baselines
+/// is then off by `σ² (1 + 1/k)`: twice `σ²` for one baseline. `σ²` is
+/// estimated from every run, pooled by degrees of freedom:
+/// - halves (one degree each; `halves` has a row per baseline run, then
+///   the candidate's): a run's halves are taken to differ as two runs do,
+///   so `d = ln(h2 / h1)` has variance `2σ²` plus `4v` of sampling, for a
+///   run whose whole has sampling variance `v` (each half has half the
+///   data): `(d² − 4v) / 2` estimates `σ²`;
+/// - baselines (`k − 1` degrees, given `k ≥ 2`): the sample variance of
+///   their log levels (`levels`), less one run's sampling variance.
+///
+/// A run whose own halves disagree by more than the pool was disturbed
+/// (something else ran on the machine for part of it), and its level is
+/// only as good as its own estimate: each run counts with the larger of
+/// the two, `Σ max(σ², own_i) / k²` for the baselines' mean plus
+/// `max(σ², own_c)` for the candidate. Pooling alone would let three calm
+/// baselines vouch for a candidate whose second half ran 60% slower.
+///
+/// `spread` holds the resampled log levels of the pooled baseline (`[0]`)
+/// and the candidate (`[1]`); one baseline run's sampling variance is the
+/// pool's times `k`.
+fn run_noise(
+    halves: &[[Option<f64>; 4]],
+    levels: &[[Option<f64>; 4]],
+    spread: &[Spread; 2],
+) -> [Option<f64>; 4] {
+    let k = levels.len();
+    let mut out = [None; 4];
+    for (m, measure) in Measure::ALL.into_iter().enumerate() {
+        if measure.quantile().is_none() {
+            continue;
+        }
+        let v_base = spread[0].variance(m) * k as f64;
+        let v_cand = spread[1].variance(m);
+        // Each run's own estimate from its halves: the baselines', then
+        // the candidate's.
+        let own: Vec<Option<f64>> = halves
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let v = if i < k { v_base } else { v_cand };
+                row[m].map(|d| (d * d - 4.0 * v) / 2.0)
+            })
+            .collect();
+        let (mut sum, mut df) = (0.0, 0.0);
+        for o in own.iter().flatten() {
+            sum += o;
+            df += 1.0;
+        }
+        let logs: Vec<f64> = levels
+            .iter()
+            .filter_map(|l| l[m])
+            .map(|x| x.max(1e-3).ln())
+            .collect();
+        if logs.len() >= 2 {
+            let n = logs.len() as f64;
+            let mean = logs.iter().sum::<f64>() / n;
+            let squares = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+            sum += squares - (n - 1.0) * v_base;
+            df += n - 1.0;
+        }
+        let pooled = if df > 0.0 { (sum / df).max(0.0) } else { 0.0 };
+        let of = |i: usize| own.get(i).copied().flatten().unwrap_or(0.0).max(pooled);
+        let kf = k.max(1) as f64;
+        let bases = (0..k).map(of).sum::<f64>() / (kf * kf);
+        out[m] = Some((bases + of(k)).sqrt());
+    }
+    out
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut fastrand::Rng) -> f64 {
+    let u1 = 1.0 - rng.f64(); // in (0, 1]: its log is finite
+    let u2 = rng.f64();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }

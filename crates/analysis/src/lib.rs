@@ -19,7 +19,8 @@ pub use abort::{AbortRule, AbortWatch};
 pub use capacity::{Search, StepVerdict, BORDERLINE};
 pub use compare::{
     compare_runs, compare_windows, CompareOptions, Comparison, EndpointComparison, Measure,
-    MeasureComparison, RatioInterval, Verdict, FAMILY_CONFIDENCE, MIN_TAIL, MIN_WINDOWS,
+    MeasureComparison, RatioInterval, Verdict, DEFAULT_MIN_CHANGE_MS, FAMILY_CONFIDENCE, MIN_TAIL,
+    MIN_WINDOWS,
 };
 pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};

@@ -442,7 +442,7 @@ fn window_bootstrap_flags_a_slower_release_and_rarely_an_identical_one() {
     // A candidate 5x slower: a regression at every percentile.
     let base = windows(20, 2.0, 0.0, &mut rng);
     let cand = windows(20, 10.0, 0.0, &mut rng);
-    let c = compare_windows("GET /", &base, &cand, &opts());
+    let c = compare_windows("GET /", &[&base], &cand, &opts());
     assert_eq!(c.verdict, Verdict::Regression);
     for m in &c.measures[..3] {
         let c = m.change.unwrap();
@@ -450,7 +450,7 @@ fn window_bootstrap_flags_a_slower_release_and_rarely_an_identical_one() {
         assert_eq!(m.verdict, Verdict::Regression);
     }
     // The other way round it is an improvement.
-    let c = compare_windows("GET /", &cand, &base, &opts());
+    let c = compare_windows("GET /", &[&cand], &base, &opts());
     assert_eq!(c.verdict, Verdict::Improvement);
     // A/A: two runs of the same system. Count how often any measure is
     // called a regression (the false-positive rate).
@@ -460,7 +460,7 @@ fn window_bootstrap_flags_a_slower_release_and_rarely_an_identical_one() {
             let a = windows(20, 2.0, 0.01, &mut rng);
             let b = windows(20, 2.0, 0.01, &mut rng);
             let o = CompareOptions { seed: *i, ..opts() };
-            compare_windows("GET /", &a, &b, &o).verdict == Verdict::Regression
+            compare_windows("GET /", &[&a], &b, &o).verdict == Verdict::Regression
         })
         .count();
     eprintln!("A/A: {flagged} of {trials} comparisons flagged as regressions");
@@ -475,7 +475,7 @@ fn error_rates_compare_as_a_difference_so_a_zero_baseline_works() {
     let mut rng = fastrand::Rng::with_seed(3);
     let base = windows(20, 2.0, 0.0, &mut rng);
     let cand = windows(20, 2.0, 0.05, &mut rng);
-    let c = compare_windows("POST /login", &base, &cand, &opts());
+    let c = compare_windows("POST /login", &[&base], &cand, &opts());
     let e = c
         .measures
         .iter()
@@ -496,7 +496,7 @@ fn error_rates_compare_as_a_difference_so_a_zero_baseline_works() {
         true,
         Some(Duration::from_millis(2)),
     );
-    let c = compare_windows("POST /login", &base, &one, &opts());
+    let c = compare_windows("POST /login", &[&base], &one, &opts());
     assert_eq!(c.verdict, Verdict::NoChange, "{c:?}");
 }
 
@@ -505,7 +505,7 @@ fn endpoints_with_too_few_windows_or_in_one_run_only_get_no_verdict() {
     let mut rng = fastrand::Rng::with_seed(5);
     let short = windows(3, 2.0, 0.0, &mut rng);
     let slow = windows(3, 20.0, 0.0, &mut rng);
-    let c = compare_windows("GET /", &short, &slow, &opts());
+    let c = compare_windows("GET /", &[&short], &slow, &opts());
     assert_eq!(c.verdict, Verdict::NoChange);
     assert!(c.measures.is_empty());
     assert!(c.note.unwrap().contains("at least 5 windows"));
@@ -513,7 +513,7 @@ fn endpoints_with_too_few_windows_or_in_one_run_only_get_no_verdict() {
     let mut a = stats::Stats::new(["GET /".to_string(), "GET /old".to_string()]);
     let b = stats::Stats::new(["GET /".to_string(), "GET /new".to_string()]);
     a.endpoints[0].windows = windows(10, 2.0, 0.0, &mut rng);
-    let rows = compare_runs(&a, &b, &opts());
+    let rows = compare_runs(&[&a], &b, &opts());
     let names: Vec<_> = rows
         .endpoints
         .iter()
@@ -550,7 +550,7 @@ fn quantiles_with_too_few_responses_above_them_are_not_compared() {
         w
     };
     let (a, b) = (thin(&mut rng, 2.0), thin(&mut rng, 50.0));
-    let c = compare_windows("GET /", &a, &b, &opts());
+    let c = compare_windows("GET /", &[&a], &b, &opts());
     let p99 = c
         .measures
         .iter()
@@ -574,7 +574,7 @@ fn quantiles_with_too_few_responses_above_them_are_not_compared() {
     let mut sb = sa.clone();
     sa.endpoints[0].windows = a;
     sb.endpoints[0].windows = b;
-    let all = compare_runs(&sa, &sb, &opts());
+    let all = compare_runs(&[&sa], &sb, &opts());
     assert!(
         (all.level - (1.0 - 0.05 / 3.0)).abs() < 1e-12,
         "{}",
@@ -606,10 +606,10 @@ fn pairing_cancels_noise_both_arms_share() {
             );
         }
     }
-    let unpaired = compare_windows("GET /", &base, &cand, &opts());
+    let unpaired = compare_windows("GET /", &[&base], &cand, &opts());
     let paired = compare_windows(
         "GET /",
-        &base,
+        &[&base],
         &cand,
         &CompareOptions {
             paired: true,
@@ -791,4 +791,159 @@ fn a_capacity_search_knows_its_steps_left_once_bracketed() {
     assert_eq!(taken, 4);
     assert_eq!(s.steps_left(), Some(0));
     assert_eq!(Search::new(50.0, 1000.0, 0.1).steps_left(), None);
+}
+
+/// `n` windows of 100 responses, at `first_ms` (±2.5%) in the first half
+/// of the windows and `second_ms` in the second: a steady run when the
+/// two are equal, a run that drifted when they are not.
+fn halves(n: usize, first_ms: f64, second_ms: f64, rng: &mut fastrand::Rng) -> stats::Windows {
+    let mut w = stats::Windows::default();
+    for i in 0..n {
+        let level = if i < n / 2 { first_ms } else { second_ms };
+        for k in 0..100 {
+            let ms = level * (1.0 + 0.05 * (rng.f64() - 0.5));
+            let due = Duration::from_millis(i as u64 * 250 + k);
+            w.record(due, false, Some(Duration::from_secs_f64(ms / 1000.0)));
+        }
+    }
+    w
+}
+
+/// A run of one endpoint, `GET /`, with these windows.
+fn run_of(w: &stats::Windows) -> Stats {
+    let mut s = Stats::new(["GET /".to_string()]);
+    s.endpoints[0].windows = w.clone();
+    s
+}
+
+fn p50(c: &EndpointComparison) -> &MeasureComparison {
+    &c.measures[0]
+}
+
+#[test]
+fn separate_runs_add_the_drift_their_halves_show_to_the_interval() {
+    let mut rng = fastrand::Rng::with_seed(21);
+    // Steady runs 25% apart: a regression, and no noise beyond sampling.
+    let base = halves(20, 10.0, 10.0, &mut rng);
+    let cand = halves(20, 12.5, 12.5, &mut rng);
+    let c = compare_windows("GET /", &[&base], &cand, &opts());
+    assert_eq!(p50(&c).verdict, Verdict::Regression, "{c:?}");
+    let noise = p50(&c).noise.unwrap();
+    assert!(noise < 1.01, "{noise}");
+    // Runs that each moved 30% between their halves: the same 25% apart
+    // is within what a run drifts by on its own, so no verdict.
+    let base = halves(20, 9.0, 11.7, &mut rng);
+    let cand = halves(20, 11.25, 14.6, &mut rng);
+    let c = compare_windows("GET /", &[&base], &cand, &opts());
+    let m = p50(&c);
+    assert_eq!(m.verdict, Verdict::NoChange, "{c:?}");
+    let noise = m.noise.unwrap();
+    assert!((1.25..1.35).contains(&noise), "noise ×{noise}");
+    let change = m.change.unwrap();
+    assert!(change.low < 1.1 && change.high > 1.4, "{change:?}");
+    // Paired arms saw the same machine: no noise is added.
+    let paired = CompareOptions {
+        paired: true,
+        ..opts()
+    };
+    let c = compare_windows("GET /", &[&base], &cand, &paired);
+    assert_eq!(p50(&c).noise, None);
+    assert_eq!(p50(&c).verdict, Verdict::Regression);
+}
+
+#[test]
+fn several_baselines_pool_and_their_spread_is_noise() {
+    let mut rng = fastrand::Rng::with_seed(22);
+    let (a, b, c) = (
+        halves(20, 10.0, 10.0, &mut rng),
+        halves(20, 12.5, 12.5, &mut rng),
+        halves(20, 8.0, 8.0, &mut rng),
+    );
+    let cand = halves(20, 12.5, 12.5, &mut rng);
+    // Against the first alone, 25% slower: a regression.
+    let one = compare_windows("GET /", &[&a], &cand, &opts());
+    assert_eq!(p50(&one).verdict, Verdict::Regression);
+    // The three baselines differ by as much among themselves: no change.
+    // Their log levels (ln 10 ± ln 1.25) have squares summing to 0.0994
+    // over 2 degrees of freedom; the four steady runs' halves add 4
+    // degrees and nothing else: σ² = 0.0994 / 6, times 1 + 1/3 for one
+    // candidate run against the mean of three.
+    let three = compare_windows("GET /", &[&a, &b, &c], &cand, &opts());
+    let m = p50(&three);
+    assert_eq!(m.verdict, Verdict::NoChange, "{three:?}");
+    let noise = m.noise.unwrap();
+    let expected = (0.0994f64 / 6.0 * 4.0 / 3.0).sqrt();
+    assert!(
+        (noise.ln() - expected).abs() < 0.01,
+        "noise ×{noise}, expected ×{}",
+        expected.exp()
+    );
+    // Three calm baselines do not vouch for a disturbed candidate: one
+    // whose second half ran 60% slower counts with its own drift,
+    // (ln 1.6)² / 2, and its p90 (all in the slow half) is no verdict;
+    // a calm candidate as slow throughout is a regression.
+    let calm = [
+        halves(20, 10.0, 10.0, &mut rng),
+        halves(20, 10.0, 10.0, &mut rng),
+        halves(20, 10.0, 10.0, &mut rng),
+    ];
+    let calm: Vec<&stats::Windows> = calm.iter().collect();
+    let disturbed = halves(20, 10.0, 16.0, &mut rng);
+    let d = compare_windows("GET /", &calm, &disturbed, &opts());
+    let p90 = &d.measures[1];
+    assert_eq!(p90.verdict, Verdict::NoChange, "{d:?}");
+    let own = (1.6f64.ln().powi(2) / 2.0).sqrt();
+    assert!(p90.noise.unwrap().ln() >= own * 0.95, "{p90:?}");
+    let slow = halves(20, 16.0, 16.0, &mut rng);
+    let s = compare_windows("GET /", &calm, &slow, &opts());
+    assert_eq!(s.measures[1].verdict, Verdict::Regression, "{s:?}");
+    // The pool is the baseline: requests add, the median is the pool's.
+    assert_eq!(three.base_requests, 6000);
+    assert!((m.base - 10.0).abs() < 0.5, "{m:?}");
+    // compare_runs says how many baselines it pooled, and never pairs them.
+    let (sa, sb, sc, sd) = (run_of(&a), run_of(&b), run_of(&c), run_of(&cand));
+    let paired = CompareOptions {
+        paired: true,
+        ..opts()
+    };
+    let all = compare_runs(&[&sa, &sb, &sc], &sd, &paired);
+    assert_eq!((all.baseline_runs, all.paired), (3, false));
+    assert_eq!(all.verdict, Verdict::NoChange);
+}
+
+#[test]
+fn separate_runs_ignore_latency_changes_under_the_floor_in_time() {
+    let mut rng = fastrand::Rng::with_seed(23);
+    let base = halves(20, 0.30, 0.30, &mut rng);
+    // ×1.5 but only 0.15 ms: under the 0.25 ms floor, no change.
+    let near = halves(20, 0.45, 0.45, &mut rng);
+    let c = compare_windows("GET /", &[&base], &near, &opts());
+    assert_eq!(c.verdict, Verdict::NoChange, "{c:?}");
+    // 0.3 ms to 2.9 ms is far beyond it.
+    let far = halves(20, 2.9, 2.9, &mut rng);
+    let c = compare_windows("GET /", &[&base], &far, &opts());
+    assert_eq!(c.verdict, Verdict::Regression, "{c:?}");
+    // Without the floor, or paired (the floor is for separate runs), the
+    // 0.15 ms is a regression.
+    for o in [
+        CompareOptions {
+            min_change_ms: 0.0,
+            ..opts()
+        },
+        CompareOptions {
+            paired: true,
+            ..opts()
+        },
+    ] {
+        let c = compare_windows("GET /", &[&base], &near, &o);
+        assert_eq!(c.verdict, Verdict::Regression, "{o:?}");
+    }
+    // Recorded in the comparison: only for separate runs.
+    let (sb, sn) = (run_of(&base), run_of(&near));
+    assert_eq!(compare_runs(&[&sb], &sn, &opts()).min_change_ms, 0.25);
+    let paired = CompareOptions {
+        paired: true,
+        ..opts()
+    };
+    assert_eq!(compare_runs(&[&sb], &sn, &paired).min_change_ms, 0.0);
 }

@@ -165,6 +165,12 @@ async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize,
         );
     }
 
+    if let Some(delay) = state.config.delay {
+        // A thread's sleep, not the runtime's timer: tokio's timer rounds
+        // up to whole milliseconds, and a known delay of 2.5 ms must be
+        // 2.5 ms.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+    }
     let session = session_of(state, &req);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (name, resp) = match (&method, segments.as_slice()) {

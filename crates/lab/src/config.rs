@@ -75,6 +75,9 @@ pub struct Config {
     /// I4: the deploy queue keeps working on requests whose clients have
     /// already given up.
     pub metastable: bool,
+    /// Measurement: every page of the app answers this much later (a
+    /// release slower by a known amount, for checking `throng compare`).
+    pub delay: Option<Duration>,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             stall: None,
             short_cache: false,
             metastable: false,
+            delay: None,
         }
     }
 }
@@ -119,6 +123,9 @@ impl Config {
         }
         if let Some(lag) = self.replica_lag {
             out.push(format!("--replica-lag {}", lag.as_millis()));
+        }
+        if let Some(d) = self.delay {
+            out.push(format!("--delay {}us", d.as_micros()));
         }
         if self.misroute {
             out.push("--misroute".into());

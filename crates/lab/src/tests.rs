@@ -169,3 +169,12 @@ fn metrics_are_prometheus_text() {
     assert!(text.contains("lab_requests_total{route=\"login\",status=\"5xx\"} 1\n"));
     assert!(text.contains("# TYPE lab_deploy_queue gauge\n"));
 }
+
+#[test]
+fn the_banner_names_a_delay_as_a_flag_that_gives_it_back() {
+    let config = Config {
+        delay: Some(Duration::from_micros(2500)),
+        ..Config::default()
+    };
+    assert_eq!(config.pathologies(), ["--delay 2500us"]);
+}

@@ -23,6 +23,11 @@ pub struct Side {
     pub started_at: String,
     /// Requests sent.
     pub requests: u64,
+    /// Why the run's generator may have been the limit, when it may have
+    /// (`generator.reasons` of its results): the machine was busy, and
+    /// what the run measured is partly the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_late: Option<String>,
 }
 
 impl Side {
@@ -33,6 +38,10 @@ impl Side {
             target: r.target.clone(),
             started_at: r.started_at.clone(),
             requests: r.totals.requests,
+            generator_late: r
+                .generator
+                .saturated
+                .then(|| r.generator.reasons.join("; ")),
         }
     }
 }
@@ -44,8 +53,13 @@ pub struct CompareReport {
     pub schema: String,
     /// The throng version that wrote it.
     pub throng_version: String,
-    /// The baseline.
+    /// The baseline: the one file, or, for several runs of it pooled,
+    /// their names joined by `, `, the first's target and start, and their
+    /// requests summed.
     pub base: Side,
+    /// Each baseline run, when there were several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<Side>,
     /// The candidate.
     pub cand: Side,
     /// Verdicts and intervals.
@@ -60,8 +74,40 @@ impl CompareReport {
             schema: COMPARE_SCHEMA.to_string(),
             throng_version: env!("CARGO_PKG_VERSION").to_string(),
             base,
+            baselines: Vec::new(),
             cand,
             comparison,
+        }
+    }
+
+    /// A report of `comparison` between several baseline runs, pooled,
+    /// and `cand`.
+    pub fn with_baselines(
+        mut bases: Vec<Side>,
+        cand: Side,
+        comparison: Comparison,
+    ) -> CompareReport {
+        if bases.len() == 1 {
+            let base = bases.remove(0);
+            return CompareReport::new(base, cand, comparison);
+        }
+        let base = Side {
+            name: bases
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            target: bases.first().map(|b| b.target.clone()).unwrap_or_default(),
+            started_at: bases
+                .first()
+                .map(|b| b.started_at.clone())
+                .unwrap_or_default(),
+            requests: bases.iter().map(|b| b.requests).sum(),
+            generator_late: None,
+        };
+        CompareReport {
+            baselines: bases,
+            ..CompareReport::new(base, cand, comparison)
         }
     }
 
@@ -84,7 +130,8 @@ impl CompareReport {
             describe(&self.cand),
             describe(&self.base)
         );
-        let _ = writeln!(out, "  {}\n", self.method());
+        let _ = writeln!(out, "  {}", self.method());
+        let _ = writeln!(out, "  {}\n", self.trust());
         let width = self
             .comparison
             .endpoints
@@ -133,9 +180,10 @@ impl CompareReport {
         };
         let _ = write!(
             h,
-            "<h1>{}</h1><div class=\"meta\">{}</div><div class=\"verdict {class}\" id=\"verdict\">{headline}</div>",
+            "<h1>{}</h1><div class=\"meta\">{}</div><p id=\"trust\">{}</p><div class=\"verdict {class}\" id=\"verdict\">{headline}</div>",
             esc(&title),
-            esc(&self.method())
+            esc(&self.method()),
+            esc(&self.trust())
         );
         let _ = write!(
             h,
@@ -199,10 +247,11 @@ impl CompareReport {
         };
         let _ = writeln!(
             out,
-            "### throng compare: {headline}\n\n`{}` against `{}` ({})\n",
+            "### throng compare: {headline}\n\n`{}` against `{}` ({})\n\n{}\n",
             self.cand.name,
             self.base.name,
-            self.method()
+            self.method(),
+            self.trust()
         );
         let _ = write!(out, "| endpoint |");
         for m in Measure::ALL {
@@ -241,14 +290,81 @@ impl CompareReport {
         out
     }
 
+    /// How the verdicts were reached: tolerance, the intervals' levels and
+    /// what they resampled.
     fn method(&self) -> String {
         let c = &self.comparison;
+        let floor = if c.min_change_ms > 0.0 {
+            format!(" or {}", fmt_ms(c.min_change_ms))
+        } else {
+            String::new()
+        };
         format!(
-            "tolerance {}%; each interval {:.2}% so that all hold together with 95% confidence; {} resamples of {}time windows",
+            "tolerance {}%{floor}; each interval {:.2}% so that all hold together with 95% confidence; {} resamples of {}time windows",
             trim(c.tolerance * 100.0),
             c.level * 100.0,
             c.resamples,
             if c.paired { "paired " } else { "" }
+        )
+    }
+
+    /// One line on how far to trust the verdict: the mode, the baselines
+    /// used, the noise seen and what the intervals cover.
+    pub fn trust(&self) -> String {
+        let c = &self.comparison;
+        let late: Vec<String> = self
+            .baselines
+            .iter()
+            .chain([&self.base, &self.cand])
+            .filter_map(|s| Some(format!("{} ({})", s.name, s.generator_late.as_ref()?)))
+            .collect();
+        let late = if late.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Beware: the generator itself fell behind in {}; the machine was busy then, and a change may be the machine's.",
+                late.join(", ")
+            )
+        };
+        if c.paired {
+            return format!("Trust: one interleaved A/B run; both arms saw the same machine, paired window by window, so noise they shared cancels; the intervals cover sampling.{late}");
+        }
+        let runs = match c.baseline_runs {
+            1 => "separate runs, one baseline".to_string(),
+            n => format!("separate runs, {n} baselines"),
+        };
+        let noisiest = c
+            .endpoints
+            .iter()
+            .flat_map(|e| e.measures.iter().map(move |m| (e, m)))
+            .filter_map(|(e, m)| Some((m.noise?, e, m)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let from = if c.baseline_runs > 1 {
+            "the runs' halves and the baselines' spread"
+        } else {
+            "the runs' halves"
+        };
+        let seen = match noisiest {
+            Some((n, e, m)) if n > 1.0005 => format!(
+                "run-to-run noise up to ×{n:.2} ({} of {}, from {from})",
+                m.measure.as_str(),
+                e.endpoint
+            ),
+            Some(_) => format!("no run-to-run noise beyond sampling (from {from})"),
+            None => "no latency compared".to_string(),
+        };
+        let floor = if c.min_change_ms > 0.0 {
+            format!(" and ignore changes under {}", fmt_ms(c.min_change_ms))
+        } else {
+            String::new()
+        };
+        let sharper = if c.baseline_runs > 1 {
+            "--ab is sharper"
+        } else {
+            "more baselines or --ab are sharper"
+        };
+        format!(
+            "Trust: {runs}; the intervals include {seen}{floor}; drift between runs beyond that is not covered: {sharper}.{late}"
         )
     }
 

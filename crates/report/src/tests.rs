@@ -439,13 +439,16 @@ fn comparison_text_and_markdown_name_what_regressed() {
         change: Some(analysis::RatioInterval { point, low, high }),
         verdict,
         note: None,
+        noise: None,
     };
     use analysis::{Measure::*, Verdict::*};
     let comparison = analysis::Comparison {
         tolerance: 0.1,
+        min_change_ms: 0.0,
         level: 1.0 - 0.05 / 8.0,
         resamples: 3200,
         paired: true,
+        baseline_runs: 1,
         verdict: Regression,
         endpoints: vec![
             analysis::EndpointComparison {
@@ -489,6 +492,7 @@ fn comparison_text_and_markdown_name_what_regressed() {
         target: target.into(),
         started_at: "2026-11-24T10:00:00Z".into(),
         requests: 2000,
+        generator_late: None,
     };
     let r = CompareReport::new(
         side("base", "http://127.0.0.1:4001"),
@@ -499,6 +503,7 @@ fn comparison_text_and_markdown_name_what_regressed() {
     expect![[r#"
         throng compare: cand (http://127.0.0.1:4002, 2000 requests) against base (http://127.0.0.1:4001, 2000 requests)
           tolerance 10%; each interval 99.38% so that all hold together with 95% confidence; 3200 resamples of paired time windows
+          Trust: one interleaved A/B run; both arms saw the same machine, paired window by window, so noise they shared cancels; the intervals cover sampling.
 
           endpoint     p50                     p90                     p99                     errors                  verdict
           GET /        ×10.00 (9.10–11.00)     ×10.30 (9.00–11.50)     ×10.40 (0.80–15.00)     +0.10pt (0.00–0.30)     regression (p50, p90)
@@ -513,6 +518,8 @@ fn comparison_text_and_markdown_name_what_regressed() {
         ### throng compare: **Regression**
 
         `cand` against `base` (tolerance 10%; each interval 99.38% so that all hold together with 95% confidence; 3200 resamples of paired time windows)
+
+        Trust: one interleaved A/B run; both arms saw the same machine, paired window by window, so noise they shared cancels; the intervals cover sampling.
 
         | endpoint | p50 | p90 | p99 | errors | verdict |
         |---|---:|---:|---:|---:|---|
@@ -541,6 +548,39 @@ fn comparison_text_and_markdown_name_what_regressed() {
         "sides and endpoints"
     );
     assert!(!page.contains("<script"));
+    expect![[r#"Trust: one interleaved A/B run; both arms saw the same machine, paired window by window, so noise they shared cancels; the intervals cover sampling."#]]
+        .assert_eq(&r.trust());
+
+    // Separate runs against three baselines: the base is their pool, and
+    // the trust line names the noise the intervals include and the floor.
+    let mut separate = r.comparison.clone();
+    separate.paired = false;
+    separate.baseline_runs = 3;
+    separate.min_change_ms = 0.25;
+    separate.endpoints[0].measures[1].noise = Some(1.12);
+    separate.endpoints[1].measures[0].noise = Some(1.04);
+    let bases = ["base-1.json", "base-2.json", "base-3.json"]
+        .map(|n| side(n, "http://127.0.0.1:4001"))
+        .to_vec();
+    let r3 =
+        CompareReport::with_baselines(bases, side("cand.json", "http://127.0.0.1:4002"), separate);
+    assert_eq!(r3.base.name, "base-1.json, base-2.json, base-3.json");
+    assert_eq!((r3.base.requests, r3.baselines.len()), (6000, 3));
+    expect![[r#"Trust: separate runs, 3 baselines; the intervals include run-to-run noise up to ×1.12 (p90 of GET /, from the runs' halves and the baselines' spread) and ignore changes under 0.25ms; drift between runs beyond that is not covered: --ab is sharper."#]]
+        .assert_eq(&r3.trust());
+    assert!(r3.to_markdown().contains(&format!("\n{}\n", r3.trust())));
+    // A run whose generator fell behind is named: its machine was busy.
+    let mut busy = r3.clone();
+    busy.cand.generator_late =
+        Some("requests went out late: generator lag p99 was 3.48ms (over 1ms)".into());
+    assert!(
+        busy.trust().ends_with(" Beware: the generator itself fell behind in cand.json (requests went out late: generator lag p99 was 3.48ms (over 1ms)); the machine was busy then, and a change may be the machine's."),
+        "{}",
+        busy.trust()
+    );
+    assert!(r3.to_text().contains("tolerance 10% or 0.25ms;"));
+    let back: CompareReport = serde_json::from_str(&r3.to_json()).unwrap();
+    assert_eq!(back, r3);
 }
 
 #[test]

@@ -97,6 +97,9 @@ Examples:
   throng run checkout.yaml --target http://new.internal:8080 --out cand.json
   throng compare base.json cand.json --tolerance 10%
 
+  # Several baseline runs (say, main's last three): their spread counts as noise
+  throng compare base-1.json base-2.json base-3.json cand.json
+
   # A table for a pull-request comment
   throng compare base.json cand.json --format markdown > comment.md
 
@@ -106,8 +109,12 @@ Examples:
 Per endpoint, p50, p90 and p99 are compared as ratios (candidate / baseline) and the
 error rate as a difference, each with a bootstrap interval over time windows (queued
 requests are not independent, so windows are resampled, not requests). The intervals
-hold together with 95% confidence. A regression is a change beyond the tolerance at
-that confidence.
+hold together with 95% confidence. A regression is a slowdown at that confidence whose
+size is beyond the tolerance. Separate runs also differ by what changed on the machine
+between them: their latency intervals add the run-to-run noise seen in each run's halves
+and between the baselines, and changes under --min-change do not count. An --ab run's two
+arms saw the same machine and need neither. Each comparison says in one line what its
+verdict rests on.
 
 Exit codes: 0 no endpoint regressed, 1 a regression, 2 bad usage or unreadable files.";
 
@@ -123,15 +130,19 @@ pub enum CompareFormat {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The baseline's results file (from throng run --out).
-    #[arg(value_name = "BASE.json")]
-    pub base: PathBuf,
-    /// The candidate's results file.
-    #[arg(value_name = "CAND.json")]
-    pub cand: PathBuf,
+    /// The baseline's results file (from throng run --out), or several runs
+    /// of the baseline (pooled; their spread is run-to-run noise), then the
+    /// candidate's results file, last.
+    #[arg(value_name = "BASE.json... CAND.json", num_args = 2.., required = true)]
+    pub runs: Vec<PathBuf>,
     /// Changes within this are no change: '10%' or '0.1'.
     #[arg(long, value_name = "PERCENT", default_value = "10%")]
     pub tolerance: String,
+    /// Separate runs only: latency changes within this are no change either,
+    /// however large as a ratio (runs minutes apart on a shared machine
+    /// differ by about 0.1 ms with nothing changed). '0' to turn it off.
+    #[arg(long, value_name = "DURATION", default_value = "0.25ms")]
+    pub min_change: String,
     /// What to print.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     pub format: CompareFormat,
@@ -240,6 +251,11 @@ pub struct Pathologies {
     /// given up, so an overload can outlast its trigger.
     #[arg(long, help_heading = "Failures")]
     pub metastable: bool,
+    /// Measurement: every page of the app (not /health or /metrics) answers
+    /// DURATION later, e.g. '2.5ms': a release slower by a known amount, to
+    /// see what `throng compare` catches.
+    #[arg(long, value_name = "DURATION", help_heading = "Failures")]
+    pub delay: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

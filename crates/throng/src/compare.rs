@@ -36,20 +36,44 @@ fn read_results(path: &Path, role: &str) -> Result<Results, Failure> {
 
 pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
     let tolerance = parse_tolerance(&args.tolerance)?;
-    let base = read_results(&args.base, "baseline")?;
-    let cand = read_results(&args.cand, "candidate")?;
+    let min_change = plan::parse_duration(&args.min_change).map_err(|_| {
+        Failure::usage(anyhow!(
+            "--min-change {:?}: give a duration such as 0.25ms, or 0",
+            args.min_change
+        ))
+    })?;
+    let Some((cand_path, base_paths)) = args.runs.split_last() else {
+        return Err(Failure::usage(anyhow!(
+            "give the baseline's results file(s), then the candidate's"
+        )));
+    };
+    let bases = base_paths
+        .iter()
+        .map(|p| read_results(p, "baseline"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cand = read_results(cand_path, "candidate")?;
     // The two arms of one A/B run (same start, same command) ran
     // interleaved: their windows pair up.
-    let paired = base.started_at == cand.started_at && base.command == cand.command;
+    let paired = match &bases[..] {
+        [base] => base.started_at == cand.started_at && base.command == cand.command,
+        _ => false,
+    };
     let opts = CompareOptions {
         tolerance,
+        min_change_ms: min_change.as_secs_f64() * 1000.0,
         paired,
         ..CompareOptions::default()
     };
-    let comparison = analysis::compare_runs(&base.raw, &cand.raw, &opts);
-    let report = CompareReport::new(
-        Side::of(&args.base.display().to_string(), &base),
-        Side::of(&args.cand.display().to_string(), &cand),
+    let raw: Vec<_> = bases.iter().map(|b| &b.raw).collect();
+    let comparison = analysis::compare_runs(&raw, &cand.raw, &opts);
+    let sides: Vec<Side> = base_paths
+        .iter()
+        .zip(&bases)
+        .map(|(p, r)| Side::of(&p.display().to_string(), r))
+        .collect();
+    let report = CompareReport::with_baselines(
+        sides,
+        Side::of(&cand_path.display().to_string(), &cand),
         comparison,
     );
     print!(

@@ -51,6 +51,17 @@ fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
     config.stall = p.stall.as_deref().map(parse_stall).transpose()?;
     config.short_cache = p.short_cache;
     config.metastable = p.metastable;
+    config.delay = p
+        .delay
+        .as_deref()
+        .map(|text| {
+            plan::parse_duration(text.trim()).map_err(|_| {
+                Failure::usage(anyhow!(
+                    "--delay {text:?}: give a duration such as 2.5ms or 1s"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(())
 }
 

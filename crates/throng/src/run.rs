@@ -1195,7 +1195,7 @@ fn report_ab(
         paired: true,
         ..analysis::CompareOptions::default()
     };
-    let comparison = analysis::compare_runs(&base.raw, &cand.raw, &opts);
+    let comparison = analysis::compare_runs(&[&base.raw], &cand.raw, &opts);
     let compared = report::CompareReport::new(
         report::Side::of(base_name, base),
         report::Side::of(cand_name, cand),

@@ -1,5 +1,5 @@
-//! `throng compare` of two separate runs against releases v1 and v2 of
-//! the lab. A test binary of its own: two runs minutes apart compare well
+//! `throng compare` of separate runs against releases v1 and v2 of the
+//! lab, with one baseline and with two pooled. A test binary of its own: two runs minutes apart compare well
 //! only on a quiet machine, and the end-to-end tests beside it in the `it`
 //! binary load both cores (cargo runs test binaries one by one).
 
@@ -76,7 +76,7 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = example("compare-releases.yaml");
     let mut files = Vec::new();
-    for (lab, name) in [(&v1, "v1.json"), (&v2, "v2.json")] {
+    for (lab, name) in [(&v1, "v1.json"), (&v2, "v2.json"), (&v1, "v1-again.json")] {
         let out = dir.path().join(name);
         let url = lab.url();
         let status = throng_bin()
@@ -100,7 +100,7 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
     let compare = |format: &str| {
         let o = throng_bin()
             .arg("compare")
-            .args(&files)
+            .args(&files[..2])
             .args(["--format", format, "--tolerance", "50%"])
             .output()
             .unwrap();
@@ -126,7 +126,7 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
     );
     let o = throng_bin()
         .arg("compare")
-        .args(&files)
+        .args(&files[..2])
         .arg("--out")
         .arg(&json_file)
         .arg("--report")
@@ -148,6 +148,56 @@ fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
+
+    // Both v1 runs as the baseline, pooled, at the default tolerance:
+    // v2's pages still regress, and the outputs say what was pooled.
+    let o = throng_bin()
+        .arg("compare")
+        .args([&files[0], &files[2], &files[1]])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let pooled: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v1_requests = |f: &std::path::Path| {
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        r["totals"]["requests"].as_u64().unwrap()
+    };
+    assert_eq!(pooled["baseline_runs"], 2);
+    assert_eq!(pooled["baselines"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        pooled["base"]["requests"].as_u64().unwrap(),
+        v1_requests(&files[0]) + v1_requests(&files[2])
+    );
+    assert_eq!(pooled["paired"], false);
+    let v = verdicts(&pooled);
+    for name in SLOWED {
+        assert!(
+            v.iter()
+                .any(|(e, verdict)| e == name && verdict == "regression"),
+            "{name}: {v:?}"
+        );
+    }
+    let o = throng_bin()
+        .arg("compare")
+        .args([&files[0], &files[2], &files[1]])
+        .args(["--format", "markdown"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("\nTrust: separate runs, 2 baselines; the intervals include "),
+        "{md}"
+    );
+    // A floor that is not a duration is a usage error that says so.
+    let o = throng_bin()
+        .arg("compare")
+        .args(&files[..2])
+        .args(["--min-change", "a little"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--min-change \"a little\""));
 
     // The same file against itself: nothing changed, exit 0.
     let o = throng_bin()

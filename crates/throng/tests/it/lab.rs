@@ -386,6 +386,44 @@ fn i11_login_scan_grows_with_users_while_home_stays_flat() {
 }
 
 #[test]
+fn delay_slows_every_page_by_a_known_amount_and_compare_catches_it() {
+    // The measurement aid behind bench/compare: a release slower by a
+    // known amount. Without it the page is fast; with it, slower by the
+    // delay; /health never waits; separate runs compare as a regression.
+    let plain = lab_with(|_| {});
+    let slow = lab_with(|c| c.delay = Some(Duration::from_millis(10)));
+    let page = |lab: &lab::Lab, path: &str| {
+        let url = format!("{}{path}", lab.url());
+        let r = throng(&["--url", &url, "--rate", "40", "--duration", "2s"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let file = r._dir.path().join("results.json");
+        (r.results.unwrap(), r._dir, file)
+    };
+    let (fast, _a, fast_file) = page(&plain, "/static/app.css");
+    let (slowed, _b, slow_file) = page(&slow, "/static/app.css");
+    let (health, _c, _) = page(&slow, "/health");
+    let (f, s) = (num(&fast, "latency_ms.p50"), num(&slowed, "latency_ms.p50"));
+    assert!(f < 5.0, "plain p50 {f} ms");
+    assert!(
+        (10.0..20.0).contains(&(s - f)),
+        "p50 {f} ms, with --delay 10ms {s} ms"
+    );
+    assert!(
+        num(&health, "latency_ms.p50") < 5.0,
+        "{}",
+        health["latency_ms"]
+    );
+    let o = throng_bin()
+        .arg("compare")
+        .args([&fast_file, &slow_file])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("regression (p50"), "{text}");
+}
+
+#[test]
 fn stall_freezes_every_request_due_in_it() {
     let lab = lab_with(|c| {
         c.stall = Some(lab::Stall {
