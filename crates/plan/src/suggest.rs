@@ -1,5 +1,21 @@
 //! "Did you mean" suggestions.
 
+/// A hint for a name that is not among `names`: the likely typo's fix,
+/// or the names there are.
+pub fn hint(name: &str, names: &[String]) -> String {
+    match nearest(name, names.iter().map(String::as_str)) {
+        Some(n) => format!("did you mean {n:?}?"),
+        None => format!(
+            "endpoints are: {}",
+            names
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The candidate closest to `word` by edit distance, if it is close enough
 /// to be a likely typo (at most a third of the word's length, and at most 3).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

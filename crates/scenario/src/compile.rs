@@ -53,8 +53,9 @@ pub struct Compiled {
     pub load: LoadSpec,
     /// The file's request timeout (`defaults.timeout`).
     pub timeout: Option<Duration>,
-    /// The file's thresholds, with their positions, for the caller to parse.
-    pub thresholds: Vec<(String, Pos)>,
+    /// The file's thresholds, parsed, each naming only endpoints the
+    /// scenario has.
+    pub thresholds: Vec<analysis::Threshold>,
     /// Variable names, by slot.
     pub var_names: Vec<String>,
     /// The file's recovery check.
@@ -438,7 +439,6 @@ impl Compiler<'_> {
             .map(|r| self.recovery(r))
             .transpose()?;
         Ok(Compiled {
-            scenario,
             load,
             timeout,
             var_names,
@@ -446,9 +446,30 @@ impl Compiler<'_> {
             thresholds: raw
                 .thresholds
                 .iter()
-                .map(|t| (t.value.clone(), Pos::of(t)))
-                .collect(),
+                .map(|t| self.threshold(t, &scenario.endpoints))
+                .collect::<Result<_, _>>()?,
+            scenario,
         })
+    }
+
+    /// One threshold: parsed, and any endpoint it names checked against
+    /// the scenario's, so that `validate` and `run` refuse the same files.
+    fn threshold(
+        &self,
+        raw: &Spanned<String>,
+        endpoints: &[String],
+    ) -> Result<analysis::Threshold, Diagnostic> {
+        let pos = Pos::of(raw);
+        let t = analysis::Threshold::parse(&raw.value)
+            .map_err(|e| self.err(pos, e.why.clone(), None))?;
+        if let Some(ep) = t.endpoint.as_ref().filter(|ep| !endpoints.contains(ep)) {
+            return Err(self.err(
+                pos,
+                format!("no endpoint is named {ep:?}"),
+                Some(plan::suggest::hint(ep, endpoints)),
+            ));
+        }
+        Ok(t)
     }
 
     /// The clients section.

@@ -48,18 +48,8 @@ impl Failure {
 /// `throng validate`: compile the scenario, and say what would run.
 fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
     let file = run::load_scenario(&v.scenario, v.target.clone())?;
+    // Compiling checked the thresholds too, as `throng run` does.
     let (model, _) = file.compiled.load.build().map_err(Failure::usage)?;
-    for (expr, pos) in &file.compiled.thresholds {
-        analysis::Threshold::parse(expr).map_err(|e| {
-            Failure::usage(scenario::Diagnostic::at(
-                &file.name,
-                &file.text,
-                *pos,
-                e.why.clone(),
-                None,
-            ))
-        })?;
-    }
     print!("{}", file.compiled.describe());
     let duration = model
         .profile()

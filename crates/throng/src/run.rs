@@ -184,25 +184,10 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared, Failure> {
     plan.validate().map_err(Failure::usage)?;
     check_max_rate(&plan, args.quiet)?;
 
-    // Thresholds: the file's (with positions), then the command line's.
+    // Thresholds: the file's (compiled and checked with it), then the
+    // command line's.
     let endpoints = &plan.scenario.endpoints;
-    let mut thresholds = Vec::new();
-    for (expr, pos) in &file_thresholds {
-        let Source::File(f) = &source else { break };
-        let diag = |message: String, hint: Option<String>| {
-            Failure::usage(scenario::Diagnostic::at(
-                &f.name, &f.text, *pos, message, hint,
-            ))
-        };
-        let t = Threshold::parse(expr).map_err(|e| diag(e.why.clone(), None))?;
-        if let Some(ep) = t.endpoint.as_ref().filter(|ep| !endpoints.contains(ep)) {
-            return Err(diag(
-                format!("no endpoint is named {ep:?}"),
-                Some(endpoint_hint(ep, endpoints)),
-            ));
-        }
-        thresholds.push(t);
-    }
+    let mut thresholds = file_thresholds;
     thresholds.extend(cli_thresholds(&args.thresholds, endpoints)?);
 
     let load = load_info(&plan, level);
@@ -313,7 +298,7 @@ pub fn cli_thresholds(given: &[String], endpoints: &[String]) -> Result<Vec<Thre
             return Err(Failure::usage(anyhow!(
                 "threshold {:?} names endpoint {ep:?}, which this run does not have; {}",
                 t.expr,
-                endpoint_hint(ep, endpoints)
+                plan::suggest::hint(ep, endpoints)
             )));
         }
         thresholds.push(t);
@@ -365,21 +350,6 @@ fn parse_ab(given: &[String]) -> Result<Vec<AbArm>, Failure> {
     Ok(arms)
 }
 
-/// "did you mean" for an endpoint name, or the list of names.
-fn endpoint_hint(name: &str, endpoints: &[String]) -> String {
-    match plan::suggest::nearest(name, endpoints.iter().map(String::as_str)) {
-        Some(n) => format!("did you mean {n:?}?"),
-        None => format!(
-            "endpoints are: {}",
-            endpoints
-                .iter()
-                .map(|e| format!("{e:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// What the run loads. One value per run: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Source {
@@ -387,12 +357,10 @@ enum Source {
     File(ScenarioFile),
 }
 
-/// A compiled scenario file, with its text for diagnostics.
+/// A compiled scenario file.
 pub struct ScenarioFile {
     /// The path as given.
     pub name: String,
-    /// The file's text.
-    pub text: String,
     /// What it compiled to.
     pub compiled: scenario::Compiled,
 }
@@ -428,11 +396,7 @@ pub fn compile_scenario(
         read_data,
     };
     let compiled = scenario::compile(&name, &text, &options).map_err(Failure::usage)?;
-    Ok(ScenarioFile {
-        name,
-        text,
-        compiled,
-    })
+    Ok(ScenarioFile { name, compiled })
 }
 
 /// The request of a `--url` run.

@@ -5,69 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
 
 use serde_json::Value;
 
-fn throng_bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn lab_with(f: impl FnOnce(&mut lab::Config)) -> lab::Lab {
-    let mut c = lab::Config {
-        users: 1000,
-        ..lab::Config::default()
-    };
-    f(&mut c);
-    lab::start(c).expect("the lab starts")
-}
-
-fn example(name: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// The endpoints of `compare-releases.yaml` that release v2 slows, and the
-/// ones it leaves alone.
-const SLOWED: [&str; 3] = ["home", "fund", "lesson"];
-const UNTOUCHED: [&str; 3] = ["css", "login", "health"];
-
-/// Each endpoint's verdict in a `throng.compare/v1` file.
-fn verdicts(compare: &Value) -> Vec<(String, String)> {
-    assert_eq!(compare["schema"], "throng.compare/v1");
-    compare["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap().to_string(),
-                e["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn assert_v2_regressed_where_slowed(compare: &Value) {
-    let v = verdicts(compare);
-    let of = |name: &str| {
-        v.iter()
-            .find(|(e, _)| e == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no endpoint {name} in {v:?}"))
-    };
-    for name in SLOWED {
-        assert_eq!(of(name), "regression", "{name}: {v:?}");
-    }
-    for name in UNTOUCHED {
-        assert_ne!(of(name), "regression", "{name}: {v:?}");
-    }
-}
+use support::run::{
+    assert_v2_regressed_where_slowed, example, lab_with, throng_bin, verdicts, SLOWED,
+};
 
 #[test]
 fn compare_flags_release_v2_where_it_is_slower_and_nowhere_else() {

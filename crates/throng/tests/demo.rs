@@ -4,14 +4,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::Command;
+
+use support::run::{read_json, throng_bin, tool};
 
 #[test]
 fn the_demo_rehearses_launch_day_and_shows_what_broke() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo.json");
     let report = dir.path().join("report.html");
-    let output = Command::new(env!("CARGO_BIN_EXE_throng"))
+    let output = throng_bin()
         .args(["demo", "--quiet", "--out"])
         .arg(&out)
         .arg("--report")
@@ -32,8 +37,7 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
     }
-    let res: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let res = read_json(&out);
     let n = |v: &serde_json::Value| v.as_f64().unwrap();
     assert_eq!(res["status"], "completed");
     // I9: the race made some pledges show the error page.
@@ -61,19 +65,18 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
 /// Opens the report in headless Chromium: the charts and tables must be
 /// there, drawn and filled, after the browser has parsed the page. Saves a
 /// screenshot beside the test's other outputs (for people, and the README).
-/// Chromium comes from Debian's package, which `.ci/run` installs; set
-/// THRONG_SKIP_BROWSER=1 to run the rest of this test without it.
+/// Chromium comes from Debian's package, which `.ci/run` installs; without
+/// it this part says loudly that it skipped (and fails under `.ci/run`).
 fn looks_right_in_a_browser(report: &std::path::Path) {
     let page = std::fs::read_to_string(report).unwrap();
     assert!(page.contains("<svg"), "the report has charts");
-    if std::env::var_os("THRONG_SKIP_BROWSER").is_some() {
-        eprintln!("THRONG_SKIP_BROWSER set: the report was not opened in a browser");
+    let Some(chromium) = tool(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "apt-get install chromium",
+        "opening the demo's report in a headless browser",
+    ) else {
         return;
-    }
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .expect("headless Chromium is needed to check the report (apt-get install chromium), or set THRONG_SKIP_BROWSER=1");
+    };
     let url = format!("file://{}", report.display());
     let headless = [
         "--headless",
@@ -81,7 +84,7 @@ fn looks_right_in_a_browser(report: &std::path::Path) {
         "--disable-gpu",
         "--hide-scrollbars",
     ];
-    let dom = Command::new(chromium)
+    let dom = Command::new(&chromium)
         .args(headless)
         .arg("--dump-dom")
         .arg(&url)
@@ -110,7 +113,7 @@ fn looks_right_in_a_browser(report: &std::path::Path) {
     let rows = rows.split("</table>").next().unwrap_or_default();
     assert!(rows.matches("<tr>").count() >= 6, "endpoint rows: {rows}");
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-report.png");
-    let status = Command::new(chromium)
+    let status = Command::new(&chromium)
         .args(headless)
         .arg("--window-size=1100,2400")
         .arg(format!("--screenshot={}", shot.display()))

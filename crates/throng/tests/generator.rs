@@ -5,15 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+#[path = "support/mod.rs"]
+mod support;
 
 use serde_json::Value;
+
+use support::run::{lab_with, read_json, throng_bin};
 
 /// Runs `throng run --url URL ARGS --out FILE`; the results.
 fn run(url: &str, args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_throng"))
+    let o = throng_bin()
         .args(["run", "--url", url, "--quiet"])
         .args(args)
         .arg("--out")
@@ -27,7 +30,7 @@ fn run(url: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    read_json(&out)
 }
 
 fn saturation(res: &Value) -> Option<String> {
@@ -41,12 +44,7 @@ fn saturation(res: &Value) -> Option<String> {
 
 #[test]
 fn generator_saturation_is_found_when_the_generator_limits_and_not_otherwise() {
-    let lab = lab::start(lab::Config {
-        users: 1000,
-        release: lab::Release::V2,
-        ..lab::Config::default()
-    })
-    .expect("the lab starts");
+    let lab = lab_with(|c| c.release = lab::Release::V2);
     let fund = format!("{}/funds/1", lab.url().trim_end_matches('/'));
 
     // A healthy lab at a rate one worker keeps up with: every request

@@ -6,62 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+#[path = "support/mod.rs"]
+mod support;
 
-use serde_json::Value;
-
-fn num(v: &Value, path: &str) -> f64 {
-    let mut cur = v;
-    for key in path.split('.') {
-        cur = &cur[key];
-    }
-    cur.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
-}
-
-fn lab_with(f: impl FnOnce(&mut lab::Config)) -> lab::Lab {
-    let mut c = lab::Config {
-        users: 1000,
-        ..lab::Config::default()
-    };
-    f(&mut c);
-    lab::start(c).expect("the lab starts")
-}
-
-/// A counter from the lab's `/metrics`.
-fn metric(lab: &lab::Lab, name: &str) -> u64 {
-    lab.metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
-/// Runs an example against the lab; its exit code and results.
-fn run_with_code(lab: &lab::Lab, name: &str, extra: &[&str]) -> (i32, Value) {
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_throng"))
-        .arg("run")
-        .arg(&example)
-        .args(["--target", &lab.url(), "--quiet", "--out"])
-        .arg(&out)
-        .args(extra)
-        .output()
-        .unwrap();
-    let code = o.status.code().unwrap_or(-1);
-    assert!(
-        [0, 1].contains(&code),
-        "exit {code}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (
-        code,
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap(),
-    )
-}
+use support::run::{lab_with, metric, num, run_example};
 
 #[test]
 fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
@@ -71,7 +19,7 @@ fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
     for retries in [true, false] {
         let lab = lab_with(|c| c.metastable = true);
         let extra: &[&str] = if retries { &[] } else { &["--no-retries"] };
-        let (code, res) = run_with_code(&lab, "incidents/i04-retry-storm.yaml", extra);
+        let (code, res) = run_example(&lab, "incidents/i04-retry-storm.yaml", extra);
         let recovery = &res["recovery"];
         eprintln!(
             "I4 retries {retries}: exit {code}, {}, goodput per second from the trigger on {}",

@@ -12,28 +12,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use support::run::{num, throng_bin};
 use support::server::{self, Mode};
-
-/// The `throng` binary, with no arguments yet.
-fn throng_bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn num(v: &Value, path: &str) -> f64 {
-    let mut cur = v;
-    for key in path.split('.') {
-        cur = &cur[key];
-    }
-    cur.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
-}
 
 /// `throng run ARGS --out FILE`: the exit code and the results.
 fn throng_run(args: &[&str], out: &Path) -> (i32, Value) {

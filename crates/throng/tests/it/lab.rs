@@ -9,55 +9,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{num, throng, throng_bin};
-
-/// A lab with 1,000 users and `f`'s changes.
-fn lab_with(f: impl FnOnce(&mut lab::Config)) -> lab::Lab {
-    let mut c = lab::Config {
-        users: 1000,
-        ..lab::Config::default()
-    };
-    f(&mut c);
-    lab::start(c).expect("the lab starts")
-}
-
-fn example(name: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::support::run::{
+    assert_v2_regressed_where_slowed, example, lab_with, metric, num, run_example, throng_bin,
+    verdicts,
+};
+use crate::throng;
 
 /// Runs an example against the lab with extra options; its results.
 fn run(lab: &lab::Lab, name: &str, extra: &[&str]) -> Value {
-    run_with_code(lab, name, extra).1
-}
-
-/// Runs an example against the lab with extra options; its exit code
-/// (0 or 1) and results.
-fn run_with_code(lab: &lab::Lab, name: &str, extra: &[&str]) -> (i32, Value) {
-    let path = example(name);
-    let url = lab.url();
-    let mut args = vec![path.as_str(), "--target", url.as_str(), "--quiet"];
-    args.extend_from_slice(extra);
-    let r = throng(&args);
-    assert!(
-        [0, 1].contains(&r.code),
-        "exit {}: {}{}",
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    (r.code, r.results.expect("results written"))
-}
-
-/// A counter from the lab's `/metrics`.
-fn metric(lab: &lab::Lab, name: &str) -> u64 {
-    lab.metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
+    run_example(lab, name, extra).1
 }
 
 fn check_failed(res: &Value, check: &str) -> f64 {
@@ -630,43 +590,6 @@ fn capacity_in_users_steps_the_user_count_and_needs_an_slo() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--slo"));
-}
-
-/// The endpoints of `compare-releases.yaml` that release v2 slows, and the
-/// ones it leaves alone.
-const SLOWED: [&str; 3] = ["home", "fund", "lesson"];
-const UNTOUCHED: [&str; 3] = ["css", "login", "health"];
-
-/// Each endpoint's verdict in a `throng.compare/v1` file.
-fn verdicts(compare: &Value) -> Vec<(String, String)> {
-    assert_eq!(compare["schema"], "throng.compare/v1");
-    compare["endpoints"]
-        .as_array()
-        .expect("an endpoints array")
-        .iter()
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap_or_default().to_string(),
-                e["verdict"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn assert_v2_regressed_where_slowed(compare: &Value) {
-    let v = verdicts(compare);
-    let of = |name: &str| {
-        v.iter()
-            .find(|(e, _)| e == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no endpoint {name} in {v:?}"))
-    };
-    for name in SLOWED {
-        assert_eq!(of(name), "regression", "{name}: {v:?}");
-    }
-    for name in UNTOUCHED {
-        assert_ne!(of(name), "regression", "{name}: {v:?}");
-    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use support::run::{num, throng_bin};
 use support::server::{self, Mode};
 
 struct Run {
@@ -46,13 +47,6 @@ fn finish(output: Output, dir: tempfile::TempDir) -> Run {
     }
 }
 
-/// The `throng` binary, with no arguments yet.
-fn throng_bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_throng"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
 fn throng_cmd(args: &[&str], dir: &tempfile::TempDir) -> Command {
     let mut cmd = throng_bin();
     cmd.arg("run").args(args).arg("--out").arg(out_path(dir));
@@ -67,15 +61,6 @@ fn throng(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let output = throng_cmd(args, &dir).output().unwrap();
     finish(output, dir)
-}
-
-fn num(v: &Value, path: &str) -> f64 {
-    let mut cur = v;
-    for key in path.split('.') {
-        cur = &cur[key];
-    }
-    cur.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
 }
 
 #[test]

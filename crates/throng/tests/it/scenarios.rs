@@ -227,6 +227,18 @@ fn scenario_thresholds_can_name_endpoints() {
         5,
         "the bad scenario sent nothing"
     );
+    // validate refuses the same file with the same words.
+    let v = throng_bin()
+        .args(["validate", &path, "--target", &srv.url("")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&v.stderr);
+    assert_eq!(v.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scenario.yaml:3:15: no endpoint is named \"hme\"")
+            && stderr.contains("did you mean \"home\"?"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,9 +1,11 @@
-//! What the test binaries share: loopback targets ([`server`]) and a
-//! fault-injecting proxy to put in front of them ([`proxy`]).
+//! What the test binaries share: loopback targets ([`server`]), a
+//! fault-injecting proxy to put in front of them ([`proxy`]), and running
+//! the `throng` binary against them or the lab ([`run`]).
 //!
 //! Each binary includes this module with `#[path = "../support/mod.rs"]`;
 //! not every binary uses every helper.
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod run;
 pub mod server;
