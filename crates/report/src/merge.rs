@@ -140,12 +140,13 @@ pub fn merge(files: Vec<(String, Results)>, command: String) -> Result<Results, 
     let mut load = head.load.whole(count);
     load.workers = workers;
     let duration = Duration::from_secs_f64(duration.max(0.0));
-    let mut thresholds = Vec::new();
-    for row in &head.thresholds {
-        let t = analysis::Threshold::parse(&row.expr)
-            .map_err(|e| MergeError::Threshold(e.to_string()))?;
-        thresholds.push(t.evaluate(&stats, duration));
-    }
+    let thresholds = head
+        .thresholds
+        .iter()
+        .map(|row| {
+            analysis::Threshold::parse(&row.expr).map_err(|e| MergeError::Threshold(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let info = RunInfo {
         command,
         target: head.target.clone(),
@@ -160,7 +161,7 @@ pub fn merge(files: Vec<(String, Results)>, command: String) -> Result<Results, 
         segment: None,
         coverage: Some(coverage),
     };
-    Ok(Results::new(info, stats, &thresholds))
+    Ok(Results::judged(info, stats, &thresholds))
 }
 
 /// The more serious of two endings.

@@ -460,6 +460,17 @@ pub enum ResultsError {
 }
 
 impl Results {
+    /// Judges `thresholds` on the run's stats over its duration
+    /// (`info.duration`), then builds its results: the one way a run, an
+    /// A/B arm, a checkpoint and a merge are judged alike.
+    pub fn judged(info: RunInfo, stats: Stats, thresholds: &[analysis::Threshold]) -> Results {
+        let verdicts: Vec<ThresholdResult> = thresholds
+            .iter()
+            .map(|t| t.evaluate(&stats, info.duration))
+            .collect();
+        Results::new(info, stats, &verdicts)
+    }
+
     /// Builds the results of a run.
     pub fn new(info: RunInfo, stats: Stats, thresholds: &[ThresholdResult]) -> Results {
         let c = stats.counts;

@@ -1099,11 +1099,7 @@ pub async fn drive(args: RunArgs, prepared: Prepared) -> Result<u8, Failure> {
         }
         return Ok(code(held));
     }
-    let results_thresholds: Vec<_> = thresholds
-        .iter()
-        .map(|t| t.evaluate(&stats, duration))
-        .collect();
-    let results = Results::new(info, stats, &results_thresholds);
+    let results = Results::judged(info, stats, &thresholds);
     print!("{}", report::summary(&results));
     if let Some(out) = &args.out {
         write_out(out, &results.to_json())?;
@@ -1139,14 +1135,10 @@ fn report_ab(
 ) -> Result<bool, Failure> {
     let mut results = Vec::new();
     for (arm, stats) in plan.ab.iter().zip(arms) {
-        let verdicts: Vec<_> = thresholds
-            .iter()
-            .map(|t| t.evaluate(&stats, info.duration))
-            .collect();
         let mut info = info.clone();
         info.target = arm.target.url();
         info.load = info.load.share(plan.ab.len());
-        let r = Results::new(info, stats, &verdicts);
+        let r = Results::judged(info, stats, thresholds);
         println!("== {} ==", arm.name);
         println!("{}", report::summary(&r));
         results.push((arm.name.as_str(), r));
@@ -1326,12 +1318,8 @@ fn checkpoint_results<'a>(
     snapshots: impl Iterator<Item = &'a WorkerOutput>,
 ) -> Results {
     let merged = merge_outputs(plan, snapshots.cloned().collect());
-    let verdicts: Vec<_> = thresholds
-        .iter()
-        .map(|t| t.evaluate(&merged.stats, merged.load_end))
-        .collect();
     let info = info_for(Status::Running, merged.load_end, None, merged.first_errors);
-    Results::new(info, merged.stats, &verdicts)
+    Results::judged(info, merged.stats, thresholds)
 }
 
 fn interrupt(
