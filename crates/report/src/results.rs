@@ -33,7 +33,7 @@ pub enum Status {
 }
 
 /// The planned load, as given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadInfo {
     /// Constant arrival rate per second (open model without stages).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +68,25 @@ pub struct LoadInfo {
     /// files from before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resend: Option<String>,
+    /// `--max-rate`: the ceiling on requests sent per second, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<f64>,
+    /// `--max-body`: the most body bytes one response could have (0: no
+    /// limit). Absent in files from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
+    /// `--seed`: the seed of the run's random choices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The HTTP version spoken: `1.1` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Whether any step had a retry policy (false under `--no-retries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<bool>,
+    /// The most redirects followed per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redirects: Option<u32>,
 }
 
 /// What the binary knows about the run besides its statistics.

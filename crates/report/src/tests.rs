@@ -64,6 +64,7 @@ fn results_of(stats: Stats) -> Results {
             timeout_ms: 30_000.0,
             workers: 2,
             resend: Some("safe".into()),
+            ..LoadInfo::default()
         },
         started_at: "2026-11-24T09:00:00Z".into(),
         duration,

@@ -1,6 +1,7 @@
 //! Command-line arguments as typed, before any validation or I/O.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -136,8 +137,8 @@ pub struct CompareArgs {
     #[arg(value_name = "BASE.json... CAND.json", num_args = 2.., required = true)]
     pub runs: Vec<PathBuf>,
     /// Changes within this are no change: '10%' or '0.1'.
-    #[arg(long, value_name = "PERCENT", default_value = "10%")]
-    pub tolerance: String,
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = tolerance)]
+    pub tolerance: f64,
     /// Separate runs only: latency changes within this are no change either,
     /// however large as a ratio (runs minutes apart on a shared machine
     /// differ by about 0.1 ms with nothing changed). '0' to turn it off.
@@ -286,7 +287,7 @@ pub struct ReportArgs {
 }
 
 /// Files written after a run, besides the results.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 pub struct Exports {
     /// Write an HTML report (one self-contained file) to this file.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -359,11 +360,11 @@ pub struct ReplayArgs {
     pub scale: u32,
     /// Each copy of a session starts up to this much after the original
     /// [default: a tenth of the log's length, at most 60s].
-    #[arg(long, value_name = "DURATION")]
-    pub spread: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub spread: Option<Duration>,
     /// A client's requests further apart than this are two sessions.
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
-    pub session_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration)]
+    pub session_timeout: Duration,
     /// Also replay POST, PUT, PATCH and DELETE (bodies are not in logs: sent empty).
     #[arg(long)]
     pub allow_writes: bool,
@@ -387,8 +388,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
     /// Limit on one request, connect included.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
-    pub timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long)]
     pub http2: bool,
@@ -396,8 +397,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%' (repeatable).
-    #[arg(long = "threshold", value_name = "EXPR")]
-    pub thresholds: Vec<String>,
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold)]
+    pub thresholds: Vec<analysis::Threshold>,
     /// Write the results (JSON, schema throng.results/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -428,8 +429,8 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// A service-level objective every step must hold, threshold syntax (repeatable).
-    #[arg(long = "slo", value_name = "EXPR")]
-    pub slos: Vec<String>,
+    #[arg(long = "slo", value_name = "EXPR", value_parser = threshold)]
+    pub slos: Vec<analysis::Threshold>,
     /// Search concurrent users (closed model) instead of arrivals per second.
     #[arg(long)]
     pub vus: bool,
@@ -440,24 +441,24 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "LEVEL", default_value_t = 100_000.0)]
     pub max: f64,
     /// How long each step runs at least.
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub step_duration: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub step_duration: Duration,
     /// Arrivals (sessions) a step needs for a stable p99: low-rate steps run
     /// longer than --step-duration to get them.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub min_samples: u64,
     /// Pause between steps, so one step's backlog does not spill into the next.
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub cooldown: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub cooldown: Duration,
     /// Stop bisecting when the bracket is narrower than this share.
-    #[arg(long, value_name = "PERCENT", default_value = "10%")]
-    pub precision: String,
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = fraction)]
+    pub precision: f64,
     /// Bound on the whole search.
-    #[arg(long, value_name = "DURATION", default_value = "15m")]
-    pub time_limit: String,
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = duration)]
+    pub time_limit: Duration,
     /// Limit on one request.
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
     /// Worker threads [default: CPU cores].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -597,8 +598,8 @@ pub struct MergeArgs {
     #[arg(long, value_name = "N")]
     pub expect: Option<usize>,
     /// Wait up to this long for every segment's file to appear (directories).
-    #[arg(long, value_name = "DURATION")]
-    pub wait: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait: Option<Duration>,
     #[command(flatten)]
     pub exports: Exports,
 }
@@ -641,7 +642,11 @@ pub struct KubeArgs {
     pub run_args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+/// `throng run`'s arguments: what to load, how the run may differ from
+/// the scenario's own settings, and where its results go. Typed here;
+/// `spec::prepare` turns them into a `RunSpec`, and nothing after it reads
+/// them.
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// A scenario file (YAML) describing the users' journeys.
     #[arg(value_name = "SCENARIO")]
@@ -653,56 +658,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL", requires = "scenario")]
     pub target: Option<String>,
 
-    /// Open model: arrivals per second.
-    #[arg(long, value_name = "PER_SECOND", help_heading = "Load")]
-    pub rate: Option<f64>,
-    /// Closed model: concurrent virtual users.
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub vus: Option<u32>,
-    /// How long the load lasts [default: 10s unless --stages or --requests bound the run].
-    #[arg(long, short = 'd', value_name = "DURATION", help_heading = "Load")]
-    pub duration: Option<String>,
-    /// Ramp linearly through TARGET:DURATION points, starting from 0: the
-    /// arrival rate (open model, the default) or the user count (--model closed).
-    #[arg(long, value_name = "STAGES", help_heading = "Load")]
-    pub stages: Option<String>,
-    /// Which model --stages drives.
-    #[arg(long, value_enum, help_heading = "Load")]
-    pub model: Option<ModelArg>,
-    /// Stop after this many requests (all workers together).
-    #[arg(long, short = 'n', value_name = "N", help_heading = "Load")]
-    pub requests: Option<u64>,
-    /// Closed model: pause between a response and the user's next request.
-    #[arg(long, value_name = "DURATION", help_heading = "Load")]
-    pub think: Option<String>,
-    /// Open model: how arrivals are spread in time [default: uniform].
-    #[arg(long, value_enum, help_heading = "Load")]
-    pub arrivals: Option<ArrivalsArg>,
-    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped
-    /// [default: 1000].
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub max_in_flight: Option<usize>,
-    /// A hard ceiling on requests sent per second by the whole run,
-    /// retries included, whatever the load asks for: sends beyond it wait
-    /// (and show as the generator's lag).
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub max_rate: Option<f64>,
-    /// Most body bytes one response may have, e.g. 8MiB, 500KB or 0 for
-    /// no limit: a longer body fails as `body_too_large`, the rest unread
-    /// and the connection closed (an endless body cannot stall a run).
-    #[arg(
-        long,
-        value_name = "SIZE",
-        default_value = "8MiB",
-        help_heading = "Request"
-    )]
-    pub max_body: String,
-    /// Worker threads, each with its own connections [default: CPU cores].
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub workers: Option<usize>,
-    /// Seed for random choices (Poisson arrivals), so runs repeat.
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Load")]
-    pub seed: u64,
+    #[command(flatten)]
+    pub options: RunOptions,
 
     /// HTTP method.
     #[arg(long, short = 'X', help_heading = "Request")]
@@ -726,9 +683,72 @@ pub struct RunArgs {
     /// Read the request body from a file.
     #[arg(long, value_name = "FILE", help_heading = "Request")]
     pub body_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// How a run may differ from its scenario's settings, and the settings a
+/// scenario does not have. `Default` is `throng run` with no options (a
+/// test checks that clap's defaults agree), for the commands that build a
+/// run of their own.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct RunOptions {
+    /// Open model: arrivals per second.
+    #[arg(long, value_name = "PER_SECOND", help_heading = "Load")]
+    pub rate: Option<f64>,
+    /// Closed model: concurrent virtual users.
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub vus: Option<u32>,
+    /// How long the load lasts [default: 10s unless --stages or --requests bound the run].
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = duration, help_heading = "Load")]
+    pub duration: Option<Duration>,
+    /// Ramp linearly through TARGET:DURATION points, starting from 0: the
+    /// arrival rate (open model, the default) or the user count (--model closed).
+    #[arg(long, value_name = "STAGES", value_parser = stages, help_heading = "Load")]
+    pub stages: Option<plan::Profile>,
+    /// Which model --stages drives.
+    #[arg(long, value_enum, help_heading = "Load")]
+    pub model: Option<ModelArg>,
+    /// Stop after this many requests (all workers together).
+    #[arg(long, short = 'n', value_name = "N", help_heading = "Load")]
+    pub requests: Option<u64>,
+    /// Closed model: pause between a response and the user's next request.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Load")]
+    pub think: Option<Duration>,
+    /// Open model: how arrivals are spread in time [default: uniform].
+    #[arg(long, value_enum, help_heading = "Load")]
+    pub arrivals: Option<ArrivalsArg>,
+    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped
+    /// [default: 1000].
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub max_in_flight: Option<usize>,
+    /// A hard ceiling on requests sent per second by the whole run,
+    /// retries included, whatever the load asks for: sends beyond it wait
+    /// (and show as the generator's lag).
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub max_rate: Option<f64>,
+    /// Worker threads, each with its own connections [default: CPU cores].
+    #[arg(long, value_name = "N", help_heading = "Load")]
+    pub workers: Option<usize>,
+    /// Seed for random choices (Poisson arrivals), so runs repeat.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Load")]
+    pub seed: u64,
+
+    /// Most body bytes one response may have, e.g. 8MiB, 500KB or 0 for
+    /// no limit: a longer body fails as `body_too_large`, the rest unread
+    /// and the connection closed (an endless body cannot stall a run).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "8MiB",
+        value_parser = size,
+        help_heading = "Request"
+    )]
+    pub max_body: u64,
     /// Limit on one request, connect included [default: 30s, or the scenario's].
-    #[arg(long, value_name = "DURATION", help_heading = "Request")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Request")]
+    pub timeout: Option<Duration>,
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long, help_heading = "Request")]
     pub http2: bool,
@@ -751,7 +771,7 @@ pub struct RunArgs {
     /// Let redirects lead to this host too (repeatable; any port). A
     /// redirect to a host that is neither the target's nor allowed is not
     /// followed and counts as `blocked`.
-    #[arg(long = "allow-host", value_name = "HOST", help_heading = "Request")]
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = allowed_host, help_heading = "Request")]
     pub allow_hosts: Vec<String>,
     /// Accept any TLS certificate (verification is on by default).
     #[arg(long, help_heading = "Request")]
@@ -761,76 +781,57 @@ pub struct RunArgs {
     pub cacert: Option<PathBuf>,
 
     /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%', 'rate>450' (repeatable).
-    #[arg(long = "threshold", value_name = "EXPR", help_heading = "Output")]
-    pub thresholds: Vec<String>,
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold, help_heading = "Output")]
+    pub thresholds: Vec<analysis::Threshold>,
     /// Stop early once an error threshold is clearly lost.
     #[arg(long, help_heading = "Output")]
     pub abort_on_fail: bool,
     /// Stop a test that is hurting its target: 'CONDITION for DURATION',
     /// judged on each second, e.g. 'errors>50% for 10s' or 'p99>2s for
     /// 30s' (repeatable; exit code 1).
-    #[arg(long = "abort-if", value_name = "RULE", help_heading = "Output")]
-    pub abort_if: Vec<String>,
-    /// Write the results (JSON, schema throng.results/v1) to this file.
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub out: Option<PathBuf>,
-    /// Rewrite --out with the results so far this often while the run
-    /// goes on (atomically, status "running"), so that even a killed run
-    /// leaves them; 0 turns it off.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "5s",
-        help_heading = "Output"
-    )]
-    pub checkpoint_every: String,
-    /// Serve Prometheus metrics on this address during the run, e.g.
-    /// 127.0.0.1:9464 (port 0 picks one; the address is printed).
-    #[arg(long, value_name = "ADDR", help_heading = "Output")]
-    pub metrics_listen: Option<String>,
-    #[command(flatten)]
-    pub exports: Exports,
-    /// No progress output while running.
-    #[arg(long, short = 'q', help_heading = "Output")]
-    pub quiet: bool,
+    #[arg(long = "abort-if", value_name = "RULE", value_parser = abort_rule, help_heading = "Output")]
+    pub abort_if: Vec<analysis::AbortRule>,
     /// After the load ends (or the first Ctrl-C), how long in-flight requests may finish.
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "10s",
+        value_parser = duration,
         help_heading = "Output"
     )]
-    pub grace: String,
+    pub grace: Duration,
 
     /// An A/B run: NAME=URL, given twice (baseline first). Each session goes to
     /// one of the two at random; both are reported and compared.
     #[arg(
         long = "ab",
         value_name = "NAME=URL",
+        value_parser = ab_arm,
         requires = "scenario",
         conflicts_with = "target",
         help_heading = "A/B"
     )]
-    pub ab: Vec<String>,
+    pub ab: Vec<plan::AbArm>,
     /// A/B: changes within this are no change: '10%' or '0.1'.
     #[arg(
         long,
         value_name = "PERCENT",
         default_value = "10%",
+        value_parser = tolerance,
         help_heading = "A/B"
     )]
-    pub tolerance: String,
+    pub tolerance: f64,
 
     /// Run segment K (from 0) of N of the whole load, on one of N machines:
     /// rates, users, request bounds and unique data rows are split so that
     /// the N segments together are exactly the whole run. Merge their
     /// results with `throng merge`.
-    #[arg(long, value_name = "K/N", help_heading = "Scale out")]
-    pub segment: Option<String>,
+    #[arg(long, value_name = "K/N", value_parser = plan::Segment::parse, help_heading = "Scale out")]
+    pub segment: Option<plan::Segment>,
     /// Start the load at this time (RFC 3339, e.g. 2026-12-01T10:00:00Z),
     /// the same on every segment, so that stages line up.
-    #[arg(long, value_name = "TIME", help_heading = "Scale out")]
-    pub start_at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = time, help_heading = "Scale out")]
+    pub start_at: Option<SystemTime>,
     /// Share one start time through this file: the first segment to start
     /// writes the time now + --start-delay, the others read it (a volume
     /// every worker mounts, as `throng kube` sets up).
@@ -846,22 +847,191 @@ pub struct RunArgs {
         long,
         value_name = "DURATION",
         default_value = "30s",
+        value_parser = duration,
         help_heading = "Scale out"
     )]
-    pub start_delay: String,
-
-    /// A scenario given as text rather than a file (`throng demo`).
-    #[arg(skip)]
-    pub embedded: Option<Embedded>,
+    pub start_delay: Duration,
 }
 
-/// A scenario carried in the binary.
-#[derive(Debug, Clone)]
-pub struct Embedded {
-    /// The name diagnostics show.
-    pub name: String,
-    /// The YAML.
-    pub text: String,
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            rate: None,
+            vus: None,
+            duration: None,
+            stages: None,
+            model: None,
+            requests: None,
+            think: None,
+            arrivals: None,
+            max_in_flight: None,
+            max_rate: None,
+            workers: None,
+            seed: 1,
+            max_body: plan::DEFAULT_MAX_BODY,
+            timeout: None,
+            http2: false,
+            no_retries: false,
+            max_redirects: None,
+            resend: None,
+            allow_hosts: Vec::new(),
+            insecure: false,
+            cacert: None,
+            thresholds: Vec::new(),
+            abort_on_fail: false,
+            abort_if: Vec::new(),
+            grace: Duration::from_secs(10),
+            ab: Vec::new(),
+            tolerance: 0.1,
+            segment: None,
+            start_at: None,
+            start_file: None,
+            start_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a run's results go. `Default` is `throng run`'s (a test checks
+/// that clap's defaults agree).
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct OutputArgs {
+    /// Write the results (JSON, schema throng.results/v1) to this file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub out: Option<PathBuf>,
+    /// Rewrite --out with the results so far this often while the run
+    /// goes on (atomically, status "running"), so that even a killed run
+    /// leaves them; 0 turns it off.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = duration,
+        help_heading = "Output"
+    )]
+    pub checkpoint_every: Duration,
+    /// Serve Prometheus metrics on this address during the run, e.g.
+    /// 127.0.0.1:9464 (port 0 picks one; the address is printed).
+    #[arg(long, value_name = "ADDR", help_heading = "Output")]
+    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub exports: Exports,
+    /// No progress output while running.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+}
+
+impl Default for OutputArgs {
+    fn default() -> OutputArgs {
+        OutputArgs {
+            out: None,
+            checkpoint_every: Duration::from_secs(5),
+            metrics_listen: None,
+            exports: Exports::default(),
+            quiet: false,
+        }
+    }
+}
+
+/// A duration such as `250ms`, `30s` or `1m30s`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    plan::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn stages(text: &str) -> Result<plan::Profile, String> {
+    plan::parse_stages(text).map_err(|e| e.to_string())
+}
+
+fn threshold(text: &str) -> Result<analysis::Threshold, String> {
+    analysis::Threshold::parse(text).map_err(|e| e.to_string())
+}
+
+fn abort_rule(text: &str) -> Result<analysis::AbortRule, String> {
+    analysis::AbortRule::parse(text, duration)
+}
+
+fn allowed_host(text: &str) -> Result<String, String> {
+    plan::Redirects::host(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not a host name: write the host alone, e.g. --allow-host login.example.com"
+        )
+    })
+}
+
+/// A time in RFC 3339, e.g. 2026-12-01T10:00:00Z.
+fn time(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(text.trim())
+        .map_err(|e| format!("{e} (write RFC 3339, e.g. 2026-12-01T10:00:00Z)"))
+}
+
+/// One `--ab NAME=URL` arm, whose name can go into file names.
+fn ab_arm(text: &str) -> Result<plan::AbArm, String> {
+    let Some((name, url)) = text.split_once('=') else {
+        return Err("write NAME=URL, e.g. --ab base=http://127.0.0.1:8080".into());
+    };
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "the name {name:?} goes into file names; use letters, digits, '-' and '_'"
+        ));
+    }
+    let target = plan::Target::parse(url.trim()).map_err(|e| format!("--ab {name}: {e}"))?;
+    Ok(plan::AbArm {
+        name: name.to_string(),
+        target,
+    })
+}
+
+/// A share as `10%` or `0.1`.
+pub fn share(text: &str) -> Option<f64> {
+    plan::parse_percent(text).or_else(|| text.trim().parse().ok())
+}
+
+/// A tolerance: `10%` or `0.1`, below 1.
+pub fn tolerance(text: &str) -> Result<f64, String> {
+    match share(text) {
+        Some(v) if v.is_finite() && (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err("give a percentage below 100%, such as 10% or 0.1".into()),
+    }
+}
+
+/// A share strictly between 0 and 1: `10%` or `0.1`.
+fn fraction(text: &str) -> Result<f64, String> {
+    match share(text) {
+        Some(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err("give a share such as 10% or 0.1".into()),
+    }
+}
+
+/// A size: bytes, or a number with B, KB, MB, GB (units of 1000) or KiB,
+/// MiB, GiB (units of 1024).
+pub fn size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| "write a size such as 8MiB, 500KB or 1048576".to_string())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    Ok((n * scale as f64).round() as u64)
 }
 
 /// `--resend`: a policy by its name.
@@ -870,4 +1040,30 @@ fn parse_resend(text: &str) -> Result<plan::Resend, String> {
         let names: Vec<&str> = plan::Resend::ALL.iter().map(|(_, n)| *n).collect();
         format!("not a resend policy: use one of {}", names.join(", "))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn tolerances_read_as_percent_or_fraction() {
+        assert_eq!(tolerance("10%").ok(), Some(0.1));
+        assert_eq!(tolerance(" 2.5 % ").ok(), Some(0.025));
+        assert_eq!(tolerance("0.2").ok(), Some(0.2));
+        for bad in ["", "ten", "150%", "-1%", "1"] {
+            assert!(tolerance(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_built_without_the_command_line_has_the_command_lines_defaults() {
+        let Command::Run(args) = Cli::parse_from(["throng", "run", "s.yaml"]).command else {
+            panic!("not a run");
+        };
+        assert_eq!(args.options, RunOptions::default());
+        assert_eq!(args.outputs, OutputArgs::default());
+    }
 }

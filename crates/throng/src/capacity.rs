@@ -8,38 +8,24 @@ use std::time::{Duration, Instant};
 
 use analysis::{Search, StepVerdict, BORDERLINE};
 use anyhow::anyhow;
-use engine::Event;
-use plan::{parse_duration, Plan};
-use report::{fmt_level, Bottleneck, CapacityResults, SloRow, StepRow, CAPACITY_SCHEMA as SCHEMA};
+use plan::LoadSpec;
+use report::{
+    fmt_level, Bottleneck, CapacityResults, SloRow, Status, StepRow, CAPACITY_SCHEMA as SCHEMA,
+};
 
-use crate::args::CapacityArgs;
-use crate::run::{self, Merged};
-use crate::{exit, Failure};
+use crate::args::{CapacityArgs, RunOptions};
+use crate::controller::{self, Merged};
+use crate::spec::{self, Outputs, RunSpec, Source};
+use crate::{exit, output, Failure};
 
-fn percent_arg(text: &str) -> Result<f64, Failure> {
-    match crate::compare::share(text) {
-        Some(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(Failure::usage(anyhow!(
-            "--precision {text:?}: give a share such as 10% or 0.1"
-        ))),
+/// The load of one step: the scenario at `level` for `duration`.
+fn step_load(vus: bool, level: f64, duration: Duration) -> LoadSpec {
+    LoadSpec {
+        rate: (!vus).then_some(level),
+        vus: vus.then(|| level.round().max(1.0)),
+        duration: Some(Duration::from_millis(duration.as_millis().max(1) as u64)),
+        ..LoadSpec::default()
     }
-}
-
-/// The arguments of one step: the scenario at `level` for `duration`.
-fn step_args(
-    base: &crate::args::RunArgs,
-    vus: bool,
-    level: f64,
-    duration: Duration,
-) -> crate::args::RunArgs {
-    let mut a = base.clone();
-    if vus {
-        a.vus = Some(level.round().max(1.0) as u32);
-    } else {
-        a.rate = Some(level);
-    }
-    a.duration = Some(format!("{}ms", duration.as_millis().max(1)));
-    a
 }
 
 /// The search's progress after `done` steps: how many more it needs at
@@ -65,50 +51,8 @@ fn progress_note(
     }
 }
 
-/// Runs one plan to its end; `stopped` is set by Ctrl-C (the step then
-/// ends early and the search stops after it).
-async fn run_plan(plan: &Plan, stopped: &mut bool) -> Result<Merged, Failure> {
-    let mut run = engine::start(plan, Duration::from_secs(1)).map_err(Failure::usage)?;
-    let mut outputs = Vec::with_capacity(run.workers);
-    loop {
-        tokio::select! {
-            event = run.events.recv() => match event {
-                Some(Event::Done(out)) => {
-                    outputs.push(*out);
-                    if outputs.len() == run.workers {
-                        break;
-                    }
-                }
-                Some(Event::Progress(_)) => {}
-                None => break,
-            },
-            _ = tokio::signal::ctrl_c(), if !*stopped => {
-                *stopped = true;
-                run.control.stop.cancel();
-                eprintln!("\nstopping: finishing this step, then reporting the levels measured so far");
-            }
-        }
-    }
-    let workers = run.workers;
-    run.join();
-    if outputs.len() < workers {
-        return Err(Failure {
-            code: exit::ABORTED,
-            error: anyhow!("a worker failed; see the messages above"),
-        });
-    }
-    Ok(run::merge_outputs(plan, outputs))
-}
-
 /// `throng capacity`.
 pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
-    let dur = |s: &str, name: &str| {
-        parse_duration(s).map_err(|e| Failure::usage(anyhow!("{name} {s:?}: {e}")))
-    };
-    let step = dur(&a.step_duration, "--step-duration")?;
-    let cooldown = dur(&a.cooldown, "--cooldown")?;
-    let time_limit = dur(&a.time_limit, "--time-limit")?;
-    let precision = percent_arg(&a.precision)?;
     if !(a.start > 0.0 && a.max >= a.start) {
         return Err(Failure::usage(anyhow!(
             "--start {} --max {}: the start must be above 0 and at most the max",
@@ -116,82 +60,188 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
             a.max
         )));
     }
-    let mut base = run::default_args()?;
-    base.scenario = Some(a.scenario.clone());
-    base.target = a.target.clone();
-    base.thresholds = a.slos.clone();
-    base.workers = a.workers;
-    base.timeout = a.timeout.clone();
-    base.quiet = true;
-    // Validate everything (scenario, SLOs, options) before any load.
-    let first = run::prepare(&step_args(&base, a.vus, a.start, step))?;
-    if first.thresholds.is_empty() {
+    // Validate everything (scenario, SLOs, options) before any load: the
+    // first step's run.
+    let file = spec::load_scenario(&a.scenario, a.target.clone())?;
+    let first = step_load(a.vus, a.start, a.step_duration);
+    let options = RunOptions {
+        rate: first.rate,
+        vus: first.vus.map(|v| v as u32),
+        duration: first.duration,
+        thresholds: a.slos.clone(),
+        workers: a.workers,
+        timeout: a.timeout,
+        ..RunOptions::default()
+    };
+    let outputs = Outputs {
+        quiet: true,
+        command: spec::redacted_command(),
+        ..Outputs::default()
+    };
+    let base = RunSpec::new(Source::File(file), &options, outputs)?;
+    if base.judging.thresholds.is_empty() {
         return Err(Failure::usage(anyhow!(
             "no SLO to hold: add --slo 'p99<500ms' (and more), or thresholds to the scenario"
         )));
     }
-    let target = first.plan.scenario.target.url();
-    let slos: Vec<String> = first.thresholds.iter().map(|t| t.expr.clone()).collect();
-    let unit = if a.vus { "users" } else { "/s" };
+    let c = Capacity {
+        unit: if a.vus { "users" } else { "/s" },
+        slos: base
+            .judging
+            .thresholds
+            .iter()
+            .map(|t| t.expr.clone())
+            .collect(),
+        a,
+        base,
+    };
     eprintln!(
-        "capacity: {} against {target}, holding {}",
+        "capacity: {} against {}, holding {}",
         if a.vus {
             "concurrent users"
         } else {
             "arrivals per second"
         },
-        slos.join(", ")
+        c.base.target,
+        c.slos.join(", ")
     );
-    run::runtime()?.block_on(search(
-        a, &base, step, cooldown, time_limit, precision, unit, target, slos,
-    ))
+    let results = controller::runtime()?.block_on(c.search())?;
+    print!("{}", summary(&results, c.unit));
+    if let Some(out) = &a.out {
+        output::write(
+            out,
+            &serde_json::to_string_pretty(&results).unwrap_or_default(),
+        )?;
+    }
+    if let Some(path) = &a.report {
+        output::write_said(path, "report", &results.to_html())?;
+    }
+    let _ = std::io::stdout().flush();
+    Ok(match (results.status.as_str(), results.sustainable) {
+        ("interrupted", _) => exit::ABORTED,
+        (_, Some(_)) => exit::OK,
+        (_, None) => exit::THRESHOLD,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn search(
-    a: &CapacityArgs,
-    base: &crate::args::RunArgs,
-    step: Duration,
-    cooldown: Duration,
-    time_limit: Duration,
-    precision: f64,
-    unit: &str,
-    target: String,
+/// One search: the command's options and the run every step varies.
+struct Capacity<'a> {
+    a: &'a CapacityArgs,
+    base: RunSpec,
+    unit: &'static str,
     slos: Vec<String>,
-) -> Result<u8, Failure> {
-    let started = Instant::now();
-    let mut s = Search::new(a.start, a.max, precision);
-    let mut steps: Vec<StepRow> = Vec::new();
-    let mut stopped = false;
-    let mut status = "completed";
-    while let Some(mut level) = s.next() {
-        if a.vus {
-            level = level.round().max(1.0);
-            let measured = |l: Option<f64>| l.is_some_and(|l| l.round() == level);
-            if (measured(s.held) || measured(s.failed))
-                && steps.last().is_some_and(|r| r.level != level)
-            {
-                break; // the bracket is one user wide
+}
+
+/// How one step (or probe) ended.
+struct Measured {
+    merged: Merged,
+    interrupted: bool,
+}
+
+impl Capacity<'_> {
+    /// Steps up, then bisects, as `analysis::Search` decides.
+    async fn search(&self) -> Result<CapacityResults, Failure> {
+        let a = self.a;
+        let started = Instant::now();
+        let mut s = Search::new(a.start, a.max, a.precision);
+        let mut steps: Vec<StepRow> = Vec::new();
+        let mut status = "completed";
+        while let Some(mut level) = s.next() {
+            if a.vus {
+                level = level.round().max(1.0);
+                let measured = |l: Option<f64>| l.is_some_and(|l| l.round() == level);
+                if (measured(s.held) || measured(s.failed))
+                    && steps.last().is_some_and(|r| r.level != level)
+                {
+                    break; // the bracket is one user wide
+                }
+            }
+            // Long enough for a stable p99: `min_samples` sessions at least.
+            let needed = if a.vus {
+                a.step_duration
+            } else {
+                a.step_duration
+                    .max(Duration::from_secs_f64(a.min_samples as f64 / level))
+            };
+            if started.elapsed() + needed > a.time_limit {
+                status = "time_limit";
+                eprintln!(
+                    "capacity: the next step would pass --time-limit {}; stopping",
+                    plan::format_duration(a.time_limit)
+                );
+                break;
+            }
+            let (row, interrupted) = self.step(level, needed).await?;
+            let verdict = StepVerdict {
+                held: row.held,
+                borderline: row.borderline,
+            };
+            steps.push(row);
+            s.record(level, verdict);
+            if interrupted {
+                status = "interrupted";
+                break;
+            }
+            if s.next().is_none() {
+                break;
+            }
+            eprintln!(
+                "{}",
+                progress_note(
+                    steps.len(),
+                    s.steps_left(),
+                    needed + a.cooldown,
+                    started.elapsed(),
+                    a.time_limit
+                )
+            );
+            match self.recover().await? {
+                Recovered::Yes => {}
+                Recovered::Interrupted => {
+                    status = "interrupted";
+                    break;
+                }
+                Recovered::No => {
+                    status = "unhealthy";
+                    eprintln!("capacity: the target did not recover after the last step; stopping");
+                    break;
+                }
             }
         }
-        // Long enough for a stable p99: `min_samples` sessions at least.
-        let needed = if a.vus {
-            step
-        } else {
-            step.max(Duration::from_secs_f64(a.min_samples as f64 / level))
-        };
-        if started.elapsed() + needed > time_limit {
-            status = "time_limit";
-            eprintln!(
-                "capacity: the next step would pass --time-limit {}; stopping",
-                a.time_limit
-            );
-            break;
-        }
-        let prepared = run::prepare(&step_args(base, a.vus, level, needed))?;
-        let merged = run_plan(&prepared.plan, &mut stopped).await?;
+        let failed_at = s.failed;
+        let first_broken: Vec<SloRow> = failed_at
+            .and_then(|f| steps.iter().find(|r| r.level == f && !r.held))
+            .map(|r| r.slos.iter().filter(|x| !x.ok).cloned().collect())
+            .unwrap_or_default();
+        Ok(CapacityResults {
+            schema: SCHEMA.into(),
+            throng_version: env!("CARGO_PKG_VERSION").into(),
+            mode: if a.vus { "users" } else { "arrivals" }.into(),
+            target: self.base.target.clone(),
+            slos: self.slos.clone(),
+            status: status.into(),
+            sustainable: s.held,
+            failed_at,
+            first_broken,
+            bottleneck: bottleneck(&steps, failed_at),
+            steps,
+        })
+    }
+
+    /// Runs the scenario at `level` for `duration` and judges it against
+    /// the SLOs; says whether Ctrl-C cut it short.
+    async fn step(&self, level: f64, duration: Duration) -> Result<(StepRow, bool), Failure> {
+        let spec = self
+            .base
+            .with_load(step_load(self.a.vus, level, duration))?;
+        let Measured {
+            merged,
+            interrupted,
+        } = measure(spec).await?;
         let duration = merged.load_end.max(Duration::from_millis(1));
-        let results: Vec<_> = prepared
+        let results: Vec<_> = self
+            .base
+            .judging
             .thresholds
             .iter()
             .map(|t| (t, t.evaluate(&merged.stats, duration)))
@@ -227,8 +277,9 @@ async fn search(
                 .collect(),
         };
         eprintln!(
-            "  {:>9} {unit:<6} {:>6.1}s  achieved {:>9.1} req/s  p50 {:>8.2}ms  p99 {:>8.2}ms  errors {:>6.2}%  {}{}",
+            "  {:>9} {:<6} {:>6.1}s  achieved {:>9.1} req/s  p50 {:>8.2}ms  p99 {:>8.2}ms  errors {:>6.2}%  {}{}",
             fmt_level(level),
+            self.unit,
             row.duration_s,
             row.achieved_rate,
             row.p50_ms,
@@ -237,87 +288,47 @@ async fn search(
             if held { "held" } else { "FAILED" },
             if borderline { " (borderline)" } else { "" }
         );
-        steps.push(row);
-        s.record(level, StepVerdict { held, borderline });
-        if stopped {
-            status = "interrupted";
-            break;
-        }
-        if s.next().is_none() {
-            break;
-        }
-        eprintln!(
-            "{}",
-            progress_note(
-                steps.len(),
-                s.steps_left(),
-                needed + cooldown,
-                started.elapsed(),
-                time_limit
-            )
-        );
-        // Cool down, then make sure the target answers before the next step.
-        let mut healthy = false;
+        Ok((row, interrupted))
+    }
+
+    /// Cools down, then makes sure the target answers before the next
+    /// step: up to five probes of three requests.
+    async fn recover(&self) -> Result<Recovered, Failure> {
+        let probe = LoadSpec {
+            rate: Some(10.0),
+            duration: Some(Duration::from_secs(1)),
+            requests: Some(3),
+            ..LoadSpec::default()
+        };
         for _ in 0..5 {
-            tokio::time::sleep(cooldown).await;
-            let mut probe = base.clone();
-            probe.requests = Some(3);
-            probe.rate = Some(10.0);
-            probe.vus = None;
-            probe.duration = Some("1s".into());
-            let p = run::prepare(&probe)?;
-            let m = run_plan(&p.plan, &mut stopped).await?;
-            if m.stats.counts.ok > 0 || stopped {
-                healthy = true;
-                break;
+            tokio::time::sleep(self.a.cooldown).await;
+            let m = measure(self.base.with_load(probe.clone())?).await?;
+            if m.interrupted {
+                return Ok(Recovered::Interrupted);
+            }
+            if m.merged.stats.counts.ok > 0 {
+                return Ok(Recovered::Yes);
             }
             eprintln!("capacity: the target is not answering yet; waiting");
         }
-        if !healthy {
-            status = "unhealthy";
-            eprintln!("capacity: the target did not recover after the last step; stopping");
-            break;
-        }
-        if stopped {
-            status = "interrupted";
-            break;
-        }
+        Ok(Recovered::No)
     }
+}
 
-    let failed_at = s.failed;
-    let first_broken: Vec<SloRow> = failed_at
-        .and_then(|f| steps.iter().find(|r| r.level == f && !r.held))
-        .map(|r| r.slos.iter().filter(|x| !x.ok).cloned().collect())
-        .unwrap_or_default();
-    let bottleneck = bottleneck(&steps, failed_at);
-    let results = CapacityResults {
-        schema: SCHEMA.into(),
-        throng_version: env!("CARGO_PKG_VERSION").into(),
-        mode: if a.vus { "users" } else { "arrivals" }.into(),
-        target,
-        slos,
-        status: status.into(),
-        sustainable: s.held,
-        failed_at,
-        first_broken,
-        bottleneck,
-        steps,
-    };
-    print!("{}", summary(&results, unit));
-    if let Some(out) = &a.out {
-        run::write_out(
-            out,
-            &serde_json::to_string_pretty(&results).unwrap_or_default(),
-        )?;
-    }
-    if let Some(path) = &a.report {
-        run::write_said(path, "report", &results.to_html())?;
-    }
-    let _ = std::io::stdout().flush();
-    Ok(match (status, results.sustainable) {
-        ("interrupted", _) => exit::ABORTED,
-        (_, Some(_)) => exit::OK,
-        (_, None) => exit::THRESHOLD,
+/// Whether the target answered again after a step.
+enum Recovered {
+    Yes,
+    No,
+    Interrupted,
+}
+
+/// Runs one step or probe to its end; Ctrl-C ends it early (and the
+/// search after it).
+async fn measure(mut spec: RunSpec) -> Result<Measured, Failure> {
+    let outcome = controller::drive(&mut spec).await?;
+    Ok(Measured {
+        interrupted: outcome.ending.status == Status::Interrupted,
+        merged: outcome.merged,
     })
 }
 

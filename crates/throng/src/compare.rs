@@ -9,21 +9,6 @@ use report::{CompareReport, Results, Side};
 use crate::args::{CompareArgs, CompareFormat};
 use crate::{exit, Failure};
 
-/// A share as `10%` or `0.1`.
-pub fn share(text: &str) -> Option<f64> {
-    plan::parse_percent(text).or_else(|| text.trim().parse().ok())
-}
-
-/// Parses a tolerance: `10%` or `0.1`, below 1.
-pub fn parse_tolerance(text: &str) -> Result<f64, Failure> {
-    match share(text) {
-        Some(v) if v.is_finite() && (0.0..1.0).contains(&v) => Ok(v),
-        _ => Err(Failure::usage(anyhow!(
-            "--tolerance {text:?}: give a percentage below 100%, such as 10% or 0.1"
-        ))),
-    }
-}
-
 /// Reads a results file, saying which one could not be read.
 fn read_results(path: &Path, role: &str) -> Result<Results, Failure> {
     let text = std::fs::read_to_string(path)
@@ -35,7 +20,7 @@ fn read_results(path: &Path, role: &str) -> Result<Results, Failure> {
 }
 
 pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
-    let tolerance = parse_tolerance(&args.tolerance)?;
+    let tolerance = args.tolerance;
     let min_change = plan::parse_duration(&args.min_change).map_err(|_| {
         Failure::usage(anyhow!(
             "--min-change {:?}: give a duration such as 0.25ms, or 0",
@@ -85,10 +70,10 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
         }
     );
     if let Some(out) = &args.out {
-        crate::run::write_out_quietly(out, &report.to_json())?;
+        crate::output::write_quietly(out, &report.to_json())?;
     }
     if let Some(path) = &args.report {
-        crate::run::write_out_quietly(path, &report.to_html())?;
+        crate::output::write_quietly(path, &report.to_html())?;
         eprintln!("report written to {}", path.display());
     }
     Ok(if report.regressed() {
@@ -96,19 +81,4 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
     } else {
         exit::OK
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tolerances_read_as_percent_or_fraction() {
-        assert_eq!(parse_tolerance("10%").ok(), Some(0.1));
-        assert_eq!(parse_tolerance(" 2.5 % ").ok(), Some(0.025));
-        assert_eq!(parse_tolerance("0.2").ok(), Some(0.2));
-        for bad in ["", "ten", "150%", "-1%", "1"] {
-            assert!(parse_tolerance(bad).is_err(), "{bad:?}");
-        }
-    }
 }

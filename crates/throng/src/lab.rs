@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::args::{DemoArgs, Embedded, LabArgs, Pathologies, ReleaseArg};
+use crate::args::{DemoArgs, LabArgs, OutputArgs, Pathologies, ReleaseArg, RunOptions};
+use crate::spec::{self, RunSpec, Source};
 use crate::{exit, Failure};
 
 /// The demo's scenario, also in `examples/`.
@@ -126,7 +127,7 @@ pub fn lab(args: &LabArgs) -> Result<u8, Failure> {
     let _ = writeln!(out, "  metrics: {}/metrics; stop with Ctrl-C", lab.url());
     let _ = out.flush();
     drop(out);
-    crate::run::runtime()?.block_on(async {
+    crate::controller::runtime()?.block_on(async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -171,15 +172,23 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
     }
     let failures = failures_line(&config);
     let lab = start(config, args.quiet)?;
-    let mut run = crate::run::default_args()?;
-    run.embedded = Some(Embedded {
-        name: "launch-day.yaml".into(),
-        text: LAUNCH_DAY.into(),
-    });
-    run.target = Some(lab.url());
-    run.out = args.out.clone();
-    run.exports.report = Some(args.report.clone());
-    run.quiet = args.quiet;
+    let file = spec::compile_scenario(
+        "launch-day.yaml".into(),
+        LAUNCH_DAY.into(),
+        None,
+        Some(lab.url()),
+    )?;
+    let mut outputs = OutputArgs {
+        out: args.out.clone(),
+        quiet: args.quiet,
+        ..OutputArgs::default()
+    };
+    outputs.exports.report = Some(args.report.clone());
+    let run = RunSpec::new(
+        Source::File(file),
+        &RunOptions::default(),
+        spec::Outputs::new(&outputs, false),
+    )?;
     if !args.quiet {
         eprintln!(
             "demo: lab at {} with failures: {failures}{}",
@@ -194,7 +203,7 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
             "demo: running examples/launch-day.yaml: a normal day, then a flash crowd at 10x (about 60 s)"
         );
     }
-    let code = crate::run::run(run)?;
+    let code = crate::run::execute(run)?;
     let metrics = lab.metrics();
     lab.stop();
     println!("\nWhat the lab itself counted (its /metrics):");

@@ -4,11 +4,14 @@
 mod args;
 mod capacity;
 mod compare;
+mod controller;
 mod kube;
 mod lab;
 mod merge;
+mod output;
 mod replay;
 mod run;
+mod spec;
 
 use std::process::ExitCode;
 
@@ -47,7 +50,7 @@ impl Failure {
 
 /// `throng validate`: compile the scenario, and say what would run.
 fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
-    let file = run::load_scenario(&v.scenario, v.target.clone())?;
+    let file = spec::load_scenario(&v.scenario, v.target.clone())?;
     // Compiling checked the thresholds too, as `throng run` does.
     let (model, _) = file.compiled.load.build().map_err(Failure::usage)?;
     print!("{}", file.compiled.describe());
@@ -112,14 +115,14 @@ fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
                 schema.as_deref().unwrap_or_default()
             )));
         };
-        run::check_out_dir("--html", Some(html))?;
-        run::write_said(html, "report", &page)?;
+        output::check_dir("--html", Some(html))?;
+        output::write_said(html, "report", &page)?;
         return Ok(exit::OK);
     }
     let results = report::Results::from_json(&text)
         .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.results.display())))?;
-    run::check_export_dirs(&exports)?;
-    run::write_exports(&exports, &results)?;
+    output::check_export_dirs(&exports)?;
+    output::write_exports(&exports, &results)?;
     Ok(exit::OK)
 }
 
@@ -138,7 +141,7 @@ fn import_har(a: &args::ImportHarArgs) -> Result<u8, Failure> {
     .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.har.display())))?;
     match &a.out {
         Some(out) => {
-            run::write_out_quietly(out, &yaml)?;
+            output::write_quietly(out, &yaml)?;
             eprintln!("scenario written to {}", out.display());
         }
         None => print!("{yaml}"),

@@ -11,20 +11,16 @@ use anyhow::anyhow;
 use report::Results;
 
 use crate::args::MergeArgs;
-use crate::{exit, run, Failure};
+use crate::{exit, output, spec, Failure};
 
 /// Segments whose start times differ by more than this are refused: their
 /// timelines would add up seconds that were not the same second.
 const START_SPREAD: Duration = Duration::from_secs(1);
 
 pub fn merge(a: &MergeArgs) -> Result<u8, Failure> {
-    run::check_out_dir("--out", a.out.as_deref())?;
-    run::check_export_dirs(&a.exports)?;
-    let wait = match &a.wait {
-        Some(w) => plan::parse_duration(w).map_err(Failure::usage)?,
-        None => Duration::ZERO,
-    };
-    let deadline = Instant::now() + wait;
+    output::check_dir("--out", a.out.as_deref())?;
+    output::check_export_dirs(&a.exports)?;
+    let deadline = Instant::now() + a.wait.unwrap_or_default();
     let mut shown: Option<Instant> = None;
     let files = loop {
         let files = read_inputs(a)?;
@@ -60,16 +56,16 @@ pub fn merge(a: &MergeArgs) -> Result<u8, Failure> {
         std::thread::sleep(Duration::from_millis(500));
     };
     check_starts(&files)?;
-    let merged = report::merge(files, run::redacted_command()).map_err(Failure::usage)?;
+    let merged = report::merge(files, spec::redacted_command()).map_err(Failure::usage)?;
     let coverage = merged.coverage.clone();
     print!("{}", report::summary(&merged));
     if let Some(c) = &coverage {
         println!("\n  coverage: {}", c.text);
     }
     if let Some(out) = &a.out {
-        run::write_out(out, &merged.to_json())?;
+        output::write(out, &merged.to_json())?;
     }
-    run::write_exports(&a.exports, &merged)?;
+    output::write_exports(&a.exports, &merged)?;
     let complete = coverage.as_ref().is_none_or(report::Coverage::complete);
     Ok(if merged.passed() && complete {
         exit::OK

@@ -23,8 +23,8 @@ use regex::Regex;
 use replay::{Expander, JsonFields, LogFormat, Options, Tally};
 use tokio::sync::mpsc;
 
-use crate::args::{LogFormatArg, ReplayArgs};
-use crate::run::{self, Prepared};
+use crate::args::{LogFormatArg, OutputArgs, ReplayArgs};
+use crate::spec::{self, Outputs, RunSpec};
 use crate::Failure;
 
 /// Most pieces of the planned-load profile written to results: a long
@@ -46,8 +46,16 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
     if let Some(host) = &args.host {
         target.authority = host.clone();
     }
-    run::check_out_dir("--out", args.out.as_deref())?;
-    run::check_export_dirs(&args.exports)?;
+    let outputs = Outputs::new(
+        &OutputArgs {
+            out: args.out.clone(),
+            exports: args.exports.clone(),
+            quiet: args.quiet,
+            ..OutputArgs::default()
+        },
+        false,
+    );
+    outputs.check()?;
 
     let mut opts = opts;
     let first = first_pass(&args.log, &opts, args.quiet).map_err(Failure::usage)?;
@@ -89,13 +97,9 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         },
         max_requests: args.requests,
         scenario,
-        timeout: plan::parse_duration(&args.timeout).map_err(Failure::usage)?,
+        timeout: args.timeout,
         grace: Duration::from_secs(10),
-        workers: args.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
+        workers: args.workers.unwrap_or_else(spec::default_workers),
         seed: 1,
         ab: Vec::new(),
         segment: plan::Segment::default(),
@@ -104,13 +108,11 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         max_rate: args.max_rate,
         max_body: plan::DEFAULT_MAX_BODY,
     };
-    plan.validate().map_err(Failure::usage)?;
-    run::check_max_rate(&plan, args.quiet)?;
-    let thresholds = run::cli_thresholds(&args.thresholds, &plan.scenario.endpoints)?;
-    let mut load = run::load_info(&plan, None);
+    let mut load = spec::load_info(&plan, None);
     load.arrivals = Some("replay".into());
+    let mut run = RunSpec::of_plan(plan, args.thresholds.clone(), load, outputs)?;
 
-    let workers = plan.worker_count();
+    let workers = run.plan.worker_count();
     let (senders, feeds): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(QUEUED)).unzip();
     let path = args.log.clone();
     let reader = std::thread::Builder::new()
@@ -118,19 +120,8 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         .spawn(move || second_pass(&path, opts, first.spread, senders))
         .map_err(|e| Failure::usage(anyhow!("cannot start the log reader: {e}")))?;
 
-    let mut run_args = run::default_args()?;
-    run_args.out = args.out.clone();
-    run_args.exports = args.exports.clone();
-    run_args.quiet = args.quiet;
-    let prepared = Prepared {
-        plan,
-        thresholds,
-        load,
-        tolerance: 0.1,
-        recovery: None,
-        feeds,
-    };
-    let code = run::runtime()?.block_on(run::drive(run_args, prepared));
+    run.feeds = feeds;
+    let code = crate::run::execute(run);
     // The reader ends once the run stops taking requests (its channels close).
     match reader.join() {
         Ok(Ok(())) => {}
@@ -168,9 +159,6 @@ fn options(args: &ReplayArgs) -> Result<Options, Failure> {
             "--scale must be at least 1 (1 is the log as it is)"
         )));
     }
-    let dur = |name: &str, text: &str| {
-        plan::parse_duration(text).map_err(|e| Failure::usage(anyhow!("{name}: {e}")))
-    };
     let regexes = |name: &str, list: &[String]| -> Result<Vec<Regex>, Failure> {
         list.iter()
             .map(|r| Regex::new(r).map_err(|e| Failure::usage(anyhow!("{name} {r:?}: {e}"))))
@@ -179,13 +167,8 @@ fn options(args: &ReplayArgs) -> Result<Options, Failure> {
     Ok(Options {
         speed: args.speed,
         scale: args.scale,
-        spread: args
-            .spread
-            .as_deref()
-            .map(|s| dur("--spread", s))
-            .transpose()?
-            .unwrap_or_default(),
-        session_timeout: dur("--session-timeout", &args.session_timeout)?,
+        spread: args.spread.unwrap_or_default(),
+        session_timeout: args.session_timeout,
         allow_writes: args.allow_writes,
         include: regexes("--include", &args.include)?,
         exclude: regexes("--exclude", &args.exclude)?,

@@ -162,6 +162,12 @@ fn a_target_that_answers_garbage_counts_protocol_errors() {
 fn an_endless_body_is_cut_at_max_body() {
     let (_, res, stderr) = run_against(fault_server(Fault::EndlessBody), &["--max-body", "256KiB"]);
     all_failed_with(&res, "body_too_large", &stderr);
+    assert_eq!(
+        num(&res, "load.max_body"),
+        256.0 * 1024.0,
+        "{}",
+        res["load"]
+    );
     // Cut at the limit, not at the timeout.
     assert!(
         num(&res, "latency_ms.max") < 1000.0,

@@ -693,6 +693,12 @@ fn max_rate_is_a_ceiling_and_the_run_says_it_held_sends_back() {
     );
     let res = r.results.unwrap();
     assert_eq!(num(&res, "totals.requests"), 50.0);
+    // The results record the options that shaped the load, not only the
+    // command line.
+    assert_eq!(num(&res, "load.max_rate"), 100.0, "{}", res["load"]);
+    assert_eq!(num(&res, "load.max_body"), 8.0 * 1024.0 * 1024.0);
+    assert_eq!(num(&res, "load.seed"), 1.0);
+    assert_eq!(res["load"]["http"], "1.1");
     // The 50th arrival is due at 49 ms; at 100/s (10 ms of burst) it goes
     // at about 480 ms. The wait is the generator's lag, not hidden.
     assert!(num(&res, "lag_ms.max") >= 350.0, "{}", res["lag_ms"]);
