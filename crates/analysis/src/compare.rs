@@ -584,19 +584,9 @@ pub fn compare_windows(
         };
         let v = &mut changes[k];
         if v.is_empty() || !compared.contains(&measure) {
-            result.measures.push(MeasureComparison {
-                measure,
-                base: b,
-                cand: c,
-                change: None,
-                verdict: Verdict::NoChange,
-                note: Some(format!(
-                    "too few responses: {} needs {} in each run",
-                    measure.as_str(),
-                    measure.min_responses()
-                )),
-                noise: None,
-            });
+            result
+                .measures
+                .push(MeasureComparison::too_few(measure, b, c));
             continue;
         }
         let sigma = noise.as_ref().and_then(|n| n[k]);
@@ -605,20 +595,7 @@ pub fn compare_windows(
                 *x *= (sigma * normal(&mut rng)).exp();
             }
         }
-        v.sort_by(f64::total_cmp);
-        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        let tail = (1.0 - opts.level) / 2.0;
-        let interval = RatioInterval {
-            point: change(measure, b, c),
-            low: at(tail),
-            high: at(1.0 - tail),
-        };
-        let verdict = match measure {
-            Measure::ErrorRate => interval.verdict_of_difference(b, opts.tolerance, paired),
-            // The floor in time, as a share of the baseline.
-            _ if !paired => interval.verdict(opts.tolerance.max(opts.min_change_ms / b)),
-            _ => interval.verdict_paired(opts.tolerance),
-        };
+        let (interval, verdict) = judge(measure, (b, c), v, opts, paired);
         result.measures.push(MeasureComparison {
             measure,
             base: b,
@@ -638,6 +615,52 @@ pub fn compare_windows(
         Verdict::NoChange
     };
     result
+}
+
+/// A measure's interval, from its resampled changes `v` (sorted here),
+/// and its verdict: separate runs' latencies also need the change to
+/// clear the floor in time (as a share of the baseline), paired runs'
+/// the interval's low end to clear the tolerance.
+fn judge(
+    measure: Measure,
+    (b, c): (f64, f64),
+    v: &mut [f64],
+    opts: &CompareOptions,
+    paired: bool,
+) -> (RatioInterval, Verdict) {
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let tail = (1.0 - opts.level) / 2.0;
+    let interval = RatioInterval {
+        point: change(measure, b, c),
+        low: at(tail),
+        high: at(1.0 - tail),
+    };
+    let verdict = match measure {
+        Measure::ErrorRate => interval.verdict_of_difference(b, opts.tolerance, paired),
+        _ if !paired => interval.verdict(opts.tolerance.max(opts.min_change_ms / b)),
+        _ => interval.verdict_paired(opts.tolerance),
+    };
+    (interval, verdict)
+}
+
+impl MeasureComparison {
+    /// A measure with too few responses in a run to compare.
+    fn too_few(measure: Measure, base: f64, cand: f64) -> MeasureComparison {
+        MeasureComparison {
+            measure,
+            base,
+            cand,
+            change: None,
+            verdict: Verdict::NoChange,
+            note: Some(format!(
+                "too few responses: {} needs {} in each run",
+                measure.as_str(),
+                measure.min_responses()
+            )),
+            noise: None,
+        }
+    }
 }
 
 /// The bootstrap: `resamples` draws of windows from the baselines (`bw`,

@@ -367,6 +367,8 @@ pub const BOTTLENECK_ADDED_MS: f64 = 20.0;
 /// How one endpoint's p99 changed from the lowest to the highest load band.
 struct Growth {
     name: String,
+    /// The lowest and highest load bands with enough responses.
+    bands: (usize, usize),
     low_p99: f64,
     high_p99: f64,
     /// The band where p99 first exceeded twice the lowest band's.
@@ -406,6 +408,7 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
         }
         growth.push(Growth {
             name: ep.name.clone(),
+            bands: (low_band, high_band),
             low_p99: low,
             high_p99: high,
             doubled_at: bands.iter().find(|(_, p)| *p > 2.0 * low).map(|(b, _)| *b),
@@ -424,23 +427,7 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
         .iter()
         .map(|g| g.high_p99 - g.low_p99)
         .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
-    let (low_band, high_band) = {
-        let ep = stats.endpoints.iter().find(|e| e.name == top.name);
-        let bands: Vec<usize> = ep
-            .map(|e| {
-                e.by_load
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, h)| h.count() >= BAND_MIN_RESPONSES)
-                    .map(|(b, _)| b)
-                    .collect()
-            })
-            .unwrap_or_default();
-        (
-            bands.first().copied().unwrap_or(0),
-            bands.last().copied().unwrap_or(0),
-        )
-    };
+    let (low_band, high_band) = top.bands;
     let others_text = match others {
         Some(added) => format!(
             "; other endpoints' p99 rose by at most {}ms",

@@ -15,10 +15,10 @@ use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
 /// How far ahead of its slot a send may go.
-pub const BURST: Duration = Duration::from_millis(10);
+pub(crate) const BURST: Duration = Duration::from_millis(10);
 
 /// One worker's share of the ceiling.
-pub struct Ceiling {
+pub(crate) struct Ceiling {
     gap: Duration,
     /// When the next send's slot is (the "theoretical arrival time").
     next: Cell<Instant>,
@@ -27,7 +27,7 @@ pub struct Ceiling {
 impl Ceiling {
     /// At most `per_second` sends a second; `None` when that is not a
     /// positive number.
-    pub fn new(per_second: f64, start: Instant) -> Option<Ceiling> {
+    pub(crate) fn new(per_second: f64, start: Instant) -> Option<Ceiling> {
         (per_second.is_finite() && per_second > 0.0).then(|| Ceiling {
             gap: Duration::from_secs_f64(1.0 / per_second),
             next: Cell::new(start),
@@ -35,7 +35,7 @@ impl Ceiling {
     }
 
     /// Waits until this send may go, and takes its slot.
-    pub async fn turn(&self) {
+    pub(crate) async fn turn(&self) {
         let now = Instant::now();
         let slot = self.next.get().max(now);
         self.next.set(slot + self.gap);

@@ -7,14 +7,14 @@
 
 /// Cookies by name, in the order first set.
 #[derive(Debug, Default, Clone)]
-pub struct Jar {
+pub(crate) struct Jar {
     cookies: Vec<(String, String)>,
     header: String,
 }
 
 impl Jar {
     /// Applies one `Set-Cookie` header value.
-    pub fn set(&mut self, set_cookie: &str) {
+    pub(crate) fn set(&mut self, set_cookie: &str) {
         let mut attrs = set_cookie.split(';');
         let Some((name, value)) = attrs.next().and_then(|nv| nv.split_once('=')) else {
             return;
@@ -47,12 +47,12 @@ impl Jar {
     }
 
     /// The `Cookie` header value, or `None` when the jar is empty.
-    pub fn header(&self) -> Option<&str> {
+    pub(crate) fn header(&self) -> Option<&str> {
         (!self.header.is_empty()).then_some(self.header.as_str())
     }
 
     /// Empties the jar (a new visitor).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.cookies.clear();
         self.header.clear();
     }

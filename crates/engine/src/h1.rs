@@ -15,9 +15,10 @@ use stats::{ErrorKind, Phases};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::error::{Failure, Stage};
 use crate::net::{Dialer, Stream};
-use crate::request::Outgoing;
-use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
+use crate::request::{Parts, Wire};
+use crate::transport::{Capture, Connection, Connector, Response};
 
 /// Largest response head (status line and headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -25,14 +26,13 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
 /// Opens HTTP/1.1 connections.
-pub struct H1Connector {
+pub(crate) struct H1Connector {
     /// Where to connect.
-    pub dialer: Dialer,
+    pub(crate) dialer: Dialer,
 }
 
 impl Connector for H1Connector {
     type Conn = H1Conn;
-    const HTTP2: bool = false;
 
     async fn connect(
         &self,
@@ -54,8 +54,68 @@ impl Connector for H1Connector {
     }
 }
 
+/// An HTTP/1.1 request: the exact bytes to write.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct H1Request {
+    bytes: Vec<u8>,
+    /// Whether the response has no body whatever its headers say.
+    head: bool,
+}
+
+impl H1Request {
+    /// Request line, headers and body.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Wire for H1Request {
+    /// The request line; `Host` (unless the headers name one) and
+    /// `User-Agent`; the headers in order; `Cookie`; `Content-Length`
+    /// when the length is said (unless the headers say it); the body.
+    fn render(&mut self, p: &Parts<'_>) -> Result<(), Failure> {
+        let out = &mut self.bytes;
+        out.clear();
+        out.extend_from_slice(p.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(p.path);
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if !p.headers.has("host") {
+            header_line(out, "Host", p.authority.as_bytes());
+        }
+        if let Some(agent) = p.agent {
+            header_line(out, "User-Agent", agent.as_bytes());
+        }
+        for (name, value) in p.headers.iter() {
+            header_line(out, name, value);
+        }
+        if let Some(cookie) = p.cookie.filter(|c| !c.is_empty()) {
+            header_line(out, "Cookie", cookie.as_bytes());
+        }
+        if p.length && !p.headers.has("content-length") {
+            let mut digits = itoa::Buffer::new();
+            header_line(
+                out,
+                "Content-Length",
+                digits.format(p.body.len()).as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(p.body);
+        self.head = p.head();
+        Ok(())
+    }
+}
+
+fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// One keep-alive connection.
-pub struct H1Conn {
+pub(crate) struct H1Conn {
     io: Stream,
     buf: Vec<u8>,
     keep_alive: bool,
@@ -112,51 +172,19 @@ impl H1Conn {
         tokio::time::sleep_until(due).await;
         Ok(n)
     }
-}
-
-impl Connection for H1Conn {
-    async fn exchange(
+    /// Reads the response head: status line and headers, skipping 1xx
+    /// interim responses. Returns the status, the head's length in the
+    /// buffer and how the body ends. A failure before any byte came back
+    /// goes through `unanswered`.
+    async fn read_head(
         &mut self,
-        req: &Outgoing<'_>,
+        head: bool,
+        t0: Instant,
         phases: &mut Phases,
         capture: &mut Capture,
-    ) -> Result<Response, Failure> {
-        let Outgoing::H1 { bytes, head } = *req else {
-            return Err(Failure::new(ErrorKind::Protocol));
-        };
-        let reused = self.used;
-        self.used = true;
-        let t0 = Instant::now();
-        self.pace = capture.download_cap.map(|rate| Pace {
-            rate: rate.max(1),
-            start: t0,
-            bytes: 0,
-        });
-        // On a reused connection, a failure before any byte of a response
-        // is told apart: the request did not leave (NotSent), or it left
-        // and nothing came back (Unanswered); see `Stage`.
-        let lost = |f: Failure, written: usize| match (reused, written) {
-            (false, _) => f,
-            (true, 0) => f.at(Stage::NotSent),
-            (true, _) => f.at(Stage::Unanswered),
-        };
-        let mut written = 0;
-        while written < bytes.len() {
-            match self.io.write(&bytes[written..]).await {
-                Ok(0) => return Err(lost(Failure::new(ErrorKind::Reset), written)),
-                Ok(n) => written += n,
-                Err(e) => return Err(lost(read_failure(e), written)),
-            }
-        }
-        let unanswered = |f: Failure| lost(f, written);
-        self.io
-            .flush()
-            .await
-            .map_err(|e| unanswered(read_failure(e)))?;
-        self.buf.clear();
-
-        // The head: status line and headers, skipping 1xx interim responses.
-        let (status, head_len, framing) = loop {
+        unanswered: impl Fn(Failure) -> Failure,
+    ) -> Result<(u16, usize, Framing), Failure> {
+        loop {
             let got = self.fill().await;
             let nothing_back = self.buf.is_empty() && phases.ttfb.is_none();
             let at = |f| if nothing_back { unanswered(f) } else { f };
@@ -176,36 +204,13 @@ impl Connection for H1Conn {
                         self.buf.drain(..len);
                         continue;
                     }
-                    let mut framing = Framing::UntilClose;
-                    let mut close = resp.version == Some(0);
                     capture.status(status);
-                    for h in resp.headers.iter() {
-                        capture.header(h.name, h.value);
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let n = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok())
-                                .ok_or_else(|| Failure::new(ErrorKind::Protocol))?;
-                            if !matches!(framing, Framing::Chunked) {
-                                framing = Framing::Length(n);
-                            }
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if h.value.ends_with(b"chunked") {
-                                framing = Framing::Chunked;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if h.value.eq_ignore_ascii_case(b"close") {
-                                close = true;
-                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
-                                close = false;
-                            }
-                        }
-                    }
+                    let (mut framing, close) = framing_of(&resp, capture)?;
                     if head || status == 204 || status == 304 {
                         framing = Framing::None;
                     }
                     self.keep_alive = !close && !matches!(framing, Framing::UntilClose);
-                    break (status, len, framing);
+                    return Ok((status, len, framing));
                 }
                 Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => continue,
                 Ok(httparse::Status::Partial) | Err(_) => {
@@ -213,17 +218,19 @@ impl Connection for H1Conn {
                     return Err(Failure::new(ErrorKind::Protocol));
                 }
             }
-        };
+        }
+    }
 
-        // The body: counted and discarded as it arrives, up to the limit.
-        self.buf.drain(..head_len);
+    /// Reads the body, which starts the buffer: counted and discarded as
+    /// it arrives, up to the limit. Returns its length.
+    async fn read_body(&mut self, framing: Framing, capture: &mut Capture) -> Result<u64, Failure> {
         let too_large = |h1: &mut Self| {
             h1.keep_alive = false;
             Failure::new(ErrorKind::BodyTooLarge)
         };
-        let body_bytes = match framing {
-            Framing::None => 0,
-            Framing::Length(total) if capture.over_limit(total) => return Err(too_large(self)),
+        match framing {
+            Framing::None => Ok(0),
+            Framing::Length(total) if capture.over_limit(total) => Err(too_large(self)),
             Framing::Length(total) => {
                 let mut got = 0u64;
                 loop {
@@ -237,7 +244,7 @@ impl Connection for H1Conn {
                     }
                     self.buf.clear();
                     if got >= total {
-                        break total;
+                        return Ok(total);
                     }
                     if self.fill().await? == 0 {
                         return Err(Failure::new(ErrorKind::Reset));
@@ -263,7 +270,7 @@ impl Connection for H1Conn {
                         if !self.buf.is_empty() {
                             self.keep_alive = false;
                         }
-                        break body;
+                        return Ok(body);
                     }
                     if self.fill().await? == 0 {
                         return Err(Failure::new(ErrorKind::Reset));
@@ -280,11 +287,96 @@ impl Connection for H1Conn {
                         return Err(too_large(self));
                     }
                     if self.fill().await? == 0 {
-                        break got;
+                        return Ok(got);
                     }
                 }
             }
-        };
+        }
+    }
+}
+
+/// How a response's body ends, and whether it closes the connection,
+/// from its headers (each kept as `capture` asks).
+fn framing_of(
+    resp: &httparse::Response<'_, '_>,
+    capture: &mut Capture,
+) -> Result<(Framing, bool), Failure> {
+    let mut framing = Framing::UntilClose;
+    let mut close = resp.version == Some(0);
+    for h in resp.headers.iter() {
+        capture.header(h.name, h.value);
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| Failure::new(ErrorKind::Protocol))?;
+            if !matches!(framing, Framing::Chunked) {
+                framing = Framing::Length(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if h.value.ends_with(b"chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    Ok((framing, close))
+}
+
+/// How far a request got on a connection that failed it: on a reused
+/// connection, a failure before any byte of a response is told apart (the
+/// request did not leave, `NotSent`, or it left and nothing came back,
+/// `Unanswered`; see `Stage`).
+fn lost(f: Failure, reused: bool, written: usize) -> Failure {
+    match (reused, written) {
+        (false, _) => f,
+        (true, 0) => f.at(Stage::NotSent),
+        (true, _) => f.at(Stage::Unanswered),
+    }
+}
+
+impl Connection for H1Conn {
+    type Request = H1Request;
+
+    async fn exchange(
+        &mut self,
+        req: &H1Request,
+        phases: &mut Phases,
+        capture: &mut Capture,
+    ) -> Result<Response, Failure> {
+        let reused = self.used;
+        self.used = true;
+        let t0 = Instant::now();
+        self.pace = capture.download_cap.map(|rate| Pace {
+            rate: rate.max(1),
+            start: t0,
+            bytes: 0,
+        });
+        let mut written = 0;
+        let bytes = req.bytes();
+        while written < bytes.len() {
+            match self.io.write(&bytes[written..]).await {
+                Ok(0) => return Err(lost(Failure::new(ErrorKind::Reset), reused, written)),
+                Ok(n) => written += n,
+                Err(e) => return Err(lost(read_failure(e), reused, written)),
+            }
+        }
+        self.io
+            .flush()
+            .await
+            .map_err(|e| lost(read_failure(e), reused, written))?;
+        self.buf.clear();
+        let unanswered = |f| lost(f, reused, written);
+        let (status, head_len, framing) = self
+            .read_head(req.head, t0, phases, capture, unanswered)
+            .await?;
+        self.buf.drain(..head_len);
+        let body_bytes = self.read_body(framing, capture).await?;
         Ok(Response { status, body_bytes })
     }
 
@@ -299,7 +391,7 @@ impl Connection for H1Conn {
 
 /// An incremental decoder of `Transfer-Encoding: chunked`.
 #[derive(Debug, Default)]
-pub struct Chunked {
+pub(crate) struct Chunked {
     state: ChunkState,
     size: u64,
     digits: u32,
@@ -323,18 +415,18 @@ enum ChunkState {
 
 /// The chunked framing is broken.
 #[derive(Debug, PartialEq, Eq)]
-pub struct BadChunk;
+pub(crate) struct BadChunk;
 
 impl Chunked {
     /// Whether the last chunk and trailers have been read.
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.state == ChunkState::Done
     }
 
     /// Consumes framing and data from `input`, handing each run of body
     /// data to `on_data`; returns the bytes consumed and how many of them
     /// were body data. Stops at the end of the body.
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         input: &[u8],
         mut on_data: impl FnMut(&[u8]),

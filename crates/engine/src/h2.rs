@@ -10,20 +10,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use stats::{ErrorKind, Phases};
 use tokio::time::Instant;
 
+use crate::error::{Failure, Stage};
 use crate::net::Dialer;
-use crate::request::Outgoing;
-use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
+use crate::request::{Parts, Wire};
+use crate::transport::{Capture, Connection, Connector, Response};
 
 /// Opens (or shares) the worker's HTTP/2 connection.
-pub struct H2Connector {
+pub(crate) struct H2Connector {
     /// Where to connect.
-    pub dialer: Dialer,
+    pub(crate) dialer: Dialer,
     shared: RefCell<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl H2Connector {
     /// A connector that opens its connection on first use.
-    pub fn new(dialer: Dialer) -> H2Connector {
+    pub(crate) fn new(dialer: Dialer) -> H2Connector {
         H2Connector {
             dialer,
             shared: RefCell::new(None),
@@ -33,7 +34,6 @@ impl H2Connector {
 
 impl Connector for H2Connector {
     type Conn = H2Conn;
-    const HTTP2: bool = true;
 
     async fn connect(
         &self,
@@ -67,8 +67,48 @@ impl Connector for H2Connector {
     }
 }
 
+/// An HTTP/2 request: the parts to frame, cloned per send (so a request
+/// the connection handed back can go again).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct H2Request {
+    /// Method, URI and headers, and the body; `None` until rendered.
+    parts: Option<(http::request::Parts, Bytes)>,
+}
+
+impl Wire for H2Request {
+    /// The URI from the scheme, authority and path; the headers but
+    /// `Host` (HTTP/2 names the host in the URI); `user-agent`; `cookie`;
+    /// the body.
+    fn render(&mut self, p: &Parts<'_>) -> Result<(), Failure> {
+        let uri = format!(
+            "{}://{}{}",
+            p.scheme,
+            p.authority,
+            String::from_utf8_lossy(p.path)
+        );
+        let mut builder = http::Request::builder().method(p.method.clone()).uri(uri);
+        for (name, value) in p.headers.iter() {
+            if !name.eq_ignore_ascii_case("host") {
+                builder = builder.header(name, value);
+            }
+        }
+        if let Some(agent) = p.agent {
+            builder = builder.header("user-agent", agent);
+        }
+        if let Some(cookie) = p.cookie.filter(|c| !c.is_empty()) {
+            builder = builder.header("cookie", cookie);
+        }
+        let (parts, ()) = builder
+            .body(())
+            .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?
+            .into_parts();
+        self.parts = Some((parts, Bytes::copy_from_slice(p.body)));
+        Ok(())
+    }
+}
+
 /// A handle on the shared connection.
-pub struct H2Conn {
+pub(crate) struct H2Conn {
     send: SendRequest<Full<Bytes>>,
     open: bool,
 }
@@ -85,17 +125,19 @@ fn hyper_failure(e: hyper::Error) -> Failure {
 }
 
 impl Connection for H2Conn {
+    type Request = H2Request;
+
     async fn exchange(
         &mut self,
-        req: &Outgoing<'_>,
+        req: &H2Request,
         phases: &mut Phases,
         capture: &mut Capture,
     ) -> Result<Response, Failure> {
         let t0 = Instant::now();
-        let Outgoing::H2 { parts, body } = req else {
+        let Some((parts, body)) = &req.parts else {
             return Err(Failure::new(ErrorKind::Protocol));
         };
-        let request = http::Request::from_parts((**parts).clone(), Full::new(body.clone()));
+        let request = http::Request::from_parts(parts.clone(), Full::new(body.clone()));
         // A connection that closed before the request was handed to it
         // gives the request back: nothing was sent. Any failure after
         // that is the request's own (a refused stream included).

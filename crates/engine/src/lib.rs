@@ -9,6 +9,7 @@
 
 mod ceiling;
 mod cookies;
+mod error;
 mod h1;
 mod h2;
 mod net;
@@ -21,44 +22,22 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use plan::{HttpVersion, Plan, Scheme};
+use plan::{HttpVersion, Plan, Scenario, Target};
 use tokio::sync::mpsc;
 
-pub use h1::{BadChunk, Chunked, H1Connector};
-pub use h2::H2Connector;
-pub use net::{tls_connector, Dialer, Stream, TlsTarget};
-pub use redirect::{is_redirect, Reach};
-pub use request::{
-    render_h1, render_h2, render_replay_h1, render_replay_h2, Outgoing, Prepared, Who, USER_AGENT,
-};
-pub use transport::{Capture, Connection, Connector, Failure, Response, Stage};
-pub use worker::{run_worker, Arm, Control, Event, Feed, Progress, WorkerConfig, WorkerOutput};
+pub use error::EngineError;
+pub use worker::{Control, Event, Feed, Progress, WorkerOutput};
 
-/// The run could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The host name did not resolve.
-    #[error("cannot resolve {host:?}: {why} (check the host name, or use an IP address)")]
-    Resolve {
-        /// The host.
-        host: String,
-        /// Why (shown in the message, so not a `source` as well).
-        why: std::io::Error,
-    },
-    /// TLS could not be set up (a bad `--cacert`, for instance).
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
-    /// `--start-at` named a time already past.
-    #[error("the start time (--start-at) passed {:.1} s ago: start every segment before it, or give a later time", .0.as_secs_f64())]
-    StartPassed(Duration),
-    /// A worker thread could not be started.
-    #[error("cannot start a worker thread: {0}")]
-    Thread(std::io::Error),
-}
+use h1::H1Connector;
+use h2::H2Connector;
+use net::Dialer;
+use redirect::Reach;
+use request::Prepared;
+use transport::Connector;
+use worker::{run_worker, Arm, WorkerConfig};
 
 /// A running load test.
 pub struct Run {
@@ -82,45 +61,6 @@ impl Run {
             let _ = t.join();
         }
     }
-}
-
-/// The first address of `host`, once per run (never per request).
-fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
-    (host, port)
-        .to_socket_addrs()
-        .and_then(|mut addrs| {
-            addrs
-                .next()
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
-        })
-        .map_err(|why| EngineError::Resolve {
-            host: host.to_string(),
-            why,
-        })
-}
-
-/// Resolves `target` and builds its TLS client, once per run.
-fn dialer(
-    target: &plan::Target,
-    tls: &plan::TlsOptions,
-    http2: bool,
-) -> Result<Dialer, EngineError> {
-    let addr = resolve(&target.host, target.port)?;
-    let tls = match target.scheme {
-        Scheme::Http => None,
-        Scheme::Https => {
-            let connector = tls_connector(tls, http2).map_err(EngineError::Tls)?;
-            let name =
-                rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
-                    EngineError::Tls(format!(
-                        "{:?} is not a valid TLS server name: {e}",
-                        target.host
-                    ))
-                })?;
-            Some(TlsTarget { connector, name })
-        }
-    };
-    Ok(Dialer { addr, tls })
 }
 
 /// Starts a run of `plan`, reporting progress every `progress_every`.
@@ -148,14 +88,13 @@ pub fn start_with(
     };
     let mut arms = Vec::with_capacity(targets.len());
     for target in &targets {
-        let dialer = dialer(target, &scenario.tls, http2)?;
-        let prepared = Arc::new(Prepared::new(scenario, target));
-        arms.push((dialer, (*target).clone(), prepared));
+        let dialer = net::dialer(target, &scenario.tls, http2)?;
+        arms.push((dialer, (*target).clone()));
     }
     let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
         .iter()
         .zip(&arms)
-        .map(|(t, (d, _, _))| (*t, d.addr.ip()))
+        .map(|(t, (d, _))| (*t, d.addr.ip()))
         .collect();
     let reach = Arc::new(Reach::new(
         &scenario.redirects,
@@ -216,30 +155,16 @@ pub fn start_with(
                     return;
                 };
                 let local = tokio::task::LocalSet::new();
+                // The protocol is chosen here, once: the worker is generic
+                // over it.
                 let out = if http2 {
-                    let arms = arms
-                        .into_iter()
-                        .map(|(d, target, prepared)| Arm {
-                            connector: H2Connector::new(d),
-                            target,
-                            prepared,
-                            reach: reach.clone(),
-                        })
-                        .collect();
+                    let arms = arms_of(arms, &scenario, &reach, H2Connector::new);
                     local.block_on(
                         &rt,
                         run_worker(cfg, scenario, arms, control, tx.clone(), feed),
                     )
                 } else {
-                    let arms = arms
-                        .into_iter()
-                        .map(|(dialer, target, prepared)| Arm {
-                            connector: H1Connector { dialer },
-                            target,
-                            prepared,
-                            reach: reach.clone(),
-                        })
-                        .collect();
+                    let arms = arms_of(arms, &scenario, &reach, |dialer| H1Connector { dialer });
                     local.block_on(
                         &rt,
                         run_worker(cfg, scenario, arms, control, tx.clone(), feed),
@@ -258,4 +183,23 @@ pub fn start_with(
         workers,
         threads,
     })
+}
+
+/// A worker's arms: one per target, with its connector and the scenario's
+/// requests rendered for it once.
+fn arms_of<C: Connector>(
+    targets: Vec<(Dialer, Target)>,
+    scenario: &Scenario,
+    reach: &Arc<Reach>,
+    connector: impl Fn(Dialer) -> C,
+) -> Vec<Arm<C>> {
+    targets
+        .into_iter()
+        .map(|(dialer, target)| Arm {
+            prepared: Prepared::new(scenario, &target),
+            connector: connector(dialer),
+            target,
+            reach: reach.clone(),
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! TCP and TLS connections, with their phases timed.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::transport::Failure;
+use crate::error::{EngineError, Failure};
 
 /// A plain or TLS byte stream.
-pub enum Stream {
+pub(crate) enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
@@ -26,7 +26,7 @@ pub enum Stream {
 
 impl Stream {
     /// The ALPN protocol the server chose, if any.
-    pub fn alpn(&self) -> Option<&[u8]> {
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
         match self {
             Stream::Plain(_) => None,
             Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
@@ -38,7 +38,7 @@ impl Stream {
     /// does not block (and, when the socket has shown no sign of life
     /// since the last read ran dry, no system call at all). Bytes read
     /// here are lost, so ask only of a stream on which nothing is due.
-    pub fn closed_while_idle(&mut self) -> bool {
+    pub(crate) fn closed_while_idle(&mut self) -> bool {
         let mut byte = [0u8; 1];
         let mut buf = ReadBuf::new(&mut byte);
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -92,25 +92,25 @@ impl AsyncWrite for Stream {
 
 /// TLS settings for one target, built once per run.
 #[derive(Clone)]
-pub struct TlsTarget {
+pub(crate) struct TlsTarget {
     /// The connector (configuration, roots, ALPN).
-    pub connector: TlsConnector,
+    pub(crate) connector: TlsConnector,
     /// The name the certificate must match, and SNI.
-    pub name: ServerName<'static>,
+    pub(crate) name: ServerName<'static>,
 }
 
 /// Where and how to connect.
 #[derive(Clone)]
-pub struct Dialer {
+pub(crate) struct Dialer {
     /// The resolved target address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// TLS, for https targets.
-    pub tls: Option<TlsTarget>,
+    pub(crate) tls: Option<TlsTarget>,
 }
 
 impl Dialer {
     /// Connects (and handshakes), recording the phases.
-    pub async fn dial(
+    pub(crate) async fn dial(
         &self,
         phases: &mut Phases,
         local: Option<std::net::IpAddr>,
@@ -162,7 +162,7 @@ impl Dialer {
 
 /// Builds the TLS connector: verification on (built-in Mozilla roots plus
 /// `--cacert`) unless `insecure`; ALPN `h2` or `http/1.1`.
-pub fn tls_connector(opts: &plan::TlsOptions, http2: bool) -> Result<TlsConnector, String> {
+pub(crate) fn tls_connector(opts: &plan::TlsOptions, http2: bool) -> Result<TlsConnector, String> {
     use rustls::ClientConfig;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -248,4 +248,43 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The first address of `host`, once per run (never per request).
+pub(crate) fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
+    (host, port)
+        .to_socket_addrs()
+        .and_then(|mut addrs| {
+            addrs
+                .next()
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
+        })
+        .map_err(|why| EngineError::Resolve {
+            host: host.to_string(),
+            why,
+        })
+}
+
+/// Resolves `target` and builds its TLS client, once per run.
+pub(crate) fn dialer(
+    target: &plan::Target,
+    tls: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Dialer, EngineError> {
+    let addr = resolve(&target.host, target.port)?;
+    let tls = match target.scheme {
+        plan::Scheme::Http => None,
+        plan::Scheme::Https => {
+            let connector = tls_connector(tls, http2).map_err(EngineError::Tls)?;
+            let name =
+                rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                    EngineError::Tls(format!(
+                        "{:?} is not a valid TLS server name: {e}",
+                        target.host
+                    ))
+                })?;
+            Some(TlsTarget { connector, name })
+        }
+    };
+    Ok(Dialer { addr, tls })
 }

@@ -29,14 +29,14 @@ use tokio::time::{sleep_until, Instant};
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Waits for due times; one per worker.
-pub struct Pacer {
+pub(crate) struct Pacer {
     timer: Option<AsyncFd<OwnedFd>>,
 }
 
 impl Pacer {
     /// A precise pacer, or with `precise` false (a paused test clock, which
     /// only tokio's timer follows) one that sleeps on tokio's timer alone.
-    pub fn new(precise: bool) -> Pacer {
+    pub(crate) fn new(precise: bool) -> Pacer {
         let timer = precise
             .then(|| {
                 let fd = rustix::time::timerfd_create(
@@ -57,7 +57,7 @@ impl Pacer {
     }
 
     /// Returns at `due` (or at once when it has passed).
-    pub async fn until(&self, due: Instant) {
+    pub(crate) async fn until(&self, due: Instant) {
         let Some(timer) = &self.timer else {
             sleep_until(due).await;
             return;
@@ -109,6 +109,6 @@ impl Pacer {
 /// Lowers the calling thread's timer slack to 1 µs, so that its precise
 /// waits end when asked rather than up to 50 µs later (Linux's default
 /// slack for ordinary threads). Best effort.
-pub fn tighten_timer_slack() {
+pub(crate) fn tighten_timer_slack() {
     let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
 }

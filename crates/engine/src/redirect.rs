@@ -16,21 +16,20 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use url::Url;
 
+use crate::error::EngineError;
 use crate::net::{Dialer, TlsTarget};
-use crate::request::Outgoing;
-use crate::EngineError;
 
 /// Whether `status` is a redirect a client follows: 301, 302, 303, 307 or
 /// 308 (300 and 304 are answers, not directions).
-pub fn is_redirect(status: u16) -> bool {
+pub(crate) fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 /// Where redirects may go, with the addresses of those hosts.
 #[derive(Default)]
-pub struct Reach {
+pub(crate) struct Reach {
     /// Most redirects followed per request (0: none).
-    pub max: u32,
+    pub(crate) max: u32,
     /// Every host a redirect may reach (the targets' and the allowed
     /// ones), in lower case, with its address.
     hosts: Vec<(String, IpAddr)>,
@@ -42,7 +41,7 @@ impl Reach {
     /// Resolves the hosts `redirects` allows besides `targets`, once for
     /// the run. A host that does not resolve stops the run from starting,
     /// as the target's would.
-    pub fn new(
+    pub(crate) fn new(
         redirects: &Redirects,
         targets: &[(&Target, IpAddr)],
         tls: &plan::TlsOptions,
@@ -56,7 +55,7 @@ impl Reach {
             .map(|(t, ip)| (t.host.to_ascii_lowercase(), *ip))
             .collect();
         for host in &redirects.allowed_hosts {
-            let ip = crate::resolve(host, 0)?.ip();
+            let ip = crate::net::resolve(host, 0)?.ip();
             hosts.push((host.to_ascii_lowercase(), ip));
         }
         let tls = crate::net::tls_connector(tls, http2).map_err(EngineError::Tls)?;
@@ -68,7 +67,7 @@ impl Reach {
     }
 
     /// How to connect to `url`'s origin, if its host may be reached.
-    pub fn dialer(&self, url: &Url) -> Option<Dialer> {
+    pub(crate) fn dialer(&self, url: &Url) -> Option<Dialer> {
         let host = bare_host(url)?;
         let (_, ip) = self
             .hosts
@@ -90,26 +89,26 @@ impl Reach {
 }
 
 /// A URL's host without IPv6 brackets.
-pub fn bare_host(url: &Url) -> Option<&str> {
+pub(crate) fn bare_host(url: &Url) -> Option<&str> {
     url.host_str()
         .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
 }
 
 /// Where a redirect leads, and with which request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hop {
+pub(crate) struct Hop {
     /// The next URL.
-    pub url: Url,
+    pub(crate) url: Url,
     /// Its method: GET after a 303, and after a 301 or 302 of a POST (as
     /// browsers do); the same method after a 307 or 308.
-    pub method: Method,
+    pub(crate) method: Method,
     /// Whether the request body is sent again (307 and 308).
-    pub keep_body: bool,
+    pub(crate) keep_body: bool,
 }
 
 /// The hop a `status` redirect with `location` makes from `from`, the URL
 /// of a `method` request; `None` when the location is not a URL.
-pub fn next(from: &Url, status: u16, method: &Method, location: &str) -> Option<Hop> {
+pub(crate) fn next(from: &Url, status: u16, method: &Method, location: &str) -> Option<Hop> {
     let mut url = from.join(location.trim()).ok()?;
     url.set_fragment(None);
     let (method, keep_body) = match status {
@@ -127,28 +126,15 @@ pub fn next(from: &Url, status: u16, method: &Method, location: &str) -> Option<
 
 /// Whether `url` is on `target`'s origin (scheme, host and port), so the
 /// session's own connection can carry it.
-pub fn same_origin(url: &Url, target: &Target) -> bool {
+pub(crate) fn same_origin(url: &Url, target: &Target) -> bool {
     url.scheme() == target.scheme.as_str()
         && bare_host(url).is_some_and(|h| h.eq_ignore_ascii_case(&target.host))
         && url.port_or_known_default() == Some(target.port)
 }
 
-/// The URL a request for `target` went to.
-pub fn url_of(target: &Target, req: &Outgoing<'_>) -> Option<Url> {
-    match req {
-        Outgoing::H1 { bytes, .. } => {
-            let line = bytes.split(|b| *b == b'\r').next()?;
-            let path = std::str::from_utf8(line).ok()?.split(' ').nth(1)?;
-            let origin = format!("{}://{}", target.scheme.as_str(), target.authority);
-            Url::parse(&format!("{origin}{path}")).ok()
-        }
-        Outgoing::H2 { parts, .. } => Url::parse(&parts.uri.to_string()).ok(),
-    }
-}
-
 /// `url`'s origin for messages: scheme, host and port, nothing a path or
 /// query might hold.
-pub fn shown_origin(url: &Url) -> String {
+pub(crate) fn shown_origin(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     match url.port() {
         Some(p) => format!("{}://{host}:{p}", url.scheme()),

@@ -2,7 +2,7 @@
 //! against simulated servers.
 
 use crate::cookies::Jar;
-use crate::{BadChunk, Chunked};
+use crate::h1::{BadChunk, Chunked};
 
 #[test]
 fn cookie_jar_sets_replaces_and_expires() {
@@ -62,16 +62,24 @@ fn chunked_framing_errors_are_caught() {
 
 #[test]
 fn a_redirect_leads_where_browsers_go() {
-    use crate::redirect::{next, same_origin, url_of};
+    use crate::redirect::{next, same_origin};
     use http::Method;
     let target = plan::Target::parse("http://127.0.0.1:8080/app").unwrap();
-    let req = crate::Outgoing::H1 {
-        bytes: b"POST /app/login?next=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\nuser=ann",
-        head: false,
+    let headers = crate::request::Headers::default();
+    let req = crate::request::Parts {
+        method: &Method::POST,
+        scheme: "http",
+        authority: "127.0.0.1:8080",
+        path: b"/app/login?next=1",
+        headers: &headers,
+        agent: None,
+        cookie: None,
+        body: b"user=ann",
+        length: true,
     };
-    let from = url_of(&target, &req).unwrap();
+    let from = req.url().unwrap();
     assert_eq!(from.as_str(), "http://127.0.0.1:8080/app/login?next=1");
-    assert_eq!(crate::request::body_of(&req), b"user=ann");
+    assert_eq!(req.body, b"user=ann");
     let hop = |status, method: &Method, location| {
         let h = next(&from, status, method, location).unwrap();
         (h.url.to_string(), h.method, h.keep_body)
@@ -102,7 +110,11 @@ fn a_redirect_leads_where_browsers_go() {
     assert!(!same_origin(&url("https://127.0.0.1:8080/z"), &target));
     assert!(!same_origin(&url("http://127.0.0.1:8081/z"), &target));
     assert!(!same_origin(&url("http://127.0.0.2:8080/z"), &target));
-    assert!(crate::is_redirect(302) && !crate::is_redirect(304) && !crate::is_redirect(300));
+    assert!(
+        crate::redirect::is_redirect(302)
+            && !crate::redirect::is_redirect(304)
+            && !crate::redirect::is_redirect(300)
+    );
 }
 
 #[test]
@@ -114,7 +126,8 @@ fn a_redirect_reaches_only_the_hosts_it_may() {
     };
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
     let reach =
-        crate::Reach::new(&redirects, &[(&target, ip)], &Default::default(), false).unwrap();
+        crate::redirect::Reach::new(&redirects, &[(&target, ip)], &Default::default(), false)
+            .unwrap();
     let url = |u: &str| url::Url::parse(u).unwrap();
     let dialer = reach.dialer(&url("http://LOCALHOST:9000/")).unwrap();
     assert_eq!(dialer.addr.to_string(), "127.0.0.1:9000");
@@ -129,7 +142,8 @@ fn a_redirect_reaches_only_the_hosts_it_may() {
         max: 0,
         allowed_hosts: vec!["no.such.host.invalid".into()],
     };
-    let reach = crate::Reach::new(&none, &[(&target, ip)], &Default::default(), false).unwrap();
+    let reach =
+        crate::redirect::Reach::new(&none, &[(&target, ip)], &Default::default(), false).unwrap();
     assert_eq!(reach.max, 0);
     assert!(reach.dialer(&url("http://localhost:8080/")).is_none());
 }
@@ -147,10 +161,11 @@ mod sim {
     use tokio::sync::mpsc;
     use tokio::time::{sleep_until, Instant};
 
-    use crate::{
-        run_worker, Arm, Connection, Connector, Control, Failure, Outgoing, Prepared, Response,
-        WorkerConfig, WorkerOutput,
-    };
+    use crate::error::Failure;
+    use crate::h1::H1Request;
+    use crate::request::Prepared;
+    use crate::transport::{Connection, Connector, Response};
+    use crate::worker::{run_worker, Arm, Control, WorkerConfig, WorkerOutput};
 
     /// How the simulated server behaves.
     #[derive(Clone, Copy)]
@@ -173,7 +188,7 @@ mod sim {
         /// found closed while idle (`None`), it was gone before the
         /// request left (`NotSent`), or it closed after taking the
         /// request (`Unanswered`, which the server counts as seen).
-        OneThenClosed(Option<crate::Stage>),
+        OneThenClosed(Option<crate::error::Stage>),
     }
 
     struct Sim {
@@ -193,7 +208,6 @@ mod sim {
 
     impl Connector for Sim {
         type Conn = SimConn;
-        const HTTP2: bool = false;
         async fn connect(
             &self,
             phases: &mut Phases,
@@ -211,18 +225,20 @@ mod sim {
     }
 
     impl Connection for SimConn {
+        type Request = H1Request;
+
         async fn exchange(
             &mut self,
-            _: &Outgoing<'_>,
+            _: &H1Request,
             _: &mut Phases,
-            _: &mut crate::Capture,
+            _: &mut crate::transport::Capture,
         ) -> Result<Response, Failure> {
             let now = Instant::now();
             self.used += 1;
             let fails = self.used > 1;
             if !matches!(
                 self.behaviour,
-                Behaviour::OneThenClosed(Some(crate::Stage::NotSent))
+                Behaviour::OneThenClosed(Some(crate::error::Stage::NotSent))
             ) || !fails
             {
                 self.seen.set(self.seen.get() + 1);
@@ -355,7 +371,7 @@ mod sim {
             precise: false,
             segment: plan::Segment::default(),
         };
-        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
+        let prepared = Prepared::new(&scenario, &scenario.target);
         let (tx, _rx) = mpsc::unbounded_channel();
         let local = tokio::task::LocalSet::new();
         let arm = Arm {
@@ -384,7 +400,7 @@ mod sim {
         let scenario = std::sync::Arc::new(Scenario::single(
             &RequestSpec::get("http://127.0.0.1:1/").unwrap(),
         ));
-        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
+        let prepared = Prepared::new(&scenario, &scenario.target);
         let arm = |service| Arm {
             connector: Sim {
                 start,
@@ -582,7 +598,7 @@ mod sim {
     async fn replay_stalled(n: u64, max_in_flight: usize) -> WorkerOutput {
         let start = Instant::now() + ms(10);
         let scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/").unwrap());
-        let prepared = std::sync::Arc::new(Prepared::new(&scenario, &scenario.target));
+        let prepared = Prepared::new(&scenario, &scenario.target);
         let arm = Arm {
             connector: Sim {
                 start,
@@ -763,7 +779,7 @@ mod sim {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_closed_while_idle_is_replaced_and_nothing_fails() {
-        use crate::Stage;
+        use crate::error::Stage;
         use http::Method;
         use plan::Resend;
         // Found closed before writing, or gone as the write began: either
@@ -790,7 +806,7 @@ mod sim {
     async fn an_unanswered_request_is_resent_only_as_its_method_allows_and_counted() {
         use http::Method;
         use plan::Resend;
-        let unanswered = Behaviour::OneThenClosed(Some(crate::Stage::Unanswered));
+        let unanswered = Behaviour::OneThenClosed(Some(crate::error::Stage::Unanswered));
         // (method, policy, re-sent?)
         let cases = [
             (Method::GET, Resend::Safe, true),

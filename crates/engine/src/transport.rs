@@ -7,17 +7,15 @@
 
 use std::future::Future;
 
-use stats::{ErrorKind, Phases};
+use stats::Phases;
 
-use crate::request::Outgoing;
+use crate::error::Failure;
+use crate::request::Wire;
 
 /// Opens connections to the target.
-pub trait Connector {
+pub(crate) trait Connector {
     /// One connection (for HTTP/2, a handle on a shared one).
     type Conn: Connection;
-
-    /// Whether connections take [`Outgoing::H2`] requests (else `H1`).
-    const HTTP2: bool;
 
     /// Opens a connection from `local` (the system's choice when `None`),
     /// filling in the connect and TLS phases.
@@ -39,13 +37,16 @@ pub trait Connector {
 }
 
 /// A connection that carries one request at a time.
-pub trait Connection {
+pub(crate) trait Connection {
+    /// The request it takes, in its protocol's form.
+    type Request: Wire;
+
     /// Sends `req` and reads the whole response, filling in time to first
     /// byte and whatever `capture` asks for (and only that, so plain runs
     /// keep nothing).
     fn exchange(
         &mut self,
-        req: &Outgoing<'_>,
+        req: &Self::Request,
         phases: &mut Phases,
         capture: &mut Capture,
     ) -> impl Future<Output = Result<Response, Failure>>;
@@ -64,109 +65,55 @@ pub trait Connection {
 
 /// A complete response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     /// The HTTP status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Body bytes received (after de-chunking).
-    pub body_bytes: u64,
-}
-
-/// Why an exchange or a connect failed.
-#[derive(Debug)]
-pub struct Failure {
-    /// The kind it is counted under.
-    pub kind: ErrorKind,
-    /// How far the request got: what decides whether it may go again.
-    pub stage: Stage,
-    /// The underlying error, kept to show the first one of each kind.
-    pub detail: Option<std::io::Error>,
-}
-
-/// How far a request got on a connection that failed it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Stage {
-    /// Anywhere else (a fresh connection, part of a response came back, a
-    /// connect failed): the request's own failure, counted.
-    #[default]
-    Failed,
-    /// No byte of it left the client: the reused connection was already
-    /// closed when it was to be written. Sending it on a new connection is
-    /// not a re-send; the target never saw it.
-    NotSent,
-    /// Written on a reused connection, which then closed before any byte
-    /// of a response: the target may or may not have seen it. Only the
-    /// run's `resend` policy may send it again, and that is counted.
-    Unanswered,
-}
-
-impl Failure {
-    /// A failure of `kind` with no detail.
-    pub fn new(kind: ErrorKind) -> Failure {
-        Failure {
-            kind,
-            stage: Stage::Failed,
-            detail: None,
-        }
-    }
-
-    /// A failure of `kind` caused by `err`.
-    pub fn io(kind: ErrorKind, err: std::io::Error) -> Failure {
-        Failure {
-            kind,
-            stage: Stage::Failed,
-            detail: Some(err),
-        }
-    }
-
-    /// The same failure at `stage`.
-    pub fn at(mut self, stage: Stage) -> Failure {
-        self.stage = stage;
-        self
-    }
+    pub(crate) body_bytes: u64,
 }
 
 /// What to keep of a response, and where; and how this user's client
 /// connects and reads. Owned by the session and reused.
 #[derive(Debug, Default)]
-pub struct Capture {
+pub(crate) struct Capture {
     /// The local address this user's connections come from.
-    pub source: Option<std::net::IpAddr>,
+    pub(crate) source: Option<std::net::IpAddr>,
     /// This user's download rate cap, in bytes per second (a slow client).
-    pub download_cap: Option<u64>,
+    pub(crate) download_cap: Option<u64>,
     /// Keep `Set-Cookie` values (the session has a cookie jar).
-    pub cookies: bool,
+    pub(crate) cookies: bool,
     /// Keep every header.
-    pub headers: bool,
+    pub(crate) headers: bool,
     /// Keep the body, up to `max_body` bytes.
-    pub body: bool,
+    pub(crate) body: bool,
     /// Most body bytes kept; the rest is read and discarded.
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// Most body bytes read at all (`--max-body`; 0 for no limit): a
     /// longer body fails the request as `body_too_large`, unread.
-    pub body_limit: u64,
+    pub(crate) body_limit: u64,
     /// Keep the `Location` of a redirect (the scenario follows them).
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Whether this response's `Location` is kept: set by
     /// [`Capture::status`] for each response.
     pub(crate) location_wanted: bool,
     /// A redirect's `Location`.
-    pub location: Option<String>,
+    pub(crate) location: Option<String>,
     /// `Set-Cookie` values.
-    pub set_cookies: Vec<String>,
+    pub(crate) set_cookies: Vec<String>,
     /// Headers, as received.
-    pub header_list: Vec<(String, String)>,
+    pub(crate) header_list: Vec<(String, String)>,
     /// The body (de-chunked).
-    pub body_bytes: Vec<u8>,
+    pub(crate) body_bytes: Vec<u8>,
 }
 
 impl Capture {
     /// Whether `bytes` of body go past the limit.
-    pub fn over_limit(&self, bytes: u64) -> bool {
+    pub(crate) fn over_limit(&self, bytes: u64) -> bool {
         self.body_limit > 0 && bytes > self.body_limit
     }
 
     /// Empties what a previous response left.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.location = None;
         self.set_cookies.clear();
         self.header_list.clear();
@@ -174,12 +121,12 @@ impl Capture {
     }
 
     /// Takes note of a response's status, before its headers.
-    pub fn status(&mut self, status: u16) {
+    pub(crate) fn status(&mut self, status: u16) {
         self.location_wanted = self.follow && crate::redirect::is_redirect(status);
     }
 
     /// Keeps a header, as asked.
-    pub fn header(&mut self, name: &str, value: &[u8]) {
+    pub(crate) fn header(&mut self, name: &str, value: &[u8]) {
         if self.location_wanted && name.eq_ignore_ascii_case("location") {
             self.location = Some(String::from_utf8_lossy(value).into_owned());
         }
@@ -196,7 +143,7 @@ impl Capture {
     }
 
     /// Keeps body bytes, as asked, up to the limit.
-    pub fn body_data(&mut self, data: &[u8]) {
+    pub(crate) fn body_data(&mut self, data: &[u8]) {
         if self.body {
             let room = self.max_body.saturating_sub(self.body_bytes.len());
             self.body_bytes

@@ -174,6 +174,47 @@ impl Profile {
     }
 }
 
+/// A sine between `low` and `high` with `period`, for `duration`, as
+/// `SINE_PIECES` ramps per period after a jump to `low`; returns the
+/// level it ends at.
+fn sine(
+    stages: &mut Vec<Stage>,
+    (low, high): (f64, f64),
+    period: Duration,
+    duration: Duration,
+) -> Result<f64, &'static str> {
+    let level_ok = |x: f64| x.is_finite() && x >= 0.0;
+    if !level_ok(low) || !level_ok(high) || high < low {
+        return Err("a sine needs 0 <= low <= high (write low: 20, high: 200)");
+    }
+    if period.is_zero() {
+        return Err("the sine's period must be more than 0");
+    }
+    let piece = period / SINE_PIECES;
+    let pieces = duration.as_secs_f64() / piece.as_secs_f64();
+    if pieces > 100_000.0 {
+        return Err("the sine runs for more than 2,000 periods; use a longer period");
+    }
+    let at = |t: Duration| {
+        let phase = t.as_secs_f64() / period.as_secs_f64();
+        low + (high - low) * (1.0 - (std::f64::consts::TAU * phase).cos()) / 2.0
+    };
+    stages.push(Stage {
+        target: low,
+        duration: Duration::ZERO,
+    });
+    let mut t = Duration::ZERO;
+    while t < duration {
+        let len = piece.min(duration - t);
+        t += len;
+        stages.push(Stage {
+            target: at(t),
+            duration: len,
+        });
+    }
+    Ok(at(duration))
+}
+
 /// Parses `TARGET:DURATION[,TARGET:DURATION...]`, e.g. `0:10s,500:30s,0:10s`.
 pub fn parse_stages(input: &str) -> Result<Profile, PlanError> {
     let err = |why: String| PlanError::Stages {
@@ -331,38 +372,8 @@ impl Profile {
                     period,
                     duration,
                 } => {
-                    if !level_ok(low) || !level_ok(high) || high < low {
-                        return Err(invalid(
-                            i,
-                            "a sine needs 0 <= low <= high (write low: 20, high: 200)",
-                        ));
-                    }
-                    if period.is_zero() {
-                        return Err(invalid(i, "the sine's period must be more than 0"));
-                    }
-                    let piece = period / SINE_PIECES;
-                    let pieces = duration.as_secs_f64() / piece.as_secs_f64();
-                    if pieces > 100_000.0 {
-                        return Err(invalid(
-                            i,
-                            "the sine runs for more than 2,000 periods; use a longer period",
-                        ));
-                    }
-                    let at = |t: Duration| {
-                        let phase = t.as_secs_f64() / period.as_secs_f64();
-                        low + (high - low) * (1.0 - (std::f64::consts::TAU * phase).cos()) / 2.0
-                    };
-                    jump(&mut stages, low);
-                    let mut t = Duration::ZERO;
-                    while t < duration {
-                        let len = piece.min(duration - t);
-                        t += len;
-                        stages.push(Stage {
-                            target: at(t),
-                            duration: len,
-                        });
-                    }
-                    level = at(duration);
+                    level = sine(&mut stages, (low, high), period, duration)
+                        .map_err(|why| invalid(i, why))?;
                 }
             }
         }

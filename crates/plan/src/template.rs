@@ -122,6 +122,20 @@ pub struct RenderCtx<'a> {
     pub now_ms: u64,
 }
 
+impl<'a> RenderCtx<'a> {
+    /// A context with no user in it: no variables, user and iteration 0,
+    /// time 0. For templates no user's values reach (static steps).
+    pub fn anonymous(rng: &'a mut fastrand::Rng) -> RenderCtx<'a> {
+        RenderCtx {
+            vars: &[],
+            vu: 0,
+            iteration: 0,
+            rng,
+            now_ms: 0,
+        }
+    }
+}
+
 impl Template {
     /// Compiles `text` against `scope`.
     pub fn compile(text: &str, scope: &Scope) -> Result<Template, TemplateError> {
@@ -321,31 +335,42 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
             slot,
             name: expr.to_string(),
         }),
-        None => {
-            const BUILTINS: [&str; 7] = [
-                "vu",
-                "iteration",
-                "uuid",
-                "timestamp",
-                "timestamp_ms",
-                "random",
-                "choice",
-            ];
-            let known: Vec<&str> = scope.names().chain(BUILTINS).collect();
-            let hint = crate::suggest::nearest(expr, known.iter().copied())
-                .map(|n| format!("did you mean {{{{ {n} }}}}?"))
-                .or_else(|| {
-                    Some(if scope.is_empty() {
-                        "no variables are defined here (an earlier step's `extract` defines them); \
-                         built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) \
-                         and choice(\"a\", \"b\")"
-                            .into()
-                    } else {
-                        format!("variables defined before this point: {}", scope.names().collect::<Vec<_>>().join(", "))
-                    })
-                });
-            Err(err(format!("unknown variable {expr:?}"), hint))
-        }
+        None => Err(unknown_variable(expr, offset, scope)),
+    }
+}
+
+/// `expr` names no variable defined here: the error, with the nearest
+/// name or the names there are.
+fn unknown_variable(expr: &str, offset: usize, scope: &Scope) -> TemplateError {
+    const BUILTINS: [&str; 7] = [
+        "vu",
+        "iteration",
+        "uuid",
+        "timestamp",
+        "timestamp_ms",
+        "random",
+        "choice",
+    ];
+    let known: Vec<&str> = scope.names().chain(BUILTINS).collect();
+    let hint = crate::suggest::nearest(expr, known.iter().copied())
+        .map(|n| format!("did you mean {{{{ {n} }}}}?"))
+        .or_else(|| {
+            Some(if scope.is_empty() {
+                "no variables are defined here (an earlier step's `extract` defines them); \
+                 built-ins are vu, iteration, uuid, timestamp, timestamp_ms, random(MIN, MAX) \
+                 and choice(\"a\", \"b\")"
+                    .into()
+            } else {
+                format!(
+                    "variables defined before this point: {}",
+                    scope.names().collect::<Vec<_>>().join(", ")
+                )
+            })
+        });
+    TemplateError {
+        offset,
+        message: format!("unknown variable {expr:?}"),
+        hint,
     }
 }
 

@@ -149,6 +149,34 @@ impl CapacityResults {
                 fmt_level(b.level_high)
             );
         }
+        self.curves(&mut h, unit);
+        h.push_str("</div><h2>Steps, in the order run</h2><table id=\"steps\"><thead><tr><th>level</th><th>duration</th><th>requests</th><th>achieved</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr></thead><tbody>");
+        for s in &self.steps {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.0}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td></tr>",
+                fmt_level(s.level),
+                s.duration_s,
+                s.requests,
+                fmt_rate(s.achieved_rate),
+                fmt_ms(s.p50_ms),
+                fmt_ms(s.p99_ms),
+                s.error_rate * 100.0,
+                match (s.held, s.borderline) {
+                    (true, false) => "held",
+                    (true, true) => "held (borderline)",
+                    (false, _) => "broke",
+                }
+            );
+        }
+        h.push_str("</tbody></table>");
+        h.push_str(PAGE_END);
+        h
+    }
+
+    /// The capacity curve: latency, and the achieved rate, against the
+    /// level tried.
+    fn curves(&self, h: &mut String, unit: &str) {
         let mut steps: Vec<&StepRow> = self.steps.iter().collect();
         steps.sort_by(|a, b| a.level.total_cmp(&b.level));
         let x_max = steps.last().map_or(1.0, |s| s.level) * 1.05;
@@ -195,27 +223,5 @@ impl CapacityResults {
             }
             .svg(),
         );
-        h.push_str("</div><h2>Steps, in the order run</h2><table id=\"steps\"><thead><tr><th>level</th><th>duration</th><th>requests</th><th>achieved</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr></thead><tbody>");
-        for s in &self.steps {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{:.0}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td></tr>",
-                fmt_level(s.level),
-                s.duration_s,
-                s.requests,
-                fmt_rate(s.achieved_rate),
-                fmt_ms(s.p50_ms),
-                fmt_ms(s.p99_ms),
-                s.error_rate * 100.0,
-                match (s.held, s.borderline) {
-                    (true, false) => "held",
-                    (true, true) => "held (borderline)",
-                    (false, _) => "broke",
-                }
-            );
-        }
-        h.push_str("</tbody></table>");
-        h.push_str(PAGE_END);
-        h
     }
 }

@@ -494,129 +494,8 @@ impl Results {
     pub fn new(info: RunInfo, stats: Stats, thresholds: &[ThresholdResult]) -> Results {
         let c = stats.counts;
         let secs = info.duration.as_secs_f64();
-        let totals = Totals {
-            requests: c.requests,
-            ok: c.ok,
-            errors: c.failed(),
-            dropped: c.dropped(),
-            error_rate: ratio(c.failed(), c.requests),
-            rate: if secs > 0.0 {
-                c.requests as f64 / secs
-            } else {
-                0.0
-            },
-            check_failures: c.check_failures,
-            redirects: stats.redirects(),
-            resent: c.resent,
-            connections_opened: c.conns_opened,
-            connections_closed_idle: c.conns_closed_idle,
-        };
-        let endpoints = stats
-            .endpoints
-            .iter()
-            .map(|e| {
-                let row = EndpointRow {
-                    requests: e.counts.requests,
-                    errors: e.counts.failed(),
-                    error_kinds: e.counts.errors,
-                    latency_ms: e.latency.summary(),
-                    status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                    check_failures: e.counts.check_failures,
-                    redirects: e.redirects,
-                    resent: e.counts.resent,
-                };
-                (e.name.clone(), row)
-            })
-            .collect();
-        let timeline = stats
-            .timeline
-            .iter()
-            .enumerate()
-            .map(|(t, b)| {
-                let latency = b.latency.hist();
-                let has = latency.count() > 0;
-                let q = |q| if has { latency.quantile_ms(q) } else { 0.0 };
-                let retried = stats
-                    .retries
-                    .as_ref()
-                    .map(|r| r.seconds.get(t).copied().unwrap_or_default());
-                TimelineRow {
-                    t: t as u64 * stats.bucket_s,
-                    requests: b.counts.requests,
-                    errors: b.counts.failed(),
-                    dropped: b.counts.dropped(),
-                    error_kinds: b.counts.errors,
-                    check_failures: b.counts.check_failures,
-                    resent: b.counts.resent,
-                    p50_ms: q(0.5),
-                    p90_ms: q(0.9),
-                    p99_ms: q(0.99),
-                    attempts: retried.map(|r| r[1]),
-                    goodput: retried.map(|r| r[2]),
-                    retries: retried.map(|r| RetryCounts {
-                        http_5xx: r[3],
-                        timeout: r[4],
-                        connect: r[5],
-                        reset: r[6],
-                    }),
-                }
-            })
-            .collect();
-        let retries = stats.retries.as_ref().map(|r| RetrySummary {
-            requests: r.logical,
-            attempts: r.attempts,
-            amplification: r.amplification(),
-            retries: r.retries,
-            budget_refused: r.budget_refused,
-            goodput: r.goodput,
-            goodput_ratio: ratio(r.goodput, r.logical),
-            goodput_rate: if secs > 0.0 {
-                r.goodput as f64 / secs
-            } else {
-                0.0
-            },
-        });
         let reasons = analysis::generator_limits(&stats);
-        let shape = analysis::LoadShape {
-            closed: info.model == "closed",
-            level: info
-                .load
-                .level_per_bucket(stats.timeline.len(), stats.bucket_s),
-            peak: info.load.peak(),
-        };
-        let mut findings = analysis::findings(&stats, &shape);
-        let recovery = info
-            .recovery
-            .map(|check| analysis::recovery(&stats, &check, info.duration));
-        if let Some(r) = &recovery {
-            let amplification = stats
-                .retries
-                .as_ref()
-                .map(|rt| {
-                    format!(
-                        "; retries made {:.2} attempts per request",
-                        rt.amplification()
-                    )
-                })
-                .unwrap_or_default();
-            findings.push(analysis::Finding {
-                kind: if r.ok { "recovered" } else { "no_recovery" }.into(),
-                severity: if r.ok {
-                    analysis::Severity::Info
-                } else {
-                    analysis::Severity::Critical
-                },
-                what: r.what.clone(),
-                location: None,
-                at_s: Some(r.check.to_s),
-                evidence: format!(
-                    "goodput per second from the trigger on: {:?}{amplification}",
-                    r.goodput_per_s
-                ),
-            });
-            // Most severe first, as `analysis::findings` orders them.
-            findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-        }
+        let (findings, recovery) = findings_of(&stats, &info);
         Results {
             schema: SCHEMA.to_string(),
             throng_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -628,7 +507,7 @@ impl Results {
             duration_s: secs,
             status: info.status,
             stop_reason: info.stop_reason,
-            totals,
+            totals: totals_of(&stats, secs),
             latency_ms: stats.latency.summary(),
             service_ms: stats.service.summary(),
             lag_ms: stats.lag.summary(),
@@ -637,7 +516,7 @@ impl Results {
             ttfb_ms: stats.ttfb.summary(),
             errors: c.errors,
             error_examples: info.first_errors,
-            endpoints,
+            endpoints: endpoints_of(&stats),
             checks: stats
                 .checks
                 .iter()
@@ -651,7 +530,7 @@ impl Results {
                     )
                 })
                 .collect(),
-            timeline,
+            timeline: timeline_of(&stats),
             timeline_s: stats.bucket_s,
             thresholds: thresholds
                 .iter()
@@ -667,7 +546,7 @@ impl Results {
                 saturated: !reasons.is_empty(),
                 reasons,
             },
-            retries,
+            retries: retries_of(&stats, secs),
             recovery,
             segment: info.segment,
             coverage: info.coverage,
@@ -716,4 +595,152 @@ fn ratio(k: u64, n: u64) -> f64 {
     } else {
         k as f64 / n as f64
     }
+}
+
+/// The run's totals over `secs` seconds of load.
+fn totals_of(stats: &Stats, secs: f64) -> Totals {
+    let c = stats.counts;
+    Totals {
+        requests: c.requests,
+        ok: c.ok,
+        errors: c.failed(),
+        dropped: c.dropped(),
+        error_rate: ratio(c.failed(), c.requests),
+        rate: if secs > 0.0 {
+            c.requests as f64 / secs
+        } else {
+            0.0
+        },
+        check_failures: c.check_failures,
+        redirects: stats.redirects(),
+        resent: c.resent,
+        connections_opened: c.conns_opened,
+        connections_closed_idle: c.conns_closed_idle,
+    }
+}
+
+/// Each endpoint's row.
+fn endpoints_of(stats: &Stats) -> BTreeMap<String, EndpointRow> {
+    stats
+        .endpoints
+        .iter()
+        .map(|e| {
+            let row = EndpointRow {
+                requests: e.counts.requests,
+                errors: e.counts.failed(),
+                error_kinds: e.counts.errors,
+                latency_ms: e.latency.summary(),
+                status: e.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                check_failures: e.counts.check_failures,
+                redirects: e.redirects,
+                resent: e.counts.resent,
+            };
+            (e.name.clone(), row)
+        })
+        .collect()
+}
+
+/// A row per timeline bucket.
+fn timeline_of(stats: &Stats) -> Vec<TimelineRow> {
+    stats
+        .timeline
+        .iter()
+        .enumerate()
+        .map(|(t, b)| {
+            let latency = b.latency.hist();
+            let has = latency.count() > 0;
+            let q = |q| if has { latency.quantile_ms(q) } else { 0.0 };
+            let retried = stats
+                .retries
+                .as_ref()
+                .map(|r| r.seconds.get(t).copied().unwrap_or_default());
+            TimelineRow {
+                t: t as u64 * stats.bucket_s,
+                requests: b.counts.requests,
+                errors: b.counts.failed(),
+                dropped: b.counts.dropped(),
+                error_kinds: b.counts.errors,
+                check_failures: b.counts.check_failures,
+                resent: b.counts.resent,
+                p50_ms: q(0.5),
+                p90_ms: q(0.9),
+                p99_ms: q(0.99),
+                attempts: retried.map(|r| r[1]),
+                goodput: retried.map(|r| r[2]),
+                retries: retried.map(|r| RetryCounts {
+                    http_5xx: r[3],
+                    timeout: r[4],
+                    connect: r[5],
+                    reset: r[6],
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Attempts, retries and goodput, for a run that retries.
+fn retries_of(stats: &Stats, secs: f64) -> Option<RetrySummary> {
+    stats.retries.as_ref().map(|r| RetrySummary {
+        requests: r.logical,
+        attempts: r.attempts,
+        amplification: r.amplification(),
+        retries: r.retries,
+        budget_refused: r.budget_refused,
+        goodput: r.goodput,
+        goodput_ratio: ratio(r.goodput, r.logical),
+        goodput_rate: if secs > 0.0 {
+            r.goodput as f64 / secs
+        } else {
+            0.0
+        },
+    })
+}
+
+/// The findings, with the recovery check's verdict among them (most
+/// severe first), and the recovery itself.
+fn findings_of(
+    stats: &Stats,
+    info: &RunInfo,
+) -> (Vec<analysis::Finding>, Option<analysis::Recovery>) {
+    let shape = analysis::LoadShape {
+        closed: info.model == "closed",
+        level: info
+            .load
+            .level_per_bucket(stats.timeline.len(), stats.bucket_s),
+        peak: info.load.peak(),
+    };
+    let mut findings = analysis::findings(stats, &shape);
+    let recovery = info
+        .recovery
+        .map(|check| analysis::recovery(stats, &check, info.duration));
+    if let Some(r) = &recovery {
+        let amplification = stats
+            .retries
+            .as_ref()
+            .map(|rt| {
+                format!(
+                    "; retries made {:.2} attempts per request",
+                    rt.amplification()
+                )
+            })
+            .unwrap_or_default();
+        findings.push(analysis::Finding {
+            kind: if r.ok { "recovered" } else { "no_recovery" }.into(),
+            severity: if r.ok {
+                analysis::Severity::Info
+            } else {
+                analysis::Severity::Critical
+            },
+            what: r.what.clone(),
+            location: None,
+            at_s: Some(r.check.to_s),
+            evidence: format!(
+                "goodput per second from the trigger on: {:?}{amplification}",
+                r.goodput_per_s
+            ),
+        });
+        // Most severe first, as `analysis::findings` orders them.
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    }
+    (findings, recovery)
 }

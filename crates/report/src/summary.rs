@@ -10,7 +10,28 @@ use crate::results::{Results, Status};
 /// The summary of a run, as plain text (no colour, stable for tests).
 pub fn summary(r: &Results) -> String {
     let mut out = String::new();
+    let sections: [fn(&mut String, &Results); 10] = [
+        heading, counts, retries, latencies, errors, endpoints, checks, verdicts, findings,
+        generator,
+    ];
+    for section in sections {
+        section(&mut out, r);
+    }
+    out
+}
+
+/// `n` as a share of every request, for a count's line.
+fn share_of_requests(r: &Results, n: u64) -> String {
     let t = &r.totals;
+    if t.requests == 0 {
+        String::new()
+    } else {
+        format!(" ({:.2}%)", n as f64 * 100.0 / t.requests as f64)
+    }
+}
+
+/// What ran, against what, and how it ended.
+fn heading(out: &mut String, r: &Results) {
     let status = match r.status {
         Status::Completed => "completed",
         Status::Interrupted => "interrupted (Ctrl-C)",
@@ -27,13 +48,13 @@ pub fn summary(r: &Results) -> String {
         let _ = writeln!(out, "  stopped early: {reason}");
     }
     let _ = writeln!(out);
-    let pct = |n: u64| {
-        if t.requests == 0 {
-            String::new()
-        } else {
-            format!(" ({:.2}%)", n as f64 * 100.0 / t.requests as f64)
-        }
-    };
+}
+
+/// Requests, what throng did on its own (redirects, re-sends,
+/// connections), and the rate.
+fn counts(out: &mut String, r: &Results) {
+    let t = &r.totals;
+    let pct = |n: u64| share_of_requests(r, n);
     let _ = writeln!(
         out,
         "  requests  {} sent, {} ok, {} failed{}, {} dropped",
@@ -76,40 +97,48 @@ pub fn summary(r: &Results) -> String {
         _ => String::new(),
     };
     let _ = writeln!(out, "  rate      {}{planned}", fmt_rate(t.rate));
-    if let Some(rt) = &r.retries {
-        let causes: Vec<String> = [
-            (rt.retries.http_5xx, "5xx"),
-            (rt.retries.timeout, "timeout"),
-            (rt.retries.connect, "connect"),
-            (rt.retries.reset, "reset"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, cause)| format!("{n} after {cause}"))
-        .collect();
-        let causes = if causes.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", causes.join(", "))
-        };
-        let refused = if rt.budget_refused > 0 {
-            format!("; the budget refused {}", rt.budget_refused)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "  retries   {} attempts for {} requests (x{:.2}){causes}{refused}",
-            rt.attempts, rt.requests, rt.amplification
-        );
-        let _ = writeln!(
-            out,
-            "  goodput   {} within their deadline ({:.1}%), {}",
-            rt.goodput,
-            rt.goodput_ratio * 100.0,
-            fmt_rate(rt.goodput_rate)
-        );
-    }
+}
+
+/// A run that retries: attempts, by cause, and goodput.
+fn retries(out: &mut String, r: &Results) {
+    let Some(rt) = &r.retries else { return };
+    let causes: Vec<String> = [
+        (rt.retries.http_5xx, "5xx"),
+        (rt.retries.timeout, "timeout"),
+        (rt.retries.connect, "connect"),
+        (rt.retries.reset, "reset"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, cause)| format!("{n} after {cause}"))
+    .collect();
+    let causes = if causes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", causes.join(", "))
+    };
+    let refused = if rt.budget_refused > 0 {
+        format!("; the budget refused {}", rt.budget_refused)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "  retries   {} attempts for {} requests (x{:.2}){causes}{refused}",
+        rt.attempts, rt.requests, rt.amplification
+    );
+    let _ = writeln!(
+        out,
+        "  goodput   {} within their deadline ({:.1}%), {}",
+        rt.goodput,
+        rt.goodput_ratio * 100.0,
+        fmt_rate(rt.goodput_rate)
+    );
+}
+
+/// The latency table: from the intended send, from the actual send, the
+/// generator's lag and the connection phases.
+fn latencies(out: &mut String, r: &Results) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -140,7 +169,10 @@ pub fn summary(r: &Results) -> String {
     row("connect", &r.connect_ms, false);
     row("tls handshake", &r.tls_ms, false);
     row("time to first byte", &r.ttfb_ms, false);
+}
 
+/// Failures by kind, each with an example.
+fn errors(out: &mut String, r: &Results) {
     let kinds: Vec<_> = r.errors.nonzero().collect();
     if !kinds.is_empty() {
         let _ = writeln!(out);
@@ -154,7 +186,10 @@ pub fn summary(r: &Results) -> String {
             let _ = writeln!(out, "    {:<18}{n:>9}{example}", kind.as_str());
         }
     }
+}
 
+/// Each endpoint's requests, failures, p50, p99 and statuses.
+fn endpoints(out: &mut String, r: &Results) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -178,14 +213,18 @@ pub fn summary(r: &Results) -> String {
             status.join(" ")
         );
     }
+}
 
+/// The checks: how many responses failed one, and each check's failures.
+fn checks(out: &mut String, r: &Results) {
+    let t = &r.totals;
     if !r.checks.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
             "  checks: {} response(s) failed at least one{}",
             t.check_failures,
-            pct(t.check_failures)
+            share_of_requests(r, t.check_failures)
         );
         for (name, c) in &r.checks {
             let total = c.passed + c.failed;
@@ -202,7 +241,10 @@ pub fn summary(r: &Results) -> String {
             );
         }
     }
+}
 
+/// The thresholds' and the recovery check's verdicts.
+fn verdicts(out: &mut String, r: &Results) {
     if !r.thresholds.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "  thresholds");
@@ -222,9 +264,11 @@ pub fn summary(r: &Results) -> String {
         let _ = writeln!(out, "  recovery");
         let _ = writeln!(out, "    {verdict}  {}", rec.what);
     }
+}
 
-    // The generator's finding is the warning below, with its advice; the
-    // recovery's is the section above.
+/// The findings, but those shown elsewhere: the generator's is the
+/// warning below, with its advice; the recovery's is its section.
+fn findings(out: &mut String, r: &Results) {
     let shown: Vec<_> = r
         .findings
         .iter()
@@ -245,7 +289,10 @@ pub fn summary(r: &Results) -> String {
             let _ = writeln!(out, "    {:<9} {}", "", f.evidence);
         }
     }
+}
 
+/// A warning when the generator, not the target, may have been the limit.
+fn generator(out: &mut String, r: &Results) {
     if r.generator.saturated {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -261,5 +308,4 @@ pub fn summary(r: &Results) -> String {
              less load than planned.\n    Try more --workers, a higher --max-in-flight, or more machines."
         );
     }
-    out
 }

@@ -82,88 +82,11 @@ impl Compiled {
         for f in &s.flows {
             let _ = writeln!(out, "  flow {:?} weight {}", f.name, f.weight);
             for st in &f.steps {
-                let _ = write!(
-                    out,
-                    "    {} {} as {:?}",
-                    st.method,
-                    st.path.source(),
-                    s.endpoints[st.endpoint]
-                );
-                if st.think != Think::None {
-                    let _ = write!(out, ", think {}", describe_think(&st.think));
-                }
-                if let Some(t) = st.timeout {
-                    let _ = write!(out, ", timeout {}", plan::format_duration(t));
-                }
-                let _ = writeln!(out);
-                if let Some(r) = &st.retry {
-                    let _ = writeln!(out, "      retry: {}", describe_retry(r));
-                }
-                for (n, v) in &st.headers {
-                    let shown = if s.is_secret_header(n) {
-                        redacted(v.source())
-                    } else {
-                        v.source().to_string()
-                    };
-                    let _ = writeln!(out, "      {n}: {shown}");
-                }
-                if !st.body.source().is_empty() {
-                    let _ = writeln!(out, "      body: {}", st.body.source());
-                }
-                for c in &st.checks {
-                    let stop = if c.on_fail == OnFail::StopFlow {
-                        " (stops the flow)"
-                    } else {
-                        ""
-                    };
-                    let _ = writeln!(out, "      check {:?}{stop}", s.checks[c.id]);
-                }
-                for e in &st.extract {
-                    let name = self.var_names.get(e.slot).map_or("?", String::as_str);
-                    let from = match &e.from {
-                        ExtractFrom::Json(p) => format!("json {p}"),
-                        ExtractFrom::Regex(re, g) => format!("regex /{re}/ group {g}"),
-                        ExtractFrom::Header(h) => format!("header {h}"),
-                        ExtractFrom::Cookie(c) => format!("cookie {c}"),
-                        ExtractFrom::Css(_, attr) => format!(
-                            "css selector{}",
-                            attr.as_ref()
-                                .map(|a| format!(", attribute {a}"))
-                                .unwrap_or_default()
-                        ),
-                    };
-                    let _ = writeln!(out, "      extract {name} from {from}");
-                }
+                self.describe_step(&mut out, st);
             }
         }
-        let c = &s.clients;
-        if c != &plan::Clients::default() {
-            let mut parts = Vec::new();
-            if let (Some(first), Some(last)) = (c.source_ips.first(), c.source_ips.last()) {
-                parts.push(format!(
-                    "from {} source address(es) {first}..{last}",
-                    c.source_ips.len()
-                ));
-            }
-            parts.push(
-                match c.connections {
-                    Connections::KeepAlive => "keep-alive connections",
-                    Connections::PerSession => "a new connection per session",
-                    Connections::PerRequest => "a new connection per request",
-                }
-                .to_string(),
-            );
-            if let Some(slow) = c.slow {
-                parts.push(format!(
-                    "{}% slow at {} B/s",
-                    slow.fraction * 100.0,
-                    slow.bytes_per_second
-                ));
-            }
-            if !c.user_agents.is_empty() {
-                parts.push(format!("{} user agents", c.user_agents.len()));
-            }
-            let _ = writeln!(out, "  clients: {}", parts.join(", "));
+        if let Some(clients) = describe_clients(&s.clients) {
+            let _ = writeln!(out, "  clients: {clients}");
         }
         if let Some(r) = &self.recovery {
             let by = r.by_s.map_or(" by the end of the run".to_string(), |b| {
@@ -179,6 +102,98 @@ impl Compiled {
         }
         out
     }
+
+    /// One step of `describe`: request, endpoint, think time, timeout,
+    /// retry policy, headers (secrets redacted), body, checks, extracts.
+    fn describe_step(&self, out: &mut String, st: &Step) {
+        use std::fmt::Write as _;
+        let s = &self.scenario;
+        let _ = write!(
+            out,
+            "    {} {} as {:?}",
+            st.method,
+            st.path.source(),
+            s.endpoints[st.endpoint]
+        );
+        if st.think != Think::None {
+            let _ = write!(out, ", think {}", describe_think(&st.think));
+        }
+        if let Some(t) = st.timeout {
+            let _ = write!(out, ", timeout {}", plan::format_duration(t));
+        }
+        let _ = writeln!(out);
+        if let Some(r) = &st.retry {
+            let _ = writeln!(out, "      retry: {}", describe_retry(r));
+        }
+        for (n, v) in &st.headers {
+            let shown = if s.is_secret_header(n) {
+                redacted(v.source())
+            } else {
+                v.source().to_string()
+            };
+            let _ = writeln!(out, "      {n}: {shown}");
+        }
+        if !st.body.source().is_empty() {
+            let _ = writeln!(out, "      body: {}", st.body.source());
+        }
+        for c in &st.checks {
+            let stop = if c.on_fail == OnFail::StopFlow {
+                " (stops the flow)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "      check {:?}{stop}", s.checks[c.id]);
+        }
+        for e in &st.extract {
+            let name = self.var_names.get(e.slot).map_or("?", String::as_str);
+            let from = match &e.from {
+                ExtractFrom::Json(p) => format!("json {p}"),
+                ExtractFrom::Regex(re, g) => format!("regex /{re}/ group {g}"),
+                ExtractFrom::Header(h) => format!("header {h}"),
+                ExtractFrom::Cookie(c) => format!("cookie {c}"),
+                ExtractFrom::Css(_, attr) => format!(
+                    "css selector{}",
+                    attr.as_ref()
+                        .map(|a| format!(", attribute {a}"))
+                        .unwrap_or_default()
+                ),
+            };
+            let _ = writeln!(out, "      extract {name} from {from}");
+        }
+    }
+}
+
+/// What kind of clients a scenario's users are, unless the default.
+fn describe_clients(c: &plan::Clients) -> Option<String> {
+    if c == &plan::Clients::default() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let (Some(first), Some(last)) = (c.source_ips.first(), c.source_ips.last()) {
+        parts.push(format!(
+            "from {} source address(es) {first}..{last}",
+            c.source_ips.len()
+        ));
+    }
+    parts.push(
+        match c.connections {
+            Connections::KeepAlive => "keep-alive connections",
+            Connections::PerSession => "a new connection per session",
+            Connections::PerRequest => "a new connection per request",
+        }
+        .to_string(),
+    );
+    if let Some(slow) = c.slow {
+        parts.push(format!(
+            "{}% slow at {} B/s",
+            slow.fraction * 100.0,
+            slow.bytes_per_second
+        ));
+    }
+    if !c.user_agents.is_empty() {
+        parts.push(format!("{} user agents", c.user_agents.len()));
+    }
+    Some(parts.join(", "))
 }
 
 fn describe_think(t: &Think) -> String {
@@ -289,31 +304,7 @@ impl Compiler<'_> {
     }
 
     fn scenario(&self, raw: RawScenario, opts: &Options) -> Result<Compiled, Diagnostic> {
-        let target_text = match (&opts.target, &raw.target) {
-            (Some(t), _) => t.clone(),
-            (None, Some(t)) => t.value.clone(),
-            (None, None) => {
-                return Err(self.err(
-                    Pos { line: 1, column: 1 },
-                    "the scenario has no target",
-                    Some("add `target: http://host:port` or run with --target URL".into()),
-                ))
-            }
-        };
-        let target_pos = raw
-            .target
-            .as_ref()
-            .map(Pos::of)
-            .unwrap_or(Pos { line: 1, column: 1 });
-        let target = Target::parse(&target_text).map_err(|e| match e {
-            PlanError::TargetQuery { .. } => self.err(
-                target_pos,
-                "the target cannot have a query",
-                Some("put query parameters on the steps".into()),
-            ),
-            e => self.err(target_pos, e.to_string(), None),
-        })?;
-
+        let target = self.target(&raw, opts)?;
         let mut scope = Scope::new(opts.env.clone());
         // Feeder columns are visible everywhere, defaults included.
         let mut slots = Scope::default();
@@ -323,27 +314,8 @@ impl Compiler<'_> {
         }
         let secret_headers = secret_headers(&raw);
         let redirects = self.redirects(&raw)?;
-        let defaults = raw.defaults;
-        let mut default_headers = Vec::new();
-        let mut default_think = Think::None;
-        let mut timeout = None;
-        let mut default_retry = None;
-        if let Some(d) = &defaults {
-            if let Some(r) = &d.retry {
-                default_retry = Some(self.retry(r)?);
-            }
-            for (name, value) in &d.headers {
-                self.header_name(name, Pos::of(value))?;
-                default_headers.push((name.clone(), self.header_template(value, &scope)?));
-            }
-            if let Some(t) = &d.timeout {
-                timeout = Some(self.positive(t)?);
-            }
-            if let Some(t) = &d.think {
-                default_think = self.think(t)?;
-            }
-        }
-
+        let (default_headers, default_think, timeout, default_retry) =
+            self.defaults(raw.defaults.as_ref(), &scope)?;
         let mut endpoints: Vec<String> = Vec::new();
         let mut check_names: Vec<String> = Vec::new();
         let mut flows = Vec::new();
@@ -355,48 +327,19 @@ impl Compiler<'_> {
             ));
         }
         for (i, raw_flow) in raw.flows.into_iter().enumerate() {
-            let name = raw_flow.name.unwrap_or_else(|| format!("flow {}", i + 1));
-            let weight = match &raw_flow.weight {
-                Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
-                    return Err(self.err(Pos::of(w), "a flow's weight must be more than 0", None))
-                }
-                Some(w) => w.value,
-                None => 1.0,
-            };
-            if raw_flow.steps.is_empty() {
-                return Err(self.err(
-                    Pos { line: 1, column: 1 },
-                    format!("flow {name:?} has no steps"),
-                    None,
-                ));
-            }
-            // Each flow sees only the variables its own earlier steps
-            // extract; `slots` hands out slots unique across flows.
-            let mut flow_scope = scope.clone();
-            let inherited = Inherited {
-                headers: &default_headers,
-                think: &default_think,
-                retry: match &raw_flow.retry {
-                    Some(r) => Some(self.retry(r)?),
-                    None => default_retry,
+            flows.push(self.flow(
+                i,
+                raw_flow,
+                &scope,
+                &mut slots,
+                &Inherited {
+                    headers: &default_headers,
+                    think: &default_think,
+                    retry: default_retry,
                 },
-            };
-            let mut steps = Vec::new();
-            for raw_step in &raw_flow.steps {
-                steps.push(self.step(
-                    raw_step,
-                    &mut flow_scope,
-                    &mut slots,
-                    &inherited,
-                    &mut endpoints,
-                    &mut check_names,
-                )?);
-            }
-            flows.push(Flow {
-                name,
-                weight,
-                steps,
-            });
+                &mut endpoints,
+                &mut check_names,
+            )?);
         }
 
         let load = match &raw.load {
@@ -449,6 +392,127 @@ impl Compiler<'_> {
                 .map(|t| self.threshold(t, &scenario.endpoints))
                 .collect::<Result<_, _>>()?,
             scenario,
+        })
+    }
+
+    /// The target: `--target`, else the file's.
+    fn target(&self, raw: &RawScenario, opts: &Options) -> Result<Target, Diagnostic> {
+        let target_text = match (&opts.target, &raw.target) {
+            (Some(t), _) => t.clone(),
+            (None, Some(t)) => t.value.clone(),
+            (None, None) => {
+                return Err(self.err(
+                    Pos { line: 1, column: 1 },
+                    "the scenario has no target",
+                    Some("add `target: http://host:port` or run with --target URL".into()),
+                ))
+            }
+        };
+        let target_pos = raw
+            .target
+            .as_ref()
+            .map(Pos::of)
+            .unwrap_or(Pos { line: 1, column: 1 });
+        Target::parse(&target_text).map_err(|e| match e {
+            PlanError::TargetQuery { .. } => self.err(
+                target_pos,
+                "the target cannot have a query",
+                Some("put query parameters on the steps".into()),
+            ),
+            e => self.err(target_pos, e.to_string(), None),
+        })
+    }
+
+    /// The file's `defaults`: headers, think time, timeout and retry
+    /// policy.
+    #[allow(clippy::type_complexity)]
+    fn defaults(
+        &self,
+        defaults: Option<&crate::raw::RawDefaults>,
+        scope: &Scope,
+    ) -> Result<
+        (
+            Vec<(String, Template)>,
+            Think,
+            Option<Duration>,
+            Option<Retry>,
+        ),
+        Diagnostic,
+    > {
+        let mut default_headers = Vec::new();
+        let mut default_think = Think::None;
+        let mut timeout = None;
+        let mut default_retry = None;
+        if let Some(d) = defaults {
+            if let Some(r) = &d.retry {
+                default_retry = Some(self.retry(r)?);
+            }
+            for (name, value) in &d.headers {
+                self.header_name(name, Pos::of(value))?;
+                default_headers.push((name.to_string(), self.header_template(value, scope)?));
+            }
+            if let Some(t) = &d.timeout {
+                timeout = Some(self.positive(t)?);
+            }
+            if let Some(t) = &d.think {
+                default_think = self.think(t)?;
+            }
+        }
+        Ok((default_headers, default_think, timeout, default_retry))
+    }
+
+    /// One flow: its name, weight and steps, under the defaults.
+    #[allow(clippy::too_many_arguments)]
+    fn flow(
+        &self,
+        i: usize,
+        raw_flow: crate::raw::RawFlow,
+        scope: &Scope,
+        slots: &mut Scope,
+        defaults: &Inherited<'_>,
+        endpoints: &mut Vec<String>,
+        check_names: &mut Vec<String>,
+    ) -> Result<Flow, Diagnostic> {
+        let name = raw_flow.name.unwrap_or_else(|| format!("flow {}", i + 1));
+        let weight = match &raw_flow.weight {
+            Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
+                return Err(self.err(Pos::of(w), "a flow's weight must be more than 0", None))
+            }
+            Some(w) => w.value,
+            None => 1.0,
+        };
+        if raw_flow.steps.is_empty() {
+            return Err(self.err(
+                Pos { line: 1, column: 1 },
+                format!("flow {name:?} has no steps"),
+                None,
+            ));
+        }
+        // Each flow sees only the variables its own earlier steps
+        // extract; `slots` hands out slots unique across flows.
+        let mut flow_scope = scope.clone();
+        let inherited = Inherited {
+            retry: match &raw_flow.retry {
+                Some(r) => Some(self.retry(r)?),
+                None => defaults.retry,
+            },
+            ..*defaults
+        };
+        let mut steps = Vec::new();
+        for raw_step in &raw_flow.steps {
+            steps.push(self.step(
+                raw_step,
+                &mut flow_scope,
+                slots,
+                &inherited,
+                endpoints,
+                check_names,
+            )?);
+        }
+        Ok(Flow {
+            name,
+            weight,
+            steps,
         })
     }
 
@@ -712,6 +776,68 @@ impl Compiler<'_> {
     ) -> Result<Step, Diagnostic> {
         let at = Pos::of(raw);
         let s = &raw.value;
+        let (method, path) = self.request_line(raw)?;
+        let path_template = self.path_and_query(path, s, scope)?;
+        let mut headers = self.headers(s, inherited, scope)?;
+        let body = self.body(s, at, &mut headers, scope)?;
+        let name = match &s.name {
+            Some(n) if n.value.trim().is_empty() => {
+                return Err(self.err(Pos::of(n), "a step's name cannot be empty", None))
+            }
+            Some(n) => n.value.clone(),
+            None => format!("{method} {}", path.value.split('?').next().unwrap_or("/")),
+        };
+        let endpoint = match endpoints.iter().position(|e| *e == name) {
+            Some(i) => i,
+            None => {
+                endpoints.push(name);
+                endpoints.len() - 1
+            }
+        };
+        let think = match &s.think {
+            Some(t) => self.think(t)?,
+            None => inherited.think.clone(),
+        };
+        let timeout = s.timeout.as_ref().map(|t| self.positive(t)).transpose()?;
+        let retry = match &s.retry {
+            Some(r) => Some(self.retry(r)?),
+            None => inherited.retry,
+        }
+        .filter(|r| r.attempts > 1);
+        let endpoint_name = endpoints[endpoint].clone();
+        // Checks see the variables from before this step; its extracts are
+        // visible from the next step on.
+        let mut checks = Vec::new();
+        for c in &s.checks {
+            checks.push(self.check(c, scope, &endpoint_name, check_names)?);
+        }
+        let extract = self.extracts(s, scope, slots)?;
+        let watch_cache = plan::looks_like_asset(path_template.source());
+        let mut needs = Needs::of(&checks, &extract);
+        needs.headers |= watch_cache;
+        Ok(Step {
+            endpoint,
+            method,
+            path: path_template,
+            headers,
+            body,
+            think,
+            timeout,
+            retry,
+            checks,
+            extract,
+            needs,
+            watch_cache,
+        })
+    }
+
+    /// The step's method and path: exactly one of `get`, `post`, ...
+    fn request_line<'s>(
+        &self,
+        raw: &'s Spanned<RawStep>,
+    ) -> Result<(Method, &'s Spanned<String>), Diagnostic> {
+        let at = Pos::of(raw);
+        let s = &raw.value;
         let methods = [
             (Method::GET, &s.get),
             (Method::POST, &s.post),
@@ -747,8 +873,16 @@ impl Compiler<'_> {
                 Some(format!("write /{}", path.value)),
             ));
         }
+        Ok((method, path))
+    }
 
-        // The path and query, as one template.
+    /// The path and query, as one template.
+    fn path_and_query(
+        &self,
+        path: &Spanned<String>,
+        s: &RawStep,
+        scope: &Scope,
+    ) -> Result<Template, Diagnostic> {
         let mut path_text = path.value.clone();
         let mut path_template = self.template(path, scope)?;
         if !s.query.is_empty() {
@@ -767,7 +901,17 @@ impl Compiler<'_> {
             path_template = Template::compile(&path_text, scope)
                 .map_err(|e| self.template_err(Pos::of(path), e))?;
         }
+        Ok(path_template)
+    }
 
+    /// The inherited headers, with the step's own replacing those of the
+    /// same name.
+    fn headers(
+        &self,
+        s: &RawStep,
+        inherited: &Inherited,
+        scope: &Scope,
+    ) -> Result<Vec<(String, Template)>, Diagnostic> {
         let mut headers = inherited.headers.to_vec();
         for (name, value) in &s.headers {
             self.header_name(name, Pos::of(value))?;
@@ -780,6 +924,18 @@ impl Compiler<'_> {
                 None => headers.push((name.clone(), t)),
             }
         }
+        Ok(headers)
+    }
+
+    /// The body: text, JSON or a form (adding its `Content-Type` unless
+    /// the headers have one), or none.
+    fn body(
+        &self,
+        s: &RawStep,
+        at: Pos,
+        headers: &mut Vec<(String, Template)>,
+        scope: &Scope,
+    ) -> Result<Template, Diagnostic> {
         let has = |headers: &[(String, Template)], n: &str| {
             headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n))
         };
@@ -790,17 +946,17 @@ impl Compiler<'_> {
         if bodies > 1 {
             return Err(self.err(at, "give only one of body, json and form", None));
         }
-        let body = if let Some(b) = &s.body {
+        Ok(if let Some(b) = &s.body {
             self.template(b, scope)?
         } else if let Some(json) = &s.json {
-            if !has(&headers, "content-type") {
+            if !has(headers, "content-type") {
                 headers.push(("Content-Type".into(), Template::literal("application/json")));
             }
             let text = serde_json::to_string(json).unwrap_or_default();
             Template::compile(&text, scope)
                 .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
         } else if !s.form.is_empty() {
-            if !has(&headers, "content-type") {
+            if !has(headers, "content-type") {
                 headers.push((
                     "Content-Type".into(),
                     Template::literal("application/x-www-form-urlencoded"),
@@ -820,39 +976,17 @@ impl Compiler<'_> {
                 .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
         } else {
             Template::literal("")
-        };
+        })
+    }
 
-        let name = match &s.name {
-            Some(n) if n.value.trim().is_empty() => {
-                return Err(self.err(Pos::of(n), "a step's name cannot be empty", None))
-            }
-            Some(n) => n.value.clone(),
-            None => format!("{method} {}", path.value.split('?').next().unwrap_or("/")),
-        };
-        let endpoint = match endpoints.iter().position(|e| *e == name) {
-            Some(i) => i,
-            None => {
-                endpoints.push(name);
-                endpoints.len() - 1
-            }
-        };
-        let think = match &s.think {
-            Some(t) => self.think(t)?,
-            None => inherited.think.clone(),
-        };
-        let timeout = s.timeout.as_ref().map(|t| self.positive(t)).transpose()?;
-        let retry = match &s.retry {
-            Some(r) => Some(self.retry(r)?),
-            None => inherited.retry,
-        }
-        .filter(|r| r.attempts > 1);
-        let endpoint_name = endpoints[endpoint].clone();
-        // Checks see the variables from before this step; its extracts are
-        // visible from the next step on.
-        let mut checks = Vec::new();
-        for c in &s.checks {
-            checks.push(self.check(c, scope, &endpoint_name, check_names)?);
-        }
+    /// The step's extracts, each declaring its variable for the steps
+    /// after it.
+    fn extracts(
+        &self,
+        s: &RawStep,
+        scope: &mut Scope,
+        slots: &mut Scope,
+    ) -> Result<Vec<Extract>, Diagnostic> {
         let mut extract = Vec::new();
         for (name, e) in &s.extract {
             if name.is_empty()
@@ -871,23 +1005,7 @@ impl Compiler<'_> {
             scope.declare_at(name, slot);
             extract.push(Extract { slot, from });
         }
-        let watch_cache = plan::looks_like_asset(path_template.source());
-        let mut needs = Needs::of(&checks, &extract);
-        needs.headers |= watch_cache;
-        Ok(Step {
-            endpoint,
-            method,
-            path: path_template,
-            headers,
-            body,
-            think,
-            timeout,
-            retry,
-            checks,
-            extract,
-            needs,
-            watch_cache,
-        })
+        Ok(extract)
     }
 
     fn feeder(
@@ -1008,53 +1126,9 @@ impl Compiler<'_> {
             Template::compile(text, scope)
                 .map_err(|e| self.template_err(pos, TemplateError { offset: 0, ..e }))
         };
-        let json_text = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
         let mut kinds: Vec<(CheckKind, String)> = Vec::new();
         if let Some(status) = &c.status {
-            let items: Vec<&RawStatusItem> = match status {
-                RawStatus::List(list) => list.iter().collect(),
-                RawStatus::Code(_) | RawStatus::Text(_) => Vec::new(),
-            };
-            let mut set = Vec::new();
-            let mut add = |text: String| -> Result<(), Diagnostic> {
-                let t = text.trim().to_ascii_lowercase();
-                let m =
-                    if let Some(class) = t.strip_suffix("xx").and_then(|d| d.parse::<u16>().ok()) {
-                        StatusMatch::Class(class)
-                    } else {
-                        StatusMatch::Code(t.parse().map_err(|_| {
-                            self.err(
-                                pos,
-                                format!("{text:?} is not a status: write 200, \"2xx\" or a list"),
-                                None,
-                            )
-                        })?)
-                    };
-                let ok = match m {
-                    StatusMatch::Class(c) => (1..=5).contains(&c),
-                    StatusMatch::Code(c) => (100..=599).contains(&c),
-                };
-                if !ok {
-                    return Err(self.err(pos, format!("{text:?} is not an HTTP status"), None));
-                }
-                set.push(m);
-                Ok(())
-            };
-            match status {
-                RawStatus::Code(code) => add(code.to_string())?,
-                RawStatus::Text(t) => add(t.clone())?,
-                RawStatus::List(_) => {
-                    for item in items {
-                        match item {
-                            RawStatusItem::Code(code) => add(code.to_string())?,
-                            RawStatusItem::Text(t) => add(t.clone())?,
-                        }
-                    }
-                }
-            }
+            let set = self.statuses(pos, status)?;
             let desc = set
                 .iter()
                 .map(|m| match m {
@@ -1084,59 +1158,10 @@ impl Compiler<'_> {
             ));
         }
         if let Some(j) = &c.json {
-            let path = self.json_path(pos, &j.path)?;
-            match (&j.equals, j.exists) {
-                (Some(v), None) => {
-                    let text = json_text(v);
-                    kinds.push((
-                        CheckKind::JsonEquals(path, template(&text)?),
-                        format!("json {} equals {text:?}", j.path),
-                    ));
-                }
-                (None, Some(true)) => kinds.push((
-                    CheckKind::JsonExists(path),
-                    format!("json {} exists", j.path),
-                )),
-                (None, Some(false)) => kinds.push((
-                    CheckKind::JsonAbsent(path),
-                    format!("json {} is absent", j.path),
-                )),
-                _ => {
-                    return Err(self.err(
-                        pos,
-                        "a json check needs exactly one of `equals` and `exists`",
-                        None,
-                    ))
-                }
-            }
+            kinds.push(self.json_check(pos, j, &template)?);
         }
         if let Some(h) = &c.header {
-            let name = h.name.clone();
-            match (&h.equals, &h.matches, h.exists) {
-                (Some(v), None, None) => kinds.push((
-                    CheckKind::HeaderEquals(name.clone(), template(v)?),
-                    format!("header {name} equals {v:?}"),
-                )),
-                (None, Some(re), None) => kinds.push((
-                    CheckKind::HeaderMatches(name.clone(), self.regex(pos, re)?),
-                    format!("header {name} matches /{re}/"),
-                )),
-                (None, None, Some(true)) => kinds.push((
-                    CheckKind::HeaderExists(name.clone()),
-                    format!("header {name} present"),
-                )),
-                (None, None, Some(false)) => kinds.push((
-                    CheckKind::HeaderAbsent(name.clone()),
-                    format!("header {name} absent"),
-                )),
-                _ => {
-                    return Err(self.err(
-                        pos,
-                        "a header check needs exactly one of `equals`, `matches` and `exists`",
-                        None,
-                    ))
-                }
-            }
+            kinds.push(self.header_check(pos, h, &template)?);
         }
         if let Some(d) = &c.max_latency {
             let max = parse_duration(d).map_err(|e| self.err(pos, e.to_string(), None))?;
@@ -1179,6 +1204,124 @@ impl Compiler<'_> {
                 Some(RawOnFail::StopFlow) => OnFail::StopFlow,
                 Some(RawOnFail::Continue) | None => OnFail::Continue,
             },
+        })
+    }
+
+    /// A status check's codes and classes (`200`, `"2xx"` or a list).
+    fn statuses(&self, pos: Pos, status: &RawStatus) -> Result<Vec<StatusMatch>, Diagnostic> {
+        let items: Vec<&RawStatusItem> = match status {
+            RawStatus::List(list) => list.iter().collect(),
+            RawStatus::Code(_) | RawStatus::Text(_) => Vec::new(),
+        };
+        let mut set = Vec::new();
+        let mut add = |text: String| -> Result<(), Diagnostic> {
+            let t = text.trim().to_ascii_lowercase();
+            let m = if let Some(class) = t.strip_suffix("xx").and_then(|d| d.parse::<u16>().ok()) {
+                StatusMatch::Class(class)
+            } else {
+                StatusMatch::Code(t.parse().map_err(|_| {
+                    self.err(
+                        pos,
+                        format!("{text:?} is not a status: write 200, \"2xx\" or a list"),
+                        None,
+                    )
+                })?)
+            };
+            let ok = match m {
+                StatusMatch::Class(c) => (1..=5).contains(&c),
+                StatusMatch::Code(c) => (100..=599).contains(&c),
+            };
+            if !ok {
+                return Err(self.err(pos, format!("{text:?} is not an HTTP status"), None));
+            }
+            set.push(m);
+            Ok(())
+        };
+        match status {
+            RawStatus::Code(code) => add(code.to_string())?,
+            RawStatus::Text(t) => add(t.clone())?,
+            RawStatus::List(_) => {
+                for item in items {
+                    match item {
+                        RawStatusItem::Code(code) => add(code.to_string())?,
+                        RawStatusItem::Text(t) => add(t.clone())?,
+                    }
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// A `json` check: a path that equals a value, exists, or is absent.
+    fn json_check(
+        &self,
+        pos: Pos,
+        j: &crate::raw::RawJsonCheck,
+        template: &dyn Fn(&str) -> Result<Template, Diagnostic>,
+    ) -> Result<(CheckKind, String), Diagnostic> {
+        let path = self.json_path(pos, &j.path)?;
+        Ok(match (&j.equals, j.exists) {
+            (Some(v), None) => {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (
+                    CheckKind::JsonEquals(path, template(&text)?),
+                    format!("json {} equals {text:?}", j.path),
+                )
+            }
+            (None, Some(true)) => (
+                CheckKind::JsonExists(path),
+                format!("json {} exists", j.path),
+            ),
+            (None, Some(false)) => (
+                CheckKind::JsonAbsent(path),
+                format!("json {} is absent", j.path),
+            ),
+            _ => {
+                return Err(self.err(
+                    pos,
+                    "a json check needs exactly one of `equals` and `exists`",
+                    None,
+                ))
+            }
+        })
+    }
+
+    /// A `header` check: a header that equals or matches, exists, or is
+    /// absent.
+    fn header_check(
+        &self,
+        pos: Pos,
+        h: &crate::raw::RawHeaderCheck,
+        template: &dyn Fn(&str) -> Result<Template, Diagnostic>,
+    ) -> Result<(CheckKind, String), Diagnostic> {
+        let name = h.name.clone();
+        Ok(match (&h.equals, &h.matches, h.exists) {
+            (Some(v), None, None) => (
+                CheckKind::HeaderEquals(name.clone(), template(v)?),
+                format!("header {name} equals {v:?}"),
+            ),
+            (None, Some(re), None) => (
+                CheckKind::HeaderMatches(name.clone(), self.regex(pos, re)?),
+                format!("header {name} matches /{re}/"),
+            ),
+            (None, None, Some(true)) => (
+                CheckKind::HeaderExists(name.clone()),
+                format!("header {name} present"),
+            ),
+            (None, None, Some(false)) => (
+                CheckKind::HeaderAbsent(name.clone()),
+                format!("header {name} absent"),
+            ),
+            _ => {
+                return Err(self.err(
+                    pos,
+                    "a header check needs exactly one of `equals`, `matches` and `exists`",
+                    None,
+                ))
+            }
         })
     }
 
@@ -1428,6 +1571,7 @@ fn describe_retry(r: &Retry) -> String {
 }
 
 /// What a flow's steps inherit unless they set their own.
+#[derive(Clone, Copy)]
 struct Inherited<'a> {
     headers: &'a [(String, Template)],
     think: &'a Think,

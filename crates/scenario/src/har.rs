@@ -131,51 +131,7 @@ pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
                 .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
                 .map(|(_, v)| v.clone());
         }
-        let mime = e
-            .pointer("/response/content/mimeType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let asset = plan::looks_like_asset(&path)
-            || ["text/css", "javascript", "image/", "font/"]
-                .iter()
-                .any(|m| mime.contains(m));
-        parsed.push(Entry {
-            method: e
-                .pointer("/request/method")
-                .and_then(Value::as_str)
-                .unwrap_or("GET")
-                .to_ascii_uppercase(),
-            path,
-            headers: headers
-                .into_iter()
-                .filter(|(n, _)| {
-                    !n.starts_with(':')
-                        && !DROPPED_HEADERS.contains(&n.to_ascii_lowercase().as_str())
-                })
-                .collect(),
-            body: e
-                .pointer("/request/postData/text")
-                .and_then(Value::as_str)
-                .filter(|b| !b.is_empty())
-                .map(str::to_string),
-            status: e
-                .pointer("/response/status")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as u16,
-            started_ms: e
-                .get("startedDateTime")
-                .and_then(Value::as_str)
-                .and_then(|t| jiff::Timestamp::from_str(t).ok())
-                .map_or(0.0, |t| t.as_millisecond() as f64),
-            took_ms: e
-                .get("time")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-                .max(0.0),
-            asset,
-            offers: offers(e, &mime),
-        });
+        parsed.push(entry(e, path, headers));
     }
     let Some(origin) = origin else {
         return Err(HarError("the recording has no requests".into()));
@@ -207,6 +163,55 @@ pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
             no_assets: opts.no_assets,
         },
     ))
+}
+
+/// One recorded request to the recording's origin, with what its
+/// response offers later requests.
+fn entry(e: &Value, path: String, headers: Vec<(String, String)>) -> Entry {
+    let mime = e
+        .pointer("/response/content/mimeType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let asset = plan::looks_like_asset(&path)
+        || ["text/css", "javascript", "image/", "font/"]
+            .iter()
+            .any(|m| mime.contains(m));
+    Entry {
+        method: e
+            .pointer("/request/method")
+            .and_then(Value::as_str)
+            .unwrap_or("GET")
+            .to_ascii_uppercase(),
+        path,
+        headers: headers
+            .into_iter()
+            .filter(|(n, _)| {
+                !n.starts_with(':') && !DROPPED_HEADERS.contains(&n.to_ascii_lowercase().as_str())
+            })
+            .collect(),
+        body: e
+            .pointer("/request/postData/text")
+            .and_then(Value::as_str)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string),
+        status: e
+            .pointer("/response/status")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u16,
+        started_ms: e
+            .get("startedDateTime")
+            .and_then(Value::as_str)
+            .and_then(|t| jiff::Timestamp::from_str(t).ok())
+            .map_or(0.0, |t| t.as_millisecond() as f64),
+        took_ms: e
+            .get("time")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            .max(0.0),
+        asset,
+        offers: offers(e, &mime),
+    }
 }
 
 struct Context {
@@ -451,98 +456,120 @@ fn write(entries: &[Entry], cx: &Context) -> String {
         y,
         "load:\n  rate: 1\n  duration: 1m\nflows:\n  - name: recorded\n    steps:"
     );
-    for (index, e) in entries.iter().enumerate() {
-        let (path, mut used) = templated(&e.path, index, &correlations);
-        let mut secret_vars: Vec<usize> = Vec::new();
-        let _ = writeln!(
-            y,
-            "      - {}: {}",
-            e.method.to_ascii_lowercase(),
-            quote(&path)
-        );
-        let _ = writeln!(
-            y,
-            "        name: {}",
-            quote(&format!(
-                "{} {}",
-                e.method,
-                e.path.split('?').next().unwrap_or_default()
-            ))
-        );
-        if !e.headers.is_empty() {
-            let _ = writeln!(y, "        headers:");
-            for (n, v) in &e.headers {
-                let (v, u) = templated(v, index, &correlations);
-                let secret = plan::is_sensitive_header(n);
-                if secret {
-                    secret_vars.extend(u.iter().copied());
-                }
-                used.extend(u);
-                if secret && !v.contains("{{") {
-                    // A credential of the recording's is not copied into
-                    // a file that will be shared: it comes from the
-                    // environment of the run.
-                    let var = format!(
-                        "HAR_{}",
-                        n.to_ascii_uppercase()
-                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-                    );
-                    let _ = writeln!(
-                        y,
-                        "          {}: \"{{{{ env.{var} }}}}\"   # set {var}: the recorded value is not copied",
-                        quote(n)
-                    );
-                } else {
-                    let _ = writeln!(y, "          {}: {}", quote(n), quote(&v));
-                }
-            }
-        }
-        if let Some(body) = &e.body {
-            let (b, u) = templated(body, index, &correlations);
-            used.extend(u);
-            let _ = writeln!(y, "        body: {}", quote(&b));
-        }
-        used.sort_unstable();
-        used.dedup();
-        for k in used {
-            let c = &correlations[k];
-            // A value sent as a credential is not shown.
-            let recorded = if secret_vars.contains(&k) {
-                "recorded value not shown: it is a credential".to_string()
-            } else {
-                format!("recorded {}", quote(&c.value))
-            };
-            let _ = writeln!(
-                y,
-                "        # guessed: {{{{ {} }}}} is {} of step {}'s response ({recorded})",
-                c.var,
-                c.rule.describe(),
-                c.from + 1,
-            );
-        }
-        let gap = entries
-            .get(index + 1)
-            .map_or(0.0, |next| next.started_ms - (e.started_ms + e.took_ms));
-        if gap >= 50.0 {
-            let _ = writeln!(y, "        think: {}ms", gap.round());
-        }
-        // A revalidated 304 becomes a 200 without the browser's cache
-        // headers; an error the recording saw is not what to check for.
-        let status = match e.status {
-            200..=299 | 304 => Some("2xx".to_string()),
-            300..=399 => Some(e.status.to_string()),
-            _ => None,
+    for index in 0..entries.len() {
+        y.push_str(&write_step(entries, index, &correlations));
+    }
+    y
+}
+
+/// Step `index` of the recording, with the guessed rules that carry
+/// values into it and out of its response.
+fn write_step(entries: &[Entry], index: usize, correlations: &[Correlation]) -> String {
+    let mut y = String::new();
+    let e = &entries[index];
+    let (path, mut used) = templated(&e.path, index, correlations);
+    let mut secret_vars: Vec<usize> = Vec::new();
+    let _ = writeln!(
+        y,
+        "      - {}: {}",
+        e.method.to_ascii_lowercase(),
+        quote(&path)
+    );
+    let _ = writeln!(
+        y,
+        "        name: {}",
+        quote(&format!(
+            "{} {}",
+            e.method,
+            e.path.split('?').next().unwrap_or_default()
+        ))
+    );
+    write_headers(&mut y, e, index, correlations, &mut used, &mut secret_vars);
+    if let Some(body) = &e.body {
+        let (b, u) = templated(body, index, correlations);
+        used.extend(u);
+        let _ = writeln!(y, "        body: {}", quote(&b));
+    }
+    used.sort_unstable();
+    used.dedup();
+    for k in used {
+        let c = &correlations[k];
+        // A value sent as a credential is not shown.
+        let recorded = if secret_vars.contains(&k) {
+            "recorded value not shown: it is a credential".to_string()
+        } else {
+            format!("recorded {}", quote(&c.value))
         };
-        if let Some(status) = status {
-            let _ = writeln!(y, "        checks:\n          - status: {}", quote(&status));
-        }
-        let extracts: Vec<&Correlation> = correlations.iter().filter(|c| c.from == index).collect();
-        if !extracts.is_empty() {
-            let _ = writeln!(y, "        extract:");
-            for c in extracts {
-                let _ = writeln!(y, "          {}: {}   # guessed", c.var, c.rule.yaml());
-            }
+        let _ = writeln!(
+            y,
+            "        # guessed: {{{{ {} }}}} is {} of step {}'s response ({recorded})",
+            c.var,
+            c.rule.describe(),
+            c.from + 1,
+        );
+    }
+    let gap = entries
+        .get(index + 1)
+        .map_or(0.0, |next| next.started_ms - (e.started_ms + e.took_ms));
+    if gap >= 50.0 {
+        let _ = writeln!(y, "        think: {}ms", gap.round());
+    }
+    // A revalidated 304 becomes a 200 without the browser's cache
+    // headers; an error the recording saw is not what to check for.
+    let status = match e.status {
+        200..=299 | 304 => Some("2xx".to_string()),
+        300..=399 => Some(e.status.to_string()),
+        _ => None,
+    };
+    if let Some(status) = status {
+        let _ = writeln!(y, "        checks:\n          - status: {}", quote(&status));
+    }
+    let extracts: Vec<&Correlation> = correlations.iter().filter(|c| c.from == index).collect();
+    if !extracts.is_empty() {
+        let _ = writeln!(y, "        extract:");
+        for c in extracts {
+            let _ = writeln!(y, "          {}: {}   # guessed", c.var, c.rule.yaml());
         }
     }
     y
+}
+
+/// A step's headers; a credential the recording sent is not copied, it
+/// comes from the run's environment. Notes the correlations each uses.
+fn write_headers(
+    y: &mut String,
+    e: &Entry,
+    index: usize,
+    correlations: &[Correlation],
+    used: &mut Vec<usize>,
+    secret_vars: &mut Vec<usize>,
+) {
+    if !e.headers.is_empty() {
+        let _ = writeln!(y, "        headers:");
+        for (n, v) in &e.headers {
+            let (v, u) = templated(v, index, correlations);
+            let secret = plan::is_sensitive_header(n);
+            if secret {
+                secret_vars.extend(u.iter().copied());
+            }
+            used.extend(u);
+            if secret && !v.contains("{{") {
+                // A credential of the recording's is not copied into
+                // a file that will be shared: it comes from the
+                // environment of the run.
+                let var = format!(
+                    "HAR_{}",
+                    n.to_ascii_uppercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                );
+                let _ = writeln!(
+                    y,
+                    "          {}: \"{{{{ env.{var} }}}}\"   # set {var}: the recorded value is not copied",
+                    quote(n)
+                );
+            } else {
+                let _ = writeln!(y, "          {}: {}", quote(n), quote(&v));
+            }
+        }
+    }
 }

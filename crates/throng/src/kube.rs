@@ -46,7 +46,64 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
     }
     check_name("--namespace", &a.namespace)?;
     let start_delay = plan::parse_duration(&a.start_delay).map_err(Failure::usage)?;
-    // Compile the scenario as the pods will, noting each data file it reads.
+    let (text, model, data) = compile_as_pods_will(a)?;
+    let run = Run::new(now);
+    let n = a.workers;
+    let (config, items) = config_map(&text, &data)?;
+    // The merge waits for the start, the load, the grace period and a
+    // margin for pods that start late.
+    let load = model
+        .profile()
+        .duration()
+        .unwrap_or(Duration::from_secs(3600));
+    let wait = start_delay + load + Duration::from_secs(10 + 300);
+    let docs = documents(a, &run, config, items, wait);
+    let (ns, prefix, run_id, dir) = (&a.namespace, &run.prefix, &run.id, &run.dir);
+    let mut out = format!(
+        "# throng kube {}: {n} workers, run {run_id}.\n\
+         # kubectl apply -f THIS_FILE; then kubectl -n {ns} logs -f job/{prefix}-merge\n\
+         # Results: {dir}/merged.json, report.html and junit.xml on the throng-results volume\n\
+         # (deploy/kubernetes/README.md). Generate the manifests again for each run.\n",
+        a.scenario.display()
+    );
+    for doc in &docs {
+        let yaml = serde_saphyr::to_string(doc)
+            .map_err(|e| Failure::usage(anyhow!("cannot write the manifests: {e}")))?;
+        out.push_str("---\n");
+        out.push_str(&yaml);
+        if !yaml.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// One run's names: its id (from the time it was made), the prefix of
+/// its objects and its folder on the results volume.
+struct Run {
+    id: String,
+    prefix: String,
+    dir: String,
+}
+
+impl Run {
+    fn new(now: SystemTime) -> Run {
+        let id = humantime::format_rfc3339_seconds(now)
+            .to_string()
+            .trim_end_matches('Z')
+            .replace(['-', ':'], "")
+            .replace('T', "-");
+        Run {
+            prefix: format!("throng-{id}"),
+            dir: format!("{RESULTS_DIR}/{id}"),
+            id,
+        }
+    }
+}
+
+/// Compiles the scenario as the pods will, noting each data file it
+/// reads: its text, its load model and the data files.
+fn compile_as_pods_will(a: &KubeArgs) -> Result<(String, plan::Model, Vec<DataFile>), Failure> {
     let text = std::fs::read_to_string(&a.scenario)
         .map_err(|e| Failure::usage(anyhow!("cannot read {}: {e}", a.scenario.display())))?;
     let base = a
@@ -97,19 +154,18 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
     let (model, _) = compiled.load.build().map_err(Failure::usage)?;
     let data = read.lock().map(|r| r.clone()).unwrap_or_default();
 
-    let run_id = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .trim_end_matches('Z')
-        .replace(['-', ':'], "")
-        .replace('T', "-");
-    let prefix = format!("throng-{run_id}");
-    let n = a.workers;
-    let dir = format!("{RESULTS_DIR}/{run_id}");
+    Ok((text, model, data))
+}
 
-    // The ConfigMap: the scenario, and each data file under a key of its own.
+/// The ConfigMap's data: the scenario, and each data file under a key of
+/// its own; and the items that mount them at their paths.
+fn config_map(
+    text: &str,
+    data: &[DataFile],
+) -> Result<(serde_json::Map<String, Value>, Vec<Value>), Failure> {
     let mut config = serde_json::Map::new();
     let mut items = vec![json!({"key": "scenario.yaml", "path": "scenario.yaml"})];
-    config.insert("scenario.yaml".into(), Value::String(text.clone()));
+    config.insert("scenario.yaml".into(), Value::String(text.to_string()));
     let mut size = text.len();
     for (i, (file, bytes)) in data.iter().enumerate() {
         let rel = Path::new(file);
@@ -142,6 +198,12 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
         )));
     }
 
+    Ok((config, items))
+}
+
+/// The worker pods' arguments and the merge pod's.
+fn pod_args(a: &KubeArgs, run: &Run, wait: Duration) -> (Vec<String>, Vec<String>) {
+    let (n, dir) = (a.workers, &run.dir);
     let mut worker_args = vec![
         "run".to_string(),
         format!("{SCENARIO_DIR}/scenario.yaml"),
@@ -158,13 +220,6 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
         worker_args.extend(["--target".into(), t.clone()]);
     }
     worker_args.extend(a.run_args.iter().cloned());
-    // The merge waits for the start, the load, the grace period and a
-    // margin for pods that start late.
-    let load = model
-        .profile()
-        .duration()
-        .unwrap_or(Duration::from_secs(3600));
-    let wait = start_delay + load + Duration::from_secs(10 + 300);
     let merge_args = vec![
         "merge".to_string(),
         dir.clone(),
@@ -179,7 +234,20 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
         "--junit".into(),
         format!("{dir}/junit.xml"),
     ];
+    (worker_args, merge_args)
+}
 
+/// The Namespace, the results volume's claim, the ConfigMap, the workers'
+/// Indexed Job and the merge Job.
+fn documents(
+    a: &KubeArgs,
+    run: &Run,
+    config: serde_json::Map<String, Value>,
+    items: Vec<Value>,
+    wait: Duration,
+) -> [Value; 5] {
+    let (worker_args, merge_args) = pod_args(a, run, wait);
+    let (n, prefix, run_id) = (a.workers, &run.prefix, &run.id);
     let labels = json!({"app.kubernetes.io/name": "throng", "throng/run": run_id});
     let ns = &a.namespace;
     let volumes = json!([
@@ -237,7 +305,7 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
     if let Some(class) = &a.storage_class {
         pvc_spec["storageClassName"] = json!(class);
     }
-    let docs = [
+    [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         json!({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -268,24 +336,7 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
                 "template": pod("merge", merge_args, json!([])),
             }
         }),
-    ];
-    let mut out = format!(
-        "# throng kube {}: {n} workers, run {run_id}.\n\
-         # kubectl apply -f THIS_FILE; then kubectl -n {ns} logs -f job/{prefix}-merge\n\
-         # Results: {dir}/merged.json, report.html and junit.xml on the throng-results volume\n\
-         # (deploy/kubernetes/README.md). Generate the manifests again for each run.\n",
-        a.scenario.display()
-    );
-    for doc in &docs {
-        let yaml = serde_saphyr::to_string(doc)
-            .map_err(|e| Failure::usage(anyhow!("cannot write the manifests: {e}")))?;
-        out.push_str("---\n");
-        out.push_str(&yaml);
-        if !yaml.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    Ok(out)
+    ]
 }
 
 /// Kubernetes names: lower-case letters, digits and '-'.

@@ -31,13 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ceiling::Ceiling;
 use crate::cookies::Jar;
+use crate::error::{Failure, Stage};
 use crate::pacer::Pacer;
 use crate::redirect::{self, Reach};
-use crate::request::{
-    body_of, render_h1, render_h2, render_hop_h1, render_hop_h2, render_replay_h1,
-    render_replay_h2, HopRequest, Outgoing, Prepared, Who,
-};
-use crate::transport::{Capture, Connection, Connector, Failure, Response, Stage};
+use crate::request::{Hop, Prepared, Rendered, Who, Wire};
+use crate::transport::{Capture, Connection, Connector, Response};
 
 mod closed;
 mod flow;
@@ -67,57 +65,60 @@ fn load_bands(profile: &plan::Profile) -> Vec<u8> {
 
 /// Most body bytes kept for checks and extractors; the rest of a longer
 /// body is read and discarded.
-pub const MAX_CAPTURED_BODY: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_CAPTURED_BODY: usize = 4 * 1024 * 1024;
 
 /// What one worker does.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub(crate) struct WorkerConfig {
     /// This worker's index, from 0.
-    pub index: usize,
+    pub(crate) index: usize,
     /// How many workers share the load.
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// The part of the whole run this process runs: every split between
     /// workers is made between segments first (`plan::Segment`).
-    pub segment: plan::Segment,
+    pub(crate) segment: plan::Segment,
     /// The whole run's load model; the worker takes its share.
-    pub model: Model,
+    pub(crate) model: Model,
     /// The whole run's request bound; the worker takes its share.
-    pub max_requests: Option<u64>,
+    pub(crate) max_requests: Option<u64>,
     /// Limit on one request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How long in-flight requests may finish after the load ends.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Seed for random choices.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// The run's common start.
-    pub start: Instant,
+    pub(crate) start: Instant,
     /// How often to report progress.
-    pub progress_every: Duration,
+    pub(crate) progress_every: Duration,
     /// How often a progress report carries a copy of everything recorded
     /// so far (for checkpoints); never when `None`.
-    pub snapshot_every: Option<Duration>,
+    pub(crate) snapshot_every: Option<Duration>,
     /// The whole run's ceiling on sends per second (`--max-rate`), shared
     /// evenly by every worker of every segment.
-    pub max_rate: Option<f64>,
+    pub(crate) max_rate: Option<f64>,
     /// Most body bytes a response may have (`--max-body`); 0 for no limit.
-    pub max_body: u64,
+    pub(crate) max_body: u64,
     /// Whether due times are waited for with a precise timer (a timerfd,
     /// `pacer.rs`); false under a paused test clock, which only tokio's
     /// timer follows.
-    pub precise: bool,
+    pub(crate) precise: bool,
 }
+
+/// The request type of connector `C`'s connections.
+type Req<C> = <<C as Connector>::Conn as Connection>::Request;
 
 /// One target of a run. A plain run has one; an A/B run (`--ab`) has
 /// two, and each session goes to one.
-pub struct Arm<C> {
+pub(crate) struct Arm<C: Connector> {
     /// Connects to the target.
-    pub connector: C,
+    pub(crate) connector: C,
     /// Where requests go (`Host`, base path).
-    pub target: Target,
-    /// The scenario's static requests, serialized for this target.
-    pub prepared: Arc<Prepared>,
+    pub(crate) target: Target,
+    /// The scenario's static requests, rendered for this target.
+    pub(crate) prepared: Prepared<Req<C>>,
     /// Where redirects may go (shared by the arms).
-    pub reach: Arc<Reach>,
+    pub(crate) reach: Arc<Reach>,
 }
 
 /// A message from a worker.
@@ -340,8 +341,8 @@ impl<C: Connector> Shared<C> {
             rng: fastrand::Rng::with_seed(
                 self.seed ^ vu.wrapping_mul(0xa076_1d64_78bd_642f) ^ self.worker as u64,
             ),
-            h1: Vec::with_capacity(512),
-            body: Vec::new(),
+            rendered: Rendered::default(),
+            request: Default::default(),
             capture: Capture {
                 max_body: MAX_CAPTURED_BODY,
                 body_limit: self.max_body,
@@ -361,7 +362,7 @@ impl<C: Connector> Shared<C> {
 
 /// What a virtual user (or, in the open model, a sender between sessions)
 /// keeps: its connection, variables, cookies, random numbers and buffers.
-struct Session<Conn> {
+struct Session<Conn: Connection> {
     /// A connection per arm (one, but for A/B runs).
     conns: Vec<Option<Conn>>,
     /// The arm this session's requests go to.
@@ -369,8 +370,10 @@ struct Session<Conn> {
     vars: Vec<Option<String>>,
     jar: Jar,
     rng: fastrand::Rng,
-    h1: Vec<u8>,
-    body: Vec<u8>,
+    /// The request being sent, as rendered for the user.
+    rendered: Rendered,
+    /// The same, in the protocol's form.
+    request: Conn::Request,
     capture: Capture,
     vu: u64,
     iteration: u64,
@@ -378,7 +381,7 @@ struct Session<Conn> {
     agent: Option<usize>,
 }
 
-impl<Conn> Session<Conn> {
+impl<Conn: Connection> Session<Conn> {
     /// Starts a new visitor, sent to `arm`, on the same connections (unless
     /// the visitor comes from another address).
     fn reset(&mut self, vu: u64, arm: usize, clients: &Clients) {
@@ -407,7 +410,7 @@ impl<Conn> Session<Conn> {
 
 /// Runs one worker to the end of its share of the load. Must be called
 /// inside a `tokio::task::LocalSet`.
-pub async fn run_worker<C: Connector + 'static>(
+pub(crate) async fn run_worker<C: Connector + 'static>(
     cfg: WorkerConfig,
     scenario: Arc<Scenario>,
     arms: Vec<Arm<C>>,
@@ -426,147 +429,22 @@ pub async fn run_worker<C: Connector + 'static>(
             stop_reason: Some("the run has no target".into()),
         };
     }
-    let budget = cfg
-        .max_requests
-        .map(|n| cfg.segment.share(n, cfg.index, cfg.workers));
-    // Where this worker stands among every segment's workers: the stride
-    // and offset of its arrivals, feeder rows and session numbers.
-    let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
-    let endpoints = scenario.endpoints.clone();
-    let checks = scenario.checks.clone();
-    let feeders = scenario.feeders.len();
-    // With one step per flow, arrivals and requests are the same thing, so
-    // the schedule itself can stop at the bound (and know its last due time).
-    let single_step = scenario.flows.iter().all(|f| f.steps.len() == 1);
-    let bands = load_bands(cfg.model.profile());
-    let retries = scenario
-        .flows
-        .iter()
-        .flat_map(|f| &f.steps)
-        .any(|s| s.retry.is_some());
-    let recorders = arms
-        .iter()
-        .map(|_| {
-            let stats = Stats::new(endpoints.clone())
-                .with_checks(checks.clone())
-                .with_load_bands(bands.clone());
-            RefCell::new(Recorder::with_stats(if retries {
-                stats.with_retries()
-            } else {
-                stats
-            }))
-        })
-        .collect();
-    let sh = Rc::new(Shared {
-        arms,
-        scenario,
-        arm_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0xab ^ global as u64)),
-        worker: global,
-        workers: all_workers,
-        seed: cfg.seed,
-        drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
-        feeder_draws: RefCell::new(vec![0; feeders]),
-        stop_reason: RefCell::new(None),
-        recorders,
-        start: cfg.start,
-        timeout: cfg.timeout,
-        end: control.stop.child_token(),
-        stop: control.stop.clone(),
-        kill: control.kill.child_token(),
-        in_flight: Cell::new(0),
-        max_body: cfg.max_body,
-        ceiling: cfg
-            .max_rate
-            .and_then(|r| Ceiling::new(r / all_workers as f64, cfg.start)),
-        budget: Cell::new(budget),
-        retry_budget: RefCell::new(RetryBudget::default()),
-        alive: Cell::new(0),
-        all_done: Notify::new(),
-        first_errors: RefCell::new(Vec::new()),
-    });
+    let sh = Rc::new(Shared::new(&cfg, scenario, arms, &control));
     let vus = Rc::new(Cell::new(0usize));
-
-    let ticker = tokio::task::spawn_local({
-        let (sh, vus, events, every) =
-            (sh.clone(), vus.clone(), events.clone(), cfg.progress_every);
-        let snapshot_every = cfg.snapshot_every;
-        async move {
-            let mut next = sh.start + every;
-            let mut next_snapshot = snapshot_every.map(|d| sh.start + d);
-            loop {
-                sleep_until(next).await;
-                next += every;
-                let interval = sh.take_interval();
-                let snapshot = match (next_snapshot, snapshot_every) {
-                    (Some(at), Some(d)) if Instant::now() >= at => {
-                        next_snapshot = Some(at + d);
-                        Some(Box::new(sh.snapshot(cfg.index)))
-                    }
-                    _ => None,
-                };
-                let progress = Progress {
-                    worker: cfg.index,
-                    interval,
-                    in_flight: sh.in_flight.get(),
-                    vus: vus.get(),
-                    snapshot,
-                };
-                if events.send(Event::Progress(Box::new(progress))).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-
-    let pacer = Pacer::new(cfg.precise);
+    let ticker = tokio::task::spawn_local(report_progress(
+        sh.clone(),
+        vus.clone(),
+        events.clone(),
+        cfg.clone(),
+    ));
     // A start set far ahead (`--start-at`) is waited for, unless stopped.
     tokio::select! {
         _ = sleep_until(cfg.start) => {}
         _ = control.stop.cancelled() => {}
     }
-    let load_end = match &cfg.model {
-        Model::Open {
-            rate,
-            arrivals,
-            max_in_flight,
-        } => {
-            let schedule = ArrivalSchedule::new(
-                rate.clone(),
-                *arrivals,
-                global,
-                all_workers,
-                budget.filter(|_| single_step),
-                cfg.seed,
-            );
-            let share = max_in_flight.div_ceil(all_workers).max(1);
-            if let Some(feed) = feed {
-                replay_loop(&sh, feed, share, &pacer).await
-            } else {
-                let max_arrivals = budget.filter(|_| single_step);
-                open_loop(&sh, schedule, share, rate.duration(), max_arrivals, &pacer).await
-            }
-        }
-        Model::Closed {
-            vus: profile,
-            think,
-        } => closed_loop(&sh, profile, *think, &cfg, &vus).await,
-    };
+    let load_end = run_load(&sh, &cfg, feed, &vus).await;
     sh.end.cancel();
-
-    // Let in-flight requests finish within the grace period, then abandon them.
-    let drained = async {
-        while sh.alive.get() > 0 {
-            sh.all_done.notified().await;
-        }
-    };
-    tokio::select! {
-        _ = drained => {}
-        _ = sleep(cfg.grace) => sh.kill.cancel(),
-        _ = sh.kill.cancelled() => {}
-    }
-    while sh.alive.get() > 0 {
-        sh.all_done.notified().await;
-    }
+    sh.drain(cfg.grace).await;
     ticker.abort();
     let interval = sh.take_interval();
     let _ = events.send(Event::Progress(Box::new(Progress {
@@ -576,36 +454,196 @@ pub async fn run_worker<C: Connector + 'static>(
         vus: 0,
         snapshot: None,
     })));
+    Shared::finish(sh, cfg.index, load_end, control.stop.is_cancelled())
+}
 
-    let stopped = control.stop.is_cancelled();
-    let first_errors = sh.first_errors.take();
-    let stop_reason = sh.stop_reason.take();
-    let mut arms: Vec<Stats> = match Rc::try_unwrap(sh) {
-        Ok(sh) => sh
-            .recorders
-            .into_iter()
-            .map(|r| r.into_inner().into_stats())
-            .collect(),
-        // A task still holds the state (it cannot, all were awaited above);
-        // copy rather than lose the numbers.
-        Err(sh) => {
-            return WorkerOutput {
-                load_end,
-                stopped,
-                first_errors,
-                stop_reason,
-                ..sh.snapshot(cfg.index)
+/// Runs the worker's share of the load model; returns when it stopped
+/// starting requests, from the run start.
+async fn run_load<C: Connector + 'static>(
+    sh: &Rc<Shared<C>>,
+    cfg: &WorkerConfig,
+    feed: Option<Feed>,
+    vus: &Rc<Cell<usize>>,
+) -> Duration {
+    let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
+    let pacer = Pacer::new(cfg.precise);
+    match &cfg.model {
+        Model::Open {
+            rate,
+            arrivals,
+            max_in_flight,
+        } => {
+            // With one step per flow, arrivals and requests are the same
+            // thing, so the schedule itself can stop at the bound (and
+            // know its last due time).
+            let single_step = sh.scenario.flows.iter().all(|f| f.steps.len() == 1);
+            let max_arrivals = sh.budget.get().filter(|_| single_step);
+            let schedule = ArrivalSchedule::new(
+                rate.clone(),
+                *arrivals,
+                global,
+                all_workers,
+                max_arrivals,
+                cfg.seed,
+            );
+            let share = max_in_flight.div_ceil(all_workers).max(1);
+            match feed {
+                Some(feed) => replay_loop(sh, feed, share, &pacer).await,
+                None => open_loop(sh, schedule, share, rate.duration(), max_arrivals, &pacer).await,
             }
         }
-    };
-    let stats = arms.remove(0);
-    WorkerOutput {
-        worker: cfg.index,
-        stats,
-        other_arms: arms,
-        load_end,
-        stopped,
-        first_errors,
-        stop_reason,
+        Model::Closed {
+            vus: profile,
+            think,
+        } => closed_loop(sh, profile, *think, cfg, vus).await,
+    }
+}
+
+/// Sends a progress report every `progress_every`, with a copy of
+/// everything recorded every `snapshot_every`.
+async fn report_progress<C: Connector>(
+    sh: Rc<Shared<C>>,
+    vus: Rc<Cell<usize>>,
+    events: mpsc::UnboundedSender<Event>,
+    cfg: WorkerConfig,
+) {
+    let every = cfg.progress_every;
+    let mut next = sh.start + every;
+    let mut next_snapshot = cfg.snapshot_every.map(|d| sh.start + d);
+    loop {
+        sleep_until(next).await;
+        next += every;
+        let interval = sh.take_interval();
+        let snapshot = match (next_snapshot, cfg.snapshot_every) {
+            (Some(at), Some(d)) if Instant::now() >= at => {
+                next_snapshot = Some(at + d);
+                Some(Box::new(sh.snapshot(cfg.index)))
+            }
+            _ => None,
+        };
+        let progress = Progress {
+            worker: cfg.index,
+            interval,
+            in_flight: sh.in_flight.get(),
+            vus: vus.get(),
+            snapshot,
+        };
+        if events.send(Event::Progress(Box::new(progress))).is_err() {
+            break;
+        }
+    }
+}
+
+impl<C: Connector> Shared<C> {
+    /// A worker's state: its share of the request bound, its place among
+    /// every segment's workers (the stride and offset of its arrivals,
+    /// feeder rows and session numbers) and a recorder per arm.
+    fn new(
+        cfg: &WorkerConfig,
+        scenario: Arc<Scenario>,
+        arms: Vec<Arm<C>>,
+        control: &Control,
+    ) -> Shared<C> {
+        let budget = cfg
+            .max_requests
+            .map(|n| cfg.segment.share(n, cfg.index, cfg.workers));
+        let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
+        let bands = load_bands(cfg.model.profile());
+        let retries = scenario
+            .flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .any(|s| s.retry.is_some());
+        let recorders = arms
+            .iter()
+            .map(|_| {
+                let stats = Stats::new(scenario.endpoints.clone())
+                    .with_checks(scenario.checks.clone())
+                    .with_load_bands(bands.clone());
+                RefCell::new(Recorder::with_stats(if retries {
+                    stats.with_retries()
+                } else {
+                    stats
+                }))
+            })
+            .collect();
+        Shared {
+            arms,
+            arm_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0xab ^ global as u64)),
+            worker: global,
+            workers: all_workers,
+            seed: cfg.seed,
+            drop_rng: RefCell::new(fastrand::Rng::with_seed(cfg.seed ^ 0x5eed)),
+            feeder_draws: RefCell::new(vec![0; scenario.feeders.len()]),
+            scenario,
+            stop_reason: RefCell::new(None),
+            recorders,
+            start: cfg.start,
+            timeout: cfg.timeout,
+            end: control.stop.child_token(),
+            stop: control.stop.clone(),
+            kill: control.kill.child_token(),
+            in_flight: Cell::new(0),
+            max_body: cfg.max_body,
+            ceiling: cfg
+                .max_rate
+                .and_then(|r| Ceiling::new(r / all_workers as f64, cfg.start)),
+            budget: Cell::new(budget),
+            retry_budget: RefCell::new(RetryBudget::default()),
+            alive: Cell::new(0),
+            all_done: Notify::new(),
+            first_errors: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Lets in-flight requests finish within `grace`, then abandons them.
+    async fn drain(&self, grace: Duration) {
+        let drained = async {
+            while self.alive.get() > 0 {
+                self.all_done.notified().await;
+            }
+        };
+        tokio::select! {
+            _ = drained => {}
+            _ = sleep(grace) => self.kill.cancel(),
+            _ = self.kill.cancelled() => {}
+        }
+        while self.alive.get() > 0 {
+            self.all_done.notified().await;
+        }
+    }
+
+    /// The worker's output, once every task has ended.
+    fn finish(sh: Rc<Shared<C>>, worker: usize, load_end: Duration, stopped: bool) -> WorkerOutput {
+        let first_errors = sh.first_errors.take();
+        let stop_reason = sh.stop_reason.take();
+        let mut arms: Vec<Stats> = match Rc::try_unwrap(sh) {
+            Ok(sh) => sh
+                .recorders
+                .into_iter()
+                .map(|r| r.into_inner().into_stats())
+                .collect(),
+            // A task still holds the state (it cannot, all were awaited
+            // above); copy rather than lose the numbers.
+            Err(sh) => {
+                return WorkerOutput {
+                    load_end,
+                    stopped,
+                    first_errors,
+                    stop_reason,
+                    ..sh.snapshot(worker)
+                }
+            }
+        };
+        let stats = arms.remove(0);
+        WorkerOutput {
+            worker,
+            stats,
+            other_arms: arms,
+            load_end,
+            stopped,
+            first_errors,
+            stop_reason,
+        }
     }
 }

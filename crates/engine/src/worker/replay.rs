@@ -2,6 +2,7 @@
 //! senders.
 
 use super::open::{until_due, Pool};
+use super::send::Exchange;
 use super::*;
 
 /// A replayed log's requests for one worker, in due order, in batches.
@@ -69,43 +70,33 @@ impl<C: Connector> Shared<C> {
         };
         let due = Some(self.start + req.due);
         let Session {
-            conns, h1, capture, ..
+            conns,
+            rendered,
+            request,
+            capture,
+            ..
         } = session;
-        let h2_req;
-        let out = if C::HTTP2 {
-            match render_replay_h2(&arm.target, req) {
-                Ok(r) => {
-                    h2_req = r;
-                    &h2_req
-                }
-                Err(_) => {
-                    self.record_failure(recorder, req.endpoint, due, ErrorKind::Protocol);
-                    return;
-                }
-            }
-        } else {
-            render_replay_h1(&arm.target, req, h1);
-            h2_req = Outgoing::H1 {
-                bytes: h1,
-                head: req.method == http::Method::HEAD,
-            };
-            &h2_req
-        };
+        rendered.replay(&arm.target, req);
+        if request
+            .render(&rendered.replay_parts(&arm.target, req))
+            .is_err()
+        {
+            self.record_failure(recorder, req.endpoint, due, ErrorKind::Protocol);
+            return;
+        }
         capture.cookies = false;
         capture.headers = false;
         capture.body = false;
-        let sample = self
-            .send_one(
-                &arm.connector,
-                &mut conns[0],
-                due,
-                req.endpoint,
-                out,
-                &req.method,
-                self.timeout,
-                capture,
-            )
-            .await;
+        let mut ex = Exchange {
+            connector: &arm.connector,
+            conn: &mut conns[0],
+            req: request,
+            method: &req.method,
+            endpoint: req.endpoint,
+            timeout: self.timeout,
+            capture,
+        };
+        let sample = self.send_one(&mut ex, due).await;
         recorder.borrow_mut().record(&sample);
     }
 }

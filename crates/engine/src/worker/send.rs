@@ -10,40 +10,40 @@ pub(super) enum End {
     Killed,
 }
 
+/// One request to exchange, and what carries it.
+pub(super) struct Exchange<'a, C: Connector> {
+    pub(super) connector: &'a C,
+    /// The connection it goes on (opened if `None`, replaced if closed).
+    pub(super) conn: &'a mut Option<C::Conn>,
+    pub(super) req: &'a Req<C>,
+    /// The request's method, for the run's `resend` policy (see [`Stage`]).
+    pub(super) method: &'a http::Method,
+    pub(super) endpoint: usize,
+    pub(super) timeout: Duration,
+    pub(super) capture: &'a mut Capture,
+}
+
 /// What following a step's redirects works with.
-pub(super) struct Chain<'a, 'r, C: Connector> {
+pub(super) struct Chain<'a, C: Connector> {
     pub(super) arm: &'a Arm<C>,
     /// The session's connection to the arm's target.
     pub(super) conn: &'a mut Option<C::Conn>,
     pub(super) step: &'a plan::Step,
-    /// The step's own request.
-    pub(super) first: &'a Outgoing<'a>,
+    /// The step's own request, as rendered for the user.
+    pub(super) first: &'a Rendered,
     pub(super) timeout: Duration,
     pub(super) capture: &'a mut Capture,
     pub(super) jar: &'a mut Jar,
-    pub(super) ctx: &'a mut RenderCtx<'r>,
     pub(super) agent: Option<&'a str>,
 }
 
 impl<C: Connector> Shared<C> {
-    /// Sends one request due at `due` on `conn` (opening one if needed) and
-    /// returns its sample for `endpoint`, not yet recorded (checks may still
-    /// mark it). `None` means due now: in the closed model, and for steps
-    /// after the first of a session, the intended send time is the actual
-    /// one, so lag is zero by definition. `method` is the request's, for
-    /// the run's `resend` policy (see [`Stage`]).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn send_one(
-        &self,
-        connector: &C,
-        conn: &mut Option<C::Conn>,
-        due: Option<Instant>,
-        endpoint: usize,
-        req: &Outgoing<'_>,
-        method: &http::Method,
-        timeout: Duration,
-        capture: &mut Capture,
-    ) -> Sample {
+    /// Sends `ex`'s request due at `due` (opening a connection if needed)
+    /// and returns its sample, not yet recorded (checks may still mark
+    /// it). `None` means due now: in the closed model, and for steps after
+    /// the first of a session, the intended send time is the actual one,
+    /// so lag is zero by definition.
+    pub(super) async fn send_one(&self, ex: &mut Exchange<'_, C>, due: Option<Instant>) -> Sample {
         let asked = Instant::now();
         // A send held back by the ceiling is late by that much, in the
         // closed model too; without one, a closed-model send is due when
@@ -65,17 +65,8 @@ impl<C: Connector> Shared<C> {
         self.in_flight.set(self.in_flight.get() + 1);
         let end = {
             let attempt = tokio::time::timeout(
-                timeout,
-                self.attempt(
-                    connector,
-                    conn,
-                    req,
-                    method,
-                    &mut phases,
-                    &connecting,
-                    capture,
-                    &mut work,
-                ),
+                ex.timeout,
+                self.attempt(ex, &mut phases, &connecting, &mut work),
             );
             tokio::select! {
                 biased;
@@ -93,14 +84,14 @@ impl<C: Connector> Shared<C> {
                 status: resp.status,
             },
             End::Done(Err(failure)) => {
-                *conn = None;
+                *ex.conn = None;
                 if let Some(detail) = failure.detail {
                     self.note_error(failure.kind, || detail.to_string());
                 }
                 Outcome::Failed(failure.kind)
             }
             End::TimedOut => {
-                *conn = None;
+                *ex.conn = None;
                 Outcome::Failed(if connecting.get() {
                     ErrorKind::ConnectTimeout
                 } else {
@@ -108,12 +99,12 @@ impl<C: Connector> Shared<C> {
                 })
             }
             End::Killed => {
-                *conn = None;
+                *ex.conn = None;
                 Outcome::Failed(ErrorKind::Cancelled)
             }
         };
         Sample {
-            endpoint,
+            endpoint: ex.endpoint,
             due: due.saturating_duration_since(self.start),
             lag: sent.saturating_duration_since(due),
             service: done - sent,
@@ -124,63 +115,58 @@ impl<C: Connector> Shared<C> {
         }
     }
 
-    /// Exchanges `req` on `conn`, opening a connection when there is none.
-    /// A reused connection found closed while idle is replaced before
-    /// anything is written (`closed_idle`); one that closes after the
-    /// request was written and before any byte of a response is the
+    /// Exchanges `ex`'s request on its connection, opening one when there
+    /// is none. A reused connection found closed while idle is replaced
+    /// before anything is written (`closed_idle`); one that closes after
+    /// the request was written and before any byte of a response is the
     /// request's failure, unless the run's `resend` policy allows one
-    /// re-send of `method` on a new connection (`resent`). Nothing is
+    /// re-send of its method on a new connection (`resent`). Nothing is
     /// sent again behind the counts.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn attempt(
+    async fn attempt(
         &self,
-        connector: &C,
-        conn: &mut Option<C::Conn>,
-        req: &Outgoing<'_>,
-        method: &http::Method,
+        ex: &mut Exchange<'_, C>,
         phases: &mut Phases,
         connecting: &Cell<bool>,
-        capture: &mut Capture,
         work: &mut ClientWork,
     ) -> Result<Response, Failure> {
         loop {
-            if let Some(c) = conn.as_mut() {
+            if let Some(c) = ex.conn.as_mut() {
                 if c.closed_while_idle() {
-                    *conn = None;
+                    *ex.conn = None;
                     work.closed_idle += 1;
                 }
             }
-            let fresh = conn.is_none();
+            let fresh = ex.conn.is_none();
             if fresh {
                 connecting.set(true);
                 phases.connect = None;
-                let opened = connector.connect(phases, capture.source).await;
+                let opened = ex.connector.connect(phases, ex.capture.source).await;
                 // A connection counts as opened once TCP connected, even if
                 // its TLS handshake then failed.
                 work.opened += u32::from(phases.connect.is_some());
-                *conn = Some(opened?);
+                *ex.conn = Some(opened?);
                 connecting.set(false);
             }
-            let Some(c) = conn.as_mut() else {
+            let Some(c) = ex.conn.as_mut() else {
                 return Err(Failure::new(ErrorKind::Connect));
             };
-            capture.clear();
-            match c.exchange(req, phases, capture).await {
+            ex.capture.clear();
+            match c.exchange(ex.req, phases, ex.capture).await {
                 Ok(resp) => {
                     if !c.reusable() {
-                        *conn = None;
+                        *ex.conn = None;
                     }
                     return Ok(resp);
                 }
                 Err(f) => {
-                    *conn = None;
+                    *ex.conn = None;
                     match f.stage {
                         // Nothing left: the connection was gone already.
                         Stage::NotSent if !fresh => work.closed_idle += 1,
                         Stage::Unanswered
                             if !fresh
                                 && work.resent == 0
-                                && self.scenario.clients.resend.allows(method) =>
+                                && self.scenario.clients.resend.allows(ex.method) =>
                         {
                             work.resent += 1;
                         }
@@ -192,6 +178,52 @@ impl<C: Connector> Shared<C> {
         }
     }
 
+    /// Sends `ex`'s request due at `due`, then again as the step's retry
+    /// `policy` allows, pausing between attempts. Returns the sample of
+    /// the logical request (due when the first attempt was, ending with
+    /// the last, with the last's outcome) and the attempts it took.
+    pub(super) async fn with_retries(
+        &self,
+        policy: Option<&Retry>,
+        ex: &mut Exchange<'_, C>,
+        due: Option<Instant>,
+        recorder: &RefCell<Recorder>,
+        rng: &mut fastrand::Rng,
+    ) -> (Sample, u32) {
+        let mut sample = self.send_one(ex, due).await;
+        let Some(policy) = policy else {
+            return (sample, 1);
+        };
+        let mut attempts = 1;
+        // The logical request runs from the first attempt's send; its
+        // latency still counts from the first attempt's due time.
+        let first_sent = self.start + sample.due + sample.lag;
+        self.retry_budget
+            .borrow_mut()
+            .deposit(first_sent.saturating_duration_since(self.start));
+        while self.retry_allowed(policy, attempts, &sample, recorder) {
+            let pause = policy.pause(attempts, rng.f64());
+            if !pause.is_zero() {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.cancelled() => break,
+                    _ = self.kill.cancelled() => break,
+                    _ = sleep(pause) => {}
+                }
+            }
+            attempts += 1;
+            let mut last = self.send_one(ex, None).await;
+            last.client += sample.client;
+            sample = Sample {
+                due: sample.due,
+                lag: sample.lag,
+                service: Instant::now().saturating_duration_since(first_sent),
+                ..last
+            };
+        }
+        (sample, attempts)
+    }
+
     /// Follows the redirects of a step's response, `sample`: each hop on
     /// the session's connection when it stays on the target's origin, on
     /// a connection of its own to another allowed host, and never
@@ -200,114 +232,86 @@ impl<C: Connector> Shared<C> {
     /// response did, with the last outcome; and the hops followed.
     pub(super) async fn follow(
         &self,
-        chain: &mut Chain<'_, '_, C>,
+        chain: &mut Chain<'_, C>,
         mut sample: Sample,
     ) -> (Sample, u64) {
         let reach = &chain.arm.reach;
         let target = &chain.arm.target;
         let first_sent = self.start + sample.due + sample.lag;
-        let Some(mut url) = redirect::url_of(target, chain.first) else {
+        let no_cookie = Who {
+            cookie: None,
+            agent: chain.agent,
+        };
+        let first = chain.first.step_parts(target, chain.step, &no_cookie);
+        let Some(mut url) = first.url() else {
             return (sample, 0);
         };
         let mut method = chain.step.method.clone();
-        let body = body_of(chain.first);
         let scenario = &self.scenario;
         let secret = |name: &str| scenario.is_secret_header(name);
+        let mut rendered = Rendered::default();
+        let mut request = Req::<C>::default();
         let mut hops = 0;
         while let Outcome::Response { status } = sample.outcome {
             // Kept only for a redirect's status (`Capture::status`).
             let Some(location) = chain.capture.location.take() else {
                 break;
             };
-            let Some(hop) = redirect::next(&url, status, &method, &location) else {
+            let Some(next) = redirect::next(&url, status, &method, &location) else {
                 break;
             };
             if hops >= u64::from(reach.max) {
+                let max = reach.max;
                 self.note_error(ErrorKind::TooManyRedirects, || {
-                    format!(
-                        "still redirected after {} redirects (the scenario's `redirects` allows {})",
-                        hops, reach.max
-                    )
+                    format!("still redirected after {hops} redirects (the scenario's `redirects` allows {max})")
                 });
                 sample.outcome = Outcome::Failed(ErrorKind::TooManyRedirects);
                 break;
             }
-            let same_origin = redirect::same_origin(&hop.url, target);
+            let same_origin = redirect::same_origin(&next.url, target);
             let elsewhere = if same_origin {
                 None
             } else {
-                let connector = matches!(hop.url.scheme(), "http" | "https")
-                    .then(|| reach.dialer(&hop.url))
-                    .flatten()
-                    .and_then(|d| chain.arm.connector.elsewhere(d));
-                let Some(connector) = connector else {
-                    self.note_error(ErrorKind::Blocked, || {
-                        format!(
-                            "a redirect to {} was not followed: add its host to the scenario's allowed_hosts to allow it",
-                            redirect::shown_origin(&hop.url)
-                        )
-                    });
-                    sample.outcome = Outcome::Failed(ErrorKind::Blocked);
-                    break;
-                };
-                Some(connector)
+                match self.connector_to(chain.arm, &next.url) {
+                    Some(connector) => Some(connector),
+                    None => {
+                        sample.outcome = Outcome::Failed(ErrorKind::Blocked);
+                        break;
+                    }
+                }
             };
             // The cookies the redirect set go with the next hop.
             for c in chain.capture.set_cookies.drain(..) {
                 chain.jar.set(&c);
             }
             hops += 1;
-            let authority = &hop.url[url::Position::BeforeHost..url::Position::AfterPort];
-            let path = &hop.url[url::Position::BeforePath..url::Position::AfterQuery];
-            let request = HopRequest {
-                method: &hop.method,
-                scheme: hop.url.scheme(),
-                authority,
-                path,
-                body,
-                keep_body: hop.keep_body,
-                same_origin,
-            };
+            let hop = Hop::to(&next, same_origin);
+            rendered.hop(&hop, &first, &secret);
             let who = Who {
                 cookie: chain.jar.header(),
                 agent: chain.agent,
             };
-            let mut bytes = Vec::new();
-            let out = if C::HTTP2 {
-                match render_hop_h2(&request, chain.step, chain.ctx, &who, &secret) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        sample.outcome = Outcome::Failed(ErrorKind::Protocol);
-                        break;
-                    }
-                }
-            } else {
-                render_hop_h1(&request, chain.step, chain.ctx, &who, &secret, &mut bytes);
-                Outgoing::H1 {
-                    bytes: &bytes,
-                    head: hop.method == http::Method::HEAD,
-                }
-            };
+            if request.render(&rendered.hop_parts(&hop, &who)).is_err() {
+                sample.outcome = Outcome::Failed(ErrorKind::Protocol);
+                break;
+            }
             // Another origin's cookies are not the target's.
             chain.capture.cookies = scenario.cookies && same_origin;
-            let endpoint = chain.step.endpoint;
             let mut own = None;
             let (connector, conn) = match &elsewhere {
                 None => (&chain.arm.connector, &mut *chain.conn),
                 Some(connector) => (connector, &mut own),
             };
-            let mut last = self
-                .send_one(
-                    connector,
-                    conn,
-                    None,
-                    endpoint,
-                    &out,
-                    &hop.method,
-                    chain.timeout,
-                    chain.capture,
-                )
-                .await;
+            let mut ex = Exchange {
+                connector,
+                conn,
+                req: &request,
+                method: &next.method,
+                endpoint: chain.step.endpoint,
+                timeout: chain.timeout,
+                capture: chain.capture,
+            };
+            let mut last = self.send_one(&mut ex, None).await;
             last.client += sample.client;
             sample = Sample {
                 due: sample.due,
@@ -316,11 +320,30 @@ impl<C: Connector> Shared<C> {
                 phases: sample.phases,
                 ..last
             };
-            method = hop.method;
-            url = hop.url;
+            method = next.method;
+            url = next.url;
         }
         chain.capture.location = None;
         (sample, hops)
+    }
+
+    /// A connector to `url`'s origin, another than the arm's target, if
+    /// the scenario lets redirects go there; else `None`, with the reason
+    /// noted (`blocked`).
+    fn connector_to(&self, arm: &Arm<C>, url: &url::Url) -> Option<C> {
+        let connector = matches!(url.scheme(), "http" | "https")
+            .then(|| arm.reach.dialer(url))
+            .flatten()
+            .and_then(|d| arm.connector.elsewhere(d));
+        if connector.is_none() {
+            self.note_error(ErrorKind::Blocked, || {
+                format!(
+                    "a redirect to {} was not followed: add its host to the scenario's allowed_hosts to allow it",
+                    redirect::shown_origin(url)
+                )
+            });
+        }
+        connector
     }
 
     /// Whether the attempt that ended in `sample`, the `attempts`-th of its
