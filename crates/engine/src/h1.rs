@@ -72,7 +72,7 @@ impl H1Request {
 impl Wire for H1Request {
     /// The request line; `Host` (unless the headers name one) and
     /// `User-Agent`; the headers in order; `Cookie`; `Content-Length`
-    /// when the length is said (unless the headers say it); the body.
+    /// when the length is said; the body.
     fn render(&mut self, p: &Parts<'_>) -> Result<(), Failure> {
         let out = &mut self.bytes;
         out.clear();
@@ -92,7 +92,7 @@ impl Wire for H1Request {
         if let Some(cookie) = p.cookie.filter(|c| !c.is_empty()) {
             header_line(out, "Cookie", cookie.as_bytes());
         }
-        if p.length && !p.headers.has("content-length") {
+        if p.length {
             let mut digits = itoa::Buffer::new();
             header_line(
                 out,

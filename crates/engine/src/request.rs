@@ -42,8 +42,10 @@ pub(crate) struct Parts<'a> {
     pub(crate) cookie: Option<&'a str>,
     /// The body.
     pub(crate) body: &'a [u8],
-    /// Whether to say the body's length (a body, or a method that has
-    /// one): HTTP/1.1's `Content-Length`, unless the headers carry one.
+    /// Whether to add the body's length (HTTP/1.1's `Content-Length`):
+    /// for a body, or a method that has one, when the headers do not
+    /// already say it (a hop never carries the first request's). Decided
+    /// where the parts are made.
     pub(crate) length: bool,
 }
 

@@ -211,6 +211,15 @@ pub struct CheckInfo {
 }
 
 impl Scenario {
+    /// Whether any step has a retry policy (a run that retries records
+    /// attempts and goodput).
+    pub fn retries(&self) -> bool {
+        self.flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .any(|s| s.retry.is_some())
+    }
+
     /// Every check's name, endpoint and kind, indexed by check id.
     pub fn check_info(&self) -> Vec<CheckInfo> {
         let mut out: Vec<CheckInfo> = self

@@ -567,13 +567,7 @@ pub fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
             }
             .into(),
         ),
-        retries: Some(
-            plan.scenario
-                .flows
-                .iter()
-                .flat_map(|f| &f.steps)
-                .any(|s| s.retry.is_some()),
-        ),
+        retries: Some(plan.scenario.retries()),
         max_redirects: Some(plan.scenario.redirects.max),
     };
     match &plan.model {

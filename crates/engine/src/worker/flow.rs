@@ -10,7 +10,6 @@ use super::*;
 struct Sent {
     sample: Sample,
     attempts: u32,
-    timeout: Duration,
 }
 
 impl<C: Connector> Shared<C> {
@@ -191,11 +190,7 @@ impl<C: Connector> Shared<C> {
         for c in &capture.set_cookies {
             jar.set(c);
         }
-        Some(Sent {
-            sample,
-            attempts,
-            timeout,
-        })
+        Some(Sent { sample, attempts })
     }
 
     /// Runs the step's checks on the response (marking the sample when
@@ -276,7 +271,8 @@ impl<C: Connector> Shared<C> {
         let sample = &sent.sample;
         recorder.record(sample);
         if let Some(retries) = recorder.retries() {
-            let deadline = step.retry.and_then(|r| r.deadline).unwrap_or(sent.timeout);
+            let timeout = step.timeout.unwrap_or(self.timeout);
+            let deadline = step.retry.and_then(|r| r.deadline).unwrap_or(timeout);
             let good = sample.error().is_none() && sample.latency() <= deadline;
             retries.record(sample.due, sent.attempts, good);
         }

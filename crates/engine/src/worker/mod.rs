@@ -549,11 +549,7 @@ impl<C: Connector> Shared<C> {
             .map(|n| cfg.segment.share(n, cfg.index, cfg.workers));
         let (global, all_workers) = cfg.segment.worker(cfg.index, cfg.workers);
         let bands = load_bands(cfg.model.profile());
-        let retries = scenario
-            .flows
-            .iter()
-            .flat_map(|f| &f.steps)
-            .any(|s| s.retry.is_some());
+        let retries = scenario.retries();
         let recorders = arms
             .iter()
             .map(|_| {
