@@ -7,7 +7,10 @@
 //!   [`SIGNIFICANT_ERRORS`] errors and [`SIGNIFICANT_SHARE`] of a second's
 //!   requests), with the offered load and concurrency at that second;
 //! - `wrong_content`: responses of an endpoint that failed a content
-//!   check, with a 95% Wilson interval;
+//!   check (its body or status), with a 95% Wilson interval; likewise
+//!   `wrong_header` for header checks and `too_slow` for latency checks
+//!   (a failed check of an asset's caching headers, when `caching` flags
+//!   that asset, is that finding's evidence instead);
 //! - `content_ok`: endpoints whose checks never failed, with the upper
 //!   bound of their failure rate (one-sided 95%, "below 0.15%");
 //! - `stale_reads`: read-your-writes checks that failed;
@@ -21,7 +24,7 @@
 //! - `generator_saturation`: the generator, not the target, was the limit.
 
 use serde::{Deserialize, Serialize};
-use stats::{load_band, ErrorKind, Stats, LOAD_BANDS};
+use stats::{load_band, CheckStats, EndpointStats, ErrorKind, Stats, LOAD_BANDS};
 
 use crate::{generator_limits, wilson};
 
@@ -219,6 +222,56 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     }
 }
 
+/// Headers about caching: a failed check on one of these, on an asset
+/// the caching audit already flags, is that finding's evidence, not a
+/// finding of its own.
+const CACHE_HEADERS: [&str; 10] = [
+    "cache-control",
+    "expires",
+    "pragma",
+    "age",
+    "etag",
+    "last-modified",
+    "vary",
+    "x-cache",
+    "surrogate-control",
+    "cdn-cache-control",
+];
+
+/// Whether a failed check is about an asset's caching, which `caching`
+/// reports.
+fn about_caching(c: &CheckStats, ep: &EndpointStats) -> bool {
+    c.part == "header" && CACHE_HEADERS.contains(&c.header.as_str()) && cache_problem(ep)
+}
+
+/// What a group of failed checks says about the responses.
+struct Wrong {
+    kind: &'static str,
+    what: &'static str,
+    check: &'static str,
+}
+
+/// The groups failed checks are reported in, by what they look at.
+fn wrong_of(part: &str) -> Wrong {
+    match part {
+        "header" => Wrong {
+            kind: "wrong_header",
+            what: "had the wrong headers",
+            check: "a header check",
+        },
+        "latency" => Wrong {
+            kind: "too_slow",
+            what: "took longer than their check allows",
+            check: "a latency check",
+        },
+        _ => Wrong {
+            kind: "wrong_content",
+            what: "showed the wrong content",
+            check: "a content check",
+        },
+    }
+}
+
 fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     let mut clean: Vec<(String, u64)> = Vec::new();
     for ep in &stats.endpoints {
@@ -240,35 +293,37 @@ fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             clean.push((ep.name.clone(), n));
             continue;
         }
-        let (lo, hi) = wilson(k, n);
-        let failing: Vec<&str> = checks
+        // Failed checks by what they look at; caching headers of a
+        // flagged asset go to the caching finding instead.
+        let failing: Vec<&CheckStats> = checks
             .iter()
-            .filter(|c| c.failed > 0 && !c.reads_back)
-            .map(|c| c.name.as_str())
+            .copied()
+            .filter(|c| c.failed > 0 && !c.reads_back && !about_caching(c, ep))
             .collect();
-        let began = check_failures_began(stats, &ep.name);
-        out.push(Finding {
-            kind: "wrong_content".into(),
-            severity: if lo >= 0.01 {
-                Severity::Critical
+        let mut groups: Vec<&'static str> = Vec::new();
+        for c in &failing {
+            let kind = wrong_of(&c.part).kind;
+            if !groups.contains(&kind) {
+                groups.push(kind);
+            }
+        }
+        for kind in &groups {
+            let in_group: Vec<&CheckStats> = failing
+                .iter()
+                .copied()
+                .filter(|c| wrong_of(&c.part).kind == *kind)
+                .collect();
+            // One group: every response with a failed check is in it.
+            // Several: each counts at least its most failed check's.
+            let k = if groups.len() == 1 {
+                k
             } else {
-                Severity::Warning
-            },
-            what: format!(
-                "{}: {} of responses showed the wrong content{}",
-                ep.name,
-                percent(k as f64 / n.max(1) as f64),
-                began_text(began, stats, shape)
-            ),
-            location: Some(ep.name.clone()),
-            at_s: began.map(|t| start_s(stats, t) as f64),
-            evidence: format!(
-                "{k} of {n} responses failed a content check (95% CI {} to {}); failing: {}",
-                percent(lo),
-                percent(hi),
-                failing.join(", ")
-            ),
-        });
+                in_group.iter().map(|c| c.failed).max().unwrap_or(0)
+            };
+            let wrong = wrong_of(&in_group[0].part);
+            let names: Vec<&str> = in_group.iter().map(|c| c.name.as_str()).collect();
+            out.push(wrong_finding(stats, shape, ep, &wrong, k, &names));
+        }
     }
     if !clean.is_empty() {
         let parts: Vec<String> = clean
@@ -291,6 +346,45 @@ fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             at_s: None,
             evidence: format!("failure rates, 95% upper bounds: {}", parts.join("; ")),
         });
+    }
+}
+
+/// A finding that `k` of an endpoint's responses failed the `failing`
+/// checks of one group.
+fn wrong_finding(
+    stats: &Stats,
+    shape: &LoadShape,
+    ep: &EndpointStats,
+    wrong: &Wrong,
+    k: u64,
+    failing: &[&str],
+) -> Finding {
+    let n = ep.counts.requests;
+    let (lo, hi) = wilson(k, n);
+    let began = check_failures_began(stats, &ep.name);
+    Finding {
+        kind: wrong.kind.into(),
+        severity: if lo >= 0.01 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        what: format!(
+            "{}: {} of responses {}{}",
+            ep.name,
+            percent(k as f64 / n.max(1) as f64),
+            wrong.what,
+            began_text(began, stats, shape)
+        ),
+        location: Some(ep.name.clone()),
+        at_s: began.map(|t| start_s(stats, t) as f64),
+        evidence: format!(
+            "{k} of {n} responses failed {} (95% CI {} to {}); failing: {}",
+            wrong.check,
+            percent(lo),
+            percent(hi),
+            failing.join(", ")
+        ),
     }
 }
 
@@ -469,12 +563,37 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
 /// be cached for a day.
 pub const CACHING_SHARE: f64 = 0.5;
 
+/// Whether an asset's responses were too often not cacheable for a day.
+fn cache_problem(ep: &EndpointStats) -> bool {
+    ep.cache
+        .as_ref()
+        .filter(|c| c.responses > 0)
+        .is_some_and(|c| {
+            (c.missing + c.uncacheable + c.short) as f64 >= CACHING_SHARE * c.responses as f64
+        })
+}
+
 fn caching(stats: &Stats, out: &mut Vec<Finding>) {
     let mut fine = Vec::new();
     for ep in &stats.endpoints {
         let Some(c) = ep.cache.as_ref().filter(|c| c.responses > 0) else {
             continue;
         };
+        // The scenario's own checks of this asset's caching headers,
+        // which failed: the same problem, said once, here.
+        let checked: Vec<String> = stats
+            .checks
+            .iter()
+            .filter(|k| k.endpoint == ep.name && k.failed > 0 && about_caching(k, ep))
+            .map(|k| {
+                format!(
+                    "; the check {:?} failed on {} of {} responses",
+                    k.name,
+                    k.failed,
+                    k.passed + k.failed
+                )
+            })
+            .collect();
         let hit_ratio = (c.hits + c.misses > 0).then(|| {
             format!(
                 "; edge cache hit ratio {} ({} of {} with X-Cache)",
@@ -516,10 +635,11 @@ fn caching(stats: &Stats, out: &mut Vec<Finding>) {
             location: Some(ep.name.clone()),
             at_s: None,
             evidence: format!(
-                "of {} responses: {}{}",
+                "of {} responses: {}{}{}",
                 c.responses,
                 how.join(", "),
-                hit_ratio.unwrap_or_default()
+                hit_ratio.unwrap_or_default(),
+                checked.concat()
             ),
         });
     }

@@ -153,6 +153,20 @@ fn sample(endpoint: usize, due_ms: u64, status: u16, checks_failed: bool) -> Sam
     }
 }
 
+fn meta<'a>(
+    endpoint: &'a str,
+    reads_back: bool,
+    part: &'a str,
+    header: &'a str,
+) -> stats::CheckMeta<'a> {
+    stats::CheckMeta {
+        endpoint,
+        reads_back,
+        part,
+        header,
+    }
+}
+
 fn shown(findings: &[Finding]) -> String {
     findings
         .iter()
@@ -211,7 +225,11 @@ fn wrong_content_and_stale_reads_carry_their_intervals() {
     // fail; /profile's read-back check fails 30 of 100 times.
     let mut s = Stats::new(["pledge", "home", "profile"].map(String::from))
         .with_checks(["pledge ok", "home ok", "read your writes"].map(String::from));
-    s.describe_checks([("pledge", false), ("home", false), ("profile", true)]);
+    s.describe_checks([
+        meta("pledge", false, "body", ""),
+        meta("home", false, "body", ""),
+        meta("profile", true, "body", ""),
+    ]);
     for i in 0..2000u64 {
         let bad = i % 25 == 0;
         s.record(&sample(0, i, 200, bad));
@@ -388,7 +406,7 @@ fn wrong_content_says_when_and_at_what_load_it_began() {
     // 100 responses a second for 10 s; from second 7 on, 1 in 5 shows an
     // error page (a race that fires only under the higher load).
     let mut s = Stats::new(["pledge".to_string()]).with_checks(["ok".to_string()]);
-    s.describe_checks([("pledge", false)]);
+    s.describe_checks([meta("pledge", false, "body", "")]);
     for t in 0..10u64 {
         for i in 0..100u64 {
             let bad = t >= 7 && i % 5 == 0;
@@ -946,4 +964,37 @@ fn separate_runs_ignore_latency_changes_under_the_floor_in_time() {
         ..opts()
     };
     assert_eq!(compare_runs(&[&sb], &sn, &paired).min_change_ms, 0.0);
+}
+
+#[test]
+fn failed_checks_are_reported_as_what_they_look_at_and_caching_once() {
+    // css: an asset served `no-store`, whose scenario checks its
+    // Cache-Control (the demo's stylesheet); api: a header check on
+    // another header and a latency check, failing on some responses.
+    use stats::CacheObs;
+    let mut s = Stats::new(["css", "api"].map(String::from))
+        .with_checks(["css is cacheable", "api has a request id", "api is fast"].map(String::from));
+    s.describe_checks([
+        meta("css", false, "header", "cache-control"),
+        meta("api", false, "header", "x-request-id"),
+        meta("api", false, "latency", ""),
+    ]);
+    for i in 0..200u64 {
+        s.record(&sample(0, i * 10, 200, true));
+        s.record_check(0, false);
+        s.record_cache(0, &CacheObs::of([("Cache-Control", "no-store")]));
+        let (no_id, slow) = (i % 10 == 0, i % 20 == 1);
+        s.record(&sample(1, i * 10, 200, no_id || slow));
+        s.record_check(1, !no_id);
+        s.record_check(2, !slow);
+    }
+    expect![[r#"
+        critical wrong_header @Some(0.0) [api] api: 10.0% of responses had the wrong headers, beginning at 0s at about 4 in flight
+            20 of 200 responses failed a header check (95% CI 6.57% to 14.9%); failing: api has a request id
+        critical too_slow @Some(0.0) [api] api: 5.00% of responses took longer than their check allows, beginning at 0s at about 4 in flight
+            10 of 200 responses failed a latency check (95% CI 2.74% to 8.96%); failing: api is fast
+        warning caching @None [css] css: a static asset not cacheable for a day in 100.0% of responses, so browsers and CDNs fetch it again and again
+            of 200 responses: 200 uncacheable (no-store, no-cache, private or max-age=0); the check "css is cacheable" failed on 200 of 200 responses
+    "#]]
+    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
 }

@@ -988,6 +988,7 @@ mod sim {
         scenario.endpoints.push("GET /b".into());
         scenario.flows[0].steps[0].think = plan::Think::Constant(ms(100));
         scenario.flows[0].steps.push(second);
+        scenario.flows[0].body.push(plan::Node::Step(1));
         let (out, _) = run_scenario(
             Setup {
                 model: open(Profile::constant(10.0, Some(secs(1)))),

@@ -69,23 +69,41 @@ pub fn har(data: &[u8]) {
     }
 }
 
-/// A request template, compiled and rendered.
+/// A request template, compiled and rendered in every context, and the
+/// same text as an `if`/`while` condition, compiled and evaluated.
 pub fn template(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let mut scope = plan::Scope::new(BTreeMap::from([("HOST".to_string(), "h".to_string())]));
     scope.declare("user");
     scope.declare("token");
-    if let Ok(t) = plan::Template::compile(text, &scope) {
-        let vars = vec![Some("v".to_string()); scope.len()];
-        let mut rng = fastrand::Rng::with_seed(1);
-        let mut ctx = plan::RenderCtx {
+    scope.declare_list_at("ids", 2);
+    let vars = vec![Some("v \"&/".to_string()); scope.len()];
+    let lists = vec![vec!["a".to_string()]; scope.len()];
+    let mut rng = fastrand::Rng::with_seed(1);
+    for context in [
+        plan::Context::Raw,
+        plan::Context::Url,
+        plan::Context::Form,
+        plan::Context::Json,
+    ] {
+        if let Ok(t) = plan::Template::compile_in(text, &scope, context) {
+            let mut ctx = plan::RenderCtx {
+                vars: &vars,
+                vu: 3,
+                iteration: 1,
+                rng: &mut rng,
+                now_ms: 1_764_000_000_000,
+            };
+            let _ = t.render_string(&mut ctx);
+        }
+    }
+    if let Ok(cond) = plan::Cond::compile(text, &scope) {
+        let _ = cond.holds(&plan::CondCtx {
             vars: &vars,
-            vu: 3,
-            iteration: 1,
-            rng: &mut rng,
-            now_ms: 1_764_000_000_000,
-        };
-        let _ = t.render_string(&mut ctx);
+            lists: &lists,
+            status: Some(200),
+            checks: true,
+        });
     }
 }
 

@@ -74,28 +74,85 @@ pub struct Check {
     pub reads_back: bool,
 }
 
-/// Where an extracted value comes from.
+/// Where an extracted value comes from. Each source has matches in
+/// document order; the extract's [`PickFrom`] says which it takes.
 #[derive(Debug, Clone)]
 pub enum ExtractFrom {
-    /// The first value at a JSONPath (strings as their content).
+    /// The values at a JSONPath (strings as their content).
     Json(JsonPath),
-    /// A regex capture group in the body.
+    /// A regex capture group in the body, at each match.
     Regex(Regex, usize),
-    /// A response header.
+    /// A response header (each occurrence).
     Header(String),
     /// A cookie the response sets.
     Cookie(String),
-    /// The first element matching a CSS selector: its text, or an attribute.
+    /// The elements matching a CSS selector: each one's text, or an attribute.
     Css(Box<scraper::Selector>, Option<String>),
+}
+
+/// Which of a source's matches an extract takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PickFrom {
+    /// The first (the default).
+    #[default]
+    First,
+    /// One at random, each match equally likely.
+    Random,
+    /// Every match, as a list (the variable is a list: `for_each` walks it).
+    All,
 }
 
 /// A value taken from a response into a variable.
 #[derive(Debug, Clone)]
 pub struct Extract {
-    /// The variable's slot.
+    /// The variable's slot (a list's, with [`PickFrom::All`]).
     pub slot: Slot,
     /// Where the value comes from.
     pub from: ExtractFrom,
+    /// Which match it takes.
+    pub pick: PickFrom,
+}
+
+/// What an extract took from one response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// One value (`first`, `random`), or `None` when nothing matched.
+    One(Option<String>),
+    /// Every match (`all`), empty when nothing matched.
+    All(Vec<String>),
+}
+
+impl Taken {
+    /// Whether nothing matched: the extraction missed.
+    pub fn missed(&self) -> bool {
+        match self {
+            Taken::One(v) => v.is_none(),
+            Taken::All(v) => v.is_empty(),
+        }
+    }
+}
+
+/// Takes from `matches` what `pick` says: the first, one at random
+/// (reservoir sampling, one pass, nothing collected) or all.
+fn pick_among<T>(
+    mut matches: impl Iterator<Item = T>,
+    pick: PickFrom,
+    rng: &mut fastrand::Rng,
+    text: impl Fn(T) -> String,
+) -> Taken {
+    match pick {
+        PickFrom::First => Taken::One(matches.next().map(text)),
+        PickFrom::Random => {
+            let mut chosen = None;
+            for (seen, m) in matches.enumerate() {
+                if rng.usize(..=seen) == 0 {
+                    chosen = Some(m);
+                }
+            }
+            Taken::One(chosen.map(text))
+        }
+        PickFrom::All => Taken::All(matches.map(text).collect()),
+    }
 }
 
 /// What checks and extractors see of a response.
@@ -151,6 +208,36 @@ fn json_text(v: &serde_json::Value) -> String {
 }
 
 impl CheckKind {
+    /// What of the response it looks at: `status`, `body`, `header` or
+    /// `latency`, as reports name it.
+    pub fn part(&self) -> &'static str {
+        match self {
+            CheckKind::Status(_) => "status",
+            CheckKind::BodyContains(_)
+            | CheckKind::BodyNotContains(_)
+            | CheckKind::BodyMatches(_)
+            | CheckKind::JsonExists(_)
+            | CheckKind::JsonAbsent(_)
+            | CheckKind::JsonEquals(..) => "body",
+            CheckKind::HeaderExists(_)
+            | CheckKind::HeaderAbsent(_)
+            | CheckKind::HeaderEquals(..)
+            | CheckKind::HeaderMatches(..) => "header",
+            CheckKind::MaxLatency(_) => "latency",
+        }
+    }
+
+    /// The header a header check looks at.
+    pub fn header(&self) -> Option<&str> {
+        match self {
+            CheckKind::HeaderExists(h)
+            | CheckKind::HeaderAbsent(h)
+            | CheckKind::HeaderEquals(h, _)
+            | CheckKind::HeaderMatches(h, _) => Some(h),
+            _ => None,
+        }
+    }
+
     /// The template the response is compared with, if any.
     pub fn expected(&self) -> Option<&Template> {
         match self {
@@ -199,31 +286,74 @@ impl Check {
 }
 
 impl Extract {
-    /// The value, if the response has one.
-    pub fn value(&self, r: &ResponseView<'_>, json: &mut LazyJson<'_>) -> Option<String> {
+    /// What the response gives, by the extract's pick.
+    pub fn take(
+        &self,
+        r: &ResponseView<'_>,
+        json: &mut LazyJson<'_>,
+        rng: &mut fastrand::Rng,
+    ) -> Taken {
+        self.take_as(self.pick, r, json, rng)
+    }
+
+    fn take_as(
+        &self,
+        pick: PickFrom,
+        r: &ResponseView<'_>,
+        json: &mut LazyJson<'_>,
+        rng: &mut fastrand::Rng,
+    ) -> Taken {
         match &self.from {
-            ExtractFrom::Json(path) => json
-                .get()
-                .and_then(|v| path.query(v).first().map(json_text)),
-            ExtractFrom::Regex(re, group) => re
-                .captures(&r.text())
-                .and_then(|c| c.get(*group).map(|m| m.as_str().to_string())),
-            ExtractFrom::Header(name) => r.header(name).map(str::to_string),
-            ExtractFrom::Cookie(name) => r
-                .headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-                .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
-                .find(|(n, _)| n.trim() == name)
-                .map(|(_, v)| v.trim().trim_matches('"').to_string()),
+            ExtractFrom::Json(path) => match json.get() {
+                Some(v) => pick_among(path.query(v).into_iter(), pick, rng, json_text),
+                None => pick_among(
+                    std::iter::empty::<&serde_json::Value>(),
+                    pick,
+                    rng,
+                    json_text,
+                ),
+            },
+            ExtractFrom::Regex(re, group) => {
+                let text = r.text();
+                let found = re
+                    .captures_iter(&text)
+                    .filter_map(|c| c.get(*group).map(|m| m.as_str()));
+                pick_among(found, pick, rng, str::to_string)
+            }
+            ExtractFrom::Header(name) => {
+                let found = r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str());
+                pick_among(found, pick, rng, str::to_string)
+            }
+            ExtractFrom::Cookie(name) => {
+                let found = r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+                    .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
+                    .filter(|(n, _)| n.trim() == name)
+                    .map(|(_, v)| v.trim().trim_matches('"'));
+                pick_among(found, pick, rng, str::to_string)
+            }
             ExtractFrom::Css(selector, attr) => {
                 let doc = scraper::Html::parse_document(&r.text());
-                let el = doc.select(selector).next()?;
-                match attr {
+                let found = doc.select(selector).filter_map(|el| match attr {
                     Some(a) => el.value().attr(a).map(str::to_string),
                     None => Some(el.text().collect::<String>().trim().to_string()),
-                }
+                });
+                pick_among(found, pick, rng, |s| s)
             }
+        }
+    }
+
+    /// The first value, if the response has one.
+    pub fn value(&self, r: &ResponseView<'_>, json: &mut LazyJson<'_>) -> Option<String> {
+        match self.take_as(PickFrom::First, r, json, &mut fastrand::Rng::with_seed(0)) {
+            Taken::One(v) => v,
+            Taken::All(mut v) => (!v.is_empty()).then(|| v.swap_remove(0)),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! the binary reads files or the environment.
 
 mod check;
+mod cond;
 mod duration;
 mod feeder;
 mod load;
@@ -25,8 +26,10 @@ mod think;
 mod tests;
 
 pub use check::{
-    Check, CheckKind, Extract, ExtractFrom, LazyJson, Needs, OnFail, ResponseView, StatusMatch,
+    Check, CheckKind, Extract, ExtractFrom, LazyJson, Needs, OnFail, PickFrom, ResponseView,
+    StatusMatch, Taken,
 };
+pub use cond::{Cond, CondCtx};
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
@@ -37,12 +40,14 @@ pub use request::{
 };
 pub use retry::{Backoff, Jitter, Retry, RetryBudget, RetryOn, BUDGET_WINDOW};
 pub use scenario::{
-    looks_like_asset, parse_source_ips, CheckInfo, Clients, Connections, Flow, Redirects, Resend,
-    Scenario, SlowClients, Step, Target, DEFAULT_MAX_REDIRECTS,
+    looks_like_asset, parse_source_ips, pick_arm, CheckInfo, Clients, Connections, Flow, Node,
+    OnMissing, Redirects, Resend, Scenario, SlowClients, Step, Target, DEFAULT_MAX_REDIRECTS,
 };
 pub use schedule::{share, ArrivalSchedule, Arrivals};
 pub use segment::Segment;
-pub use template::{expressions, Builtin, RenderCtx, Scope, Slot, Template, TemplateError};
+pub use template::{
+    expressions, Builtin, Context, Escape, RenderCtx, Scope, Slot, Template, TemplateError,
+};
 pub use think::{Think, MAX_THINK};
 
 use std::time::Duration;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use http::Method;
 
 use crate::{
-    Check, Extract, Feeder, HttpVersion, Needs, RequestSpec, Scheme, Template, Think, TlsOptions,
+    Check, Cond, Extract, Feeder, HttpVersion, Needs, RequestSpec, Scheme, Slot, Template, Think,
+    TlsOptions,
 };
 
 /// Where requests go.
@@ -92,6 +93,79 @@ pub struct Step {
     pub needs: Needs,
     /// The path names a static asset: its caching headers are reported.
     pub watch_cache: bool,
+    /// The variables its request (path, headers, body) reads.
+    pub reads: Vec<Slot>,
+    /// What happens when one of them has no value.
+    pub on_missing: OnMissing,
+}
+
+/// What a step does when a variable its request needs has no value (an
+/// earlier extraction found nothing, or no step set it on this path).
+/// The request is never sent with an empty hole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnMissing {
+    /// Not sent, counted as a failure of the step (`missing_value`).
+    #[default]
+    Fail,
+    /// Not sent, counted as `skipped` (not a failure); the flow goes on.
+    Skip,
+}
+
+/// What a flow does, in order: its requests and the blocks around them.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// Send the flow's step with this index (in [`Flow::steps`]).
+    Step(usize),
+    /// The body, `min..=max` times (drawn per entry).
+    Repeat {
+        /// Fewest times.
+        min: u32,
+        /// Most times.
+        max: u32,
+        /// The slot of `loop.index` (from 0) inside.
+        index: Slot,
+        /// What is repeated.
+        body: Vec<Node>,
+    },
+    /// The body once per item of a list (at most `max` items).
+    ForEach {
+        /// The list's slot.
+        list: Slot,
+        /// The slot the item goes into (`as:`).
+        item: Slot,
+        /// The slot of `loop.index`.
+        index: Slot,
+        /// Most items walked.
+        max: u32,
+        /// What is run per item.
+        body: Vec<Node>,
+    },
+    /// The body while the condition holds (checked before each pass), at
+    /// most `max` times.
+    While {
+        /// The condition.
+        cond: Cond,
+        /// Most passes.
+        max: u32,
+        /// The slot of `loop.index`.
+        index: Slot,
+        /// What is run per pass.
+        body: Vec<Node>,
+    },
+    /// `then` when the condition holds, else `otherwise`.
+    If {
+        /// The condition.
+        cond: Cond,
+        /// Run when it holds.
+        then: Vec<Node>,
+        /// Run when it does not (may be empty).
+        otherwise: Vec<Node>,
+    },
+    /// One of the arms, picked by weight.
+    Random {
+        /// Each arm's weight and body.
+        arms: Vec<(f64, Vec<Node>)>,
+    },
 }
 
 impl Step {
@@ -111,8 +185,31 @@ pub struct Flow {
     pub name: String,
     /// Relative weight among flows.
     pub weight: f64,
-    /// The steps, in order.
+    /// Its requests, in the order they are written; `body` says when
+    /// each is sent.
     pub steps: Vec<Step>,
+    /// What the flow does: `steps` in order, or loops and branches
+    /// around them.
+    pub body: Vec<Node>,
+}
+
+impl Flow {
+    /// A flow that sends its steps once each, in order.
+    pub fn straight(name: String, weight: f64, steps: Vec<Step>) -> Flow {
+        let body = (0..steps.len()).map(Node::Step).collect();
+        Flow {
+            name,
+            weight,
+            steps,
+            body,
+        }
+    }
+}
+
+/// The index picked by a uniform draw `u` in `0..1` among weighted
+/// arms (the last when rounding leaves `u` past them all).
+pub fn pick_arm(arms: &[(f64, Vec<Node>)], u: f64) -> Option<usize> {
+    pick_by_weight(arms.iter().map(|(w, _)| *w), u)
 }
 
 /// Everything a virtual user does.
@@ -133,6 +230,8 @@ pub struct Scenario {
     pub endpoints: Vec<String>,
     /// Variable slots each virtual user keeps.
     pub slots: usize,
+    /// Each slot's variable name (for messages; may be empty).
+    pub var_names: Vec<String>,
     /// Whether each user keeps a cookie jar.
     pub cookies: bool,
     /// Check names, indexed by [`Check::id`].
@@ -208,6 +307,10 @@ pub struct CheckInfo {
     pub endpoint: String,
     /// Whether it is a read-your-writes check ([`crate::Check::reads_back`]).
     pub reads_back: bool,
+    /// What of the response it looks at ([`crate::CheckKind::part`]).
+    pub part: &'static str,
+    /// For a header check, the header's name in lower case.
+    pub header: String,
 }
 
 impl Scenario {
@@ -229,6 +332,8 @@ impl Scenario {
                 name: name.clone(),
                 endpoint: String::new(),
                 reads_back: false,
+                part: "",
+                header: String::new(),
             })
             .collect();
         for step in self.flows.iter().flat_map(|f| &f.steps) {
@@ -242,6 +347,10 @@ impl Scenario {
                             .unwrap_or_default();
                     }
                     info.reads_back |= check.reads_back;
+                    if info.part.is_empty() {
+                        info.part = check.kind.part();
+                        info.header = check.kind.header().unwrap_or_default().to_ascii_lowercase();
+                    }
                 }
             }
         }
@@ -271,19 +380,18 @@ impl Scenario {
                 body: false,
             },
             watch_cache,
+            reads: Vec::new(),
+            on_missing: OnMissing::Fail,
         };
         Scenario {
             name: spec.name.clone(),
             target: Target::of(spec),
             version: spec.version,
             tls: spec.tls.clone(),
-            flows: vec![Flow {
-                name: "default".into(),
-                weight: 1.0,
-                steps: vec![step],
-            }],
+            flows: vec![Flow::straight("default".into(), 1.0, vec![step])],
             endpoints: vec![spec.name.clone()],
             slots: 0,
+            var_names: Vec::new(),
             cookies: false,
             checks: Vec::new(),
             feeders: Vec::new(),
@@ -309,6 +417,7 @@ impl Scenario {
             flows: Vec::new(),
             endpoints,
             slots: 0,
+            var_names: Vec::new(),
             cookies: false,
             checks: Vec::new(),
             feeders: Vec::new(),

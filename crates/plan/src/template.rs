@@ -7,6 +7,10 @@
 //! `iteration` (its flow iterations so far), `uuid`, `timestamp` (Unix
 //! seconds), `timestamp_ms`, `random(MIN, MAX)` (an integer, both ends
 //! included) or `choice("a", "b", ...)`.
+//!
+//! A value is escaped for where it goes ([`Context`]): percent-encoded in a
+//! URL's path and query, form-encoded in a form body, JSON-escaped in a
+//! JSON body; `raw(NAME)` writes it as it is.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +22,8 @@ pub type Slot = usize;
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     slots: BTreeMap<String, Slot>,
+    /// Names whose slot holds a list (`pick: all`), not one value.
+    lists: std::collections::BTreeSet<String>,
     env: BTreeMap<String, String>,
 }
 
@@ -26,8 +32,38 @@ impl Scope {
     pub fn new(env: BTreeMap<String, String>) -> Scope {
         Scope {
             slots: BTreeMap::new(),
+            lists: Default::default(),
             env,
         }
+    }
+
+    /// Makes `name` visible here as a list (`pick: all`) at `slot`.
+    pub fn declare_list_at(&mut self, name: &str, slot: Slot) {
+        self.slots.insert(name.to_string(), slot);
+        self.lists.insert(name.to_string());
+    }
+
+    /// What `name` is bound to here: its slot, and whether it is a list.
+    pub fn binding(&self, name: &str) -> Option<(Slot, bool)> {
+        self.slot(name).map(|s| (s, self.is_list(name)))
+    }
+
+    /// Puts back a binding [`Scope::binding`] returned (`None`: unbound),
+    /// when a block that bound `name` for its own steps ends.
+    pub fn restore(&mut self, name: &str, binding: Option<(Slot, bool)>) {
+        match binding {
+            Some((slot, true)) => self.declare_list_at(name, slot),
+            Some((slot, false)) => self.declare_at(name, slot),
+            None => {
+                self.slots.remove(name);
+                self.lists.remove(name);
+            }
+        }
+    }
+
+    /// Whether `name` holds a list.
+    pub fn is_list(&self, name: &str) -> bool {
+        self.lists.contains(name)
     }
 
     /// Declares a variable (idempotent); returns its slot.
@@ -40,6 +76,7 @@ impl Scope {
     /// each flow sees only its own variables, while slots stay unique).
     pub fn declare_at(&mut self, name: &str, slot: Slot) {
         self.slots.insert(name.to_string(), slot);
+        self.lists.remove(name);
     }
 
     /// The slot of a declared variable.
@@ -82,11 +119,89 @@ pub enum Builtin {
     Choice(Vec<String>),
 }
 
+/// Where a template's text goes, which decides how values are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// As it is: headers, raw bodies, checks.
+    Raw,
+    /// A URL's path and query: values percent-encoded (in the path, a
+    /// value is one segment: `/` is encoded too).
+    Url,
+    /// An `application/x-www-form-urlencoded` body: values form-encoded.
+    Form,
+    /// A JSON body, values inside its strings: JSON-escaped.
+    Json,
+}
+
+/// How one value is escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Not at all.
+    Raw,
+    /// Percent-encoded: everything but `A-Z a-z 0-9 - . _ ~`.
+    Percent,
+    /// Form-encoded: percent-encoded, with spaces as `+`.
+    Form,
+    /// As the inside of a JSON string.
+    Json,
+}
+
+impl Escape {
+    /// Appends `value` to `out`, escaped.
+    pub fn write(self, value: &[u8], out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let unreserved =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        match self {
+            Escape::Raw => out.extend_from_slice(value),
+            Escape::Percent | Escape::Form => {
+                for &b in value {
+                    if unreserved(b) {
+                        out.push(b);
+                    } else if b == b' ' && self == Escape::Form {
+                        out.push(b'+');
+                    } else {
+                        out.extend_from_slice(&[
+                            b'%',
+                            HEX[usize::from(b >> 4)],
+                            HEX[usize::from(b & 15)],
+                        ]);
+                    }
+                }
+            }
+            Escape::Json => {
+                for &b in value {
+                    match b {
+                        b'"' => out.extend_from_slice(b"\\\""),
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        0..=0x1f => out.extend_from_slice(&[
+                            b'\\',
+                            b'u',
+                            b'0',
+                            b'0',
+                            HEX[usize::from(b >> 4)],
+                            HEX[usize::from(b & 15)],
+                        ]),
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
-    Var { slot: Slot, name: String },
-    Builtin(Builtin),
+    Var {
+        slot: Slot,
+        name: String,
+        escape: Escape,
+    },
+    Builtin(Builtin, Escape),
 }
 
 /// A compiled template.
@@ -137,11 +252,27 @@ impl<'a> RenderCtx<'a> {
 }
 
 impl Template {
-    /// Compiles `text` against `scope`.
+    /// Compiles `text` against `scope`, its values written as they are.
     pub fn compile(text: &str, scope: &Scope) -> Result<Template, TemplateError> {
+        Template::compile_in(text, scope, Context::Raw)
+    }
+
+    /// Compiles `text` against `scope`, its values escaped for `context`.
+    pub fn compile_in(
+        text: &str,
+        scope: &Scope,
+        context: Context,
+    ) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         let mut base = 0;
+        let escape = match context {
+            Context::Raw => Escape::Raw,
+            // Path segments and query values alike.
+            Context::Url => Escape::Percent,
+            Context::Form => Escape::Form,
+            Context::Json => Escape::Json,
+        };
         while let Some(open) = rest.find("{{") {
             if open > 0 {
                 parts.push(Part::Text(rest[..open].to_string()));
@@ -155,7 +286,7 @@ impl Template {
             let inner = &after[..close];
             let lead = inner.len() - inner.trim_start().len();
             let expr_offset = base + open + 2 + lead;
-            parts.push(compile_expr(inner.trim(), expr_offset, scope)?);
+            parts.push(compile_expr(inner.trim(), expr_offset, scope, escape)?);
             let consumed = open + 2 + close + 2;
             base += consumed;
             rest = &rest[consumed..];
@@ -194,7 +325,7 @@ impl Template {
     /// The variable slots this template reads.
     pub fn slots(&self) -> impl Iterator<Item = (Slot, &str)> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var { slot, name } => Some((*slot, name.as_str())),
+            Part::Var { slot, name, .. } => Some((*slot, name.as_str())),
             _ => None,
         })
     }
@@ -206,12 +337,16 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.extend_from_slice(t.as_bytes()),
-                Part::Var { slot, .. } => {
+                Part::Var { slot, escape, .. } => {
                     if let Some(Some(v)) = ctx.vars.get(*slot) {
-                        out.extend_from_slice(v.as_bytes());
+                        escape.write(v.as_bytes(), out);
                     }
                 }
-                Part::Builtin(b) => {
+                Part::Builtin(Builtin::Choice(items), escape) => {
+                    let i = ctx.rng.usize(..items.len());
+                    escape.write(items[i].as_bytes(), out);
+                }
+                Part::Builtin(b, _) => {
                     // Writing into a Vec cannot fail.
                     let _ = match b {
                         Builtin::Vu => write!(out, "{}", ctx.vu),
@@ -219,11 +354,8 @@ impl Template {
                         Builtin::Timestamp => write!(out, "{}", ctx.now_ms / 1000),
                         Builtin::TimestampMs => write!(out, "{}", ctx.now_ms),
                         Builtin::Random(lo, hi) => write!(out, "{}", ctx.rng.i64(*lo..=*hi)),
-                        Builtin::Choice(items) => {
-                            let i = ctx.rng.usize(..items.len());
-                            out.extend_from_slice(items[i].as_bytes());
-                            Ok(())
-                        }
+                        // Rendered above, escaped.
+                        Builtin::Choice(_) => Ok(()),
                         Builtin::Uuid => {
                             let v = ctx.rng.u128(..);
                             // Version 4, RFC 4122 variant.
@@ -253,7 +385,12 @@ impl Template {
     }
 }
 
-fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, TemplateError> {
+fn compile_expr(
+    expr: &str,
+    offset: usize,
+    scope: &Scope,
+    escape: Escape,
+) -> Result<Part, TemplateError> {
     let err = |message: String, hint: Option<String>| TemplateError {
         offset,
         message,
@@ -264,6 +401,10 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
             "'{{ }}' is empty".into(),
             Some("name a variable, e.g. {{ token }}".into()),
         ));
+    }
+    if let Some(inner) = expr.strip_prefix("raw(").and_then(|a| a.strip_suffix(')')) {
+        let lead = inner.len() - inner.trim_start().len();
+        return compile_expr(inner.trim(), offset + 4 + lead, scope, Escape::Raw);
     }
     if let Some(name) = expr.strip_prefix("env.") {
         return match scope.env.get(name) {
@@ -280,7 +421,9 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
     {
         let nums: Vec<Option<i64>> = args.split(',').map(|a| a.trim().parse().ok()).collect();
         return match nums.as_slice() {
-            [Some(lo), Some(hi)] if lo <= hi => Ok(Part::Builtin(Builtin::Random(*lo, *hi))),
+            [Some(lo), Some(hi)] if lo <= hi => {
+                Ok(Part::Builtin(Builtin::Random(*lo, *hi), escape))
+            }
             _ => Err(err(
                 format!("bad random({args})"),
                 Some("write random(MIN, MAX) with whole numbers, MIN <= MAX".into()),
@@ -308,7 +451,7 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
                 Some("write choice(\"a\", \"b\")".into()),
             ));
         }
-        return Ok(Part::Builtin(Builtin::Choice(items)));
+        return Ok(Part::Builtin(Builtin::Choice(items), escape));
     }
     let builtin = match expr {
         "vu" => Some(Builtin::Vu),
@@ -319,7 +462,7 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
         _ => None,
     };
     if let Some(b) = builtin {
-        return Ok(Part::Builtin(b));
+        return Ok(Part::Builtin(b, escape));
     }
     if !expr
         .chars()
@@ -330,10 +473,19 @@ fn compile_expr(expr: &str, offset: usize, scope: &Scope) -> Result<Part, Templa
             Some("names use letters, digits, '_', '.' and '-'".into()),
         ));
     }
+    if scope.is_list(expr) {
+        return Err(err(
+            format!("{expr:?} is a list (`pick: all`), not one value"),
+            Some(format!(
+                "loop over it (`for_each: {expr}`, `as: item`), or extract one with `pick: random`"
+            )),
+        ));
+    }
     match scope.slot(expr) {
         Some(slot) => Ok(Part::Var {
             slot,
             name: expr.to_string(),
+            escape,
         }),
         None => Err(unknown_variable(expr, offset, scope)),
     }

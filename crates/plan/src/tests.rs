@@ -6,6 +6,8 @@ use expect_test::expect;
 
 use crate::*;
 
+mod flows;
+
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -667,7 +669,12 @@ mod checks {
             r#"<form><input name="csrf" value="x-9"><p class="t"> Hello </p></form>"#,
         );
         let get = |from: ExtractFrom, r: &ResponseView<'_>| {
-            Extract { slot: 0, from }.value(r, &mut LazyJson::new(r.body))
+            Extract {
+                slot: 0,
+                from,
+                pick: PickFrom::First,
+            }
+            .value(r, &mut LazyJson::new(r.body))
         };
         assert_eq!(
             get(

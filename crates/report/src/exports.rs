@@ -10,12 +10,24 @@ use crate::format::{fmt_ms, fmt_rate};
 use crate::html::esc;
 use crate::results::{Results, Status};
 
+/// Error kinds added after the CSV's `resent` column: columns are only
+/// ever added at the end, so these follow it rather than their kind's
+/// place in [`ErrorKind::ALL`].
+const KINDS_AFTER_RESENT: [ErrorKind; 1] = [ErrorKind::MissingValue];
+
+/// The error kinds with a column before `resent`, in report order.
+fn kinds_before_resent() -> impl Iterator<Item = ErrorKind> {
+    ErrorKind::ALL
+        .into_iter()
+        .filter(|k| !KINDS_AFTER_RESENT.contains(k))
+}
+
 /// One row per second of due time: the planned level, what was sent and
 /// how it went. Columns are documented in `docs/results.md#exports`.
 pub fn timeline_csv(r: &Results) -> String {
     let mut out =
         String::from("t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms");
-    for kind in ErrorKind::ALL {
+    for kind in kinds_before_resent() {
         let _ = write!(out, ",{}", kind.as_str());
     }
     let retries = r.retries.is_some();
@@ -23,6 +35,9 @@ pub fn timeline_csv(r: &Results) -> String {
         out.push_str(",attempts,goodput");
     }
     out.push_str(",resent");
+    for kind in KINDS_AFTER_RESENT {
+        let _ = write!(out, ",{}", kind.as_str());
+    }
     out.push('\n');
     let planned = r.load.level_per_bucket(r.timeline.len(), r.timeline_s);
     for (row, offered) in r.timeline.iter().zip(planned) {
@@ -39,7 +54,7 @@ pub fn timeline_csv(r: &Results) -> String {
             row.p90_ms,
             row.p99_ms
         );
-        for kind in ErrorKind::ALL {
+        for kind in kinds_before_resent() {
             let _ = write!(out, ",{}", row.error_kinds.get(kind));
         }
         if retries {
@@ -51,6 +66,9 @@ pub fn timeline_csv(r: &Results) -> String {
             );
         }
         let _ = write!(out, ",{}", row.resent);
+        for kind in KINDS_AFTER_RESENT {
+            let _ = write!(out, ",{}", row.error_kinds.get(kind));
+        }
         out.push('\n');
     }
     out

@@ -282,6 +282,15 @@ pub struct EndpointRow {
     /// Re-sends of its requests (see `Totals::resent`); absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resent: u64,
+    /// Extractions from its responses that found nothing (their variable
+    /// then has no value); absent when none did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extracts_missed: u64,
+    /// Times it was not sent because a variable it needs had no value and
+    /// it says `on_missing: skip` (not in `requests`, not an error);
+    /// absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
 }
 
 /// One check's results.
@@ -634,6 +643,8 @@ fn endpoints_of(stats: &Stats) -> BTreeMap<String, EndpointRow> {
                 check_failures: e.counts.check_failures,
                 redirects: e.redirects,
                 resent: e.counts.resent,
+                extracts_missed: e.missed,
+                skipped: e.skipped,
             };
             (e.name.clone(), row)
         })

@@ -80,6 +80,27 @@ fn counts(out: &mut String, r: &Results) {
             t.requests + t.resent
         );
     }
+    let by_endpoint = |count: fn(&crate::results::EndpointRow) -> u64| {
+        let parts: Vec<String> = r
+            .endpoints
+            .iter()
+            .filter(|(_, e)| count(e) > 0)
+            .map(|(name, e)| format!("{name} {}", count(e)))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    };
+    if let Some(missed) = by_endpoint(|e| e.extracts_missed) {
+        let _ = writeln!(
+            out,
+            "  extracts  found nothing: {missed} (their variables then had no value)"
+        );
+    }
+    if let Some(skipped) = by_endpoint(|e| e.skipped) {
+        let _ = writeln!(
+            out,
+            "  skipped   not sent, a variable had no value (on_missing: skip): {skipped}"
+        );
+    }
     if t.connections_opened > 0 || t.connections_closed_idle > 0 {
         let idle = if t.connections_closed_idle > 0 {
             format!(

@@ -274,9 +274,9 @@ fn exports_for_other_systems_read_well() {
     let csv = timeline_csv(&r);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 10, "a header and a row per second");
-    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent"]
+    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent,missing_value"]
         .assert_eq(lines[0]);
-    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0"]
+    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0"]
         .assert_eq(lines[1]);
     expect![[r#"
         <?xml version="1.0" encoding="UTF-8"?>
@@ -823,8 +823,15 @@ fn resent_requests_are_shown_wherever_requests_are_counted() {
     "#]]
     .assert_debug_eq(&lines);
     let csv = timeline_csv(&r);
-    assert!(csv.lines().next().unwrap().ends_with(",resent"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().ends_with(",1"), "{csv}");
+    // `resent`, then the columns added after it (`missing_value`).
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",resent,missing_value"),
+        "{csv}"
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with(",1,0"), "{csv}");
     let page = html::html(&r);
     assert!(
         page.contains("Connections: 15 opened; 5 found closed"),

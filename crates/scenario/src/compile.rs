@@ -7,17 +7,20 @@ use analysis::RecoveryCheck;
 use http::Method;
 use plan::{
     parse_duration, parse_stages, Arrivals, Backoff, Check, CheckKind, Clients, Connections,
-    Extract, ExtractFrom, Flow, HttpVersion, Jitter, LoadSpec, ModelKind, Needs, OnFail, PlanError,
-    Profile, Resend, Retry, RetryOn, Scenario, Scope, Shape, SlowClients, SpikeLevel, StatusMatch,
-    Step, Target, Template, TemplateError, Think, TlsOptions,
+    Context, Extract, ExtractFrom, HttpVersion, Jitter, LoadSpec, ModelKind, Needs, Node, OnFail,
+    OnMissing, PickFrom, PlanError, Profile, Resend, Retry, RetryOn, Scenario, Scope, Shape,
+    SlowClients, SpikeLevel, StatusMatch, Step, Target, Template, TemplateError, Think, TlsOptions,
 };
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, Pos};
+
+mod blocks;
 use crate::raw::{
     RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawHeader,
-    RawJitter, RawLoad, RawModel, RawOnFail, RawPick, RawRecovery, RawResend, RawRetry, RawRetryOn,
-    RawScenario, RawSpike, RawStage, RawStages, RawStatus, RawStatusItem, RawStep, RawThink,
+    RawJitter, RawLoad, RawModel, RawOnFail, RawOnMissing, RawPick, RawRecovery, RawResend,
+    RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage, RawStages, RawStatus, RawStatusItem,
+    RawStep, RawTake, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -81,9 +84,7 @@ impl Compiled {
         );
         for f in &s.flows {
             let _ = writeln!(out, "  flow {:?} weight {}", f.name, f.weight);
-            for st in &f.steps {
-                self.describe_step(&mut out, st);
-            }
+            self.describe_nodes(&mut out, f, &f.body, 4);
         }
         if let Some(clients) = describe_clients(&s.clients) {
             let _ = writeln!(out, "  clients: {clients}");
@@ -103,14 +104,81 @@ impl Compiled {
         out
     }
 
+    /// A flow's steps and blocks, each nested block `indent` further in.
+    fn describe_nodes(&self, out: &mut String, flow: &plan::Flow, nodes: &[Node], indent: usize) {
+        use std::fmt::Write as _;
+        let pad = " ".repeat(indent);
+        let name = |slot: usize| self.var_names.get(slot).map_or("?", String::as_str);
+        for node in nodes {
+            match node {
+                Node::Step(i) => {
+                    if let Some(st) = flow.steps.get(*i) {
+                        self.describe_step(out, st, indent);
+                    }
+                }
+                Node::Repeat { min, max, body, .. } => {
+                    let times = if min == max {
+                        format!("{min}")
+                    } else {
+                        format!("{min} to {max}")
+                    };
+                    let _ = writeln!(out, "{pad}repeat {times} times:");
+                    self.describe_nodes(out, flow, body, indent + 2);
+                }
+                Node::ForEach {
+                    list,
+                    item,
+                    max,
+                    body,
+                    ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}for each {} of {} (at most {max}):",
+                        name(*item),
+                        name(*list)
+                    );
+                    self.describe_nodes(out, flow, body, indent + 2);
+                }
+                Node::While {
+                    cond, max, body, ..
+                } => {
+                    let _ = writeln!(out, "{pad}while {} (at most {max}):", cond.source());
+                    self.describe_nodes(out, flow, body, indent + 2);
+                }
+                Node::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    let _ = writeln!(out, "{pad}if {}:", cond.source());
+                    self.describe_nodes(out, flow, then, indent + 2);
+                    if !otherwise.is_empty() {
+                        let _ = writeln!(out, "{pad}else:");
+                        self.describe_nodes(out, flow, otherwise, indent + 2);
+                    }
+                }
+                Node::Random { arms } => {
+                    let total: f64 = arms.iter().map(|(w, _)| w).sum();
+                    for (i, (w, body)) in arms.iter().enumerate() {
+                        let word = if i == 0 { "at random" } else { "or" };
+                        let _ = writeln!(out, "{pad}{word}, {:.0}%:", w / total * 100.0);
+                        self.describe_nodes(out, flow, body, indent + 2);
+                    }
+                }
+            }
+        }
+    }
+
     /// One step of `describe`: request, endpoint, think time, timeout,
     /// retry policy, headers (secrets redacted), body, checks, extracts.
-    fn describe_step(&self, out: &mut String, st: &Step) {
+    fn describe_step(&self, out: &mut String, st: &Step, indent: usize) {
         use std::fmt::Write as _;
         let s = &self.scenario;
+        let pad = " ".repeat(indent);
         let _ = write!(
             out,
-            "    {} {} as {:?}",
+            "{pad}{} {} as {:?}",
             st.method,
             st.path.source(),
             s.endpoints[st.endpoint]
@@ -121,9 +189,12 @@ impl Compiled {
         if let Some(t) = st.timeout {
             let _ = write!(out, ", timeout {}", plan::format_duration(t));
         }
+        if st.on_missing == OnMissing::Skip {
+            let _ = write!(out, ", skipped without its variables");
+        }
         let _ = writeln!(out);
         if let Some(r) = &st.retry {
-            let _ = writeln!(out, "      retry: {}", describe_retry(r));
+            let _ = writeln!(out, "{pad}  retry: {}", describe_retry(r));
         }
         for (n, v) in &st.headers {
             let shown = if s.is_secret_header(n) {
@@ -131,10 +202,10 @@ impl Compiled {
             } else {
                 v.source().to_string()
             };
-            let _ = writeln!(out, "      {n}: {shown}");
+            let _ = writeln!(out, "{pad}  {n}: {shown}");
         }
         if !st.body.source().is_empty() {
-            let _ = writeln!(out, "      body: {}", st.body.source());
+            let _ = writeln!(out, "{pad}  body: {}", st.body.source());
         }
         for c in &st.checks {
             let stop = if c.on_fail == OnFail::StopFlow {
@@ -142,7 +213,7 @@ impl Compiled {
             } else {
                 ""
             };
-            let _ = writeln!(out, "      check {:?}{stop}", s.checks[c.id]);
+            let _ = writeln!(out, "{pad}  check {:?}{stop}", s.checks[c.id]);
         }
         for e in &st.extract {
             let name = self.var_names.get(e.slot).map_or("?", String::as_str);
@@ -158,7 +229,12 @@ impl Compiled {
                         .unwrap_or_default()
                 ),
             };
-            let _ = writeln!(out, "      extract {name} from {from}");
+            let pick = match e.pick {
+                PickFrom::First => "",
+                PickFrom::Random => ", one at random",
+                PickFrom::All => ", every match (a list)",
+            };
+            let _ = writeln!(out, "{pad}  extract {name} from {from}{pick}");
         }
     }
 }
@@ -327,19 +403,19 @@ impl Compiler<'_> {
             ));
         }
         for (i, raw_flow) in raw.flows.into_iter().enumerate() {
-            flows.push(self.flow(
-                i,
-                raw_flow,
+            let inherited = Inherited {
+                headers: &default_headers,
+                think: &default_think,
+                retry: default_retry,
+            };
+            let cx = blocks::FlowCx::new(
                 &scope,
                 &mut slots,
-                &Inherited {
-                    headers: &default_headers,
-                    think: &default_think,
-                    retry: default_retry,
-                },
+                inherited,
                 &mut endpoints,
                 &mut check_names,
-            )?);
+            );
+            flows.push(self.flow(i, raw_flow, cx)?);
         }
 
         let load = match &raw.load {
@@ -358,6 +434,7 @@ impl Compiler<'_> {
             flows,
             endpoints,
             slots: slots.len(),
+            var_names: Vec::new(),
             cookies: raw.cookies.unwrap_or(true),
             checks: check_names,
             feeders,
@@ -376,6 +453,8 @@ impl Compiler<'_> {
                 var_names[slot] = name.to_string();
             }
         }
+        let mut scenario = scenario;
+        scenario.var_names.clone_from(&var_names);
         let recovery = raw
             .recovery
             .as_ref()
@@ -459,61 +538,6 @@ impl Compiler<'_> {
             }
         }
         Ok((default_headers, default_think, timeout, default_retry))
-    }
-
-    /// One flow: its name, weight and steps, under the defaults.
-    #[allow(clippy::too_many_arguments)]
-    fn flow(
-        &self,
-        i: usize,
-        raw_flow: crate::raw::RawFlow,
-        scope: &Scope,
-        slots: &mut Scope,
-        defaults: &Inherited<'_>,
-        endpoints: &mut Vec<String>,
-        check_names: &mut Vec<String>,
-    ) -> Result<Flow, Diagnostic> {
-        let name = raw_flow.name.unwrap_or_else(|| format!("flow {}", i + 1));
-        let weight = match &raw_flow.weight {
-            Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
-                return Err(self.err(Pos::of(w), "a flow's weight must be more than 0", None))
-            }
-            Some(w) => w.value,
-            None => 1.0,
-        };
-        if raw_flow.steps.is_empty() {
-            return Err(self.err(
-                Pos { line: 1, column: 1 },
-                format!("flow {name:?} has no steps"),
-                None,
-            ));
-        }
-        // Each flow sees only the variables its own earlier steps
-        // extract; `slots` hands out slots unique across flows.
-        let mut flow_scope = scope.clone();
-        let inherited = Inherited {
-            retry: match &raw_flow.retry {
-                Some(r) => Some(self.retry(r)?),
-                None => defaults.retry,
-            },
-            ..*defaults
-        };
-        let mut steps = Vec::new();
-        for raw_step in &raw_flow.steps {
-            steps.push(self.step(
-                raw_step,
-                &mut flow_scope,
-                slots,
-                &inherited,
-                endpoints,
-                check_names,
-            )?);
-        }
-        Ok(Flow {
-            name,
-            weight,
-            steps,
-        })
     }
 
     /// One threshold: parsed, and any endpoint it names checked against
@@ -815,6 +839,18 @@ impl Compiler<'_> {
         let watch_cache = plan::looks_like_asset(path_template.source());
         let mut needs = Needs::of(&checks, &extract);
         needs.headers |= watch_cache;
+        let mut reads: Vec<usize> = path_template
+            .slots()
+            .chain(headers.iter().flat_map(|(_, t)| t.slots()))
+            .chain(body.slots())
+            .map(|(slot, _)| slot)
+            .collect();
+        reads.sort_unstable();
+        reads.dedup();
+        let on_missing = match s.on_missing {
+            Some(RawOnMissing::Skip) => OnMissing::Skip,
+            Some(RawOnMissing::Fail) | None => OnMissing::Fail,
+        };
         Ok(Step {
             endpoint,
             method,
@@ -828,6 +864,8 @@ impl Compiler<'_> {
             extract,
             needs,
             watch_cache,
+            reads,
+            on_missing,
         })
     }
 
@@ -884,7 +922,8 @@ impl Compiler<'_> {
         scope: &Scope,
     ) -> Result<Template, Diagnostic> {
         let mut path_text = path.value.clone();
-        let mut path_template = self.template(path, scope)?;
+        let mut path_template = Template::compile_in(&path.value, scope, Context::Url)
+            .map_err(|e| self.template_err(Pos::of(path), e))?;
         if !s.query.is_empty() {
             for (i, (key, value)) in s.query.iter().enumerate() {
                 path_text.push(if i == 0 && !path.value.contains('?') {
@@ -894,11 +933,11 @@ impl Compiler<'_> {
                 });
                 path_text.push_str(&encode(key));
                 path_text.push('=');
-                path_text.push_str(&value.value);
+                path_text.push_str(&encode_literal_text(&value.value, false));
                 // Compile each value for its own diagnostic position.
                 self.template(value, scope)?;
             }
-            path_template = Template::compile(&path_text, scope)
+            path_template = Template::compile_in(&path_text, scope, Context::Url)
                 .map_err(|e| self.template_err(Pos::of(path), e))?;
         }
         Ok(path_template)
@@ -953,7 +992,7 @@ impl Compiler<'_> {
                 headers.push(("Content-Type".into(), Template::literal("application/json")));
             }
             let text = serde_json::to_string(json).unwrap_or_default();
-            Template::compile(&text, scope)
+            Template::compile_in(&text, scope, Context::Json)
                 .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
         } else if !s.form.is_empty() {
             if !has(headers, "content-type") {
@@ -969,10 +1008,10 @@ impl Compiler<'_> {
                 }
                 text.push_str(&encode(key));
                 text.push('=');
-                text.push_str(&value.value);
+                text.push_str(&encode_literal_text(&value.value, true));
                 self.template(value, scope)?;
             }
-            Template::compile(&text, scope)
+            Template::compile_in(&text, scope, Context::Form)
                 .map_err(|e| self.template_err(at, TemplateError { offset: 0, ..e }))?
         } else {
             Template::literal("")
@@ -1002,8 +1041,17 @@ impl Compiler<'_> {
             }
             let from = self.extract_from(e)?;
             let slot = slots.declare(name);
-            scope.declare_at(name, slot);
-            extract.push(Extract { slot, from });
+            let pick = match e.value.pick {
+                None | Some(RawTake::First) => PickFrom::First,
+                Some(RawTake::Random) => PickFrom::Random,
+                Some(RawTake::All) => PickFrom::All,
+            };
+            if pick == PickFrom::All {
+                scope.declare_list_at(name, slot);
+            } else {
+                scope.declare_at(name, slot);
+            }
+            extract.push(Extract { slot, from, pick });
         }
         Ok(extract)
     }
@@ -1576,6 +1624,32 @@ struct Inherited<'a> {
     headers: &'a [(String, Template)],
     think: &'a Think,
     retry: Option<Retry>,
+}
+
+/// A query or form value's text with its literal parts encoded (spaces as
+/// `+` in a `form`) and its `{{ }}` expressions left for the template,
+/// which escapes their values when they render.
+fn encode_literal_text(text: &str, form: bool) -> String {
+    let literal = |part: &str| {
+        if form {
+            encode(part).replace("%20", "+")
+        } else {
+            encode(part)
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        let end = open + close + 2;
+        out.push_str(&literal(&rest[..open]));
+        out.push_str(&rest[open..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&literal(rest));
+    out
 }
 
 /// Percent-encodes the characters that would break a query or form key.

@@ -425,12 +425,16 @@ pub struct RawFlow {
     /// How this flow's clients retry (replaces `defaults.retry`).
     #[schemars(with = "Option<RawRetry>")]
     pub retry: Option<Spanned<RawRetry>>,
-    /// The requests, in order.
+    /// The requests, in order, and blocks around them (`repeat`,
+    /// `for_each`, `while`, `if`, `random`).
     #[schemars(with = "Vec<RawStep>", length(min = 1))]
     pub steps: Vec<Spanned<RawStep>>,
 }
 
-/// One request: exactly one of `get`, `post`, `put`, `patch`, `delete`, `head`, with its path.
+/// One request: exactly one of `get`, `post`, `put`, `patch`, `delete`,
+/// `head`, with its path. Or a block of steps: `repeat`, `for_each` (with
+/// `as`), `while` or `if` (with `else`), each with its `steps`, or
+/// `random` (weighted arms).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -492,6 +496,76 @@ pub struct RawStep {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawExtract>")]
     pub extract: IndexMap<String, Spanned<RawExtract>>,
+    /// When a variable the request needs has no value: `fail` (default:
+    /// not sent, counted as a `missing_value` error) or `skip` (not sent,
+    /// counted as skipped).
+    pub on_missing: Option<RawOnMissing>,
+    /// A block: its `steps` this many times: `3`, or a range drawn per
+    /// session, `"2..5"`. Inside, `{{ loop.index }}` counts from 0.
+    #[schemars(with = "Option<RawRepeat>")]
+    pub repeat: Option<Spanned<RawRepeat>>,
+    /// A block: its `steps` once per item of a list variable (an extract
+    /// with `pick: all`), the item in the variable named by `as`.
+    #[schemars(with = "Option<String>")]
+    pub for_each: Option<Spanned<String>>,
+    /// With `for_each`: the name of the variable that holds the item.
+    #[serde(rename = "as")]
+    #[schemars(with = "Option<String>")]
+    pub as_name: Option<Spanned<String>>,
+    /// A block: its `steps` while this condition holds, e.g.
+    /// `"next_page and status == 200"` (checked before each pass).
+    #[serde(rename = "while")]
+    #[schemars(with = "Option<String>")]
+    pub while_cond: Option<Spanned<String>>,
+    /// With `for_each` or `while`: most passes (default 100).
+    pub max: Option<u32>,
+    /// A block: its `steps` when this condition holds, else its `else`
+    /// steps, e.g. `"status == 200 and cart_id"`.
+    #[serde(rename = "if")]
+    #[schemars(with = "Option<String>")]
+    pub if_cond: Option<Spanned<String>>,
+    /// With `if`: the steps when the condition does not hold.
+    #[serde(rename = "else")]
+    #[schemars(with = "Option<Vec<RawStep>>")]
+    pub else_steps: Option<Vec<Spanned<RawStep>>>,
+    /// A block's steps (with `repeat`, `for_each`, `while` or `if`).
+    #[schemars(with = "Option<Vec<RawStep>>")]
+    pub steps: Option<Vec<Spanned<RawStep>>>,
+    /// A block: one of these arms, picked by weight, e.g.
+    /// `[{ weight: 3, steps: [...] }, { steps: [...] }]`.
+    #[schemars(with = "Option<Vec<RawArm>>")]
+    pub random: Option<Spanned<Vec<RawArm>>>,
+}
+
+/// How many times a `repeat` block runs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawRepeat {
+    /// Exactly this many.
+    Times(u32),
+    /// A range drawn per session, both ends included: `"2..5"`.
+    Range(String),
+}
+
+/// One arm of a `random` block.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawArm {
+    /// Relative weight (default 1).
+    pub weight: Option<f64>,
+    /// The arm's steps.
+    #[schemars(with = "Vec<RawStep>")]
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// What a step does when a variable it needs has no value.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnMissing {
+    /// Not sent; a `missing_value` error.
+    Fail,
+    /// Not sent; counted as skipped.
+    Skip,
 }
 
 /// One check: exactly one of `status`, `body_contains`, `body_not_contains`,
@@ -579,12 +653,16 @@ pub struct RawHeaderCheck {
 }
 
 /// Where to take a value from: exactly one of `json`, `regex`, `header`,
-/// `cookie`, `css`.
+/// `cookie`, `css`; and which match, with `pick`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExtract {
-    /// RFC 9535 JSONPath into the JSON body; the first value.
+    /// RFC 9535 JSONPath into the JSON body.
     pub json: Option<String>,
+    /// Which match: `first` (default), `random` (each equally likely) or
+    /// `all` (a list, for `for_each`). When nothing matches, the variable
+    /// has no value (even if an earlier response set it).
+    pub pick: Option<RawTake>,
     /// A regular expression on the body; capture `group` (default 1).
     pub regex: Option<String>,
     /// The capture group of `regex`.
@@ -593,10 +671,22 @@ pub struct RawExtract {
     pub header: Option<String>,
     /// A cookie the response sets.
     pub cookie: Option<String>,
-    /// A CSS selector on the HTML body: the first match's text, or its `attr`.
+    /// A CSS selector on the HTML body: a match's text, or its `attr`.
     pub css: Option<String>,
     /// With `css`: take this attribute instead of the text.
     pub attr: Option<String>,
+}
+
+/// Which match an extract takes.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTake {
+    /// The first.
+    First,
+    /// One at random.
+    Random,
+    /// All of them, as a list.
+    All,
 }
 
 /// A data file.

@@ -67,7 +67,7 @@ flows:
                   Accept: application/json
                   Authorization: [redacted; uses {{ env.API_TOKEN }}]
                   Content-Type: application/x-www-form-urlencoded
-                  body: email=user{{ vu }}@example.com&password=secret
+                  body: email=user{{ vu }}%40example.com&password=secret
                 POST /orders?coupon=SAVE10 as "POST /orders", think lognormal median 2.00s sigma 0.8, timeout 5.00s
                   Accept: application/json
                   Authorization: [redacted; uses {{ env.API_TOKEN }}]
@@ -82,7 +82,7 @@ fn unknown_keys_suggest_the_nearest_one() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
         expect![[r#"
-            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract at line 5, column 9
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract, on_missing, repeat, for_each, as, while, max, if, else, steps, random at line 5, column 9
               |
             5 |         thnk: 1s
               |         ^
@@ -777,4 +777,133 @@ flows:
               = hint: write the host alone, e.g. login.example.com (any port is allowed)
         "#]],
     );
+}
+
+#[test]
+fn blocks_compile_to_a_tree_around_the_flows_requests() {
+    check(
+        r#"
+target: http://127.0.0.1:1
+flows:
+  - steps:
+      - get: /funds
+        extract:
+          ids: { json: "$.items[*].id", pick: all }
+          fund: { json: "$.items[*].id", pick: random }
+      - repeat: 2..5
+        steps:
+          - get: "/funds?page={{ loop.index }}"
+            name: page
+      - for_each: ids
+        as: id
+        max: 3
+        steps:
+          - get: "/funds/{{ id }}"
+            name: fund
+            extract: { next: { css: "a[rel=next]", attr: href } }
+          - repeat: 2
+            steps: [ { get: "/inner/{{ loop.index }}", name: inner } ]
+      - while: "next and loop.index < 5"
+        steps:
+          - get: "/news?after={{ next }}"
+            name: news
+            extract: { next: { css: "a[rel=next]", attr: href } }
+      - if: "status == 200 and checks"
+        steps: [ { post: /cart, extract: { cart: { json: $.id } } } ]
+        else: [ { get: /help } ]
+      - get: "/cart/{{ cart }}"
+        on_missing: skip
+      - random:
+          - weight: 3
+            steps: [ { get: /browse } ]
+          - steps: [ { get: "/search?q={{ fund }}" } ]
+"#,
+        expect![[r#"
+            scenario "shop.yaml" -> http://127.0.0.1:1
+              HTTP/1.1, cookies on
+              flow "flow 1" weight 1
+                GET /funds as "GET /funds"
+                  extract ids from json $.items[*].id, every match (a list)
+                  extract fund from json $.items[*].id, one at random
+                repeat 2 to 5 times:
+                  GET /funds?page={{ loop.index }} as "page"
+                for each id of ids (at most 3):
+                  GET /funds/{{ id }} as "fund"
+                    extract next from css selector, attribute href
+                  repeat 2 times:
+                    GET /inner/{{ loop.index }} as "inner"
+                while next and loop.index < 5 (at most 100):
+                  GET /news?after={{ next }} as "news"
+                    extract next from css selector, attribute href
+                if status == 200 and checks:
+                  POST /cart as "POST /cart"
+                    extract cart from json $.id
+                else:
+                  GET /help as "GET /help"
+                GET /cart/{{ cart }} as "GET /cart/{{ cart }}", skipped without its variables
+                at random, 75%:
+                  GET /browse as "GET /browse"
+                or, 25%:
+                  GET /search?q={{ fund }} as "GET /search"
+        "#]],
+    );
+}
+
+#[test]
+fn block_mistakes_are_explained_where_they_are() {
+    let head = "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /a\n        extract: { ids: { json: \"$.i[*]\", pick: all }, one: { json: $.i } }\n";
+    let cases = [
+        "      - repeat: 2\n        get: /b\n",
+        "      - repeat: 2\n        while: ids\n        steps: [ { get: /b } ]\n",
+        "      - repeat: 5..2\n        steps: [ { get: /b } ]\n",
+        "      - repeat: lots\n        steps: [ { get: /b } ]\n",
+        "      - repeat: 3\n",
+        "      - for_each: one\n        as: x\n        steps: [ { get: /b } ]\n",
+        "      - for_each: idz\n        as: x\n        steps: [ { get: /b } ]\n",
+        "      - for_each: ids\n        steps: [ { get: /b } ]\n",
+        "      - while: \"status == 200 and ide\"\n        steps: [ { get: /b } ]\n",
+        "      - if: ids\n        max: 3\n        steps: [ { get: /b } ]\n",
+        "      - get: /b\n        else: [ { get: /c } ]\n",
+        "      - get: \"/b/{{ ids }}\"\n",
+        "      - for_each: ids\n        as: x\n        steps: [ { get: /b } ]\n      - get: \"/c/{{ x }}\"\n",
+        "      - random: []\n",
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(
+            |c| match compile("shop.yaml", &format!("{head}{c}"), &options()) {
+                Ok(_) => "compiled".to_string(),
+                Err(d) => {
+                    let text = d.to_string();
+                    // The first line and the hint say it all here.
+                    let first = text.lines().next().unwrap_or_default().to_string();
+                    let hint = text
+                        .lines()
+                        .find(|l| l.trim_start().starts_with("= hint"))
+                        .map(|h| format!(" [{}]", h.trim()))
+                        .unwrap_or_default();
+                    format!("{first}{hint}")
+                }
+            },
+        )
+        .collect();
+    expect![[r#"
+        [
+            "shop.yaml:6:9: a `repeat` block sends no request of its own, so it takes no `get` [= hint: put the request in the block's `steps`, or the `repeat` in a step of its own]",
+            "shop.yaml:6:9: a step is one block: `repeat` and `while` cannot go together [= hint: nest one inside the other's `steps`]",
+            "shop.yaml:6:17: the range 5..2 ends before it starts [= hint: write 2..5]",
+            "shop.yaml:6:17: `repeat` takes a count or a range [= hint: write e.g. `repeat: 3` or `repeat: 2..5` (both ends included)]",
+            "shop.yaml:6:9: the `repeat` block has no `steps` [= hint: give it the steps to run, e.g.]",
+            "shop.yaml:6:19: \"one\" is one value, not a list [= hint: extract it with `pick: all` to loop over every match, e.g. one: { json: \"$.items[*].id\", pick: all }]",
+            "shop.yaml:6:19: unknown list \"idz\" [= hint: did you mean ids?]",
+            "shop.yaml:6:9: a `for_each` block names its item with `as` [= hint: e.g. `for_each: ids` with `as: item`, then {{ item }} in its steps]",
+            "shop.yaml:6:35: unknown variable \"ide\" [= hint: did you mean ids?]",
+            "shop.yaml:6:9: `max` goes with `for_each` or `while`, not `if`",
+            "shop.yaml:6:9: `else` belongs to a block, and this step is a request [= hint: `else` goes with `if`]",
+            "shop.yaml:6:21: \"ids\" is a list (`pick: all`), not one value [= hint: loop over it (`for_each: ids`, `as: item`), or extract one with `pick: random`]",
+            "shop.yaml:9:21: unknown variable \"x\" [= hint: variables defined before this point: ids, one]",
+            "shop.yaml:6:17: a `random` block has no arms [= hint: e.g. random: [{ weight: 3, steps: [...] }, { steps: [...] }]]",
+        ]
+    "#]]
+    .assert_debug_eq(&out);
 }

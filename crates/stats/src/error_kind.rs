@@ -43,11 +43,14 @@ pub enum ErrorKind {
     /// The response was still a redirect after the most redirects the
     /// scenario follows (`redirects`, 10 by default).
     TooManyRedirects,
+    /// The step needed a variable that had no value (an earlier extraction
+    /// found nothing): it was not sent.
+    MissingValue,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Connect,
@@ -63,6 +66,7 @@ impl ErrorKind {
         ErrorKind::BodyTooLarge,
         ErrorKind::Blocked,
         ErrorKind::TooManyRedirects,
+        ErrorKind::MissingValue,
     ];
 
     /// The stable id used in results files and thresholds.
@@ -83,6 +87,7 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Blocked => "blocked",
             ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::MissingValue => "missing_value",
         }
     }
 

@@ -22,8 +22,8 @@ pub use cache::{CacheObs, CacheStats, Policy, LONG_MAX_AGE_S};
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
 pub use recorder::{
-    load_band, Bucket, CheckStats, ClientWork, Counts, EndpointStats, Interval, Outcome, Phases,
-    Recorder, Sample, Stats, LOAD_BANDS,
+    load_band, Bucket, CheckMeta, CheckStats, ClientWork, Counts, EndpointStats, Interval, Outcome,
+    Phases, Recorder, Sample, Stats, LOAD_BANDS,
 };
 pub use retries::{RetryCause, RetryCounts, RetryStats, SECOND_COLUMNS};
 pub use timeline::{BucketLatency, MAX_BUCKETS, OPEN_BUCKETS};

@@ -221,6 +221,13 @@ pub struct EndpointStats {
     /// once, with its last response's status).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redirects: u64,
+    /// Extractions of its responses that found nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u64,
+    /// Times it was not sent because a variable it needs had no value and
+    /// its step says `on_missing: skip` (not failures).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -239,6 +246,8 @@ impl EndpointStats {
             seconds: Vec::new(),
             windows: Windows::default(),
             redirects: 0,
+            missed: 0,
+            skipped: 0,
         }
     }
 }
@@ -258,6 +267,26 @@ pub struct CheckStats {
     /// Whether it compares a read with a value written earlier.
     #[serde(default)]
     pub reads_back: bool,
+    /// What of the response it looks at: `status`, `body`, `header` or
+    /// `latency` (empty in files from before this field: read as `body`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub part: String,
+    /// For a header check, the header's name in lower case.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub header: String,
+}
+
+/// What reports know of a check besides its name (see [`CheckStats`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckMeta<'a> {
+    /// The endpoint it checks.
+    pub endpoint: &'a str,
+    /// Whether it compares a read with a value written earlier.
+    pub reads_back: bool,
+    /// What of the response it looks at.
+    pub part: &'a str,
+    /// For a header check, the header's name in lower case.
+    pub header: &'a str,
 }
 
 /// The requests that were due within one bucket of the timeline: a
@@ -376,6 +405,8 @@ impl Stats {
                 failed: 0,
                 endpoint: String::new(),
                 reads_back: false,
+                part: String::new(),
+                header: String::new(),
             })
             .collect();
         self
@@ -395,17 +426,33 @@ impl Stats {
         }
     }
 
+    /// Records an extraction of a response of `endpoint` that found nothing.
+    pub fn record_missed(&mut self, endpoint: usize) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.missed += 1;
+        }
+    }
+
+    /// Records a step of `endpoint` skipped for a missing variable.
+    pub fn record_skipped(&mut self, endpoint: usize) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.skipped += 1;
+        }
+    }
+
     /// Redirects followed, over all endpoints.
     pub fn redirects(&self) -> u64 {
         self.endpoints.iter().map(|e| e.redirects).sum()
     }
 
-    /// Says which endpoint each check (by id) belongs to and whether it
-    /// reads back a written value.
-    pub fn describe_checks<'a>(&mut self, info: impl IntoIterator<Item = (&'a str, bool)>) {
-        for (c, (endpoint, reads_back)) in self.checks.iter_mut().zip(info) {
-            c.endpoint = endpoint.to_string();
-            c.reads_back = reads_back;
+    /// Says, for each check (by id), which endpoint it belongs to, whether
+    /// it reads back a written value, and what it looks at.
+    pub fn describe_checks<'a>(&mut self, info: impl IntoIterator<Item = CheckMeta<'a>>) {
+        for (c, meta) in self.checks.iter_mut().zip(info) {
+            c.endpoint = meta.endpoint.to_string();
+            c.reads_back = meta.reads_back;
+            c.part = meta.part.to_string();
+            c.header = meta.header.to_string();
         }
     }
 
@@ -583,6 +630,8 @@ impl Stats {
                     add_rows(&mut ours.seconds, &theirs.seconds);
                     ours.windows.merge(&theirs.windows);
                     ours.redirects += theirs.redirects;
+                    ours.missed += theirs.missed;
+                    ours.skipped += theirs.skipped;
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -682,6 +731,16 @@ impl Recorder {
     /// Records redirects followed by one request of `endpoint`.
     pub fn record_redirects(&mut self, endpoint: usize, hops: u64) {
         self.stats.record_redirects(endpoint, hops);
+    }
+
+    /// Records an extraction that found nothing.
+    pub fn record_missed(&mut self, endpoint: usize) {
+        self.stats.record_missed(endpoint);
+    }
+
+    /// Records a step skipped for a missing variable.
+    pub fn record_skipped(&mut self, endpoint: usize) {
+        self.stats.record_skipped(endpoint);
     }
 
     /// The retry statistics, when the run keeps them.

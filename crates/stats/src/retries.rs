@@ -47,7 +47,8 @@ impl RetryCause {
                 | ErrorKind::Cancelled
                 | ErrorKind::BodyTooLarge
                 | ErrorKind::Blocked
-                | ErrorKind::TooManyRedirects => None,
+                | ErrorKind::TooManyRedirects
+                | ErrorKind::MissingValue => None,
             },
         }
     }

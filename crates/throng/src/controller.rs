@@ -612,11 +612,12 @@ fn merge_outputs(plan: &Plan, mut outputs: Vec<WorkerOutput>) -> Merged {
     let empty = || {
         let mut stats = Stats::new(plan.scenario.endpoints.iter().cloned())
             .with_checks(plan.scenario.checks.iter().cloned());
-        stats.describe_checks(
-            check_info
-                .iter()
-                .map(|c| (c.endpoint.as_str(), c.reads_back)),
-        );
+        stats.describe_checks(check_info.iter().map(|c| stats::CheckMeta {
+            endpoint: &c.endpoint,
+            reads_back: c.reads_back,
+            part: c.part,
+            header: &c.header,
+        }));
         stats
     };
     let mut merged = Merged {

@@ -49,6 +49,24 @@ fn the_demo_rehearses_launch_day_and_shows_what_broke() {
     // I8: the stylesheet was never cacheable.
     let css = &res["checks"]["css is cacheable for a day"];
     assert_eq!(n(&css["passed"]), 0.0, "{css}");
+    // ...and the findings say so once: as caching, whose evidence names
+    // the failed check (not also as wrong content or a wrong header).
+    let about_css: Vec<&serde_json::Value> = res["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["where"] == "css")
+        .collect();
+    assert_eq!(about_css.len(), 1, "{about_css:?}");
+    assert_eq!(about_css[0]["kind"], "caching");
+    assert!(
+        about_css[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the check \"css is cacheable for a day\" failed"),
+        "{}",
+        about_css[0]
+    );
     // I11: login, which scans 100,000 users, costs far more than home even
     // at its fastest (the flash crowd saturates the CPU and slows every
     // page, so compare the minima).

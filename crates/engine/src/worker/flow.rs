@@ -12,12 +12,47 @@ struct Sent {
     attempts: u32,
 }
 
+/// Where a walk through a flow's blocks is: a list of nodes, the next one,
+/// and which pass of its loop this is.
+struct Frame<'a> {
+    nodes: &'a [Node],
+    next: usize,
+    pass: Pass<'a>,
+}
+
+/// The loop a frame's nodes belong to, if any, and its count so far.
+enum Pass<'a> {
+    /// Not a loop: the nodes run once (a flow's body, a branch).
+    Once,
+    /// Pass `n` (from 0) of `times`.
+    Repeat { n: u32, times: u32, index: Slot },
+    /// Item `n` of a list (at most `count`).
+    ForEach {
+        n: u32,
+        count: u32,
+        list: Slot,
+        item: Slot,
+        index: Slot,
+    },
+    /// Pass `n` of at most `max`, while `cond` holds.
+    While {
+        n: u32,
+        max: u32,
+        cond: &'a Cond,
+        index: Slot,
+    },
+}
+
 impl<C: Connector> Shared<C> {
-    /// Runs one flow for `session`: picks it by weight, sends each step in
-    /// order with its think time after it. The first step is due at
-    /// `first_due` (open model) or now. Stops early when the load ends or
-    /// the request budget is spent. `think_after_last` pauses after the
-    /// last step too (closed-model users, whose next iteration follows).
+    /// Runs one flow for `session`: picks it by weight and walks its
+    /// steps and blocks, with each step's think time after it. The first
+    /// request is due at `first_due` (open model) or now. Stops early when
+    /// the load ends or the request budget is spent. `think_after_last`
+    /// pauses after the last step too (closed-model users, whose next
+    /// iteration follows).
+    ///
+    /// The walk keeps its place in a stack of frames, one per block it is
+    /// inside: a straight flow never allocates one.
     pub(super) async fn run_flow(
         &self,
         session: &mut Session<C::Conn>,
@@ -32,6 +67,8 @@ impl<C: Connector> Shared<C> {
             // Every session is a new visitor, on new connections.
             session.conns.iter_mut().for_each(|c| *c = None);
         }
+        session.last_status = None;
+        session.last_checks = false;
         let flow_index = scenario.pick_flow(session.rng.f64());
         let flow = &scenario.flows[flow_index];
         let arm_index = session.arm;
@@ -39,18 +76,71 @@ impl<C: Connector> Shared<C> {
         else {
             return;
         };
-        for (step_index, step) in flow.steps.iter().enumerate() {
+        let mut stack: Vec<Frame<'_>> = Vec::new();
+        let mut frame = Frame {
+            nodes: &flow.body,
+            next: 0,
+            pass: Pass::Once,
+        };
+        // The step whose think time comes before the next request.
+        let mut pending: Option<&plan::Step> = None;
+        let mut started = false;
+        loop {
+            let Some(node) = frame.nodes.get(frame.next) else {
+                if next_pass(&mut frame.pass, session) {
+                    frame.next = 0;
+                    continue;
+                }
+                match stack.pop() {
+                    Some(outer) => {
+                        frame = outer;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            frame.next += 1;
+            let step_index = match node {
+                Node::Step(i) => *i,
+                block => {
+                    if let Some(inner) = enter(block, session) {
+                        stack.push(std::mem::replace(&mut frame, inner));
+                    }
+                    continue;
+                }
+            };
+            let step = &flow.steps[step_index];
             // A session that has started finishes its flow after the load
             // phase ends (within the grace period), as real users would;
             // only a stop cuts it short.
-            if step_index > 0 && self.stop.is_cancelled() {
+            if started && self.stop.is_cancelled() {
                 break;
+            }
+            if let Some(prev) = pending.take() {
+                if !self.think(session, prev, false).await {
+                    break;
+                }
+            }
+            let missing = step
+                .reads
+                .iter()
+                .copied()
+                .find(|s| session.vars.get(*s).is_some_and(Option::is_none));
+            if missing.is_some() && step.on_missing == OnMissing::Skip {
+                recorder.borrow_mut().record_skipped(step.endpoint);
+                continue;
             }
             if !self.take_budget() {
                 self.end.cancel();
                 break;
             }
-            let due = if step_index == 0 { first_due } else { None };
+            let due = if started { None } else { first_due };
+            started = true;
+            pending = Some(step);
+            if let Some(slot) = missing {
+                self.record_missing(recorder, step, slot, due, session);
+                continue;
+            }
             let at = (flow_index, step_index);
             let Some(mut sent) = self.send_step(session, arm, recorder, at, due).await else {
                 continue;
@@ -58,14 +148,45 @@ impl<C: Connector> Shared<C> {
             let stop_flow = self.read_response(session, step, recorder, &mut sent.sample);
             self.record_step(recorder, step, &sent);
             if stop_flow {
-                break;
-            }
-            let last = step_index + 1 == flow.steps.len();
-            if (!last || think_after_last) && !self.think(session, step, last).await {
+                pending = None;
                 break;
             }
         }
+        if let (Some(last), true) = (pending, think_after_last) {
+            self.think(session, last, true).await;
+        }
         session.iteration += 1;
+    }
+
+    /// A step that needs variable `slot`, which has no value, under
+    /// `on_missing: fail`: not sent, recorded as a `missing_value` failure.
+    fn record_missing(
+        &self,
+        recorder: &RefCell<Recorder>,
+        step: &plan::Step,
+        slot: Slot,
+        due: Option<Instant>,
+        session: &mut Session<C::Conn>,
+    ) {
+        self.record_failure(recorder, step.endpoint, due, ErrorKind::MissingValue);
+        session.last_status = None;
+        session.last_checks = false;
+        self.note_error(ErrorKind::MissingValue, || {
+            let name = self
+                .scenario
+                .var_names
+                .get(slot)
+                .map_or("a variable", String::as_str);
+            let endpoint = self
+                .scenario
+                .endpoints
+                .get(step.endpoint)
+                .map_or("", String::as_str);
+            format!(
+                "{endpoint}: not sent, {{{{ {name} }}}} had no value (an earlier extraction found \
+                 nothing, or no step on this path set it); `on_missing: skip` skips it instead"
+            )
+        });
     }
 
     /// Takes this iteration's row of each feeder into the session's
@@ -125,6 +246,7 @@ impl<C: Connector> Shared<C> {
             vu,
             iteration,
             agent,
+            ..
         } = session;
         let agent = agent
             .and_then(|i| scenario.clients.user_agents.get(i))
@@ -206,13 +328,19 @@ impl<C: Connector> Shared<C> {
         let mut stop_flow = false;
         let Session {
             vars,
+            lists,
             rng,
             capture,
             vu,
             iteration,
+            last_status,
+            last_checks,
             ..
         } = session;
+        *last_checks = true;
+        *last_status = None;
         if let Outcome::Response { status } = sample.outcome {
+            *last_status = Some(status);
             if !step.checks.is_empty() || !step.extract.is_empty() {
                 let view = ResponseView {
                     status,
@@ -238,16 +366,24 @@ impl<C: Connector> Shared<C> {
                     recorder.record_check(check.id, passed);
                     if !passed {
                         sample.checks_failed = true;
+                        *last_checks = false;
                         stop_flow |= check.on_fail == OnFail::StopFlow;
                     }
                 }
                 for e in &step.extract {
-                    if let Some(value) = e.value(&view, &mut json) {
-                        if let Some(slot) = vars.get_mut(e.slot) {
-                            *slot = Some(value);
-                        }
+                    let taken = e.take(&view, &mut json, rng);
+                    if taken.missed() {
+                        recorder.record_missed(step.endpoint);
                     }
+                    keep(vars, lists, e.slot, taken);
                 }
+            }
+        } else {
+            *last_checks = false;
+            // No response: this step's extractions have nothing, so their
+            // variables have no value either.
+            for e in &step.extract {
+                keep(vars, lists, e.slot, Taken::One(None));
             }
         }
         if step.watch_cache {
@@ -295,6 +431,188 @@ impl<C: Connector> Shared<C> {
             _ = sleep(pause) => true,
         }
     }
+}
+
+/// Keeps what an extract took in its variable: one value (or none, when
+/// it found nothing) or a list.
+fn keep(vars: &mut [Option<String>], lists: &mut [Vec<String>], slot: Slot, taken: Taken) {
+    match taken {
+        Taken::One(value) => {
+            if let Some(v) = vars.get_mut(slot) {
+                *v = value;
+            }
+        }
+        Taken::All(values) => {
+            if let Some(l) = lists.get_mut(slot) {
+                *l = values;
+            }
+        }
+    }
+}
+
+/// Sets a loop's variable to `text`, reusing its buffer.
+fn set_var(vars: &mut [Option<String>], slot: Slot, text: &str) {
+    if let Some(v) = vars.get_mut(slot) {
+        let buf = v.get_or_insert_with(String::new);
+        buf.clear();
+        buf.push_str(text);
+    }
+}
+
+/// Sets `loop.index` to `n`.
+fn set_index(vars: &mut [Option<String>], slot: Slot, n: u32) {
+    set_var(vars, slot, itoa::Buffer::new().format(n));
+}
+
+/// The frame of a block the walk enters, with its loop variables set for
+/// the first pass; `None` when it runs nothing (zero passes, an empty
+/// branch).
+fn enter<'a, Conn: Connection>(node: &'a Node, session: &mut Session<Conn>) -> Option<Frame<'a>> {
+    let (nodes, pass) = match node {
+        Node::Step(_) => return None,
+        Node::Repeat {
+            min,
+            max,
+            index,
+            body,
+        } => {
+            let times = session.rng.u32(*min..=*max);
+            (
+                body,
+                Pass::Repeat {
+                    n: 0,
+                    times,
+                    index: *index,
+                },
+            )
+        }
+        Node::ForEach {
+            list,
+            item,
+            index,
+            max,
+            body,
+        } => {
+            let len = session.lists.get(*list).map_or(0, Vec::len);
+            let count = u32::try_from(len).unwrap_or(u32::MAX).min(*max);
+            (
+                body,
+                Pass::ForEach {
+                    n: 0,
+                    count,
+                    list: *list,
+                    item: *item,
+                    index: *index,
+                },
+            )
+        }
+        Node::While {
+            cond,
+            max,
+            index,
+            body,
+        } => (
+            body,
+            Pass::While {
+                n: 0,
+                max: *max,
+                cond,
+                index: *index,
+            },
+        ),
+        Node::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            let branch = if cond.holds(&session.cond_ctx()) {
+                then
+            } else {
+                otherwise
+            };
+            (branch, Pass::Once)
+        }
+        Node::Random { arms } => {
+            let i = plan::pick_arm(arms, session.rng.f64())?;
+            (&arms[i].1, Pass::Once)
+        }
+    };
+    if nodes.is_empty() || !begin_pass(&pass, session) {
+        return None;
+    }
+    Some(Frame {
+        nodes,
+        next: 0,
+        pass,
+    })
+}
+
+/// Moves a frame's loop to its next pass; false when the loop is done (or
+/// the frame is no loop).
+fn next_pass<Conn: Connection>(pass: &mut Pass<'_>, session: &mut Session<Conn>) -> bool {
+    match pass {
+        Pass::Once => return false,
+        Pass::Repeat { n, .. } | Pass::ForEach { n, .. } | Pass::While { n, .. } => *n += 1,
+    }
+    begin_pass(pass, session)
+}
+
+/// Whether pass `n` of a loop runs, setting its variables when it does:
+/// `loop.index`, and a `for_each`'s item. A `for_each` reads its list
+/// afresh each pass (its steps may have replaced it) and a `while` checks
+/// its condition before each.
+fn begin_pass<Conn: Connection>(pass: &Pass<'_>, session: &mut Session<Conn>) -> bool {
+    let (n, index) = match *pass {
+        Pass::Once => return true,
+        Pass::Repeat { n, times, index } => {
+            if n >= times {
+                return false;
+            }
+            (n, index)
+        }
+        Pass::ForEach {
+            n,
+            count,
+            list,
+            item,
+            index,
+        } => {
+            let value = session
+                .lists
+                .get(list)
+                .and_then(|l| l.get(n as usize))
+                .filter(|_| n < count);
+            let Some(value) = value else {
+                return false;
+            };
+            // The item is copied out of the list into a reused buffer.
+            let (vars, value) = (&mut session.vars, value.as_str());
+            if let Some(v) = vars.get_mut(item) {
+                let buf = v.get_or_insert_with(String::new);
+                buf.clear();
+                buf.push_str(value);
+            }
+            (n, index)
+        }
+        Pass::While {
+            n,
+            max,
+            cond,
+            index,
+        } => {
+            if n >= max {
+                return false;
+            }
+            // The condition sees this pass's index.
+            set_index(&mut session.vars, index, n);
+            if !cond.holds(&session.cond_ctx()) {
+                return false;
+            }
+            (n, index)
+        }
+    };
+    set_index(&mut session.vars, index, n);
+    true
 }
 
 /// Unix time now, in milliseconds, for templates.

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use plan::{
-    ArrivalSchedule, Clients, Connections, LazyJson, Model, OnFail, Profile, RenderCtx,
-    ResponseView, Retry, RetryBudget, Scenario, Target,
+    ArrivalSchedule, Clients, Cond, CondCtx, Connections, LazyJson, Model, Node, OnFail, OnMissing,
+    Profile, RenderCtx, ResponseView, Retry, RetryBudget, Scenario, Slot, Taken, Target,
 };
 use stats::{
     ClientWork, ErrorKind, Interval, Outcome, Phases, Recorder, RetryCause, Sample, Stats,
@@ -337,6 +337,9 @@ impl<C: Connector> Shared<C> {
             conns: (0..self.arms.len()).map(|_| None).collect(),
             arm: (vu as usize) % self.arms.len().max(1),
             vars: vec![None; self.scenario.slots],
+            lists: vec![Vec::new(); self.scenario.slots],
+            last_status: None,
+            last_checks: false,
             jar: Jar::default(),
             rng: fastrand::Rng::with_seed(
                 self.seed ^ vu.wrapping_mul(0xa076_1d64_78bd_642f) ^ self.worker as u64,
@@ -367,7 +370,14 @@ struct Session<Conn: Connection> {
     conns: Vec<Option<Conn>>,
     /// The arm this session's requests go to.
     arm: usize,
+    /// Variables by slot: `None` has no value.
     vars: Vec<Option<String>>,
+    /// List variables (`pick: all`) by slot.
+    lists: Vec<Vec<String>>,
+    /// The last response's status, if the last request got one.
+    last_status: Option<u16>,
+    /// Whether every check of the last response passed.
+    last_checks: bool,
     jar: Jar,
     rng: fastrand::Rng,
     /// The request being sent, as rendered for the user.
@@ -387,6 +397,7 @@ impl<Conn: Connection> Session<Conn> {
     fn reset(&mut self, vu: u64, arm: usize, clients: &Clients) {
         self.arm = arm;
         self.vars.iter_mut().for_each(|v| *v = None);
+        self.lists.iter_mut().for_each(Vec::clear);
         self.jar.clear();
         self.vu = vu;
         self.iteration = 0;
@@ -396,6 +407,16 @@ impl<Conn: Connection> Session<Conn> {
             self.capture.source = source;
         }
         self.become_client(clients);
+    }
+
+    /// What `if` and `while` conditions read.
+    fn cond_ctx(&self) -> CondCtx<'_> {
+        CondCtx {
+            vars: &self.vars,
+            lists: &self.lists,
+            status: self.last_status,
+            checks: self.last_checks,
+        }
     }
 
     /// Draws what kind of client user `vu` is: slow or not, which agent.

@@ -689,3 +689,125 @@ fn slow_clients_download_at_their_rate() {
     ]);
     assert!(num(&r.results.unwrap(), "latency_ms.p50") < 100.0);
 }
+
+/// Every block of a flow against the loopback app, and what each point
+/// of the rules means: `for_each` over a `pick: all` list (capped by
+/// `max`), `repeat` over a range, `while` over a next-page link, `if` on
+/// the last response, missing values (`fail` counts an error and sends
+/// nothing, `skip` counts a skip), and values escaped for where they go.
+#[test]
+fn blocks_loop_branch_and_escape_what_they_send() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        r#"
+flows:
+  - steps:
+      - get: /list
+        name: list
+        extract:
+          ids: { json: "$.items[*].id", pick: all }
+          one: { json: "$.items[*].id", pick: random }
+          none: { json: "$.nothing" }
+      - for_each: ids
+        as: id
+        max: 2
+        steps:
+          - get: "/item/{{ id }}?n={{ loop.index }}"
+            name: item
+      - repeat: 2..3
+        steps:
+          - get: "/r/{{ loop.index }}"
+            name: r
+      - get: /pages?page=0
+        name: pages
+        extract: { next: { json: $.next } }
+      - while: "next and loop.index < 5"
+        max: 4
+        steps:
+          - get: "/pages?page={{ next }}"
+            name: pages
+            extract: { next: { json: $.next } }
+      - if: "status == 200 and not next"
+        steps: [ { get: /yes } ]
+        else: [ { get: /no } ]
+      - get: "/missing/{{ none }}"
+        name: missing-fail
+      - get: "/missing/{{ none }}"
+        name: missing-skip
+        on_missing: skip
+      - post: /echo
+        json: { q: "{{ one }}", raw: "{{ raw(one) }}" }
+        name: json
+      - post: /form
+        form: { q: "{{ one }} x" }
+        name: form
+"#,
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "4",
+        "--duration",
+        "1s",
+        "--workers",
+        "1",
+    ]);
+    let res = r.results.expect("results");
+    let paths = srv.seen.paths.lock().unwrap().clone();
+    let sessions = hits(&srv, "GET /list");
+    assert_eq!(sessions, 4, "{paths:?}");
+    // for_each: the first two items (max: 2), percent-encoded in the path.
+    assert_eq!(hits(&srv, "GET /item/a%20b?n=0"), 4, "{paths:?}");
+    assert_eq!(hits(&srv, "GET /item/c%2Fd?n=1"), 4, "{paths:?}");
+    assert_eq!(hits(&srv, "GET /item/e%26f?n=2"), 0, "{paths:?}");
+    // repeat 2..3: twice or three times per session, indexed from 0.
+    assert_eq!(hits(&srv, "GET /r/0"), 4);
+    assert_eq!(hits(&srv, "GET /r/1"), 4);
+    assert!(hits(&srv, "GET /r/2") <= 4);
+    // while: pages 1 and 2 follow page 0; page 2 has no next link.
+    for page in 0..3 {
+        assert_eq!(
+            hits(&srv, &format!("GET /pages?page={page}")),
+            4,
+            "{paths:?}"
+        );
+    }
+    // if: the last response was page 2's 200, and `next` has no value.
+    assert_eq!((hits(&srv, "GET /yes"), hits(&srv, "GET /no")), (4, 0));
+    // Missing values: nothing sent either way.
+    assert!(
+        paths.keys().all(|k| !k.starts_with("GET /missing")),
+        "{paths:?}"
+    );
+    assert_eq!(num(&res, "endpoints.missing-fail.errors"), 4.0);
+    assert_eq!(
+        num(&res, "endpoints.missing-fail.error_kinds.missing_value"),
+        4.0
+    );
+    assert_eq!(num(&res, "endpoints.missing-skip.skipped"), 4.0);
+    assert_eq!(
+        res["endpoints"]["missing-skip"]["requests"].as_u64(),
+        Some(0)
+    );
+    // The extraction that found nothing is counted where it ran.
+    assert_eq!(num(&res, "endpoints.list.extracts_missed"), 4.0);
+    // JSON-escaped in a JSON body, raw() as it is, form-encoded in a form.
+    let bodies = srv.seen.bodies.lock().unwrap().clone();
+    let ids = ["a b", "c/d", "e&f"];
+    for b in bodies.iter().filter(|b| b.starts_with("POST /echo ")) {
+        let json: serde_json::Value = serde_json::from_str(&b["POST /echo ".len()..]).unwrap();
+        assert!(ids.contains(&json["q"].as_str().unwrap()), "{b}");
+        assert_eq!(json["q"], json["raw"], "{b}");
+    }
+    let forms: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.starts_with("POST /form "))
+        .collect();
+    assert_eq!(forms.len(), 4, "{bodies:?}");
+    for b in forms {
+        let q = &b["POST /form q=".len()..];
+        assert!(["a+b+x", "c%2Fd+x", "e%26f+x"].contains(&q), "{b}");
+    }
+}

@@ -34,7 +34,11 @@ pub enum Mode {
     /// token; `GET /hop/N` redirects N times before it lands; `GET
     /// /away?to=URL` redirects to URL; `POST /sign-in` sets `session=ok`
     /// and sends the client on to `private` with a 303; `GET /whoami` echoes the Authorization, Cookie and X-Key
-    /// headers in its body and sets `sid=sid-secret-5150`; anything else 200.
+    /// headers in its body and sets `sid=sid-secret-5150`; `GET /` is a
+    /// form with a hidden `csrf` field; `GET /list`
+    /// lists three items whose ids need escaping (`{"items":[{"id":"a
+    /// b"},...]}`); `GET /pages?page=N` answers `{"next":N+1}` up to page
+    /// 2, then `{}`; anything else 200.
     App,
 }
 
@@ -53,6 +57,8 @@ pub struct Seen {
     pub peers: std::sync::Mutex<Vec<std::net::IpAddr>>,
     /// Every request as (when it arrived, "METHOD /path", Host, User-Agent).
     pub log: std::sync::Mutex<Vec<(Instant, String, String, String)>>,
+    /// The body of every request that had one, as "METHOD /path body".
+    pub bodies: std::sync::Mutex<Vec<String>>,
 }
 
 /// A loopback server (or proxy) on its own thread, with what it counts;
@@ -207,6 +213,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         let length = len - head_end;
+        let body = String::from_utf8_lossy(&buf[head_end..len]).to_string();
         buf.drain(..len);
         seen.requests.fetch_add(1, Ordering::Relaxed);
         let mut request_line = head.lines().next().unwrap_or_default().split(' ');
@@ -236,6 +243,12 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         ));
         if head.starts_with("POST ") && length > 0 {
             seen.posts_with_body.fetch_add(1, Ordering::Relaxed);
+        }
+        if length > 0 {
+            seen.bodies
+                .lock()
+                .unwrap()
+                .push(format!("{method} {target} {body}"));
         }
         if head.to_ascii_lowercase().contains("\r\nx-test: yes\r\n") {
             seen.with_header.fetch_add(1, Ordering::Relaxed);
@@ -307,6 +320,19 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                             body.len()
                         )
                         .into_bytes()
+                    }
+                    ("GET", "/") => {
+                        let body = r#"<form><input name="csrf" value="c-5150"></form>"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    }
+                    ("GET", "/list") => {
+                        let body = r#"{"items":[{"id":"a b"},{"id":"c/d"},{"id":"e&f"}]}"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    }
+                    ("GET", t) if t.starts_with("/pages?page=") => {
+                        let page: u32 = t["/pages?page=".len()..].parse().unwrap_or(0);
+                        let body = if page < 2 { format!(r#"{{"next":{}}}"#, page + 1) } else { "{}".to_string() };
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
                     }
                     _ => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
                 }

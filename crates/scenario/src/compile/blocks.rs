@@ -1,0 +1,502 @@
+//! A flow's steps and the blocks around them (`repeat`, `for_each`,
+//! `while`, `if`, `random`), compiled into a [`plan::Flow`]: its requests
+//! in the order written, and a tree of [`Node`]s saying when each is sent.
+//!
+//! Variables are scoped by text order, blocks or not: a value extracted
+//! inside an `if` is visible after it (and may then have no value, which
+//! the step's `on_missing` rule handles). Only `loop.index` and a
+//! `for_each`'s `as` name are the block's own.
+
+use plan::{Cond, Flow, Node, Scope, Slot, Step};
+use serde_saphyr::Spanned;
+
+use super::{Compiler, Inherited};
+use crate::diagnostic::{Diagnostic, Pos};
+use crate::raw::{RawArm, RawFlow, RawRepeat, RawStep};
+
+/// Most passes of a `for_each` or `while` that gives no `max`.
+pub(crate) const DEFAULT_MAX_PASSES: u32 = 100;
+
+/// What compiling one flow accumulates.
+pub(super) struct FlowCx<'a> {
+    /// The names visible at this point of the flow.
+    scope: Scope,
+    /// Slots unique across flows.
+    slots: &'a mut Scope,
+    inherited: Inherited<'a>,
+    endpoints: &'a mut Vec<String>,
+    check_names: &'a mut Vec<String>,
+    /// The flow's requests so far.
+    steps: Vec<Step>,
+}
+
+impl<'a> FlowCx<'a> {
+    /// A flow's start: the scenario's names (each flow sees only the
+    /// variables its own earlier steps extract, while `slots` hands out
+    /// slots unique across flows), the defaults, and the scenario's
+    /// endpoints and checks so far.
+    pub(super) fn new(
+        scope: &Scope,
+        slots: &'a mut Scope,
+        inherited: Inherited<'a>,
+        endpoints: &'a mut Vec<String>,
+        check_names: &'a mut Vec<String>,
+    ) -> FlowCx<'a> {
+        FlowCx {
+            scope: scope.clone(),
+            slots,
+            inherited,
+            endpoints,
+            check_names,
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// A block's key and its value.
+#[derive(Clone, Copy)]
+enum Block<'r> {
+    Repeat(&'r Spanned<RawRepeat>),
+    ForEach(&'r Spanned<String>),
+    While(&'r Spanned<String>),
+    If(&'r Spanned<String>),
+    Random(&'r Spanned<Vec<RawArm>>),
+}
+
+impl Block<'_> {
+    fn key(self) -> &'static str {
+        match self {
+            Block::Repeat(_) => "repeat",
+            Block::ForEach(_) => "for_each",
+            Block::While(_) => "while",
+            Block::If(_) => "if",
+            Block::Random(_) => "random",
+        }
+    }
+}
+
+/// The block keys set on a step (none: it is a request).
+fn blocks(s: &RawStep) -> Vec<Block<'_>> {
+    let mut found = Vec::new();
+    found.extend(s.repeat.as_ref().map(Block::Repeat));
+    found.extend(s.for_each.as_ref().map(Block::ForEach));
+    found.extend(s.while_cond.as_ref().map(Block::While));
+    found.extend(s.if_cond.as_ref().map(Block::If));
+    found.extend(s.random.as_ref().map(Block::Random));
+    found
+}
+
+/// The request keys of a step set on a block, which has no request.
+fn request_key(s: &RawStep) -> Option<&'static str> {
+    [
+        (s.get.is_some(), "get"),
+        (s.post.is_some(), "post"),
+        (s.put.is_some(), "put"),
+        (s.patch.is_some(), "patch"),
+        (s.delete.is_some(), "delete"),
+        (s.head.is_some(), "head"),
+        (s.name.is_some(), "name"),
+        (!s.headers.is_empty(), "headers"),
+        (!s.query.is_empty(), "query"),
+        (s.body.is_some(), "body"),
+        (s.json.is_some(), "json"),
+        (!s.form.is_empty(), "form"),
+        (s.think.is_some(), "think"),
+        (s.timeout.is_some(), "timeout"),
+        (s.retry.is_some(), "retry"),
+        (!s.checks.is_empty(), "checks"),
+        (!s.extract.is_empty(), "extract"),
+        (s.on_missing.is_some(), "on_missing"),
+    ]
+    .into_iter()
+    .find_map(|(set, name)| set.then_some(name))
+}
+
+impl Compiler<'_> {
+    /// One flow: its name, weight, requests and blocks, under the
+    /// defaults `cx` starts with.
+    pub(super) fn flow(
+        &self,
+        i: usize,
+        raw_flow: RawFlow,
+        mut cx: FlowCx<'_>,
+    ) -> Result<Flow, Diagnostic> {
+        let name = raw_flow.name.unwrap_or_else(|| format!("flow {}", i + 1));
+        let weight = match &raw_flow.weight {
+            Some(w) if !(w.value.is_finite() && w.value > 0.0) => {
+                return Err(self.err(Pos::of(w), "a flow's weight must be more than 0", None))
+            }
+            Some(w) => w.value,
+            None => 1.0,
+        };
+        if raw_flow.steps.is_empty() {
+            return Err(self.err(
+                Pos { line: 1, column: 1 },
+                format!("flow {name:?} has no steps"),
+                None,
+            ));
+        }
+        if let Some(r) = &raw_flow.retry {
+            cx.inherited.retry = Some(self.retry(r)?);
+        }
+        let body = self.nodes(&raw_flow.steps, &mut cx)?;
+        Ok(Flow {
+            name,
+            weight,
+            steps: cx.steps,
+            body,
+        })
+    }
+
+    /// A list of steps and blocks.
+    fn nodes(
+        &self,
+        raw: &[Spanned<RawStep>],
+        cx: &mut FlowCx<'_>,
+    ) -> Result<Vec<Node>, Diagnostic> {
+        let mut nodes = Vec::with_capacity(raw.len());
+        for item in raw {
+            nodes.push(match blocks(&item.value).as_slice() {
+                [] => {
+                    self.not_in_request(item)?;
+                    let step = self.step(
+                        item,
+                        &mut cx.scope,
+                        cx.slots,
+                        &cx.inherited,
+                        cx.endpoints,
+                        cx.check_names,
+                    )?;
+                    cx.steps.push(step);
+                    Node::Step(cx.steps.len() - 1)
+                }
+                [block] => self.block(item, *block, cx)?,
+                [first, second, ..] => {
+                    return Err(self.err(
+                        Pos::of(item),
+                        format!(
+                            "a step is one block: `{}` and `{}` cannot go together",
+                            first.key(),
+                            second.key()
+                        ),
+                        Some("nest one inside the other's `steps`".into()),
+                    ))
+                }
+            });
+        }
+        Ok(nodes)
+    }
+
+    /// A request step may not carry a block's keys.
+    fn not_in_request(&self, item: &Spanned<RawStep>) -> Result<(), Diagnostic> {
+        let s = &item.value;
+        let stray = [
+            (s.steps.is_some(), "steps"),
+            (s.else_steps.is_some(), "else"),
+            (s.as_name.is_some(), "as"),
+            (s.max.is_some(), "max"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name));
+        match stray {
+            Some(key) => Err(self.err(
+                Pos::of(item),
+                format!("`{key}` belongs to a block, and this step is a request"),
+                Some(match key {
+                    "else" => "`else` goes with `if`".into(),
+                    "as" => "`as` goes with `for_each`".into(),
+                    "max" => "`max` goes with `for_each` or `while`".into(),
+                    _ => {
+                        "start a block with repeat, for_each, while or if, then its `steps`".into()
+                    }
+                }),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// One block.
+    fn block(
+        &self,
+        item: &Spanned<RawStep>,
+        block: Block<'_>,
+        cx: &mut FlowCx<'_>,
+    ) -> Result<Node, Diagnostic> {
+        let at = Pos::of(item);
+        let s = &item.value;
+        let kind = block.key();
+        if let Some(key) = request_key(s) {
+            return Err(self.err(
+                at,
+                format!("a `{kind}` block sends no request of its own, so it takes no `{key}`"),
+                Some(format!(
+                    "put the request in the block's `steps`, or the `{kind}` in a step of its own"
+                )),
+            ));
+        }
+        let misplaced = [
+            (s.else_steps.is_some() && kind != "if", "else", "`if`"),
+            (
+                s.as_name.is_some() && kind != "for_each",
+                "as",
+                "`for_each`",
+            ),
+            (
+                s.max.is_some() && !matches!(kind, "for_each" | "while"),
+                "max",
+                "`for_each` or `while`",
+            ),
+            (
+                s.steps.is_some() && kind == "random",
+                "steps",
+                "each arm of `random`",
+            ),
+        ];
+        if let Some((_, key, owner)) = misplaced.iter().find(|(bad, ..)| *bad) {
+            return Err(self.err(at, format!("`{key}` goes with {owner}, not `{kind}`"), None));
+        }
+        if let Block::Random(arms) = block {
+            return self.random(arms, cx);
+        }
+        let Some(body) = s.steps.as_deref().filter(|b| !b.is_empty()) else {
+            return Err(self.err(
+                at,
+                format!("the `{kind}` block has no `steps`"),
+                Some(format!(
+                    "give it the steps to run, e.g.\n  - {kind}: ...\n    steps:\n      - get: /"
+                )),
+            ));
+        };
+        match block {
+            Block::Repeat(raw) => {
+                let (min, max) = self.repeat_range(raw)?;
+                let (index, body) = self.in_loop(body, None, cx)?;
+                Ok(Node::Repeat {
+                    min,
+                    max,
+                    index,
+                    body,
+                })
+            }
+            Block::ForEach(list) => self.for_each(item, list, body, cx),
+            Block::While(text) => {
+                let max = self.max_passes(item)?;
+                let (index, body) = self.in_loop(body, None, cx)?;
+                // The condition may read what the body extracts (a next
+                // page's link) and loop.index: compiled with the scope
+                // as it is after the body, plus the loop's index.
+                let saved = cx.scope.binding("loop.index");
+                cx.scope.declare_at("loop.index", index);
+                let cond = self.cond(text, &cx.scope);
+                cx.scope.restore("loop.index", saved);
+                Ok(Node::While {
+                    cond: cond?,
+                    max,
+                    index,
+                    body,
+                })
+            }
+            Block::If(text) => {
+                let cond = self.cond(text, &cx.scope)?;
+                let then = self.nodes(body, cx)?;
+                let otherwise = match &s.else_steps {
+                    Some(e) => self.nodes(e, cx)?,
+                    None => Vec::new(),
+                };
+                Ok(Node::If {
+                    cond,
+                    then,
+                    otherwise,
+                })
+            }
+            Block::Random(arms) => self.random(arms, cx),
+        }
+    }
+
+    /// `for_each: LIST`, `as: NAME`.
+    fn for_each(
+        &self,
+        item: &Spanned<RawStep>,
+        list_name: &Spanned<String>,
+        body: &[Spanned<RawStep>],
+        cx: &mut FlowCx<'_>,
+    ) -> Result<Node, Diagnostic> {
+        let s = &item.value;
+        let list = match cx.scope.binding(&list_name.value) {
+            Some((slot, true)) => slot,
+            Some((_, false)) => {
+                return Err(self.err(
+                    Pos::of(list_name),
+                    format!("{:?} is one value, not a list", list_name.value),
+                    Some(format!(
+                        "extract it with `pick: all` to loop over every match, e.g. {}: {{ json: \"$.items[*].id\", pick: all }}",
+                        list_name.value
+                    )),
+                ))
+            }
+            None => {
+                let lists: Vec<&str> = cx
+                    .scope
+                    .names()
+                    .filter(|n| cx.scope.is_list(n))
+                    .collect();
+                return Err(self.err(
+                    Pos::of(list_name),
+                    format!("unknown list {:?}", list_name.value),
+                    Some(match plan::suggest::nearest(&list_name.value, lists.iter().copied()) {
+                        Some(n) => format!("did you mean {n}?"),
+                        None if lists.is_empty() => "an earlier step defines a list with an extract's `pick: all`".into(),
+                        None => format!("lists defined before this point: {}", lists.join(", ")),
+                    }),
+                ));
+            }
+        };
+        let Some(as_name) = &s.as_name else {
+            return Err(self.err(
+                Pos::of(item),
+                "a `for_each` block names its item with `as`",
+                Some(format!(
+                    "e.g. `for_each: {}` with `as: item`, then {{{{ item }}}} in its steps",
+                    list_name.value
+                )),
+            ));
+        };
+        let valid = !as_name.value.is_empty()
+            && as_name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(self.err(
+                Pos::of(as_name),
+                format!("{:?} is not a variable name", as_name.value),
+                Some("use letters, digits, '_' and '-'".into()),
+            ));
+        }
+        let max = self.max_passes(item)?;
+        let item_slot = cx.slots.declare(&as_name.value);
+        let (index, body) = self.in_loop(body, Some((&as_name.value, item_slot)), cx)?;
+        Ok(Node::ForEach {
+            list,
+            item: item_slot,
+            index,
+            max,
+            body,
+        })
+    }
+
+    /// A loop's body, with `loop.index` (and a `for_each`'s item) bound
+    /// inside it only. Returns the index's slot and the body.
+    fn in_loop(
+        &self,
+        body: &[Spanned<RawStep>],
+        item: Option<(&str, Slot)>,
+        cx: &mut FlowCx<'_>,
+    ) -> Result<(Slot, Vec<Node>), Diagnostic> {
+        // Each loop has its own index slot, so an inner loop leaves the
+        // outer one's index as it was.
+        let index = cx.slots.declare(&format!("loop.index#{}", cx.slots.len()));
+        let saved_index = cx.scope.binding("loop.index");
+        cx.scope.declare_at("loop.index", index);
+        let saved_item = item.map(|(name, slot)| {
+            let saved = cx.scope.binding(name);
+            cx.scope.declare_at(name, slot);
+            (name, saved)
+        });
+        let nodes = self.nodes(body, cx);
+        cx.scope.restore("loop.index", saved_index);
+        if let Some((name, saved)) = saved_item {
+            cx.scope.restore(name, saved);
+        }
+        Ok((index, nodes?))
+    }
+
+    /// `random: [{ weight, steps }, ...]`.
+    fn random(&self, raw: &Spanned<Vec<RawArm>>, cx: &mut FlowCx<'_>) -> Result<Node, Diagnostic> {
+        if raw.value.is_empty() {
+            return Err(self.err(
+                Pos::of(raw),
+                "a `random` block has no arms",
+                Some("e.g. random: [{ weight: 3, steps: [...] }, { steps: [...] }]".into()),
+            ));
+        }
+        let mut arms = Vec::with_capacity(raw.value.len());
+        for RawArm { weight, steps } in &raw.value {
+            let weight = weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(self.err(Pos::of(raw), "an arm's weight must be more than 0", None));
+            }
+            if steps.is_empty() {
+                return Err(self.err(Pos::of(raw), "an arm of `random` has no steps", None));
+            }
+            arms.push((weight, self.nodes(steps, cx)?));
+        }
+        Ok(Node::Random { arms })
+    }
+
+    /// `repeat: N` or `repeat: "MIN..MAX"`.
+    fn repeat_range(&self, raw: &Spanned<RawRepeat>) -> Result<(u32, u32), Diagnostic> {
+        let bad = || {
+            self.err(
+                Pos::of(raw),
+                "`repeat` takes a count or a range",
+                Some("write e.g. `repeat: 3` or `repeat: 2..5` (both ends included)".into()),
+            )
+        };
+        let (min, max) = match &raw.value {
+            RawRepeat::Times(n) => (*n, *n),
+            RawRepeat::Range(text) => {
+                let text = text.trim();
+                match text.split_once("..") {
+                    Some((a, b)) => {
+                        let a = a.trim().parse::<u32>().map_err(|_| bad())?;
+                        let b = b
+                            .trim()
+                            .trim_start_matches('=')
+                            .trim()
+                            .parse::<u32>()
+                            .map_err(|_| bad())?;
+                        (a, b)
+                    }
+                    None => {
+                        let n = text.parse::<u32>().map_err(|_| bad())?;
+                        (n, n)
+                    }
+                }
+            }
+        };
+        if max < min {
+            return Err(self.err(
+                Pos::of(raw),
+                format!("the range {min}..{max} ends before it starts"),
+                Some(format!("write {max}..{min}")),
+            ));
+        }
+        if max == 0 {
+            return Err(self.err(
+                Pos::of(raw),
+                "`repeat: 0` never runs its steps",
+                Some("remove the block, or repeat at least once".into()),
+            ));
+        }
+        Ok((min, max))
+    }
+
+    /// A `for_each`'s or `while`'s `max`.
+    fn max_passes(&self, item: &Spanned<RawStep>) -> Result<u32, Diagnostic> {
+        match item.value.max {
+            Some(0) => Err(self.err(
+                Pos::of(item),
+                "`max: 0` never runs the block's steps",
+                Some("give at least 1".into()),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(DEFAULT_MAX_PASSES),
+        }
+    }
+
+    /// A condition, its errors pointing at the column.
+    fn cond(&self, text: &Spanned<String>, scope: &Scope) -> Result<Cond, Diagnostic> {
+        Cond::compile(&text.value, scope).map_err(|e| self.template_err(Pos::of(text), e))
+    }
+}
