@@ -164,6 +164,43 @@ impl Rendered {
         (!self.headers.has("user-agent")).then(|| who.agent.unwrap_or(USER_AGENT))
     }
 
+    /// Renders a GET of an asset a page's document named: its path and
+    /// query, no headers of its own, no body.
+    pub(crate) fn asset(&mut self, path: &str) {
+        self.path.clear();
+        self.path.extend_from_slice(path.as_bytes());
+        self.headers.clear();
+        self.body.clear();
+    }
+
+    /// The parts of an asset's GET, as [`Rendered::asset`] rendered it,
+    /// to `scheme://authority`; the user's cookies go only to the
+    /// target's origin.
+    pub(crate) fn asset_parts<'a>(
+        &'a self,
+        scheme: &'a str,
+        authority: &'a str,
+        who: &Who<'a>,
+        same_origin: bool,
+    ) -> Parts<'a> {
+        Parts {
+            method: &Method::GET,
+            scheme,
+            authority,
+            path: &self.path,
+            headers: &self.headers,
+            agent: self.agent(who),
+            cookie: who.cookie.filter(|_| same_origin),
+            body: &self.body,
+            length: false,
+        }
+    }
+
+    /// The path and query last rendered.
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.path
+    }
+
     /// Renders a replayed request: its path under `target`'s base path,
     /// no headers of its own and no body (logs keep none).
     pub(crate) fn replay(&mut self, target: &Target, req: &ReplayRequest) {

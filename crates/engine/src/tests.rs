@@ -979,6 +979,41 @@ mod sim {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn open_sessions_on_new_senders_draw_their_own_random_numbers() {
+        // Two flows of equal weight; each request takes 200 ms, so at
+        // 100 sessions/s most arrivals start a new sender. Each session
+        // must pick its flow with its own numbers: a new sender once
+        // handed every session it carried the same sequence, so every
+        // session took the same flow.
+        let mut scenario = Scenario::single(&RequestSpec::get("http://127.0.0.1:1/a").unwrap());
+        let mut b = scenario.flows[0].clone();
+        b.steps[0].endpoint = 1;
+        scenario.endpoints.push("GET /b".into());
+        scenario.flows.push(b);
+        let (out, _) = run_scenario(
+            Setup {
+                model: open(Profile::constant(100.0, Some(secs(2)))),
+                behaviour: Behaviour::Status {
+                    service: ms(200),
+                    status: 200,
+                },
+                max_requests: None,
+                timeout: secs(30),
+                grace: secs(5),
+            },
+            scenario,
+        )
+        .await;
+        let (a, b) = (
+            out.stats.endpoints[0].counts.requests,
+            out.stats.endpoints[1].counts.requests,
+        );
+        assert_eq!(a + b, 200);
+        // Binomial(200, 0.5): sd 7; allow 4 sd.
+        assert!((70..=130).contains(&a), "flow a {a}, flow b {b}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn open_sessions_time_each_step_from_when_it_was_due() {
         // Two steps: think 100 ms after the first. 10 sessions/s for 1 s,
         // each request taking 10 ms.

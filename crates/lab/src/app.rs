@@ -46,6 +46,8 @@ pub struct State {
     pub deployer: Deployer,
     /// Assets.
     pub edge: Edge,
+    /// The fund listing's ids for this start.
+    pub listing: crate::listing::Listing,
     /// When the lab started, for `--stall`.
     pub started: Instant,
 }
@@ -132,6 +134,7 @@ fn route_index(name: &str) -> usize {
 
 async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize, Resp) {
     let path = req.uri().path().to_string();
+    let query_string = req.uri().query().unwrap_or_default().to_string();
     let method = req.method().clone();
     // The process's own endpoints answer whatever the host.
     match path.as_str() {
@@ -181,6 +184,10 @@ async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize,
         (&Method::POST, ["login"]) => ("login", login(state, req).await),
         (&Method::GET, ["learn", id]) => ("learn", learn(state, session, id).await),
         (&Method::GET, ["funds", id]) => ("funds", fund(state, id).await),
+        (&Method::GET | &Method::HEAD, ["funds"]) => {
+            ("listing", listing(state, &query_string, false).await)
+        }
+        (&Method::GET, ["api", "funds"]) => ("listing", listing(state, &query_string, true).await),
         (&Method::POST, ["pledge"]) => ("pledge", pledge(state, session, req).await),
         (&Method::GET, ["profile"]) => ("profile", profile(state, session).await),
         (&Method::PUT, ["profile"]) => ("profile", update_profile(state, session, req).await),
@@ -421,7 +428,63 @@ async fn home(state: &State) -> Resp {
     }
 }
 
+/// A page of the fund listing, as HTML (links to each fund and to the
+/// next page, `rel=next`) or as JSON (`{"items": [{"id", "title"}],
+/// "next": N}`, no `next` on the last page). Ids change every start.
+async fn listing(state: &State, query_string: &str, json: bool) -> Resp {
+    let Some(page) = crate::listing::page_of(query_string) else {
+        return text(StatusCode::NOT_FOUND, "no such page of the listing\n");
+    };
+    let per_page = crate::listing::PER_PAGE;
+    let rows = query(state.db.reads(), move |c| {
+        c.prepare_cached("SELECT id, title FROM funds ORDER BY id LIMIT ?1 OFFSET ?2")?
+            .query_map([per_page, page * per_page], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let next = (page + 1 < crate::listing::Listing::pages()).then_some(page + 1);
+    if json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(id, title)| serde_json::json!({ "id": state.listing.slug(*id), "title": title }))
+            .collect();
+        let mut body = serde_json::json!({ "items": items, "page": page });
+        if let Some(n) = next {
+            body["next"] = n.into();
+        }
+        return respond(StatusCode::OK, "application/json", body.to_string());
+    }
+    html(
+        StatusCode::OK,
+        pages::listing(&rows, page, next, |id| state.listing.slug(id)),
+    )
+}
+
 async fn asset_page(state: &State, name: &str) -> Resp {
+    // I8 at the edge: every asset answers this much later (`--slow-assets`).
+    let m = &state.metrics;
+    let now = m
+        .static_in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    m.static_in_flight_max
+        .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    if let Some(slow) = state.config.slow_assets {
+        tokio::time::sleep(slow).await;
+    }
+    let resp = serve_asset(state, name).await;
+    m.static_in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    resp
+}
+
+async fn serve_asset(state: &State, name: &str) -> Resp {
     let Some(a) = state.edge.get(name).await else {
         return text(StatusCode::NOT_FOUND, "no such asset\n");
     };
@@ -530,7 +593,13 @@ async fn learn(state: &State, session: Option<i64>, id: &str) -> Resp {
 }
 
 async fn fund(state: &State, id: &str) -> Resp {
-    let Some(id) = parse_id(id) else {
+    let from_listing = state.listing.fund_of(id);
+    if let Some(id) = from_listing {
+        if state.listing.opened(id) {
+            state.metrics.add(&state.metrics.listing_funds_opened, 1);
+        }
+    }
+    let Some(id) = parse_id(id).or(from_listing) else {
         return text(StatusCode::NOT_FOUND, "no such fund\n");
     };
     let release = state.config.release;
@@ -590,12 +659,14 @@ async fn pledge(state: &State, session: Option<i64>, req: Request<hyper::body::I
         Ok(f) => f,
         Err(r) => return r,
     };
-    let fund = f.get("fund").and_then(|v| parse_id(v));
+    let fund = f
+        .get("fund")
+        .and_then(|v| parse_id(v).or_else(|| state.listing.fund_of(v)));
     let amount = f.get("amount").and_then(|v| parse_id(v));
     let (Some(fund), Some(amount)) = (fund, amount) else {
         return text(
             StatusCode::BAD_REQUEST,
-            "send fund and amount (positive whole numbers) as a form or a JSON object\n",
+            "send fund (a number or a listing id) and amount (a positive whole number) as a form or a JSON object\n",
         );
     };
     if fund > db::FUNDS {

@@ -78,6 +78,9 @@ pub struct Config {
     /// Measurement: every page of the app answers this much later (a
     /// release slower by a known amount, for checking `throng compare`).
     pub delay: Option<Duration>,
+    /// I8: every asset (`/static/`) answers this much later, as from an
+    /// overloaded edge: a page is as slow as its slowest asset.
+    pub slow_assets: Option<Duration>,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             short_cache: false,
             metastable: false,
             delay: None,
+            slow_assets: None,
         }
     }
 }
@@ -142,6 +146,9 @@ impl Config {
         }
         if self.metastable {
             out.push("--metastable".into());
+        }
+        if let Some(d) = self.slow_assets {
+            out.push(format!("--slow-assets {}ms", d.as_millis()));
         }
         out
     }

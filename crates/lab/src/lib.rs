@@ -19,6 +19,7 @@ mod assets;
 mod config;
 mod db;
 mod deploy;
+mod listing;
 mod metrics;
 mod pages;
 mod router;
@@ -138,6 +139,7 @@ pub fn start(config: Config) -> Result<Lab, Error> {
     let state = Arc::new(app::State {
         uow: uow::Context::new(config.race),
         edge: assets::Edge::new(config.short_cache),
+        listing: listing::Listing::new(config.seed),
         config,
         db,
         metrics,

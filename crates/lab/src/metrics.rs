@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Routes, in the order `/metrics` lists them.
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 13] = [
     "home",
     "static",
     "login",
@@ -15,6 +15,7 @@ pub const ROUTES: [&str; 12] = [
     "pledge",
     "profile",
     "deploy",
+    "listing",
     "health",
     "metrics",
     "other_app",
@@ -50,6 +51,12 @@ pub struct Metrics {
     pub cache_misses: AtomicU64,
     /// Requests held by a stall (`--stall`).
     pub stalled: AtomicU64,
+    /// Asset requests being answered now.
+    pub static_in_flight: AtomicU64,
+    /// The most asset requests answered at once so far.
+    pub static_in_flight_max: AtomicU64,
+    /// Different funds opened by their listing ids.
+    pub listing_funds_opened: AtomicU64,
 }
 
 impl Metrics {
@@ -85,7 +92,7 @@ impl Metrics {
                 }
             }
         }
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "lab_db_pool_timeouts_total",
                 "Requests that found no free database connection in time.",
@@ -141,6 +148,16 @@ impl Metrics {
                 "lab_stalled_total",
                 "Requests held by a stall (--stall).",
                 &self.stalled,
+            ),
+            (
+                "lab_static_in_flight_max",
+                "The most asset requests answered at once so far.",
+                &self.static_in_flight_max,
+            ),
+            (
+                "lab_listing_funds_opened",
+                "Different funds opened by their listing ids.",
+                &self.listing_funds_opened,
             ),
         ];
         for (name, help, v) in counters {

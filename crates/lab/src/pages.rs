@@ -29,6 +29,31 @@ pub fn page(site: &str, title: &str, body: &str) -> String {
     )
 }
 
+/// A page of the fund listing: each fund linked by its listing id, and
+/// the next page (`rel="next"`) unless this is the last.
+pub fn listing(
+    rows: &[(i64, String)],
+    page: i64,
+    next: Option<i64>,
+    slug: impl Fn(i64) -> String,
+) -> String {
+    let mut body = format!("<h1>Funds, page {}</h1>\n<ul class=\"funds\">\n", page + 1);
+    for (id, title) in rows {
+        body.push_str(&format!(
+            "<li><a class=\"fund\" href=\"/funds/{}\">{}</a></li>\n",
+            slug(*id),
+            escape(title)
+        ));
+    }
+    body.push_str("</ul>\n");
+    if let Some(n) = next {
+        body.push_str(&format!(
+            "<a rel=\"next\" href=\"/funds?page={n}\">Next</a>\n"
+        ));
+    }
+    self::page("Fundfill", "Funds", &body)
+}
+
 /// The page a framework shows when a request failed inside it: with a 200,
 /// as the incident's framework did.
 pub fn error_occurred(site: &str) -> String {

@@ -11,6 +11,7 @@ mod cond;
 mod duration;
 mod feeder;
 mod load;
+mod page;
 mod profile;
 mod replay;
 mod request;
@@ -33,6 +34,7 @@ pub use cond::{Cond, CondCtx};
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
+pub use page::{fresh_for, html_assets, Page, DEFAULT_PAGE_CONNECTIONS, MAX_HTML_ASSETS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
 pub use replay::ReplayRequest;
 pub use request::{

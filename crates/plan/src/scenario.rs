@@ -166,6 +166,8 @@ pub enum Node {
         /// Each arm's weight and body.
         arms: Vec<(f64, Vec<Node>)>,
     },
+    /// A page load: a document, then its assets several at a time.
+    Page(crate::Page),
 }
 
 impl Step {

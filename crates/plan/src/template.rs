@@ -434,24 +434,14 @@ fn compile_expr(
         .strip_prefix("choice(")
         .and_then(|a| a.strip_suffix(')'))
     {
-        let items: Vec<String> = args
-            .split(',')
-            // Quotes may arrive escaped (`\"a\"`) when the template sits
-            // inside a JSON string.
-            .map(|a| {
-                a.trim()
-                    .trim_matches(|c| c == '"' || c == '\'' || c == '\\')
-                    .to_string()
-            })
-            .filter(|a| !a.is_empty())
-            .collect();
-        if items.is_empty() {
-            return Err(err(
-                "choice() needs at least one value".into(),
-                Some("write choice(\"a\", \"b\")".into()),
-            ));
-        }
-        return Ok(Part::Builtin(Builtin::Choice(items), escape));
+        return choice(args)
+            .map(|b| Part::Builtin(b, escape))
+            .ok_or_else(|| {
+                err(
+                    "choice() needs at least one value".into(),
+                    Some("write choice(\"a\", \"b\")".into()),
+                )
+            });
     }
     let builtin = match expr {
         "vu" => Some(Builtin::Vu),
@@ -489,6 +479,22 @@ fn compile_expr(
         }),
         None => Err(unknown_variable(expr, offset, scope)),
     }
+}
+
+/// `choice(ARGS)`'s values, if it has any.
+fn choice(args: &str) -> Option<Builtin> {
+    let items: Vec<String> = args
+        .split(',')
+        // Quotes may arrive escaped (`\"a\"`) when the template sits
+        // inside a JSON string.
+        .map(|a| {
+            a.trim()
+                .trim_matches(|c| c == '"' || c == '\'' || c == '\\')
+                .to_string()
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    (!items.is_empty()).then_some(Builtin::Choice(items))
 }
 
 /// `expr` names no variable defined here: the error, with the nearest

@@ -291,6 +291,12 @@ pub struct EndpointRow {
     /// absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
+    /// A page load (a scenario's `page`): each of its `requests` is one
+    /// page, from its intended start to the end of its last request; its
+    /// requests are counted on their own endpoints and in the totals,
+    /// these are not. Absent for requests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub page: bool,
 }
 
 /// One check's results.
@@ -645,6 +651,7 @@ fn endpoints_of(stats: &Stats) -> BTreeMap<String, EndpointRow> {
                 resent: e.counts.resent,
                 extracts_missed: e.missed,
                 skipped: e.skipped,
+                page: e.page,
             };
             (e.name.clone(), row)
         })

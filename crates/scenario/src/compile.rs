@@ -158,6 +158,40 @@ impl Compiled {
                         self.describe_nodes(out, flow, otherwise, indent + 2);
                     }
                 }
+                Node::Page(page) => {
+                    let mut how = vec![format!("{} connections", page.connections)];
+                    if page.from_html {
+                        how.push("and the assets its document names".into());
+                    }
+                    if page.cache {
+                        how.push("fresh assets from the session's cache".into());
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{pad}page {:?} ({}):",
+                        self.scenario.endpoints[page.endpoint],
+                        how.join(", ")
+                    );
+                    if let Some(d) = page.document.and_then(|d| flow.steps.get(d)) {
+                        let _ = writeln!(out, "{pad}  the document:");
+                        self.describe_step(out, d, indent + 4);
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{pad}  {}:",
+                        if page.document.is_some() {
+                            "then, at once"
+                        } else {
+                            "at once"
+                        }
+                    );
+                    for a in page.assets.iter().filter_map(|a| flow.steps.get(*a)) {
+                        self.describe_step(out, a, indent + 4);
+                    }
+                    if page.from_html {
+                        let _ = writeln!(out, "{pad}    GET each asset the document names");
+                    }
+                }
                 Node::Random { arms } => {
                     let total: f64 = arms.iter().map(|(w, _)| w).sum();
                     for (i, (w, body)) in arms.iter().enumerate() {

@@ -535,6 +535,25 @@ pub struct RawStep {
     /// `[{ weight: 3, steps: [...] }, { steps: [...] }]`.
     #[schemars(with = "Option<Vec<RawArm>>")]
     pub random: Option<Spanned<Vec<RawArm>>>,
+    /// A page load, named for reports: its `steps` are the document (the
+    /// first) and its assets, fetched after it several at a time, the
+    /// way a browser loads a page. The page is reported as its own
+    /// endpoint, from its intended start to the end of its last request.
+    #[schemars(with = "Option<String>")]
+    pub page: Option<Spanned<String>>,
+    /// With `page`: `from_html` also fetches the stylesheets, scripts,
+    /// images and icons the document names (on the target's host or an
+    /// allowed one).
+    pub assets: Option<RawAssets>,
+    /// With `page`: most requests in flight at once, i.e. connections per
+    /// host (default 6, as browsers).
+    pub connections: Option<u32>,
+    /// With `page`: send every step at once as written, with no document
+    /// first (default false).
+    pub together: Option<bool>,
+    /// With `page`: honour `Cache-Control` within the session, so an asset
+    /// fetched before and still fresh is not fetched again (default false).
+    pub cache: Option<bool>,
 }
 
 /// How many times a `repeat` block runs.
@@ -556,6 +575,15 @@ pub struct RawArm {
     /// The arm's steps.
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// Which assets a page fetches besides its listed steps.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAssets {
+    /// Those the document names: `<link rel=stylesheet|icon|preload>`,
+    /// `<script src>`, `<img src>`.
+    FromHtml,
 }
 
 /// What a step does when a variable it needs has no value.

@@ -82,7 +82,7 @@ fn unknown_keys_suggest_the_nearest_one() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
         expect![[r#"
-            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract, on_missing, repeat, for_each, as, while, max, if, else, steps, random at line 5, column 9
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract, on_missing, repeat, for_each, as, while, max, if, else, steps, random, page, assets, connections, together, cache at line 5, column 9
               |
             5 |         thnk: 1s
               |         ^
@@ -903,6 +903,80 @@ fn block_mistakes_are_explained_where_they_are() {
             "shop.yaml:6:21: \"ids\" is a list (`pick: all`), not one value [= hint: loop over it (`for_each: ids`, `as: item`), or extract one with `pick: random`]",
             "shop.yaml:9:21: unknown variable \"x\" [= hint: variables defined before this point: ids, one]",
             "shop.yaml:6:17: a `random` block has no arms [= hint: e.g. random: [{ weight: 3, steps: [...] }, { steps: [...] }]]",
+        ]
+    "#]]
+    .assert_debug_eq(&out);
+}
+
+#[test]
+fn pages_compile_with_their_document_assets_and_mistakes() {
+    check(
+        r#"
+target: http://127.0.0.1:1
+flows:
+  - steps:
+      - page: home page
+        assets: from_html
+        cache: true
+        steps:
+          - get: /
+            name: home
+            extract: { fund: { css: a.fund, attr: href, pick: random } }
+          - get: /static/extra.css
+            checks: [ { header: { name: Cache-Control, matches: "max-age" } } ]
+      - page: burst
+        together: true
+        connections: 2
+        steps: [ { get: /a }, { get: /b }, { get: /c } ]
+"#,
+        expect![[r#"
+            scenario "shop.yaml" -> http://127.0.0.1:1
+              HTTP/1.1, cookies on
+              flow "flow 1" weight 1
+                page "home page" (6 connections, and the assets its document names, fresh assets from the session's cache):
+                  the document:
+                    GET / as "home"
+                      extract fund from css selector, attribute href, one at random
+                  then, at once:
+                    GET /static/extra.css as "GET /static/extra.css"
+                      check "GET /static/extra.css: header Cache-Control matches /max-age/"
+                    GET each asset the document names
+                page "burst" (2 connections):
+                  at once:
+                    GET /a as "GET /a"
+                    GET /b as "GET /b"
+                    GET /c as "GET /c"
+        "#]],
+    );
+    let head =
+        "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /a\n        name: home\n";
+    let cases = [
+        "      - page: p\n        steps:\n          - get: /\n          - get: /x.css\n            extract: { v: { header: ETag } }\n",
+        "      - page: p\n        steps:\n          - get: /\n          - repeat: 2\n            steps: [ { get: /x.css } ]\n",
+        "      - page: home\n        steps: [ { get: / } ]\n",
+        "      - page: p\n        together: true\n        assets: from_html\n        steps: [ { get: / } ]\n",
+        "      - page: p\n        connections: 0\n        steps: [ { get: / } ]\n",
+        "      - get: /\n        cache: true\n",
+        "      - repeat: 2\n        connections: 2\n        steps: [ { get: / } ]\n",
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(
+            |c| match compile("shop.yaml", &format!("{head}{c}"), &options()) {
+                Ok(_) => "compiled".to_string(),
+                Err(d) => d.to_string().lines().next().unwrap_or_default().to_string(),
+            },
+        )
+        .collect();
+    expect![[r#"
+        [
+            "shop.yaml:9:13: an asset's response is not read for values: only the document (a page's first step) can `extract`",
+            "shop.yaml:9:13: a page's steps are its requests; a `repeat` block cannot go in it",
+            "shop.yaml:6:15: \"home\" already names a request; a page reports as an endpoint of its own",
+            "shop.yaml:6:9: `assets: from_html` reads the document first, so it cannot go with `together: true`",
+            "shop.yaml:6:9: a page needs at least one connection",
+            "shop.yaml:6:9: `cache` belongs to a block, and this step is a request",
+            "shop.yaml:6:9: `connections` goes with `page`, not `repeat`",
         ]
     "#]]
     .assert_debug_eq(&out);

@@ -228,6 +228,10 @@ pub struct EndpointStats {
     /// its step says `on_missing: skip` (not failures).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
+    /// A page load's endpoint: each sample spans a page (its requests are
+    /// counted on their own endpoints, and in the totals; these are not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub page: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -248,6 +252,7 @@ impl EndpointStats {
             redirects: 0,
             missed: 0,
             skipped: 0,
+            page: false,
         }
     }
 }
@@ -542,8 +547,24 @@ impl Stats {
             self.latency.record(latency);
             self.service.record(s.service);
         }
-        // First, so that the rows below index the same buckets.
+        // First, so that the endpoint's rows index the same buckets.
         let index = self.bucket_of(s.due);
+        self.record_endpoint(index, s);
+        let bucket = self.bucket_at(index);
+        bucket.counts.add(s);
+        if responded.is_some() {
+            bucket.latency.open().record(latency);
+        }
+    }
+
+    /// Records a sample into its endpoint's numbers only (`index` is its
+    /// timeline bucket).
+    fn record_endpoint(&mut self, index: usize, s: &Sample) {
+        let latency = s.latency();
+        let responded = match s.outcome {
+            Outcome::Response { status } => Some(status),
+            Outcome::Failed(_) => None,
+        };
         if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
             ep.counts.add(s);
             let t = index;
@@ -568,11 +589,31 @@ impl Stats {
                 }
             }
         }
-        let bucket = self.bucket_at(index);
-        bucket.counts.add(s);
-        if responded.is_some() {
-            bucket.latency.open().record(latency);
+    }
+
+    /// Records a page load (`s` spans the page: due at its intended start,
+    /// ending with its last request) into its endpoint's numbers only:
+    /// each of its requests is recorded on its own, in the totals.
+    pub fn record_page(&mut self, s: &Sample) {
+        let index = self.bucket_of(s.due);
+        if let Some(ep) = self.endpoints.get_mut(s.endpoint) {
+            ep.page = true;
         }
+        self.record_endpoint(index, s);
+    }
+
+    /// The index of the endpoint named `name`, added if it is new (an
+    /// asset a page's document named, which no step declared).
+    pub fn endpoint_named(&mut self, name: &str) -> usize {
+        if let Some(i) = self.endpoints.iter().position(|e| e.name == name) {
+            return i;
+        }
+        let mut ep = EndpointStats::new(name.to_string());
+        if !self.bands.is_empty() {
+            ep.by_load = (0..LOAD_BANDS).map(|_| Hist::coarse()).collect();
+        }
+        self.endpoints.push(ep);
+        self.endpoints.len() - 1
     }
 
     /// Records an arrival that was due but not sent.
@@ -632,6 +673,7 @@ impl Stats {
                     ours.redirects += theirs.redirects;
                     ours.missed += theirs.missed;
                     ours.skipped += theirs.skipped;
+                    ours.page |= theirs.page;
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -736,6 +778,17 @@ impl Recorder {
     /// Records an extraction that found nothing.
     pub fn record_missed(&mut self, endpoint: usize) {
         self.stats.record_missed(endpoint);
+    }
+
+    /// Records a page load (see [`Stats::record_page`]): not a request,
+    /// so not in the interval either.
+    pub fn record_page(&mut self, s: &Sample) {
+        self.stats.record_page(s);
+    }
+
+    /// The index of the endpoint named `name` (see [`Stats::endpoint_named`]).
+    pub fn endpoint_named(&mut self, name: &str) -> usize {
+        self.stats.endpoint_named(name)
     }
 
     /// Records a step skipped for a missing variable.

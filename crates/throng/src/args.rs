@@ -257,6 +257,11 @@ pub struct Pathologies {
     /// see what `throng compare` catches.
     #[arg(long, value_name = "DURATION", help_heading = "Failures")]
     pub delay: Option<String>,
+    /// I8: every asset under /static/ answers DURATION later, e.g. '300ms',
+    /// as from an overloaded edge: a page loads as slowly as its slowest
+    /// asset, which no single request's numbers show.
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Failures")]
+    pub slow_assets: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -52,6 +52,7 @@ fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
     config.stall = p.stall.as_deref().map(parse_stall).transpose()?;
     config.short_cache = p.short_cache;
     config.metastable = p.metastable;
+    config.slow_assets = p.slow_assets;
     config.delay = p
         .delay
         .as_deref()

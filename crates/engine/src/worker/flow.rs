@@ -7,9 +7,29 @@ use super::*;
 
 /// A step's request once sent: its sample (not yet recorded) and how many
 /// attempts it took.
-struct Sent {
-    sample: Sample,
-    attempts: u32,
+pub(super) struct Sent {
+    pub(super) sample: Sample,
+    pub(super) attempts: u32,
+}
+
+/// A walk's progress through its requests.
+struct Walk<'s> {
+    /// When the flow's first request is due (open model), else now.
+    first_due: Option<Instant>,
+    /// Whether a request has gone (or failed to).
+    started: bool,
+    /// The step whose think time comes before the next request.
+    pending: Option<&'s plan::Step>,
+}
+
+impl Walk<'_> {
+    /// When the next request is due: the first at the flow's due time,
+    /// each later one when it goes.
+    fn due(&mut self) -> Option<Instant> {
+        let due = if self.started { None } else { self.first_due };
+        self.started = true;
+        due
+    }
 }
 
 /// Where a walk through a flow's blocks is: a list of nodes, the next one,
@@ -66,6 +86,7 @@ impl<C: Connector> Shared<C> {
         if scenario.clients.connections == Connections::PerSession {
             // Every session is a new visitor, on new connections.
             session.conns.iter_mut().for_each(|c| *c = None);
+            session.lanes.iter_mut().for_each(Lane::disconnect);
         }
         session.last_status = None;
         session.last_checks = false;
@@ -82,9 +103,11 @@ impl<C: Connector> Shared<C> {
             next: 0,
             pass: Pass::Once,
         };
-        // The step whose think time comes before the next request.
-        let mut pending: Option<&plan::Step> = None;
-        let mut started = false;
+        let mut walk = Walk {
+            first_due,
+            started: false,
+            pending: None,
+        };
         loop {
             let Some(node) = frame.nodes.get(frame.next) else {
                 if next_pass(&mut frame.pass, session) {
@@ -100,67 +123,119 @@ impl<C: Connector> Shared<C> {
                 }
             };
             frame.next += 1;
-            let step_index = match node {
-                Node::Step(i) => *i,
+            let on = match node {
+                Node::Step(i) => {
+                    self.visit_step(session, (arm, recorder), (flow_index, *i), &mut walk)
+                        .await
+                }
+                Node::Page(page) => {
+                    self.visit_page(session, (arm, recorder), flow_index, page, &mut walk)
+                        .await
+                }
                 block => {
                     if let Some(inner) = enter(block, session) {
                         stack.push(std::mem::replace(&mut frame, inner));
                     }
-                    continue;
+                    true
                 }
             };
-            let step = &flow.steps[step_index];
-            // A session that has started finishes its flow after the load
-            // phase ends (within the grace period), as real users would;
-            // only a stop cuts it short.
-            if started && self.stop.is_cancelled() {
-                break;
-            }
-            if let Some(prev) = pending.take() {
-                if !self.think(session, prev, false).await {
-                    break;
-                }
-            }
-            let missing = step
-                .reads
-                .iter()
-                .copied()
-                .find(|s| session.vars.get(*s).is_some_and(Option::is_none));
-            if missing.is_some() && step.on_missing == OnMissing::Skip {
-                recorder.borrow_mut().record_skipped(step.endpoint);
-                continue;
-            }
-            if !self.take_budget() {
-                self.end.cancel();
-                break;
-            }
-            let due = if started { None } else { first_due };
-            started = true;
-            pending = Some(step);
-            if let Some(slot) = missing {
-                self.record_missing(recorder, step, slot, due, session);
-                continue;
-            }
-            let at = (flow_index, step_index);
-            let Some(mut sent) = self.send_step(session, arm, recorder, at, due).await else {
-                continue;
-            };
-            let stop_flow = self.read_response(session, step, recorder, &mut sent.sample);
-            self.record_step(recorder, step, &sent);
-            if stop_flow {
-                pending = None;
+            if !on {
                 break;
             }
         }
-        if let (Some(last), true) = (pending, think_after_last) {
+        if let (Some(last), true) = (walk.pending, think_after_last) {
             self.think(session, last, true).await;
         }
         session.iteration += 1;
     }
 
+    /// Before a session's next request: a stop ends a flow that has
+    /// started (one that has started finishes after the load phase ends,
+    /// within the grace period, as real users would), and the think time
+    /// of the step before comes first. False when the flow is to end.
+    async fn between<'s>(&self, session: &mut Session<C::Conn>, walk: &mut Walk<'s>) -> bool {
+        if walk.started && self.stop.is_cancelled() {
+            return false;
+        }
+        match walk.pending.take() {
+            Some(prev) => self.think(session, prev, false).await,
+            None => true,
+        }
+    }
+
+    /// Sends step `at` (flow, step) of the walk, with its checks and
+    /// extracts; false when the flow is to end.
+    async fn visit_step<'s>(
+        &'s self,
+        session: &mut Session<C::Conn>,
+        (arm, recorder): (&Arm<C>, &RefCell<Recorder>),
+        at: (usize, usize),
+        walk: &mut Walk<'s>,
+    ) -> bool {
+        let step = &self.scenario.flows[at.0].steps[at.1];
+        if !self.between(session, walk).await {
+            return false;
+        }
+        let missing = missing(step, &session.vars);
+        if missing.is_some() && step.on_missing == OnMissing::Skip {
+            recorder.borrow_mut().record_skipped(step.endpoint);
+            return true;
+        }
+        if !self.take_budget() {
+            self.end.cancel();
+            return false;
+        }
+        let due = walk.due();
+        walk.pending = Some(step);
+        if let Some(slot) = missing {
+            self.record_missing(recorder, step, slot, due, session);
+            return true;
+        }
+        let Some(mut sent) = self.send_step(session, arm, recorder, at, due).await else {
+            return true;
+        };
+        let stop_flow = self.read_response(session, step, recorder, &mut sent.sample);
+        self.record_step(recorder, step, &sent);
+        if stop_flow {
+            walk.pending = None;
+        }
+        !stop_flow
+    }
+
+    /// Loads a page of the walk; false when the flow is to end.
+    async fn visit_page<'s>(
+        &'s self,
+        session: &mut Session<C::Conn>,
+        (arm, recorder): (&Arm<C>, &RefCell<Recorder>),
+        flow_index: usize,
+        page: &'s plan::Page,
+        walk: &mut Walk<'s>,
+    ) -> bool {
+        if !self.between(session, walk).await {
+            return false;
+        }
+        let due = walk.due();
+        let end = self
+            .load_page(session, (arm, recorder), flow_index, page, due)
+            .await;
+        // The page's think time is its first step's.
+        let flow = &self.scenario.flows[flow_index];
+        let first = page.document.or(page.assets.first().copied());
+        walk.pending = first.and_then(|i| flow.steps.get(i));
+        if end.spent {
+            self.end.cancel();
+            return false;
+        }
+        if end.stop_flow {
+            walk.pending = None;
+            return false;
+        }
+        true
+    }
+
     /// A step that needs variable `slot`, which has no value, under
     /// `on_missing: fail`: not sent, recorded as a `missing_value` failure.
-    fn record_missing(
+    pub(super) fn record_missing(
         &self,
         recorder: &RefCell<Recorder>,
         step: &plan::Step,
@@ -223,7 +298,7 @@ impl<C: Connector> Shared<C> {
     /// the same for everyone (then the arm's copy goes), and sends it with
     /// its retries and redirects. `None` when the request could not be
     /// built (recorded as a protocol failure).
-    async fn send_step(
+    pub(super) async fn send_step(
         &self,
         session: &mut Session<C::Conn>,
         arm: &Arm<C>,
@@ -318,7 +393,7 @@ impl<C: Connector> Shared<C> {
     /// Runs the step's checks on the response (marking the sample when
     /// one fails), then its extractions, and the cache audit of assets.
     /// Returns whether a failed check stops the flow.
-    fn read_response(
+    pub(super) fn read_response(
         &self,
         session: &mut Session<C::Conn>,
         step: &plan::Step,
@@ -402,7 +477,7 @@ impl<C: Connector> Shared<C> {
 
     /// Records a step's sample, and for a run that retries, whether the
     /// logical request was good within its deadline.
-    fn record_step(&self, recorder: &RefCell<Recorder>, step: &plan::Step, sent: &Sent) {
+    pub(super) fn record_step(&self, recorder: &RefCell<Recorder>, step: &plan::Step, sent: &Sent) {
         let mut recorder = recorder.borrow_mut();
         let sample = &sent.sample;
         recorder.record(sample);
@@ -431,6 +506,14 @@ impl<C: Connector> Shared<C> {
             _ = sleep(pause) => true,
         }
     }
+}
+
+/// The first variable `step`'s request needs that has no value.
+pub(super) fn missing(step: &plan::Step, vars: &[Option<String>]) -> Option<Slot> {
+    step.reads
+        .iter()
+        .copied()
+        .find(|s| vars.get(*s).is_some_and(Option::is_none))
 }
 
 /// Keeps what an extract took in its variable: one value (or none, when
@@ -469,7 +552,7 @@ fn set_index(vars: &mut [Option<String>], slot: Slot, n: u32) {
 /// branch).
 fn enter<'a, Conn: Connection>(node: &'a Node, session: &mut Session<Conn>) -> Option<Frame<'a>> {
     let (nodes, pass) = match node {
-        Node::Step(_) => return None,
+        Node::Step(_) | Node::Page(_) => return None,
         Node::Repeat {
             min,
             max,
@@ -616,7 +699,7 @@ fn begin_pass<Conn: Connection>(pass: &Pass<'_>, session: &mut Session<Conn>) ->
 }
 
 /// Unix time now, in milliseconds, for templates.
-fn unix_ms() -> u64 {
+pub(super) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

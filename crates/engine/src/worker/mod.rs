@@ -36,10 +36,12 @@ use crate::pacer::Pacer;
 use crate::redirect::{self, Reach};
 use crate::request::{Hop, Prepared, Rendered, Who, Wire};
 use crate::transport::{Capture, Connection, Connector, Response};
+use page::Lane;
 
 mod closed;
 mod flow;
 mod open;
+mod page;
 mod replay;
 mod send;
 
@@ -189,6 +191,8 @@ struct Shared<C: Connector> {
     feeder_draws: RefCell<Vec<u64>>,
     /// Why this worker stopped starting sessions early, if it did.
     stop_reason: RefCell<Option<String>>,
+    /// Documents whose assets pages have already read.
+    seen_documents: RefCell<page::SeenDocuments>,
     /// One per arm.
     recorders: Vec<RefCell<Recorder>>,
     start: Instant,
@@ -329,6 +333,12 @@ impl<C: Connector> Shared<C> {
         }
     }
 
+    /// The seed of user (or session) number `vu`'s random numbers: the
+    /// same whichever task carries it, so runs repeat and sessions differ.
+    fn seed_of(&self, vu: u64) -> u64 {
+        self.seed ^ vu.wrapping_mul(0xa076_1d64_78bd_642f) ^ self.worker as u64
+    }
+
     /// A new session for user number `vu`. In an A/B run, users alternate
     /// between the arms by number (each arm gets half of them, however
     /// few); open-model senders reassign the arm per arrival.
@@ -340,10 +350,10 @@ impl<C: Connector> Shared<C> {
             lists: vec![Vec::new(); self.scenario.slots],
             last_status: None,
             last_checks: false,
+            lanes: Vec::new(),
+            cache: Vec::new(),
             jar: Jar::default(),
-            rng: fastrand::Rng::with_seed(
-                self.seed ^ vu.wrapping_mul(0xa076_1d64_78bd_642f) ^ self.worker as u64,
-            ),
+            rng: fastrand::Rng::with_seed(self.seed_of(vu)),
             rendered: Rendered::default(),
             request: Default::default(),
             capture: Capture {
@@ -378,6 +388,10 @@ struct Session<Conn: Connection> {
     last_status: Option<u16>,
     /// Whether every check of the last response passed.
     last_checks: bool,
+    /// A page's further connections, kept between pages.
+    lanes: Vec<Lane<Conn>>,
+    /// Assets fetched before and fresh until then (pages with `cache`).
+    cache: Vec<(String, Instant)>,
     jar: Jar,
     rng: fastrand::Rng,
     /// The request being sent, as rendered for the user.
@@ -394,16 +408,22 @@ struct Session<Conn: Connection> {
 impl<Conn: Connection> Session<Conn> {
     /// Starts a new visitor, sent to `arm`, on the same connections (unless
     /// the visitor comes from another address).
-    fn reset(&mut self, vu: u64, arm: usize, clients: &Clients) {
+    fn reset(&mut self, vu: u64, arm: usize, clients: &Clients, seed: u64) {
         self.arm = arm;
+        // Its own random numbers: a sender that carries many sessions
+        // must not hand each the same sequence.
+        self.rng = fastrand::Rng::with_seed(seed);
         self.vars.iter_mut().for_each(|v| *v = None);
         self.lists.iter_mut().for_each(Vec::clear);
+        self.cache.clear();
         self.jar.clear();
         self.vu = vu;
         self.iteration = 0;
         let source = clients.source_ip(vu);
         if source != self.capture.source {
             self.conns.iter_mut().for_each(|c| *c = None);
+            // Lanes are made afresh, with the new address.
+            self.lanes.clear();
             self.capture.source = source;
         }
         self.become_client(clients);
@@ -594,6 +614,7 @@ impl<C: Connector> Shared<C> {
             feeder_draws: RefCell::new(vec![0; scenario.feeders.len()]),
             scenario,
             stop_reason: RefCell::new(None),
+            seen_documents: RefCell::default(),
             recorders,
             start: cfg.start,
             timeout: cfg.timeout,

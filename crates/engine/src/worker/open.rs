@@ -269,7 +269,7 @@ pub(super) async fn open_sender<C: Connector>(
             match job {
                 Job::Session(due, vu, arm) => {
                     // Each arrival is a new visitor; the sender keeps its connections.
-                    session.reset(vu, arm, &sh.scenario.clients);
+                    session.reset(vu, arm, &sh.scenario.clients, sh.seed_of(vu));
                     sh.run_flow(&mut session, Some(due), false).await;
                 }
                 Job::Replay(req) => sh.replay_one(&mut session, &req).await,

@@ -330,7 +330,7 @@ impl<C: Connector> Shared<C> {
     /// A connector to `url`'s origin, another than the arm's target, if
     /// the scenario lets redirects go there; else `None`, with the reason
     /// noted (`blocked`).
-    fn connector_to(&self, arm: &Arm<C>, url: &url::Url) -> Option<C> {
+    pub(super) fn connector_to(&self, arm: &Arm<C>, url: &url::Url) -> Option<C> {
         let connector = matches!(url.scheme(), "http" | "https")
             .then(|| arm.reach.dialer(url))
             .flatten()

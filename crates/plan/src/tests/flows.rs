@@ -286,3 +286,44 @@ fn condition_mistakes_point_at_the_column() {
     ]]
     .assert_eq(&e(&deep));
 }
+
+#[test]
+fn a_document_names_its_assets_once_and_a_hostile_one_is_bounded() {
+    let html = r#"<html><head>
+        <link rel="stylesheet" href="/static/app.css">
+        <link rel="icon" href="/favicon.ico"><link rel="canonical" href="/page">
+        <link rel="Preload Stylesheet" href="https://cdn.example.net/x.css">
+        <script src="/static/app.js" defer></script><script>inline()</script>
+        </head><body><img src="logo.svg"><img src="/static/app.css">
+        <img src="data:image/png;base64,AAAA"><img src=" "><a href="/next">next</a>
+        </body></html>"#;
+    assert_eq!(
+        html_assets(html, 100),
+        [
+            "/static/app.css",
+            "/favicon.ico",
+            "https://cdn.example.net/x.css",
+            "/static/app.js",
+            "logo.svg"
+        ]
+    );
+    let many: String = (0..500)
+        .map(|i| format!("<img src=\"/i/{i}.png\">"))
+        .collect();
+    assert_eq!(html_assets(&many, MAX_HTML_ASSETS).len(), MAX_HTML_ASSETS);
+    assert!(html_assets("<<<not html\u{0}", 100).is_empty());
+}
+
+#[test]
+fn cache_control_says_how_long_an_asset_stays_fresh() {
+    use std::time::Duration;
+    assert_eq!(
+        fresh_for("public, max-age=31536000, immutable"),
+        Some(Duration::from_secs(31_536_000))
+    );
+    assert_eq!(fresh_for("max-age=\"60\""), Some(Duration::from_secs(60)));
+    assert_eq!(fresh_for("no-cache"), None);
+    assert_eq!(fresh_for("max-age=600, no-store"), None);
+    assert_eq!(fresh_for("max-age=0"), None);
+    assert_eq!(fresh_for("private"), None);
+}

@@ -61,6 +61,7 @@ enum Block<'r> {
     While(&'r Spanned<String>),
     If(&'r Spanned<String>),
     Random(&'r Spanned<Vec<RawArm>>),
+    Page(&'r Spanned<String>),
 }
 
 impl Block<'_> {
@@ -71,6 +72,7 @@ impl Block<'_> {
             Block::While(_) => "while",
             Block::If(_) => "if",
             Block::Random(_) => "random",
+            Block::Page(_) => "page",
         }
     }
 }
@@ -83,7 +85,43 @@ fn blocks(s: &RawStep) -> Vec<Block<'_>> {
     found.extend(s.while_cond.as_ref().map(Block::While));
     found.extend(s.if_cond.as_ref().map(Block::If));
     found.extend(s.random.as_ref().map(Block::Random));
+    found.extend(s.page.as_ref().map(Block::Page));
     found
+}
+
+/// A key of another kind of block set on a `kind` block: the key, and
+/// the blocks it goes with.
+fn misplaced(s: &RawStep, kind: &str) -> Option<(&'static str, &'static str)> {
+    let misplaced = [
+        (s.else_steps.is_some() && kind != "if", "else", "`if`"),
+        (
+            s.as_name.is_some() && kind != "for_each",
+            "as",
+            "`for_each`",
+        ),
+        (
+            s.max.is_some() && !matches!(kind, "for_each" | "while"),
+            "max",
+            "`for_each` or `while`",
+        ),
+        (
+            s.steps.is_some() && kind == "random",
+            "steps",
+            "each arm of `random`",
+        ),
+        (s.assets.is_some() && kind != "page", "assets", "`page`"),
+        (
+            s.connections.is_some() && kind != "page",
+            "connections",
+            "`page`",
+        ),
+        (s.together.is_some() && kind != "page", "together", "`page`"),
+        (s.cache.is_some() && kind != "page", "cache", "`page`"),
+    ];
+    misplaced
+        .into_iter()
+        .find(|(bad, ..)| *bad)
+        .map(|(_, key, owner)| (key, owner))
 }
 
 /// The request keys of a step set on a block, which has no request.
@@ -195,6 +233,10 @@ impl Compiler<'_> {
             (s.else_steps.is_some(), "else"),
             (s.as_name.is_some(), "as"),
             (s.max.is_some(), "max"),
+            (s.assets.is_some(), "assets"),
+            (s.connections.is_some(), "connections"),
+            (s.together.is_some(), "together"),
+            (s.cache.is_some(), "cache"),
         ]
         .into_iter()
         .find_map(|(set, name)| set.then_some(name));
@@ -206,6 +248,9 @@ impl Compiler<'_> {
                     "else" => "`else` goes with `if`".into(),
                     "as" => "`as` goes with `for_each`".into(),
                     "max" => "`max` goes with `for_each` or `while`".into(),
+                    "assets" | "connections" | "together" | "cache" => {
+                        format!("`{key}` goes with `page`")
+                    }
                     _ => {
                         "start a block with repeat, for_each, while or if, then its `steps`".into()
                     }
@@ -234,25 +279,7 @@ impl Compiler<'_> {
                 )),
             ));
         }
-        let misplaced = [
-            (s.else_steps.is_some() && kind != "if", "else", "`if`"),
-            (
-                s.as_name.is_some() && kind != "for_each",
-                "as",
-                "`for_each`",
-            ),
-            (
-                s.max.is_some() && !matches!(kind, "for_each" | "while"),
-                "max",
-                "`for_each` or `while`",
-            ),
-            (
-                s.steps.is_some() && kind == "random",
-                "steps",
-                "each arm of `random`",
-            ),
-        ];
-        if let Some((_, key, owner)) = misplaced.iter().find(|(bad, ..)| *bad) {
+        if let Some((key, owner)) = misplaced(s, kind) {
             return Err(self.err(at, format!("`{key}` goes with {owner}, not `{kind}`"), None));
         }
         if let Block::Random(arms) = block {
@@ -310,7 +337,105 @@ impl Compiler<'_> {
                 })
             }
             Block::Random(arms) => self.random(arms, cx),
+            Block::Page(name) => self.page(item, name, body, cx),
         }
+    }
+
+    /// `page: NAME` with its requests: the document first (unless
+    /// `together`), then the assets.
+    fn page(
+        &self,
+        item: &Spanned<RawStep>,
+        name: &Spanned<String>,
+        body: &[Spanned<RawStep>],
+        cx: &mut FlowCx<'_>,
+    ) -> Result<Node, Diagnostic> {
+        let s = &item.value;
+        if name.value.trim().is_empty() {
+            return Err(self.err(Pos::of(name), "a page's name cannot be empty", None));
+        }
+        if cx.endpoints.contains(&name.value) {
+            return Err(self.err(
+                Pos::of(name),
+                format!(
+                    "{:?} already names a request; a page reports as an endpoint of its own",
+                    name.value
+                ),
+                Some("give the page a name of its own, e.g. \"home page\"".into()),
+            ));
+        }
+        let together = s.together.unwrap_or(false);
+        let connections = match s.connections {
+            Some(0) => {
+                return Err(self.err(
+                    Pos::of(item),
+                    "a page needs at least one connection",
+                    Some(format!("browsers use {}", plan::DEFAULT_PAGE_CONNECTIONS)),
+                ))
+            }
+            Some(n) => n,
+            None => plan::DEFAULT_PAGE_CONNECTIONS,
+        };
+        let from_html = s.assets.is_some();
+        if from_html && together {
+            return Err(self.err(
+                Pos::of(item),
+                "`assets: from_html` reads the document first, so it cannot go with `together: true`",
+                None,
+            ));
+        }
+        let mut indices = Vec::with_capacity(body.len());
+        for (i, raw) in body.iter().enumerate() {
+            if let [block, ..] = blocks(&raw.value).as_slice() {
+                return Err(self.err(
+                    Pos::of(raw),
+                    format!(
+                        "a page's steps are its requests; a `{}` block cannot go in it",
+                        block.key()
+                    ),
+                    Some("put the block before or after the page".into()),
+                ));
+            }
+            let is_document = i == 0 && !together;
+            if !is_document && !raw.value.extract.is_empty() {
+                return Err(self.err(
+                    Pos::of(raw),
+                    "an asset's response is not read for values: only the document (a page's first step) can `extract`",
+                    Some("move the extract to the document, or the request out of the page".into()),
+                ));
+            }
+            self.not_in_request(raw)?;
+            let mut step = self.step(
+                raw,
+                &mut cx.scope,
+                cx.slots,
+                &cx.inherited,
+                cx.endpoints,
+                cx.check_names,
+            )?;
+            if is_document && from_html {
+                step.needs.body = true;
+            }
+            if s.cache == Some(true) {
+                step.needs.headers = true;
+            }
+            cx.steps.push(step);
+            indices.push(cx.steps.len() - 1);
+        }
+        cx.endpoints.push(name.value.clone());
+        let (document, assets) = if together {
+            (None, indices)
+        } else {
+            (Some(indices[0]), indices[1..].to_vec())
+        };
+        Ok(Node::Page(plan::Page {
+            endpoint: cx.endpoints.len() - 1,
+            document,
+            assets,
+            from_html,
+            connections,
+            cache: s.cache.unwrap_or(false),
+        }))
     }
 
     /// `for_each: LIST`, `as: NAME`.

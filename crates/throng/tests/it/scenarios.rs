@@ -811,3 +811,52 @@ flows:
         assert!(["a+b+x", "c%2Fd+x", "e%26f+x"].contains(&q), "{b}");
     }
 }
+
+/// A page's assets from its HTML go to the target and to allowed hosts
+/// only: another host's script is not fetched (nor counted).
+#[test]
+fn a_page_fetches_what_its_document_names_on_allowed_hosts_only() {
+    let srv = server::http1(Mode::App);
+    let cdn = server::http1_on("127.0.0.2", Mode::Ok);
+    let (_dir, path) = scenario(&format!(
+        r#"
+allowed_hosts: [127.0.0.2]
+flows:
+  - steps:
+      - page: page
+        assets: from_html
+        steps:
+          - get: "/page?cdn={}"
+            name: document
+"#,
+        cdn.addr
+    ));
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "5",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(hits(&srv, "GET /a.css"), 5);
+    assert_eq!(hits(&cdn, "GET /b.png"), 5);
+    assert_eq!(res["endpoints"]["GET /a.css"]["requests"], 5);
+    let b = format!("GET http://{}/b.png", cdn.addr);
+    assert_eq!(
+        res["endpoints"][b.as_str()]["requests"],
+        5,
+        "{}",
+        res["endpoints"]
+    );
+    assert_eq!(num(&res, "endpoints.page.requests"), 5.0);
+    assert_eq!(
+        num(&res, "totals.requests"),
+        15.0,
+        "the document and two assets per page"
+    );
+    assert_eq!(num(&res, "totals.errors"), 0.0);
+}

@@ -35,7 +35,9 @@ pub enum Mode {
     /// /away?to=URL` redirects to URL; `POST /sign-in` sets `session=ok`
     /// and sends the client on to `private` with a 303; `GET /whoami` echoes the Authorization, Cookie and X-Key
     /// headers in its body and sets `sid=sid-secret-5150`; `GET /` is a
-    /// form with a hidden `csrf` field; `GET /list`
+    /// form with a hidden `csrf` field; `GET /page?cdn=HOST:PORT` is a page
+    /// naming `/a.css`, `http://HOST:PORT/b.png` and a script on
+    /// 127.0.0.3; `GET /list`
     /// lists three items whose ids need escaping (`{"items":[{"id":"a
     /// b"},...]}`); `GET /pages?page=N` answers `{"next":N+1}` up to page
     /// 2, then `{}`; anything else 200.
@@ -323,6 +325,13 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     ("GET", "/") => {
                         let body = r#"<form><input name="csrf" value="c-5150"></form>"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    }
+                    ("GET", t) if t.starts_with("/page?cdn=") => {
+                        let cdn = &t["/page?cdn=".len()..];
+                        let body = format!(
+                            r#"<link rel="stylesheet" href="/a.css"><img src="http://{cdn}/b.png"><script src="http://127.0.0.3:9/c.js"></script>"#
+                        );
                         format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
                     }
                     ("GET", "/list") => {
