@@ -754,6 +754,9 @@ fn i08_a_page_is_as_slow_as_its_slowest_asset_and_picks_spread_over_the_listing(
     // would open at most one fund per listing page (4).
     let opened = metric(&slow, "lab_listing_funds_opened");
     let picks = num(&res["endpoints"]["fund"], "requests");
+    eprintln!(
+        "I8 page: {overlap} assets in flight at once; {opened} funds opened in {picks} picks"
+    );
     assert!(
         opened >= 10,
         "{opened} different funds opened in {picks} picks"
@@ -772,4 +775,19 @@ fn i08_a_page_is_as_slow_as_its_slowest_asset_and_picks_spread_over_the_listing(
     let (code, res) = run_example(&healthy, "browse-and-buy.yaml", &load);
     assert_eq!(code, 0, "{} {}", res["thresholds"], res["findings"]);
     assert!(p50(&res, "home page") < 1000.0);
+    // The cache audit covers the assets the pages' documents named.
+    let audited = res["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "caching_ok")
+        .map(|f| f["evidence"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    for asset in [
+        "GET /static/app.css",
+        "GET /static/app.js",
+        "GET /static/logo.svg",
+    ] {
+        assert!(audited.contains(asset), "{asset} in {audited:?}");
+    }
 }
