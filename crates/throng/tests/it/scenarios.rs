@@ -860,3 +860,30 @@ flows:
     );
     assert_eq!(num(&res, "totals.errors"), 0.0);
 }
+
+/// A page over HTTP/2: its lanes' requests go as streams on the worker's
+/// connection, each counted once, and the page on its own endpoint.
+#[test]
+fn a_page_loads_over_http2_on_one_connection() {
+    let srv = server::h2c();
+    let (_dir, path) = scenario(
+        "http2: true\nflows:\n  - steps:\n      - page: p\n        steps:\n          - get: /doc\n          - get: /a.css\n          - get: /b.js\n          - get: /c.png\n",
+    );
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--rate",
+        "5",
+        "--duration",
+        "1s",
+        "--workers",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.unwrap();
+    assert_eq!(num(&res, "endpoints.p.requests"), 5.0);
+    assert_eq!(num(&res, "totals.requests"), 20.0);
+    assert_eq!(num(&res, "totals.errors"), 0.0);
+    assert_eq!(srv.seen.requests.load(Ordering::Relaxed), 20);
+}
