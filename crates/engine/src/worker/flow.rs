@@ -669,12 +669,7 @@ fn begin_pass<Conn: Connection>(pass: &Pass<'_>, session: &mut Session<Conn>) ->
                 return false;
             };
             // The item is copied out of the list into a reused buffer.
-            let (vars, value) = (&mut session.vars, value.as_str());
-            if let Some(v) = vars.get_mut(item) {
-                let buf = v.get_or_insert_with(String::new);
-                buf.clear();
-                buf.push_str(value);
-            }
+            set_var(&mut session.vars, item, value);
             (n, index)
         }
         Pass::While {
