@@ -101,7 +101,7 @@ fn bad_thresholds_explain_themselves() {
         r#"invalid threshold "p99 300ms": no comparison: write e.g. p99<300ms, errors<1%, rate>450"#
     ]]
     .assert_eq(&e("p99 300ms"));
-    expect![[r#"invalid threshold "erors<1%": unknown metric "erors" (did you mean errors?): use p50..p99.9, median, mean, min, max, errors, rate, requests or dropped"#]]
+    expect![[r#"invalid threshold "erors<1%": unknown metric "erors" (did you mean errors?): use p50..p99.9, median, mean, min, max, errors, rate, requests or dropped (live: p99_message, p99_upgrade, p99_first_event, p99_gap, ws_errors)"#]]
         .assert_eq(&e("erors<1%"));
     expect![[r#"invalid threshold "rate>1%": rate takes a plain number, not "%""#]]
         .assert_eq(&e("rate>1%"));
@@ -109,6 +109,59 @@ fn bad_thresholds_explain_themselves() {
         r#"invalid threshold "p101<1s": "p101" is not a percentile: write p50, p90, p99, p99.9 ..."#
     ]]
     .assert_eq(&e("p101<1s"));
+}
+
+#[test]
+fn websocket_thresholds_read_the_sockets_numbers() {
+    // Two endpoints: "pair" (a WebSocket step: 4 connections, 1 closed
+    // abnormally; round trips 1..=100 ms) and "GET /" (2 requests, one
+    // 500, which the WebSocket metrics do not see).
+    let mut s = Stats::new(["pair".to_string(), "GET /".to_string()]);
+    let socket = |failed: bool| Sample {
+        outcome: if failed {
+            Outcome::Failed(stats::ErrorKind::WsClosed)
+        } else {
+            Outcome::Response { status: 101 }
+        },
+        ..sample(0, 0, 101, false)
+    };
+    for failed in [false, false, false, true] {
+        s.record(&socket(failed));
+        s.record_live_open(0, "ws", Duration::from_millis(5), Duration::ZERO);
+        let upgraded = stats::LiveSession {
+            opened: true,
+            closed_at: Some(Duration::from_secs(1)),
+            server_close: failed.then_some(stats::CLOSED_ABNORMALLY),
+            ..Default::default()
+        };
+        s.record_live(0, "ws", &upgraded);
+    }
+    for ms in 1..=100 {
+        s.record_live_time(
+            0,
+            "ws",
+            stats::LiveTime::RoundTrip,
+            Duration::from_millis(ms),
+        );
+    }
+    s.record(&sample(1, 0, 200, false));
+    s.record(&sample(1, 0, 500, false));
+    expect!["held p99_message(pair)<100ms 99.01ms"].assert_eq(&eval("p99_message(pair)<100ms", &s));
+    expect!["FAILED p50_message<50ms 50.02ms"].assert_eq(&eval("p50_message<50ms", &s));
+    expect!["held p99_upgrade<10ms 5.00ms"].assert_eq(&eval("p99_upgrade<10ms", &s));
+    // ws_errors: failed connections over connections tried (1 of 4),
+    // whatever the HTTP requests did (1 of 2 failed).
+    expect!["FAILED ws_errors<1% 25.00%"].assert_eq(&eval("ws_errors<1%", &s));
+    expect!["held ws_errors<=1 1"].assert_eq(&eval("ws_errors<=1", &s));
+    expect!["FAILED errors<1% 33.33%"].assert_eq(&eval("errors<1%", &s));
+    // An endpoint that is no WebSocket has no round trips.
+    expect!["FAILED p99_message(GET /)<1s no responses"]
+        .assert_eq(&eval("p99_message(GET /)<1s", &s));
+    let e = |s: &str| Threshold::parse(s).unwrap_err().to_string();
+    expect![[r#"invalid threshold "p1x_message<1s": "p1x_message" is not a percentile: write p50_message, p99_message, p99.9_message ..."#]]
+        .assert_eq(&e("p1x_message<1s"));
+    expect![[r#"invalid threshold "ws_errors<1s": ws_errors takes a plain number, not "s""#]]
+        .assert_eq(&e("ws_errors<1s"));
 }
 
 #[test]

@@ -7,6 +7,12 @@
 //!   needs a unit `us`, `ms` or `s`); `errors` (with `%`: failed requests
 //!   over requests sent; without: a count); `rate` (requests sent per
 //!   second of load); `requests`; `dropped` (a count).
+//! - WebSocket metrics: `p99_message` (any `pNN_message`: a message's round
+//!   trip, from its send's intended time to the reply), `p99_upgrade` (the
+//!   upgrade time), `ws_errors` (with `%`: failed connections over
+//!   connections tried; without: a count); event streams: `p99_first_event`
+//!   (from the step's intended start), `p99_gap` (between events). Without
+//!   an endpoint they cover every live step.
 //! - OP: `<`, `<=`, `>`, `>=`, `==`, `!=`.
 
 use std::time::Duration;
@@ -44,6 +50,18 @@ pub enum Metric {
     Requests,
     /// Arrivals dropped.
     Dropped,
+    /// A WebSocket message's round trip quantile (0..1), ms.
+    MessageQuantile(f64),
+    /// A WebSocket upgrade time quantile (0..1), ms.
+    UpgradeQuantile(f64),
+    /// An event stream's time to first event quantile (0..1), ms.
+    FirstEventQuantile(f64),
+    /// An event stream's gap between events quantile (0..1), ms.
+    GapQuantile(f64),
+    /// Failed WebSocket connections over those tried, a fraction.
+    WsErrorRate,
+    /// Failed WebSocket connections, a count.
+    WsErrorCount,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,47 +168,7 @@ impl Threshold {
             .parse()
             .map_err(|_| err(format!("{rhs:?} does not start with a number")))?;
         let unit = rhs[num_len..].trim();
-        let latency_ms = |value: f64| -> Result<f64, ThresholdError> {
-            match unit {
-                "us" | "µs" => Ok(value / 1000.0),
-                "ms" => Ok(value),
-                "s" => Ok(value * 1000.0),
-                "" => Err(err(format!(
-                    "a latency needs a unit: write {value}ms or {value}s"
-                ))),
-                other => Err(err(format!("unknown time unit {other:?}: use us, ms or s"))),
-            }
-        };
-        let plain = |value: f64, what: &str| -> Result<f64, ThresholdError> {
-            match unit {
-                "" => Ok(value),
-                "/s" if what == "rate" => Ok(value),
-                other => Err(err(format!("{what} takes a plain number, not {other:?}"))),
-            }
-        };
-        let (metric, limit) = match name {
-            "mean" | "avg" => (Metric::Mean, latency_ms(value)?),
-            "min" => (Metric::Min, latency_ms(value)?),
-            "max" => (Metric::Max, latency_ms(value)?),
-            "median" | "med" => (Metric::Quantile(0.5), latency_ms(value)?),
-            "errors" | "error_rate" if unit == "%" => (Metric::ErrorRate, value / 100.0),
-            "errors" => (Metric::ErrorCount, plain(value, "errors")?),
-            "rate" => (Metric::Rate, plain(value, "rate")?),
-            "requests" => (Metric::Requests, plain(value, "requests")?),
-            "dropped" => (Metric::Dropped, plain(value, "dropped")?),
-            p if p.starts_with('p') => {
-                let q = parse_quantile(&p[1..]).ok_or_else(|| {
-                    err(format!("{p:?} is not a percentile: write p50, p90, p99, p99.9 ..."))
-                })?;
-                (Metric::Quantile(q), latency_ms(value)?)
-            }
-            other => {
-                return Err(err(format!(
-                    "unknown metric {other:?}{}: use p50..p99.9, median, mean, min, max, errors, rate, requests or dropped",
-                    suggest(other).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
-                )))
-            }
-        };
+        let (metric, limit) = metric_of(expr, name, value, unit)?;
         if endpoint.is_some() && matches!(metric, Metric::Rate | Metric::Dropped) {
             return Err(err(format!("{name} cannot be limited to one endpoint")));
         }
@@ -215,13 +193,26 @@ impl Threshold {
             Some(Some(ep)) => (ep.counts, &ep.latency),
             Some(None) => (stats::Counts::default(), &stats.latency),
         };
+        // Live metrics read the live endpoints' own numbers.
+        let merged;
+        let (counts, hist) = match self.live_numbers(stats) {
+            Some((live_counts, live_hist)) => {
+                merged = live_hist;
+                (live_counts, merged.as_ref().unwrap_or(hist))
+            }
+            None => (counts, hist),
+        };
         let empty = hist.count() == 0;
         let (actual, text) = match self.metric {
-            Metric::Quantile(q) => ms(if empty { 0.0 } else { hist.quantile_ms(q) }),
+            Metric::Quantile(q)
+            | Metric::MessageQuantile(q)
+            | Metric::UpgradeQuantile(q)
+            | Metric::FirstEventQuantile(q)
+            | Metric::GapQuantile(q) => ms(if empty { 0.0 } else { hist.quantile_ms(q) }),
             Metric::Mean => ms(hist.summary().mean),
             Metric::Min => ms(hist.summary().min),
             Metric::Max => ms(hist.summary().max),
-            Metric::ErrorRate => {
+            Metric::ErrorRate | Metric::WsErrorRate => {
                 let rate = if counts.requests == 0 {
                     0.0
                 } else {
@@ -229,7 +220,7 @@ impl Threshold {
                 };
                 (rate, format!("{:.2}%", rate * 100.0))
             }
-            Metric::ErrorCount => count(counts.failed()),
+            Metric::ErrorCount | Metric::WsErrorCount => count(counts.failed()),
             Metric::Requests => count(counts.requests),
             Metric::Dropped => count(counts.dropped()),
             Metric::Rate => {
@@ -244,7 +235,14 @@ impl Threshold {
         };
         let latency = matches!(
             self.metric,
-            Metric::Quantile(_) | Metric::Mean | Metric::Min | Metric::Max
+            Metric::Quantile(_)
+                | Metric::Mean
+                | Metric::Min
+                | Metric::Max
+                | Metric::MessageQuantile(_)
+                | Metric::UpgradeQuantile(_)
+                | Metric::FirstEventQuantile(_)
+                | Metric::GapQuantile(_)
         );
         // A latency threshold on a run with no responses did not hold: there
         // is nothing to show it did.
@@ -259,6 +257,34 @@ impl Threshold {
                 text
             },
         }
+    }
+
+    /// For a live metric, the live endpoints' (all, or the one named)
+    /// connections and the histogram the metric reads (`None` for
+    /// `ws_errors`, which reads counts only); `None` for other metrics.
+    fn live_numbers(&self, stats: &Stats) -> Option<(stats::Counts, Option<Hist>)> {
+        let pick: Option<fn(&stats::LiveStats) -> Option<&Hist>> = match self.metric {
+            Metric::MessageQuantile(_) => Some(|l| Some(&l.round_trip)),
+            Metric::UpgradeQuantile(_) => Some(|l| Some(&l.upgrade)),
+            Metric::FirstEventQuantile(_) => Some(|l| l.first_event.as_ref()),
+            Metric::GapQuantile(_) => Some(|l| l.gaps.as_ref()),
+            Metric::WsErrorRate | Metric::WsErrorCount => None,
+            _ => return None,
+        };
+        let live = stats
+            .endpoints
+            .iter()
+            .filter(|e| self.endpoint.as_ref().is_none_or(|name| &e.name == name))
+            .filter_map(|e| e.live.as_deref().map(|l| (e, l)));
+        let mut counts = stats::Counts::default();
+        let mut hist = pick.map(|_| Hist::new());
+        for (ep, l) in live {
+            counts.merge(&ep.counts);
+            if let (Some(h), Some(Some(x))) = (hist.as_mut(), pick.map(|p| p(l))) {
+                h.merge(x);
+            }
+        }
+        Some((counts, hist))
     }
 
     /// Whether an error threshold is already lost beyond doubt, given the
@@ -276,6 +302,82 @@ impl Threshold {
             _ => false,
         }
     }
+}
+
+/// The metric `name` (with the number and unit after the comparison):
+/// what it measures and its limit in the metric's unit.
+fn metric_of(
+    expr: &str,
+    name: &str,
+    value: f64,
+    unit: &str,
+) -> Result<(Metric, f64), ThresholdError> {
+    let err = |why: String| ThresholdError {
+        expr: expr.to_string(),
+        why,
+    };
+    let latency_ms = |value: f64| -> Result<f64, ThresholdError> {
+        match unit {
+            "us" | "µs" => Ok(value / 1000.0),
+            "ms" => Ok(value),
+            "s" => Ok(value * 1000.0),
+            "" => Err(err(format!(
+                "a latency needs a unit: write {value}ms or {value}s"
+            ))),
+            other => Err(err(format!("unknown time unit {other:?}: use us, ms or s"))),
+        }
+    };
+    let plain = |value: f64, what: &str| -> Result<f64, ThresholdError> {
+        match unit {
+            "" => Ok(value),
+            "/s" if what == "rate" => Ok(value),
+            other => Err(err(format!("{what} takes a plain number, not {other:?}"))),
+        }
+    };
+    Ok(match name {
+        "mean" | "avg" => (Metric::Mean, latency_ms(value)?),
+        "min" => (Metric::Min, latency_ms(value)?),
+        "max" => (Metric::Max, latency_ms(value)?),
+        "median" | "med" => (Metric::Quantile(0.5), latency_ms(value)?),
+        "errors" | "error_rate" if unit == "%" => (Metric::ErrorRate, value / 100.0),
+        "errors" => (Metric::ErrorCount, plain(value, "errors")?),
+        "rate" => (Metric::Rate, plain(value, "rate")?),
+        "requests" => (Metric::Requests, plain(value, "requests")?),
+        "dropped" => (Metric::Dropped, plain(value, "dropped")?),
+        "ws_errors" if unit == "%" => (Metric::WsErrorRate, value / 100.0),
+        "ws_errors" => (Metric::WsErrorCount, plain(value, "ws_errors")?),
+        p if p.starts_with('p')
+            && ["_message", "_upgrade", "_first_event", "_gap"]
+                .iter()
+                .any(|s| p.ends_with(s)) =>
+        {
+            let (digits, live) = p[1..].split_once('_').unwrap_or_default();
+            let q = parse_quantile(digits).ok_or_else(|| {
+                err(format!(
+                    "{p:?} is not a percentile: write p50_{live}, p99_{live}, p99.9_{live} ..."
+                ))
+            })?;
+            let metric = match live {
+                "message" => Metric::MessageQuantile(q),
+                "upgrade" => Metric::UpgradeQuantile(q),
+                "first_event" => Metric::FirstEventQuantile(q),
+                _ => Metric::GapQuantile(q),
+            };
+            (metric, latency_ms(value)?)
+        }
+        p if p.starts_with('p') => {
+            let q = parse_quantile(&p[1..]).ok_or_else(|| {
+                err(format!("{p:?} is not a percentile: write p50, p90, p99, p99.9 ..."))
+            })?;
+            (Metric::Quantile(q), latency_ms(value)?)
+        }
+        other => {
+            return Err(err(format!(
+                "unknown metric {other:?}{}: use p50..p99.9, median, mean, min, max, errors, rate, requests or dropped (live: p99_message, p99_upgrade, p99_first_event, p99_gap, ws_errors)",
+                suggest(other).map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+            )))
+        }
+    })
 }
 
 fn ms(v: f64) -> (f64, String) {

@@ -16,6 +16,7 @@ mod net;
 mod pacer;
 mod redirect;
 mod request;
+pub mod sse;
 mod transport;
 mod worker;
 
@@ -86,15 +87,11 @@ pub fn start_with(
     } else {
         plan.ab.iter().map(|a| &a.target).collect()
     };
-    let mut arms = Vec::with_capacity(targets.len());
-    for target in &targets {
-        let dialer = net::dialer(target, &scenario.tls, http2)?;
-        arms.push((dialer, (*target).clone()));
-    }
+    let arms = dialers(&targets, &scenario.tls, http2)?;
     let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
         .iter()
         .zip(&arms)
-        .map(|(t, (d, _))| (*t, d.addr.ip()))
+        .map(|(t, (d, _, _))| (*t, d.addr.ip()))
         .collect();
     let reach = Arc::new(Reach::new(
         &scenario.redirects,
@@ -185,21 +182,44 @@ pub fn start_with(
     })
 }
 
+/// Each target's dialers: for requests (in the run's protocol), and for
+/// live connections (WebSockets upgrade an HTTP/1.1 connection, and event
+/// streams are read on one, whatever the run's protocol: TLS offers only
+/// http/1.1 to them).
+fn dialers(
+    targets: &[&plan::Target],
+    tls: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Vec<(Dialer, Dialer, Target)>, EngineError> {
+    let mut arms = Vec::with_capacity(targets.len());
+    for target in targets {
+        let dialer = net::dialer(target, tls, http2)?;
+        let live = if http2 {
+            net::dialer(target, tls, false)?
+        } else {
+            dialer.clone()
+        };
+        arms.push((dialer, live, (*target).clone()));
+    }
+    Ok(arms)
+}
+
 /// A worker's arms: one per target, with its connector and the scenario's
 /// requests rendered for it once.
 fn arms_of<C: Connector>(
-    targets: Vec<(Dialer, Target)>,
+    targets: Vec<(Dialer, Dialer, Target)>,
     scenario: &Scenario,
     reach: &Arc<Reach>,
     connector: impl Fn(Dialer) -> C,
 ) -> Vec<Arm<C>> {
     targets
         .into_iter()
-        .map(|(dialer, target)| Arm {
+        .map(|(dialer, live, target)| Arm {
             prepared: Prepared::new(scenario, &target),
             connector: connector(dialer),
             target,
             reach: reach.clone(),
+            live: Some(live),
         })
         .collect()
 }

@@ -379,6 +379,7 @@ mod sim {
             target: scenario.target.clone(),
             prepared,
             reach: Default::default(),
+            live: None,
         };
         let out = local
             .run_until(run_worker(
@@ -414,6 +415,7 @@ mod sim {
             target: scenario.target.clone(),
             prepared: prepared.clone(),
             reach: Default::default(),
+            live: None,
         };
         let cfg = WorkerConfig {
             index: 0,
@@ -609,6 +611,7 @@ mod sim {
             target: scenario.target.clone(),
             prepared,
             reach: Default::default(),
+            live: None,
         };
         let cfg = WorkerConfig {
             index: 0,

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("scenario_yaml", scenario_yaml),
     ("access_log", access_log),
     ("har", har),
     ("template", template),
     ("results_json", results_json),
+    ("event_stream", event_stream),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -120,4 +121,39 @@ pub fn results_json(data: &[u8]) {
     let _ = report::junit(&r);
     let _ = report::summary_markdown(&r);
     let _ = r.to_json();
+}
+
+/// A server-sent event stream, as a server would send it: the first byte
+/// sets the size of the pieces the rest arrives in. The events must be
+/// the same whatever the pieces (the stream read whole is the reference),
+/// within the parser's bound, and the last event id must agree.
+pub fn event_stream(data: &[u8]) {
+    let Some((&step, body)) = data.split_first() else {
+        return;
+    };
+    const MAX: usize = 256;
+    let read = |pieces: usize| {
+        let mut p = engine::sse::Parser::new(MAX);
+        let mut events = Vec::new();
+        let mut failed = false;
+        for piece in body.chunks(pieces.max(1)) {
+            let fed = p.feed(piece, &mut |e| {
+                assert!(e.data.len() <= MAX, "an event over the bound");
+                events.push((e.kind.to_string(), e.data.to_vec(), e.id.to_string()));
+            });
+            if fed.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        (events, failed, p.last_event_id().to_string(), p.retry())
+    };
+    let whole = read(body.len());
+    let pieces = read(usize::from(step % 17) + 1);
+    // A stream over the bound fails wherever it is cut; below it, the
+    // pieces must not change what was read.
+    assert_eq!(whole.1, pieces.1, "failed in one reading only");
+    if !whole.1 {
+        assert_eq!(whole, pieces, "the pieces changed the events");
+    }
 }

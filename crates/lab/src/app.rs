@@ -48,6 +48,8 @@ pub struct State {
     pub edge: Edge,
     /// The fund listing's ids for this start.
     pub listing: crate::listing::Listing,
+    /// The pair-programming rooms.
+    pub rooms: Arc<crate::rooms::Rooms>,
     /// When the lab started, for `--stall`.
     pub started: Instant,
 }
@@ -115,14 +117,27 @@ async fn stall_gate(state: &State) {
 pub async fn handle(
     state: Arc<State>,
     req: Request<hyper::body::Incoming>,
-) -> Result<Resp, Infallible> {
+) -> Result<Response<crate::rooms::Body>, Infallible> {
+    // A room's event stream is the one answer that is not whole.
+    if let ("GET", ["pair", room, "events"]) = (
+        req.method().as_str(),
+        req.uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
+        state.metrics.request(route_index("pair"), 200);
+        return Ok(crate::rooms::subscribe(&state.rooms, &req, room));
+    }
     stall_gate(&state).await;
     let (route, resp) = dispatch(&state, req).await;
     // A freeze that began while the request was being handled holds its
     // answer too.
     stall_gate(&state).await;
     state.metrics.request(route, resp.status().as_u16());
-    Ok(resp)
+    Ok(resp.map(|b| b.boxed()))
 }
 
 fn route_index(name: &str) -> usize {
@@ -192,6 +207,10 @@ async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize,
         (&Method::GET, ["profile"]) => ("profile", profile(state, session).await),
         (&Method::PUT, ["profile"]) => ("profile", update_profile(state, session, req).await),
         (&Method::POST, ["deploy"]) => ("deploy", deploy(state).await),
+        (&Method::GET, ["pair", room]) if !room.is_empty() => {
+            let room = room.to_string();
+            ("pair", crate::rooms::upgrade(&state.rooms, req, &room))
+        }
         _ => ("not_found", text(StatusCode::NOT_FOUND, "not found\n")),
     };
     (route_index(name), resp)

@@ -81,6 +81,10 @@ pub struct Config {
     /// I8: every asset (`/static/`) answers this much later, as from an
     /// overloaded edge: a page is as slow as its slowest asset.
     pub slow_assets: Option<Duration>,
+    /// WebSockets: past this many open sockets, a new one is upgraded and
+    /// then dropped without a close frame (a server at its connection
+    /// limit).
+    pub ws_cap: Option<u64>,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             metastable: false,
             delay: None,
             slow_assets: None,
+            ws_cap: None,
         }
     }
 }
@@ -149,6 +154,9 @@ impl Config {
         }
         if let Some(d) = self.slow_assets {
             out.push(format!("--slow-assets {}ms", d.as_millis()));
+        }
+        if let Some(n) = self.ws_cap {
+            out.push(format!("--ws-cap {n}"));
         }
         out
     }

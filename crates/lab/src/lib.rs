@@ -8,8 +8,9 @@
 //! a costlier release, a login that scans every user, a bounded connection
 //! pool, a unit-of-work race, a lagging replica, a routing table that
 //! hands an address to another app mid-deploy, periodic freezes, short
-//! cache lifetimes behind an edge cache, and a queue that works on
-//! requests nobody waits for. See each module for how.
+//! cache lifetimes behind an edge cache, a queue that works on requests
+//! nobody waits for, and WebSocket rooms that drop sockets past a cap.
+//! See each module for how.
 //!
 //! Nothing in throng's engine depends on this crate; the `throng` binary
 //! embeds it for `throng lab`, `throng demo` and the end-to-end tests.
@@ -22,6 +23,7 @@ mod deploy;
 mod listing;
 mod metrics;
 mod pages;
+mod rooms;
 mod router;
 mod uow;
 
@@ -140,6 +142,7 @@ pub fn start(config: Config) -> Result<Lab, Error> {
         uow: uow::Context::new(config.race),
         edge: assets::Edge::new(config.short_cache),
         listing: listing::Listing::new(config.seed),
+        rooms: Arc::new(rooms::Rooms::new(config.ws_cap, metrics.clone())),
         config,
         db,
         metrics,
@@ -182,7 +185,7 @@ async fn serve(listener: TcpListener, state: Arc<app::State>, mut stop: oneshot:
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| app::handle(state.clone(), req));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Routes, in the order `/metrics` lists them.
-pub const ROUTES: [&str; 13] = [
+pub const ROUTES: [&str; 14] = [
     "home",
     "static",
     "login",
@@ -16,6 +16,7 @@ pub const ROUTES: [&str; 13] = [
     "profile",
     "deploy",
     "listing",
+    "pair",
     "health",
     "metrics",
     "other_app",
@@ -57,6 +58,20 @@ pub struct Metrics {
     pub static_in_flight_max: AtomicU64,
     /// Different funds opened by their listing ids.
     pub listing_funds_opened: AtomicU64,
+    /// WebSockets upgraded.
+    pub ws_opened: AtomicU64,
+    /// WebSockets open now.
+    pub ws_open: AtomicU64,
+    /// WebSockets dropped at the cap (`--ws-cap`).
+    pub ws_rejected: AtomicU64,
+    /// WebSocket messages received.
+    pub ws_messages: AtomicU64,
+    /// Messages not delivered to a member whose queue was full.
+    pub ws_slow_dropped: AtomicU64,
+    /// Event streams subscribed to.
+    pub sse_streams: AtomicU64,
+    /// Events sent to subscribers.
+    pub sse_events: AtomicU64,
 }
 
 impl Metrics {
@@ -73,26 +88,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP lab_requests_total Responses by route and status class.\n# TYPE lab_requests_total counter"
-        );
-        for (route, counts) in ROUTES.iter().zip(&self.requests) {
-            for (c, n) in counts.iter().enumerate() {
-                let n = n.load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "lab_requests_total{{route=\"{route}\",status=\"{}xx\"}} {n}",
-                        c + 1
-                    );
-                }
-            }
-        }
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+    /// The counters and gauges besides requests: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 14] {
+        [
             (
                 "lab_db_pool_timeouts_total",
                 "Requests that found no free database connection in time.",
@@ -159,8 +157,66 @@ impl Metrics {
                 "Different funds opened by their listing ids.",
                 &self.listing_funds_opened,
             ),
-        ];
-        for (name, help, v) in counters {
+        ]
+    }
+
+    /// The live connections' counters and gauges.
+    fn live_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 7] {
+        [
+            (
+                "lab_ws_opened_total",
+                "WebSockets upgraded.",
+                &self.ws_opened,
+            ),
+            ("lab_ws_open", "WebSockets open now.", &self.ws_open),
+            (
+                "lab_ws_rejected_total",
+                "WebSockets dropped without a close frame at the cap (--ws-cap).",
+                &self.ws_rejected,
+            ),
+            (
+                "lab_ws_messages_total",
+                "WebSocket messages received.",
+                &self.ws_messages,
+            ),
+            (
+                "lab_ws_slow_dropped_total",
+                "Room messages not delivered to a member too slow to take them.",
+                &self.ws_slow_dropped,
+            ),
+            (
+                "lab_sse_streams_total",
+                "Room event streams subscribed to.",
+                &self.sse_streams,
+            ),
+            (
+                "lab_sse_events_total",
+                "Room events sent to subscribers.",
+                &self.sse_events,
+            ),
+        ]
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP lab_requests_total Responses by route and status class.\n# TYPE lab_requests_total counter"
+        );
+        for (route, counts) in ROUTES.iter().zip(&self.requests) {
+            for (c, n) in counts.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "lab_requests_total{{route=\"{route}\",status=\"{}xx\"}} {n}",
+                        c + 1
+                    );
+                }
+            }
+        }
+        for (name, help, v) in self.counters().into_iter().chain(self.live_counters()) {
             let kind = if name.ends_with("_total") {
                 "counter"
             } else {

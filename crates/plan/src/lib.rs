@@ -10,6 +10,7 @@ mod check;
 mod cond;
 mod duration;
 mod feeder;
+mod live;
 mod load;
 mod page;
 mod profile;
@@ -33,6 +34,10 @@ pub use check::{
 pub use cond::{Cond, CondCtx};
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
+pub use live::{
+    Live, SseStream, WsAction, WsExpect, WsKind, WsMessage, WsSession, DEFAULT_EXPECT_TIMEOUT,
+    DEFAULT_SSE_RETRY, DEFAULT_WS_QUEUE, MAX_SSE_RETRY, MAX_WS_MESSAGE,
+};
 pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
 pub use page::{fresh_for, html_assets, Page, DEFAULT_PAGE_CONNECTIONS, MAX_HTML_ASSETS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};

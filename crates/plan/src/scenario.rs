@@ -168,6 +168,14 @@ pub enum Node {
     },
     /// A page load: a document, then its assets several at a time.
     Page(crate::Page),
+    /// A live connection opened by a step (in [`Flow::steps`]: its path,
+    /// headers and endpoint), kept open while its session runs.
+    Live {
+        /// The step that opens it.
+        step: usize,
+        /// What is done on it.
+        live: Box<crate::Live>,
+    },
 }
 
 impl Step {

@@ -13,7 +13,12 @@ use crate::results::{Results, Status};
 /// Error kinds added after the CSV's `resent` column: columns are only
 /// ever added at the end, so these follow it rather than their kind's
 /// place in [`ErrorKind::ALL`].
-const KINDS_AFTER_RESENT: [ErrorKind; 1] = [ErrorKind::MissingValue];
+const KINDS_AFTER_RESENT: [ErrorKind; 4] = [
+    ErrorKind::MissingValue,
+    ErrorKind::UpgradeFailed,
+    ErrorKind::WsClosed,
+    ErrorKind::MessageTimeout,
+];
 
 /// The error kinds with a column before `resent`, in report order.
 fn kinds_before_resent() -> impl Iterator<Item = ErrorKind> {
@@ -38,9 +43,16 @@ pub fn timeline_csv(r: &Results) -> String {
     for kind in KINDS_AFTER_RESENT {
         let _ = write!(out, ",{}", kind.as_str());
     }
-    out.push('\n');
+    out.push_str(",ws_open\n");
+    // WebSockets open at the end of each row, over every WebSocket step.
+    let mut ws_open = vec![0u64; r.timeline.len()];
+    for l in r.endpoints.values().filter_map(|e| e.live.as_ref()) {
+        for (sum, n) in ws_open.iter_mut().zip(&l.open) {
+            *sum += n;
+        }
+    }
     let planned = r.load.level_per_bucket(r.timeline.len(), r.timeline_s);
-    for (row, offered) in r.timeline.iter().zip(planned) {
+    for ((row, offered), open) in r.timeline.iter().zip(planned).zip(ws_open) {
         let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{}",
@@ -69,7 +81,7 @@ pub fn timeline_csv(r: &Results) -> String {
         for kind in KINDS_AFTER_RESENT {
             let _ = write!(out, ",{}", row.error_kinds.get(kind));
         }
-        out.push('\n');
+        let _ = writeln!(out, ",{open}");
     }
     out
 }
@@ -305,6 +317,22 @@ pub fn prometheus(
         "throng_latency_seconds_bucket{{le=\"+Inf\"}} {n}\nthrong_latency_seconds_sum {:.6}\nthrong_latency_seconds_count {n}",
         h.mean() * h.len() as f64 / 1e6,
         n = h.len()
+    );
+    let live = &all.live;
+    let _ = writeln!(
+        p,
+        "# HELP throng_websockets_opened_total WebSockets upgraded.\n# TYPE throng_websockets_opened_total counter\nthrong_websockets_opened_total {}",
+        live.opened
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_websockets_open WebSockets open now.\n# TYPE throng_websockets_open gauge\nthrong_websockets_open {}",
+        live.open()
+    );
+    let _ = writeln!(
+        p,
+        "# HELP throng_websocket_messages_total WebSocket messages, counted when their socket closes.\n# TYPE throng_websocket_messages_total counter\nthrong_websocket_messages_total{{direction=\"sent\"}} {}\nthrong_websocket_messages_total{{direction=\"received\"}} {}",
+        live.sent, live.received
     );
     let _ = writeln!(
         p,

@@ -417,6 +417,7 @@ fn charts(h: &mut String, r: &Results) {
         ],
     ));
     out.extend(errors_chart(&t));
+    out.extend(sockets_chart(&t));
     if r.retries.is_some() {
         let w = t.w;
         out.push(t.chart(
@@ -560,6 +561,34 @@ fn in_flight_chart(t: &OverTime<'_>) -> String {
     )
 }
 
+/// WebSockets open at the end of each row, per WebSocket endpoint; none
+/// when the run opened none.
+fn sockets_chart(t: &OverTime<'_>) -> Option<String> {
+    let w = t.w;
+    let series: Vec<Series> =
+        t.r.endpoints
+            .iter()
+            .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
+            .map(|(name, l)| Series {
+                name: name.clone(),
+                points: l
+                    .open
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| ((i as f64 + 1.0) * w, *n as f64))
+                    .collect(),
+                dashed: false,
+            })
+            .collect();
+    (!series.is_empty()).then(|| {
+        t.chart(
+            "Live connections open (WebSockets, event streams)",
+            "connections",
+            series,
+        )
+    })
+}
+
 /// Failures by kind per second, and responses with a failed check; none
 /// when there were neither.
 fn errors_chart(t: &OverTime<'_>) -> Option<String> {
@@ -634,6 +663,7 @@ fn tables(h: &mut String, r: &Results) {
         );
     }
     h.push_str("</tbody></table>");
+    websockets(h, r);
     if !r.thresholds.is_empty() {
         h.push_str("<h2>Thresholds</h2><table id=\"thresholds\"><thead><tr><th>threshold</th><th>verdict</th><th>actual</th></tr></thead><tbody>");
         for t in &r.thresholds {
@@ -700,6 +730,49 @@ fn tables(h: &mut String, r: &Results) {
             esc(&rec.what)
         );
     }
+}
+
+/// Each WebSocket endpoint's connections, messages, round trips and
+/// closes; nothing when the run had none.
+fn websockets(h: &mut String, r: &Results) {
+    let live: Vec<_> = r
+        .endpoints
+        .iter()
+        .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Live connections</h2><table id=\"live\"><thead><tr><th>endpoint</th><th>tried</th><th>opened</th><th>refused</th><th>not upgraded</th><th>most open</th><th>upgrade p99</th><th>messages sent / received</th><th>dropped</th><th>expects timed out</th><th>round trip p50</th><th>p99</th><th>first event p99</th><th>gap p99</th><th>closed by the server</th></tr></thead><tbody>");
+    let codes = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (name, l) in live {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&format!("{name} ({})", l.protocol)),
+            l.attempted,
+            l.opened,
+            l.refused,
+            esc(&codes(&l.upgrade_failed)),
+            l.peak_open,
+            fmt_ms(l.upgrade_ms.p99),
+            l.messages_sent,
+            l.messages_received,
+            l.messages_dropped,
+            l.expect_timeouts,
+            fmt_ms(l.round_trip_ms.p50),
+            fmt_ms(l.round_trip_ms.p99),
+            l.first_event_ms.as_ref().map_or("-".into(), |s| fmt_ms(s.p99)),
+            l.gap_ms.as_ref().map_or("-".into(), |s| fmt_ms(s.p99)),
+            esc(&codes(&l.closed_by_server))
+        );
+    }
+    h.push_str("</tbody></table>");
 }
 
 fn metadata(h: &mut String, r: &Results) {

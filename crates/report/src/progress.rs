@@ -27,6 +27,8 @@ pub struct ProgressView {
     pub in_flight: usize,
     /// Users running now (closed model).
     pub vus: Option<usize>,
+    /// WebSockets open now (0 when the run opened none).
+    pub sockets: u64,
 }
 
 /// One line, e.g. `[ 12s/30s]  499.9/s  p50 1.10ms  p99 4.50ms  errors 0 (0.00%)  in-flight 3`.
@@ -57,6 +59,9 @@ pub fn progress_line(v: &ProgressView) -> String {
     match v.vus {
         Some(vus) => line.push_str(&format!("  users {vus}")),
         None => line.push_str(&format!("  in-flight {}", v.in_flight)),
+    }
+    if v.sockets > 0 {
+        line.push_str(&format!("  sockets {}", v.sockets));
     }
     line
 }
@@ -140,6 +145,9 @@ pub fn dashboard(d: &DashboardView) -> Vec<String> {
         Some(vus) => format!("now       users {vus}  in flight {}", v.in_flight),
         None => format!("now       in flight {}", v.in_flight),
     };
+    if v.sockets > 0 {
+        load.push_str(&format!("  websockets open {}", v.sockets));
+    }
     if v.dropped > 0 {
         load.push_str(&format!("  dropped {} (the in-flight limit)", v.dropped));
     }

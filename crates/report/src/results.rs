@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use analysis::ThresholdResult;
 use serde::{Deserialize, Serialize};
-use stats::{ErrorCounts, RetryCounts, Stats, Summary};
+use stats::{ErrorCounts, Hist, RetryCounts, Stats, Summary};
 
 /// The schema id written into, and required of, every results file.
 pub const SCHEMA: &str = "throng.results/v1";
@@ -297,6 +297,99 @@ pub struct EndpointRow {
     /// these are not. Absent for requests.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub page: bool,
+    /// A WebSocket step: each of its `requests` is one connection, its
+    /// latency the upgrade time, its errors the connections that failed
+    /// (refused, not upgraded, closed abnormally, a message awaited in
+    /// vain). What happened on the sockets is here. Absent for requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRow>,
+}
+
+/// A WebSocket endpoint's numbers (see `EndpointRow::live`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveRow {
+    /// `ws`.
+    pub protocol: String,
+    /// Connections tried.
+    pub attempted: u64,
+    /// Connections upgraded (101).
+    pub opened: u64,
+    /// Connections that never reached the server (refused, connect or
+    /// TLS failures, timed out before an answer).
+    pub refused: u64,
+    /// Upgrades answered with another status, by status ("0": no valid
+    /// answer).
+    pub upgrade_failed: BTreeMap<String, u64>,
+    /// Upgrade time of the connections opened, from the step's intended
+    /// start to the 101.
+    pub upgrade_ms: Summary,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Messages dropped from a full queue before an `expect` read them.
+    pub messages_dropped: u64,
+    /// `expect`s that saw no matching message in time.
+    pub expect_timeouts: u64,
+    /// Round trips timed: sends answered by the message an `expect`
+    /// waited for.
+    pub round_trips: u64,
+    /// Round trips, from a send's intended time to the message that
+    /// answered it.
+    pub round_trip_ms: Summary,
+    /// An event stream's time to its first event, from the step's
+    /// intended start; absent for WebSockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_event_ms: Option<Summary>,
+    /// An event stream's gaps between consecutive events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<Summary>,
+    /// An event stream's reconnections (each also in `attempted`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconnects: u64,
+    /// Closes the server began, or drops ("1006"), by close code; for an
+    /// event stream, "0" is the server ending it.
+    pub closed_by_server: BTreeMap<String, u64>,
+    /// Sockets throng closed.
+    pub closed_by_client: u64,
+    /// The most sockets open at the end of a timeline bucket.
+    pub peak_open: u64,
+    /// Sockets open at the end of each timeline bucket (of the time they
+    /// opened and closed, from the run's start).
+    pub open: Vec<u64>,
+}
+
+impl LiveRow {
+    fn of(l: &stats::LiveStats) -> LiveRow {
+        let keys = |m: &BTreeMap<u16, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        LiveRow {
+            protocol: l.protocol.clone(),
+            attempted: l.attempted,
+            opened: l.opened,
+            refused: l.refused,
+            upgrade_failed: keys(&l.upgrade_failed),
+            upgrade_ms: l.upgrade.summary(),
+            messages_sent: l.sent,
+            messages_received: l.received,
+            bytes_sent: l.bytes_sent,
+            bytes_received: l.bytes_received,
+            messages_dropped: l.dropped,
+            expect_timeouts: l.expect_timeouts,
+            round_trips: l.round_trip.count(),
+            round_trip_ms: l.round_trip.summary(),
+            first_event_ms: l.first_event.as_ref().map(Hist::summary),
+            gap_ms: l.gaps.as_ref().map(Hist::summary),
+            reconnects: l.reconnects,
+            closed_by_server: keys(&l.closed_by_server),
+            closed_by_client: l.closed_by_client,
+            peak_open: l.peak_open(),
+            open: l.open_over_time(),
+        }
+    }
 }
 
 /// One check's results.
@@ -652,6 +745,7 @@ fn endpoints_of(stats: &Stats) -> BTreeMap<String, EndpointRow> {
                 extracts_missed: e.missed,
                 skipped: e.skipped,
                 page: e.page,
+                live: e.live.as_deref().map(LiveRow::of),
             };
             (e.name.clone(), row)
         })

@@ -10,9 +10,9 @@ use crate::results::{Results, Status};
 /// The summary of a run, as plain text (no colour, stable for tests).
 pub fn summary(r: &Results) -> String {
     let mut out = String::new();
-    let sections: [fn(&mut String, &Results); 10] = [
-        heading, counts, retries, latencies, errors, endpoints, checks, verdicts, findings,
-        generator,
+    let sections: [fn(&mut String, &Results); 11] = [
+        heading, counts, retries, latencies, errors, endpoints, websockets, checks, verdicts,
+        findings, generator,
     ];
     for section in sections {
         section(&mut out, r);
@@ -234,6 +234,112 @@ fn endpoints(out: &mut String, r: &Results) {
             status.join(" ")
         );
     }
+}
+
+/// Each WebSocket step: connections tried, opened and lost, messages,
+/// round trips and closes.
+fn websockets(out: &mut String, r: &Results) {
+    let live: Vec<_> = r
+        .endpoints
+        .iter()
+        .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  live connections");
+    for (name, l) in live {
+        if l.protocol == "sse" {
+            event_stream(out, name, l);
+            continue;
+        }
+        let not_upgraded: u64 = l.upgrade_failed.values().sum();
+        let _ = writeln!(
+            out,
+            "    {name}: {} tried, {} opened, {} refused, {} not upgraded{}; at most {} open at once",
+            l.attempted,
+            l.opened,
+            l.refused,
+            not_upgraded,
+            codes(&l.upgrade_failed, "status"),
+            l.peak_open
+        );
+        let _ = writeln!(
+            out,
+            "      upgrade p50 {} p99 {}; messages {} sent, {} received ({} dropped from a full queue), {} expects timed out",
+            fmt_ms(l.upgrade_ms.p50),
+            fmt_ms(l.upgrade_ms.p99),
+            l.messages_sent,
+            l.messages_received,
+            l.messages_dropped,
+            l.expect_timeouts
+        );
+        if l.round_trips > 0 {
+            let _ = writeln!(
+                out,
+                "      round trip (from the intended send) p50 {} p90 {} p99 {} max {}, {} timed",
+                fmt_ms(l.round_trip_ms.p50),
+                fmt_ms(l.round_trip_ms.p90),
+                fmt_ms(l.round_trip_ms.p99),
+                fmt_ms(l.round_trip_ms.max),
+                l.round_trips
+            );
+        }
+        let by_server: u64 = l.closed_by_server.values().sum();
+        let _ = writeln!(
+            out,
+            "      closed by throng {}, by the server {}{}",
+            l.closed_by_client,
+            by_server,
+            codes(&l.closed_by_server, "code")
+        );
+    }
+}
+
+/// An event stream's subscriptions, events, first events and gaps.
+fn event_stream(out: &mut String, name: &str, l: &crate::results::LiveRow) {
+    let not_opened: u64 = l.upgrade_failed.values().sum();
+    let _ = writeln!(
+        out,
+        "    {name} (event stream): {} connections tried ({} reconnections), {} opened, {} refused, {} not a stream{}; at most {} open at once",
+        l.attempted,
+        l.reconnects,
+        l.opened,
+        l.refused,
+        not_opened,
+        codes(&l.upgrade_failed, "status"),
+        l.peak_open
+    );
+    let ms = |s: &Option<stats::Summary>, f: fn(&stats::Summary) -> f64| {
+        s.as_ref().map_or("-".to_string(), |s| fmt_ms(f(s)))
+    };
+    let _ = writeln!(
+        out,
+        "      events {}; first event p50 {} p99 {}; gaps p50 {} p99 {} max {}",
+        l.messages_received,
+        ms(&l.first_event_ms, |s| s.p50),
+        ms(&l.first_event_ms, |s| s.p99),
+        ms(&l.gap_ms, |s| s.p50),
+        ms(&l.gap_ms, |s| s.p99),
+        ms(&l.gap_ms, |s| s.max)
+    );
+    let ended = l.closed_by_server.get("0").copied().unwrap_or(0);
+    let broken = l.closed_by_server.get("1006").copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "      ended by the server {ended}, broken {broken}, closed by throng {}",
+        l.closed_by_client
+    );
+}
+
+/// ` (code 1006: 3, code 1011: 1)`, or nothing for none.
+fn codes(m: &std::collections::BTreeMap<String, u64>, what: &str) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = m.iter().map(|(k, n)| format!("{what} {k}: {n}")).collect();
+    format!(" ({})", list.join(", "))
 }
 
 /// The checks: how many responses failed one, and each check's failures.

@@ -274,9 +274,9 @@ fn exports_for_other_systems_read_well() {
     let csv = timeline_csv(&r);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 10, "a header and a row per second");
-    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent,missing_value"]
+    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open"]
         .assert_eq(lines[0]);
-    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0"]
+    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0"]
         .assert_eq(lines[1]);
     expect![[r#"
         <?xml version="1.0" encoding="UTF-8"?>
@@ -331,6 +331,21 @@ fn the_prometheus_exposition_pins_its_meaning() {
     }
     rec.record_dropped(0, Duration::ZERO);
     rec.record_dropped(0, Duration::ZERO);
+    // Three WebSockets opened, one ended after 4 messages each way.
+    for _ in 0..3 {
+        rec.record_live_open(0, "ws", Duration::from_millis(2), Duration::ZERO);
+    }
+    rec.record_live(
+        0,
+        "ws",
+        &stats::LiveSession {
+            opened: true,
+            closed_at: Some(Duration::from_secs(1)),
+            sent: 4,
+            received: 4,
+            ..Default::default()
+        },
+    );
     all.merge(&rec.take_interval());
     let text = prometheus(&all, 7, None, 12.5);
     let line = |prefix: &str| {
@@ -374,6 +389,15 @@ fn the_prometheus_exposition_pins_its_meaning() {
         .unwrap();
     assert!((sum - 0.57).abs() < 0.006, "{sum}");
     assert_eq!(line("throng_in_flight"), "throng_in_flight 7");
+    assert_eq!(
+        line("throng_websockets_opened_total"),
+        "throng_websockets_opened_total 3"
+    );
+    assert_eq!(line("throng_websockets_open "), "throng_websockets_open 2");
+    assert_eq!(
+        line("throng_websocket_messages_total{direction=\"received\"}"),
+        "throng_websocket_messages_total{direction=\"received\"} 4"
+    );
     assert!(
         !text.contains("throng_virtual_users"),
         "no users in the open model"
@@ -394,6 +418,7 @@ fn the_live_dashboard_reads_well() {
         resent: 0,
         in_flight: 37,
         vus: None,
+        sockets: 0,
     };
     let view = DashboardView {
         line,
@@ -426,8 +451,17 @@ fn progress_line_reads_well() {
         resent: 0,
         in_flight: 3,
         vus: None,
+        sockets: 0,
     };
     expect!["[ 12s/30s]    499.9/s  p50 1.10ms  p99 4.50ms  requests 6000  errors 3 (0.05%)  in-flight 3"]
+        .assert_eq(&progress_line(&v));
+    // A WebSocket run shows the sockets open now.
+    let v = ProgressView {
+        vus: Some(40),
+        sockets: 38,
+        ..v
+    };
+    expect!["[ 12s/30s]    499.9/s  p50 1.10ms  p99 4.50ms  requests 6000  errors 3 (0.05%)  users 40  sockets 38"]
         .assert_eq(&progress_line(&v));
 }
 
@@ -823,15 +857,18 @@ fn resent_requests_are_shown_wherever_requests_are_counted() {
     "#]]
     .assert_debug_eq(&lines);
     let csv = timeline_csv(&r);
-    // `resent`, then the columns added after it (`missing_value`).
+    // `resent`, then the columns added after it.
     assert!(
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",resent,missing_value"),
+            .ends_with(",resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open"),
         "{csv}"
     );
-    assert!(csv.lines().nth(1).unwrap().ends_with(",1,0"), "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",1,0,0,0,0,0"),
+        "{csv}"
+    );
     let page = html::html(&r);
     assert!(
         page.contains("Connections: 15 opened; 5 found closed"),

@@ -17,6 +17,7 @@ use crate::diagnostic::{Diagnostic, Pos};
 
 mod blocks;
 mod describe;
+mod live;
 use crate::raw::{
     RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawHeader,
     RawJitter, RawLoad, RawModel, RawOnFail, RawOnMissing, RawPick, RawRecovery, RawResend,
@@ -188,7 +189,7 @@ impl Compiler<'_> {
                 think: &default_think,
                 retry: default_retry,
             };
-            let cx = blocks::FlowCx::new(
+            let cx = FlowCx::new(
                 &scope,
                 &mut slots,
                 inherited,
@@ -589,7 +590,17 @@ impl Compiler<'_> {
                 return Err(self.err(Pos::of(n), "a step's name cannot be empty", None))
             }
             Some(n) => n.value.clone(),
-            None => format!("{method} {}", path.value.split('?').next().unwrap_or("/")),
+            None => format!(
+                "{} {}",
+                if s.ws.is_some() {
+                    "WS"
+                } else if s.sse.is_some() {
+                    "SSE"
+                } else {
+                    method.as_str()
+                },
+                path.value.split('?').next().unwrap_or("/")
+            ),
         };
         let endpoint = match endpoints.iter().position(|e| *e == name) {
             Some(i) => i,
@@ -663,6 +674,10 @@ impl Compiler<'_> {
             (Method::PATCH, &s.patch),
             (Method::DELETE, &s.delete),
             (Method::HEAD, &s.head),
+            // A WebSocket opens with a GET that asks to upgrade; an event
+            // stream is a GET.
+            (Method::GET, &s.ws),
+            (Method::GET, &s.sse),
         ];
         let given: Vec<_> = methods
             .iter()
@@ -674,13 +689,13 @@ impl Compiler<'_> {
                 at,
                 "the step has no request",
                 Some(
-                    "start it with one of get, post, put, patch, delete or head, e.g. `- get: /`"
+                    "start it with one of get, post, put, patch, delete, head, ws or sse, e.g. `- get: /`"
                         .into(),
                 ),
             )),
             [_, second, ..] => return Err(self.err(
                 Pos::of(second.1),
-                "a step sends one request: give only one of get, post, put, patch, delete or head",
+                "a step sends one request: give only one of get, post, put, patch, delete, head, ws or sse",
                 None,
             )),
         };
@@ -806,8 +821,19 @@ impl Compiler<'_> {
         scope: &mut Scope,
         slots: &mut Scope,
     ) -> Result<Vec<Extract>, Diagnostic> {
+        self.extracts_of(&s.extract, scope, slots)
+    }
+
+    /// Extracts by variable name, each declaring its variable for what
+    /// comes after it.
+    fn extracts_of(
+        &self,
+        raw: &indexmap::IndexMap<String, Spanned<RawExtract>>,
+        scope: &mut Scope,
+        slots: &mut Scope,
+    ) -> Result<Vec<Extract>, Diagnostic> {
         let mut extract = Vec::new();
-        for (name, e) in &s.extract {
+        for (name, e) in raw {
             if name.is_empty()
                 || !name
                     .chars()
@@ -1358,6 +1384,42 @@ fn byte_rate(text: &str) -> Option<u64> {
     let n: f64 = number.trim().parse().ok()?;
     let rate = n * scale;
     (rate.is_finite() && rate >= 1.0).then_some(rate as u64)
+}
+
+/// What compiling one flow accumulates.
+struct FlowCx<'a> {
+    /// The names visible at this point of the flow.
+    scope: Scope,
+    /// Slots unique across flows.
+    slots: &'a mut Scope,
+    inherited: Inherited<'a>,
+    endpoints: &'a mut Vec<String>,
+    check_names: &'a mut Vec<String>,
+    /// The flow's requests so far.
+    steps: Vec<Step>,
+}
+
+impl<'a> FlowCx<'a> {
+    /// A flow's start: the scenario's names (each flow sees only the
+    /// variables its own earlier steps extract, while `slots` hands out
+    /// slots unique across flows), the defaults, and the scenario's
+    /// endpoints and checks so far.
+    fn new(
+        scope: &Scope,
+        slots: &'a mut Scope,
+        inherited: Inherited<'a>,
+        endpoints: &'a mut Vec<String>,
+        check_names: &'a mut Vec<String>,
+    ) -> FlowCx<'a> {
+        FlowCx {
+            scope: scope.clone(),
+            slots,
+            inherited,
+            endpoints,
+            check_names,
+            steps: Vec::new(),
+        }
+    }
 }
 
 /// What a flow's steps inherit unless they set their own.

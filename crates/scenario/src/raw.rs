@@ -554,6 +554,118 @@ pub struct RawStep {
     /// With `page`: honour `Cache-Control` within the session, so an asset
     /// fetched before and still fresh is not fetched again (default false).
     pub cache: Option<bool>,
+    /// Open a WebSocket at this path (`ws://`, or `wss://` for an https
+    /// target; the session's cookies and the step's headers go with the
+    /// upgrade) and run its `session`. Reported as an endpoint (default
+    /// name `WS /path`): upgrade time, message round trips, messages,
+    /// close codes.
+    #[schemars(with = "Option<String>")]
+    pub ws: Option<Spanned<String>>,
+    /// With `ws`: what is done on the socket, in order: `send`,
+    /// `send_json`, `send_binary`, `expect`, `hold`, `every`, `close`.
+    #[schemars(with = "Option<Vec<RawWsAction>>")]
+    pub session: Option<Vec<Spanned<RawWsAction>>>,
+    /// With `ws`: subprotocols offered (`Sec-WebSocket-Protocol`).
+    pub subprotocols: Option<Vec<String>>,
+    /// With `ws`: most messages kept for a later `expect` (default 256);
+    /// when more arrive the oldest are dropped, and counted.
+    pub queue: Option<usize>,
+    /// Subscribe to a server-sent event stream at this path and follow it
+    /// until it ends, `events` came or `for` passed; the step's `checks`
+    /// and `extract` apply to each event's data. Reported as an endpoint
+    /// (default name `SSE /path`): time to the first event, gaps, events.
+    #[schemars(with = "Option<String>")]
+    pub sse: Option<Spanned<String>>,
+    /// With `sse`: end after this many events.
+    pub events: Option<u64>,
+    /// With `sse`: end this long after the step's start, e.g. `30s`.
+    #[serde(rename = "for")]
+    #[schemars(with = "Option<String>")]
+    pub period: Option<Spanned<String>>,
+    /// With `sse`: reconnect up to this many times, with `Last-Event-ID`,
+    /// when the stream ends before `events` or `for` (default 0).
+    pub reconnect: Option<u32>,
+}
+
+/// One action of a WebSocket session: exactly one of `send`, `send_json`,
+/// `send_binary`, `expect`, `hold`, `every`, `close`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsAction {
+    /// Send a text message (templates allowed, as written).
+    #[schemars(with = "Option<String>")]
+    pub send: Option<Spanned<String>>,
+    /// Send this JSON as a text message (strings may hold templates,
+    /// escaped for JSON).
+    pub send_json: Option<serde_json::Value>,
+    /// Send a binary message: its bytes in base64.
+    #[schemars(with = "Option<String>")]
+    pub send_binary: Option<Spanned<String>>,
+    /// Wait for the next message, or the next one that matches
+    /// (`body_contains`, `body_not_contains`, `body_matches`, `json`),
+    /// within `timeout` (default 10s); `extract` takes values from it.
+    /// Messages that came before are kept for it (see `queue`).
+    #[schemars(with = "Option<RawWsExpect>")]
+    pub expect: Option<Spanned<RawWsExpect>>,
+    /// Stay connected this long, e.g. `30s`, reading messages and
+    /// answering pings.
+    #[schemars(with = "Option<String>")]
+    pub hold: Option<Spanned<String>>,
+    /// Send a message every `interval` for a while (`for`), each perhaps
+    /// answered by an `expect`ed reply.
+    #[schemars(with = "Option<RawWsEvery>")]
+    pub every: Option<Spanned<RawWsEvery>>,
+    /// Close the socket with this code, e.g. `1000`.
+    #[schemars(with = "Option<u16>")]
+    pub close: Option<Spanned<u16>>,
+}
+
+/// What an `expect` waits for: at most one of `body_contains`,
+/// `body_not_contains`, `body_matches`, `json` (none: any message).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsExpect {
+    /// The message contains this text (templates allowed).
+    pub body_contains: Option<String>,
+    /// The message does not contain this text.
+    pub body_not_contains: Option<String>,
+    /// The message matches this regular expression.
+    pub body_matches: Option<String>,
+    /// A JSONPath (RFC 9535) into the message, with `equals` or `exists`.
+    pub json: Option<RawJsonCheck>,
+    /// Most time to wait, e.g. `2s` (default 10s).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Values to take from the message, by variable name.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawExtract>")]
+    pub extract: IndexMap<String, Spanned<RawExtract>>,
+}
+
+/// A message sent periodically: exactly one of `send`, `send_json`,
+/// `send_binary`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWsEvery {
+    /// Time between sends, e.g. `1s` (the first goes at once).
+    #[schemars(with = "String")]
+    pub interval: Spanned<String>,
+    /// How long to keep sending, e.g. `30s`.
+    #[serde(rename = "for")]
+    #[schemars(with = "String")]
+    pub period: Spanned<String>,
+    /// A text message (templates allowed).
+    #[schemars(with = "Option<String>")]
+    pub send: Option<Spanned<String>>,
+    /// A JSON message.
+    pub send_json: Option<serde_json::Value>,
+    /// A binary message, in base64.
+    #[schemars(with = "Option<String>")]
+    pub send_binary: Option<Spanned<String>>,
+    /// The reply that answers each send: its round trip is measured from
+    /// the send's intended time.
+    #[schemars(with = "Option<RawWsExpect>")]
+    pub expect: Option<Spanned<RawWsExpect>>,
 }
 
 /// How many times a `repeat` block runs.
@@ -654,7 +766,7 @@ pub enum RawStatusItem {
 }
 
 /// A check on the JSON body.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJsonCheck {
     /// RFC 9535 JSONPath, e.g. `$.user.id`.

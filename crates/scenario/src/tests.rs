@@ -82,7 +82,7 @@ fn unknown_keys_suggest_the_nearest_one() {
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
         expect![[r#"
-            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract, on_missing, repeat, for_each, as, while, max, if, else, steps, random, page, assets, connections, together, cache at line 5, column 9
+            error: shop.yaml:5:9: unknown field `thnk`, expected one of get, post, put, patch, delete, head, name, headers, query, body, json, form, think, timeout, retry, checks, extract, on_missing, repeat, for_each, as, while, max, if, else, steps, random, page, assets, connections, together, cache, ws, session, subprotocols, queue, sse, events, for, reconnect at line 5, column 9
               |
             5 |         thnk: 1s
               |         ^
@@ -124,13 +124,13 @@ fn structural_mistakes_are_explained() {
               |
             4 |       - name: home
               |         ^
-              = hint: start it with one of get, post, put, patch, delete or head, e.g. `- get: /`
+              = hint: start it with one of get, post, put, patch, delete, head, ws or sse, e.g. `- get: /`
         "#]],
     );
     check(
         "target: http://127.0.0.1:1\nflows:\n  - steps:\n      - get: /\n        post: /x\n",
         expect![[r#"
-            error: shop.yaml:5:15: a step sends one request: give only one of get, post, put, patch, delete or head
+            error: shop.yaml:5:15: a step sends one request: give only one of get, post, put, patch, delete, head, ws or sse
               |
             5 |         post: /x
               |               ^
@@ -980,4 +980,120 @@ flows:
         ]
     "#]]
     .assert_debug_eq(&out);
+}
+
+#[test]
+fn websocket_steps_compile_with_their_session_and_mistakes() {
+    check(
+        r#"
+target: https://127.0.0.1:1
+flows:
+  - steps:
+      - ws: /pair/{{ random(1, 8) }}
+        name: pair
+        subprotocols: [pair.v1]
+        queue: 16
+        timeout: 2s
+        headers: { X-Team: blue }
+        session:
+          - send_json: { op: join, user: "{{ vu }}" }
+          - expect: { json: { path: $.op, equals: joined }, timeout: 2s, extract: { room: { json: $.room } } }
+          - send: "hello {{ room }}"
+          - expect: {}
+          - send_binary: AAEC
+          - hold: 30s
+          - every: { interval: 1s, for: 10s, send: ping, expect: { body_contains: pong } }
+          - close: 4001
+      - get: /rooms/{{ room }}
+      - sse: /rooms/{{ room }}/events
+        events: 100
+        for: 30s
+        reconnect: 3
+        checks: [ { json: { path: $.op, exists: true } } ]
+        extract: { last_op: { json: $.op } }
+"#,
+        expect![[r#"
+            scenario "shop.yaml" -> https://127.0.0.1:1
+              HTTP/1.1, cookies on
+              flow "flow 1" weight 1
+                websocket:
+                  GET /pair/{{ random(1, 8) }} as "pair", timeout 2.00s
+                    X-Team: blue
+                  subprotocols: pair.v1
+                  keeps up to 16 early messages
+                  send "{\"op\":\"join\",\"user\":\"{{ vu }}\"}"
+                  expect a message where json $.op equals "joined" within 2.00s, room <- json $.room
+                  send "hello {{ room }}"
+                  expect any message within 10.00s
+                  send 3 binary bytes
+                  hold 30.00s
+                  every 1.00s for 10.00s: send "ping", expect a message where body contains "pong" within 10.00s
+                  close 4001
+                GET /rooms/{{ room }} as "GET /rooms/{{ room }}"
+                event stream, until the stream's end or 100 events or 30.00s; reconnects 3 times with Last-Event-ID:
+                  GET /rooms/{{ room }}/events as "SSE /rooms/{{ room }}/events"
+                    check "SSE /rooms/{{ room }}/events: json $.op exists"
+                    extract last_op from json $.op
+        "#]],
+    );
+    let head = "target: http://127.0.0.1:1\nflows:\n  - steps:\n";
+    let cases = [
+        "      - ws: /x\n",
+        "      - ws: /x\n        body: hi\n        session: [ { hold: 1s } ]\n",
+        "      - ws: /x\n        session: [ { send: a, hold: 1s } ]\n",
+        "      - ws: /x\n        session: [ {} ]\n",
+        "      - ws: /x\n        session: [ { close: 1006 } ]\n",
+        "      - ws: /x\n        session: [ { close: 1000 }, { hold: 1s } ]\n",
+        "      - ws: /x\n        session: [ { send_binary: \"not base64!\" } ]\n",
+        "      - ws: /x\n        session: [ { expect: { body_contains: a, json: { path: $.a, exists: true } } } ]\n",
+        "      - ws: /x\n        session: [ { every: { interval: 1s, for: 2s } } ]\n",
+        "      - ws: /x\n        queue: 0\n        session: [ { hold: 1s } ]\n",
+        "      - ws: /x\n        subprotocols: [\"a b\"]\n        session: [ { hold: 1s } ]\n",
+        "      - get: /x\n        session: [ { hold: 1s } ]\n",
+        "      - ws: /x\n        get: /y\n        session: [ { hold: 1s } ]\n",
+        "      - ws: /x\n        session: [ { send: \"{{ nope }}\" } ]\n",
+        "      - page: p\n        steps: [ { ws: /x, session: [ { hold: 1s } ] } ]\n",
+        "      - repeat: 2\n        session: [ { hold: 1s } ]\n        steps: [ { get: / } ]\n",
+        "      - sse: /e\n        body: x\n",
+        "      - sse: /e\n        events: 0\n",
+        "      - sse: /e\n        for: 0s\n",
+        "      - get: /e\n        reconnect: 2\n",
+        "      - ws: /x\n        events: 2\n        session: [ { hold: 1s } ]\n",
+        "      - sse: /e\n        ws: /x\n",
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(
+            |c| match compile("shop.yaml", &format!("{head}{c}"), &options()) {
+                Ok(_) => "compiled".to_string(),
+                Err(d) => d.to_string().lines().next().unwrap_or_default().to_string(),
+            },
+        )
+        .collect();
+    expect![[r#"
+        [
+            "shop.yaml:4:9: the `ws` step has no `session`",
+            "shop.yaml:4:9: a `ws` step sends no HTTP body and reads no response, so it takes no `body`",
+            "shop.yaml:5:20: an action does one thing",
+            "shop.yaml:5:20: the action does nothing",
+            "shop.yaml:5:29: 1006 is not a close code a client sends",
+            "shop.yaml:5:37: the session closed its socket before this action",
+            "shop.yaml:5:35: `send_binary` is not base64: Invalid symbol 32, offset 3.",
+            "shop.yaml:5:30: an `expect` matches on one thing",
+            "shop.yaml:5:29: `every` sends one message",
+            "shop.yaml:4:9: `queue` must keep at least one message",
+            "shop.yaml:4:9: \"a b\" is not a subprotocol name",
+            "shop.yaml:4:9: `session` belongs to a `ws` step",
+            "shop.yaml:4:13: a step sends one request: give only one of get, post, put, patch, delete, head, ws or sse",
+            "shop.yaml:5:32: unknown variable \"nope\"",
+            "shop.yaml:5:18: a page's steps are HTTP requests; a `ws` or `sse` step cannot go in it",
+            "shop.yaml:4:9: `session` goes with `ws`, not `repeat`",
+            "shop.yaml:4:9: an `sse` step subscribes with a GET, so it takes no `body`",
+            "shop.yaml:4:9: `events` must be at least 1",
+            "shop.yaml:5:14: this must be more than 0",
+            "shop.yaml:4:9: `reconnect` belongs to an `sse` step",
+            "shop.yaml:4:9: `events` belongs to an `sse` step",
+            "shop.yaml:4:14: a step sends one request: give only one of get, post, put, patch, delete, head, ws or sse",
+        ]
+    "#]].assert_debug_eq(&out);
 }

@@ -46,11 +46,20 @@ pub enum ErrorKind {
     /// The step needed a variable that had no value (an earlier extraction
     /// found nothing): it was not sent.
     MissingValue,
+    /// A WebSocket's upgrade was answered with another status than 101
+    /// (the status is counted on the endpoint's `live.upgrade_failed`).
+    UpgradeFailed,
+    /// A WebSocket was closed by the server with a code other than 1000
+    /// or 1001, dropped without a close frame (1006), or closed while a
+    /// message was awaited.
+    WsClosed,
+    /// A WebSocket `expect` saw no matching message within its timeout.
+    MessageTimeout,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Connect,
@@ -67,6 +76,9 @@ impl ErrorKind {
         ErrorKind::Blocked,
         ErrorKind::TooManyRedirects,
         ErrorKind::MissingValue,
+        ErrorKind::UpgradeFailed,
+        ErrorKind::WsClosed,
+        ErrorKind::MessageTimeout,
     ];
 
     /// The stable id used in results files and thresholds.
@@ -88,6 +100,9 @@ impl ErrorKind {
             ErrorKind::Blocked => "blocked",
             ErrorKind::TooManyRedirects => "too_many_redirects",
             ErrorKind::MissingValue => "missing_value",
+            ErrorKind::UpgradeFailed => "upgrade_failed",
+            ErrorKind::WsClosed => "ws_closed",
+            ErrorKind::MessageTimeout => "message_timeout",
         }
     }
 

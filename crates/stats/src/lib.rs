@@ -10,6 +10,7 @@
 mod cache;
 mod error_kind;
 mod hist;
+mod live;
 mod recorder;
 mod retries;
 pub mod timeline;
@@ -21,6 +22,7 @@ mod tests;
 pub use cache::{CacheObs, CacheStats, Policy, LONG_MAX_AGE_S};
 pub use error_kind::{ErrorCounts, ErrorKind};
 pub use hist::{Hist, HistError, Summary};
+pub use live::{LiveCounts, LiveSession, LiveStats, LiveTime, CLOSED_ABNORMALLY};
 pub use recorder::{
     load_band, Bucket, CheckMeta, CheckStats, ClientWork, Counts, EndpointStats, Interval, Outcome,
     Phases, Recorder, Sample, Stats, LOAD_BANDS,

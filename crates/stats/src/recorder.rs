@@ -156,7 +156,8 @@ impl Counts {
         self.conns_closed_idle += u64::from(s.client.closed_idle);
     }
 
-    fn merge(&mut self, other: &Counts) {
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &Counts) {
         self.requests += other.requests;
         self.ok += other.ok;
         self.errors.merge(&other.errors);
@@ -232,6 +233,10 @@ pub struct EndpointStats {
     /// counted on their own endpoints, and in the totals; these are not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub page: bool,
+    /// A live endpoint's numbers (a WebSocket step's): its samples are
+    /// its connections, their latency the upgrade time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Box<crate::LiveStats>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -253,6 +258,7 @@ impl EndpointStats {
             missed: 0,
             skipped: 0,
             page: false,
+            live: None,
         }
     }
 }
@@ -499,6 +505,9 @@ impl Stats {
         self.packed_to /= 2;
         for ep in &mut self.endpoints {
             pair_rows(&mut ep.seconds);
+            if let Some(live) = &mut ep.live {
+                live.coarsen();
+            }
         }
         if let Some(r) = &mut self.retries {
             pair_rows(&mut r.seconds);
@@ -674,6 +683,12 @@ impl Stats {
                     ours.missed += theirs.missed;
                     ours.skipped += theirs.skipped;
                     ours.page |= theirs.page;
+                    if let Some(t) = &theirs.live {
+                        match &mut ours.live {
+                            Some(o) => o.merge(t),
+                            None => ours.live = Some(t.clone()),
+                        }
+                    }
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -710,6 +725,8 @@ pub struct Interval {
     pub counts: Counts,
     /// Their latency from the intended send time.
     pub latency: Hist,
+    /// Live connections opened and ended, and their messages.
+    pub live: crate::LiveCounts,
 }
 
 impl Default for Interval {
@@ -717,6 +734,7 @@ impl Default for Interval {
         Interval {
             counts: Counts::default(),
             latency: Hist::coarse(),
+            live: crate::LiveCounts::default(),
         }
     }
 }
@@ -726,6 +744,7 @@ impl Interval {
     pub fn merge(&mut self, other: &Interval) {
         self.counts.merge(&other.counts);
         self.latency.merge(&other.latency);
+        self.live.merge(&other.live);
     }
 }
 
@@ -784,6 +803,39 @@ impl Recorder {
     /// so not in the interval either.
     pub fn record_page(&mut self, s: &Sample) {
         self.stats.record_page(s);
+    }
+
+    /// Records a live connection's counts (see [`Stats::record_live`]);
+    /// its sample goes through [`Recorder::record`].
+    pub fn record_live(&mut self, endpoint: usize, protocol: &str, s: &crate::LiveSession) {
+        self.stats.record_live(endpoint, protocol, s);
+        let live = &mut self.interval.live;
+        live.closed += u64::from(s.opened);
+        live.sent += s.sent;
+        live.received += s.received;
+    }
+
+    /// Records a live connection upgraded (see [`Stats::record_live_open`]).
+    pub fn record_live_open(
+        &mut self,
+        endpoint: usize,
+        protocol: &str,
+        upgrade: Duration,
+        at: Duration,
+    ) {
+        self.stats.record_live_open(endpoint, protocol, upgrade, at);
+        self.interval.live.opened += 1;
+    }
+
+    /// Records one of a live endpoint's times (see [`Stats::record_live_time`]).
+    pub fn record_live_time(
+        &mut self,
+        endpoint: usize,
+        protocol: &str,
+        what: crate::LiveTime,
+        d: Duration,
+    ) {
+        self.stats.record_live_time(endpoint, protocol, what, d);
     }
 
     /// The index of the endpoint named `name` (see [`Stats::endpoint_named`]).

@@ -48,7 +48,10 @@ impl RetryCause {
                 | ErrorKind::BodyTooLarge
                 | ErrorKind::Blocked
                 | ErrorKind::TooManyRedirects
-                | ErrorKind::MissingValue => None,
+                | ErrorKind::MissingValue
+                | ErrorKind::UpgradeFailed
+                | ErrorKind::WsClosed
+                | ErrorKind::MessageTimeout => None,
             },
         }
     }

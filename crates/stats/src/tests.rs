@@ -377,3 +377,76 @@ fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
             .unwrap();
     assert_eq!((old.resent, old.conns_opened), (0, 0));
 }
+
+#[test]
+fn live_connections_count_each_attempt_and_their_open_sockets_over_time() {
+    let mut a = Stats::new(["pair".to_string()]);
+    // Opened at 0.5 s, closed by throng at 2.5 s.
+    a.record_live_open(0, "ws", ms(4), ms(500));
+    a.record_live(
+        0,
+        "ws",
+        &LiveSession {
+            opened: true,
+            closed_at: Some(ms(2500)),
+            sent: 3,
+            bytes_sent: 30,
+            received: 5,
+            bytes_received: 50,
+            dropped: 1,
+            ..Default::default()
+        },
+    );
+    // Opened at 1.2 s, dropped by the server at 1.7 s.
+    a.record_live_open(0, "ws", ms(6), ms(1200));
+    a.record_live(
+        0,
+        "ws",
+        &LiveSession {
+            opened: true,
+            closed_at: Some(ms(1700)),
+            server_close: Some(CLOSED_ABNORMALLY),
+            ..Default::default()
+        },
+    );
+    // Never upgraded: a 503, then a refused connection.
+    for s in [
+        LiveSession {
+            upgrade_failed: Some(503),
+            ..Default::default()
+        },
+        LiveSession {
+            refused: true,
+            ..Default::default()
+        },
+    ] {
+        a.record_live(0, "ws", &s);
+    }
+    a.record_live_time(0, "ws", LiveTime::RoundTrip, ms(7));
+    let live = a.endpoints[0].live.as_deref().expect("live numbers");
+    assert_eq!(
+        (live.attempted, live.opened, live.refused, live.not_opened()),
+        (4, 2, 1, 2)
+    );
+    assert_eq!(live.upgrade_failed.get(&503), Some(&1));
+    assert_eq!(live.closed_by_server.get(&1006), Some(&1));
+    assert_eq!(live.closed_by_client, 1);
+    // Buckets of the second it happened: [opened, closed].
+    assert_eq!(live.seconds, vec![[1, 0], [1, 1], [0, 1]]);
+    assert_eq!(live.open_over_time(), vec![1, 1, 0]);
+    assert_eq!(live.peak_open(), 1);
+    assert_eq!((live.sent, live.received, live.dropped), (3, 5, 1));
+    assert_eq!(live.upgrade.count(), 2);
+    assert_eq!(live.round_trip.count(), 1);
+
+    // Merging adds everything; coarsening pairs the rows.
+    let mut b = a.clone();
+    b.merge(&a);
+    let live = b.endpoints[0].live.as_deref().expect("live numbers");
+    assert_eq!((live.attempted, live.opened), (8, 4));
+    assert_eq!(live.seconds, vec![[2, 0], [2, 2], [0, 2]]);
+    b.coarsen();
+    let live = b.endpoints[0].live.as_deref().expect("live numbers");
+    assert_eq!(live.seconds, vec![[4, 2], [0, 2]]);
+    assert_eq!(live.peak_open(), 2);
+}

@@ -585,6 +585,7 @@ impl Live {
             resent: self.all.counts.resent,
             in_flight: self.in_flight.values().sum(),
             vus: closed.then(|| self.vus.values().sum()),
+            sockets: self.all.live.open(),
         }
     }
 }

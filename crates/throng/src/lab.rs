@@ -53,6 +53,7 @@ fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
     config.short_cache = p.short_cache;
     config.metastable = p.metastable;
     config.slow_assets = p.slow_assets;
+    config.ws_cap = p.ws_cap;
     config.delay = p
         .delay
         .as_deref()

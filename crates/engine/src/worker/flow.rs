@@ -125,11 +125,17 @@ impl<C: Connector> Shared<C> {
             frame.next += 1;
             let on = match node {
                 Node::Step(i) => {
-                    self.visit_step(session, (arm, recorder), (flow_index, *i), &mut walk)
+                    let at = (flow_index, *i);
+                    self.visit_step(session, (arm, recorder), at, None, &mut walk)
                         .await
                 }
                 Node::Page(page) => {
                     self.visit_page(session, (arm, recorder), flow_index, page, &mut walk)
+                        .await
+                }
+                Node::Live { step, live } => {
+                    let at = (flow_index, *step);
+                    self.visit_step(session, (arm, recorder), at, Some(live), &mut walk)
                         .await
                 }
                 block => {
@@ -164,12 +170,14 @@ impl<C: Connector> Shared<C> {
     }
 
     /// Sends step `at` (flow, step) of the walk, with its checks and
-    /// extracts; false when the flow is to end.
+    /// extracts, or opens its `live` connection and runs its session;
+    /// false when the flow is to end.
     async fn visit_step<'s>(
         &'s self,
         session: &mut Session<C::Conn>,
         (arm, recorder): (&Arm<C>, &RefCell<Recorder>),
         at: (usize, usize),
+        live: Option<&plan::Live>,
         walk: &mut Walk<'s>,
     ) -> bool {
         let step = &self.scenario.flows[at.0].steps[at.1];
@@ -191,11 +199,25 @@ impl<C: Connector> Shared<C> {
             self.record_missing(recorder, step, slot, due, session);
             return true;
         }
-        let Some(mut sent) = self.send_step(session, arm, recorder, at, due).await else {
-            return true;
+        let stop_flow = match live {
+            None => {
+                let Some(mut sent) = self.send_step(session, arm, recorder, at, due).await else {
+                    return true;
+                };
+                let stop_flow = self.read_response(session, step, recorder, &mut sent.sample);
+                self.record_step(recorder, step, &sent);
+                stop_flow
+            }
+            Some(plan::Live::Ws(ws)) => {
+                session.last_checks = false;
+                session.last_status = None;
+                self.run_ws(session, (arm, recorder), step, ws, due).await;
+                false
+            }
+            Some(plan::Live::Sse(sse)) => {
+                self.run_sse(session, (arm, recorder), step, sse, due).await
+            }
         };
-        let stop_flow = self.read_response(session, step, recorder, &mut sent.sample);
-        self.record_step(recorder, step, &sent);
         if stop_flow {
             walk.pending = None;
         }
@@ -262,6 +284,44 @@ impl<C: Connector> Shared<C> {
                  nothing, or no step on this path set it); `on_missing: skip` skips it instead"
             )
         });
+    }
+
+    /// Renders `step` for the session's user and makes a request of its
+    /// parts with `build`: a live connection's upgrade or subscription,
+    /// which go on a connection of their own. `None` when `build` cannot.
+    pub(super) fn render_live<R>(
+        &self,
+        session: &mut Session<C::Conn>,
+        arm: &Arm<C>,
+        step: &plan::Step,
+        build: impl FnOnce(&crate::request::Parts<'_>) -> Option<R>,
+    ) -> Option<R> {
+        let Session {
+            vars,
+            jar,
+            rng,
+            rendered,
+            vu,
+            iteration,
+            agent,
+            ..
+        } = session;
+        let mut ctx = RenderCtx {
+            vars,
+            vu: *vu,
+            iteration: *iteration,
+            rng,
+            now_ms: unix_ms(),
+        };
+        rendered.step(&arm.target, step, &mut ctx);
+        let agent = agent
+            .and_then(|i| self.scenario.clients.user_agents.get(i))
+            .map(|(ua, _)| ua.as_str());
+        let who = Who {
+            cookie: jar.header(),
+            agent,
+        };
+        build(&rendered.step_parts(&arm.target, step, &who))
     }
 
     /// Takes this iteration's row of each feeder into the session's
@@ -518,7 +578,12 @@ pub(super) fn missing(step: &plan::Step, vars: &[Option<String>]) -> Option<Slot
 
 /// Keeps what an extract took in its variable: one value (or none, when
 /// it found nothing) or a list.
-fn keep(vars: &mut [Option<String>], lists: &mut [Vec<String>], slot: Slot, taken: Taken) {
+pub(super) fn keep(
+    vars: &mut [Option<String>],
+    lists: &mut [Vec<String>],
+    slot: Slot,
+    taken: Taken,
+) {
     match taken {
         Taken::One(value) => {
             if let Some(v) = vars.get_mut(slot) {
@@ -552,7 +617,7 @@ fn set_index(vars: &mut [Option<String>], slot: Slot, n: u32) {
 /// branch).
 fn enter<'a, Conn: Connection>(node: &'a Node, session: &mut Session<Conn>) -> Option<Frame<'a>> {
     let (nodes, pass) = match node {
-        Node::Step(_) | Node::Page(_) => return None,
+        Node::Step(_) | Node::Page(_) | Node::Live { .. } => return None,
         Node::Repeat {
             min,
             max,

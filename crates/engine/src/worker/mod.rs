@@ -40,10 +40,12 @@ use page::Lane;
 
 mod closed;
 mod flow;
+mod live;
 mod open;
 mod page;
 mod replay;
 mod send;
+mod stream;
 
 use closed::closed_loop;
 use open::{open_loop, Job};
@@ -121,6 +123,9 @@ pub(crate) struct Arm<C: Connector> {
     pub(crate) prepared: Prepared<Req<C>>,
     /// Where redirects may go (shared by the arms).
     pub(crate) reach: Arc<Reach>,
+    /// Opens live connections (WebSockets): HTTP/1.1 whatever the run's
+    /// protocol. `None` for test doubles that cannot.
+    pub(crate) live: Option<crate::net::Dialer>,
 }
 
 /// A message from a worker.

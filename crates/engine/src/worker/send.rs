@@ -44,20 +44,7 @@ impl<C: Connector> Shared<C> {
     /// the first of a session, the intended send time is the actual one,
     /// so lag is zero by definition.
     pub(super) async fn send_one(&self, ex: &mut Exchange<'_, C>, due: Option<Instant>) -> Sample {
-        let asked = Instant::now();
-        // A send held back by the ceiling is late by that much, in the
-        // closed model too; without one, a closed-model send is due when
-        // it goes (lag 0 by definition).
-        let sent = match &self.ceiling {
-            Some(ceiling) => {
-                tokio::select! {
-                    _ = ceiling.turn() => {}
-                    _ = self.kill.cancelled() => {}
-                }
-                Instant::now()
-            }
-            None => asked,
-        };
+        let (asked, sent) = self.ceiling_turn().await;
         let due = due.unwrap_or(asked);
         let mut phases = Phases::default();
         let connecting = Cell::new(false);
@@ -113,6 +100,22 @@ impl<C: Connector> Shared<C> {
             checks_failed: false,
             client: work,
         }
+    }
+
+    /// Waits for `--max-rate`'s ceiling, if there is one: when the send
+    /// was asked for, and when it may go. A send held back by the ceiling
+    /// is late by that much, in the closed model too; without one, a
+    /// closed-model send is due when it goes (lag 0 by definition).
+    pub(super) async fn ceiling_turn(&self) -> (Instant, Instant) {
+        let asked = Instant::now();
+        let Some(ceiling) = &self.ceiling else {
+            return (asked, asked);
+        };
+        tokio::select! {
+            _ = ceiling.turn() => {}
+            _ = self.kill.cancelled() => {}
+        }
+        (asked, Instant::now())
     }
 
     /// Exchanges `ex`'s request on its connection, opening one when there

@@ -7,51 +7,15 @@
 //! the step's `on_missing` rule handles). Only `loop.index` and a
 //! `for_each`'s `as` name are the block's own.
 
-use plan::{Cond, Flow, Node, Scope, Slot, Step};
+use plan::{Cond, Flow, Node, Scope, Slot};
 use serde_saphyr::Spanned;
 
-use super::{Compiler, Inherited};
+use super::{Compiler, FlowCx};
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::raw::{RawArm, RawFlow, RawRepeat, RawStep};
 
 /// Most passes of a `for_each` or `while` that gives no `max`.
 pub(crate) const DEFAULT_MAX_PASSES: u32 = 100;
-
-/// What compiling one flow accumulates.
-pub(super) struct FlowCx<'a> {
-    /// The names visible at this point of the flow.
-    scope: Scope,
-    /// Slots unique across flows.
-    slots: &'a mut Scope,
-    inherited: Inherited<'a>,
-    endpoints: &'a mut Vec<String>,
-    check_names: &'a mut Vec<String>,
-    /// The flow's requests so far.
-    steps: Vec<Step>,
-}
-
-impl<'a> FlowCx<'a> {
-    /// A flow's start: the scenario's names (each flow sees only the
-    /// variables its own earlier steps extract, while `slots` hands out
-    /// slots unique across flows), the defaults, and the scenario's
-    /// endpoints and checks so far.
-    pub(super) fn new(
-        scope: &Scope,
-        slots: &'a mut Scope,
-        inherited: Inherited<'a>,
-        endpoints: &'a mut Vec<String>,
-        check_names: &'a mut Vec<String>,
-    ) -> FlowCx<'a> {
-        FlowCx {
-            scope: scope.clone(),
-            slots,
-            inherited,
-            endpoints,
-            check_names,
-            steps: Vec::new(),
-        }
-    }
-}
 
 /// A block's key and its value.
 #[derive(Clone, Copy)]
@@ -117,6 +81,12 @@ fn misplaced(s: &RawStep, kind: &str) -> Option<(&'static str, &'static str)> {
         ),
         (s.together.is_some() && kind != "page", "together", "`page`"),
         (s.cache.is_some() && kind != "page", "cache", "`page`"),
+        (s.session.is_some(), "session", "`ws`"),
+        (s.subprotocols.is_some(), "subprotocols", "`ws`"),
+        (s.queue.is_some(), "queue", "`ws`"),
+        (s.events.is_some(), "events", "`sse`"),
+        (s.period.is_some(), "for", "`sse`"),
+        (s.reconnect.is_some(), "reconnect", "`sse`"),
     ];
     misplaced
         .into_iter()
@@ -133,6 +103,8 @@ fn request_key(s: &RawStep) -> Option<&'static str> {
         (s.patch.is_some(), "patch"),
         (s.delete.is_some(), "delete"),
         (s.head.is_some(), "head"),
+        (s.ws.is_some(), "ws"),
+        (s.sse.is_some(), "sse"),
         (s.name.is_some(), "name"),
         (!s.headers.is_empty(), "headers"),
         (!s.query.is_empty(), "query"),
@@ -195,6 +167,14 @@ impl Compiler<'_> {
         let mut nodes = Vec::with_capacity(raw.len());
         for item in raw {
             nodes.push(match blocks(&item.value).as_slice() {
+                [] if item.value.ws.is_some() => {
+                    self.not_in_request(item)?;
+                    self.ws(item, cx)?
+                }
+                [] if item.value.sse.is_some() => {
+                    self.not_in_request(item)?;
+                    self.sse(item, cx)?
+                }
                 [] => {
                     self.not_in_request(item)?;
                     let step = self.step(
@@ -237,19 +217,37 @@ impl Compiler<'_> {
             (s.connections.is_some(), "connections"),
             (s.together.is_some(), "together"),
             (s.cache.is_some(), "cache"),
+            (s.session.is_some() && s.ws.is_none(), "session"),
+            (s.subprotocols.is_some() && s.ws.is_none(), "subprotocols"),
+            (s.queue.is_some() && s.ws.is_none(), "queue"),
+            (s.events.is_some() && s.sse.is_none(), "events"),
+            (s.period.is_some() && s.sse.is_none(), "for"),
+            (s.reconnect.is_some() && s.sse.is_none(), "reconnect"),
         ]
         .into_iter()
         .find_map(|(set, name)| set.then_some(name));
         match stray {
             Some(key) => Err(self.err(
                 Pos::of(item),
-                format!("`{key}` belongs to a block, and this step is a request"),
+                if matches!(key, "session" | "subprotocols" | "queue") {
+                    format!("`{key}` belongs to a `ws` step")
+                } else if matches!(key, "events" | "for" | "reconnect") {
+                    format!("`{key}` belongs to an `sse` step")
+                } else {
+                    format!("`{key}` belongs to a block, and this step is a request")
+                },
                 Some(match key {
                     "else" => "`else` goes with `if`".into(),
                     "as" => "`as` goes with `for_each`".into(),
                     "max" => "`max` goes with `for_each` or `while`".into(),
                     "assets" | "connections" | "together" | "cache" => {
                         format!("`{key}` goes with `page`")
+                    }
+                    "session" | "subprotocols" | "queue" => {
+                        format!("`{key}` goes with `ws`: a WebSocket step")
+                    }
+                    "events" | "for" | "reconnect" => {
+                        format!("`{key}` goes with `sse`: an event stream step")
                     }
                     _ => {
                         "start a block with repeat, for_each, while or if, then its `steps`".into()
@@ -396,6 +394,7 @@ impl Compiler<'_> {
                     Some("put the block before or after the page".into()),
                 ));
             }
+            self.not_live(raw)?;
             let is_document = i == 0 && !together;
             if !is_document && !raw.value.extract.is_empty() {
                 return Err(self.err(
@@ -436,6 +435,18 @@ impl Compiler<'_> {
             connections,
             cache: s.cache.unwrap_or(false),
         }))
+    }
+
+    /// A page's step may not open a live connection.
+    fn not_live(&self, raw: &Spanned<RawStep>) -> Result<(), Diagnostic> {
+        if raw.value.ws.is_some() || raw.value.sse.is_some() {
+            return Err(self.err(
+                Pos::of(raw),
+                "a page's steps are HTTP requests; a `ws` or `sse` step cannot go in it",
+                None,
+            ));
+        }
+        Ok(())
     }
 
     /// `for_each: LIST`, `as: NAME`.

@@ -135,6 +135,7 @@ impl Compiled {
                         let _ = writeln!(out, "{pad}    GET each asset the document names");
                     }
                 }
+                Node::Live { step, live } => self.describe_live(out, flow, *step, live, indent),
                 Node::Random { arms } => {
                     let total: f64 = arms.iter().map(|(w, _)| w).sum();
                     for (i, (w, body)) in arms.iter().enumerate() {
@@ -144,6 +145,53 @@ impl Compiled {
                     }
                 }
             }
+        }
+    }
+
+    /// A live step: the step that opens the connection, and what is done
+    /// on it.
+    fn describe_live(
+        &self,
+        out: &mut String,
+        flow: &plan::Flow,
+        step: usize,
+        live: &plan::Live,
+        indent: usize,
+    ) {
+        use std::fmt::Write as _;
+        let Some(st) = flow.steps.get(step) else {
+            return;
+        };
+        let pad = " ".repeat(indent);
+        let name = |slot: usize| self.var_names.get(slot).map_or("?", String::as_str);
+        let ws = match live {
+            plan::Live::Ws(ws) => ws,
+            plan::Live::Sse(sse) => {
+                let mut until = vec!["the stream's end".to_string()];
+                if let Some(n) = sse.events {
+                    until.push(format!("{n} events"));
+                }
+                if let Some(p) = sse.period {
+                    until.push(plan::format_duration(p));
+                }
+                let _ = writeln!(
+                    out,
+                    "{pad}event stream, until {}; reconnects {} times with Last-Event-ID:",
+                    until.join(" or "),
+                    sse.reconnects
+                );
+                self.describe_step(out, st, indent + 2);
+                return;
+            }
+        };
+        let _ = writeln!(out, "{pad}websocket:");
+        self.describe_step(out, st, indent + 2);
+        if !ws.subprotocols.is_empty() {
+            let _ = writeln!(out, "{pad}  subprotocols: {}", ws.subprotocols.join(", "));
+        }
+        let _ = writeln!(out, "{pad}  keeps up to {} early messages", ws.queue);
+        for a in &ws.actions {
+            let _ = writeln!(out, "{pad}  {}", describe_ws_action(a, &name));
         }
     }
 
@@ -194,18 +242,7 @@ impl Compiled {
         }
         for e in &st.extract {
             let name = self.var_names.get(e.slot).map_or("?", String::as_str);
-            let from = match &e.from {
-                ExtractFrom::Json(p) => format!("json {p}"),
-                ExtractFrom::Regex(re, g) => format!("regex /{re}/ group {g}"),
-                ExtractFrom::Header(h) => format!("header {h}"),
-                ExtractFrom::Cookie(c) => format!("cookie {c}"),
-                ExtractFrom::Css(_, attr) => format!(
-                    "css selector{}",
-                    attr.as_ref()
-                        .map(|a| format!(", attribute {a}"))
-                        .unwrap_or_default()
-                ),
-            };
+            let from = describe_from(&e.from);
             let pick = match e.pick {
                 PickFrom::First => "",
                 PickFrom::Random => ", one at random",
@@ -213,6 +250,22 @@ impl Compiled {
             };
             let _ = writeln!(out, "{pad}  extract {name} from {from}{pick}");
         }
+    }
+}
+
+/// Where an extract takes its value from.
+fn describe_from(from: &ExtractFrom) -> String {
+    match from {
+        ExtractFrom::Json(p) => format!("json {p}"),
+        ExtractFrom::Regex(re, g) => format!("regex /{re}/ group {g}"),
+        ExtractFrom::Header(h) => format!("header {h}"),
+        ExtractFrom::Cookie(c) => format!("cookie {c}"),
+        ExtractFrom::Css(_, attr) => format!(
+            "css selector{}",
+            attr.as_ref()
+                .map(|a| format!(", attribute {a}"))
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -299,4 +352,47 @@ fn describe_retry(r: &Retry) -> String {
         r.attempts,
         on.join("/")
     )
+}
+
+/// One action of a WebSocket session, on one line.
+fn describe_ws_action<'n>(a: &plan::WsAction, name: &dyn Fn(usize) -> &'n str) -> String {
+    use plan::{format_duration as d, WsAction, WsExpect, WsKind, WsMessage};
+    let message = |m: &WsMessage| match m.kind {
+        WsKind::Text => format!("{:?}", m.text.source()),
+        WsKind::Binary => format!("{} binary bytes", m.binary.len()),
+    };
+    let expect = |e: &WsExpect| {
+        let what = match &e.matcher {
+            Some(_) => format!("a message where {}", e.what),
+            None => "any message".to_string(),
+        };
+        let mut out = format!("{what} within {}", d(e.timeout));
+        for x in &e.extract {
+            out.push_str(&format!(", {} <- {}", name(x.slot), describe_from(&x.from)));
+        }
+        out
+    };
+    match a {
+        WsAction::Send(m) => format!("send {}", message(m)),
+        WsAction::Expect(e) => format!("expect {}", expect(e)),
+        WsAction::Hold(t) => format!("hold {}", d(*t)),
+        WsAction::Every {
+            interval,
+            period,
+            send,
+            expect: reply,
+        } => {
+            let mut out = format!(
+                "every {} for {}: send {}",
+                d(*interval),
+                d(*period),
+                message(send)
+            );
+            if let Some(e) = reply {
+                out.push_str(&format!(", expect {}", expect(e)));
+            }
+            out
+        }
+        WsAction::Close(code) => format!("close {code}"),
+    }
 }

@@ -117,6 +117,79 @@ fn i01_i12_release_v2_is_an_order_of_magnitude_slower() {
 }
 
 #[test]
+fn i01_live_rooms_lose_the_sockets_past_the_servers_cap_only_with_ws_cap() {
+    let scenario = "incidents/i01-live-rooms.yaml";
+    let load = ["--vus", "40", "--duration", "3s"];
+    // Without the cap every user gets a room: every socket opened, every
+    // edit echoed and timed, the file's thresholds pass.
+    let open = lab_with(|_| {});
+    let (code, res) = run_example(&open, scenario, &load);
+    let live = &res["endpoints"]["pair"]["live"];
+    eprintln!("I1 live, no cap: {live}");
+    assert_eq!(code, 0, "{}", res["thresholds"]);
+    assert_eq!(
+        num(&res, "endpoints.pair.errors"),
+        0.0,
+        "{}",
+        res["endpoints"]
+    );
+    assert_eq!(num(live, "opened"), num(live, "attempted"));
+    assert_eq!(
+        num(live, "opened"),
+        metric(&open, "lab_ws_opened_total") as f64
+    );
+    let pairs = num(live, "attempted");
+    assert!(pairs >= 20.0, "most users pair: {live}");
+    assert!(
+        num(live, "round_trips") > pairs * 4.0,
+        "edits every 500 ms for 3 s"
+    );
+    assert_eq!(num(live, "peak_open"), pairs);
+    // The watchers followed the rooms' edits as event streams.
+    let watch = &res["endpoints"]["watch"];
+    eprintln!("I1 live, watchers: {}", watch["live"]);
+    assert_eq!(num(watch, "errors"), 0.0, "{watch}");
+    let events = num(watch, "live.messages_received");
+    assert!(events > 10.0, "{watch}");
+    assert!(events <= metric(&open, "lab_sse_events_total") as f64);
+    assert_eq!(
+        num(watch, "live.opened"),
+        metric(&open, "lab_sse_streams_total") as f64
+    );
+
+    // With a cap of 10 the server upgrades every socket and drops those
+    // past it: throng counts each drop (1006) as the error it is, the
+    // users retry (after their think time) and fail again.
+    let capped = lab_with(|c| c.ws_cap = Some(10));
+    let (code, res) = run_example(&capped, scenario, &load);
+    let ep = &res["endpoints"]["pair"];
+    let live = &ep["live"];
+    eprintln!("I1 live, --ws-cap 10: {live}");
+    assert_eq!(code, 1, "ws_errors<1% fails: {}", res["thresholds"]);
+    let rejected = metric(&capped, "lab_ws_rejected_total") as f64;
+    assert!(
+        rejected >= pairs - 10.0,
+        "users past the tenth found no room"
+    );
+    assert_eq!(num(ep, "error_kinds.ws_closed"), rejected);
+    assert_eq!(num(live, "closed_by_server.1006"), rejected);
+    // Every upgrade was a success (101) at the time: what counts is what
+    // happened after.
+    assert_eq!(
+        num(live, "opened"),
+        metric(&capped, "lab_ws_opened_total") as f64
+    );
+    assert_eq!(num(live, "attempted"), num(ep, "requests"));
+    assert!(num(live, "peak_open") <= 10.0, "{live}");
+    let began = findings(&res, "errors_began");
+    assert!(
+        began.iter().any(|(_, what)| what.contains("ws_closed")),
+        "{}",
+        res["findings"]
+    );
+}
+
+#[test]
 fn i05_i10_deploys_serve_another_sites_fund_only_with_misroute() {
     for misroute in [false, true] {
         let lab = lab_with(|c| c.misroute = misroute);

@@ -6,6 +6,7 @@
 
 mod faults;
 mod lab;
+mod live;
 mod replay;
 mod scenarios;
 mod security;

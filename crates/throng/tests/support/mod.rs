@@ -1,4 +1,5 @@
-//! What the test binaries share: loopback targets ([`server`]), a
+//! What the test binaries share: loopback targets ([`server`]; WebSockets
+//! in [`ws`], event streams in [`sse`]), a
 //! fault-injecting proxy to put in front of them ([`proxy`]), and running
 //! the `throng` binary against them or the lab ([`run`]).
 //!
@@ -9,3 +10,5 @@
 pub mod proxy;
 pub mod run;
 pub mod server;
+pub mod sse;
+pub mod ws;

@@ -420,23 +420,7 @@ async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S,
 /// speaking HTTP/1.1 or (ALPN `h2`) HTTP/2; returns it with the
 /// certificate's PEM.
 pub fn tls(http2: bool) -> (Server, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let pem = cert.cert.pem();
-    let der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key)
-        .unwrap();
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, pem) = tls_acceptor(if http2 { b"h2" } else { b"http/1.1" });
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
     let (addr, stop) = spawn_runtime(move |listener| async move {
@@ -462,4 +446,22 @@ pub fn tls(http2: bool) -> (Server, String) {
         },
         pem,
     )
+}
+
+/// A TLS acceptor for a new self-signed certificate for `localhost`,
+/// offering `alpn`; and the certificate's PEM, for `--cacert`.
+pub fn tls_acceptor(alpn: &[u8]) -> (tokio_rustls::TlsAcceptor, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = cert.cert.pem();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
 }
