@@ -141,7 +141,13 @@ impl Rooms {
             return 0;
         };
         r.members.retain(|(m, _)| *m != id);
-        r.members.len()
+        r.watchers.retain(|w| !w.is_closed());
+        let left = r.members.len();
+        // A room nobody is in or follows is forgotten, its history too.
+        if left == 0 && r.watchers.is_empty() {
+            rooms.remove(room);
+        }
+        left
     }
 
     /// A subscriber of `room`'s events after `after` (those it missed

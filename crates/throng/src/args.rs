@@ -262,9 +262,10 @@ pub struct Pathologies {
     /// asset, which no single request's numbers show.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Failures")]
     pub slow_assets: Option<Duration>,
-    /// WebSockets (the /pair/ROOM rooms): past N open sockets, a new one is
-    /// upgraded and then dropped without a close frame, as a server at its
-    /// connection limit does; clients see abnormal closes (1006).
+    /// I1, live: the pair-programming rooms over WebSocket (/pair/ROOM)
+    /// upgrade every socket past the Nth and then drop it without a close
+    /// frame, as a server at its connection limit does; clients see
+    /// abnormal closes (1006).
     #[arg(long, value_name = "N", help_heading = "Failures")]
     pub ws_cap: Option<u64>,
 }

@@ -354,7 +354,9 @@ impl<C: Connector> Shared<C> {
                 }
             }
             Some(Halt::Failed(kind)) => socket.fail(kind),
-            Some(Halt::Killed) => socket.fail(ErrorKind::Cancelled),
+            // Still open when the run's grace period ran out: closed by
+            // throng, as at the load's end, not a failure of the server.
+            Some(Halt::Killed) => {}
         }
         socket.counts.closed_at = Some(Instant::now().saturating_duration_since(self.start));
         if let Some(kind) = socket.failed {

@@ -132,11 +132,11 @@ impl<C: Connector> Shared<C> {
                     failure.get_or_insert(kind);
                     break;
                 }
-                StreamEnd::Killed => {
-                    failure.get_or_insert(ErrorKind::Cancelled);
-                    break;
+                // Still open when the run's grace period ran out: closed
+                // by throng, as at the load's end, not a failure.
+                StreamEnd::Done | StreamEnd::Ended | StreamEnd::Leaving | StreamEnd::Killed => {
+                    break
                 }
-                StreamEnd::Done | StreamEnd::Ended | StreamEnd::Leaving => break,
             }
             // Wait as the stream asked (bounded), then resume.
             let wait = parser

@@ -341,3 +341,37 @@ fn a_websocket_goes_over_tls_with_the_targets_settings() {
     assert_eq!(num(ep, "live.round_trips"), 2.0, "{ep}");
     assert!(num(&res, "tls_ms.p50") > 0.0, "the TLS handshake was timed");
 }
+
+#[test]
+fn a_socket_still_open_when_the_grace_period_ends_is_closed_not_failed() {
+    // One connection (the bound), held for ten minutes: the load ends at
+    // once, the socket goes on through the grace period, then is dropped.
+    let srv = ws::start(WsMode::Echo {
+        delay: Duration::ZERO,
+    });
+    let (_dir, path) = scenario(
+        "flows:\n  - steps:\n      - ws: /long\n        name: long\n        session: [ { hold: 10m } ]\n",
+    );
+    let started = std::time::Instant::now();
+    let r = throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "1",
+        "--grace",
+        "1s",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded by the grace period"
+    );
+    let res = r.results.unwrap();
+    let ep = &res["endpoints"]["long"];
+    assert_eq!(num(ep, "errors"), 0.0, "{ep}");
+    assert_eq!(num(ep, "live.opened"), 1.0);
+    assert_eq!(num(ep, "live.closed_by_client"), 1.0, "{ep}");
+}
