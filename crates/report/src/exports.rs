@@ -46,7 +46,7 @@ pub fn timeline_csv(r: &Results) -> String {
     out.push_str(",ws_open\n");
     // WebSockets open at the end of each row, over every WebSocket step.
     let mut ws_open = vec![0u64; r.timeline.len()];
-    for l in r.endpoints.values().filter_map(|e| e.live.as_ref()) {
+    for (_, l) in r.live_endpoints() {
         for (sum, n) in ws_open.iter_mut().zip(&l.open) {
             *sum += n;
         }

@@ -29,3 +29,11 @@ pub fn fmt_rate(v: f64) -> String {
         format!("{v:.1}/s")
     }
 }
+
+/// Counts by key, `"503: 2, 504: 1"`, each key after `prefix`.
+pub(crate) fn fmt_counts(m: &std::collections::BTreeMap<String, u64>, prefix: &str) -> String {
+    m.iter()
+        .map(|(k, n)| format!("{prefix}{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

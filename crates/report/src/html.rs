@@ -566,9 +566,7 @@ fn in_flight_chart(t: &OverTime<'_>) -> String {
 fn sockets_chart(t: &OverTime<'_>) -> Option<String> {
     let w = t.w;
     let series: Vec<Series> =
-        t.r.endpoints
-            .iter()
-            .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
+        t.r.live_endpoints()
             .map(|(name, l)| Series {
                 name: name.clone(),
                 points: l
@@ -735,21 +733,12 @@ fn tables(h: &mut String, r: &Results) {
 /// Each WebSocket endpoint's connections, messages, round trips and
 /// closes; nothing when the run had none.
 fn websockets(h: &mut String, r: &Results) {
-    let live: Vec<_> = r
-        .endpoints
-        .iter()
-        .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
-        .collect();
+    let live: Vec<_> = r.live_endpoints().collect();
     if live.is_empty() {
         return;
     }
     h.push_str("<h2>Live connections</h2><table id=\"live\"><thead><tr><th>endpoint</th><th>tried</th><th>opened</th><th>refused</th><th>not upgraded</th><th>most open</th><th>upgrade p99</th><th>messages sent / received</th><th>dropped</th><th>expects timed out</th><th>round trip p50</th><th>p99</th><th>first event p99</th><th>gap p99</th><th>closed by the server</th></tr></thead><tbody>");
-    let codes = |m: &std::collections::BTreeMap<String, u64>| {
-        m.iter()
-            .map(|(k, n)| format!("{k}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let codes = |m| crate::format::fmt_counts(m, "");
     for (name, l) in live {
         let _ = write!(
             h,

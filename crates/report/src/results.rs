@@ -587,6 +587,13 @@ pub enum ResultsError {
 }
 
 impl Results {
+    /// The live endpoints (WebSockets, event streams) and their numbers.
+    pub fn live_endpoints(&self) -> impl Iterator<Item = (&String, &LiveRow)> {
+        self.endpoints
+            .iter()
+            .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
+    }
+
     /// Judges `thresholds` on the run's stats over its duration
     /// (`info.duration`), then builds its results: the one way a run, an
     /// A/B arm, a checkpoint and a merge are judged alike.

@@ -239,11 +239,7 @@ fn endpoints(out: &mut String, r: &Results) {
 /// Each WebSocket step: connections tried, opened and lost, messages,
 /// round trips and closes.
 fn websockets(out: &mut String, r: &Results) {
-    let live: Vec<_> = r
-        .endpoints
-        .iter()
-        .filter_map(|(name, e)| e.live.as_ref().map(|l| (name, l)))
-        .collect();
+    let live: Vec<_> = r.live_endpoints().collect();
     if live.is_empty() {
         return;
     }
@@ -338,8 +334,7 @@ fn codes(m: &std::collections::BTreeMap<String, u64>, what: &str) -> String {
     if m.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = m.iter().map(|(k, n)| format!("{what} {k}: {n}")).collect();
-    format!(" ({})", list.join(", "))
+    format!(" ({})", crate::format::fmt_counts(m, &format!("{what} ")))
 }
 
 /// The checks: how many responses failed one, and each check's failures.

@@ -13,21 +13,28 @@ use crate::support::sse::{self, SseMode, SseSeen};
 use crate::support::ws::{self, WsMode, WsSeen};
 use crate::{num, throng};
 
-/// Runs `yaml` against `srv` with one user for `requests` connections:
-/// the exit code and the results.
-fn run_ws(srv: &Running<WsSeen>, yaml: &str, requests: &str) -> (i32, Value) {
+/// Runs `yaml` against `target` with one user for `requests` connections
+/// (and `extra` options): the exit code and the results.
+fn one_user(target: &str, yaml: &str, requests: &str, extra: &[&str]) -> (i32, Value) {
     let (_dir, path) = scenario(yaml);
-    let r = throng(&[
-        &path,
+    let mut args = vec![
+        &path[..],
         "--target",
-        &srv.url(""),
+        target,
         "--vus",
         "1",
         "--requests",
         requests,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let r = throng(&args);
     assert!([0, 1].contains(&r.code), "{}{}", r.stdout, r.stderr);
     (r.code, r.results.expect("a results file"))
+}
+
+/// [`one_user`] against a WebSocket server.
+fn run_ws(srv: &Running<WsSeen>, yaml: &str, requests: &str) -> (i32, Value) {
+    one_user(&srv.url(""), yaml, requests, &[])
 }
 
 #[test]
@@ -197,7 +204,8 @@ fn event_streams_count_events_time_the_first_and_the_gaps_and_resume_after_the_l
         every: Duration::from_millis(50),
         hold: false,
     });
-    let (_dir, path) = scenario(
+    let (code, res) = one_user(
+        &srv.url(""),
         r#"
 flows:
   - steps:
@@ -208,18 +216,10 @@ flows:
         checks: [ { json: { path: $.k, exists: true } } ]
         extract: { k: { json: $.k } }
 "#,
+        "1",
+        &[],
     );
-    let r = throng(&[
-        &path,
-        "--target",
-        &srv.url(""),
-        "--vus",
-        "1",
-        "--requests",
-        "1",
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let res = r.results.unwrap();
+    assert_eq!(code, 0, "{res}");
     let ep = &res["endpoints"]["feed"];
     let live = &ep["live"];
     eprintln!("{live}");
@@ -260,20 +260,9 @@ fn an_event_stream_ends_when_its_time_is_up_and_fails_as_its_answer_says() {
         every: Duration::from_millis(20),
         hold: true,
     });
-    let (_dir, path) = scenario(
-        "flows:\n  - steps:\n      - sse: /feed\n        name: feed\n        for: 300ms\n",
-    );
-    let r = throng(&[
-        &path,
-        "--target",
-        &endless.url(""),
-        "--vus",
-        "1",
-        "--requests",
-        "1",
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let res = r.results.unwrap();
+    let feed = "flows:\n  - steps:\n      - sse: /feed\n        name: feed\n        for: 300ms\n";
+    let (code, res) = one_user(&endless.url(""), feed, "1", &[]);
+    assert_eq!(code, 0, "{res}");
     let live = &res["endpoints"]["feed"]["live"];
     let events = num(live, "messages_received");
     assert!(
@@ -293,16 +282,7 @@ fn an_event_stream_ends_when_its_time_is_up_and_fails_as_its_answer_says() {
         ),
     ];
     for (what, srv, kind) in cases {
-        let r = throng(&[
-            &path,
-            "--target",
-            &srv.url(""),
-            "--vus",
-            "1",
-            "--requests",
-            "2",
-        ]);
-        let res = r.results.unwrap();
+        let (_, res) = one_user(&srv.url(""), feed, "2", &[]);
         let ep = &res["endpoints"]["feed"];
         assert_eq!(num(ep, "requests"), 2.0, "{what}: {ep}");
         assert_eq!(num(ep, &format!("error_kinds.{kind}")), 2.0, "{what}: {ep}");
@@ -319,23 +299,14 @@ fn a_websocket_goes_over_tls_with_the_targets_settings() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, pem).unwrap();
-    let (_d, path) = scenario(
-        "flows:\n  - steps:\n      - ws: /tls\n        name: tls\n        session:\n          - send: over tls\n          - expect: { body_contains: over tls, timeout: 2s }\n",
-    );
     let target = format!("https://localhost:{}", srv.addr.port());
-    let r = throng(&[
-        &path,
-        "--target",
+    let (code, res) = one_user(
         &target,
-        "--cacert",
-        ca.to_str().unwrap(),
-        "--vus",
-        "1",
-        "--requests",
+        "flows:\n  - steps:\n      - ws: /tls\n        name: tls\n        session:\n          - send: over tls\n          - expect: { body_contains: over tls, timeout: 2s }\n",
         "2",
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let res = r.results.unwrap();
+        &["--cacert", ca.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{res}");
     let ep = &res["endpoints"]["tls"];
     assert_eq!(num(ep, "errors"), 0.0, "{ep}");
     assert_eq!(num(ep, "live.round_trips"), 2.0, "{ep}");
@@ -349,27 +320,18 @@ fn a_socket_still_open_when_the_grace_period_ends_is_closed_not_failed() {
     let srv = ws::start(WsMode::Echo {
         delay: Duration::ZERO,
     });
-    let (_dir, path) = scenario(
-        "flows:\n  - steps:\n      - ws: /long\n        name: long\n        session: [ { hold: 10m } ]\n",
-    );
     let started = std::time::Instant::now();
-    let r = throng(&[
-        &path,
-        "--target",
+    let (code, res) = one_user(
         &srv.url(""),
-        "--vus",
+        "flows:\n  - steps:\n      - ws: /long\n        name: long\n        session: [ { hold: 10m } ]\n",
         "1",
-        "--requests",
-        "1",
-        "--grace",
-        "1s",
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        &["--grace", "1s"],
+    );
+    assert_eq!(code, 0, "{res}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "bounded by the grace period"
     );
-    let res = r.results.unwrap();
     let ep = &res["endpoints"]["long"];
     assert_eq!(num(ep, "errors"), 0.0, "{ep}");
     assert_eq!(num(ep, "live.opened"), 1.0);
