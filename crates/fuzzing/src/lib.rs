@@ -12,13 +12,14 @@ use std::collections::BTreeMap;
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("scenario_yaml", scenario_yaml),
     ("access_log", access_log),
     ("har", har),
     ("template", template),
     ("results_json", results_json),
     ("event_stream", event_stream),
+    ("exposition", exposition),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -155,5 +156,22 @@ pub fn event_stream(data: &[u8]) {
     assert_eq!(whole.1, pieces.1, "failed in one reading only");
     if !whole.1 {
         assert_eq!(whole, pieces, "the pieces changed the events");
+    }
+}
+
+/// A metrics endpoint's answer (Prometheus text or OpenMetrics), parsed
+/// as a scrape would be: every line is a sample, a comment, blank or
+/// counted as bad, and each sample's family has a kind.
+pub fn exposition(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let e = scrape::parse(&text);
+    let lines = text.lines().count();
+    assert!(
+        e.samples.len() + e.bad_lines <= lines,
+        "more results than lines"
+    );
+    for s in &e.samples {
+        let _ = e.kind_of(&s.name);
+        let _ = s.label("le");
     }
 }
