@@ -26,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 use stats::{load_band, CheckStats, EndpointStats, ErrorKind, Stats, LOAD_BANDS};
 
+use crate::server::{server_side, ServerSide, Symptom};
 use crate::{generator_limits, wilson};
 
 /// An error kind counts as begun in a second with at least this many...
@@ -73,6 +74,10 @@ pub struct Finding {
     pub at_s: Option<f64>,
     /// The numbers behind it.
     pub evidence: String,
+    /// What the server was doing from then on, when it was watched
+    /// (`--scrape`, `--watch-pid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSide>,
 }
 
 /// The planned load, per second, for saying at what load something began.
@@ -144,8 +149,13 @@ pub fn zero_failure_bound(n: u64) -> f64 {
     }
 }
 
-/// Everything the statistics show, most severe first.
-pub fn findings(stats: &Stats, shape: &LoadShape) -> Vec<Finding> {
+/// Everything the statistics show, most severe first; with `server`, each
+/// finding that began somewhere says what the server was doing then.
+pub fn findings(
+    stats: &Stats,
+    shape: &LoadShape,
+    server: Option<&observe::Server>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     errors_began(stats, shape, &mut out);
     content(stats, shape, &mut out);
@@ -162,7 +172,13 @@ pub fn findings(stats: &Stats, shape: &LoadShape) -> Vec<Finding> {
             location: Some("generator".into()),
             at_s: None,
             evidence: reasons.join("; "),
+            server: None,
         });
+    }
+    if let Some(server) = server {
+        for f in &mut out {
+            f.server = beside(f, stats, server);
+        }
     }
     // Most severe first; within a severity, earliest first.
     out.sort_by(|a, b| {
@@ -218,8 +234,95 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             location: Some(kind.as_str().into()),
             at_s: Some(start_s(stats, t) as f64),
             evidence,
+            server: None,
         });
     }
+}
+
+/// What the server was doing from a finding's onset, read against the
+/// finding's own signal: its error kind per bucket, the latency (p99)
+/// for a bottleneck, its endpoint's failed checks for wrong content and
+/// stale reads, all failures for a recovery check's.
+pub fn beside(f: &Finding, stats: &Stats, server: &observe::Server) -> Option<ServerSide> {
+    let from = f
+        .at_s
+        .map_or(0, |t| (t / stats.bucket_s.max(1) as f64) as usize);
+    let location = f.location.as_deref().unwrap_or_default();
+    let (signal, name): (Vec<Option<f64>>, String) = match f.kind.as_str() {
+        "errors_began" => {
+            let kind = ErrorKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == location)?;
+            let per = stats
+                .timeline
+                .iter()
+                .map(|b| Some(b.counts.errors.get(kind) as f64))
+                .collect();
+            (per, format!("the {location} errors"))
+        }
+        "bottleneck" => (latency_signal(stats), "the latency".to_string()),
+        "wrong_content" | "wrong_header" | "too_slow" | "stale_reads" => {
+            let ep = stats.endpoints.iter().find(|e| e.name == location)?;
+            let per = ep
+                .seconds
+                .iter()
+                .map(|&[_, _, failed]| Some(failed as f64))
+                .collect();
+            (per, format!("{location}'s failed checks"))
+        }
+        "no_recovery" | "recovered" => {
+            let per = stats
+                .timeline
+                .iter()
+                .map(|b| Some(b.counts.failed() as f64))
+                .collect();
+            (per, "the failed requests".to_string())
+        }
+        _ => return None,
+    };
+    symptom_side(stats, server, from, &signal, &name)
+}
+
+/// What the server was doing over a whole run, read against its latency
+/// (a capacity step's).
+pub fn server_during(stats: &Stats, server: &observe::Server) -> Option<ServerSide> {
+    symptom_side(stats, server, 0, &latency_signal(stats), "the latency")
+}
+
+/// Each bucket's p99 latency, where it had responses.
+fn latency_signal(stats: &Stats) -> Vec<Option<f64>> {
+    stats
+        .timeline
+        .iter()
+        .map(|b| {
+            let h = b.latency.hist();
+            (h.count() > 0).then(|| h.quantile_ms(0.99))
+        })
+        .collect()
+}
+
+fn symptom_side(
+    stats: &Stats,
+    server: &observe::Server,
+    from: usize,
+    signal: &[Option<f64>],
+    name: &str,
+) -> Option<ServerSide> {
+    let sent: Vec<f64> = stats
+        .timeline
+        .iter()
+        .map(|b| b.counts.requests as f64)
+        .collect();
+    server_side(
+        server,
+        &Symptom {
+            from,
+            signal,
+            name,
+            sent: &sent,
+            bucket_s: stats.bucket_s,
+        },
+    )
 }
 
 /// Headers about caching: a failed check on one of these, on an asset
@@ -345,6 +448,7 @@ fn content(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
             location: None,
             at_s: None,
             evidence: format!("failure rates, 95% upper bounds: {}", parts.join("; ")),
+            server: None,
         });
     }
 }
@@ -385,6 +489,7 @@ fn wrong_finding(
             percent(hi),
             failing.join(", ")
         ),
+        server: None,
     }
 }
 
@@ -447,6 +552,7 @@ fn stale_reads(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
                 percent(lo),
                 percent(hi)
             ),
+            server: None,
         });
     }
 }
@@ -556,6 +662,7 @@ fn bottleneck(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
         evidence: format!(
             "per-endpoint p99 by planned load, in {LOAD_BANDS} bands of the peak, from the lowest and highest bands with at least {BAND_MIN_RESPONSES} responses{doubled}"
         ),
+        server: None,
     });
 }
 
@@ -641,6 +748,7 @@ fn caching(stats: &Stats, out: &mut Vec<Finding>) {
                 hit_ratio.unwrap_or_default(),
                 checked.concat()
             ),
+            server: None,
         });
     }
     if !fine.is_empty() {
@@ -651,6 +759,7 @@ fn caching(stats: &Stats, out: &mut Vec<Finding>) {
             location: None,
             at_s: None,
             evidence: fine.join("; "),
+            server: None,
         });
     }
 }

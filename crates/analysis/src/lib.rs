@@ -10,6 +10,7 @@ mod findings;
 mod generator;
 mod interval;
 mod recovery;
+mod server;
 mod threshold;
 
 #[cfg(test)]
@@ -22,8 +23,14 @@ pub use compare::{
     MeasureComparison, RatioInterval, Verdict, DEFAULT_MIN_CHANGE_MS, FAMILY_CONFIDENCE, MIN_TAIL,
     MIN_WINDOWS,
 };
-pub use findings::{findings, percent, zero_failure_bound, Finding, LoadShape, Severity};
+pub use findings::{
+    beside, findings, percent, server_during, zero_failure_bound, Finding, LoadShape, Severity,
+};
 pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
 pub use interval::wilson;
 pub use recovery::{goodput_per_second, recovery, Recovery, RecoveryCheck};
+pub use server::{
+    server_side, spearman, Ceiling, InStep, ProcessState, ServerSide, Symptom, CEILING_SHARE,
+    CPU_BOUND, ECHO_RHO, IN_STEP_CHANGES, IN_STEP_RHO, MAX_IN_STEP, MAX_LEAD,
+};
 pub use threshold::{Metric, Threshold, ThresholdError, ThresholdResult};

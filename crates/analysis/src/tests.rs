@@ -262,14 +262,14 @@ fn errors_began_names_the_second_the_load_and_the_concurrency() {
         critical errors_began @Some(6.0) [http_5xx] http_5xx errors began at 6s, at 60 arrivals/s offered, about 2 in flight
             10 of 100 requests due in second 6 failed with http_5xx; 41 in the whole run (4.10%)
     "#]]
-    .assert_eq(&shown(&findings(&s, &shape)));
+    .assert_eq(&shown(&findings(&s, &shape, None)));
     // Closed model: the concurrency is the user count.
     let closed = LoadShape {
         closed: true,
         level: vec![8.0; 10],
         peak: 8.0,
     };
-    assert!(findings(&s, &closed)[0].what.ends_with("at 8 users"));
+    assert!(findings(&s, &closed, None)[0].what.ends_with("at 8 users"));
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn wrong_content_and_stale_reads_carry_their_intervals() {
         info content_ok @None [-] no wrong content seen on 1 checked endpoint(s)
             failure rates, 95% upper bounds: home: 0 of 2000, below 0.15%
     "#]]
-    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
+    .assert_eq(&shown(&findings(&s, &LoadShape::default(), None)));
 }
 
 #[test]
@@ -320,7 +320,7 @@ fn a_healthy_run_has_no_problem_findings() {
     for i in 0..500u64 {
         s.record(&sample(0, i * 10, 200, false));
     }
-    assert!(findings(&s, &LoadShape::default()).is_empty());
+    assert!(findings(&s, &LoadShape::default(), None).is_empty());
 }
 
 #[test]
@@ -353,7 +353,7 @@ fn the_bottleneck_is_the_endpoint_whose_latency_grew_most_with_load() {
         warning bottleneck @Some(5.0) [login] login p99 rose 41x, from 10ms to 412ms, between 5 and 95 arrivals/s; other endpoints' p99 rose by at most 2ms
             per-endpoint p99 by planned load, in 8 bands of the peak, from the lowest and highest bands with at least 50 responses; it first doubled at about 55 arrivals/s
     "#]]
-    .assert_eq(&shown(&findings(&s, &shape)));
+    .assert_eq(&shown(&findings(&s, &shape, None)));
     // A constant load has no bands: nothing to attribute.
     let flat = Stats::new(["login".to_string()]).with_load_bands(vec![3; 10]);
     assert!(flat.endpoints[0].by_load.is_empty());
@@ -394,7 +394,7 @@ fn assets_that_cannot_be_cached_for_a_day_are_named() {
         info caching_ok @None [-] 1 static asset(s) cacheable for a day or more
             font; edge cache hit ratio 99.0% (99 of 100 with X-Cache)
     "#]]
-    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
+    .assert_eq(&shown(&findings(&s, &LoadShape::default(), None)));
     // s-maxage governs shared caches; max-age=0 is uncacheable.
     assert_eq!(
         obs(&[("Cache-Control", "max-age=0, s-maxage=600")]).policy,
@@ -472,7 +472,7 @@ fn wrong_content_says_when_and_at_what_load_it_began() {
         level: (1..=10).map(|u| 8.0 * u as f64).collect(),
         peak: 80.0,
     };
-    let wrong = findings(&s, &shape)
+    let wrong = findings(&s, &shape, None)
         .into_iter()
         .find(|f| f.kind == "wrong_content")
         .unwrap();
@@ -1049,5 +1049,5 @@ fn failed_checks_are_reported_as_what_they_look_at_and_caching_once() {
         warning caching @None [css] css: a static asset not cacheable for a day in 100.0% of responses, so browsers and CDNs fetch it again and again
             of 200 responses: 200 uncacheable (no-store, no-cache, private or max-age=0); the check "css is cacheable" failed on 200 of 200 responses
     "#]]
-    .assert_eq(&shown(&findings(&s, &LoadShape::default())));
+    .assert_eq(&shown(&findings(&s, &LoadShape::default(), None)));
 }

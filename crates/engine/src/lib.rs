@@ -10,6 +10,7 @@
 mod ceiling;
 mod cookies;
 mod error;
+mod fetch;
 mod h1;
 mod h2;
 mod net;
@@ -30,6 +31,7 @@ use plan::{HttpVersion, Plan, Scenario, Target};
 use tokio::sync::mpsc;
 
 pub use error::EngineError;
+pub use fetch::{FetchError, Fetcher};
 pub use worker::{Control, Event, Feed, Progress, WorkerOutput};
 
 use h1::H1Connector;

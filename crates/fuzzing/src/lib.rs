@@ -161,10 +161,14 @@ pub fn event_stream(data: &[u8]) {
 
 /// A metrics endpoint's answer (Prometheus text or OpenMetrics), parsed
 /// as a scrape would be: every line is a sample, a comment, blank or
-/// counted as bad, and each sample's family has a kind.
+/// counted as bad, and each sample's family has a kind. Then read as a
+/// run reads it (twice, so counters become rates and histograms
+/// quantiles; the second half of the input as the second reading), and
+/// the series and findings made of it; and as the `/proc` files a
+/// watched process is read from.
 pub fn exposition(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let e = scrape::parse(&text);
+    let e = observe::exposition::parse(&text);
     let lines = text.lines().count();
     assert!(
         e.samples.len() + e.bad_lines <= lines,
@@ -174,4 +178,39 @@ pub fn exposition(data: &[u8]) {
         let _ = e.kind_of(&s.name);
         let _ = s.label("le");
     }
+    let mut rec = observe::Recorder::new(50);
+    let source = rec.source(observe::SourceKind::Scrape, "fuzz".into());
+    let half = text.len() / 2;
+    let second = text.get(half..).unwrap_or(&text);
+    rec.scraped(source, 0.5, &text, |_| true);
+    rec.scraped(source, 1.5, second, |_| true);
+    rec.scraped(source, 2.5, &text, |_| true);
+    let _ = rec.headline();
+    let server = rec.finish(3, 1);
+    for s in &server.series {
+        assert_eq!(s.values.len(), 3);
+        assert!(
+            s.values.iter().flatten().all(|v| v.is_finite()),
+            "{}",
+            s.name
+        );
+    }
+    let _ = server.limit_pairs();
+    let signal = [Some(1.0), Some(5.0), Some(2.0)];
+    let _ = analysis::server_side(
+        &server,
+        &analysis::Symptom {
+            from: 1,
+            signal: &signal,
+            name: "the latency",
+            sent: &[1.0, 2.0, 3.0],
+            bucket_s: 1,
+        },
+    );
+    let _ = observe::process::parse_stat(&text);
+    let _ = observe::process::parse_state(&text);
+    let _ = observe::process::parse_max_fds(&text);
+    let _ = observe::process::parse_machine(&text);
+    let mut reading = observe::process::Reading::default();
+    observe::process::parse_status(&text, &mut reading);
 }

@@ -131,6 +131,7 @@ pub async fn handle(
         state.metrics.request(route_index("pair"), 200);
         return Ok(crate::rooms::subscribe(&state.rooms, &req, room));
     }
+    let _in_flight = InFlight::enter(&state.metrics);
     stall_gate(&state).await;
     let (route, resp) = dispatch(&state, req).await;
     // A freeze that began while the request was being handled holds its
@@ -138,6 +139,25 @@ pub async fn handle(
     stall_gate(&state).await;
     state.metrics.request(route, resp.status().as_u16());
     Ok(resp.map(|b| b.boxed()))
+}
+
+/// Counts a request in `lab_http_requests_in_flight` until dropped (also
+/// when its client hangs up and hyper drops the handler).
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.add(&metrics.in_flight, 1);
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn route_index(name: &str) -> usize {

@@ -65,6 +65,10 @@ pub struct Config {
     pub race: bool,
     /// I7: reads go to a replica that applies writes this much later.
     pub replica_lag: Option<Duration>,
+    /// I7: how long the replica takes to apply each write, one after
+    /// another (zero: as fast as SQLite): a slow replica falls behind
+    /// under write load.
+    pub replica_apply: Duration,
     /// I5, I10: a restart frees the app's address before it has a new one,
     /// so another app is placed on it meanwhile.
     pub misroute: bool,
@@ -100,6 +104,7 @@ impl Default for Config {
             db_wait: Duration::from_millis(1000),
             race: false,
             replica_lag: None,
+            replica_apply: Duration::ZERO,
             misroute: false,
             stall: None,
             short_cache: false,
@@ -132,6 +137,12 @@ impl Config {
         }
         if let Some(lag) = self.replica_lag {
             out.push(format!("--replica-lag {}", lag.as_millis()));
+        }
+        if !self.replica_apply.is_zero() {
+            out.push(format!(
+                "--replica-apply {}",
+                self.replica_apply.as_millis()
+            ));
         }
         if let Some(d) = self.delay {
             out.push(format!("--delay {}us", d.as_micros()));

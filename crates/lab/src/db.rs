@@ -2,13 +2,14 @@
 //! connection pool in front of it, and an optional lagging replica.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PoolName};
 
 /// Every generated user's password. A lab, not a bank.
 pub const PASSWORD: &str = "password";
@@ -183,6 +184,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// A bounded pool of connections to one database file. A request holds a
 /// connection from its first query to its response, as web frameworks do.
 pub struct Pool {
+    name: PoolName,
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
@@ -192,8 +194,18 @@ pub struct Pool {
 
 impl Pool {
     /// A pool of at most `size` connections to `path`, opened as needed.
-    pub fn new(path: PathBuf, size: usize, wait: Duration, metrics: Arc<Metrics>) -> Arc<Pool> {
+    pub fn new(
+        name: PoolName,
+        path: PathBuf,
+        size: usize,
+        wait: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Pool> {
+        metrics.pools[name as usize]
+            .size
+            .store(size.max(1) as u64, Ordering::Relaxed);
         Arc::new(Pool {
+            name,
             path,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
@@ -205,17 +217,21 @@ impl Pool {
     /// A connection, or `Exhausted` when none came free within the wait.
     pub async fn get(self: &Arc<Self>) -> Result<Pooled, DbError> {
         let started = Instant::now();
+        let gauges = &self.metrics.pools[self.name as usize];
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
+                gauges.waited(started.elapsed());
                 self.metrics.add(&self.metrics.db_pool_timeouts, 1);
                 DbError::Exhausted
             })?
             .map_err(|_| DbError::Lost)?;
+        gauges.waited(started.elapsed());
         self.metrics.add(
             &self.metrics.db_pool_wait_us,
             started.elapsed().as_micros() as u64,
         );
+
         let idle = self
             .idle
             .lock()
@@ -225,6 +241,7 @@ impl Pool {
             Some(c) => c,
             None => open(&self.path)?,
         };
+        gauges.in_use.fetch_add(1, Ordering::Relaxed);
         Ok(Pooled {
             conn: Some(conn),
             pool: self.clone(),
@@ -262,6 +279,9 @@ impl Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
+        self.pool.metrics.pools[self.pool.name as usize]
+            .in_use
+            .fetch_sub(1, Ordering::Relaxed);
         if let Some(conn) = self.conn.take() {
             self.pool
                 .idle
@@ -334,13 +354,21 @@ impl Write {
 pub struct Replication {
     tx: Mutex<mpsc::Sender<(Instant, Write)>>,
     lag: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Replication {
     /// Starts applying writes to the database at `path`.
-    pub fn start(path: &Path, lag: Duration) -> rusqlite::Result<Replication> {
+    pub fn start(
+        path: &Path,
+        lag: Duration,
+        apply: Duration,
+        metrics: Arc<Metrics>,
+    ) -> rusqlite::Result<Replication> {
         let mut conn = open(path)?;
         let (tx, rx) = mpsc::channel::<(Instant, Write)>();
+        metrics.replicated.store(true, Ordering::Relaxed);
+        let m = metrics.clone();
         std::thread::Builder::new()
             .name("lab-replica".into())
             .spawn(move || {
@@ -352,18 +380,33 @@ impl Replication {
                     // A write the replica cannot apply is lost, as it would
                     // be with a broken replication stream.
                     let _ = write.apply(&mut conn);
+                    // A slow replica's disk: writes queue up behind it.
+                    if !apply.is_zero() {
+                        std::thread::sleep(apply);
+                    }
+                    m.replica_pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .pop_front();
                 }
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Replication {
             tx: Mutex::new(tx),
             lag,
+            metrics,
         })
     }
 
     /// Queues a write the primary has applied.
     pub fn ship(&self, write: Write) {
-        let due = Instant::now() + self.lag;
+        let now = Instant::now();
+        let due = now + self.lag;
+        self.metrics
+            .replica_pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(now);
         let _ = self
             .tx
             .lock()
@@ -392,15 +435,22 @@ impl Db {
         let path = dir.path().join("primary.db");
         generate(&path, config.users, config.seed)?;
         let size = config.db_pool.unwrap_or(64);
-        let primary = Pool::new(path.clone(), size, config.db_wait, metrics.clone());
+        let primary = Pool::new(
+            PoolName::Primary,
+            path.clone(),
+            size,
+            config.db_wait,
+            metrics.clone(),
+        );
         let replica = match config.replica_lag {
             Some(lag) => {
                 let rpath = dir.path().join("replica.db");
                 let conn = open(&path)?;
                 conn.execute("VACUUM INTO ?1", [rpath.to_string_lossy()])?;
                 drop(conn);
-                let replication = Replication::start(&rpath, lag)?;
-                let pool = Pool::new(rpath, size, config.db_wait, metrics);
+                let replication =
+                    Replication::start(&rpath, lag, config.replica_apply, metrics.clone())?;
+                let pool = Pool::new(PoolName::Replica, rpath, size, config.db_wait, metrics);
                 Some((pool, replication))
             }
             None => None,

@@ -57,6 +57,9 @@ impl Deployer {
     /// Starts the worker on the current runtime.
     pub fn start(metastable: bool, router: Arc<Router>, metrics: Arc<Metrics>) -> Deployer {
         let (tx, mut rx) = mpsc::channel::<oneshot::Sender<u64>>(QUEUE);
+        metrics
+            .deploy_queue_capacity
+            .store(QUEUE as u64, Ordering::Relaxed);
         let m = metrics.clone();
         tokio::spawn(async move {
             let release = AtomicU64::new(1);

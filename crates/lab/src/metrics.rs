@@ -2,8 +2,11 @@
 //! format, so that a run's findings can be checked against what the
 //! server saw.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// Routes, in the order `/metrics` lists them.
 pub const ROUTES: [&str; 14] = [
@@ -72,6 +75,59 @@ pub struct Metrics {
     pub sse_streams: AtomicU64,
     /// Events sent to subscribers.
     pub sse_events: AtomicU64,
+    /// Requests being handled now (event streams excepted).
+    pub in_flight: AtomicU64,
+    /// The database pools' gauges and wait times, by [`PoolName`].
+    pub pools: [PoolMetrics; 2],
+    /// Whether reads go to a replica (its lag is served only then).
+    pub replicated: AtomicBool,
+    /// When each write not yet applied on the replica was applied on the
+    /// primary, oldest first.
+    pub replica_pending: Mutex<VecDeque<Instant>>,
+    /// Deploys the queue holds at most.
+    pub deploy_queue_capacity: AtomicU64,
+}
+
+/// Which pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolName {
+    /// Writes, and reads without a replica.
+    Primary = 0,
+    /// Reads behind the replica.
+    Replica = 1,
+}
+
+/// Upper bounds of the pool wait histogram's buckets, seconds.
+pub const WAIT_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// One pool's gauges and wait times, as an app's pool library exposes them.
+#[derive(Default)]
+pub struct PoolMetrics {
+    /// Connections the pool may hold.
+    pub size: AtomicU64,
+    /// Connections held by requests now.
+    pub in_use: AtomicU64,
+    /// Waits for a connection (granted or timed out), by bucket of
+    /// [`WAIT_BOUNDS`] (the last: longer than all of them).
+    wait_buckets: [AtomicU64; WAIT_BOUNDS.len() + 1],
+    /// Total wait, µs.
+    wait_us: AtomicU64,
+}
+
+impl PoolMetrics {
+    /// Records one wait for a connection.
+    pub fn waited(&self, wait: std::time::Duration) {
+        let s = wait.as_secs_f64();
+        let i = WAIT_BOUNDS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(WAIT_BOUNDS.len());
+        self.wait_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.wait_us
+            .fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -228,6 +284,81 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        self.render_gauges(&mut out);
         out
+    }
+
+    /// What a real app's instrumentation would add: requests in flight,
+    /// the pools (in use, size, wait times), the replica's lag and the
+    /// deploy queue's capacity.
+    fn render_gauges(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP lab_http_requests_in_flight Requests being handled now.\n# TYPE lab_http_requests_in_flight gauge\nlab_http_requests_in_flight {}",
+            load(&self.in_flight)
+        );
+        let pools: Vec<(&str, &PoolMetrics)> =
+            [("primary", &self.pools[0]), ("replica", &self.pools[1])]
+                .into_iter()
+                .filter(|(_, p)| load(&p.size) > 0)
+                .collect();
+        for (name, help, value) in [
+            (
+                "lab_db_pool_in_use",
+                "Database connections held by requests now.",
+                (|p: &PoolMetrics| p.in_use.load(Ordering::Relaxed)) as fn(&PoolMetrics) -> u64,
+            ),
+            (
+                "lab_db_pool_size",
+                "Database connections the pool may hold.",
+                |p| p.size.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (pool, p) in &pools {
+                let _ = writeln!(out, "{name}{{pool=\"{pool}\"}} {}", value(p));
+            }
+        }
+        let name = "lab_db_pool_wait_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time requests waited for a database connection.\n# TYPE {name} histogram"
+        );
+        for (pool, p) in &pools {
+            let mut cumulative = 0;
+            for (i, n) in p.wait_buckets.iter().enumerate() {
+                cumulative += load(n);
+                let le = WAIT_BOUNDS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{pool=\"{pool}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_sum{{pool=\"{pool}\"}} {}\n{name}_count{{pool=\"{pool}\"}} {cumulative}",
+                load(&p.wait_us) as f64 / 1e6
+            );
+        }
+        if self.replicated.load(Ordering::Relaxed) {
+            let lag = self
+                .replica_pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .front()
+                .map_or(0.0, |t| t.elapsed().as_secs_f64());
+            let _ = writeln!(
+                out,
+                "# HELP lab_replica_lag_seconds How long the oldest write the replica has not applied yet has waited.\n# TYPE lab_replica_lag_seconds gauge\nlab_replica_lag_seconds {lag}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lab_deploy_queue_capacity Deploys the queue holds at most.\n# TYPE lab_deploy_queue_capacity gauge\nlab_deploy_queue_capacity {}",
+            load(&self.deploy_queue_capacity)
+        );
     }
 }

@@ -131,6 +131,7 @@ fn the_pool_gives_up_after_its_wait() {
     let (dir, _conn) = generated(10, 1);
     let metrics = std::sync::Arc::new(metrics::Metrics::default());
     let pool = db::Pool::new(
+        metrics::PoolName::Primary,
         dir.path().join("lab.db"),
         1,
         Duration::from_millis(10),
@@ -143,11 +144,32 @@ fn the_pool_gives_up_after_its_wait() {
             .await
             .unwrap();
         assert_eq!(n, 10);
+        assert!(metrics
+            .render()
+            .contains("lab_db_pool_in_use{pool=\"primary\"} 1\n"));
         assert!(matches!(pool.get().await, Err(db::DbError::Exhausted)));
         drop(held);
         assert!(pool.get().await.is_ok(), "a returned connection is reused");
     });
-    assert!(metrics.render().contains("lab_db_pool_timeouts_total 1"));
+    let text = metrics.render();
+    assert!(text.contains("lab_db_pool_timeouts_total 1"));
+    // Back in the pool; three waits, one of them ~10 ms (the timeout).
+    assert!(
+        text.contains("lab_db_pool_in_use{pool=\"primary\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lab_db_pool_size{pool=\"primary\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lab_db_pool_wait_seconds_bucket{pool=\"primary\",le=\"+Inf\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lab_db_pool_wait_seconds_bucket{pool=\"primary\",le=\"0.005\"} 2\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -168,6 +190,26 @@ fn metrics_are_prometheus_text() {
     assert!(text.contains("lab_requests_total{route=\"home\",status=\"2xx\"} 2\n"));
     assert!(text.contains("lab_requests_total{route=\"login\",status=\"5xx\"} 1\n"));
     assert!(text.contains("# TYPE lab_deploy_queue gauge\n"));
+    // What a scraper reads of it: every line valid, each family typed.
+    let parsed = observe::exposition::parse(&text);
+    assert_eq!(parsed.bad_lines, 0, "{:?}", parsed.first_bad);
+    for (name, kind) in [
+        (
+            "lab_http_requests_in_flight",
+            observe::exposition::Kind::Gauge,
+        ),
+        (
+            "lab_db_pool_wait_seconds_bucket",
+            observe::exposition::Kind::Histogram,
+        ),
+        (
+            "lab_deploy_queue_capacity",
+            observe::exposition::Kind::Gauge,
+        ),
+        ("lab_requests_total", observe::exposition::Kind::Counter),
+    ] {
+        assert_eq!(parsed.kind_of(name), kind, "{name}");
+    }
 }
 
 #[test]

@@ -88,3 +88,31 @@ pub fn parse_percent(text: &str) -> Option<f64> {
         .filter(|p| p.is_finite() && *p >= 0.0)
         .map(|p| p / 100.0)
 }
+
+/// A size: bytes, or a number with B, KB, MB, GB (units of 1000) or KiB,
+/// MiB, GiB (units of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| "write a size such as 8MiB, 500KB or 1048576".to_string())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    Ok((n * scale as f64).round() as u64)
+}

@@ -23,6 +23,7 @@ mod segment;
 pub mod suggest;
 mod template;
 mod think;
+mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -32,7 +33,7 @@ pub use check::{
     StatusMatch, Taken,
 };
 pub use cond::{Cond, CondCtx};
-pub use duration::{format_duration, parse_duration, parse_percent};
+pub use duration::{format_duration, parse_duration, parse_percent, parse_size};
 pub use feeder::{parse_csv, parse_jsonl, DataError, Feeder, Pick};
 pub use live::{
     Live, SseStream, WsAction, WsExpect, WsKind, WsMessage, WsSession, DEFAULT_EXPECT_TIMEOUT,
@@ -56,6 +57,7 @@ pub use template::{
     expressions, Builtin, Context, Escape, RenderCtx, Scope, Slot, Template, TemplateError,
 };
 pub use think::{Think, MAX_THINK};
+pub use watch::{Scrape, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SCRAPE_MAX_SIZE, MIN_SCRAPE_INTERVAL};
 
 use std::time::Duration;
 

@@ -36,6 +36,9 @@ pub struct StepRow {
     pub slos: Vec<SloRow>,
     /// p99 per endpoint, ms.
     pub endpoints_p99_ms: BTreeMap<String, f64>,
+    /// What the server was doing during the step, when it was watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<analysis::ServerSide>,
 }
 
 /// One SLO at one step.
@@ -88,6 +91,10 @@ pub struct CapacityResults {
     pub first_broken: Vec<SloRow>,
     /// The endpoint that degraded most.
     pub bottleneck: Option<Bottleneck>,
+    /// What the server was doing at `failed_at`, against the last level
+    /// that held, when it was watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_at_failure: Option<String>,
     /// Every step, in the order run.
     pub steps: Vec<StepRow>,
 }
@@ -148,6 +155,9 @@ impl CapacityResults {
                 fmt_ms(b.p99_high_ms),
                 fmt_level(b.level_high)
             );
+        }
+        if let Some(server) = &self.server_at_failure {
+            let _ = write!(h, "<p>Server: {}</p>", esc(server));
         }
         self.curves(&mut h, unit);
         h.push_str("</div><h2>Steps, in the order run</h2><table id=\"steps\"><thead><tr><th>level</th><th>duration</th><th>requests</th><th>achieved</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr></thead><tbody>");

@@ -43,7 +43,12 @@ pub fn timeline_csv(r: &Results) -> String {
     for kind in KINDS_AFTER_RESENT {
         let _ = write!(out, ",{}", kind.as_str());
     }
-    out.push_str(",ws_open\n");
+    out.push_str(",ws_open,sessions");
+    let server: Vec<&observe::Series> = r.server.iter().flat_map(|s| &s.series).collect();
+    for name in server_columns(r) {
+        let _ = write!(out, ",{}", csv_field(&name));
+    }
+    out.push('\n');
     // WebSockets open at the end of each row, over every WebSocket step.
     let mut ws_open = vec![0u64; r.timeline.len()];
     for (_, l) in r.live_endpoints() {
@@ -52,7 +57,7 @@ pub fn timeline_csv(r: &Results) -> String {
         }
     }
     let planned = r.load.level_per_bucket(r.timeline.len(), r.timeline_s);
-    for ((row, offered), open) in r.timeline.iter().zip(planned).zip(ws_open) {
+    for (i, ((row, offered), open)) in r.timeline.iter().zip(planned).zip(ws_open).enumerate() {
         let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{}",
@@ -81,9 +86,47 @@ pub fn timeline_csv(r: &Results) -> String {
         for kind in KINDS_AFTER_RESENT {
             let _ = write!(out, ",{}", row.error_kinds.get(kind));
         }
-        let _ = writeln!(out, ",{open}");
+        let _ = write!(out, ",{open},{}", row.sessions);
+        for s in &server {
+            match s.values.get(i).copied().flatten() {
+                Some(v) => {
+                    let _ = write!(out, ",{v}");
+                }
+                None => out.push(','),
+            }
+        }
+        out.push('\n');
     }
     out
+}
+
+/// The server series' column names: the series' own, or with its source
+/// before it where two sources have a series of that name (two watched
+/// processes).
+fn server_columns(r: &Results) -> Vec<String> {
+    let Some(server) = &r.server else {
+        return Vec::new();
+    };
+    server
+        .series
+        .iter()
+        .map(|s| {
+            let twice = server.series.iter().filter(|o| o.name == s.name).count() > 1;
+            match server.sources.get(s.source) {
+                Some(src) if twice => format!("{} {}", src.target, s.name),
+                _ => s.name.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 fn round(x: f64) -> f64 {

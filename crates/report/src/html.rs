@@ -363,11 +363,15 @@ fn findings(h: &mut String, r: &Results) {
         let sev = f.severity.as_str();
         let _ = write!(
             h,
-            "<div class=\"finding {}\"><span class=\"sev\">{}</span>{}<div class=\"ev\">{}</div></div>",
+            "<div class=\"finding {}\"><span class=\"sev\">{}</span>{}<div class=\"ev\">{}</div>{}</div>",
             esc(&sev.to_ascii_lowercase()),
             esc(sev),
             esc(&f.what),
-            esc(&f.evidence)
+            esc(&f.evidence),
+            f.server
+                .as_ref()
+                .map(|s| format!("<div class=\"ev server\">server: {}</div>", esc(&s.text)))
+                .unwrap_or_default()
         );
     }
     h.push_str("</div>");
@@ -416,6 +420,7 @@ fn charts(h: &mut String, r: &Results) {
             t.line("p99", |row| row.p99_ms, false),
         ],
     ));
+    out.extend(server_charts(&t));
     out.extend(errors_chart(&t));
     out.extend(sockets_chart(&t));
     if r.retries.is_some() {
@@ -437,8 +442,190 @@ fn charts(h: &mut String, r: &Results) {
     for chart in out {
         h.push_str(&chart);
     }
-    h.push_str("</div><h2>Latency distribution</h2>");
+    h.push_str("</div>");
+    server_table(h, r);
+    h.push_str("<h2>Latency distribution</h2>");
     distribution(h, r);
+}
+
+/// A scraped or sampled series as points on the time axis (a value sits
+/// in the middle of its row; rows without a reading are left out).
+fn server_points(t: &OverTime<'_>, s: &observe::Series, scale: f64) -> Vec<(f64, f64)> {
+    s.points()
+        .map(|(i, v)| ((i as f64 + 0.5) * t.w, v * scale))
+        .collect()
+}
+
+/// What the server was doing, on the latency chart's time axis: each
+/// gauge against its limit, each series a finding names, and the watched
+/// processes' CPU and memory. The rest are in the table below the charts.
+fn server_charts(t: &OverTime<'_>) -> Vec<String> {
+    let Some(server) = &t.r.server else {
+        return Vec::new();
+    };
+    let line = |s: &observe::Series, dashed: bool, scale: f64| Series {
+        name: s.name.clone(),
+        points: server_points(t, s, scale),
+        dashed,
+    };
+    let mut out = Vec::new();
+    let mut shown: Vec<&str> = Vec::new();
+    for (u, l) in server.limit_pairs() {
+        let (usage, limit) = (&server.series[u], &server.series[l]);
+        // A gauge that never came within half of its limit says nothing.
+        if usage.max().unwrap_or(0.0) < 0.5 * limit.max().unwrap_or(0.0) {
+            continue;
+        }
+        shown.extend([usage.name.as_str(), limit.name.as_str()]);
+        out.push(t.chart(
+            &format!("Server: {} against its limit", usage.name),
+            "gauge",
+            vec![line(usage, false, 1.0), line(limit, true, 1.0)],
+        ));
+    }
+    // The series the findings name, each on its own axis.
+    let named =
+        t.r.findings
+            .iter()
+            .filter_map(|f| f.server.as_ref())
+            .flat_map(|s| {
+                s.ceilings
+                    .iter()
+                    .map(|c| c.series.as_str())
+                    .chain(s.in_step.iter().map(|i| i.series.as_str()))
+            });
+    for name in named {
+        if shown.contains(&name) {
+            continue;
+        }
+        let Some(s) = server.get(name) else { continue };
+        shown.push(name);
+        let unit = match s.kind {
+            observe::SeriesKind::Rate => "per second",
+            observe::SeriesKind::Quantile => "quantile",
+            observe::SeriesKind::Gauge => "gauge",
+        };
+        out.push(t.chart(&format!("Server: {name}"), unit, vec![line(s, false, 1.0)]));
+    }
+    // Processes: CPU against the machine's, and memory.
+    let of = |source: usize, metric: &str| {
+        server
+            .series
+            .iter()
+            .find(|s| s.source == source && s.metric == metric)
+    };
+    let mut cpu = Vec::new();
+    let mut memory = Vec::new();
+    for (i, src) in server.sources.iter().enumerate() {
+        if src.kind != observe::SourceKind::Process {
+            continue;
+        }
+        if src.target == observe::MACHINE {
+            for (metric, name) in [
+                ("machine_cpu_busy_cores", "machine, all processes"),
+                ("machine_throng_cores", "throng itself"),
+            ] {
+                if let Some(s) = of(i, metric) {
+                    cpu.push(Series {
+                        name: name.into(),
+                        points: server_points(t, s, 1.0),
+                        dashed: true,
+                    });
+                }
+            }
+            continue;
+        }
+        if let (Some(user), Some(system)) = (
+            of(i, "process_cpu_user_cores"),
+            of(i, "process_cpu_system_cores"),
+        ) {
+            let points = user
+                .points()
+                .filter_map(|(b, u)| {
+                    Some((
+                        (b as f64 + 0.5) * t.w,
+                        u + system.values.get(b).copied().flatten()?,
+                    ))
+                })
+                .collect();
+            cpu.push(Series {
+                name: src.target.clone(),
+                points,
+                dashed: false,
+            });
+        }
+        if let Some(rss) = of(i, "process_rss_bytes") {
+            memory.push(Series {
+                name: src.target.clone(),
+                points: server_points(t, rss, 1.0 / 1048576.0),
+                dashed: false,
+            });
+        }
+    }
+    if !cpu.is_empty() {
+        out.push(t.chart("Server: CPU used (user and system)", "cores", cpu));
+    }
+    if !memory.is_empty() {
+        out.push(t.chart("Server: resident memory", "MiB", memory));
+    }
+    out
+}
+
+/// Every series read, with how its reads went: a table under the charts.
+fn server_table(h: &mut String, r: &Results) {
+    let Some(server) = &r.server else {
+        return;
+    };
+    h.push_str("<h2>Server</h2><table id=\"server-sources\"><thead><tr><th>source</th><th>readings</th><th>failed</th><th>bad lines</th><th>series</th></tr></thead><tbody>");
+    for (i, src) in server.sources.iter().enumerate() {
+        let failed: Vec<String> = src.failed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&src.target),
+            src.readings,
+            esc(&failed.join(", ")),
+            src.first_error
+                .as_ref()
+                .map(|e| format!(" ({})", esc(e)))
+                .unwrap_or_default(),
+            src.bad_lines,
+            server.series.iter().filter(|s| s.source == i).count()
+        );
+    }
+    h.push_str("</tbody></table><details><summary>Every series read: its mean and largest value</summary><table id=\"server-series\"><thead><tr><th>series</th><th>kind</th><th>mean</th><th>max</th></tr></thead><tbody>");
+    for s in &server.series {
+        let v: Vec<f64> = s.points().map(|(_, v)| v).collect();
+        let mean = if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        let kind = match s.kind {
+            observe::SeriesKind::Rate => "rate /s",
+            observe::SeriesKind::Quantile => "quantile",
+            observe::SeriesKind::Gauge => "gauge",
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{kind}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            fmt_value(mean),
+            fmt_value(s.max().unwrap_or(0.0))
+        );
+    }
+    h.push_str("</tbody></table></details>");
+}
+
+/// A reading for people: up to 4 significant digits.
+fn fmt_value(v: f64) -> String {
+    if v == v.round() && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 /// What the charts over time share: the timeline, its x axis (seconds;
@@ -507,7 +694,10 @@ impl<'a> OverTime<'a> {
     }
 }
 
-/// Offered and achieved rates, and what was dropped or re-sent.
+/// Offered and achieved rates, like with like: arrivals planned against
+/// sessions started (an arrival is a session, however many requests its
+/// journey makes), requests on their own line; and what was dropped or
+/// re-sent.
 fn rate_chart(t: &OverTime<'_>, closed: bool) -> String {
     let (r, w) = (t.r, t.w);
     let mut rate = Vec::new();
@@ -518,11 +708,14 @@ fn rate_chart(t: &OverTime<'_>, closed: bool) -> String {
             dashed: true,
         });
     }
-    rate.push(t.line(
-        "achieved (requests/s)",
-        |row| row.requests as f64 / w,
-        false,
-    ));
+    if r.totals.sessions > 0 {
+        rate.push(t.line(
+            "achieved (sessions started/s)",
+            |row| row.sessions as f64 / w,
+            false,
+        ));
+    }
+    rate.push(t.line("requests/s", |row| row.requests as f64 / w, false));
     if r.totals.dropped > 0 {
         rate.push(t.line("dropped/s", |row| row.dropped as f64 / w, false));
     }

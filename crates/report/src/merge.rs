@@ -160,6 +160,9 @@ pub fn merge(files: Vec<(String, Results)>, command: String) -> Result<Results, 
         recovery: head.recovery.as_ref().map(|r| r.check),
         segment: None,
         coverage: Some(coverage),
+        // Segments that watched the target watched the same one: the
+        // first one's readings stand for all.
+        server: files.iter().find_map(|(_, r)| r.server.clone()),
     };
     Ok(Results::judged(info, stats, &thresholds))
 }

@@ -29,6 +29,9 @@ pub struct ProgressView {
     pub vus: Option<usize>,
     /// WebSockets open now (0 when the run opened none).
     pub sockets: u64,
+    /// Sessions started in the last interval, per second (an arrival is
+    /// a session, of one request or a journey of several).
+    pub sessions_rate: f64,
 }
 
 /// One line, e.g. `[ 12s/30s]  499.9/s  p50 1.10ms  p99 4.50ms  errors 0 (0.00%)  in-flight 3`.
@@ -79,6 +82,9 @@ pub struct DashboardView {
     pub errors_by_kind: Vec<(&'static str, u64)>,
     /// Responses with a failed check so far.
     pub check_failures: u64,
+    /// What the server is doing now, when it is watched: a few figures
+    /// (`observe::Recorder::headline`).
+    pub server: Vec<String>,
 }
 
 /// The dashboard's lines, e.g.
@@ -105,8 +111,15 @@ pub fn dashboard(d: &DashboardView) -> Vec<String> {
         (Some(o), Some(_)) => format!("users {o:.0} planned  "),
         (None, _) => String::new(),
     };
+    // Like with like: arrivals planned against sessions started; a
+    // journey of three requests is one arrival.
+    let sessions = if v.sessions_rate > 0.0 && (v.sessions_rate - v.rate).abs() > 0.05 * v.rate {
+        format!("sessions {} started  ", fmt_rate(v.sessions_rate))
+    } else {
+        String::new()
+    };
     lines.push(format!(
-        "rate      {offered}requests {} ended",
+        "rate      {offered}{sessions}requests {} ended",
         fmt_rate(v.rate)
     ));
     lines.push(match (v.p50_ms, v.p99_ms) {
@@ -152,5 +165,8 @@ pub fn dashboard(d: &DashboardView) -> Vec<String> {
         load.push_str(&format!("  dropped {} (the in-flight limit)", v.dropped));
     }
     lines.push(load);
+    if !d.server.is_empty() {
+        lines.push(format!("server    {}", d.server.join("  ")));
+    }
     lines
 }

@@ -116,6 +116,9 @@ pub struct RunInfo {
     pub segment: Option<SegmentInfo>,
     /// How much of the whole run a merge of segments covers.
     pub coverage: Option<Coverage>,
+    /// What the target was doing: scraped metrics and watched processes,
+    /// aligned with the timeline.
+    pub server: Option<observe::Server>,
 }
 
 /// One segment of a run split between machines (`--segment K/N`).
@@ -255,6 +258,11 @@ pub struct Totals {
     /// was sent on them and nothing failed. Absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub connections_closed_idle: u64,
+    /// Sessions started: flows begun (an open-model arrival sent, a
+    /// virtual user's iteration), each of one or more requests; absent
+    /// for a replay, whose requests are not sessions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -419,6 +427,9 @@ pub struct TimelineRow {
     /// Re-sends of these requests (see `Totals::resent`); absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resent: u64,
+    /// Sessions due to start in this second (see `Totals::sessions`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions: u64,
     /// Median latency (2 significant digits).
     pub p50_ms: f64,
     /// 90th percentile latency.
@@ -542,6 +553,10 @@ pub struct Results {
     /// a run outgrows 3600 rows.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub timeline_s: u64,
+    /// What the server was doing: its scraped metrics and watched
+    /// processes, one value per timeline row (`docs/results.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<observe::Server>,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdRow>,
     /// What broke, where, when and at what load; most severe first
@@ -647,6 +662,13 @@ impl Results {
                 .collect(),
             timeline: timeline_of(&stats),
             timeline_s: stats.bucket_s,
+            server: info.server.map(|mut server| {
+                // One value per timeline row, whatever the caller had.
+                for s in &mut server.series {
+                    s.values.resize(stats.timeline.len(), None);
+                }
+                server
+            }),
             thresholds: thresholds
                 .iter()
                 .map(|t| ThresholdRow {
@@ -731,6 +753,7 @@ fn totals_of(stats: &Stats, secs: f64) -> Totals {
         resent: c.resent,
         connections_opened: c.conns_opened,
         connections_closed_idle: c.conns_closed_idle,
+        sessions: c.sessions,
     }
 }
 
@@ -781,6 +804,7 @@ fn timeline_of(stats: &Stats) -> Vec<TimelineRow> {
                 error_kinds: b.counts.errors,
                 check_failures: b.counts.check_failures,
                 resent: b.counts.resent,
+                sessions: b.counts.sessions,
                 p50_ms: q(0.5),
                 p90_ms: q(0.9),
                 p99_ms: q(0.99),
@@ -828,7 +852,7 @@ fn findings_of(
             .level_per_bucket(stats.timeline.len(), stats.bucket_s),
         peak: info.load.peak(),
     };
-    let mut findings = analysis::findings(stats, &shape);
+    let mut findings = analysis::findings(stats, &shape, info.server.as_ref());
     let recovery = info
         .recovery
         .map(|check| analysis::recovery(stats, &check, info.duration));
@@ -843,7 +867,7 @@ fn findings_of(
                 )
             })
             .unwrap_or_default();
-        findings.push(analysis::Finding {
+        let mut finding = analysis::Finding {
             kind: if r.ok { "recovered" } else { "no_recovery" }.into(),
             severity: if r.ok {
                 analysis::Severity::Info
@@ -857,7 +881,12 @@ fn findings_of(
                 "goodput per second from the trigger on: {:?}{amplification}",
                 r.goodput_per_s
             ),
-        });
+            server: None,
+        };
+        if let Some(server) = &info.server {
+            finding.server = analysis::beside(&finding, stats, server);
+        }
+        findings.push(finding);
         // Most severe first, as `analysis::findings` orders them.
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }

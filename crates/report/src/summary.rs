@@ -10,9 +10,9 @@ use crate::results::{Results, Status};
 /// The summary of a run, as plain text (no colour, stable for tests).
 pub fn summary(r: &Results) -> String {
     let mut out = String::new();
-    let sections: [fn(&mut String, &Results); 11] = [
-        heading, counts, retries, latencies, errors, endpoints, websockets, checks, verdicts,
-        findings, generator,
+    let sections: [fn(&mut String, &Results); 12] = [
+        heading, counts, retries, latencies, errors, endpoints, websockets, checks, server,
+        verdicts, findings, generator,
     ];
     for section in sections {
         section(&mut out, r);
@@ -365,6 +365,100 @@ fn checks(out: &mut String, r: &Results) {
     }
 }
 
+/// What was read of the target beside the load: each source, how its
+/// reads went, and a process's figures; the findings say what they mean.
+fn server(out: &mut String, r: &Results) {
+    let Some(server) = &r.server else {
+        return;
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  server (read beside the load)");
+    for (i, src) in server.sources.iter().enumerate() {
+        let series: Vec<&observe::Series> =
+            server.series.iter().filter(|s| s.source == i).collect();
+        let mut line = format!(
+            "    {:<38} {} readings, {} series",
+            src.target,
+            src.readings,
+            series.len()
+        );
+        if !src.failed.is_empty() {
+            let failed: Vec<String> = src.failed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            line.push_str(&format!("; failed: {}", failed.join(", ")));
+            if let Some(e) = &src.first_error {
+                line.push_str(&format!(" ({e})"));
+            }
+        }
+        if src.bad_lines > 0 {
+            line.push_str(&format!(
+                "; {} bad lines skipped ({})",
+                src.bad_lines,
+                src.first_bad_line.as_deref().unwrap_or_default()
+            ));
+        }
+        if src.series_dropped > 0 {
+            line.push_str(&format!(
+                "; {} more series left out (narrow with --scrape-match, or raise --scrape-max-series)",
+                src.series_dropped
+            ));
+        }
+        let _ = writeln!(out, "{line}");
+        if src.kind == observe::SourceKind::Process {
+            if let Some(figures) = process_figures(&series) {
+                let _ = writeln!(out, "    {:<38} {figures}", "");
+            }
+        }
+    }
+}
+
+/// A process's CPU, memory, descriptors and threads: mean and peak.
+fn process_figures(series: &[&observe::Series]) -> Option<String> {
+    let of = |metric: &str| series.iter().find(|s| s.metric == metric);
+    let stats = |metric: &str| {
+        let s = of(metric)?;
+        let v: Vec<f64> = s.points().map(|(_, v)| v).collect();
+        (!v.is_empty()).then(|| {
+            (
+                v.iter().sum::<f64>() / v.len() as f64,
+                s.max().unwrap_or(0.0),
+            )
+        })
+    };
+    let mut parts = Vec::new();
+    if let (Some(user), Some(system)) = (
+        stats("process_cpu_user_cores"),
+        stats("process_cpu_system_cores"),
+    ) {
+        parts.push(format!(
+            "cpu {:.2} cores (user {:.2}, system {:.2})",
+            user.0 + system.0,
+            user.0,
+            system.0
+        ));
+    }
+    if let Some(busy) = stats("machine_cpu_busy_cores") {
+        let cpus = stats("machine_cpus").map_or(0.0, |c| c.1);
+        let own = stats("machine_throng_cores").map_or(0.0, |c| c.0);
+        parts.push(format!(
+            "{:.2} of {cpus:.0} CPUs busy, {own:.2} of them throng's",
+            busy.0
+        ));
+    }
+    if let Some(rss) = stats("process_rss_bytes") {
+        parts.push(format!("rss peak {:.1} MiB", rss.1 / 1048576.0));
+    }
+    if let Some(fds) = stats("process_open_fds") {
+        let max = stats("process_max_fds")
+            .map(|m| format!(" of {:.0}", m.1))
+            .unwrap_or_default();
+        parts.push(format!("fds peak {:.0}{max}", fds.1));
+    }
+    if let Some(t) = stats("process_threads") {
+        parts.push(format!("threads peak {:.0}", t.1));
+    }
+    (!parts.is_empty()).then(|| format!("mean {}", parts.join(", ")))
+}
+
 /// The thresholds' and the recovery check's verdicts.
 fn verdicts(out: &mut String, r: &Results) {
     if !r.thresholds.is_empty() {
@@ -385,6 +479,14 @@ fn verdicts(out: &mut String, r: &Results) {
         let verdict = if rec.ok { "pass" } else { "FAIL" };
         let _ = writeln!(out, "  recovery");
         let _ = writeln!(out, "    {verdict}  {}", rec.what);
+        let server = r
+            .findings
+            .iter()
+            .filter(|f| ["recovered", "no_recovery"].contains(&f.kind.as_str()))
+            .find_map(|f| f.server.as_ref());
+        if let Some(server) = server {
+            let _ = writeln!(out, "          server: {}", server.text);
+        }
     }
 }
 
@@ -409,6 +511,9 @@ fn findings(out: &mut String, r: &Results) {
             };
             let _ = writeln!(out, "    {severity:<9} {}", f.what);
             let _ = writeln!(out, "    {:<9} {}", "", f.evidence);
+            if let Some(server) = &f.server {
+                let _ = writeln!(out, "    {:<9} server: {}", "", server.text);
+            }
         }
     }
 }

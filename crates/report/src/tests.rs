@@ -77,6 +77,7 @@ fn results_of(stats: Stats) -> Results {
         recovery: None,
         segment: None,
         coverage: None,
+        server: None,
     };
     Results::new(info, stats, &thresholds)
 }
@@ -194,6 +195,7 @@ fn retry_numbers_pin_their_meaning() {
             recovery: None,
             segment: None,
             coverage: None,
+            server: None,
         },
         stats,
         &[],
@@ -274,9 +276,9 @@ fn exports_for_other_systems_read_well() {
     let csv = timeline_csv(&r);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 10, "a header and a row per second");
-    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open"]
+    expect!["t,offered,requests,errors,dropped,check_failures,p50_ms,p90_ms,p99_ms,connect_refused,connect_timeout,connect,reset,timeout,tls,protocol,http_4xx,http_5xx,check_failed,dropped,cancelled,body_too_large,blocked,too_many_redirects,resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open,sessions"]
         .assert_eq(lines[0]);
-    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0"]
+    expect!["0,100,100,2,0,0,3.551,5.535,5.919,0,0,0,1,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0"]
         .assert_eq(lines[1]);
     expect![[r#"
         <?xml version="1.0" encoding="UTF-8"?>
@@ -419,6 +421,7 @@ fn the_live_dashboard_reads_well() {
         in_flight: 37,
         vus: None,
         sockets: 0,
+        sessions_rate: 65.1,
     };
     let view = DashboardView {
         line,
@@ -426,13 +429,18 @@ fn the_live_dashboard_reads_well() {
         stage: Some((2, 3)),
         errors_by_kind: vec![("http_5xx", 10), ("timeout", 2)],
         check_failures: 4,
+        server: vec![
+            "pool_in_use 18/20".into(),
+            "pid 7 (app) cpu 1.20 rss 210MiB".into(),
+        ],
     };
     expect![[r#"
         elapsed   12s of 30s  [########------------]  stage 2 of 3
-        rate      arrivals 200.0/s planned  requests 195.3/s ended
+        rate      arrivals 200.0/s planned  sessions 65.10/s started  requests 195.3/s ended
         latency   p50 12.3ms  p99 45.6ms  (last second, from the intended send time)
         errors    12 of 2400 (0.50%): http_5xx 10, timeout 2; checks failed on 4
         now       in flight 37  dropped 3 (the in-flight limit)
+        server    pool_in_use 18/20  pid 7 (app) cpu 1.20 rss 210MiB
     "#]]
     .assert_eq(&(dashboard(&view).join("\n") + "\n"));
 }
@@ -452,6 +460,7 @@ fn progress_line_reads_well() {
         in_flight: 3,
         vus: None,
         sockets: 0,
+        sessions_rate: 499.94,
     };
     expect!["[ 12s/30s]    499.9/s  p50 1.10ms  p99 4.50ms  requests 6000  errors 3 (0.05%)  in-flight 3"]
         .assert_eq(&progress_line(&v));
@@ -672,6 +681,7 @@ fn segment_results(index: usize, count: usize, n: u64, ms: u64, status: Status) 
             recovery: None,
             segment: Some(SegmentInfo { index, count }),
             coverage: None,
+            server: None,
         },
         stats,
         &thresholds,
@@ -859,14 +869,13 @@ fn resent_requests_are_shown_wherever_requests_are_counted() {
     let csv = timeline_csv(&r);
     // `resent`, then the columns added after it.
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .ends_with(",resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open"),
+        csv.lines().next().unwrap().ends_with(
+            ",resent,missing_value,upgrade_failed,ws_closed,message_timeout,ws_open,sessions"
+        ),
         "{csv}"
     );
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(",1,0,0,0,0,0"),
+        csv.lines().nth(1).unwrap().ends_with(",1,0,0,0,0,0,0"),
         "{csv}"
     );
     let page = html::html(&r);
@@ -884,5 +893,123 @@ fn resent_requests_are_shown_wherever_requests_are_counted() {
         "throng_connections_closed_idle_total 5",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
+/// The sample run with a pool scraped at 100 requests/s: in use 2, then
+/// at its size 4 from second 5; and a process at 0.5 cores.
+fn results_with_server() -> Results {
+    let mut rec = observe::Recorder::new(100);
+    let scrape = rec.source(
+        observe::SourceKind::Scrape,
+        "http://127.0.0.1:9/metrics".into(),
+    );
+    let pid = rec.source(observe::SourceKind::Process, "pid 7 (app)".into());
+    for k in 0..12u32 {
+        let t = f64::from(k) + 0.5;
+        let in_use = if k < 5 { 2 } else { 4 };
+        let text = format!(
+            "# TYPE pool_in_use gauge\npool_in_use{{db=\"a,b\"}} {in_use}\n# TYPE pool_size gauge\npool_size{{db=\"a,b\"}} 4\n"
+        );
+        rec.scraped(scrape, t, &text, |_| true);
+        let ticks = u64::from(k) * 50;
+        let reading = observe::process::Reading {
+            user_ticks: ticks,
+            rss_bytes: 64 << 20,
+            threads: 4,
+            ..Default::default()
+        };
+        rec.process(pid, t, reading, 100.0);
+    }
+    rec.failed(scrape, "timeout", || "no whole answer within 1s".into());
+    let stats = sample_stats();
+    let mut r = results_of(stats.clone());
+    let mut info = RunInfo {
+        server: Some(rec.finish(stats.timeline.len(), stats.bucket_s)),
+        ..info_of(&r)
+    };
+    info.duration = Duration::from_secs(10);
+    r = Results::judged(info, stats, &[]);
+    r
+}
+
+/// A results file's `RunInfo` again (for building one with changes).
+fn info_of(r: &Results) -> RunInfo {
+    RunInfo {
+        command: r.command.clone(),
+        target: r.target.clone(),
+        model: r.model.clone(),
+        load: r.load.clone(),
+        started_at: r.started_at.clone(),
+        duration: Duration::from_secs_f64(r.duration_s),
+        status: r.status,
+        stop_reason: None,
+        first_errors: r.error_examples.clone(),
+        recovery: None,
+        segment: None,
+        coverage: None,
+        server: None,
+    }
+}
+
+#[test]
+fn the_server_side_is_in_every_output_aligned_with_the_timeline() {
+    let r = results_with_server();
+    let server = r.server.as_ref().unwrap();
+    // One value per timeline row; readings past it left out.
+    for s in &server.series {
+        assert_eq!(s.values.len(), r.timeline.len(), "{}", s.name);
+    }
+    let in_use = server.get("pool_in_use{db=\"a,b\"}").unwrap();
+    assert_eq!(in_use.values[4], Some(2.0));
+    assert_eq!(in_use.values[5], Some(4.0));
+    // The file reads back the same.
+    let back = Results::from_json(&r.to_json()).unwrap();
+    assert_eq!(back.server, r.server);
+    // The summary: each source, its failures, a process's figures.
+    let text = summary(&r);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("  server"))
+        .take(4)
+        .collect();
+    expect![[r#"
+        [
+            "  server (read beside the load)",
+            "    http://127.0.0.1:9/metrics             12 readings, 2 series; failed: timeout 1 (no whole answer within 1s)",
+            "    pid 7 (app)                            12 readings, 6 series",
+            "                                           mean cpu 0.50 cores (user 0.50, system 0.00), rss peak 64.0 MiB, threads peak 4",
+        ]
+    "#]]
+    .assert_debug_eq(&lines);
+    // The CSV: a column per series, quoted where the name needs it.
+    let csv = timeline_csv(&r);
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.ends_with(",sessions,\"pool_in_use{db=\"\"a,b\"\"}\",\"pool_size{db=\"\"a,b\"\"}\",process_rss_bytes,process_threads,process_cpu_user_cores,process_cpu_system_cores,process_voluntary_switches,process_involuntary_switches"),
+        "{header}"
+    );
+    let row0: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let row5: Vec<&str> = csv.lines().nth(6).unwrap().split(',').collect();
+    let width = header.matches(',').count() - 2; // the quoted names' commas
+    assert_eq!(row0.len(), width + 1);
+    // pool_in_use, pool_size; the first CPU rate comes with the second reading.
+    assert_eq!(
+        &row0[row0.len() - 8..row0.len() - 4],
+        ["2", "4", "67108864", "4"]
+    );
+    assert_eq!(row0[row0.len() - 4], "");
+    assert_eq!(&row5[row5.len() - 8..row5.len() - 6], ["4", "4"]);
+    // The page charts the pool against its size and the process's CPU,
+    // and lists every series.
+    let page = html::html(&r);
+    for part in [
+        "Server: pool_in_use{db=&quot;a,b&quot;} against its limit",
+        "Server: CPU used (user and system)",
+        "Server: resident memory",
+        "id=\"server-series\"",
+        "no whole answer within 1s",
+    ] {
+        assert!(page.contains(part), "{part}");
     }
 }

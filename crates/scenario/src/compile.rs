@@ -21,8 +21,8 @@ mod live;
 use crate::raw::{
     RawArrivals, RawBackoff, RawCheck, RawClients, RawConnections, RawData, RawExtract, RawHeader,
     RawJitter, RawLoad, RawModel, RawOnFail, RawOnMissing, RawPick, RawRecovery, RawResend,
-    RawRetry, RawRetryOn, RawScenario, RawSpike, RawStage, RawStages, RawStatus, RawStatusItem,
-    RawStep, RawTake, RawThink,
+    RawRetry, RawRetryOn, RawScenario, RawScrape, RawSpike, RawStage, RawStages, RawStatus,
+    RawStatusItem, RawStep, RawTake, RawThink,
 };
 
 /// Reads a data file named in the scenario (a path as written there).
@@ -65,6 +65,8 @@ pub struct Compiled {
     pub var_names: Vec<String>,
     /// The file's recovery check.
     pub recovery: Option<analysis::RecoveryCheck>,
+    /// The metrics endpoints read during the run (`scrape`).
+    pub scrapes: Vec<plan::Scrape>,
 }
 
 /// Compiles a scenario file's `text`; `file` names it in diagnostics.
@@ -241,11 +243,17 @@ impl Compiler<'_> {
             .as_ref()
             .map(|r| self.recovery(r))
             .transpose()?;
+        let scrapes = raw
+            .scrape
+            .iter()
+            .map(|s| self.scrape(s, &scenario.target.url()))
+            .collect::<Result<_, _>>()?;
         Ok(Compiled {
             load,
             timeout,
             var_names,
             recovery,
+            scrapes,
             thresholds: raw
                 .thresholds
                 .iter()
@@ -457,6 +465,52 @@ impl Compiler<'_> {
                 .transpose()?
                 .map(|d| d.as_secs_f64()),
         })
+    }
+
+    /// A metrics endpoint: its URL (a path is on the target), how often
+    /// and how long it is read, how much of it, and which metrics.
+    fn scrape(&self, raw: &Spanned<RawScrape>, target: &str) -> Result<plan::Scrape, Diagnostic> {
+        let pos = Pos::of(raw);
+        let err = |e: &dyn std::fmt::Display| self.err(pos, e.to_string(), None);
+        let with = match &raw.value {
+            RawScrape::Url(url) => {
+                return plan::Scrape::new(url, Some(target), plan::DEFAULT_SCRAPE_INTERVAL, None)
+                    .map_err(|e| err(&e))
+            }
+            RawScrape::With(w) => w,
+        };
+        let dur = |t: &str| parse_duration(t).map_err(|e| err(&e));
+        let interval = match &with.interval {
+            Some(t) => dur(t)?,
+            None => plan::DEFAULT_SCRAPE_INTERVAL,
+        };
+        let timeout = with.timeout.as_deref().map(dur).transpose()?;
+        let mut scrape =
+            plan::Scrape::new(&with.url, Some(target), interval, timeout).map_err(|e| err(&e))?;
+        if let Some(size) = &with.max_size {
+            scrape.max_size = plan::parse_size(size)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    self.err(
+                        pos,
+                        format!("max_size {size:?} is not a size"),
+                        Some("write e.g. max_size: 4MiB".into()),
+                    )
+                })?;
+        }
+        if let Some(pattern) = &with.matches {
+            scrape = scrape.matching(pattern).map_err(|e| {
+                self.err(
+                    pos,
+                    e.to_string(),
+                    Some(
+                        "a regex searched in each metric's name, e.g. match: \"db_|queue_\"".into(),
+                    ),
+                )
+            })?;
+        }
+        Ok(scrape)
     }
 
     /// A retry policy; missing keys take [`Retry::default`]'s values.

@@ -56,6 +56,67 @@ pub struct RawScenario {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub allowed_hosts: Vec<Spanned<String>>,
+    /// The target's metrics endpoints (Prometheus text or OpenMetrics),
+    /// read during the run so that the results, the report and the
+    /// findings show what the server was doing: a URL or a path on the
+    /// target, e.g. `- /metrics`, or `- { url: /metrics, interval: 1s,
+    /// match: "db_|queue_" }`.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawScrape>")]
+    pub scrape: Vec<Spanned<RawScrape>>,
+}
+
+/// A metrics endpoint: its URL alone, or with settings.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawScrape {
+    /// A URL, or a path on the target (`/metrics`).
+    Url(String),
+    /// The URL and how to read it.
+    With(RawScrapeWith),
+}
+
+/// A string or a map, each read as itself, so that a mistake inside the
+/// map (an unknown key) is reported as such rather than as "matched no
+/// variant".
+impl<'de> Deserialize<'de> for RawScrape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawScrape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL, or a map with `url` and settings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawScrape, E> {
+                Ok(RawScrape::Url(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawScrape, A::Error> {
+                RawScrapeWith::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawScrape::With)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A metrics endpoint and how to read it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrapeWith {
+    /// A URL, or a path on the target (`/metrics`).
+    pub url: String,
+    /// How often it is read (default 1s, at least 100ms).
+    pub interval: Option<String>,
+    /// How long one read may take (default and at most: the interval).
+    pub timeout: Option<String>,
+    /// The largest answer read (default 4MiB); a longer one is not parsed.
+    pub max_size: Option<String>,
+    /// Keep only metrics whose name this regex finds (default: all).
+    #[serde(rename = "match")]
+    pub matches: Option<String>,
 }
 
 /// A header's value: the text (templates allowed), or the text with

@@ -1097,3 +1097,49 @@ flows:
         ]
     "#]].assert_debug_eq(&out);
 }
+
+#[test]
+fn scrapes_compile_on_the_target_with_their_settings_and_mistakes() {
+    let head = "target: http://127.0.0.1:8080/app\nflows:\n  - steps: [ { get: / } ]\n";
+    check(
+        &format!(
+            "{head}scrape:\n  - /metrics\n  - url: http://127.0.0.2:9100/metrics\n    interval: 500ms\n    timeout: 200ms\n    max_size: 1MiB\n    match: \"db_|queue_\"\n"
+        ),
+        expect![[r#"
+            scenario "shop.yaml" -> http://127.0.0.1:8080/app
+              HTTP/1.1, cookies on
+              flow "flow 1" weight 1
+                GET / as "GET /"
+              scrape http://127.0.0.1:8080/app/metrics every 1.00s (timeout 1.00s, at most 4194304 bytes)
+              scrape http://127.0.0.2:9100/metrics every 500.0ms (timeout 200.0ms, at most 1048576 bytes, metrics matching "db_|queue_")
+        "#]],
+    );
+    let cases = [
+        "scrape:\n  - ftp://127.0.0.1/metrics\n",
+        "scrape:\n  - url: /metrics\n    interval: 10ms\n",
+        "scrape:\n  - url: /metrics\n    interval: 1s\n    timeout: 2s\n",
+        "scrape:\n  - url: /metrics\n    max_size: lots\n",
+        "scrape:\n  - url: /metrics\n    match: \"(\"\n",
+        "scrape:\n  - url: /metrics\n    every: 1s\n",
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(
+            |c| match compile("shop.yaml", &format!("{head}{c}"), &options()) {
+                Ok(_) => "compiled".to_string(),
+                Err(d) => d.to_string().lines().next().unwrap_or_default().to_string(),
+            },
+        )
+        .collect();
+    expect![[r#"
+        [
+            "shop.yaml:5:5: invalid URL \"ftp://127.0.0.1/metrics\": only http:// and https:// are supported",
+            "shop.yaml:5:5: a scrape interval of 10ms is too short: at least 100ms (1s is usual)",
+            "shop.yaml:5:5: a scrape timeout of 2s must be above zero and at most the interval (1s), so that reads never pile up",
+            "shop.yaml:5:5: max_size \"lots\" is not a size",
+            "shop.yaml:5:5: scrape match \"(\" is not a regex: regex parse error:",
+            "shop.yaml:6:5: unknown field `every`, expected one of url, interval, timeout, max_size, match at line 6, column 5",
+        ]
+    "#]]
+    .assert_debug_eq(&out);
+}

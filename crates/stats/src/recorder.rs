@@ -141,6 +141,10 @@ pub struct Counts {
     /// replaced before anything was written to them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub conns_closed_idle: u64,
+    /// Sessions started (a flow begun: an arrival sent, a virtual user's
+    /// iteration), counted at the session's intended start. Not a request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sessions: u64,
 }
 
 impl Counts {
@@ -165,6 +169,7 @@ impl Counts {
         self.resent += other.resent;
         self.conns_opened += other.conns_opened;
         self.conns_closed_idle += other.conns_closed_idle;
+        self.sessions += other.sessions;
     }
 
     /// Failed requests (every kind but `dropped`).
@@ -638,6 +643,13 @@ impl Stats {
             .add(ErrorKind::Dropped, 1);
     }
 
+    /// Records a session that started (was due) at `due`.
+    pub fn record_session(&mut self, due: Duration) {
+        self.counts.sessions += 1;
+        let index = self.bucket_of(due);
+        self.bucket_at(index).counts.sessions += 1;
+    }
+
     /// Adds everything in `other`: counts add, histograms merge exactly,
     /// endpoints match by name and timelines by bucket (the finer of the
     /// two coarsened to the other's bucket length first).
@@ -851,6 +863,12 @@ impl Recorder {
     /// The retry statistics, when the run keeps them.
     pub fn retries(&mut self) -> Option<&mut RetryStats> {
         self.stats.retries.as_mut()
+    }
+
+    /// Records a session that started (was due) at `due`.
+    pub fn record_session(&mut self, due: Duration) {
+        self.stats.record_session(due);
+        self.interval.counts.sessions += 1;
     }
 
     /// Records an arrival that was due but not sent.

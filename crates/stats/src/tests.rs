@@ -78,6 +78,25 @@ fn timeline_files_requests_under_the_second_they_were_due() {
 }
 
 #[test]
+fn sessions_are_counted_at_their_start_apart_from_requests() {
+    let mut a = Stats::new(["GET /".to_string()]);
+    // A session due at 0.9 s whose two requests are due at 0.9 and 1.2 s.
+    a.record_session(Duration::from_millis(900));
+    a.record(&sample(900, 0, 10, OK));
+    a.record(&sample(1_200, 0, 10, OK));
+    assert_eq!(a.counts.sessions, 1);
+    assert_eq!(a.counts.requests, 2);
+    assert_eq!(a.timeline[0].counts.sessions, 1);
+    assert_eq!(a.timeline[1].counts.sessions, 0);
+    assert_eq!(a.timeline[1].counts.requests, 1);
+    let mut b = Stats::new(["GET /".to_string()]);
+    b.record_session(Duration::from_millis(1_500));
+    a.merge(&b);
+    assert_eq!(a.counts.sessions, 2);
+    assert_eq!(a.timeline[1].counts.sessions, 1);
+}
+
+#[test]
 fn merge_is_exact_histogram_union() {
     let mut a = Stats::new(["GET /".to_string()]);
     let mut b = Stats::new(["GET /".to_string()]);

@@ -235,6 +235,16 @@ pub struct Pathologies {
     /// right after a write is stale.
     #[arg(long, value_name = "MS", help_heading = "Failures")]
     pub replica_lag: Option<u64>,
+    /// I7: with --replica-lag, each write takes the replica MS to apply, one
+    /// after another: past 1000/MS writes a second it falls further behind
+    /// (lab_replica_lag_seconds climbs) and reads turn stale.
+    #[arg(
+        long,
+        value_name = "MS",
+        requires = "replica_lag",
+        help_heading = "Failures"
+    )]
+    pub replica_apply: Option<u64>,
     /// I5, I10: a deploy frees the app's address before it has a new one and
     /// another app is placed there: while /deploy is busy, some visitors get
     /// the other app's site (another fund's title) with a 200.
@@ -473,6 +483,9 @@ pub struct CapacityArgs {
     /// Worker threads [default: CPU cores].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// What is read of the target beside each step.
+    #[command(flatten)]
+    pub watch: WatchArgs,
     /// Write the search (JSON, schema throng.capacity/v1) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -753,7 +766,7 @@ pub struct RunOptions {
         long,
         value_name = "SIZE",
         default_value = "8MiB",
-        value_parser = size,
+        value_parser = plan::parse_size,
         help_heading = "Request"
     )]
     pub max_body: u64,
@@ -833,6 +846,10 @@ pub struct RunOptions {
     )]
     pub tolerance: f64,
 
+    /// What is read of the target beside the load.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+
     /// Run segment K (from 0) of N of the whole load, on one of N machines:
     /// rates, users, request bounds and unique data rows are split so that
     /// the N segments together are exactly the whole run. Merge their
@@ -862,6 +879,53 @@ pub struct RunOptions {
         help_heading = "Scale out"
     )]
     pub start_delay: Duration,
+}
+
+/// What throng reads of the target beside the load: its metrics
+/// endpoints and its processes (`throng run`, `throng capacity`).
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct WatchArgs {
+    /// Read the target's metrics (Prometheus text or OpenMetrics) during
+    /// the run: a URL, or a path on the target such as /metrics
+    /// (repeatable; replaces the scenario's scrape of the same URL). The
+    /// series line up with the latency in the results, the report and the
+    /// findings, which name what ran out.
+    #[arg(long = "scrape", value_name = "URL", help_heading = "Server")]
+    pub scrapes: Vec<String>,
+    /// Keep only metrics whose name this regex finds, e.g. 'db_|queue_'
+    /// (for scrapes without a `match` of their own) [default: all].
+    #[arg(long, value_name = "REGEX", help_heading = "Server")]
+    pub scrape_match: Option<String>,
+    /// How often each --scrape endpoint is read; a read may take at most
+    /// this long.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration, help_heading = "Server")]
+    pub scrape_interval: Duration,
+    /// The most series kept from all scrapes together; more are counted
+    /// and left out (narrow them with --scrape-match).
+    #[arg(long, value_name = "N", default_value_t = crate::watch::DEFAULT_MAX_SERIES, help_heading = "Server")]
+    pub scrape_max_series: usize,
+    /// Read this process's CPU, memory, threads, open files and context
+    /// switches from /proc each second (repeatable): whether the target
+    /// was CPU-bound or waiting. A process on this machine.
+    #[arg(long = "watch-pid", value_name = "PID", help_heading = "Server")]
+    pub watch_pids: Vec<u32>,
+    /// Like --watch-pid, for the processes of this name (as `ps -e` shows
+    /// it), e.g. --watch-cmd nginx (repeatable).
+    #[arg(long = "watch-cmd", value_name = "NAME", help_heading = "Server")]
+    pub watch_cmds: Vec<String>,
+}
+
+impl Default for WatchArgs {
+    fn default() -> WatchArgs {
+        WatchArgs {
+            scrapes: Vec::new(),
+            scrape_match: None,
+            scrape_interval: plan::DEFAULT_SCRAPE_INTERVAL,
+            scrape_max_series: crate::watch::DEFAULT_MAX_SERIES,
+            watch_pids: Vec::new(),
+            watch_cmds: Vec::new(),
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -894,6 +958,7 @@ impl Default for RunOptions {
             grace: Duration::from_secs(10),
             ab: Vec::new(),
             tolerance: 0.1,
+            watch: WatchArgs::default(),
             segment: None,
             start_at: None,
             start_file: None,
@@ -1015,34 +1080,6 @@ fn fraction(text: &str) -> Result<f64, String> {
         Some(v) if v > 0.0 && v < 1.0 => Ok(v),
         _ => Err("give a share such as 10% or 0.1".into()),
     }
-}
-
-/// A size: bytes, or a number with B, KB, MB, GB (units of 1000) or KiB,
-/// MiB, GiB (units of 1024).
-pub fn size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| "write a size such as 8MiB, 500KB or 1048576".to_string())?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1000 * 1000,
-        "gb" => 1000 * 1000 * 1000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "{other:?} is not a unit: use B, KB, MB, GB, KiB, MiB or GiB"
-            ))
-        }
-    };
-    Ok((n * scale as f64).round() as u64)
 }
 
 /// `--resend`: a policy by its name.

@@ -71,6 +71,7 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
         thresholds: a.slos.clone(),
         workers: a.workers,
         timeout: a.timeout,
+        watch: a.watch.clone(),
         ..RunOptions::default()
     };
     let outputs = Outputs {
@@ -135,6 +136,7 @@ struct Capacity<'a> {
 /// How one step (or probe) ended.
 struct Measured {
     merged: Merged,
+    server: Option<observe::Server>,
     interrupted: bool,
 }
 
@@ -224,6 +226,7 @@ impl Capacity<'_> {
             failed_at,
             first_broken,
             bottleneck: bottleneck(&steps, failed_at),
+            server_at_failure: server_at_failure(&steps, failed_at, s.held, self.unit),
             steps,
         })
     }
@@ -236,6 +239,7 @@ impl Capacity<'_> {
             .with_load(step_load(self.a.vus, level, duration))?;
         let Measured {
             merged,
+            server,
             interrupted,
         } = measure(spec).await?;
         let duration = merged.load_end.max(Duration::from_millis(1));
@@ -275,6 +279,9 @@ impl Capacity<'_> {
                 .filter(|e| e.latency.count() > 0)
                 .map(|e| (e.name.clone(), e.latency.quantile_ms(0.99)))
                 .collect(),
+            server: server
+                .as_ref()
+                .and_then(|s| analysis::server_during(&merged.stats, s)),
         };
         eprintln!(
             "  {:>9} {:<6} {:>6.1}s  achieved {:>9.1} req/s  p50 {:>8.2}ms  p99 {:>8.2}ms  errors {:>6.2}%  {}{}",
@@ -302,7 +309,11 @@ impl Capacity<'_> {
         };
         for _ in 0..5 {
             tokio::time::sleep(self.a.cooldown).await;
-            let m = measure(self.base.with_load(probe.clone())?).await?;
+            // A probe only asks whether the target answers: nothing read
+            // beside it.
+            let mut spec = self.base.with_load(probe.clone())?;
+            spec.watch = crate::watch::WatchSpec::default();
+            let m = measure(spec).await?;
             if m.interrupted {
                 return Ok(Recovered::Interrupted);
             }
@@ -329,6 +340,7 @@ async fn measure(mut spec: RunSpec) -> Result<Measured, Failure> {
     Ok(Measured {
         interrupted: outcome.ending.status == Status::Interrupted,
         merged: outcome.merged,
+        server: outcome.server,
     })
 }
 
@@ -354,6 +366,69 @@ fn bottleneck(steps: &[StepRow], failed_at: Option<f64>) -> Option<Bottleneck> {
             level_low: low.level,
             level_high: high.level,
         })
+}
+
+/// What the server was doing at the level that broke, each limit it was
+/// at set against the last level that held.
+fn server_at_failure(
+    steps: &[StepRow],
+    failed_at: Option<f64>,
+    held: Option<f64>,
+    unit: &str,
+) -> Option<String> {
+    let failed = steps
+        .iter()
+        .find(|r| Some(r.level) == failed_at && !r.held)?;
+    let side = failed.server.as_ref()?;
+    let before = held.and_then(|h| steps.iter().rev().find(|r| r.level == h && r.held));
+    let mut parts = Vec::new();
+    for c in &side.ceilings {
+        let was = before.and_then(|b| b.server.as_ref()).map(|s| {
+            s.ceilings
+                .iter()
+                .find(|o| o.series == c.series)
+                .map_or(0.0, |o| o.share)
+        });
+        let limit = c
+            .limit
+            .as_ref()
+            .map_or("its maximum".to_string(), |l| format!("its limit {l}"));
+        parts.push(format!(
+            "{} was at {limit} ({}) in {} of the seconds{}",
+            c.series,
+            fmt_level(c.value),
+            analysis::percent(c.share),
+            match (was, before) {
+                (Some(w), Some(b)) => format!(
+                    " ({} at {} {unit}, which held)",
+                    analysis::percent(w),
+                    fmt_level(b.level)
+                ),
+                _ => String::new(),
+            }
+        ));
+    }
+    for p in &side.processes {
+        parts.push(format!(
+            "{} used {:.2} cores of the {} it could: {}",
+            p.process,
+            p.cores,
+            p.could_use,
+            if p.cpu_bound {
+                "CPU-bound"
+            } else {
+                "waiting, not computing"
+            }
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("no scraped gauge was at a limit and no watched process was CPU-bound".into());
+    }
+    Some(format!(
+        "at {} {unit}: {}",
+        fmt_level(failed.level),
+        parts.join("; ")
+    ))
 }
 
 fn summary(r: &CapacityResults, unit: &str) -> String {
@@ -396,6 +471,9 @@ fn summary(r: &CapacityResults, unit: &str) -> String {
     }
     for slo in &r.first_broken {
         let _ = writeln!(out, "  broke first: {} (actual {})", slo.expr, slo.actual);
+    }
+    if let Some(server) = &r.server_at_failure {
+        let _ = writeln!(out, "  server: {server}");
     }
     if let Some(b) = &r.bottleneck {
         let _ = writeln!(

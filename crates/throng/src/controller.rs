@@ -18,12 +18,15 @@ use report::{Results, Status};
 use stats::{Interval, Stats};
 
 use crate::spec::{RunSpec, PROGRESS_EVERY};
+use crate::watch::Watcher;
 use crate::{exit, output, Failure};
 
 /// What a run recorded, and how it ended.
 pub struct Outcome {
     /// The workers' statistics, merged.
     pub merged: Merged,
+    /// What the target was doing, aligned with the merged timeline.
+    pub server: Option<observe::Server>,
     /// How it ended.
     pub ending: Ending,
 }
@@ -58,13 +61,15 @@ impl Outcome {
     /// What the results file says about the run.
     pub fn info(&self, spec: &RunSpec) -> report::RunInfo {
         let e = &self.ending;
-        spec.info(
+        let mut info = spec.info(
             &e.started_at,
             e.status,
             self.merged.load_end,
             e.stop_reason.clone(),
             self.merged.first_errors.clone(),
-        )
+        );
+        info.server.clone_from(&self.server);
+        info
     }
 }
 
@@ -88,11 +93,20 @@ pub async fn drive(spec: &mut RunSpec) -> Result<Outcome, Failure> {
     };
     let feeds = std::mem::take(&mut spec.feeds);
     let spec = &*spec;
+    let mut watcher = Watcher::new(&spec.watch)?;
     let run = match engine::start_with(&spec.plan, PROGRESS_EVERY, feeds) {
         Ok(run) => run,
         Err(e) => return Err(nothing_sent(spec, e)),
     };
-    let mut c = Controller::new(spec, run, metrics);
+    if let Some(w) = &mut watcher {
+        if let Err(f) = w.start(run.start) {
+            // Nothing may keep running: stop the workers first.
+            run.control.kill.cancel();
+            run.join();
+            return Err(f);
+        }
+    }
+    let mut c = Controller::new(spec, run, metrics, watcher);
     c.announce_start();
     c.event_loop().await?;
     c.finish()
@@ -136,6 +150,8 @@ struct Controller<'a> {
     abort_reason: Option<String>,
     interrupts: u32,
     hard_deadline: Option<tokio::time::Instant>,
+    /// Reads the target's metrics and processes, on its own thread.
+    watcher: Option<Watcher>,
 }
 
 /// What the controller does next, after an event.
@@ -145,8 +161,14 @@ enum Next {
 }
 
 impl<'a> Controller<'a> {
-    fn new(spec: &'a RunSpec, run: engine::Run, metrics: Option<Arc<Mutex<String>>>) -> Self {
+    fn new(
+        spec: &'a RunSpec,
+        run: engine::Run,
+        metrics: Option<Arc<Mutex<String>>>,
+        watcher: Option<Watcher>,
+    ) -> Self {
         Controller {
+            watcher,
             started_at: humantime::format_rfc3339_seconds(run.started_at).to_string(),
             watches: spec.judging.abort_if.iter().map(|r| r.watch()).collect(),
             console: Console::new(&spec.plan, spec.outputs.quiet),
@@ -358,13 +380,17 @@ impl<'a> Controller<'a> {
             return;
         };
         let merged = merge_outputs(&self.spec.plan, self.snapshots.values().cloned().collect());
-        let info = self.spec.info(
+        let mut info = self.spec.info(
             &self.started_at,
             Status::Running,
             merged.load_end,
             None,
             merged.first_errors,
         );
+        info.server = self
+            .watcher
+            .as_ref()
+            .map(|w| w.server(merged.stats.timeline.len(), merged.stats.bucket_s));
         let results = Results::judged(info, merged.stats, &self.spec.judging.thresholds);
         if let Err(e) = output::write_quietly(out, &results.to_json()) {
             eprintln!("warning: checkpoint not written: {:#}", e.error);
@@ -379,19 +405,26 @@ impl<'a> Controller<'a> {
             .view(elapsed, PROGRESS_EVERY, self.run.workers, c.total, c.closed);
         if c.tty {
             let profile = self.spec.plan.model.profile();
-            c.draw_panel(&report::dashboard(
-                &self.live.dashboard(view, profile, elapsed),
-            ));
+            let mut panel = self.live.dashboard(view, profile, elapsed);
+            panel.server = self
+                .watcher
+                .as_ref()
+                .map(Watcher::headline)
+                .unwrap_or_default();
+            c.draw_panel(&report::dashboard(&panel));
         } else {
             eprintln!("{}", report::progress_line(&view));
         }
     }
 
     /// Waits for the workers and merges what they recorded.
-    fn finish(self) -> Result<Outcome, Failure> {
+    fn finish(mut self) -> Result<Outcome, Failure> {
         self.console.leave_panel();
         let workers_started = self.run.workers;
         self.run.join();
+        if let Some(w) = &mut self.watcher {
+            w.stop();
+        }
         if self.outputs.len() < workers_started {
             return Err(Failure {
                 code: exit::ABORTED,
@@ -413,8 +446,13 @@ impl<'a> Controller<'a> {
         if self.spec.judging.abort_on_fail && status == Status::Aborted && stop_reason.is_none() {
             stop_reason = Some("an error threshold was clearly lost (--abort-on-fail)".into());
         }
+        let server = self
+            .watcher
+            .as_ref()
+            .map(|w| w.server(merged.stats.timeline.len(), merged.stats.bucket_s));
         Ok(Outcome {
             merged,
+            server,
             ending: Ending {
                 status,
                 stop_reason,
@@ -555,6 +593,7 @@ impl Live {
                 .then(|| (stage.unwrap_or(stages.len() - 1) + 1, stages.len())),
             errors_by_kind: kinds,
             check_failures: self.all.counts.check_failures,
+            server: Vec::new(),
         }
     }
 
@@ -577,6 +616,7 @@ impl Live {
             elapsed_s: elapsed.as_secs_f64(),
             total_s: total.map(|t| t.as_secs_f64()),
             rate: interval.counts.requests as f64 / secs,
+            sessions_rate: interval.counts.sessions as f64 / secs,
             p50_ms: has.then(|| interval.latency.quantile_ms(0.5)),
             p99_ms: has.then(|| interval.latency.quantile_ms(0.99)),
             requests: self.all.counts.requests,

@@ -48,6 +48,9 @@ fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
     config.db_wait = Duration::from_millis(p.db_wait);
     config.race = p.race;
     config.replica_lag = p.replica_lag.map(Duration::from_millis);
+    config.replica_apply = p
+        .replica_apply
+        .map_or(Duration::ZERO, Duration::from_millis);
     config.misroute = p.misroute;
     config.stall = p.stall.as_deref().map(parse_stall).transpose()?;
     config.short_cache = p.short_cache;
@@ -186,11 +189,18 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
         ..OutputArgs::default()
     };
     outputs.exports.report = Some(args.report.clone());
-    let run = RunSpec::new(
+    let mut run = RunSpec::new(
         Source::File(file),
         &RunOptions::default(),
         spec::Outputs::new(&outputs, false),
     )?;
+    // The lab runs in this process: watch its threads (named lab*), not
+    // throng's, beside the metrics the scenario scrapes.
+    run.watch.processes.push(crate::watch::Process {
+        pid: std::process::id(),
+        name: "throng demo".into(),
+        threads: Some("lab".into()),
+    });
     if !args.quiet {
         eprintln!(
             "demo: lab at {} with failures: {failures}{}",

@@ -12,6 +12,7 @@ mod output;
 mod replay;
 mod run;
 mod spec;
+mod watch;
 
 use std::process::ExitCode;
 

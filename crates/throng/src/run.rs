@@ -29,7 +29,7 @@ pub fn execute(mut spec: RunSpec) -> Result<u8, Failure> {
 /// The ending of a run: summary, results, exports, exit code.
 fn finish(spec: &RunSpec, outcome: Outcome) -> Result<u8, Failure> {
     let info = outcome.info(spec);
-    let Outcome { merged, ending } = outcome;
+    let Outcome { merged, ending, .. } = outcome;
     let stop_reason = &ending.stop_reason;
     let stats = merged.stats;
     if !spec.plan.ab.is_empty() {

@@ -16,6 +16,7 @@ use plan::{
 use report::{LoadInfo, RunInfo, Status};
 
 use crate::args::{ArrivalsArg, Exports, ModelArg, OutputArgs, RunArgs, RunOptions};
+use crate::watch::WatchSpec;
 use crate::Failure;
 
 /// How often workers report progress.
@@ -35,6 +36,8 @@ pub struct RunSpec {
     pub feeds: Vec<engine::Feed>,
     /// The results' `target`: a `--url` as given, else the scenario's.
     pub target: String,
+    /// What is read of the target beside the load: metrics, processes.
+    pub watch: WatchSpec,
     /// The load the scenario and the command line asked for, under which
     /// [`RunSpec::with_load`] sets another level.
     given_load: LoadSpec,
@@ -160,20 +163,30 @@ impl RunSpec {
     /// `outputs`.
     pub fn new(source: Source, options: &RunOptions, outputs: Outputs) -> Result<RunSpec, Failure> {
         let o = options;
-        let (mut scenario, file_load, file_timeout, mut thresholds, recovery) = match source {
-            Source::Url(spec) => (
-                Scenario::single(&spec),
-                LoadSpec::default(),
-                None,
-                Vec::new(),
-                None,
-            ),
-            Source::File(f) => {
-                let c = f.compiled;
-                (c.scenario, c.load, c.timeout, c.thresholds, c.recovery)
-            }
-        };
+        let (mut scenario, file_load, file_timeout, mut thresholds, recovery, scrapes) =
+            match source {
+                Source::Url(spec) => (
+                    Scenario::single(&spec),
+                    LoadSpec::default(),
+                    None,
+                    Vec::new(),
+                    None,
+                    Vec::new(),
+                ),
+                Source::File(f) => {
+                    let c = f.compiled;
+                    (
+                        c.scenario,
+                        c.load,
+                        c.timeout,
+                        c.thresholds,
+                        c.recovery,
+                        c.scrapes,
+                    )
+                }
+            };
         apply_request_options(&mut scenario, o)?;
+        let watch = watch_spec(scrapes, o, &scenario)?;
         let given_load = file_load.overridden_by(cli_load(o));
         let (model, level) = given_load.build().map_err(Failure::usage)?;
         let mut plan = Plan {
@@ -206,6 +219,7 @@ impl RunSpec {
         plan.start_at = start_time(o)?;
         Ok(RunSpec {
             target: plan.scenario.target.url(),
+            watch,
             plan,
             judging: Judging {
                 thresholds,
@@ -243,6 +257,7 @@ impl RunSpec {
             outputs,
             feeds: Vec::new(),
             given_load: LoadSpec::default(),
+            watch: WatchSpec::default(),
             plan,
         })
     }
@@ -265,6 +280,7 @@ impl RunSpec {
             outputs: self.outputs.clone(),
             feeds: Vec::new(),
             target: self.target.clone(),
+            watch: self.watch.clone(),
             given_load,
         })
     }
@@ -292,6 +308,7 @@ impl RunSpec {
             recovery: self.judging.recovery,
             segment: None,
             coverage: None,
+            server: None,
         };
         // A segment's file records its part of the planned load, and which
         // part it is, for `throng merge`.
@@ -309,6 +326,42 @@ impl RunSpec {
             }
         }
     }
+}
+
+/// What to read of the target beside the load: the file's scrapes and
+/// the command line's (a path is on the target; one of a URL the file
+/// scrapes replaces the file's; `--scrape-match` applies to those
+/// without a `match` of their own), TLS as the run's; and the processes
+/// named, found now.
+fn watch_spec(
+    file: Vec<plan::Scrape>,
+    o: &RunOptions,
+    scenario: &Scenario,
+) -> Result<WatchSpec, Failure> {
+    let o = &o.watch;
+    let target = scenario.target.url();
+    let mut scrapes = file;
+    for url in &o.scrapes {
+        let s = plan::Scrape::new(url, Some(&target), o.scrape_interval, None)
+            .map_err(|e| Failure::usage(anyhow!("--scrape {url}: {e}")))?;
+        // The command line's reading of a URL the file reads replaces it.
+        scrapes.retain(|f| f.url() != s.url());
+        scrapes.push(s);
+    }
+    for s in &mut scrapes {
+        s.request.tls = scenario.tls.clone();
+        if let (None, Some(pattern)) = (&s.matcher, &o.scrape_match) {
+            *s = s
+                .clone()
+                .matching(pattern)
+                .map_err(|e| Failure::usage(anyhow!("--scrape-match: {e}")))?;
+        }
+    }
+    Ok(WatchSpec {
+        scrapes,
+        processes: crate::watch::find_processes(&o.watch_pids, &o.watch_cmds)?,
+        max_series: o.scrape_max_series,
+    })
 }
 
 /// The command line's request options, applied to the scenario.

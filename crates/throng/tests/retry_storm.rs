@@ -9,7 +9,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::run::{lab_with, metric, num, run_example};
+use support::run::{lab_with, metric, named_series, num, run_example, server_sides};
 
 #[test]
 fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
@@ -49,9 +49,22 @@ fn i04_retry_storm_keeps_a_metastable_lab_down_and_the_control_run_recovers() {
         .unwrap()
         .iter()
         .any(|f| f["kind"] == "no_recovery"));
+    // Scraped, it says what kept the lab down: the deploy queue, full of
+    // work for clients that had given up.
+    let server = &server_sides(res, "no_recovery")[0];
+    eprintln!("I4: server side: {}", server["text"]);
+    assert!(
+        named_series(server, "ceilings")
+            .contains(&"lab_deploy_queue at lab_deploy_queue_capacity".into()),
+        "{server}"
+    );
     // Control: the same lab and spike without retries recovers.
     let (control_code, control, res) = &seen[1];
     assert_eq!(control["ok"], true, "{control}");
     assert_eq!(*control_code, 0);
     assert!(res.get("retries").is_none());
+    // The queue drained: no limit was held from the trigger on.
+    assert!(server_sides(res, "recovered")
+        .iter()
+        .all(|s| s["ceilings"].is_null()));
 }

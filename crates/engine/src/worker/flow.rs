@@ -97,6 +97,10 @@ impl<C: Connector> Shared<C> {
         else {
             return;
         };
+        let started = first_due
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(self.start);
+        recorder.borrow_mut().record_session(started);
         let mut stack: Vec<Frame<'_>> = Vec::new();
         let mut frame = Frame {
             nodes: &flow.body,

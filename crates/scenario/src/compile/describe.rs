@@ -32,6 +32,20 @@ impl Compiled {
         if let Some(clients) = describe_clients(&s.clients) {
             let _ = writeln!(out, "  clients: {clients}");
         }
+        for sc in &self.scrapes {
+            let _ = writeln!(
+                out,
+                "  scrape {} every {} (timeout {}, at most {} bytes{})",
+                sc.url(),
+                plan::format_duration(sc.interval),
+                plan::format_duration(sc.timeout),
+                sc.max_size,
+                sc.matcher
+                    .as_ref()
+                    .map(|m| format!(", metrics matching {:?}", m.as_str()))
+                    .unwrap_or_default()
+            );
+        }
         if let Some(r) = &self.recovery {
             let by = r.by_s.map_or(" by the end of the run".to_string(), |b| {
                 format!(" within {b}s of its end")

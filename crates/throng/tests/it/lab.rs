@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::run::{
-    assert_v2_regressed_where_slowed, example, lab_with, metric, num, run_example, throng_bin,
-    verdicts,
+    assert_v2_regressed_where_slowed, example, lab_with, metric, named_series, num, run_example,
+    server_sides, throng_bin, verdicts,
 };
 use crate::throng;
 
@@ -227,10 +227,13 @@ fn i06_pool_exhaustion_answers_503_above_a_concurrency() {
         c.db_pool = Some(4);
         c.db_wait = Duration::from_millis(2);
     });
+    // Read four times a second: a gauge is what it is at the instant it
+    // is read, and a pool of 4 has instants with 3 in use.
+    let scrape = ["--scrape", "/metrics", "--scrape-interval", "250ms"];
     let few = run(
         &lab,
         "incidents/i06-connection-pool.yaml",
-        &["--vus", "4", "--duration", "2s"],
+        &[&["--vus", "4", "--duration", "2s"][..], &scrape[..]].concat(),
     );
     assert!(num(&few, "totals.requests") > 100.0);
     assert_eq!(
@@ -246,7 +249,7 @@ fn i06_pool_exhaustion_answers_503_above_a_concurrency() {
     let many = run(
         &lab,
         "incidents/i06-connection-pool.yaml",
-        &["--vus", "64", "--duration", "2s"],
+        &[&["--vus", "64", "--duration", "3s"][..], &scrape[..]].concat(),
     );
     eprintln!(
         "I6: 64 users: {} of {} answered 503",
@@ -264,6 +267,21 @@ fn i06_pool_exhaustion_answers_503_above_a_concurrency() {
     assert_eq!(began.len(), 1, "{}", many["findings"]);
     assert_eq!(began[0].0, "http_5xx");
     assert!(began[0].1.contains("64 users"), "{}", began[0].1);
+    // Scraped, the finding names what ran out: the pool, at its size.
+    let server = &server_sides(&many, "errors_began")[0];
+    eprintln!("I6: server side: {}", server["text"]);
+    assert!(
+        named_series(server, "ceilings").contains(
+            &r#"lab_db_pool_in_use{pool="primary"} at lab_db_pool_size{pool="primary"}"#.into()
+        ),
+        "{server}"
+    );
+    // Four users never filled the pool: nothing began, nothing hit a limit.
+    assert!(few["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["server"]["ceilings"].is_null()));
 }
 
 #[test]
@@ -293,6 +311,48 @@ fn i07_reads_behind_a_lagging_replica_are_stale() {
             assert!(named.is_empty(), "{}", res["findings"]);
         }
     }
+}
+
+#[test]
+fn i07_a_replica_that_falls_behind_is_named_beside_the_stale_reads() {
+    // Writes ramp from 0 to 60 a second; the replica applies each one
+    // 1 ms late and, when slow, takes 25 ms over it: past 40 writes a
+    // second it falls further behind, and reads 50 ms after a write turn
+    // stale. A replica as fast as SQLite keeps up.
+    let mut shares = Vec::new();
+    for slow in [false, true] {
+        let lab = lab_with(|c| {
+            c.replica_lag = Some(Duration::from_millis(1));
+            if slow {
+                c.replica_apply = Duration::from_millis(25);
+            }
+        });
+        let res = run(
+            &lab,
+            "incidents/i07-stale-reads.yaml",
+            &["--stages", "60:10s"],
+        );
+        let stale = findings(&res, "stale_reads");
+        eprintln!("I7: replica slow {slow}: {stale:?}");
+        let share = check_failed(&res, "read your writes") / check_count(&res, "read your writes");
+        shares.push(share);
+        if !slow {
+            // A read may still beat a 1 ms replica now and then: a machine
+            // busy with the tests beside this one delays its thread (and
+            // then its lag is rightly named). It never falls behind for
+            // long.
+            assert!(share < 0.05, "{share}");
+            continue;
+        }
+        assert_eq!(stale.len(), 1, "{}", res["findings"]);
+        let server = &server_sides(&res, "stale_reads")[0];
+        eprintln!("I7: server side: {}", server["text"]);
+        assert!(
+            named_series(server, "in_step").contains(&"lab_replica_lag_seconds".into()),
+            "{server}"
+        );
+    }
+    assert!(shares[1] > 0.2 && shares[1] > 5.0 * shares[0], "{shares:?}");
 }
 
 #[test]
@@ -551,16 +611,22 @@ fn bottleneck_names_the_login_that_scans_every_user() {
         // the end, and this machine has 2. (At 300/s it wanted less than
         // 2, and the lab kept up once throng stopped spinning a core per
         // worker between arrivals.)
+        // The lab runs in this test's process: that is the one watched.
+        let me = std::process::id().to_string();
         let res = run(
             &lab,
             "incidents/i11-login-scan.yaml",
-            &["--stages", "500:8s", "--timeout", "5s"],
+            &["--stages", "500:8s", "--timeout", "5s", "--watch-pid", &me],
         );
         let named = findings(&res, "bottleneck");
         eprintln!("bottleneck, scan {scan}: {named:?}");
         if scan {
             assert_eq!(named.len(), 1, "{}", res["findings"]);
             assert_eq!(named[0].0, "login", "{}", res["findings"]);
+            // The scan burns CPU: the watched process was CPU-bound.
+            let server = &server_sides(&res, "bottleneck")[0];
+            eprintln!("I11: server side: {}", server["text"]);
+            assert_eq!(server["processes"][0]["cpu_bound"], true, "{server}");
         } else {
             assert!(named.is_empty(), "{}", res["findings"]);
         }

@@ -13,6 +13,7 @@ mod security;
 #[path = "../support/mod.rs"]
 mod support;
 mod trust;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -173,6 +173,18 @@ fn open_model_sessions_walk_their_steps_with_think_times() {
     assert_eq!(hits(&srv, "GET /b"), 50);
     let res = r.results.unwrap();
     assert_eq!(num(&res, "totals.requests"), 100.0);
+    // An arrival is a session, however many requests its journey makes:
+    // sessions are counted at their intended start, requests at theirs
+    // (the second step's, 200 ms later, may fall in the next second).
+    assert_eq!(num(&res, "totals.sessions"), 50.0);
+    let per_second: Vec<f64> = res["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["sessions"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert_eq!(per_second[0], 50.0, "{per_second:?}");
+    assert_eq!(per_second.iter().sum::<f64>(), 50.0);
 }
 
 #[test]

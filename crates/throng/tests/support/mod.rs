@@ -1,4 +1,5 @@
-//! What the test binaries share: loopback targets ([`server`]; WebSockets
+//! What the test binaries share: loopback targets ([`server`]; a metrics
+//! endpoint to scrape in [`exporter`]; WebSockets
 //! in [`ws`], event streams in [`sse`]), a
 //! fault-injecting proxy to put in front of them ([`proxy`]), and running
 //! the `throng` binary against them or the lab ([`run`]).
@@ -7,6 +8,7 @@
 //! not every binary uses every helper.
 #![allow(dead_code)]
 
+pub mod exporter;
 pub mod proxy;
 pub mod run;
 pub mod server;

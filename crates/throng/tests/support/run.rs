@@ -74,6 +74,34 @@ pub fn run_example(lab: &lab::Lab, name: &str, extra: &[&str]) -> (i32, Value) {
     (code, read_json(&out))
 }
 
+/// What the server was doing, as the findings of `kind` say (their
+/// `server` parts).
+pub fn server_sides(res: &Value, kind: &str) -> Vec<Value> {
+    res["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .filter_map(|f| f.get("server").cloned())
+        .collect()
+}
+
+/// The series a finding's server part names under `part` (`ceilings`,
+/// `in_step`), each by its `series` (and `limit`, for ceilings).
+pub fn named_series(server: &Value, part: &str) -> Vec<String> {
+    server[part]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| match c["limit"].as_str() {
+                    Some(limit) => format!("{} at {limit}", c["series"].as_str().unwrap_or("")),
+                    None => c["series"].as_str().unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A counter from the lab's `/metrics`.
 pub fn metric(lab: &lab::Lab, name: &str) -> u64 {
     lab.metrics()

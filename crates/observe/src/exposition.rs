@@ -1,6 +1,6 @@
 //! The target's own metrics, as a Prometheus server would read them: the
-//! text exposition format (0.0.4) and OpenMetrics' text, parsed. No I/O:
-//! the caller fetches the text (with its timeout and size cap).
+//! text exposition format (0.0.4) and OpenMetrics' text, parsed. The
+//! caller fetches the text (with its timeout and size cap).
 //!
 //! Written by hand. The crates for it were weighed: `prometheus-parse`
 //! (regex-based, last released 2023, with an open bug on `=` inside label

@@ -2,7 +2,7 @@
 
 use expect_test::expect;
 
-use crate::*;
+use super::*;
 
 #[test]
 fn samples_labels_types_and_special_values_are_read() {
