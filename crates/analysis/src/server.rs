@@ -137,25 +137,16 @@ pub fn server_side(server: &Server, s: &Symptom) -> Option<ServerSide> {
     let ceilings = ceilings(server, s.from);
     let in_step = in_step(server, s);
     let processes = processes(server, s.from);
-    let mut parts = Vec::new();
-    for c in &ceilings {
-        let pct = crate::percent(c.share);
-        parts.push(match &c.limit {
-            Some(limit) => format!(
-                "{} was at its limit {limit} ({}) in {pct} of the seconds{}",
-                c.series,
-                num(c.value),
-                c.before
-                    .map(|b| format!(" ({} before)", crate::percent(b)))
-                    .unwrap_or_default()
-            ),
-            None => format!(
-                "{} was flat at its maximum {} in {pct} of the seconds",
-                c.series,
-                num(c.value)
-            ),
-        });
-    }
+    let mut parts: Vec<String> = ceilings
+        .iter()
+        .map(|c| {
+            let before = c
+                .before
+                .map(|b| format!(" ({} before)", crate::percent(b)))
+                .unwrap_or_default();
+            format!("{}{before}", c.text())
+        })
+        .collect();
     let points = s.signal.iter().flatten().count();
     if in_step.is_empty() {
         if !scraped(server) {
@@ -181,30 +172,7 @@ pub fn server_side(server: &Server, s: &Symptom) -> Option<ServerSide> {
             .collect();
         parts.push(format!("in step with {}: {}", s.name, named.join(", ")));
     }
-    for p in &processes {
-        let machine = match (p.machine_busy, p.cpus) {
-            (Some(busy), Some(cpus)) => format!(
-                "; the machine's {} CPUs were {} busy{}",
-                num(cpus),
-                crate::percent(busy / cpus.max(1.0)),
-                p.throng
-                    .map(|t| format!(", {} cores of it throng's own load", num2(t)))
-                    .unwrap_or_default()
-            ),
-            _ => String::new(),
-        };
-        parts.push(format!(
-            "{} used {} cores of the {} it could{machine}: {}",
-            p.process,
-            num2(p.cores),
-            num(p.could_use),
-            if p.cpu_bound {
-                "CPU-bound"
-            } else {
-                "waiting, not computing"
-            }
-        ));
-    }
+    parts.extend(processes.iter().map(ProcessState::text));
     if parts.is_empty() {
         return None;
     }
@@ -214,6 +182,53 @@ pub fn server_side(server: &Server, s: &Symptom) -> Option<ServerSide> {
         in_step,
         processes,
     })
+}
+
+impl Ceiling {
+    /// In words: "X was at its limit Y (4) in 75.0% of the seconds".
+    pub fn text(&self) -> String {
+        let pct = crate::percent(self.share);
+        match &self.limit {
+            Some(limit) => format!(
+                "{} was at its limit {limit} ({}) in {pct} of the seconds",
+                self.series,
+                num(self.value)
+            ),
+            None => format!(
+                "{} was flat at its maximum {} in {pct} of the seconds",
+                self.series,
+                num(self.value)
+            ),
+        }
+    }
+}
+
+impl ProcessState {
+    /// In words: its cores, the machine's, and the verdict.
+    pub fn text(&self) -> String {
+        let machine = match (self.machine_busy, self.cpus) {
+            (Some(busy), Some(cpus)) => format!(
+                "; the machine's {} CPUs were {} busy{}",
+                num(cpus),
+                crate::percent(busy / cpus.max(1.0)),
+                self.throng
+                    .map(|t| format!(", {} cores of it throng's own load", num2(t)))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "{} used {} cores of the {} it could{machine}: {}",
+            self.process,
+            num2(self.cores),
+            num(self.could_use),
+            if self.cpu_bound {
+                "CPU-bound"
+            } else {
+                "waiting, not computing"
+            }
+        )
+    }
 }
 
 fn scraped(server: &Server) -> bool {
@@ -371,16 +386,7 @@ fn in_step(server: &Server, s: &Symptom) -> Vec<InStep> {
 
 /// The mean of a process's series over buckets `from..`.
 fn mean_from(server: &Server, source: usize, metric: &str, from: usize) -> Option<f64> {
-    let s = server
-        .series
-        .iter()
-        .find(|s| s.source == source && s.metric == metric)?;
-    let v: Vec<f64> = s
-        .points()
-        .filter(|(i, _)| *i >= from)
-        .map(|(_, v)| v)
-        .collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    server.of(source, metric)?.mean_from(from)
 }
 
 fn processes(server: &Server, from: usize) -> Vec<ProcessState> {

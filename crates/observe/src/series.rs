@@ -11,9 +11,9 @@
 //!   that interval (the buckets' increases, interpolated within a bucket
 //!   as Prometheus's `histogram_quantile` does), likewise.
 //!
-//! The binary reads at the middle of each second (`k + 0.5`), so a gauge
-//! read then and a rate over `(k - 0.5, k + 0.5]` both land in bucket `k`,
-//! beside the requests due in that second. Two values in one bucket (an
+//! The binary reads once at the start, then at the middle of each second
+//! (`k + 0.5`), so a gauge read then and a rate over `(k - 0.5, k + 0.5]`
+//! both land in bucket `k`, beside the requests due in that second. Two values in one bucket (an
 //! interval under a second) are combined as the series' kind says: a
 //! rate's are averaged, a gauge's and a quantile's give their maximum (a
 //! pool full for part of a second was full in it).
@@ -150,6 +150,15 @@ impl Series {
     pub fn max(&self) -> Option<f64> {
         self.points().map(|(_, v)| v).reduce(f64::max)
     }
+
+    /// The mean of the values read in buckets `from..`.
+    pub fn mean_from(&self, from: usize) -> Option<f64> {
+        let (sum, n) = self
+            .points()
+            .filter(|(i, _)| *i >= from)
+            .fold((0.0, 0u32), |(s, n), (_, v)| (s + v, n + 1));
+        (n > 0).then(|| sum / f64::from(n))
+    }
 }
 
 /// What the server was doing: the results file's `server`.
@@ -167,6 +176,13 @@ impl Server {
     /// The series named `name`, from any source.
     pub fn get(&self, name: &str) -> Option<&Series> {
         self.series.iter().find(|s| s.name == name)
+    }
+
+    /// Source `source`'s series of `metric` (a process's, the machine's).
+    pub fn of(&self, source: usize, metric: &str) -> Option<&Series> {
+        self.series
+            .iter()
+            .find(|s| s.source == source && s.metric == metric)
     }
 
     /// Gauges and the limits they run up against, as indexes into
@@ -672,12 +688,7 @@ impl Recorder {
         full.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut out: Vec<String> = full.into_iter().take(2).map(|(_, s)| s).collect();
         for (i, src) in self.sources.iter().enumerate() {
-            let of = |metric: &str| {
-                now.series
-                    .iter()
-                    .find(|s| s.source == i && s.metric == metric)
-                    .map(value)
-            };
+            let of = |metric: &str| now.of(i, metric).map(value);
             if src.info.target == MACHINE {
                 if let (Some(busy), Some(cpus)) = (of("machine_cpu_busy_cores"), of("machine_cpus"))
                 {

@@ -508,12 +508,7 @@ fn server_charts(t: &OverTime<'_>) -> Vec<String> {
         out.push(t.chart(&format!("Server: {name}"), unit, vec![line(s, false, 1.0)]));
     }
     // Processes: CPU against the machine's, and memory.
-    let of = |source: usize, metric: &str| {
-        server
-            .series
-            .iter()
-            .find(|s| s.source == source && s.metric == metric)
-    };
+    let of = |source: usize, metric: &str| server.of(source, metric);
     let mut cpu = Vec::new();
     let mut memory = Vec::new();
     for (i, src) in server.sources.iter().enumerate() {
@@ -595,12 +590,6 @@ fn server_table(h: &mut String, r: &Results) {
     }
     h.push_str("</tbody></table><details><summary>Every series read: its mean and largest value</summary><table id=\"server-series\"><thead><tr><th>series</th><th>kind</th><th>mean</th><th>max</th></tr></thead><tbody>");
     for s in &server.series {
-        let v: Vec<f64> = s.points().map(|(_, v)| v).collect();
-        let mean = if v.is_empty() {
-            0.0
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        };
         let kind = match s.kind {
             observe::SeriesKind::Rate => "rate /s",
             observe::SeriesKind::Quantile => "quantile",
@@ -610,7 +599,7 @@ fn server_table(h: &mut String, r: &Results) {
             h,
             "<tr><td>{}</td><td>{kind}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.name),
-            fmt_value(mean),
+            fmt_value(s.mean_from(0).unwrap_or(0.0)),
             fmt_value(s.max().unwrap_or(0.0))
         );
     }

@@ -374,13 +374,11 @@ fn server(out: &mut String, r: &Results) {
     let _ = writeln!(out);
     let _ = writeln!(out, "  server (read beside the load)");
     for (i, src) in server.sources.iter().enumerate() {
-        let series: Vec<&observe::Series> =
-            server.series.iter().filter(|s| s.source == i).collect();
         let mut line = format!(
             "    {:<38} {} readings, {} series",
             src.target,
             src.readings,
-            series.len()
+            server.series.iter().filter(|s| s.source == i).count()
         );
         if !src.failed.is_empty() {
             let failed: Vec<String> = src.failed.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -404,25 +402,19 @@ fn server(out: &mut String, r: &Results) {
         }
         let _ = writeln!(out, "{line}");
         if src.kind == observe::SourceKind::Process {
-            if let Some(figures) = process_figures(&series) {
+            if let Some(figures) = process_figures(server, i) {
                 let _ = writeln!(out, "    {:<38} {figures}", "");
             }
         }
     }
 }
 
-/// A process's CPU, memory, descriptors and threads: mean and peak.
-fn process_figures(series: &[&observe::Series]) -> Option<String> {
-    let of = |metric: &str| series.iter().find(|s| s.metric == metric);
+/// A process's (or the machine's) CPU, memory, descriptors and threads:
+/// mean and peak.
+fn process_figures(server: &observe::Server, source: usize) -> Option<String> {
     let stats = |metric: &str| {
-        let s = of(metric)?;
-        let v: Vec<f64> = s.points().map(|(_, v)| v).collect();
-        (!v.is_empty()).then(|| {
-            (
-                v.iter().sum::<f64>() / v.len() as f64,
-                s.max().unwrap_or(0.0),
-            )
-        })
+        let s = server.of(source, metric)?;
+        Some((s.mean_from(0)?, s.max()?))
     };
     let mut parts = Vec::new();
     if let (Some(user), Some(system)) = (

@@ -389,15 +389,9 @@ fn server_at_failure(
                 .find(|o| o.series == c.series)
                 .map_or(0.0, |o| o.share)
         });
-        let limit = c
-            .limit
-            .as_ref()
-            .map_or("its maximum".to_string(), |l| format!("its limit {l}"));
         parts.push(format!(
-            "{} was at {limit} ({}) in {} of the seconds{}",
-            c.series,
-            fmt_level(c.value),
-            analysis::percent(c.share),
+            "{}{}",
+            c.text(),
             match (was, before) {
                 (Some(w), Some(b)) => format!(
                     " ({} at {} {unit}, which held)",
@@ -408,21 +402,12 @@ fn server_at_failure(
             }
         ));
     }
-    for p in &side.processes {
-        parts.push(format!(
-            "{} used {:.2} cores of the {} it could: {}",
-            p.process,
-            p.cores,
-            p.could_use,
-            if p.cpu_bound {
-                "CPU-bound"
-            } else {
-                "waiting, not computing"
-            }
-        ));
-    }
+    parts.extend(side.processes.iter().map(analysis::ProcessState::text));
     if parts.is_empty() {
-        parts.push("no scraped gauge was at a limit and no watched process was CPU-bound".into());
+        parts.push(
+            "no scraped gauge was at a limit there, and no watched process was seen CPU-bound"
+                .into(),
+        );
     }
     Some(format!(
         "at {} {unit}: {}",

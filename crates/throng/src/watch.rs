@@ -5,9 +5,11 @@
 //! one `observe::Recorder`; the controller asks it for the series at each
 //! checkpoint and at the end, and for a few figures for the live panel.
 //!
-//! Reads are timed from the run's start, at the middle of each interval
-//! (`observe::series` says why), and a read never outlives its interval:
-//! a slow endpoint costs its reading, not the next one.
+//! Reads are timed from the run's start: once at the start (a baseline,
+//! so that a counter has a rate after the first half-interval), then at
+//! the middle of each interval (`observe::series` says why). A read never
+//! outlives its interval: a slow endpoint costs its reading, not the
+//! next one.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -338,20 +340,43 @@ impl Drop for Watcher {
     }
 }
 
-/// The `k`-th reading's time: the middle of the `k`-th interval.
-fn due(start: tokio::time::Instant, every: Duration, k: u32) -> tokio::time::Instant {
-    start + every * k + every / 2
+/// When readings are due: once at the start (a baseline, so that even a
+/// one-second run has a rate), then at the middle of each interval.
+struct Ticks {
+    start: tokio::time::Instant,
+    every: Duration,
+    /// The next interval's number; `None` before the reading at the start.
+    next: Option<u32>,
 }
 
-/// The next `k` whose time has not passed (a late wake-up skips readings
-/// rather than bunching them).
-fn next_k(start: tokio::time::Instant, every: Duration, k: u32) -> u32 {
-    let now = tokio::time::Instant::now();
-    let mut k = k;
-    while due(start, every, k) + every / 2 < now {
-        k += 1;
+impl Ticks {
+    fn new(start: tokio::time::Instant, every: Duration) -> Ticks {
+        Ticks {
+            start,
+            every,
+            next: None,
+        }
     }
-    k
+
+    fn due(&self, k: u32) -> tokio::time::Instant {
+        self.start + self.every * k + self.every / 2
+    }
+
+    /// Waits for the next reading's time. A late wake-up skips readings
+    /// rather than bunching them.
+    async fn tick(&mut self) {
+        let Some(mut k) = self.next else {
+            self.next = Some(0);
+            tokio::time::sleep_until(self.start).await;
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        while self.due(k) + self.every / 2 < now {
+            k += 1;
+        }
+        self.next = Some(k + 1);
+        tokio::time::sleep_until(self.due(k)).await;
+    }
 }
 
 fn seconds_since(start: tokio::time::Instant) -> f64 {
@@ -367,10 +392,9 @@ async fn scrape_loop(
     fetcher: engine::Fetcher,
     start: tokio::time::Instant,
 ) {
-    let mut k = 0;
+    let mut ticks = Ticks::new(start, scrape.interval);
     loop {
-        k = next_k(start, scrape.interval, k);
-        tokio::time::sleep_until(due(start, scrape.interval, k)).await;
+        ticks.tick().await;
         let t = seconds_since(start);
         let read = fetcher.get(scrape.timeout, scrape.max_size).await;
         let mut r = lock(&recorder);
@@ -380,7 +404,6 @@ async fn scrape_loop(
             }),
             Err(e) => r.failed(source, e.reason(), || e.to_string()),
         }
-        k += 1;
     }
 }
 
@@ -390,11 +413,10 @@ async fn process_loop(
     mut processes: Vec<(usize, Process)>,
     start: tokio::time::Instant,
 ) {
-    let ticks = ticks_per_second();
-    let mut k = 0;
+    let per_s = ticks_per_second();
+    let mut ticks = Ticks::new(start, PROCESS_EVERY);
     while !processes.is_empty() {
-        k = next_k(start, PROCESS_EVERY, k);
-        tokio::time::sleep_until(due(start, PROCESS_EVERY, k)).await;
+        ticks.tick().await;
         let t = seconds_since(start);
         let readings: Vec<(usize, io::Result<Reading>)> = processes
             .iter()
@@ -411,11 +433,11 @@ async fn process_loop(
         }
         let mut r = lock(&recorder);
         if let Some(m) = machine_reading {
-            r.machine(machine, t, m, ticks);
+            r.machine(machine, t, m, per_s);
         }
         for (source, reading) in readings {
             match reading {
-                Ok(reading) => r.process(source, t, reading, ticks),
+                Ok(reading) => r.process(source, t, reading, per_s),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // It exited (or crashed): its series end here.
                     r.failed(source, "gone", || {
@@ -427,6 +449,5 @@ async fn process_loop(
                 Err(e) => r.failed(source, "unreadable", || e.to_string()),
             }
         }
-        k += 1;
     }
 }

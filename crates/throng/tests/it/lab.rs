@@ -651,7 +651,15 @@ fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page()
                 "errors<1%",
             ])
             .args(["--start", "100", "--max", "6400", "--step-duration", "1s"])
-            .args(["--min-samples", "200", "--cooldown", "200ms", "--out"])
+            .args(["--min-samples", "200", "--cooldown", "200ms"])
+            // What the lab (in this test's process) was doing at each step.
+            .args([
+                "--scrape",
+                "/metrics",
+                "--watch-pid",
+                &std::process::id().to_string(),
+            ])
+            .arg("--out")
             .arg(&out)
             .output()
             .unwrap();
@@ -676,6 +684,19 @@ fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page()
     assert!(v2["failed_at"].is_number());
     let endpoint = v2["bottleneck"]["endpoint"].as_str().unwrap();
     assert!(["fund", "home"].contains(&endpoint), "{endpoint}");
+    // It says what the server was doing at the level that broke, and at
+    // every step: the watched process, CPU-bound or waiting.
+    let at_failure = v2["server_at_failure"].as_str().unwrap();
+    eprintln!("capacity: v2 server at failure: {at_failure}");
+    let level = format!("at {} /s: ", v2["failed_at"].as_f64().unwrap());
+    assert!(at_failure.starts_with(&level), "{at_failure}");
+    assert!(at_failure.contains("cores of the"), "{at_failure}");
+    for step in v2["steps"].as_array().unwrap() {
+        assert!(
+            step["server"]["processes"][0]["cores"].is_number(),
+            "{step}"
+        );
+    }
 }
 
 #[test]

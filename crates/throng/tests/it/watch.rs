@@ -64,16 +64,17 @@ fn scrapes_that_fail_are_counted_and_never_disturb_the_run() {
     let good = source(&res, &urls[0]);
     assert!(num(good, "readings") >= 6.0, "{good}");
     assert!(good.get("failed").is_none(), "{good}");
-    // A gauge lands in its second: the exporter counts its scrapes, so
-    // second k has read 2k+1 or 2k+2 (the larger kept); the counter is a
+    // A gauge lands in its second: the exporter counts its scrapes (at
+    // 0 s, then 0.25 s, 0.75 s, 1.25 s, ...), so second 0 has read 1, 2
+    // and 3 and second 1 4 and 5 (the larger kept); the counter is a
     // rate: 10 per scrape, two scrapes a second.
     let scrapes = &series(&res, "demo_scrapes")["values"];
     assert_eq!(
         scrapes.as_array().unwrap().len(),
         res["timeline"].as_array().unwrap().len()
     );
-    assert_eq!(scrapes[0], 2.0, "{scrapes}");
-    assert_eq!(scrapes[1], 4.0, "{scrapes}");
+    assert_eq!(scrapes[0], 3.0, "{scrapes}");
+    assert_eq!(scrapes[1], 5.0, "{scrapes}");
     let work = &series(&res, "demo_work_total")["values"];
     assert_eq!(series(&res, "demo_work_total")["kind"], "rate");
     assert!((work[1].as_f64().unwrap() - 20.0).abs() < 2.0, "{work}");
