@@ -26,7 +26,7 @@ pub use compare::{
 pub use findings::{
     beside, findings, percent, server_during, zero_failure_bound, Finding, LoadShape, Severity,
 };
-pub use generator::{generator_limits, LAG_P99_LIMIT_MS};
+pub use generator::{generator_limits, late_requests, LAG_P99_LIMIT_MS, LATE_MIN};
 pub use interval::wilson;
 pub use recovery::{goodput_per_second, recovery, Recovery, RecoveryCheck};
 pub use server::{

@@ -1051,3 +1051,35 @@ fn failed_checks_are_reported_as_what_they_look_at_and_caching_once() {
     "#]]
     .assert_eq(&shown(&findings(&s, &LoadShape::default(), None)));
 }
+
+#[test]
+fn the_generator_is_saturated_when_enough_requests_went_out_late() {
+    // `n` requests, `late` of them sent 5 ms after they were due.
+    let run = |n: u64, late: u64| {
+        let mut s = Stats::new(["GET /".to_string()]);
+        for i in 0..n {
+            let mut x = sample(0, i * 10, 200, false);
+            if i < late {
+                x.lag = Duration::from_millis(5);
+            }
+            s.record(&x);
+        }
+        (crate::late_requests(&s), crate::generator_limits(&s))
+    };
+    // One late send in 150 makes the p99 (5 ms), but is one thread woken
+    // late, not a generator at its limit.
+    let (late, reasons) = run(150, 1);
+    assert_eq!(late, 1);
+    assert!(reasons.is_empty(), "{reasons:?}");
+    // Ten late sends, 1% or more of the requests: saturated.
+    let (late, reasons) = run(150, 10);
+    assert_eq!(late, 10);
+    assert_eq!(
+        reasons,
+        ["requests went out late: generator lag p99 was 5.00ms (over 1ms; 10 of 150 requests more than 1ms late)"]
+    );
+    // Fifteen late of 2000 (0.75%): the p99 is on time.
+    let (late, reasons) = run(2000, 15);
+    assert_eq!(late, 15);
+    assert!(reasons.is_empty(), "{reasons:?}");
+}

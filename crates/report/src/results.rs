@@ -489,6 +489,9 @@ pub struct ThresholdRow {
 pub struct Generator {
     /// True when the generator, not the target, may have been the limit.
     pub saturated: bool,
+    /// Requests sent more than 1 ms after they were due (lag).
+    #[serde(default)]
+    pub late: u64,
     /// Why, in plain words.
     pub reasons: Vec<String>,
 }
@@ -681,6 +684,7 @@ impl Results {
             findings,
             generator: Generator {
                 saturated: !reasons.is_empty(),
+                late: analysis::late_requests(&stats),
                 reasons,
             },
             retries: retries_of(&stats, secs),

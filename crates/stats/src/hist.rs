@@ -93,6 +93,16 @@ impl Hist {
         self.0.len()
     }
 
+    /// How many values were recorded above `d` (at the histogram's
+    /// precision: a value counts when its bucket lies above `d`).
+    pub fn count_above(&self, d: Duration) -> u64 {
+        let us = d.as_micros() as u64;
+        self.recorded()
+            .filter(|(v, _)| *v > us)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The value at quantile `q` (0..=1), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.0.value_at_quantile(q) as f64 / 1000.0

@@ -63,16 +63,17 @@ fn generator_saturation_is_found_when_the_generator_limits_and_not_otherwise() {
     // another tenant's load delays it too (lag p99 1.3 to 14 ms in some
     // runs here and in CI, with or without this run's own load): then the
     // finding is right to say so. What must hold is that it is raised
-    // exactly when lag p99 is over 1 ms, and never blames a limit that
-    // was not reached.
+    // exactly when lag p99 is over 1 ms and at least 10 requests were
+    // more than 1 ms late, and never blames a limit that was not reached.
+    let late = calm["generator"]["late"].as_u64().unwrap();
     assert_eq!(
         calm["generator"]["saturated"],
-        lag_p99 > 1.0,
+        lag_p99 > 1.0 && late >= 10,
         "{}",
         calm["generator"]
     );
     match saturation(&calm) {
-        None => assert!(lag_p99 <= 1.0),
+        None => assert!(lag_p99 <= 1.0 || late < 10),
         Some(evidence) => assert!(!evidence.contains("dropped"), "{evidence}"),
     }
 
