@@ -1,7 +1,12 @@
-//! The HTTP/2 client, on hyper: one shared connection per worker,
-//! requests multiplexed on it (h2c prior knowledge, or ALPN `h2` over TLS).
+//! The HTTP/2 client, on hyper: a few connections per worker (one unless
+//! `clients.http2_connections` says more), requests multiplexed on them
+//! (h2c prior knowledge, or ALPN `h2` over TLS). Sessions take the
+//! connections in turn; each is dialed once, by the first session that
+//! needs it, while the others wait for it (so 100 users starting at once
+//! open one connection, not 100).
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -15,19 +20,27 @@ use crate::net::Dialer;
 use crate::request::{Parts, Wire};
 use crate::transport::{Capture, Connection, Connector, Response};
 
-/// Opens (or shares) the worker's HTTP/2 connection.
+/// One of the worker's connections: empty until dialed, or after it
+/// closed. The lock makes the dial single-flight.
+type Slot = Rc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>;
+
+/// Opens (or shares) the worker's HTTP/2 connections.
 pub(crate) struct H2Connector {
     /// Where to connect.
     pub(crate) dialer: Dialer,
-    shared: RefCell<Option<SendRequest<Full<Bytes>>>>,
+    slots: Vec<Slot>,
+    /// The slot the next session takes.
+    next: Cell<usize>,
 }
 
 impl H2Connector {
-    /// A connector that opens its connection on first use.
-    pub(crate) fn new(dialer: Dialer) -> H2Connector {
+    /// A connector of `connections` connections (at least one), each
+    /// opened on first use.
+    pub(crate) fn new(dialer: Dialer, connections: usize) -> H2Connector {
         H2Connector {
             dialer,
-            shared: RefCell::new(None),
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            next: Cell::new(0),
         }
     }
 }
@@ -40,7 +53,10 @@ impl Connector for H2Connector {
         phases: &mut Phases,
         local: Option<std::net::IpAddr>,
     ) -> Result<H2Conn, Failure> {
-        if let Some(send) = self.shared.borrow().as_ref().filter(|s| !s.is_closed()) {
+        let i = self.next.get();
+        self.next.set((i + 1) % self.slots.len());
+        let mut slot = self.slots[i].lock().await;
+        if let Some(send) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(H2Conn {
                 send: send.clone(),
                 open: true,
@@ -58,12 +74,12 @@ impl Connector for H2Connector {
                 .await
                 .map_err(|e| Failure::io(ErrorKind::Protocol, std::io::Error::other(e)))?;
         tokio::task::spawn_local(conn);
-        *self.shared.borrow_mut() = Some(send.clone());
+        *slot = Some(send.clone());
         Ok(H2Conn { send, open: true })
     }
 
     fn elsewhere(&self, dialer: Dialer) -> Option<H2Connector> {
-        Some(H2Connector::new(dialer))
+        Some(H2Connector::new(dialer, 1))
     }
 }
 

@@ -157,7 +157,13 @@ pub fn start_with(
                 // The protocol is chosen here, once: the worker is generic
                 // over it.
                 let out = if http2 {
-                    let arms = arms_of(arms, &scenario, &reach, H2Connector::new);
+                    // The run's connections split between the workers,
+                    // at least one each.
+                    let total = scenario.clients.http2_connections;
+                    let each = total.div_ceil(workers).max(1);
+                    let arms = arms_of(arms, &scenario, &reach, |dialer| {
+                        H2Connector::new(dialer, each)
+                    });
                     local.block_on(
                         &rt,
                         run_worker(cfg, scenario, arms, control, tx.clone(), feed),

@@ -504,6 +504,10 @@ pub struct Clients {
     /// Which requests are sent again when a reused connection closes
     /// before their response.
     pub resend: Resend,
+    /// HTTP/2: connections to the target, all workers together (each
+    /// worker at least one); sessions take them in turn and multiplex
+    /// their requests on them. 0: one per worker.
+    pub http2_connections: usize,
 }
 
 /// Which requests a client sends again, on a new connection, when a

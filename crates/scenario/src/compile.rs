@@ -414,10 +414,11 @@ impl Compiler<'_> {
             slow,
             user_agents,
             resend,
+            http2_connections: 0,
         };
         if http2 && clients.need_http1() {
             return Err(err(
-                "source_ips, connections and slow need HTTP/1.1: HTTP/2 shares one connection per worker"
+                "source_ips, connections and slow need HTTP/1.1: HTTP/2 users share a few connections (one per worker unless --http2-connections)"
                     .into(),
                 Some("remove http2: true, or these client settings"),
             ));

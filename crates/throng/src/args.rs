@@ -776,6 +776,11 @@ pub struct RunOptions {
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long, help_heading = "Request")]
     pub http2: bool,
+    /// HTTP/2: connections to the target, all workers together (at least
+    /// one per worker); sessions take them in turn and multiplex their
+    /// requests on them [default: one per worker].
+    #[arg(long, value_name = "N", help_heading = "Request")]
+    pub http2_connections: Option<usize>,
     /// Ignore the scenario's retry policies: a control run for a retry storm.
     #[arg(long, help_heading = "Request")]
     pub no_retries: bool,
@@ -946,6 +951,7 @@ impl Default for RunOptions {
             max_body: plan::DEFAULT_MAX_BODY,
             timeout: None,
             http2: false,
+            http2_connections: None,
             no_retries: false,
             max_redirects: None,
             resend: None,

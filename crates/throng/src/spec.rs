@@ -383,6 +383,9 @@ fn apply_request_options(scenario: &mut Scenario, o: &RunOptions) -> Result<(), 
     if let Some(policy) = o.resend {
         scenario.clients.resend = policy;
     }
+    if let Some(n) = o.http2_connections {
+        scenario.clients.http2_connections = n;
+    }
     scenario
         .redirects
         .allowed_hosts

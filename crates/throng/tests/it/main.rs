@@ -441,6 +441,43 @@ fn http2_prior_knowledge_works() {
 }
 
 #[test]
+fn http2_users_share_the_connections_asked_for_however_many_start_at_once() {
+    // 60 users start together; each worker's connections are dialed once
+    // and shared (before, each user that found none yet dialed its own).
+    let srv = server::h2c();
+    let seen = |s: &server::Server| {
+        s.seen
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let url = srv.url("/");
+    for (asked, workers, expected) in [(None, "2", 2), (Some("6"), "2", 6), (Some("1"), "2", 2)] {
+        let before = seen(&srv);
+        let mut args = vec![
+            "--url",
+            &url,
+            "--http2",
+            "--vus",
+            "60",
+            "--requests",
+            "600",
+            "--workers",
+            workers,
+        ];
+        if let Some(n) = asked {
+            args.extend(["--http2-connections", n]);
+        }
+        let r = throng(&args);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let res = r.results.unwrap();
+        assert_eq!(num(&res, "totals.ok"), 600.0);
+        // What throng counted is what the server saw.
+        assert_eq!(seen(&srv) - before, expected, "{asked:?}");
+        assert_eq!(num(&res, "totals.connections_opened"), expected as f64);
+    }
+}
+
+#[test]
 fn tls_is_verified_by_default() {
     let (srv, pem) = server::tls(false);
     let url = format!("https://localhost:{}/", srv.addr.port());
