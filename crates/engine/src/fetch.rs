@@ -14,7 +14,7 @@ use plan::{RequestSpec, Target};
 use stats::Phases;
 
 use crate::error::EngineError;
-use crate::net::{dialer, Dialer};
+use crate::net::{dialer, Caller, Dialer};
 
 /// What a metrics endpoint is asked for: OpenMetrics first, then the
 /// Prometheus text format (as Prometheus asks).
@@ -80,7 +80,7 @@ impl Fetcher {
         let broke = |e: &dyn std::fmt::Display| FetchError::Connect(e.to_string());
         let stream = self
             .dialer
-            .dial(&mut Phases::default(), None)
+            .dial(&mut Phases::default(), Caller::default())
             .await
             .map_err(|f| match &f.detail {
                 Some(e) => FetchError::Connect(format!("{}: {e}", f.kind.as_str())),

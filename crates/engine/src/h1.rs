@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::error::{Failure, Stage};
+use crate::net::Caller;
 use crate::net::{Dialer, Stream};
 use crate::request::{Parts, Wire};
 use crate::transport::{Capture, Connection, Connector, Response};
@@ -34,12 +35,8 @@ pub(crate) struct H1Connector {
 impl Connector for H1Connector {
     type Conn = H1Conn;
 
-    async fn connect(
-        &self,
-        phases: &mut Phases,
-        local: Option<std::net::IpAddr>,
-    ) -> Result<H1Conn, Failure> {
-        let io = self.dialer.dial(phases, local).await?;
+    async fn connect(&self, phases: &mut Phases, caller: Caller<'_>) -> Result<H1Conn, Failure> {
+        let io = self.dialer.dial(phases, caller).await?;
         Ok(H1Conn {
             io,
             buf: Vec::with_capacity(16 * 1024),

@@ -161,8 +161,9 @@ pub fn start_with(
                     // at least one each.
                     let total = scenario.clients.http2_connections;
                     let each = total.div_ceil(workers).max(1);
+                    let streams = Some(scenario.clients.http2_streams).filter(|&n| n > 0);
                     let arms = arms_of(arms, &scenario, &reach, |dialer| {
-                        H2Connector::new(dialer, each)
+                        H2Connector::new(dialer, each, streams)
                     });
                     local.block_on(
                         &rt,

@@ -3,9 +3,11 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use rustls::client::{ClientSessionMemoryCache, Resumption};
+use rustls::HandshakeKind;
 use rustls_pki_types::ServerName;
 use stats::{ErrorKind, Phases};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -93,10 +95,70 @@ impl AsyncWrite for Stream {
 /// TLS settings for one target, built once per run.
 #[derive(Clone)]
 pub(crate) struct TlsTarget {
-    /// The connector (configuration, roots, ALPN).
+    /// The connector (configuration, roots, ALPN): for connections that
+    /// belong to no user (HTTP/2's shared ones, scrapes), resuming from
+    /// the run's own ticket store when resumption is on.
     pub(crate) connector: TlsConnector,
+    /// Its configuration, for a user's connector with the user's tickets.
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    /// Whether sessions are resumed (`--tls-resumption`, on by default).
+    pub(crate) resume: bool,
     /// The name the certificate must match, and SNI.
     pub(crate) name: ServerName<'static>,
+}
+
+impl TlsTarget {
+    /// Connections to `name` with `config`.
+    pub(crate) fn new(
+        config: &Arc<rustls::ClientConfig>,
+        resume: bool,
+        name: ServerName<'static>,
+    ) -> TlsTarget {
+        TlsTarget {
+            connector: TlsConnector::from(config.clone()),
+            config: config.clone(),
+            resume,
+            name,
+        }
+    }
+}
+
+/// A user's TLS session tickets, kept as a browser keeps them: the
+/// user's later connections to a host resume the session an earlier one
+/// began (a cheaper handshake, counted as `tls_resumed`). A new visitor
+/// (each session with `connections: per_session`) starts with none. The
+/// store is made on the first TLS connection, and shared with the page
+/// lanes the user opens.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Tickets(Arc<OnceLock<Arc<ClientSessionMemoryCache>>>);
+
+impl Tickets {
+    /// Tickets from none: the next connection is a full handshake.
+    pub(crate) fn forget(&mut self) {
+        *self = Tickets::default();
+    }
+
+    /// A connector like `tls`'s that keeps and uses these tickets.
+    fn connector(&self, tls: &TlsTarget) -> TlsConnector {
+        // Up to 8 servers, 8 tickets each: the target and the hosts its
+        // redirects and pages lead to.
+        let store = self
+            .0
+            .get_or_init(|| Arc::new(ClientSessionMemoryCache::new(64)));
+        let mut config = (*tls.config).clone();
+        config.resumption = Resumption::store(store.clone());
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// Who dials: the user's source address and TLS tickets.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Caller<'a> {
+    /// The local address (the system's choice when `None`).
+    pub(crate) source: Option<std::net::IpAddr>,
+    /// The user's tickets; `None` for connections of no user, which
+    /// resume from the run's own store.
+    pub(crate) tickets: Option<&'a Tickets>,
 }
 
 /// Where and how to connect.
@@ -109,14 +171,16 @@ pub(crate) struct Dialer {
 }
 
 impl Dialer {
-    /// Connects (and handshakes), recording the phases.
+    /// Connects (and handshakes) as `caller`, recording the phases and
+    /// whether the TLS session was resumed.
     pub(crate) async fn dial(
         &self,
         phases: &mut Phases,
-        local: Option<std::net::IpAddr>,
+        caller: Caller<'_>,
     ) -> Result<Stream, Failure> {
         let t0 = Instant::now();
-        let connected = match local {
+        phases.resumed = false;
+        let connected = match caller.source {
             None => TcpStream::connect(self.addr).await,
             Some(ip) => {
                 let socket = if self.addr.is_ipv4() {
@@ -145,8 +209,15 @@ impl Dialer {
         let Some(tls) = &self.tls else {
             return Ok(Stream::Plain(tcp));
         };
-        let stream = tls
-            .connector
+        let own;
+        let connector = match caller.tickets {
+            Some(tickets) if tls.resume => {
+                own = tickets.connector(tls);
+                &own
+            }
+            _ => &tls.connector,
+        };
+        let stream = connector
             .connect(tls.name.clone(), tcp)
             .await
             .map_err(|e| match e.kind() {
@@ -156,13 +227,19 @@ impl Dialer {
                 _ => Failure::io(ErrorKind::Tls, e),
             })?;
         phases.tls = Some(t1.elapsed());
+        phases.resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         Ok(Stream::Tls(Box::new(stream)))
     }
 }
 
-/// Builds the TLS connector: verification on (built-in Mozilla roots plus
-/// `--cacert`) unless `insecure`; ALPN `h2` or `http/1.1`.
-pub(crate) fn tls_connector(opts: &plan::TlsOptions, http2: bool) -> Result<TlsConnector, String> {
+/// Builds the TLS configuration: verification on (built-in Mozilla roots
+/// plus `--cacert`) unless `insecure`; ALPN `h2` or `http/1.1`; the
+/// run's own ticket store (rustls' default, 256 sessions) for
+/// connections of no user, or none when resumption is off.
+pub(crate) fn tls_config(
+    opts: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::ClientConfig;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -197,7 +274,10 @@ pub(crate) fn tls_connector(opts: &plan::TlsOptions, http2: bool) -> Result<TlsC
     } else {
         vec![b"http/1.1".to_vec()]
     };
-    Ok(TlsConnector::from(Arc::new(config)))
+    if !opts.resumption {
+        config.resumption = Resumption::disabled();
+    }
+    Ok(Arc::new(config))
 }
 
 /// `--insecure`: accepts any certificate, still checking handshake
@@ -275,7 +355,7 @@ pub(crate) fn dialer(
     let tls = match target.scheme {
         plan::Scheme::Http => None,
         plan::Scheme::Https => {
-            let connector = tls_connector(tls, http2).map_err(EngineError::Tls)?;
+            let config = tls_config(tls, http2).map_err(EngineError::Tls)?;
             let name =
                 rustls_pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
                     EngineError::Tls(format!(
@@ -283,7 +363,7 @@ pub(crate) fn dialer(
                         target.host
                     ))
                 })?;
-            Some(TlsTarget { connector, name })
+            Some(TlsTarget::new(&config, tls.resumption, name))
         }
     };
     Ok(Dialer { addr, tls })

@@ -9,11 +9,11 @@
 //! allocate freely.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use http::Method;
 use plan::{Redirects, Target};
 use rustls_pki_types::ServerName;
-use tokio_rustls::TlsConnector;
 use url::Url;
 
 use crate::error::EngineError;
@@ -33,8 +33,9 @@ pub(crate) struct Reach {
     /// Every host a redirect may reach (the targets' and the allowed
     /// ones), in lower case, with its address.
     hosts: Vec<(String, IpAddr)>,
-    /// For https hops to another origin.
-    tls: Option<TlsConnector>,
+    /// For https hops to another origin: the configuration, and whether
+    /// sessions are resumed.
+    tls: Option<(Arc<rustls::ClientConfig>, bool)>,
 }
 
 impl Reach {
@@ -58,11 +59,11 @@ impl Reach {
             let ip = crate::net::resolve(host, 0)?.ip();
             hosts.push((host.to_ascii_lowercase(), ip));
         }
-        let tls = crate::net::tls_connector(tls, http2).map_err(EngineError::Tls)?;
+        let config = crate::net::tls_config(tls, http2).map_err(EngineError::Tls)?;
         Ok(Reach {
             max: redirects.max,
             hosts,
-            tls: Some(tls),
+            tls: Some((config, tls.resumption)),
         })
     }
 
@@ -75,10 +76,11 @@ impl Reach {
             .find(|(h, _)| h.eq_ignore_ascii_case(host))?;
         let port = url.port_or_known_default()?;
         let tls = match url.scheme() {
-            "https" => Some(TlsTarget {
-                connector: self.tls.clone()?,
-                name: ServerName::try_from(host.to_string()).ok()?,
-            }),
+            "https" => {
+                let (config, resume) = self.tls.as_ref()?;
+                let name = ServerName::try_from(host.to_string()).ok()?;
+                Some(TlsTarget::new(config, *resume, name))
+            }
             _ => None,
         };
         Some(Dialer {

@@ -211,7 +211,7 @@ mod sim {
         async fn connect(
             &self,
             phases: &mut Phases,
-            _: Option<std::net::IpAddr>,
+            _: crate::net::Caller<'_>,
         ) -> Result<SimConn, Failure> {
             self.connects.set(self.connects.get() + 1);
             phases.connect = Some(Duration::ZERO);
@@ -309,7 +309,7 @@ mod sim {
         Model::Open {
             rate,
             arrivals: Arrivals::Uniform,
-            max_in_flight: 100_000,
+            max_in_flight: Some(100_000),
         }
     }
 
@@ -619,7 +619,7 @@ mod sim {
             model: Model::Open {
                 rate: Profile::constant(200.0, Some(ms(n * 5))),
                 arrivals: plan::Arrivals::Uniform,
-                max_in_flight,
+                max_in_flight: Some(max_in_flight),
             },
             max_requests: None,
             timeout: secs(30),
@@ -870,7 +870,7 @@ mod sim {
             model: Model::Open {
                 rate: Profile::constant(100.0, Some(secs(1))),
                 arrivals: Arrivals::Uniform,
-                max_in_flight: 10,
+                max_in_flight: Some(10),
             },
             behaviour: Behaviour::Silent,
             max_requests: None,
@@ -1210,5 +1210,45 @@ mod sim {
         assert_eq!(r.goodput, 20);
         assert_eq!(r.seconds[2], [10, 10, 10, 0, 0, 0, 0]);
         assert_eq!(r.seconds[1], [10, 20, 0, 10, 0, 0, 0]);
+    }
+}
+
+mod in_flight {
+    use std::time::Duration;
+
+    use crate::worker::{Cap, InFlight};
+
+    const IDLE: Duration = Duration::ZERO;
+
+    #[test]
+    fn the_automatic_cap_follows_littles_law_within_its_bounds() {
+        let ms = Duration::from_millis;
+        // A set cap is what was set.
+        let mut fixed = Cap::new(InFlight::Fixed(50));
+        assert_eq!(fixed.at(ms(500), 10_000, 1.0, || IDLE), 50);
+
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        // Before any sizing: the floor.
+        assert_eq!(cap.at(ms(50), 0, 0.0, || IDLE), 32);
+        // 1000 arrivals in 100 ms (10,000/s), each holding its sender
+        // 5 ms: 50 in flight on average, 4 x 50 allowed.
+        assert_eq!(cap.at(ms(100), 1000, 0.005, || IDLE), 200);
+        // Not sized again within 100 ms.
+        assert_eq!(cap.at(ms(150), 2000, 0.5, || IDLE), 200);
+        // A fast target: 0.1 ms each, 4 x 1 = 4: the floor.
+        assert_eq!(cap.at(ms(200), 2000, 0.0001, || IDLE), 32);
+        // A slow one: 1 s each at 10,000/s: the ceiling.
+        assert_eq!(cap.at(ms(300), 3000, 1.0, || IDLE), 1000);
+        // While the worker's thread was busy (95 of 100 ms), the cap may
+        // fall but not rise: sessions look slow because the generator is.
+        let mut busy = Cap::new(InFlight::Auto { ceiling: 1000 });
+        assert_eq!(busy.at(ms(100), 1000, 0.005, || ms(95)), 32);
+        assert_eq!(busy.at(ms(200), 2000, 0.005, || ms(130)), 200);
+        assert_eq!(busy.at(ms(300), 3000, 0.05, || ms(225)), 200);
+        assert_eq!(busy.at(ms(400), 4000, 0.0001, || ms(320)), 32);
+        // Many workers: a ceiling under the floor is the cap.
+        let mut small = Cap::new(InFlight::Auto { ceiling: 8 });
+        assert_eq!(small.at(ms(10), 0, 0.0, || IDLE), 8);
+        assert_eq!(small.at(ms(100), 1000, 1.0, || IDLE), 8);
     }
 }

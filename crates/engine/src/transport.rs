@@ -10,6 +10,7 @@ use std::future::Future;
 use stats::Phases;
 
 use crate::error::Failure;
+use crate::net::{Caller, Tickets};
 use crate::request::Wire;
 
 /// Opens connections to the target.
@@ -17,12 +18,12 @@ pub(crate) trait Connector {
     /// One connection (for HTTP/2, a handle on a shared one).
     type Conn: Connection;
 
-    /// Opens a connection from `local` (the system's choice when `None`),
-    /// filling in the connect and TLS phases.
+    /// Opens a connection as `caller` (from its address, with its TLS
+    /// tickets), filling in the connect and TLS phases.
     fn connect(
         &self,
         phases: &mut Phases,
-        local: Option<std::net::IpAddr>,
+        caller: Caller<'_>,
     ) -> impl Future<Output = Result<Self::Conn, Failure>>;
 
     /// A connector of the same protocol to another address: a redirect's,
@@ -78,6 +79,8 @@ pub(crate) struct Response {
 pub(crate) struct Capture {
     /// The local address this user's connections come from.
     pub(crate) source: Option<std::net::IpAddr>,
+    /// This user's TLS session tickets.
+    pub(crate) tickets: Tickets,
     /// This user's download rate cap, in bytes per second (a slow client).
     pub(crate) download_cap: Option<u64>,
     /// Keep `Set-Cookie` values (the session has a cookie jar).
@@ -107,6 +110,14 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
+    /// Who this user's connections are from.
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        Caller {
+            source: self.source,
+            tickets: Some(&self.tickets),
+        }
+    }
+
     /// Whether `bytes` of body go past the limit.
     pub(crate) fn over_limit(&self, bytes: u64) -> bool {
         self.body_limit > 0 && bytes > self.body_limit

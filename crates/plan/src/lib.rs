@@ -39,7 +39,9 @@ pub use live::{
     Live, SseStream, WsAction, WsExpect, WsKind, WsMessage, WsSession, DEFAULT_EXPECT_TIMEOUT,
     DEFAULT_SSE_RETRY, DEFAULT_WS_QUEUE, MAX_SSE_RETRY, MAX_WS_MESSAGE,
 };
-pub use load::{LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS};
+pub use load::{
+    LoadSpec, ModelKind, DEFAULT_DURATION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_VUS, QUEUE_WAIT,
+};
 pub use page::{fresh_for, html_assets, Page, DEFAULT_PAGE_CONNECTIONS, MAX_HTML_ASSETS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
 pub use replay::ReplayRequest;
@@ -119,9 +121,12 @@ pub enum Model {
         rate: Profile,
         /// How arrivals are spread within the rate.
         arrivals: Arrivals,
-        /// Most requests in flight at once; an arrival that finds this many
-        /// in flight when it is due is counted as dropped.
-        max_in_flight: usize,
+        /// Most sessions in flight at once (each on its own connection);
+        /// an arrival that finds this many in flight waits for one to
+        /// finish, and is counted as dropped after [`QUEUE_WAIT`]. `None`:
+        /// sized as the run goes by Little's law (see
+        /// [`DEFAULT_MAX_IN_FLIGHT`]).
+        max_in_flight: Option<usize>,
     },
     /// Closed model: a number of virtual users over time, each sending its
     /// next request when the previous one finished (plus think time).
@@ -238,7 +243,7 @@ impl Plan {
             return Err(PlanError::Invalid("--timeout must be more than 0".into()));
         }
         if let Model::Open { max_in_flight, .. } = &self.model {
-            if *max_in_flight == 0 {
+            if *max_in_flight == Some(0) {
                 return Err(PlanError::Invalid(
                     "--max-in-flight must be at least 1".into(),
                 ));

@@ -18,8 +18,18 @@ pub enum ModelKind {
     Closed,
 }
 
-/// The default in-flight cap of the open model.
+/// The open model's in-flight cap when none is given is sized as the run
+/// goes, by Little's law: 4 times the arrival rate times the mean time a
+/// session holds its sender, over the last 100 ms; at least 32 per
+/// worker, and at most this many in all. So a fast target is not sent a
+/// connection per arrival that came during a pause of a few milliseconds,
+/// and a slow one still gets the sessions its latency needs. A replay's
+/// cap, when none is given, is this.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+/// How long an open-model arrival that finds the in-flight cap reached
+/// waits for a sender to finish before it is counted as dropped. Its wait
+/// is lag: its latency still runs from its due time.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(1);
 /// The default length of a run bounded by nothing else.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The default number of users when no level is given.
@@ -134,7 +144,7 @@ impl LoadSpec {
                 Model::Open {
                     rate: profile,
                     arrivals: self.arrivals.unwrap_or(Arrivals::Uniform),
-                    max_in_flight: self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+                    max_in_flight: self.max_in_flight,
                 }
             }
             ModelKind::Closed => Model::Closed {

@@ -50,12 +50,25 @@ pub enum HttpVersion {
 }
 
 /// TLS settings. Verification is on unless `insecure`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOptions {
     /// Accept any certificate (`--insecure`).
     pub insecure: bool,
     /// Extra trusted roots, PEM (`--cacert`), added to the built-in ones.
     pub extra_roots_pem: Option<Vec<u8>>,
+    /// Resume TLS sessions with tickets, each user its own (on unless
+    /// `--tls-resumption off`).
+    pub resumption: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> TlsOptions {
+        TlsOptions {
+            insecure: false,
+            extra_roots_pem: None,
+            resumption: true,
+        }
+    }
 }
 
 /// One request, fully resolved.

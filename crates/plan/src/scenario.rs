@@ -508,6 +508,9 @@ pub struct Clients {
     /// worker at least one); sessions take them in turn and multiplex
     /// their requests on them. 0: one per worker.
     pub http2_connections: usize,
+    /// HTTP/2: most requests open at once on one connection (the rest
+    /// wait their turn). 0: as many as the server allows.
+    pub http2_streams: usize,
 }
 
 /// Which requests a client sends again, on a new connection, when a

@@ -340,7 +340,7 @@ fn closed_model_uses_no_more_workers_than_users() {
     let open = Model::Open {
         rate: Profile::constant(1.0, None),
         arrivals: Arrivals::Uniform,
-        max_in_flight: 10,
+        max_in_flight: Some(10),
     };
     assert_eq!(plan(open, 4).worker_count(), 4);
 }

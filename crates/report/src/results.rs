@@ -53,7 +53,8 @@ pub struct LoadInfo {
     /// `uniform` or `poisson` (open model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<String>,
-    /// In-flight cap (open model).
+    /// In-flight cap (open model), when one was set; absent when it was
+    /// sized by Little's law as the run went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
     /// Think time in ms (closed model).
@@ -258,6 +259,15 @@ pub struct Totals {
     /// was sent on them and nothing failed. Absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub connections_closed_idle: u64,
+    /// TLS handshakes completed (each one a sample of `tls_ms`). Absent
+    /// when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_handshakes: u64,
+    /// Of those, the ones that resumed an earlier session of the same
+    /// user (a ticket, `--tls-resumption`); the rest were full. Absent
+    /// when none did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_resumed: u64,
     /// Sessions started: flows begun (an open-model arrival sent, a
     /// virtual user's iteration), each of one or more requests; absent
     /// for a replay, whose requests are not sessions.
@@ -757,6 +767,8 @@ fn totals_of(stats: &Stats, secs: f64) -> Totals {
         resent: c.resent,
         connections_opened: c.conns_opened,
         connections_closed_idle: c.conns_closed_idle,
+        tls_handshakes: stats.tls.count(),
+        tls_resumed: c.tls_resumed,
         sessions: c.sessions,
     }
 }

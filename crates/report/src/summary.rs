@@ -110,7 +110,19 @@ fn counts(out: &mut String, r: &Results) {
         } else {
             String::new()
         };
-        let _ = writeln!(out, "  connections {} opened{idle}", t.connections_opened);
+        let tls = match t.tls_handshakes {
+            0 => String::new(),
+            n => format!(
+                "; TLS handshakes {n}, {} full, {} resumed",
+                n.saturating_sub(t.tls_resumed),
+                t.tls_resumed
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  connections {} opened{idle}{tls}",
+            t.connections_opened
+        );
     }
     let planned = match (r.load.rate, r.load.vus) {
         (Some(rate), _) => format!(" (planned {})", fmt_rate(rate)),

@@ -26,6 +26,7 @@ fn sample_stats() -> Stats {
             phases: Phases {
                 connect: (i < 4).then_some(Duration::from_micros(150)),
                 tls: None,
+                resumed: false,
                 ttfb: Some(Duration::from_micros(900)),
             },
             outcome,
@@ -840,6 +841,7 @@ fn resent_requests_are_shown_wherever_requests_are_counted() {
             client: stats::ClientWork {
                 resent: u32::from(i % 10 == 0),
                 opened: u32::from(i % 10 == 0 || i % 20 == 1),
+                resumed: 0,
                 closed_idle: u32::from(i % 20 == 1),
             },
         };

@@ -415,6 +415,7 @@ impl Compiler<'_> {
             user_agents,
             resend,
             http2_connections: 0,
+            http2_streams: 0,
         };
         if http2 && clients.need_http1() {
             return Err(err(

@@ -42,6 +42,8 @@ pub struct Phases {
     pub connect: Option<Duration>,
     /// TLS handshake.
     pub tls: Option<Duration>,
+    /// Whether that handshake resumed an earlier session (a ticket).
+    pub resumed: bool,
     /// From the actual send to the first byte of the response.
     pub ttfb: Option<Duration>,
 }
@@ -68,6 +70,8 @@ pub struct ClientWork {
     pub resent: u32,
     /// Connections opened for it (redirect hops and re-sends included).
     pub opened: u32,
+    /// Of those, TLS connections that resumed an earlier session.
+    pub resumed: u32,
     /// Reused connections found closed by the target before the request
     /// was written to them, and replaced: nothing was sent on them.
     pub closed_idle: u32,
@@ -77,6 +81,7 @@ impl std::ops::AddAssign for ClientWork {
     fn add_assign(&mut self, other: ClientWork) {
         self.resent += other.resent;
         self.opened += other.opened;
+        self.resumed += other.resumed;
         self.closed_idle += other.closed_idle;
     }
 }
@@ -137,6 +142,10 @@ pub struct Counts {
     /// Connections opened.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub conns_opened: u64,
+    /// Of those, TLS connections whose handshake resumed an earlier
+    /// session (the rest of the TLS handshakes were full ones).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tls_resumed: u64,
     /// Reused connections found closed by the target while idle, and
     /// replaced before anything was written to them.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -157,6 +166,7 @@ impl Counts {
         self.check_failures += u64::from(s.checks_failed);
         self.resent += u64::from(s.client.resent);
         self.conns_opened += u64::from(s.client.opened);
+        self.tls_resumed += u64::from(s.client.resumed);
         self.conns_closed_idle += u64::from(s.client.closed_idle);
     }
 
@@ -168,6 +178,7 @@ impl Counts {
         self.check_failures += other.check_failures;
         self.resent += other.resent;
         self.conns_opened += other.conns_opened;
+        self.tls_resumed += other.tls_resumed;
         self.conns_closed_idle += other.conns_closed_idle;
         self.sessions += other.sessions;
     }

@@ -367,6 +367,8 @@ fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
         client: ClientWork {
             resent: 1,
             opened: 1,
+            // Its new TLS connection resumed the user's session.
+            resumed: 1,
             closed_idle: 0,
         },
         ..sample(1500, 0, 4, OK)
@@ -376,6 +378,7 @@ fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
         client: ClientWork {
             resent: 0,
             opened: 1,
+            resumed: 0,
             closed_idle: 1,
         },
         ..sample(1700, 0, 2, OK)
@@ -383,6 +386,7 @@ fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
     let c = a.counts;
     assert_eq!((c.requests, c.ok, c.failed()), (2, 2, 0));
     assert_eq!((c.resent, c.conns_opened, c.conns_closed_idle), (1, 2, 1));
+    assert_eq!(c.tls_resumed, 1);
     assert_eq!(a.endpoints[0].counts.resent, 1);
     assert_eq!(a.timeline[1].counts.resent, 1);
     assert_eq!(a.timeline[0].counts.resent, 0);
@@ -391,10 +395,11 @@ fn a_resent_request_counts_once_and_its_resends_and_connections_apart() {
     b.merge(&a);
     b.merge(&a);
     assert_eq!((b.counts.resent, b.counts.conns_closed_idle), (2, 2));
+    assert_eq!(b.counts.tls_resumed, 2);
     let old: Counts =
         serde_json::from_str(r#"{"requests": 1, "ok": 1, "errors": {}, "check_failures": 0}"#)
             .unwrap();
-    assert_eq!((old.resent, old.conns_opened), (0, 0));
+    assert_eq!((old.resent, old.conns_opened, old.tls_resumed), (0, 0, 0));
 }
 
 #[test]

@@ -743,8 +743,11 @@ pub struct RunOptions {
     /// Open model: how arrivals are spread in time [default: uniform].
     #[arg(long, value_enum, help_heading = "Load")]
     pub arrivals: Option<ArrivalsArg>,
-    /// Open model: most requests in flight; a due arrival beyond it is counted as dropped
-    /// [default: 1000].
+    /// Open model: most sessions in flight, each on its own connection; a
+    /// due arrival beyond it waits for one to finish (its wait is lag) and
+    /// is counted as dropped after 1 s [default: sized as the run goes by
+    /// Little's law: 4 x the arrival rate x the mean session time, at
+    /// least 32 per worker, at most 1000 in all].
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub max_in_flight: Option<usize>,
     /// A hard ceiling on requests sent per second by the whole run,
@@ -781,6 +784,12 @@ pub struct RunOptions {
     /// requests on them [default: one per worker].
     #[arg(long, value_name = "N", help_heading = "Request")]
     pub http2_connections: Option<usize>,
+    /// HTTP/2: most requests at once on one connection; the others wait
+    /// for a stream, their wait in their latency [default: as many as the
+    /// server allows]. `--vus 100 --http2-connections 10
+    /// --http2-streams 10` is h2load's `-c10 -m10`.
+    #[arg(long, value_name = "N", value_parser = positive, help_heading = "Request")]
+    pub http2_streams: Option<usize>,
     /// Ignore the scenario's retry policies: a control run for a retry storm.
     #[arg(long, help_heading = "Request")]
     pub no_retries: bool,
@@ -808,6 +817,12 @@ pub struct RunOptions {
     /// Also trust the CA certificates in this PEM file.
     #[arg(long, value_name = "FILE", help_heading = "Request")]
     pub cacert: Option<PathBuf>,
+    /// TLS session resumption: each user keeps the tickets the server
+    /// gives it, and its later connections resume (a shorter handshake,
+    /// counted as `tls_resumed`); a new visitor (`connections:
+    /// per_session`) starts with none. `off`: every handshake is full.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set, help_heading = "Request")]
+    pub tls_resumption: bool,
 
     /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%', 'rate>450' (repeatable).
     #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold, help_heading = "Output")]
@@ -952,12 +967,14 @@ impl Default for RunOptions {
             timeout: None,
             http2: false,
             http2_connections: None,
+            http2_streams: None,
             no_retries: false,
             max_redirects: None,
             resend: None,
             allow_hosts: Vec::new(),
             insecure: false,
             cacert: None,
+            tls_resumption: true,
             thresholds: Vec::new(),
             abort_on_fail: false,
             abort_if: Vec::new(),
@@ -1089,6 +1106,21 @@ fn fraction(text: &str) -> Result<f64, String> {
 }
 
 /// `--resend`: a policy by its name.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("use on or off".into()),
+    }
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("use a whole number of at least 1".into()),
+    }
+}
+
 fn parse_resend(text: &str) -> Result<plan::Resend, String> {
     plan::Resend::named(text).ok_or_else(|| {
         let names: Vec<&str> = plan::Resend::ALL.iter().map(|(_, n)| *n).collect();

@@ -93,7 +93,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         model: Model::Open {
             rate: first.profile.clone(),
             arrivals: Arrivals::Uniform,
-            max_in_flight: args.max_in_flight,
+            max_in_flight: Some(args.max_in_flight),
         },
         max_requests: args.requests,
         scenario,

@@ -368,6 +368,7 @@ fn watch_spec(
 fn apply_request_options(scenario: &mut Scenario, o: &RunOptions) -> Result<(), Failure> {
     scenario.tls = plan::TlsOptions {
         insecure: o.insecure,
+        resumption: o.tls_resumption,
         extra_roots_pem: match &o.cacert {
             Some(path) => Some(
                 std::fs::read(path)
@@ -385,6 +386,9 @@ fn apply_request_options(scenario: &mut Scenario, o: &RunOptions) -> Result<(), 
     }
     if let Some(n) = o.http2_connections {
         scenario.clients.http2_connections = n;
+    }
+    if let Some(n) = o.http2_streams {
+        scenario.clients.http2_streams = n;
     }
     scenario
         .redirects
@@ -637,7 +641,7 @@ pub fn load_info(plan: &Plan, level: Option<f64>) -> LoadInfo {
                 Arrivals::Uniform => "uniform".into(),
                 Arrivals::Poisson => "poisson".into(),
             });
-            info.max_in_flight = Some(*max_in_flight);
+            info.max_in_flight = *max_in_flight;
         }
         Model::Closed { think, .. } => {
             info.vus = level;

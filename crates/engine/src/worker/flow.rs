@@ -84,9 +84,13 @@ impl<C: Connector> Shared<C> {
             return;
         }
         if scenario.clients.connections == Connections::PerSession {
-            // Every session is a new visitor, on new connections.
+            // Every session is a new visitor, on new connections, with
+            // no TLS session to resume.
             session.conns.iter_mut().for_each(|c| *c = None);
-            session.lanes.iter_mut().for_each(Lane::disconnect);
+            session.capture.tickets.forget();
+            for lane in &mut session.lanes {
+                lane.new_visitor(&session.capture.tickets);
+            }
         }
         session.last_status = None;
         session.last_checks = false;

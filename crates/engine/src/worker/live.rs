@@ -396,10 +396,10 @@ impl<C: Connector> Shared<C> {
             .max_write_buffer_size(plan::MAX_WS_MESSAGE * 2)
             .max_message_size(Some(plan::MAX_WS_MESSAGE))
             .max_frame_size(Some(plan::MAX_WS_MESSAGE));
-        let source = session.capture.source;
+        let caller = session.capture.caller();
         let connecting = Cell::new(true);
         let open = async {
-            let stream = dialer.dial(phases, source).await?;
+            let stream = dialer.dial(phases, caller).await?;
             connecting.set(false);
             Ok::<_, Failure>(
                 tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await,

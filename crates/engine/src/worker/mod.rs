@@ -48,6 +48,9 @@ mod send;
 mod stream;
 
 use closed::closed_loop;
+#[cfg(test)]
+pub(crate) use open::Cap;
+pub(crate) use open::InFlight;
 use open::{open_loop, Job};
 use replay::replay_loop;
 pub use replay::Feed;
@@ -532,10 +535,19 @@ async fn run_load<C: Connector + 'static>(
                 max_arrivals,
                 cfg.seed,
             );
-            let share = max_in_flight.div_ceil(all_workers).max(1);
+            let share = |n: usize| n.div_ceil(all_workers).max(1);
+            let cap = match max_in_flight {
+                Some(n) => InFlight::Fixed(share(*n)),
+                None => InFlight::Auto {
+                    ceiling: share(plan::DEFAULT_MAX_IN_FLIGHT),
+                },
+            };
             match feed {
-                Some(feed) => replay_loop(sh, feed, share, &pacer).await,
-                None => open_loop(sh, schedule, share, rate.duration(), max_arrivals, &pacer).await,
+                Some(feed) => {
+                    let n = max_in_flight.unwrap_or(plan::DEFAULT_MAX_IN_FLIGHT);
+                    replay_loop(sh, feed, share(n), &pacer).await
+                }
+                None => open_loop(sh, schedule, cap, rate.duration(), max_arrivals, &pacer).await,
             }
         }
         Model::Closed {

@@ -22,6 +22,9 @@ pub(super) struct Slot {
 #[derive(Default)]
 pub(super) struct Pool {
     pub(super) idle: RefCell<Vec<Rc<Slot>>>,
+    /// The mean time a job held its sender, in seconds (an exponentially
+    /// weighted mean over the last jobs): the W of Little's law.
+    pub(super) holding: Cell<f64>,
     /// Notified when a sender goes idle.
     pub(super) went_idle: Notify,
     pub(super) closing: Cell<bool>,
@@ -134,9 +137,103 @@ pub(super) async fn until_due<C: Connector>(sh: &Shared<C>, pacer: &Pacer, due: 
     }
 }
 
+/// The CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// How long a due arrival waits for a busy sender to finish before a new
 /// sender (with a new connection) is started for it.
 const PATIENCE: Duration = Duration::from_micros(200);
+
+/// The open model's cap on senders (sessions in flight), for one worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum InFlight {
+    /// `--max-in-flight N`'s share.
+    Fixed(usize),
+    /// Sized by Little's law as the run goes, up to `ceiling`
+    /// (`plan::DEFAULT_MAX_IN_FLIGHT`'s share).
+    Auto { ceiling: usize },
+}
+
+/// Headroom over the sessions Little's law says are in flight on average.
+const HEADROOM: f64 = 4.0;
+/// The least automatic cap of a worker.
+const FLOOR: usize = 32;
+/// How often the automatic cap is sized again.
+const SIZING: Duration = Duration::from_millis(100);
+
+/// The worker's thread is this busy or more: more connections would not
+/// send sooner, only cost more.
+const BUSY: f64 = 0.9;
+
+/// The cap as it stands: fixed, or sized again every [`SIZING`] from the
+/// arrivals taken meanwhile (their rate, λ) and the mean time a job held
+/// its sender (W): `HEADROOM × λ × W`, within `FLOOR..=ceiling`. While
+/// the worker's own thread was [`BUSY`], the cap does not rise: a
+/// generator at its limit makes every session look slower, and sizing
+/// from that would open connections that only slow it further (measured:
+/// 1000 connections and 15% of the arrivals dropped where 50 dropped 1%).
+pub(crate) struct Cap {
+    of: InFlight,
+    now: usize,
+    since: Duration,
+    taken_since: u64,
+    cpu_since: Duration,
+}
+
+impl Cap {
+    pub(crate) fn new(of: InFlight) -> Cap {
+        let now = match of {
+            InFlight::Fixed(n) => n,
+            InFlight::Auto { ceiling } => FLOOR.min(ceiling),
+        };
+        Cap {
+            of,
+            now,
+            since: Duration::ZERO,
+            taken_since: 0,
+            cpu_since: Duration::ZERO,
+        }
+    }
+
+    /// The cap at `at` (from the run start), with `taken` arrivals taken
+    /// so far, jobs holding their senders `holding` seconds on average,
+    /// and `cpu` the CPU time the worker's thread has used (read only
+    /// when the cap is sized again).
+    pub(crate) fn at(
+        &mut self,
+        at: Duration,
+        taken: u64,
+        holding: f64,
+        cpu: impl FnOnce() -> Duration,
+    ) -> usize {
+        let InFlight::Auto { ceiling } = self.of else {
+            return self.now;
+        };
+        let window = at.saturating_sub(self.since);
+        if window >= SIZING {
+            let cpu = cpu();
+            let busy = cpu.saturating_sub(self.cpu_since).as_secs_f64() / window.as_secs_f64();
+            let rate = taken.saturating_sub(self.taken_since) as f64 / window.as_secs_f64();
+            let wanted =
+                ((HEADROOM * rate * holding).ceil() as usize).clamp(FLOOR.min(ceiling), ceiling);
+            self.now = if busy >= BUSY {
+                wanted.min(self.now)
+            } else {
+                wanted
+            };
+            self.since = at;
+            self.taken_since = taken;
+            self.cpu_since = cpu;
+        }
+        self.now
+    }
+}
 
 /// The least time between two new senders started for waiting arrivals.
 const SPAWN_GAP: Duration = Duration::from_micros(50);
@@ -144,8 +241,11 @@ const SPAWN_GAP: Duration = Duration::from_micros(50);
 /// Open model: dispatches each arrival when due to an idle sender. When
 /// every sender is busy, the arrival waits up to [`PATIENCE`] for one to
 /// finish (a finishing sender takes it itself), and then a new sender is
-/// started, at most one per [`SPAWN_GAP`], while under the in-flight cap;
-/// at the cap, an arrival that waited that long is counted as dropped. So the pool grows with
+/// started, at most one per [`SPAWN_GAP`], while under the in-flight cap
+/// ([`Cap`]); at the cap, an arrival waits for a sender up to
+/// [`plan::QUEUE_WAIT`] after it was due, and is then counted as dropped
+/// (so a pause of the target delays arrivals, measured from their due
+/// times, rather than losing them). So the pool grows with
 /// demand: a pause of the target a few hundred µs long costs a few new
 /// connections, not one per arrival that came during it (at 190,000/s that
 /// was a thousand connections, whose setup and upkeep then kept the
@@ -155,7 +255,7 @@ const SPAWN_GAP: Duration = Duration::from_micros(50);
 pub(super) async fn open_loop<C: Connector + 'static>(
     sh: &Rc<Shared<C>>,
     schedule: ArrivalSchedule,
-    max_in_flight: usize,
+    in_flight: InFlight,
     duration: Option<Duration>,
     max_arrivals: Option<u64>,
     pacer: &Pacer,
@@ -165,6 +265,7 @@ pub(super) async fn open_loop<C: Connector + 'static>(
     let next = |pool: &Pool| pool.upcoming.borrow().as_ref().and_then(|u| u.next);
     let mut exhausted = true;
     let mut last_spawn: Option<Instant> = None;
+    let mut cap = Cap::new(in_flight);
     'arrivals: while let Some(offset) = next(&pool) {
         let due_at = sh.start + offset;
         if !until_due(sh, pacer, due_at).await {
@@ -178,13 +279,20 @@ pub(super) async fn open_loop<C: Connector + 'static>(
             }
             let now = Instant::now();
             let patient = due_at + PATIENCE;
-            let at_cap = pool.senders.get() >= max_in_flight;
-            // At the cap, the arrival waits as long, then is dropped.
-            if at_cap && now >= patient {
+            let max = cap.at(
+                now.saturating_duration_since(sh.start),
+                pool.taken(),
+                pool.holding.get(),
+                thread_cpu,
+            );
+            let at_cap = pool.senders.get() >= max;
+            // At the cap, the arrival waits for a sender, then is dropped.
+            let given_up = due_at + plan::QUEUE_WAIT;
+            if at_cap && now >= given_up {
                 break None;
             }
             let spawn_at = if at_cap {
-                patient
+                given_up
             } else if pool.senders.get() == 0 {
                 now
             } else {
@@ -266,6 +374,7 @@ pub(super) async fn open_sender<C: Connector>(
             break;
         };
         loop {
+            let took = Instant::now();
             match job {
                 Job::Session(due, vu, arm) => {
                     // Each arrival is a new visitor; the sender keeps its connections.
@@ -274,6 +383,10 @@ pub(super) async fn open_sender<C: Connector>(
                 }
                 Job::Replay(req) => sh.replay_one(&mut session, &req).await,
             }
+            // W of Little's law: a mean over about the last 64 jobs.
+            let held = took.elapsed().as_secs_f64();
+            pool.holding
+                .set(pool.holding.get() + (held - pool.holding.get()) / 64.0);
             // An arrival already due goes to the first sender free.
             if pool.closing.get() {
                 break;

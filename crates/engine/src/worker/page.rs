@@ -21,9 +21,11 @@ pub(super) struct Lane<Conn: Connection> {
 }
 
 impl<Conn: Connection> Lane<Conn> {
-    /// Drops its connection (a new visitor, another address).
-    pub(super) fn disconnect(&mut self) {
+    /// Drops its connection and takes the user's `tickets`: a new
+    /// visitor, with none of the last one's TLS sessions.
+    pub(super) fn new_visitor(&mut self, tickets: &crate::net::Tickets) {
         self.conn = None;
+        self.capture.tickets = tickets.clone();
     }
 }
 
@@ -394,6 +396,7 @@ impl<C: Connector> Shared<C> {
                 body_limit: c.body_limit,
                 follow: false,
                 source: c.source,
+                tickets: c.tickets.clone(),
                 download_cap: c.download_cap,
                 ..Capture::default()
             },

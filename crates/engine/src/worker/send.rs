@@ -143,10 +143,11 @@ impl<C: Connector> Shared<C> {
             if fresh {
                 connecting.set(true);
                 phases.connect = None;
-                let opened = ex.connector.connect(phases, ex.capture.source).await;
+                let opened = ex.connector.connect(phases, ex.capture.caller()).await;
                 // A connection counts as opened once TCP connected, even if
                 // its TLS handshake then failed.
                 work.opened += u32::from(phases.connect.is_some());
+                work.resumed += u32::from(phases.resumed);
                 *ex.conn = Some(opened?);
                 connecting.set(false);
             }

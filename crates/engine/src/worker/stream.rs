@@ -358,10 +358,10 @@ impl<C: Connector> Shared<C> {
             .live
             .as_ref()
             .ok_or(NotOpened::Failed(ErrorKind::Connect))?;
-        let source = session.capture.source;
+        let caller = session.capture.caller();
         let connecting = Cell::new(true);
         let open = async {
-            let stream = dialer.dial(phases, source).await.map_err(|f| {
+            let stream = dialer.dial(phases, caller).await.map_err(|f| {
                 if let Some(detail) = f.detail {
                     self.note_error(f.kind, || detail.to_string());
                 }

@@ -32,6 +32,16 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
+impl Run {
+    /// The exact statistics of the results file.
+    fn raw(&self) -> stats::Stats {
+        let results = self.results.as_ref().expect("a results file");
+        report::Results::from_json(&results.to_string())
+            .expect("a results file throng reads")
+            .raw
+    }
+}
+
 fn out_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("results.json")
 }
@@ -475,6 +485,128 @@ fn http2_users_share_the_connections_asked_for_however_many_start_at_once() {
         assert_eq!(seen(&srv) - before, expected, "{asked:?}");
         assert_eq!(num(&res, "totals.connections_opened"), expected as f64);
     }
+}
+
+#[test]
+fn http2_streams_cap_the_requests_open_at_once_on_each_connection() {
+    // 12 users on 2 connections, each response 30 ms late: without a cap
+    // all 12 are open at once; with 3 streams a connection, at most 6.
+    let srv = server::h2c();
+    let url = srv.url("/slow");
+    for (streams, most) in [(None, 12), (Some("3"), 6)] {
+        srv.seen
+            .streams_max
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut args = vec![
+            "--url",
+            &url,
+            "--http2",
+            "--http2-connections",
+            "2",
+            "--vus",
+            "12",
+            "--requests",
+            "120",
+            "--workers",
+            "1",
+        ];
+        if let Some(n) = streams {
+            args.extend(["--http2-streams", n]);
+        }
+        let r = throng(&args);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let raw = r.raw();
+        let res = r.results.unwrap();
+        assert_eq!(num(&res, "totals.ok"), 120.0);
+        let seen = srv
+            .seen
+            .streams_max
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(seen, most, "{streams:?}");
+        // One connect per connection, one first byte per request: the
+        // phase histograms count each once, however requests share them.
+        assert_eq!(raw.connect.count(), 2);
+        assert_eq!(raw.ttfb.count(), 120);
+        // A stream waited for is in the latency, not in the time to first
+        // byte: with 3 streams for 6 users a connection, about half wait
+        // a whole response.
+        if streams.is_some() {
+            assert!(num(&res, "latency_ms.p99") >= 55.0, "{res}");
+            assert!(num(&res, "ttfb_ms.p50") < 55.0, "{res}");
+        }
+    }
+}
+
+#[test]
+fn tls_sessions_are_resumed_by_each_user_counted_and_off_on_request() {
+    // A new connection per request, 3 users, 30 requests: each user's
+    // first handshake is full and its later ones resume its own session.
+    let (srv, _) = server::tls(false);
+    let url = format!("https://localhost:{}/", srv.addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let per_request = dir.path().join("per-request.yaml");
+    std::fs::write(
+        &per_request,
+        "clients:\n  connections: per_request\nflows:\n  - steps:\n      - get: /\n",
+    )
+    .unwrap();
+    let per_session = dir.path().join("per-session.yaml");
+    std::fs::write(
+        &per_session,
+        "clients:\n  connections: per_session\nflows:\n  - steps:\n      - get: /\n      - get: /\n",
+    )
+    .unwrap();
+    let run = |scenario: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            scenario.to_str().unwrap(),
+            "--target",
+            &url,
+            "--insecure",
+            "--vus",
+            "3",
+            "--requests",
+            "30",
+            "--workers",
+            "1",
+        ];
+        args.extend(extra);
+        let r = throng(&args);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let raw = r.raw();
+        let res = r.results.unwrap();
+        assert_eq!(num(&res, "totals.ok"), 30.0);
+        // Exact phases: a connect and a handshake per connection, a
+        // first byte per request.
+        let opened = num(&res, "totals.connections_opened") as u64;
+        assert_eq!(raw.connect.count(), opened);
+        assert_eq!(raw.tls.count(), opened);
+        assert_eq!(num(&res, "totals.tls_handshakes") as u64, opened);
+        assert_eq!(raw.ttfb.count(), 30);
+        let resumed = res["totals"]["tls_resumed"].as_f64().unwrap_or(0.0);
+        (
+            opened,
+            resumed,
+            r.stdout,
+            num(&res, "totals.sessions") as u64,
+        )
+    };
+    let (opened, resumed, stdout, _) = run(&per_request, &[]);
+    assert_eq!((opened, resumed), (30, 27.0));
+    assert!(
+        stdout.contains("TLS handshakes 30, 3 full, 27 resumed"),
+        "{stdout}"
+    );
+    let (opened, resumed, _, _) = run(&per_request, &["--tls-resumption", "off"]);
+    assert_eq!((opened, resumed), (30, 0.0));
+    // Every session is a new visitor: a full handshake each, then its
+    // second request on the same connection.
+    let (opened, resumed, _, sessions) = run(&per_session, &[]);
+    // (A session begun as the budget ran out sends nothing.)
+    assert_eq!(resumed, 0.0);
+    assert!((15..=sessions).contains(&opened), "{opened} {sessions}");
+    let r = throng(&["--url", &url, "--tls-resumption", "maybe"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("use on or off"), "{}", r.stderr);
 }
 
 #[test]

@@ -53,6 +53,9 @@ pub struct Seen {
     pub paths: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub requests: AtomicU64,
     pub connections: AtomicU64,
+    /// HTTP/2 requests being answered now, and the most at once.
+    pub streams_open: AtomicU64,
+    pub streams_max: AtomicU64,
     pub posts_with_body: AtomicU64,
     pub with_header: AtomicU64,
     /// The client address of every connection.
@@ -388,7 +391,8 @@ pub fn h2c() -> Server {
 }
 
 /// Serves one HTTP/2 connection: 200 "h2" to HTTP/2 requests (302 to `/`
-/// for `/moved`), 505 otherwise.
+/// for `/moved`, after 30 ms for `/slow`), 505 otherwise; counts the
+/// streams open at once.
 async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, seen: Arc<Seen>) {
     use http_body_util::Full;
     use hyper::service::service_fn;
@@ -396,7 +400,15 @@ async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S,
         seen.requests.fetch_add(1, Ordering::Relaxed);
         let ok = req.version() == hyper::Version::HTTP_2;
         let moved = req.uri().path() == "/moved";
+        let slow = req.uri().path() == "/slow";
+        let seen = seen.clone();
         async move {
+            let open = seen.streams_open.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.streams_max.fetch_max(open, Ordering::SeqCst);
+            if slow {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            seen.streams_open.fetch_sub(1, Ordering::SeqCst);
             let status = match (ok, moved) {
                 (false, _) => 505,
                 (true, true) => 302,
