@@ -241,7 +241,17 @@ pub(crate) fn tls_config(
     http2: bool,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::ClientConfig;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    // Offer AES-128-GCM with SHA-256 first, as Chrome and Firefox do
+    // (rustls' own order puts AES-256-GCM with SHA-384 first): a server
+    // that follows the client's order then runs the handshake's key
+    // schedule on SHA-256, which CPUs accelerate, as it would for a
+    // browser. Measured: SHA-384's block function was 10-14% of the CPU
+    // of a handshake per request.
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let provider = Arc::new(provider);
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
