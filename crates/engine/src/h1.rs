@@ -22,7 +22,7 @@ use crate::request::{Parts, Wire};
 use crate::transport::{Capture, Connection, Connector, Response};
 
 /// Largest response head (status line and headers) accepted.
-const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted.
 const MAX_HEADERS: usize = 100;
 

@@ -34,8 +34,6 @@ use crate::transport::{Capture, Connection, Connector, Response};
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 /// Connection flow-control window.
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
-/// Largest response head accepted, as for HTTP/1.1.
-const MAX_HEAD: u32 = 64 * 1024;
 
 /// A connection's handle, and whether its task still runs.
 type Open = (SendRequest<Bytes>, Rc<Cell<bool>>);
@@ -104,7 +102,8 @@ impl Connector for H2Connector {
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_header_list_size(MAX_HEAD)
+            // The response head's cap, as for HTTP/1.1.
+            .max_header_list_size(crate::h1::MAX_HEAD as u32)
             .enable_push(false)
             .handshake::<_, Bytes>(stream)
             .await

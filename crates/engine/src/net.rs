@@ -95,11 +95,9 @@ impl AsyncWrite for Stream {
 /// TLS settings for one target, built once per run.
 #[derive(Clone)]
 pub(crate) struct TlsTarget {
-    /// The connector (configuration, roots, ALPN): for connections that
-    /// belong to no user (HTTP/2's shared ones, scrapes), resuming from
-    /// the run's own ticket store when resumption is on.
-    pub(crate) connector: TlsConnector,
-    /// Its configuration, for a user's connector with the user's tickets.
+    /// The configuration (roots, ALPN, the run's own ticket store for
+    /// connections of no user: HTTP/2's shared ones, scrapes); a user's
+    /// connections use a copy with the user's tickets.
     pub(crate) config: Arc<rustls::ClientConfig>,
     /// Whether sessions are resumed (`--tls-resumption`, on by default).
     pub(crate) resume: bool,
@@ -115,7 +113,6 @@ impl TlsTarget {
         name: ServerName<'static>,
     ) -> TlsTarget {
         TlsTarget {
-            connector: TlsConnector::from(config.clone()),
             config: config.clone(),
             resume,
             name,
@@ -209,13 +206,9 @@ impl Dialer {
         let Some(tls) = &self.tls else {
             return Ok(Stream::Plain(tcp));
         };
-        let own;
         let connector = match caller.tickets {
-            Some(tickets) if tls.resume => {
-                own = tickets.connector(tls);
-                &own
-            }
-            _ => &tls.connector,
+            Some(tickets) if tls.resume => tickets.connector(tls),
+            _ => TlsConnector::from(tls.config.clone()),
         };
         let stream = connector
             .connect(tls.name.clone(), tcp)
