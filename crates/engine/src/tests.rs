@@ -886,6 +886,34 @@ mod sim {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_default_cap_reaches_a_slow_targets_need_within_its_first_sessions() {
+        // 1000 arrivals a second at a target that answers in 50 ms: 50 in
+        // flight. The default cap starts at 32, and is sized every 10 ms
+        // until a session has finished, from a mean that the first
+        // sessions set at once: it is enough from 50 ms on, so only the
+        // arrivals due between 32 and 50 ms, which found 32 busy senders,
+        // are dropped.
+        let (out, connects) = run(Setup {
+            model: Model::Open {
+                rate: Profile::constant(1000.0, Some(secs(1))),
+                arrivals: Arrivals::Uniform,
+                max_in_flight: None,
+            },
+            behaviour: Behaviour::Status {
+                service: ms(50),
+                status: 200,
+            },
+            max_requests: None,
+            timeout: secs(60),
+            grace: secs(5),
+        })
+        .await;
+        let c = out.stats.counts;
+        assert_eq!((c.requests, c.dropped()), (982, 18));
+        assert!(connects <= 60, "{connects} connections");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn timeouts_are_counted_as_timeouts() {
         let (out, _) = run(Setup {
             model: open(Profile::constant(10.0, Some(secs(1)))),
@@ -1216,39 +1244,73 @@ mod sim {
 mod in_flight {
     use std::time::Duration;
 
-    use crate::worker::{Cap, InFlight};
+    use crate::worker::{Cap, InFlight, Seen};
 
     const IDLE: Duration = Duration::ZERO;
+
+    /// `taken` arrivals, jobs holding their senders `holding` s, after
+    /// 100 finished jobs.
+    fn seen(taken: u64, holding: f64) -> Seen {
+        Seen {
+            taken,
+            holding,
+            jobs: 100,
+        }
+    }
 
     #[test]
     fn the_automatic_cap_follows_littles_law_within_its_bounds() {
         let ms = Duration::from_millis;
         // A set cap is what was set.
         let mut fixed = Cap::new(InFlight::Fixed(50));
-        assert_eq!(fixed.at(ms(500), 10_000, 1.0, || IDLE), 50);
+        assert_eq!(fixed.at(ms(500), seen(10_000, 1.0), || IDLE), 50);
 
         let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
-        // Before any sizing: the floor.
-        assert_eq!(cap.at(ms(50), 0, 0.0, || IDLE), 32);
+        // No arrival yet: the floor.
+        assert_eq!(cap.at(ms(50), seen(0, 0.0), || IDLE), 32);
         // 1000 arrivals in 100 ms (10,000/s), each holding its sender
         // 5 ms: 50 in flight on average, 4 x 50 allowed.
-        assert_eq!(cap.at(ms(100), 1000, 0.005, || IDLE), 200);
+        assert_eq!(cap.at(ms(150), seen(1000, 0.005), || IDLE), 200);
         // Not sized again within 100 ms.
-        assert_eq!(cap.at(ms(150), 2000, 0.5, || IDLE), 200);
+        assert_eq!(cap.at(ms(200), seen(2000, 0.5), || IDLE), 200);
         // A fast target: 0.1 ms each, 4 x 1 = 4: the floor.
-        assert_eq!(cap.at(ms(200), 2000, 0.0001, || IDLE), 32);
+        assert_eq!(cap.at(ms(250), seen(2000, 0.0001), || IDLE), 32);
         // A slow one: 1 s each at 10,000/s: the ceiling.
-        assert_eq!(cap.at(ms(300), 3000, 1.0, || IDLE), 1000);
-        // While the worker's thread was busy (95 of 100 ms), the cap may
-        // fall but not rise: sessions look slow because the generator is.
-        let mut busy = Cap::new(InFlight::Auto { ceiling: 1000 });
-        assert_eq!(busy.at(ms(100), 1000, 0.005, || ms(95)), 32);
-        assert_eq!(busy.at(ms(200), 2000, 0.005, || ms(130)), 200);
-        assert_eq!(busy.at(ms(300), 3000, 0.05, || ms(225)), 200);
-        assert_eq!(busy.at(ms(400), 4000, 0.0001, || ms(320)), 32);
+        assert_eq!(cap.at(ms(350), seen(3000, 1.0), || IDLE), 1000);
         // Many workers: a ceiling under the floor is the cap.
         let mut small = Cap::new(InFlight::Auto { ceiling: 8 });
-        assert_eq!(small.at(ms(10), 0, 0.0, || IDLE), 8);
-        assert_eq!(small.at(ms(100), 1000, 1.0, || IDLE), 8);
+        assert_eq!(small.at(ms(10), seen(0, 0.0), || IDLE), 8);
+        assert_eq!(small.at(ms(100), seen(1000, 1.0), || IDLE), 8);
+    }
+
+    #[test]
+    fn the_cap_does_not_rise_while_the_thread_is_busy() {
+        let ms = Duration::from_millis;
+        // Busy (95 of 100 ms): the cap may fall but not rise, since
+        // sessions look slow because the generator is.
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        assert_eq!(cap.at(ms(100), seen(1000, 0.005), || ms(95)), 32);
+        // Not busy: it rises.
+        assert_eq!(cap.at(ms(200), seen(2000, 0.005), || ms(130)), 200);
+        assert_eq!(cap.at(ms(300), seen(3000, 0.05), || ms(225)), 200);
+        assert_eq!(cap.at(ms(400), seen(4000, 0.0001), || ms(320)), 32);
+    }
+
+    #[test]
+    fn the_cap_is_sized_every_10ms_until_a_job_has_finished() {
+        let ms = Duration::from_millis;
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        let start = |taken: u64, holding: f64, jobs: u64| Seen {
+            jobs,
+            ..seen(taken, holding)
+        };
+        // 8,000 arrivals a second at a 20 ms target: no job has finished
+        // by 10 ms, so W is not known: the floor.
+        assert_eq!(cap.at(ms(10), start(80, 0.0, 0), || IDLE), 32);
+        // The first ones finished by 25 ms: sized at once (4 x 8,000 x 20 ms).
+        assert_eq!(cap.at(ms(25), start(200, 0.02, 10), || IDLE), 640);
+        // Then every 100 ms.
+        assert_eq!(cap.at(ms(35), start(280, 0.04, 20), || IDLE), 640);
+        assert_eq!(cap.at(ms(125), start(1000, 0.04, 400), || IDLE), 1000);
     }
 }

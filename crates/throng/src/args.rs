@@ -745,7 +745,7 @@ pub struct RunOptions {
     pub arrivals: Option<ArrivalsArg>,
     /// Open model: most sessions in flight, each on its own connection; a
     /// due arrival beyond it waits for one to finish (its wait is lag) and
-    /// is counted as dropped after 1 s [default: sized as the run goes by
+    /// is counted as dropped after 1 ms [default: sized as the run goes by
     /// Little's law: 4 x the arrival rate x the mean session time, at
     /// least 32 per worker, at most 1000 in all].
     #[arg(long, value_name = "N", help_heading = "Load")]

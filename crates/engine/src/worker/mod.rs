@@ -48,10 +48,10 @@ mod send;
 mod stream;
 
 use closed::closed_loop;
-#[cfg(test)]
-pub(crate) use open::Cap;
 pub(crate) use open::InFlight;
 use open::{open_loop, Job};
+#[cfg(test)]
+pub(crate) use open::{Cap, Seen};
 use replay::replay_loop;
 pub use replay::Feed;
 

@@ -25,6 +25,8 @@ pub(super) struct Pool {
     /// The mean time a job held its sender, in seconds (an exponentially
     /// weighted mean over the last jobs): the W of Little's law.
     pub(super) holding: Cell<f64>,
+    /// Jobs finished so far.
+    pub(super) jobs: Cell<u64>,
     /// Notified when a sender goes idle.
     pub(super) went_idle: Notify,
     pub(super) closing: Cell<bool>,
@@ -98,6 +100,19 @@ impl Pool {
         slot
     }
 
+    /// Counts a finished job that held its sender `held`, into W of
+    /// Little's law: a mean over about the last 64 jobs, in which each
+    /// of the first 64 weighs as much as those before it (a mean that
+    /// started from zero would take a few hundred jobs to reach a slow
+    /// target's latency, and the cap would stay low meanwhile).
+    pub(super) fn held(&self, held: Duration) {
+        let jobs = self.jobs.get() + 1;
+        self.jobs.set(jobs);
+        let weight = 1.0 / jobs.min(64) as f64;
+        let w = self.holding.get();
+        self.holding.set(w + (held.as_secs_f64() - w) * weight);
+    }
+
     /// Arrivals taken so far.
     pub(super) fn taken(&self) -> u64 {
         self.upcoming.borrow().as_ref().map_or(0, |u| u.taken)
@@ -166,23 +181,48 @@ const HEADROOM: f64 = 4.0;
 const FLOOR: usize = 32;
 /// How often the automatic cap is sized again.
 const SIZING: Duration = Duration::from_millis(100);
+/// How often it is sized while it has not yet seen a job finish (a
+/// run's first moments): at a slow target, the first 100 ms at the
+/// floor would drop most of their arrivals.
+const SIZING_AT_START: Duration = Duration::from_millis(10);
 
 /// The worker's thread is this busy or more: more connections would not
 /// send sooner, only cost more.
 const BUSY: f64 = 0.9;
 
+/// What the dispatcher has seen so far, for sizing the automatic cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Seen {
+    /// Arrivals taken from the schedule (sent or dropped).
+    pub(crate) taken: u64,
+    /// The mean time a job held its sender, in seconds.
+    pub(crate) holding: f64,
+    /// Jobs finished.
+    pub(crate) jobs: u64,
+}
+
 /// The cap as it stands: fixed, or sized again every [`SIZING`] from the
 /// arrivals taken meanwhile (their rate, λ) and the mean time a job held
-/// its sender (W): `HEADROOM × λ × W`, within `FLOOR..=ceiling`. While
-/// the worker's own thread was [`BUSY`], the cap does not rise: a
-/// generator at its limit makes every session look slower, and sizing
-/// from that would open connections that only slow it further (measured:
-/// 1000 connections and 15% of the arrivals dropped where 50 dropped 1%).
+/// its sender (W): `HEADROOM × λ × W`, within `FLOOR..=ceiling`; every
+/// [`SIZING_AT_START`] until a job has finished. While the worker's own
+/// thread was [`BUSY`], the cap does not rise: a generator at its limit
+/// makes every session look slow, and sizing from that would open
+/// connections that only slow it further (measured: 1000 connections and
+/// 15% of the arrivals dropped where 50 dropped 1%).
+///
+/// Known limit: from about 20,000 arrivals a second the pacer spends the
+/// gaps between arrivals yielding (a sleep would wake too late), so the
+/// thread looks busy by its CPU time whatever the load, and against a
+/// slow target the cap then stays low (30,000/s at a 20 ms target: 32
+/// senders, most arrivals dropped and counted, and the summary says to
+/// raise `--max-in-flight`). Judging "busy" by how late the dispatcher
+/// woke instead was tried and let a generator at its limit climb to 1000
+/// connections again (bench case (b): −6% to −31% of the rate).
 pub(crate) struct Cap {
     of: InFlight,
     now: usize,
     since: Duration,
-    taken_since: u64,
+    seen_since: Seen,
     cpu_since: Duration,
 }
 
@@ -196,39 +236,38 @@ impl Cap {
             of,
             now,
             since: Duration::ZERO,
-            taken_since: 0,
+            seen_since: Seen::default(),
             cpu_since: Duration::ZERO,
         }
     }
 
-    /// The cap at `at` (from the run start), with `taken` arrivals taken
-    /// so far, jobs holding their senders `holding` seconds on average,
-    /// and `cpu` the CPU time the worker's thread has used (read only
-    /// when the cap is sized again).
-    pub(crate) fn at(
-        &mut self,
-        at: Duration,
-        taken: u64,
-        holding: f64,
-        cpu: impl FnOnce() -> Duration,
-    ) -> usize {
+    /// The cap at `at` (from the run start), given what the dispatcher has
+    /// `seen` so far and `cpu`, the CPU time the worker's thread has used
+    /// (read only when the cap is sized again).
+    pub(crate) fn at(&mut self, at: Duration, seen: Seen, cpu: impl FnOnce() -> Duration) -> usize {
         let InFlight::Auto { ceiling } = self.of else {
             return self.now;
         };
         let window = at.saturating_sub(self.since);
-        if window >= SIZING {
+        let every = if self.seen_since.jobs == 0 {
+            SIZING_AT_START
+        } else {
+            SIZING
+        };
+        if window >= every {
             let cpu = cpu();
             let busy = cpu.saturating_sub(self.cpu_since).as_secs_f64() / window.as_secs_f64();
-            let rate = taken.saturating_sub(self.taken_since) as f64 / window.as_secs_f64();
-            let wanted =
-                ((HEADROOM * rate * holding).ceil() as usize).clamp(FLOOR.min(ceiling), ceiling);
+            let rate =
+                seen.taken.saturating_sub(self.seen_since.taken) as f64 / window.as_secs_f64();
+            let wanted = ((HEADROOM * rate * seen.holding).ceil() as usize)
+                .clamp(FLOOR.min(ceiling), ceiling);
             self.now = if busy >= BUSY {
                 wanted.min(self.now)
             } else {
                 wanted
             };
             self.since = at;
-            self.taken_since = taken;
+            self.seen_since = seen;
             self.cpu_since = cpu;
         }
         self.now
@@ -279,12 +318,12 @@ pub(super) async fn open_loop<C: Connector + 'static>(
             }
             let now = Instant::now();
             let patient = due_at + PATIENCE;
-            let max = cap.at(
-                now.saturating_duration_since(sh.start),
-                pool.taken(),
-                pool.holding.get(),
-                thread_cpu,
-            );
+            let seen = Seen {
+                taken: pool.taken(),
+                holding: pool.holding.get(),
+                jobs: pool.jobs.get(),
+            };
+            let max = cap.at(now.saturating_duration_since(sh.start), seen, thread_cpu);
             let at_cap = pool.senders.get() >= max;
             // At the cap, the arrival waits for a sender, then is dropped.
             let given_up = due_at + plan::QUEUE_WAIT;
@@ -383,10 +422,7 @@ pub(super) async fn open_sender<C: Connector>(
                 }
                 Job::Replay(req) => sh.replay_one(&mut session, &req).await,
             }
-            // W of Little's law: a mean over about the last 64 jobs.
-            let held = took.elapsed().as_secs_f64();
-            pool.holding
-                .set(pool.holding.get() + (held - pool.holding.get()) / 64.0);
+            pool.held(took.elapsed());
             // An arrival already due goes to the first sender free.
             if pool.closing.get() {
                 break;
