@@ -75,29 +75,38 @@ impl Diagnostic {
             .unwrap_or(first)
             .split_once(": ")
             .filter(|(head, _)| head.starts_with("line "))
-            .map_or(first, |(_, m)| m)
-            .to_string();
-        let hint = unknown_key_hint(&message);
-        Diagnostic::at(file, text, pos, message, hint)
+            .map_or(first, |(_, m)| m);
+        // The position is already in front; some messages repeat it.
+        let message = message
+            .rsplit_once(" at line ")
+            .filter(|(_, at)| at.split_once(", column ").is_some())
+            .map_or(message, |(m, _)| m);
+        match unknown_key(message) {
+            Some((message, hint)) => Diagnostic::at(file, text, pos, message, Some(hint)),
+            None => Diagnostic::at(file, text, pos, message, None),
+        }
     }
 }
 
-/// For "unknown field `x`, expected one of a, b": the nearest valid key.
-fn unknown_key_hint(message: &str) -> Option<String> {
+/// For "unknown field `x`, expected one of a, b": the message without
+/// the list, and a hint with the nearest valid key, or the list.
+fn unknown_key(message: &str) -> Option<(String, String)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
     let expected = rest.split_once("expected ")?.1;
-    let options: Vec<String> = expected
+    let options: Vec<&str> = expected
         .trim_start_matches("one of ")
-        .split([',', ' '])
-        .map(|s| s.trim().trim_matches('`').to_string())
-        .filter(|s| !s.is_empty() && s != "or")
+        .split(',')
+        .flat_map(|s| s.split(" or "))
+        .map(|s| s.trim().trim_matches('`'))
+        .filter(|s| !s.is_empty())
         .collect();
-    let nearest = plan::suggest::nearest(field, options.iter().map(String::as_str));
-    Some(match nearest {
+    let nearest = plan::suggest::nearest(field, options.iter().copied());
+    let hint = match nearest {
         Some(n) => format!("did you mean `{n}`?"),
         None => format!("valid keys here: {}", options.join(", ")),
-    })
+    };
+    Some((format!("unknown field `{field}`"), hint))
 }
 
 impl fmt::Display for Diagnostic {

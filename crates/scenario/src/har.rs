@@ -7,7 +7,11 @@
 //! an id, a CSRF field in a form, a `Location`) become an `extract` on the
 //! first step whose response had them and a `{{ variable }}` where they are
 //! sent, each marked with a comment saying what was guessed. Cookies are
-//! left to the cookie jar. The output is YAML written by hand (every
+//! left to the cookie jar. A redirect the browser followed on the same
+//! origin is one step (throng follows redirects): its hops are merged into
+//! the request that caused them. A revalidation (a conditional request the
+//! server answered 304) is sent without its conditions, so the replayed
+//! request gets the page and a `2xx` check holds. The output is YAML written by hand (every
 //! string as a JSON string, which YAML reads as is), so comments can sit
 //! beside the rules they explain.
 
@@ -46,6 +50,9 @@ struct Entry {
     asset: bool,
     /// Values its response offered, with the rule that extracts each.
     offers: Vec<(String, Rule)>,
+    /// Where a redirect response sends the browser on the same origin
+    /// (path and query), if it is one.
+    redirect: Option<String>,
 }
 
 /// How a value is taken from a response.
@@ -80,8 +87,10 @@ impl Rule {
 }
 
 /// Headers not carried into the scenario: the cookie jar, the connection
-/// and the HTTP/2 pseudo-headers are throng's business.
-const DROPPED_HEADERS: [&str; 12] = [
+/// and the HTTP/2 pseudo-headers are throng's business; so are a
+/// browser's cache conditions, which would turn the replayed page into a
+/// 304.
+const DROPPED_HEADERS: [&str; 13] = [
     "cookie",
     "host",
     "content-length",
@@ -94,6 +103,7 @@ const DROPPED_HEADERS: [&str; 12] = [
     "pragma",
     "cache-control",
     "if-none-match",
+    "if-modified-since",
 ];
 
 /// The shortest value worth correlating: shorter ones ("1", "ok") appear
@@ -102,6 +112,8 @@ const MIN_VALUE: usize = 4;
 
 /// The scenario file of a HAR recording.
 pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
+    // The HAR spec: readers ignore a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let har: Value =
         serde_json::from_str(text).map_err(|e| HarError(format!("not a HAR file: {e}")))?;
     let entries = har
@@ -131,11 +143,14 @@ pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
                 .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
                 .map(|(_, v)| v.clone());
         }
-        parsed.push(entry(e, path, headers));
+        let mut entry = entry(e, path, headers);
+        entry.redirect = redirect_on(e, origin);
+        parsed.push(entry);
     }
     let Some(origin) = origin else {
         return Err(HarError("the recording has no requests".into()));
     };
+    let (mut parsed, hops) = merge_redirects(parsed);
     let assets = parsed.iter().filter(|e| e.asset).count();
     if opts.no_assets {
         parsed.retain(|e| !e.asset);
@@ -161,8 +176,67 @@ pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
             other_hosts,
             assets,
             no_assets: opts.no_assets,
+            hops,
         },
     ))
+}
+
+/// Where a redirect response sends the browser, as a path and query, when
+/// it stays on `origin`: the `Location` header (or HAR's `redirectURL`),
+/// absolute or from the root.
+fn redirect_on(e: &Value, origin: &str) -> Option<String> {
+    let status = e.pointer("/response/status").and_then(Value::as_u64)?;
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = pairs(e.pointer("/response/headers"))
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v)
+        .or_else(|| {
+            e.pointer("/response/redirectURL")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+        })?;
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some(location);
+    }
+    let (to, path) = split_url(&location)?;
+    (to == origin).then_some(path)
+}
+
+/// The recording's redirect chains as single requests: a request whose
+/// response redirected to the next request's path (a GET, or the same
+/// method after a 307 or 308) takes that request's response, its offers
+/// and its time, as throng's request will when it follows the redirect.
+/// Returns the entries and the hops merged.
+fn merge_redirects(entries: Vec<Entry>) -> (Vec<Entry>, usize) {
+    let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
+    let mut hops = 0;
+    for e in entries {
+        if let Some(prev) = out.last_mut() {
+            let same_method = matches!(prev.status, 307 | 308);
+            let follows = prev.redirect.as_deref() == Some(e.path.as_str())
+                && if same_method {
+                    e.method == prev.method
+                } else {
+                    e.method == "GET"
+                };
+            if follows {
+                prev.offers
+                    .retain(|(_, rule)| !matches!(rule, Rule::Header(h) if h.eq_ignore_ascii_case("location")));
+                prev.offers.extend(e.offers);
+                prev.status = e.status;
+                prev.took_ms = (e.started_ms + e.took_ms - prev.started_ms).max(prev.took_ms);
+                prev.redirect = e.redirect;
+                hops += 1;
+                continue;
+            }
+        }
+        out.push(e);
+    }
+    (out, hops)
 }
 
 /// One recorded request to the recording's origin, with what its
@@ -211,6 +285,7 @@ fn entry(e: &Value, path: String, headers: Vec<(String, String)>) -> Entry {
             .max(0.0),
         asset,
         offers: offers(e, &mime),
+        redirect: None,
     }
 }
 
@@ -221,6 +296,8 @@ struct Context {
     other_hosts: BTreeMap<String, usize>,
     assets: usize,
     no_assets: bool,
+    /// Redirect hops merged into the requests that caused them.
+    hops: usize,
 }
 
 /// `https://host:port/path?q` as (`https://host:port`, `/path?q`).
@@ -437,6 +514,13 @@ fn write(entries: &[Entry], cx: &Context) -> String {
     if cx.no_assets && cx.assets > 0 {
         let _ = writeln!(y, "# {} static assets left out (--no-assets).", cx.assets);
     }
+    if cx.hops > 0 {
+        let _ = writeln!(
+            y,
+            "# {} redirect hop(s) merged into the request that caused them: throng follows redirects.",
+            cx.hops
+        );
+    }
     for (host, n) in &cx.other_hosts {
         let _ = writeln!(
             y,
@@ -467,7 +551,12 @@ fn write(entries: &[Entry], cx: &Context) -> String {
 fn write_step(entries: &[Entry], index: usize, correlations: &[Correlation]) -> String {
     let mut y = String::new();
     let e = &entries[index];
-    let (path, mut used) = templated(&e.path, index, correlations);
+    // A path is a path: a recorded value that was the whole of it (a
+    // `Location` sent back as is) stays as recorded.
+    let (path, mut used) = match templated(&e.path, index, correlations) {
+        (path, used) if path.starts_with('/') => (path, used),
+        _ => (e.path.clone(), Vec::new()),
+    };
     let mut secret_vars: Vec<usize> = Vec::new();
     let _ = writeln!(
         y,

@@ -492,6 +492,17 @@ pub struct RawFlow {
     pub steps: Vec<Spanned<RawStep>>,
 }
 
+/// A YAML scalar that is read as text (`25`, `true` and `"25"` alike),
+/// as form and query values are: for the JSON Schema only.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Scalar {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
 /// One request: exactly one of `get`, `post`, `put`, `patch`, `delete`,
 /// `head`, with its path. Or a block of steps: `repeat`, `for_each` (with
 /// `as`), `while` or `if` (with `else`), each with its `steps`, or
@@ -500,22 +511,22 @@ pub struct RawFlow {
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     /// GET this path (templates allowed).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub get: Option<Spanned<String>>,
     /// POST to this path.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub post: Option<Spanned<String>>,
     /// PUT to this path.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub put: Option<Spanned<String>>,
     /// PATCH this path.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub patch: Option<Spanned<String>>,
     /// DELETE this path.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub delete: Option<Spanned<String>>,
     /// HEAD this path.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub head: Option<Spanned<String>>,
     /// The endpoint's name in every report (default: method and path).
     #[schemars(with = "Option<String>")]
@@ -527,7 +538,7 @@ pub struct RawStep {
     pub headers: IndexMap<String, Spanned<RawHeader>>,
     /// Query parameters, appended to the path (templates allowed in values).
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, String>")]
+    #[schemars(with = "IndexMap<String, Scalar>")]
     pub query: IndexMap<String, Spanned<String>>,
     /// A raw body (templates allowed).
     #[schemars(with = "Option<String>")]
@@ -536,7 +547,7 @@ pub struct RawStep {
     pub json: Option<serde_json::Value>,
     /// A form body (`application/x-www-form-urlencoded`); values may hold templates.
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, String>")]
+    #[schemars(with = "IndexMap<String, Scalar>")]
     pub form: IndexMap<String, Spanned<String>>,
     /// Pause after this step's response.
     #[schemars(with = "Option<RawThink>")]
@@ -620,7 +631,7 @@ pub struct RawStep {
     /// upgrade) and run its `session`. Reported as an endpoint (default
     /// name `WS /path`): upgrade time, message round trips, messages,
     /// close codes.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub ws: Option<Spanned<String>>,
     /// With `ws`: what is done on the socket, in order: `send`,
     /// `send_json`, `send_binary`, `expect`, `hold`, `every`, `close`.
@@ -635,7 +646,7 @@ pub struct RawStep {
     /// until it ends, `events` came or `for` passed; the step's `checks`
     /// and `extract` apply to each event's data. Reported as an endpoint
     /// (default name `SSE /path`): time to the first event, gaps, events.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", pattern("^/"))]
     pub sse: Option<Spanned<String>>,
     /// With `sse`: end after this many events.
     pub events: Option<u64>,

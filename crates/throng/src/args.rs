@@ -561,7 +561,10 @@ const KUBE_EXAMPLES: &str = "\
 Examples:
   throng kube shop.yaml --workers 8 --image ghcr.io/you/throng:0.1 > throng.yaml
   kubectl apply -f throng.yaml
-  kubectl -n throng logs -f job/throng-merge
+  kubectl -n throng logs -f job/throng-<run>-merge   # the name is in throng.yaml's first lines
+
+  # Data files with credentials (test users' passwords) from a Secret, not the ConfigMap
+  throng kube login.yaml --data-from-secret throng-data > throng.yaml   # says how to create it
   # deploy/kubernetes/README.md: the whole walk-through";
 
 const RUN_EXAMPLES: &str = "\
@@ -660,6 +663,12 @@ pub struct KubeArgs {
     /// values stay in the cluster; the manifests only name the Secret.
     #[arg(long = "env-from-secret", value_name = "SECRET")]
     pub env_from_secrets: Vec<String>,
+    /// The scenario's data files (feeders' CSV and JSON) come from this
+    /// Secret rather than the ConfigMap: for files that hold credentials.
+    /// The manifests hold neither the files nor their contents; throng
+    /// prints the `kubectl create secret` that puts them in the cluster.
+    #[arg(long = "data-from-secret", value_name = "SECRET")]
+    pub data_from_secret: Option<String>,
     /// More options for every worker's `throng run` (repeatable), e.g.
     /// --run-arg=--rate --run-arg=2000.
     #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]

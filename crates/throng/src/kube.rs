@@ -45,11 +45,33 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
         return Err(Failure::usage(anyhow!("--workers must be at least 1")));
     }
     check_name("--namespace", &a.namespace)?;
+    if let Some(secret) = &a.data_from_secret {
+        check_name("--data-from-secret", secret)?;
+    }
     let start_delay = plan::parse_duration(&a.start_delay).map_err(Failure::usage)?;
-    let (text, model, data) = compile_as_pods_will(a)?;
+    let (text, model, data, target) = compile_as_pods_will(a)?;
+    if is_loopback(&target.host) {
+        eprintln!(
+            "warning: the target {} is a loopback address: inside a worker pod that is the pod \
+             itself, not this machine\n  = hint: give --target an address the pods reach, e.g. a \
+             Service: --target http://shop.default.svc.cluster.local:8080",
+            target.url()
+        );
+    }
     let run = Run::new(now);
     let n = a.workers;
-    let (config, items) = config_map(&text, &data)?;
+    let (config, items) = config_map(&text, &data, a.data_from_secret.is_some())?;
+    match (&a.data_from_secret, data.is_empty()) {
+        (Some(secret), false) => eprintln!(
+            "{} data file(s) are to come from the Secret {secret}; create it before applying:\n  {}",
+            data.len(),
+            create_secret(a, secret, &data)
+        ),
+        (Some(_), true) => {
+            eprintln!("warning: --data-from-secret: the scenario reads no data file")
+        }
+        (None, _) => {}
+    }
     // The merge waits for the start, the load, the grace period and a
     // margin for pods that start late.
     let load = model
@@ -58,12 +80,20 @@ pub fn manifests(a: &KubeArgs, now: SystemTime) -> Result<String, Failure> {
         .unwrap_or(Duration::from_secs(3600));
     let wait = start_delay + load + Duration::from_secs(10 + 300);
     let docs = documents(a, &run, config, items, wait);
+    let secret_line = match (&a.data_from_secret, data.is_empty()) {
+        (Some(secret), false) => format!(
+            "# Data files from the Secret {secret}: {}\n",
+            create_secret(a, secret, &data)
+        ),
+        _ => String::new(),
+    };
     let (ns, prefix, run_id, dir) = (&a.namespace, &run.prefix, &run.id, &run.dir);
     let mut out = format!(
         "# throng kube {}: {n} workers, run {run_id}.\n\
          # kubectl apply -f THIS_FILE; then kubectl -n {ns} logs -f job/{prefix}-merge\n\
          # Results: {dir}/merged.json, report.html and junit.xml on the throng-results volume\n\
-         # (deploy/kubernetes/README.md). Generate the manifests again for each run.\n",
+         # (deploy/kubernetes/README.md). Generate the manifests again for each run.\n\
+         {secret_line}",
         a.scenario.display()
     );
     for doc in &docs {
@@ -103,7 +133,10 @@ impl Run {
 
 /// Compiles the scenario as the pods will, noting each data file it
 /// reads: its text, its load model and the data files.
-fn compile_as_pods_will(a: &KubeArgs) -> Result<(String, plan::Model, Vec<DataFile>), Failure> {
+#[allow(clippy::type_complexity)]
+fn compile_as_pods_will(
+    a: &KubeArgs,
+) -> Result<(String, plan::Model, Vec<DataFile>, plan::Target), Failure> {
     let text = std::fs::read_to_string(&a.scenario)
         .map_err(|e| Failure::usage(anyhow!("cannot read {}: {e}", a.scenario.display())))?;
     let base = a
@@ -154,14 +187,61 @@ fn compile_as_pods_will(a: &KubeArgs) -> Result<(String, plan::Model, Vec<DataFi
     let (model, _) = compiled.load.build().map_err(Failure::usage)?;
     let data = read.lock().map(|r| r.clone()).unwrap_or_default();
 
-    Ok((text, model, data))
+    Ok((text, model, data, compiled.scenario.target))
+}
+
+/// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The `kubectl create secret` that holds the data files under the keys
+/// the pods mount them from, read from where they are here.
+fn create_secret(a: &KubeArgs, secret: &str, data: &[DataFile]) -> String {
+    let base = a.scenario.parent().unwrap_or(Path::new(""));
+    let files: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, (file, _))| {
+            format!(
+                "--from-file={}={}",
+                data_key(i, file),
+                base.join(file).display()
+            )
+        })
+        .collect();
+    format!(
+        "kubectl -n {} create secret generic {secret} {}",
+        a.namespace,
+        files.join(" ")
+    )
+}
+
+/// The key a data file has in the ConfigMap or the Secret.
+fn data_key(i: usize, file: &str) -> String {
+    format!("data-{i}-{file}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The ConfigMap's data: the scenario, and each data file under a key of
-/// its own; and the items that mount them at their paths.
+/// its own (unless `in_secret`: then the files are the Secret's, under
+/// the same keys); and the items that mount them at their paths.
 fn config_map(
     text: &str,
     data: &[DataFile],
+    in_secret: bool,
 ) -> Result<(serde_json::Map<String, Value>, Vec<Value>), Failure> {
     let mut config = serde_json::Map::new();
     let mut items = vec![json!({"key": "scenario.yaml", "path": "scenario.yaml"})];
@@ -175,20 +255,14 @@ fn config_map(
                  below it only (move the file beside the scenario)"
             )));
         }
+        let key = data_key(i, file);
+        items.push(json!({"key": key, "path": file}));
+        if in_secret {
+            continue;
+        }
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| Failure::usage(anyhow!("the data file {file:?} is not UTF-8 text")))?;
-        let key: String = format!("data-{i}-{file}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-._".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         size += text.len();
-        items.push(json!({"key": key, "path": file}));
         config.insert(key, Value::String(text));
     }
     if size > CONFIGMAP_LIMIT {
@@ -250,8 +324,22 @@ fn documents(
     let (n, prefix, run_id) = (a.workers, &run.prefix, &run.id);
     let labels = json!({"app.kubernetes.io/name": "throng", "throng/run": run_id});
     let ns = &a.namespace;
+    // The scenario from the ConfigMap; its data files from there too, or
+    // from the Secret, in one folder.
+    let scenario_volume = match &a.data_from_secret {
+        Some(secret) if items.len() > 1 => {
+            let (scenario, files) = items.split_at(1);
+            json!({"name": "scenario", "projected": {"sources": [
+                {"configMap": {"name": format!("{prefix}-scenario"), "items": scenario}},
+                {"secret": {"name": secret, "items": files}},
+            ]}})
+        }
+        _ => {
+            json!({"name": "scenario", "configMap": {"name": format!("{prefix}-scenario"), "items": items}})
+        }
+    };
     let volumes = json!([
-        {"name": "scenario", "configMap": {"name": format!("{prefix}-scenario"), "items": items}},
+        scenario_volume,
         {"name": "results", "persistentVolumeClaim": {"claimName": "throng-results"}},
     ]);
     let mounts = json!([

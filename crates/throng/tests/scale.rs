@@ -322,6 +322,13 @@ fn kube_manifests_wire_segments_volumes_and_the_merge_and_work_here() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Here the target is on loopback: in a pod, that is the pod itself.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("is a loopback address: inside a worker pod that is the pod itself")
+            && stderr.contains("hint: give --target an address the pods reach"),
+        "{stderr}"
+    );
     let yaml = String::from_utf8(o.stdout).unwrap();
     let docs = documents(&yaml);
     assert_eq!(docs.len(), 5, "{yaml}");
@@ -471,6 +478,53 @@ fn kube_manifests_wire_segments_volumes_and_the_merge_and_work_here() {
     // 180 unique users, each once.
     let paths = srv.seen.paths.lock().unwrap().clone();
     assert_eq!(paths.len(), 180);
+}
+
+#[test]
+fn kube_data_files_with_credentials_come_from_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = unique_users_scenario(dir.path(), 3, 10);
+    std::fs::write(
+        dir.path().join("data/users.csv"),
+        "email,password\nuser0@example.com,hunter2-secret\n",
+    )
+    .unwrap();
+    let o = throng_bin()
+        .arg("kube")
+        .arg(&scenario)
+        .args(["--data-from-secret", "throng-data"])
+        .args(["--target", "http://shop.default.svc:8080"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("loopback"), "{stderr}");
+    // The command that puts the file in the cluster, under the key the
+    // pods mount it from.
+    let users = dir.path().join("data/users.csv");
+    let create = format!(
+        "kubectl -n throng create secret generic throng-data --from-file=data-0-data_users.csv={}",
+        users.display()
+    );
+    assert!(stderr.contains(&create), "{stderr}");
+    let yaml = String::from_utf8(o.stdout).unwrap();
+    assert!(yaml.contains(&create), "the manifests say it too");
+    assert!(!yaml.contains("hunter2"), "{yaml}");
+    let docs = documents(&yaml);
+    let cm = kind(&docs, "ConfigMap", "-scenario");
+    let keys: Vec<&String> = cm["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["scenario.yaml"]);
+    // One folder: the scenario from the ConfigMap, the file from the Secret.
+    for job in ["-workers", "-merge"] {
+        let volumes = &kind(&docs, "Job", job)["spec"]["template"]["spec"]["volumes"];
+        assert_eq!(
+            volumes[0]["projected"]["sources"],
+            serde_json::json!([
+                {"configMap": {"name": cm["metadata"]["name"], "items": [{"key": "scenario.yaml", "path": "scenario.yaml"}]}},
+                {"secret": {"name": "throng-data", "items": [{"key": "data-0-data_users.csv", "path": "data/users.csv"}]}},
+            ])
+        );
+    }
 }
 
 #[test]

@@ -323,6 +323,60 @@ fn examples_validate_and_the_committed_schema_is_current() {
 }
 
 #[test]
+fn the_schema_takes_the_examples_and_refuses_what_validate_refuses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/scenario.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("scenario.schema.json", schema)
+        .unwrap();
+    let index = compiler
+        .compile("scenario.schema.json", &mut schemas)
+        .unwrap();
+    let conforms = |yaml: &str| {
+        let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        schemas.validate(&v, index).is_ok()
+    };
+    let files = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .chain(std::fs::read_dir(root.join("examples/incidents")).unwrap());
+    let mut bad_examples = Vec::new();
+    for entry in files {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            if let Err(e) = schemas.validate(&v, index) {
+                bad_examples.push(format!("{}: {e:#}", path.display()));
+            }
+        }
+    }
+    assert!(bad_examples.is_empty(), "{}", bad_examples.join("\n"));
+    // What `validate` refuses for its shape, the schema refuses too (an
+    // editor says so as it is typed).
+    for bad in [
+        "flows:\n  - steps:\n      - get: items\n",
+        "flows:\n  - steps:\n      - post: \"{{ location }}\"\n",
+        "flows:\n  - steps:\n      - ws: chat\n",
+        "flows:\n  - steps:\n      - get: /\n        thnk: 1s\n",
+        "flows:\n  - steps:\n      - get: /\n        checks: [ { status: 200, qqq: 1 } ]\n",
+        "flows: []\n",
+    ] {
+        let (_dir, path) = scenario(&format!("target: http://127.0.0.1:1\n{bad}"));
+        let out = throng_bin().arg("validate").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "validate takes {bad:?}");
+        assert!(
+            !conforms(&format!("target: http://127.0.0.1:1\n{bad}")),
+            "the schema takes {bad:?}"
+        );
+    }
+}
+
+#[test]
 fn a_body_check_fails_on_the_fraction_of_pages_that_show_an_error() {
     let srv = server::http1(Mode::App);
     let (_dir, path) = scenario(
