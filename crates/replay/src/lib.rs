@@ -14,6 +14,15 @@
 //! second a request came; the requests of one second are spread evenly
 //! across it. That needs each second's count, which a first pass over the
 //! log gathers ([`Expander::second_counts`]).
+//!
+//! Web servers write a line when a request ends, so a log is out of time
+//! order by up to its slowest response. Requests are held back until the
+//! log has moved [`Options::reorder`] past them, and come out in time
+//! order; the replay's zero is the earliest time within the first window.
+//! A line older than what has already come out (more out of order than
+//! the window) is sent at once and counted
+//! ([`Tally::out_of_order`]). Memory is the window's lines, whatever the
+//! log's length.
 
 mod format;
 
@@ -51,6 +60,9 @@ pub struct Options {
     pub exclude: Vec<Regex>,
     /// Distinct endpoints reported; later ones are reported as `other`.
     pub max_endpoints: usize,
+    /// How far out of time order the log's lines may be (in the log's
+    /// time): requests are held this long behind the latest line read.
+    pub reorder: Duration,
 }
 
 impl Options {
@@ -66,9 +78,14 @@ impl Options {
             include: Vec::new(),
             exclude: Vec::new(),
             max_endpoints: 100,
+            reorder: DEFAULT_REORDER,
         }
     }
 }
+
+/// The default reorder window: a few seconds, longer than most slow
+/// responses (a line is written when its response ends).
+pub const DEFAULT_REORDER: Duration = Duration::from_secs(5);
 
 /// What became of the log's lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,23 +106,28 @@ pub struct Tally {
     pub requests: u64,
     /// Sessions reconstructed (before scaling).
     pub sessions: u64,
+    /// Lines older than requests already sent (more out of time order
+    /// than the reorder window): sent at once, late.
+    pub out_of_order: u64,
 }
 
 /// How many malformed lines are kept to show.
 pub const SHOWN_MALFORMED: usize = 5;
 
-/// A request waiting in the reorder queue: copies of a session are due
-/// later than the log line that made them.
+/// A request waiting in the reorder queue, at its time in the log (in
+/// µs; a copy of a session shifted by its offset): lines come out of time
+/// order, and copies of a session are due later than the line that made
+/// them.
 #[derive(Debug)]
 struct Pending {
-    due: Duration,
+    at_us: i64,
     seq: u64,
     request: ReplayRequest,
 }
 
 impl PartialEq for Pending {
     fn eq(&self, o: &Pending) -> bool {
-        (self.due, self.seq) == (o.due, o.seq)
+        (self.at_us, self.seq) == (o.at_us, o.seq)
     }
 }
 impl Eq for Pending {}
@@ -116,7 +138,7 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, o: &Pending) -> std::cmp::Ordering {
-        (self.due, self.seq).cmp(&(o.due, o.seq))
+        (self.at_us, self.seq).cmp(&(o.at_us, o.seq))
     }
 }
 
@@ -140,8 +162,11 @@ pub struct Expander {
     seen_counts: HashMap<i64, u32>,
     queue: BinaryHeap<Reverse<Pending>>,
     seq: u64,
-    /// The latest due time of an original (unshifted) request.
-    high_water: Duration,
+    /// The latest log time of a line read, in µs.
+    high_water_us: i64,
+    /// The log time of the last request that came out, in µs: a line
+    /// older than it is out of order beyond the window.
+    emitted_us: i64,
     /// What became of the lines.
     pub tally: Tally,
 }
@@ -161,7 +186,8 @@ impl Expander {
             seen_counts: HashMap::new(),
             queue: BinaryHeap::new(),
             seq: 0,
-            high_water: Duration::ZERO,
+            high_water_us: i64::MIN,
+            emitted_us: i64::MIN,
             tally: Tally::default(),
         }
     }
@@ -209,26 +235,32 @@ impl Expander {
             return;
         }
         self.tally.logged += 1;
-        let time_us = self.spread_time(&record);
-        let t0 = *self.t0_us.get_or_insert(time_us);
-        let due = Duration::from_micros((time_us - t0).max(0) as u64).div_f64(self.opts.speed);
+        let mut time_us = self.spread_time(&record);
+        if time_us < self.emitted_us {
+            // Later requests have gone already: this one goes at once.
+            self.tally.out_of_order += 1;
+            time_us = self.emitted_us;
+        }
         let session = self.session_of(&record, time_us);
         let endpoint = self.endpoint(&record.method, bare);
         for copy in 0..self.opts.scale.max(1) {
             let id = hash(&(session, copy));
-            let shift = if copy == 0 {
-                Duration::ZERO
+            // The spread is replay time; the queue is in the log's.
+            let shift_us = if copy == 0 {
+                0
             } else {
-                self.opts
+                let shift = self
+                    .opts
                     .spread
-                    .mul_f64((id >> 11) as f64 / (1u64 << 53) as f64)
+                    .mul_f64((id >> 11) as f64 / (1u64 << 53) as f64);
+                (shift.as_micros() as f64 * self.opts.speed) as i64
             };
             self.seq += 1;
             self.queue.push(Reverse(Pending {
-                due: due + shift,
+                at_us: time_us + shift_us,
                 seq: self.seq,
                 request: ReplayRequest {
-                    due: due + shift,
+                    due: Duration::ZERO,
                     method: record.method.clone(),
                     path: record.path.clone(),
                     user_agent: record.user_agent.clone(),
@@ -237,8 +269,9 @@ impl Expander {
                 },
             }));
         }
-        self.high_water = self.high_water.max(due);
-        self.drain(Some(self.high_water), out);
+        self.high_water_us = self.high_water_us.max(time_us);
+        let window = self.opts.reorder.as_micros() as i64;
+        self.drain(Some(self.high_water_us.saturating_sub(window)), out);
     }
 
     /// Emits every request still queued.
@@ -246,14 +279,22 @@ impl Expander {
         self.drain(None, out);
     }
 
-    fn drain(&mut self, until: Option<Duration>, out: &mut Vec<ReplayRequest>) {
+    /// Emits the requests at or before `until` (log time, µs), in time
+    /// order; all of them when `None`. The first to come out sets the
+    /// replay's zero: the earliest time of the first window.
+    fn drain(&mut self, until: Option<i64>, out: &mut Vec<ReplayRequest>) {
         while let Some(Reverse(p)) = self.queue.peek() {
-            if until.is_some_and(|u| p.due > u) {
+            if until.is_some_and(|u| p.at_us > u) {
                 break;
             }
             if let Some(Reverse(p)) = self.queue.pop() {
+                let t0 = *self.t0_us.get_or_insert(p.at_us);
+                let mut request = p.request;
+                request.due =
+                    Duration::from_micros((p.at_us - t0).max(0) as u64).div_f64(self.opts.speed);
+                self.emitted_us = self.emitted_us.max(p.at_us);
                 self.tally.requests += 1;
-                out.push(p.request);
+                out.push(request);
             }
         }
     }

@@ -281,3 +281,57 @@ fn scale_multiplies_the_rate_away_from_the_edges() {
     }
     assert_eq!(out.len(), 3000);
 }
+
+#[test]
+fn lines_out_of_time_order_come_out_in_order_within_the_window() {
+    // As a server writes them: when each response ended. The first line
+    // is not the earliest request; the zero is the earliest of the window.
+    let lines = vec![
+        line(1_200, "GET", "/slow", "c1"),
+        line(300, "GET", "/a", "c2"),
+        line(900, "GET", "/b", "c3"),
+        line(2_000, "GET", "/c", "c2"),
+        line(1_500, "GET", "/d", "c4"),
+        line(9_000, "GET", "/e", "c5"),
+        // 8.7 s older than the latest line, and older than /c and /d,
+        // which have gone by then: beyond the 5 s window.
+        line(300, "GET", "/late", "c6"),
+        line(9_100, "GET", "/f", "c5"),
+    ];
+    let (out, ex) = expand(json(), &lines);
+    let got: Vec<(u128, &str)> = out
+        .iter()
+        .map(|r| (r.due.as_millis(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "/a"),
+            (600, "/b"),
+            (900, "/slow"),
+            (1_200, "/d"),
+            (1_700, "/c"),
+            // Sent at once, when the line was read: after /c.
+            (1_700, "/late"),
+            (8_700, "/e"),
+            (8_800, "/f"),
+        ]
+    );
+    assert_eq!(ex.tally.out_of_order, 1);
+    assert_eq!((ex.tally.logged, ex.tally.requests), (8, 8));
+
+    // A wider window takes the late line in its place.
+    let (out, ex) = expand(
+        Options {
+            reorder: Duration::from_secs(10),
+            ..json()
+        },
+        &lines,
+    );
+    let paths: Vec<&str> = out.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/a", "/late", "/b", "/slow", "/d", "/c", "/e", "/f"]
+    );
+    assert_eq!(ex.tally.out_of_order, 0);
+}

@@ -639,6 +639,7 @@ impl Results {
         let secs = info.duration.as_secs_f64();
         let reasons = analysis::generator_limits(&stats);
         let (findings, recovery) = findings_of(&stats, &info);
+        let replay = info.load.arrivals.as_deref() == Some("replay");
         Results {
             schema: SCHEMA.to_string(),
             throng_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -659,7 +660,7 @@ impl Results {
             ttfb_ms: stats.ttfb.summary(),
             errors: c.errors,
             error_examples: info.first_errors,
-            endpoints: endpoints_of(&stats),
+            endpoints: endpoints_of(&stats, replay),
             checks: stats
                 .checks
                 .iter()
@@ -774,10 +775,14 @@ fn totals_of(stats: &Stats, secs: f64) -> Totals {
 }
 
 /// Each endpoint's row.
-fn endpoints_of(stats: &Stats) -> BTreeMap<String, EndpointRow> {
+/// The endpoints' rows. A replay's endpoints are those of the whole log,
+/// named before it runs; with `only_sent`, those it never got to (an
+/// interrupted replay's) are left out.
+fn endpoints_of(stats: &Stats, only_sent: bool) -> BTreeMap<String, EndpointRow> {
     stats
         .endpoints
         .iter()
+        .filter(|e| !only_sent || e.counts.requests > 0 || e.counts.dropped() > 0)
         .map(|e| {
             let row = EndpointRow {
                 requests: e.counts.requests,

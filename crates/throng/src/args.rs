@@ -386,6 +386,12 @@ pub struct ReplayArgs {
     /// A client's requests further apart than this are two sessions.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration)]
     pub session_timeout: Duration,
+    /// How far out of time order the log's lines may be: a server writes a
+    /// line when its response ends, so a slow request's line comes after
+    /// quicker ones that started later. Requests are replayed in time
+    /// order within this window; older lines are sent at once and counted.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub reorder_window: Duration,
     /// Also replay POST, PUT, PATCH and DELETE (bodies are not in logs: sent empty).
     #[arg(long)]
     pub allow_writes: bool,

@@ -58,7 +58,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
     outputs.check()?;
 
     let mut opts = opts;
-    let first = first_pass(&args.log, &opts, args.quiet).map_err(Failure::usage)?;
+    let first = first_pass(&args.log, &opts, args.requests, args.quiet).map_err(Failure::usage)?;
     let length = first.profile.duration().unwrap_or_default();
     if args.spread.is_none() {
         opts.spread = (length / 10).min(Duration::from_secs(60));
@@ -95,7 +95,10 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
             arrivals: Arrivals::Uniform,
             max_in_flight: Some(args.max_in_flight),
         },
-        max_requests: args.requests,
+        // `--requests N` is the log's first N requests, whatever the
+        // worker count: the reader stops after them (a budget shared
+        // between workers would send each worker's first share instead).
+        max_requests: None,
         scenario,
         timeout: args.timeout,
         grace: Duration::from_secs(10),
@@ -110,14 +113,16 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
     };
     let mut load = spec::load_info(&plan, None);
     load.arrivals = Some("replay".into());
+    load.max_requests = args.requests;
     let mut run = RunSpec::of_plan(plan, args.thresholds.clone(), load, outputs)?;
 
     let workers = run.plan.worker_count();
     let (senders, feeds): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(QUEUED)).unzip();
     let path = args.log.clone();
+    let limit = args.requests;
     let reader = std::thread::Builder::new()
         .name("throng-replay".into())
-        .spawn(move || second_pass(&path, opts, first.spread, senders))
+        .spawn(move || second_pass(&path, opts, first.spread, limit, senders))
         .map_err(|e| Failure::usage(anyhow!("cannot start the log reader: {e}")))?;
 
     run.feeds = feeds;
@@ -170,6 +175,7 @@ fn options(args: &ReplayArgs) -> Result<Options, Failure> {
         spread: args.spread.unwrap_or_default(),
         session_timeout: args.session_timeout,
         allow_writes: args.allow_writes,
+        reorder: args.reorder_window,
         include: regexes("--include", &args.include)?,
         exclude: regexes("--exclude", &args.exclude)?,
         ..Options::new(format)
@@ -257,7 +263,15 @@ struct FirstPass {
 /// The first pass counts the log's own requests (copies of scaled
 /// sessions differ only by shifts well under the log's length, so the
 /// planned load is the log's times the scale).
-fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstPass> {
+///
+/// With `limit`, only the first that many requests (in time order, copies
+/// included) are planned.
+fn first_pass(
+    path: &Path,
+    opts: &Options,
+    limit: Option<u64>,
+    quiet: bool,
+) -> anyhow::Result<FirstPass> {
     let (mut reader, size, read) = open(path)?;
     let mut ex = Expander::new(
         Options {
@@ -300,6 +314,18 @@ fn first_pass(path: &Path, opts: &Options, quiet: bool) -> anyhow::Result<FirstP
     per_second.iter_mut().for_each(|n| *n *= scale);
     let mut tally = ex.tally.clone();
     tally.requests *= scale;
+    if let Some(limit) = limit {
+        // The plan ends with the first `limit` requests.
+        let mut left = limit;
+        for n in per_second.iter_mut() {
+            *n = (*n).min(left);
+            left -= *n;
+        }
+        while per_second.last() == Some(&0) {
+            per_second.pop();
+        }
+        tally.requests = tally.requests.min(limit);
+    }
     Ok(FirstPass {
         tally,
         endpoints: ex.endpoints().to_vec(),
@@ -337,6 +363,7 @@ fn second_pass(
     path: &Path,
     opts: Options,
     spread: HashMap<i64, u32>,
+    limit: Option<u64>,
     senders: Vec<mpsc::Sender<Vec<ReplayRequest>>>,
 ) -> anyhow::Result<()> {
     let (mut reader, _, _) = open(path)?;
@@ -356,8 +383,14 @@ fn second_pass(
         true
     };
     let mut taking = true;
+    let mut left = limit.unwrap_or(u64::MAX);
     let mut route = |out: &mut Vec<ReplayRequest>, batches: &mut Vec<Vec<ReplayRequest>>| {
         for r in out.drain(..) {
+            // `--requests N`: the first N in time order, then no more.
+            if left == 0 {
+                break;
+            }
+            left -= 1;
             if r.due >= slice_end || pending >= BATCH {
                 taking &= flush(batches);
                 pending = 0;
@@ -366,14 +399,16 @@ fn second_pass(
             batches[(r.session % workers as u64) as usize].push(r);
             pending += 1;
         }
-        taking
+        // Whether the run takes more, and more are wanted.
+        (taking, left > 0)
     };
     for_each_line(&mut *reader, |line_no, line| {
         ex.push(line_no, line, &mut out);
-        route(&mut out, &mut batches)
+        let (taking, wanted) = route(&mut out, &mut batches);
+        taking && wanted
     })?;
     ex.finish(&mut out);
-    if route(&mut out, &mut batches) {
+    if route(&mut out, &mut batches).0 {
         flush(&mut batches);
     }
     Ok(())
@@ -413,6 +448,14 @@ fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> Str
             out,
             "\n  {} left out by --include/--exclude",
             t.filtered_out
+        );
+    }
+    if t.out_of_order > 0 {
+        let _ = write!(
+            out,
+            "\n  {} lines more out of time order than --reorder-window {} (sent at once, as soon as read)",
+            t.out_of_order,
+            plan::format_duration(args.reorder_window)
         );
     }
     if t.malformed > 0 {

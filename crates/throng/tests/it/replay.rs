@@ -260,3 +260,97 @@ fn combined_logs_skip_writes_report_bad_lines_and_rewrite_the_host() {
         r.stderr
     );
 }
+
+/// `throng replay` of JSON lines (`json_line`) against `srv`, with `args`.
+fn replay_json(srv: &server::Server, lines: &[String], args: &[&str]) -> Run {
+    let fields = [
+        "--format",
+        "json",
+        "--fields",
+        "time=ts,path=uri,ip=ip,user_agent=agent",
+    ];
+    let url = srv.url("");
+    let all: Vec<&str> = fields
+        .iter()
+        .copied()
+        .chain(["--target", url.as_str()])
+        .chain(args.iter().copied())
+        .collect();
+    replay("access.jsonl", lines, &all)
+}
+
+#[test]
+fn a_log_out_of_time_order_replays_in_order_without_false_lag() {
+    // As a server writes its log: a line when the response ended, so each
+    // pair of requests 100 ms apart is logged the other way round (the
+    // first took 150 ms), and one line comes 3 s late.
+    let mut lines = Vec::new();
+    for pair in 0..10u64 {
+        let t = pair * 200;
+        lines.push(json_line(t + 100, &format!("/quick/{pair}"), "c1"));
+        lines.push(json_line(t, &format!("/slow/{pair}"), "c2"));
+    }
+    lines.push(json_line(1_900 + 3_000, "/last", "c3"));
+    lines.push(json_line(1_950, "/straggler", "c4"));
+    let srv = server::http1(Mode::Ok);
+    let r = replay_json(&srv, &lines, &["--speed", "4", "--reorder-window", "1s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Sent in time order: each slow request before the quick one.
+    let seen: Vec<String> = arrivals(&srv).into_iter().map(|s| s.1).collect();
+    let mut expected = Vec::new();
+    for pair in 0..10 {
+        expected.push(format!("GET /slow/{pair}"));
+        expected.push(format!("GET /quick/{pair}"));
+    }
+    expected.extend(["GET /straggler".to_string(), "GET /last".to_string()]);
+    assert_eq!(seen, expected);
+    // No false lag: nothing was due before the log reached it.
+    let res = r.results.unwrap();
+    assert!(num(&res, "lag_ms.p50") < 5.0, "{res}");
+    // The length is the latest time's (4.9 s of log at 4x), not the last line's.
+    let d = num(&res, "duration_s");
+    assert!((1.2..1.5).contains(&d), "duration {d}");
+    assert_eq!(num(&res, "totals.requests"), 22.0);
+
+    // A window too short for the straggler: sent at once, and counted.
+    let srv = server::http1(Mode::Ok);
+    let mut late = lines.clone();
+    late.push(json_line(4_950, "/end", "c3"));
+    late.push(json_line(100, "/very-late", "c5"));
+    let r = replay_json(&srv, &late, &["--speed", "4", "--reorder-window", "1s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("1 lines more out of time order than --reorder-window 1.00s"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(arrivals(&srv).len(), 24);
+}
+
+#[test]
+fn requests_n_replays_the_logs_first_n_whatever_the_workers() {
+    // 40 requests 10 ms apart from 40 clients (spread over the workers by
+    // session), each to its own endpoint.
+    let lines: Vec<String> = (0..40u64)
+        .map(|i| json_line(i * 10, &format!("/e{i}"), &format!("client{i}")))
+        .collect();
+    for workers in ["1", "2", "3"] {
+        let srv = server::http1(Mode::Ok);
+        let r = replay_json(
+            &srv,
+            &lines,
+            &["--speed", "4", "--requests", "15", "--workers", workers],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut seen: Vec<String> = arrivals(&srv).into_iter().map(|s| s.1).collect();
+        seen.sort();
+        let mut first: Vec<String> = (0..15).map(|i| format!("GET /e{i}")).collect();
+        first.sort();
+        assert_eq!(seen, first, "{workers} workers");
+        // Only the endpoints it sent are listed, not the rest of the log's.
+        let res = r.results.unwrap();
+        assert_eq!(res["endpoints"].as_object().unwrap().len(), 15);
+        assert_eq!(res["load"]["max_requests"], 15);
+    }
+}
