@@ -40,7 +40,7 @@ pub fn scenario_yaml(data: &[u8]) {
 }
 
 /// An access log, line by line, in each format (invalid UTF-8 is replaced,
-/// as `throng replay` does).
+/// as `throng replay` does), and replayed through the reorder window.
 pub fn access_log(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let formats = [
@@ -54,6 +54,28 @@ pub fn access_log(data: &[u8]) {
                 let _ = replay::endpoint_path(&r.path);
             }
         }
+    }
+    // And replayed, lines in any time order: requests come out in time
+    // order, each line's exactly `scale` times.
+    for format in formats {
+        let opts = replay::Options {
+            scale: 2,
+            reorder: std::time::Duration::from_secs(1),
+            allow_writes: true,
+            ..replay::Options::new(format)
+        };
+        let mut ex = replay::Expander::new(opts, Default::default());
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            ex.push(i as u64 + 1, line, &mut out);
+        }
+        ex.finish(&mut out);
+        assert!(
+            out.windows(2).all(|w| w[0].due <= w[1].due),
+            "out of time order"
+        );
+        assert_eq!(out.len() as u64, ex.tally.logged * 2);
+        assert!(ex.tally.out_of_order <= ex.tally.logged);
     }
 }
 

@@ -257,7 +257,7 @@ impl Expander {
             };
             self.seq += 1;
             self.queue.push(Reverse(Pending {
-                at_us: time_us + shift_us,
+                at_us: time_us.saturating_add(shift_us),
                 seq: self.seq,
                 request: ReplayRequest {
                     due: Duration::ZERO,
@@ -290,8 +290,8 @@ impl Expander {
             if let Some(Reverse(p)) = self.queue.pop() {
                 let t0 = *self.t0_us.get_or_insert(p.at_us);
                 let mut request = p.request;
-                request.due =
-                    Duration::from_micros((p.at_us - t0).max(0) as u64).div_f64(self.opts.speed);
+                request.due = Duration::from_micros(p.at_us.saturating_sub(t0).max(0) as u64)
+                    .div_f64(self.opts.speed);
                 self.emitted_us = self.emitted_us.max(p.at_us);
                 self.tally.requests += 1;
                 out.push(request);

@@ -411,9 +411,19 @@ pub struct ReplayArgs {
     /// for: sends beyond it wait (and show as the generator's lag).
     #[arg(long, value_name = "N")]
     pub max_rate: Option<f64>,
-    /// Stop after this many requests.
+    /// Replay the log's first N requests (in time order), then stop.
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
+    /// Replay segment K (from 0) of N, on one of N machines: the log's
+    /// sessions are split between the segments, so a visitor's requests
+    /// stay on one machine and the N segments send exactly the whole log
+    /// (and, with --requests, exactly its first N requests). Give every
+    /// segment the same --start-at; merge their results with `throng merge`.
+    #[arg(long, value_name = "K/N", value_parser = plan::Segment::parse)]
+    pub segment: Option<plan::Segment>,
+    /// Start the replay at this time (RFC 3339), the same on every segment.
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub start_at: Option<SystemTime>,
     /// Limit on one request, connect included.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub timeout: Duration,

@@ -105,8 +105,8 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         workers: args.workers.unwrap_or_else(spec::default_workers),
         seed: 1,
         ab: Vec::new(),
-        segment: plan::Segment::default(),
-        start_at: None,
+        segment: args.segment.unwrap_or_default(),
+        start_at: args.start_at.map(spec::check_start_at).transpose()?,
         snapshot_every: None,
         max_rate: args.max_rate,
         max_body: plan::DEFAULT_MAX_BODY,
@@ -120,9 +120,10 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
     let (senders, feeds): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel(QUEUED)).unzip();
     let path = args.log.clone();
     let limit = args.requests;
+    let segment = args.segment.unwrap_or_default();
     let reader = std::thread::Builder::new()
         .name("throng-replay".into())
-        .spawn(move || second_pass(&path, opts, first.spread, limit, senders))
+        .spawn(move || second_pass(&path, opts, first.spread, limit, segment, senders))
         .map_err(|e| Failure::usage(anyhow!("cannot start the log reader: {e}")))?;
 
     run.feeds = feeds;
@@ -358,12 +359,14 @@ fn profile(per_second: &[u64]) -> Profile {
     Profile::from_shapes(&shapes).unwrap_or_else(|_| Profile::constant(0.0, None))
 }
 
-/// Streams the log again, sending each worker its requests in batches.
+/// Streams the log again, sending each worker its requests in batches:
+/// of `segment`'s sessions only, and of the log's first `limit`.
 fn second_pass(
     path: &Path,
     opts: Options,
     spread: HashMap<i64, u32>,
     limit: Option<u64>,
+    segment: plan::Segment,
     senders: Vec<mpsc::Sender<Vec<ReplayRequest>>>,
 ) -> anyhow::Result<()> {
     let (mut reader, _, _) = open(path)?;
@@ -391,12 +394,16 @@ fn second_pass(
                 break;
             }
             left -= 1;
+            let (mine, worker) = route_of(r.session, segment, workers);
+            if !mine {
+                continue;
+            }
             if r.due >= slice_end || pending >= BATCH {
                 taking &= flush(batches);
                 pending = 0;
                 slice_end = r.due + SLICE;
             }
-            batches[(r.session % workers as u64) as usize].push(r);
+            batches[worker].push(r);
             pending += 1;
         }
         // Whether the run takes more, and more are wanted.
@@ -414,6 +421,17 @@ fn second_pass(
     Ok(())
 }
 
+/// Whether a session is `segment`'s, and the worker (of `workers`) that
+/// sends it. The segment takes every N-th session by number and the worker
+/// what is left of it, so that the two splits are independent (by the
+/// same remainder, 2 segments of 2 workers would send everything from one
+/// worker each).
+fn route_of(session: u64, segment: plan::Segment, workers: usize) -> (bool, usize) {
+    let n = segment.count.max(1) as u64;
+    let mine = session % n == segment.index as u64;
+    (mine, ((session / n) % workers.max(1) as u64) as usize)
+}
+
 /// What will be replayed, before the run: the log's numbers and the plan.
 fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> String {
     use std::fmt::Write as _;
@@ -428,6 +446,13 @@ fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> Str
     );
     if args.scale > 1 {
         let _ = write!(out, " (x{} scale: {} sent)", args.scale, t.requests);
+    }
+    if let Some(s) = args.segment.filter(|s| !s.is_whole()) {
+        let _ = write!(
+            out,
+            " (segment {}/{}: about 1/{} of them, by session)",
+            s.index, s.count, s.count
+        );
     }
     let _ = write!(
         out,

@@ -418,28 +418,33 @@ pub fn default_workers() -> usize {
         .unwrap_or(1)
 }
 
+/// `--start-at`'s time, if it is to come, and today.
+pub fn check_start_at(at: SystemTime) -> Result<SystemTime, Failure> {
+    let shown = |t| humantime::format_rfc3339_seconds(t);
+    let now = SystemTime::now();
+    if at < now {
+        return Err(Failure::usage(anyhow!(
+            "--start-at {} has passed (it is {} now): give a time after every segment will have started",
+            shown(at),
+            shown(now)
+        )));
+    }
+    if at.duration_since(now).unwrap_or_default() > Duration::from_secs(24 * 3600) {
+        return Err(Failure::usage(anyhow!(
+            "--start-at {} is more than a day ahead (it is {} now): is the date right?",
+            shown(at),
+            shown(now)
+        )));
+    }
+    Ok(at)
+}
+
 /// When the load starts: `--start-at`'s time, or the one shared through
 /// `--start-file` (written by whichever segment comes first, read by the
 /// others), or none (as soon as the workers are ready).
 fn start_time(o: &RunOptions) -> Result<Option<SystemTime>, Failure> {
-    let shown = |t| humantime::format_rfc3339_seconds(t);
     if let Some(at) = o.start_at {
-        let now = SystemTime::now();
-        if at < now {
-            return Err(Failure::usage(anyhow!(
-                "--start-at {} has passed (it is {} now): give a time after every segment will have started",
-                shown(at),
-                shown(now)
-            )));
-        }
-        if at.duration_since(now).unwrap_or_default() > Duration::from_secs(24 * 3600) {
-            return Err(Failure::usage(anyhow!(
-                "--start-at {} is more than a day ahead (it is {} now): is the date right?",
-                shown(at),
-                shown(now)
-            )));
-        }
-        return Ok(Some(at));
+        return check_start_at(at).map(Some);
     }
     match &o.start_file {
         Some(path) => shared_start(path, o.start_delay).map(Some),
