@@ -386,6 +386,61 @@ impl Connection for H1Conn {
     }
 }
 
+/// What the fuzz target `h1_response` checks (`fuzzing::h1_response`): a
+/// response as a server might send it, its head parsed and its framing
+/// read as a request's is, its body (when chunked) decoded whole and in
+/// pieces of `piece` bytes. Panics when a bound or an agreement fails;
+/// bad input is only an error.
+#[doc(hidden)]
+pub fn fuzz_response(data: &[u8], piece: usize) {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(len)) = resp.parse(data) else {
+        return;
+    };
+    let mut capture = Capture {
+        follow: true,
+        cookies: true,
+        headers: true,
+        body: true,
+        max_body: 64,
+        ..Capture::default()
+    };
+    capture.status(resp.code.unwrap_or(0));
+    let Ok((framing, _close)) = framing_of(&resp, &mut capture) else {
+        return;
+    };
+    let body = &data[len..];
+    if !matches!(framing, Framing::Chunked) {
+        return;
+    }
+    // Whole, then in pieces: the same bytes consumed, the same data.
+    let decode = |piece: usize| {
+        let mut c = Chunked::default();
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        for part in body.chunks(piece.max(1)) {
+            let Ok((used, data)) = c.feed(part, |d| out.extend_from_slice(d)) else {
+                return None;
+            };
+            assert!(
+                used <= part.len() && data <= used as u64,
+                "consumed more than given"
+            );
+            consumed += used;
+            if c.done() {
+                break;
+            }
+        }
+        Some((consumed, out, c.done()))
+    };
+    let whole = decode(body.len());
+    let pieces = decode(piece);
+    assert_eq!(whole, pieces, "the body differs when it arrives in pieces");
+    capture.body_data(body);
+    assert!(capture.body_bytes.len() <= 64, "kept past max_body");
+}
+
 /// An incremental decoder of `Transfer-Encoding: chunked`.
 #[derive(Debug, Default)]
 pub(crate) struct Chunked {

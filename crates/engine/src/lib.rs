@@ -32,6 +32,8 @@ use tokio::sync::mpsc;
 
 pub use error::EngineError;
 pub use fetch::{FetchError, Fetcher};
+#[doc(hidden)]
+pub use h1::fuzz_response as fuzz_h1_response;
 pub use worker::{Control, Event, Feed, Progress, WorkerOutput};
 
 use h1::H1Connector;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("scenario_yaml", scenario_yaml),
     ("access_log", access_log),
     ("har", har),
@@ -20,6 +20,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("results_json", results_json),
     ("event_stream", event_stream),
     ("exposition", exposition),
+    ("h1_response", h1_response),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -235,4 +236,15 @@ pub fn exposition(data: &[u8]) {
     let _ = observe::process::parse_machine(&text);
     let mut reading = observe::process::Reading::default();
     observe::process::parse_status(&text, &mut reading);
+}
+
+/// An HTTP/1.1 response as a server might send it: the first byte sets
+/// the size of the pieces its body arrives in; the head is parsed and its
+/// framing read as throng reads a response's, and a chunked body decoded
+/// whole and in pieces must agree.
+pub fn h1_response(data: &[u8]) {
+    let Some((&step, rest)) = data.split_first() else {
+        return;
+    };
+    engine::fuzz_h1_response(rest, usize::from(step % 32) + 1);
 }

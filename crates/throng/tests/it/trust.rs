@@ -250,3 +250,66 @@ fn partial_slow_and_missing_responses_are_each_the_requests_own_failure() {
     assert_eq!(count(&res, "totals.connections_opened"), 0);
     assert_eq!(srv.seen.requests.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn uploads_cut_midway_and_a_slow_network_are_counted_once_and_stop_on_time() {
+    // A 256 KB upload, every third reset once its head has come: the body
+    // is still on its way. A POST is not re-sent; each cut one is a
+    // `reset`, and none reached the target.
+    let srv = server::http1(Mode::Ok);
+    let proxy = proxy::start(
+        srv.addr,
+        Faults {
+            cut_upload_every: Some(3),
+            ..Faults::default()
+        },
+    );
+    let body = "x".repeat(256 * 1024);
+    let (_dir, path) = crate::scenarios::scenario(&format!(
+        "target: {}\nflows:\n  - steps:\n      - post: /upload\n        body: \"{body}\"\n",
+        proxy.url("")
+    ));
+    let r = throng(&[
+        path.as_str(),
+        "--vus",
+        "1",
+        "--requests",
+        "12",
+        "--workers",
+        "1",
+    ]);
+    let res = r
+        .results
+        .unwrap_or_else(|| panic!("no results: {}", r.stderr));
+    let cuts = ProxySeen::get(&proxy.seen.upload_cuts);
+    assert_eq!(cuts, 4, "{}", r.stdout);
+    assert_eq!(count(&res, "totals.requests"), 12);
+    assert_eq!(count(&res, "errors.reset"), cuts, "{}", r.stdout);
+    assert_eq!(count(&res, "totals.resent"), 0);
+    // Sent = what the target saw + what failed before reaching it.
+    assert_eq!(target_saw(&srv, "POST"), 12 - cuts);
+
+    // Each request held 300 ms on the way, 2 users, a 1 s run with a
+    // 100 ms grace: the run stops on time, the requests still out when the
+    // grace ends are `cancelled`, and every one is counted once.
+    let faults = Faults {
+        delay: Some(Duration::from_millis(300)),
+        ..Faults::default()
+    };
+    let started = std::time::Instant::now();
+    let (res, out, srv, proxy) = through(
+        faults,
+        "/slow-net",
+        &["--vus", "2", "--duration", "1s", "--grace", "100ms"],
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let sent = count(&res, "totals.requests");
+    let ok = sent - count(&res, "totals.errors");
+    assert_eq!(count(&res, "errors.cancelled"), 2, "{out}");
+    assert_eq!(ok, target_saw(&srv, "GET").min(ok), "{out}");
+    // The proxy read every request throng sent; the target answered the
+    // ones that came back in time, and the two cut off by the stop.
+    assert_eq!(ProxySeen::get(&proxy.seen.requests), sent, "{out}");
+    assert!((6..=8).contains(&sent), "{sent} requests: {out}");
+}

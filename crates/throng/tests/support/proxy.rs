@@ -47,6 +47,13 @@ pub struct Faults {
     pub silent: bool,
     /// Listen nowhere: connections are refused.
     pub refuse: bool,
+    /// Every `n`-th request (from 1) is cut while it is being sent: once
+    /// its head has come, the client's connection is reset, its body
+    /// unread and nothing forwarded.
+    pub cut_upload_every: Option<u64>,
+    /// Hold each request this long before forwarding it (a slow network
+    /// or a slow server: the time is the target's to the client).
+    pub delay: Option<Duration>,
 }
 
 /// What the proxy saw and did.
@@ -62,6 +69,8 @@ pub struct ProxySeen {
     pub cuts: AtomicU64,
     /// Client connections closed for idling.
     pub idle_closes: AtomicU64,
+    /// Requests cut while being sent (not in `requests`).
+    pub upload_cuts: AtomicU64,
 }
 
 impl ProxySeen {
@@ -114,10 +123,28 @@ async fn relay(mut client: TcpStream, target: SocketAddr, faults: Faults, seen: 
                 }
             }
         }
+        if let Some(every) = faults.cut_upload_every {
+            // Only the head: the body is still on its way.
+            while !from_client.windows(4).any(|w| w == b"\r\n\r\n") {
+                if fill(&mut client, &mut from_client).await.is_none() {
+                    return;
+                }
+            }
+            let n =
+                seen.requests.load(Ordering::SeqCst) + seen.upload_cuts.load(Ordering::SeqCst) + 1;
+            if n.is_multiple_of(every) {
+                seen.upload_cuts.fetch_add(1, Ordering::SeqCst);
+                let _ = client.set_zero_linger();
+                return;
+            }
+        }
         let Some((_, len)) = read_message(&mut client, &mut from_client).await else {
             return;
         };
         seen.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = faults.delay {
+            tokio::time::sleep(delay).await;
+        }
         if faults.silent {
             from_client.drain(..len);
             continue;
