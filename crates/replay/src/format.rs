@@ -202,6 +202,12 @@ fn json_line(line: &str, f: &JsonFields) -> Result<Record, String> {
             let x = n.as_f64().ok_or("the time is not a number")?;
             // Seconds, or milliseconds for numbers too large to be seconds.
             let secs = if x > 1e11 { x / 1000.0 } else { x };
+            // Within jiff's years (-9999 to 9999), as a text time is.
+            if secs.is_nan() || secs.abs() >= 253_402_300_800.0 {
+                return Err(format!(
+                    "the time {x} is out of range (seconds or milliseconds since 1970)"
+                ));
+            }
             ((secs * 1e6).round() as i64, x.fract() != 0.0 || x > 1e11)
         }
         _ => return Err(format!("no {:?} field with the time", f.time)),

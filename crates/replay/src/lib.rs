@@ -310,9 +310,8 @@ impl Expander {
         let rank = *seen;
         *seen += 1;
         match self.spread_counts.get(&second) {
-            Some(&n) if n > 0 => {
-                second * 1_000_000 + i64::from(rank.min(n - 1)) * 1_000_000 / i64::from(n)
-            }
+            Some(&n) if n > 0 => (second * 1_000_000)
+                .saturating_add(i64::from(rank.min(n - 1)) * 1_000_000 / i64::from(n)),
             _ => r.time_us,
         }
     }
@@ -330,7 +329,7 @@ impl Expander {
             self.tally.sessions += 1;
             (time_us, 0)
         });
-        if time_us - entry.0 > timeout {
+        if time_us.saturating_sub(entry.0) > timeout {
             entry.1 += 1;
             self.tally.sessions += 1;
         }
@@ -340,8 +339,8 @@ impl Expander {
         // clients active now, not every client the log ever had.
         if time_us >= self.sweep_at_us {
             self.clients
-                .retain(|_, (last, _)| time_us - *last <= timeout);
-            self.sweep_at_us = time_us + timeout;
+                .retain(|_, (last, _)| time_us.saturating_sub(*last) <= timeout);
+            self.sweep_at_us = time_us.saturating_add(timeout);
         }
         session
     }

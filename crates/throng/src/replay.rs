@@ -307,7 +307,10 @@ fn first_pass(
                 plan::format_duration(Duration::from_secs(started.elapsed().as_secs())),
             );
         }
-        true
+        // With `--requests N`, the log's first N requests are known once N
+        // have come out in time order (a copy is never before its
+        // original): the rest of the log is not read, nor named.
+        limit.is_none_or(|n| ex.tally.requests < n)
     })?;
     ex.finish(&mut out);
     count_seconds(&mut out, &mut per_second);
@@ -446,6 +449,12 @@ fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> Str
     );
     if args.scale > 1 {
         let _ = write!(out, " (x{} scale: {} sent)", args.scale, t.requests);
+    }
+    if let Some(n) = args.requests {
+        let _ = write!(
+            out,
+            " (--requests {n}: the log read as far as its first {n})"
+        );
     }
     if let Some(s) = args.segment.filter(|s| !s.is_whole()) {
         let _ = write!(

@@ -478,3 +478,36 @@ fn http2_follows_redirects_on_its_shared_connection() {
     assert_eq!(num(&res, "totals.redirects"), 5.0);
     assert_eq!(srv.seen.requests.load(Ordering::Relaxed), 10);
 }
+
+#[test]
+fn an_allowed_host_that_does_not_resolve_stops_the_run_before_it_sends() {
+    // A redirect may lead to `allowed_hosts`, so they are resolved when
+    // the run starts; one that does not resolve stops it then, with its
+    // name, and its results say nothing was sent. Looked up in a network
+    // namespace of this test's own, as above: nothing leaves the machine.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("sso.yaml");
+    std::fs::write(
+        &scenario,
+        "target: http://127.0.0.1:9\nallowed_hosts: [sso.example.invalid]\nflows:\n  - steps: [ { get: /login } ]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("results.json");
+    let o = std::process::Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_throng"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--requests", "5", "--out"])
+        .arg(&out)
+        .output()
+        .expect("unshare (util-linux) runs the test in a network namespace of its own");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot resolve \"sso.example.invalid\""), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let res: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(num(&res, "totals.requests"), 0.0);
+    assert_eq!(res["status"], "aborted");
+}
