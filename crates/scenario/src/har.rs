@@ -11,9 +11,9 @@
 //! origin is one step (throng follows redirects): its hops are merged into
 //! the request that caused them. A revalidation (a conditional request the
 //! server answered 304) is sent without its conditions, so the replayed
-//! request gets the page and a `2xx` check holds. The output is YAML written by hand (every
-//! string as a JSON string, which YAML reads as is), so comments can sit
-//! beside the rules they explain.
+//! request gets the page and a `2xx` check holds. The output is YAML
+//! written by hand (every string as a JSON string, which YAML reads as
+//! is), so comments can sit beside the rules they explain.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -504,7 +504,10 @@ fn an_allowed_host_that_does_not_resolve_stops_the_run_before_it_sends() {
         .expect("unshare (util-linux) runs the test in a network namespace of its own");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("cannot resolve \"sso.example.invalid\""), "{stderr}");
+    assert!(
+        stderr.contains("cannot resolve \"sso.example.invalid\""),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let res: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
