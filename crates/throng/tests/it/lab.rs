@@ -497,8 +497,11 @@ fn delay_slows_every_page_by_a_known_amount_and_compare_catches_it() {
     let (health, _c, _) = page(&slow, "/health");
     let (f, s) = (num(&fast, "latency_ms.p50"), num(&slowed, "latency_ms.p50"));
     assert!(f < 5.0, "plain p50 {f} ms");
+    // At least the delay, and about the delay more than the plain page
+    // (whose own p50 moves by a millisecond on a busy machine: 0.80 ms
+    // against 0.66 ms under the delayed one once made 9.86 ms of 10).
     assert!(
-        (10.0..20.0).contains(&(s - f)),
+        s >= 10.0 && (8.0..20.0).contains(&(s - f)),
         "p50 {f} ms, with --delay 10ms {s} ms"
     );
     assert!(
