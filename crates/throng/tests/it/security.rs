@@ -427,6 +427,21 @@ fn nothing_in_a_scenario_can_run_a_command() {
     assert!(scanned > 50, "{scanned} files");
 }
 
+/// `throng run ARGS --requests 5 --out OUT` in a network namespace of its
+/// own, with no interface up: a name lookup fails at once, and nothing
+/// leaves the machine.
+fn run_in_own_netns(args: &[&std::ffi::OsStr], out: &std::path::Path) -> std::process::Output {
+    std::process::Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_throng"))
+        .arg("run")
+        .args(args)
+        .args(["--requests", "5", "--out"])
+        .arg(out)
+        .output()
+        .expect("unshare (util-linux) runs the test in a network namespace of its own")
+}
+
 #[test]
 fn a_target_that_does_not_resolve_stops_cleanly_and_says_why() {
     // Looked up in a network namespace of this test's own, with no
@@ -434,20 +449,8 @@ fn a_target_that_does_not_resolve_stops_cleanly_and_says_why() {
     // machine (its resolver is off loopback).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results.json");
-    let o = std::process::Command::new("unshare")
-        .arg("--net")
-        .arg(env!("CARGO_BIN_EXE_throng"))
-        .args([
-            "run",
-            "--url",
-            "http://no-such-host.invalid/",
-            "--requests",
-            "5",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .expect("unshare (util-linux) runs the test in a network namespace of its own");
+    let url = std::ffi::OsStr::new("http://no-such-host.invalid/");
+    let o = run_in_own_netns(&["--url".as_ref(), url], &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
@@ -493,15 +496,7 @@ fn an_allowed_host_that_does_not_resolve_stops_the_run_before_it_sends() {
     )
     .unwrap();
     let out = dir.path().join("results.json");
-    let o = std::process::Command::new("unshare")
-        .arg("--net")
-        .arg(env!("CARGO_BIN_EXE_throng"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--requests", "5", "--out"])
-        .arg(&out)
-        .output()
-        .expect("unshare (util-linux) runs the test in a network namespace of its own");
+    let o = run_in_own_netns(&[scenario.as_os_str()], &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
