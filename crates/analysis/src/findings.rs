@@ -162,6 +162,7 @@ pub fn findings(
     stale_reads(stats, shape, &mut out);
     bottleneck(stats, shape, &mut out);
     caching(stats, &mut out);
+    replay_differs(stats, &mut out);
     let reasons = generator_limits(stats);
     if !reasons.is_empty() {
         out.push(Finding {
@@ -759,6 +760,79 @@ fn caching(stats: &Stats, out: &mut Vec<Finding>) {
             location: None,
             at_s: None,
             evidence: fine.join("; "),
+            server: None,
+        });
+    }
+}
+
+/// A recording's replay whose responses' statuses differ from the
+/// recorded ones, per endpoint: a staging copy that answers 500 where
+/// production answered 200 fails where the recording did not (I3).
+/// Critical when a recorded success became a failure (a 4xx or 5xx, or
+/// no response); a warning otherwise (a recorded error that now
+/// succeeds, a 200 that became a redirect). Info when nothing differed.
+fn replay_differs(stats: &Stats, out: &mut Vec<Finding>) {
+    let mut same = Vec::new();
+    for ep in &stats.endpoints {
+        let Some(d) = &ep.replay else { continue };
+        let differ = d.differing();
+        if differ == 0 {
+            same.push(ep.name.as_str());
+            continue;
+        }
+        let broke = d
+            .differ
+            .iter()
+            .any(|&(recorded, replayed, _)| recorded < 400 && (replayed >= 400 || replayed == 0));
+        let mut pairs: Vec<&(u16, u16, u64)> = d.differ.iter().collect();
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.2));
+        let shown: Vec<String> = pairs
+            .iter()
+            .take(4)
+            .map(|&&(a, b, n)| {
+                let b = if b == 0 {
+                    "no response".to_string()
+                } else {
+                    b.to_string()
+                };
+                format!("{n} answered {b} where the recording had {a}")
+            })
+            .collect();
+        out.push(Finding {
+            kind: "replay_differs".into(),
+            severity: if broke {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            what: format!(
+                "{}: {} of {} replayed requests got another status than recorded",
+                ep.name, differ, d.compared
+            ),
+            location: Some(ep.name.clone()),
+            at_s: None,
+            evidence: shown.join("; "),
+            server: None,
+        });
+    }
+    if !same.is_empty() {
+        let compared: u64 = stats
+            .endpoints
+            .iter()
+            .filter_map(|e| e.replay.as_ref())
+            .filter(|d| d.differing() == 0)
+            .map(|d| d.compared)
+            .sum();
+        out.push(Finding {
+            kind: "replay_same".into(),
+            severity: Severity::Info,
+            what: format!(
+                "{} endpoint(s) answered every replayed request with the recorded status",
+                same.len()
+            ),
+            location: None,
+            at_s: None,
+            evidence: format!("{compared} requests compared: {}", same.join(", ")),
             server: None,
         });
     }

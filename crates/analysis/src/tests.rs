@@ -1083,3 +1083,33 @@ fn the_generator_is_saturated_when_enough_requests_went_out_late() {
     assert_eq!(late, 15);
     assert!(reasons.is_empty(), "{reasons:?}");
 }
+
+#[test]
+fn a_replay_that_answers_otherwise_than_recorded_is_named_per_endpoint() {
+    let mut s = Stats::new([
+        "GET /".to_string(),
+        "POST /pledge".to_string(),
+        "GET /a".to_string(),
+    ]);
+    for i in 0..10u64 {
+        s.record(&sample(0, i * 10, 200, false));
+        // The home page: 7 of 10 answered 431 where production had 200.
+        s.record_replayed(0, 200, if i < 7 { 431 } else { 200 });
+        // A pledge the recording saw refused now goes through: a warning.
+        s.record_replayed(1, 401, 200);
+        s.record_replayed(2, 200, 200);
+    }
+    let found: Vec<Finding> = findings(&s, &LoadShape::default(), None)
+        .into_iter()
+        .filter(|f| f.kind.starts_with("replay_"))
+        .collect();
+    expect![[r#"
+        critical replay_differs @None [GET /] GET /: 7 of 10 replayed requests got another status than recorded
+            7 answered 431 where the recording had 200
+        warning replay_differs @None [POST /pledge] POST /pledge: 10 of 10 replayed requests got another status than recorded
+            10 answered 200 where the recording had 401
+        info replay_same @None [-] 1 endpoint(s) answered every replayed request with the recorded status
+            10 requests compared: GET /a
+    "#]]
+    .assert_eq(&shown(&found));
+}

@@ -44,6 +44,16 @@ use request::Prepared;
 use transport::Connector;
 use worker::{run_worker, Arm, WorkerConfig};
 
+/// The TLS client configuration `throng run` dials with (the built-in
+/// roots and `--cacert`, or `--insecure`; resumption as asked), without
+/// ALPN: for another client of the same target, such as the recorder's
+/// connections to its upstream, which negotiates its own.
+pub fn tls_client_config(opts: &plan::TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut config = Arc::unwrap_or_clone(net::tls_config(opts, false)?);
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
 /// A running load test.
 pub struct Run {
     /// Stops new requests, or abandons in-flight ones.

@@ -95,6 +95,23 @@ impl Headers {
         })
     }
 
+    /// Replaces `from` with `to` in every value.
+    fn replace(&mut self, from: &[u8], to: &[u8]) {
+        let changed: Vec<(String, Vec<u8>)> = self
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    replace(v, from, to).unwrap_or_else(|| v.to_vec()),
+                )
+            })
+            .collect();
+        self.clear();
+        for (n, v) in changed {
+            self.push(&n, |out| out.extend_from_slice(&v));
+        }
+    }
+
     /// Whether a header `name` is among them.
     pub(crate) fn has(&self, name: &str) -> bool {
         self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -102,6 +119,41 @@ impl Headers {
 }
 
 /// Whether a request of `method` with `body` says its length.
+/// `text` with each `from` replaced by `to`; `None` when it has none.
+fn replace(text: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
+    if from.is_empty() || text.len() < from.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    let mut found = false;
+    while i < text.len() {
+        if text[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+            found = true;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    found.then_some(out)
+}
+
+/// A value as a path or query may carry it: unreserved characters as
+/// they are, the rest percent-encoded.
+fn escape_url(value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
 fn wants_length(method: &Method, body: &[u8]) -> bool {
     !body.is_empty() || matches!(method.as_str(), "POST" | "PUT" | "PATCH")
 }
@@ -206,9 +258,57 @@ impl Rendered {
     pub(crate) fn replay(&mut self, target: &Target, req: &ReplayRequest) {
         self.path.clear();
         self.path.extend_from_slice(target.base_path.as_bytes());
-        self.path.extend_from_slice(req.path.as_bytes());
         self.headers.clear();
         self.body.clear();
+        let Some(plan::Recorded(rec)) = &req.recorded else {
+            self.path.extend_from_slice(req.path.as_bytes());
+            return;
+        };
+        self.path.extend_from_slice(req.path.as_bytes());
+        for (name, value) in &rec.headers {
+            self.headers
+                .push(name, |out| out.extend_from_slice(value.as_bytes()));
+        }
+        self.body.extend_from_slice(&rec.body);
+    }
+
+    /// A recorded request's values that came from a response, replaced by
+    /// the replayed responses' (`value` of each variable the session has),
+    /// each written as its place wants it: escaped in the path, the form
+    /// or the JSON body, as it is in a header.
+    pub(crate) fn substitute(
+        &mut self,
+        target: &Target,
+        rec: &plan::RecordedExchange,
+        value: &dyn Fn(usize) -> Option<String>,
+    ) {
+        let base = target.base_path.len();
+        for (var, text) in &rec.uses {
+            let Some(new) = value(*var) else { continue };
+            if new == *text {
+                continue;
+            }
+            let path = &self.path[base..];
+            if let Some(replaced) = replace(path, text.as_bytes(), &escape_url(&new)) {
+                self.path.truncate(base);
+                self.path.extend_from_slice(&replaced);
+            }
+            let in_body = match rec.body_kind {
+                plan::BodyKind::Form => {
+                    form_urlencoded::byte_serialize(new.as_bytes()).collect::<String>()
+                }
+                plan::BodyKind::Json => {
+                    let quoted = serde_json::Value::String(new.clone()).to_string();
+                    quoted[1..quoted.len() - 1].to_string()
+                }
+                plan::BodyKind::Raw => new.clone(),
+            };
+            if let Some(replaced) = replace(&self.body, text.as_bytes(), in_body.as_bytes()) {
+                self.body = replaced;
+            }
+            let plain: String = new.chars().filter(|c| !c.is_control()).collect();
+            self.headers.replace(text.as_bytes(), plain.as_bytes());
+        }
     }
 
     /// The parts of a replayed request, as [`Rendered::replay`] rendered
@@ -217,6 +317,7 @@ impl Rendered {
         &'a self,
         target: &'a Target,
         req: &'a ReplayRequest,
+        cookie: Option<&'a str>,
     ) -> Parts<'a> {
         Parts {
             method: &req.method,
@@ -225,7 +326,7 @@ impl Rendered {
             path: &self.path,
             headers: &self.headers,
             agent: Some(req.user_agent.as_deref().unwrap_or(USER_AGENT)),
-            cookie: None,
+            cookie,
             body: &self.body,
             length: wants_length(&req.method, &self.body),
         }

@@ -642,6 +642,7 @@ mod sim {
                 user_agent: None,
                 endpoint: 0,
                 session: i,
+                recorded: None,
             })
             .collect();
         feed_tx.send(requests).await.unwrap();
@@ -1313,4 +1314,62 @@ mod in_flight {
         assert_eq!(cap.at(ms(35), start(280, 0.04, 20), || IDLE), 640);
         assert_eq!(cap.at(ms(125), start(1000, 0.04, 400), || IDLE), 1000);
     }
+}
+
+#[test]
+fn a_recorded_request_takes_its_sessions_values_each_written_as_its_place_wants() {
+    use std::sync::Arc;
+    let target = plan::Target::parse("http://127.0.0.1:8080/app").unwrap();
+    let rec = plan::RecordedExchange {
+        headers: vec![("x-csrf-token".into(), "old tok".into())],
+        body: br#"{"fund":"f3a9","note":"old tok"}"#.to_vec(),
+        body_kind: plan::BodyKind::Json,
+        uses: vec![
+            (0, "f3a9".into()),
+            (1, "old tok".into()),
+            (2, "unseen".into()),
+        ],
+        ..Default::default()
+    };
+    let req = plan::ReplayRequest {
+        due: std::time::Duration::ZERO,
+        method: http::Method::POST,
+        path: "/funds/f3a9/back?from=f3a9".into(),
+        user_agent: None,
+        endpoint: 0,
+        session: 1,
+        recorded: Some(plan::Recorded(Arc::new(rec))),
+    };
+    let mut r = crate::request::Rendered::default();
+    r.replay(&target, &req);
+    let Some(plan::Recorded(rec)) = &req.recorded else {
+        unreachable!()
+    };
+    // The replayed listing gave another id (with a character a path must
+    // escape) and another token (with a quote a JSON string must escape).
+    let values = |var: usize| match var {
+        0 => Some("f/77".to_string()),
+        1 => Some("new \"tok\"".to_string()),
+        _ => None,
+    };
+    r.substitute(&target, rec, &values);
+    let parts = r.replay_parts(&target, &req, Some("sid=abc"));
+    assert_eq!(
+        String::from_utf8_lossy(parts.path),
+        "/app/funds/f%2F77/back?from=f%2F77"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(parts.body),
+        r#"{"fund":"f/77","note":"new \"tok\""}"#
+    );
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    assert_eq!(
+        headers,
+        [("x-csrf-token".to_string(), "new \"tok\"".to_string())]
+    );
+    assert_eq!(parts.cookie, Some("sid=abc"));
 }

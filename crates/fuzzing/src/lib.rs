@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("scenario_yaml", scenario_yaml),
     ("access_log", access_log),
     ("har", har),
@@ -21,6 +21,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("event_stream", event_stream),
     ("exposition", exposition),
     ("h1_response", h1_response),
+    ("recording", recording),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -247,4 +248,42 @@ pub fn h1_response(data: &[u8]) {
         return;
     };
     engine::fuzz_h1_response(rest, usize::from(step % 32) + 1);
+}
+
+/// A recording as `throng replay` would read it (the first byte sets the
+/// reader's buffer size, so lines cross buffer boundaries), and the same
+/// bytes as a client's request would be masked by `throng record`: a
+/// query, cookie, credential headers, a form body and a JSON body.
+pub fn recording(data: &[u8]) {
+    let Some((&size, rest)) = data.split_first() else {
+        return;
+    };
+    let input = std::io::BufReader::with_capacity(usize::from(size % 64) + 1, rest);
+    if let Ok(mut reader) = replay::recording::Reader::open(input) {
+        // As `throng replay` reads it: the flows learned, then each
+        // exchange turned into a request, a placeholder filled.
+        let exchanges: Vec<_> = reader.by_ref().take(1000).collect();
+        let _ = (reader.damaged(), reader.truncated(), reader.end());
+        let mut flows = replay::recorded::Flows::default();
+        for e in &exchanges {
+            flows.learn(e);
+        }
+        let secrets = std::collections::HashMap::from([(1, "secret".to_string())]);
+        if let Ok(mut c) = replay::recorded::Converter::new(reader.head(), flows, secrets) {
+            for e in exchanges {
+                let _ = c.record(e);
+            }
+        }
+    }
+    let mut rules = record::Rules::default();
+    let _ = rules.add_json("$..id");
+    let mut masker = record::mask::Masker::new(rules);
+    if let Some(text) = text(rest) {
+        let _ = masker.path(text);
+        for header in ["cookie", "set-cookie", "authorization", "x-api-token"] {
+            let _ = masker.header(header, text);
+        }
+    }
+    let _ = masker.body(Some("application/x-www-form-urlencoded"), rest);
+    let _ = masker.body(Some("application/json"), rest);
 }

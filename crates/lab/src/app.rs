@@ -186,6 +186,22 @@ async fn dispatch(state: &State, req: Request<hyper::body::Incoming>) -> (usize,
         }
         _ => {}
     }
+    if let Some(limit) = state.config.header_limit {
+        let size: usize = req
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        if size > limit {
+            return (
+                route_index("balancer"),
+                text(
+                    StatusCode::from_u16(431).unwrap_or(StatusCode::BAD_REQUEST),
+                    "request header fields too large\n",
+                ),
+            );
+        }
+    }
     let host = req
         .headers()
         .get(header::HOST)

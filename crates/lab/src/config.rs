@@ -89,6 +89,10 @@ pub struct Config {
     /// then dropped without a close frame (a server at its connection
     /// limit).
     pub ws_cap: Option<u64>,
+    /// I3: a balancer in front refuses (431) a request whose headers add
+    /// up to more than this many bytes: test traffic with a few short
+    /// headers passes, real browsers with their cookies do not.
+    pub header_limit: Option<usize>,
 }
 
 impl Default for Config {
@@ -112,6 +116,7 @@ impl Default for Config {
             delay: None,
             slow_assets: None,
             ws_cap: None,
+            header_limit: None,
         }
     }
 }
@@ -149,6 +154,9 @@ impl Config {
         }
         if self.misroute {
             out.push("--misroute".into());
+        }
+        if let Some(n) = self.header_limit {
+            out.push(format!("--header-limit {n}"));
         }
         if let Some(s) = self.stall {
             out.push(format!(

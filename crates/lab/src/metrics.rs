@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Routes, in the order `/metrics` lists them.
-pub const ROUTES: [&str; 14] = [
+pub const ROUTES: [&str; 15] = [
     "home",
     "static",
     "login",
@@ -23,6 +23,7 @@ pub const ROUTES: [&str; 14] = [
     "health",
     "metrics",
     "other_app",
+    "balancer",
     "not_found",
 ];
 

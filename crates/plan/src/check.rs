@@ -293,65 +293,15 @@ impl Extract {
         json: &mut LazyJson<'_>,
         rng: &mut fastrand::Rng,
     ) -> Taken {
-        self.take_as(self.pick, r, json, rng)
-    }
-
-    fn take_as(
-        &self,
-        pick: PickFrom,
-        r: &ResponseView<'_>,
-        json: &mut LazyJson<'_>,
-        rng: &mut fastrand::Rng,
-    ) -> Taken {
-        match &self.from {
-            ExtractFrom::Json(path) => match json.get() {
-                Some(v) => pick_among(path.query(v).into_iter(), pick, rng, json_text),
-                None => pick_among(
-                    std::iter::empty::<&serde_json::Value>(),
-                    pick,
-                    rng,
-                    json_text,
-                ),
-            },
-            ExtractFrom::Regex(re, group) => {
-                let text = r.text();
-                let found = re
-                    .captures_iter(&text)
-                    .filter_map(|c| c.get(*group).map(|m| m.as_str()));
-                pick_among(found, pick, rng, str::to_string)
-            }
-            ExtractFrom::Header(name) => {
-                let found = r
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.as_str());
-                pick_among(found, pick, rng, str::to_string)
-            }
-            ExtractFrom::Cookie(name) => {
-                let found = r
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-                    .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
-                    .filter(|(n, _)| n.trim() == name)
-                    .map(|(_, v)| v.trim().trim_matches('"'));
-                pick_among(found, pick, rng, str::to_string)
-            }
-            ExtractFrom::Css(selector, attr) => {
-                let doc = scraper::Html::parse_document(&r.text());
-                let found = doc.select(selector).filter_map(|el| match attr {
-                    Some(a) => el.value().attr(a).map(str::to_string),
-                    None => Some(el.text().collect::<String>().trim().to_string()),
-                });
-                pick_among(found, pick, rng, |s| s)
-            }
-        }
+        self.from.take_as(self.pick, r, json, rng)
     }
 
     /// The first value, if the response has one.
     pub fn value(&self, r: &ResponseView<'_>, json: &mut LazyJson<'_>) -> Option<String> {
-        match self.take_as(PickFrom::First, r, json, &mut fastrand::Rng::with_seed(0)) {
+        match self
+            .from
+            .take_as(PickFrom::First, r, json, &mut fastrand::Rng::with_seed(0))
+        {
             Taken::One(v) => v,
             Taken::All(mut v) => (!v.is_empty()).then(|| v.swap_remove(0)),
         }
@@ -395,5 +345,61 @@ impl Needs {
             }
         }
         n
+    }
+}
+
+impl ExtractFrom {
+    /// What this source finds in a response, picked as `pick` says.
+    pub fn take_as(
+        &self,
+        pick: PickFrom,
+        r: &ResponseView<'_>,
+        json: &mut LazyJson<'_>,
+        rng: &mut fastrand::Rng,
+    ) -> Taken {
+        match self {
+            ExtractFrom::Json(path) => match json.get() {
+                Some(v) => pick_among(path.query(v).into_iter(), pick, rng, json_text),
+                None => pick_among(
+                    std::iter::empty::<&serde_json::Value>(),
+                    pick,
+                    rng,
+                    json_text,
+                ),
+            },
+            ExtractFrom::Regex(re, group) => {
+                let text = r.text();
+                let found = re
+                    .captures_iter(&text)
+                    .filter_map(|c| c.get(*group).map(|m| m.as_str()));
+                pick_among(found, pick, rng, str::to_string)
+            }
+            ExtractFrom::Header(name) => {
+                let found = r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str());
+                pick_among(found, pick, rng, str::to_string)
+            }
+            ExtractFrom::Cookie(name) => {
+                let found = r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+                    .filter_map(|(_, v)| v.split(';').next()?.split_once('='))
+                    .filter(|(n, _)| n.trim() == name)
+                    .map(|(_, v)| v.trim().trim_matches('"'));
+                pick_among(found, pick, rng, str::to_string)
+            }
+            ExtractFrom::Css(selector, attr) => {
+                let doc = scraper::Html::parse_document(&r.text());
+                let found = doc.select(selector).filter_map(|el| match attr {
+                    Some(a) => el.value().attr(a).map(str::to_string),
+                    None => Some(el.text().collect::<String>().trim().to_string()),
+                });
+                pick_among(found, pick, rng, |s| s)
+            }
+        }
     }
 }

@@ -94,6 +94,8 @@ pub struct Record {
     pub user_agent: Option<String>,
     /// A session field, if the log has one.
     pub session: Option<String>,
+    /// A recording's headers, body and flows (`None` for a log line).
+    pub recorded: Option<plan::Recorded>,
 }
 
 /// Parses one line; the error says what is wrong with it.
@@ -165,6 +167,7 @@ fn text_line(line: &str, combined: bool) -> Result<Record, String> {
         ip,
         user_agent,
         session: None,
+        recorded: None,
     })
 }
 
@@ -231,5 +234,6 @@ fn json_line(line: &str, f: &JsonFields) -> Result<Record, String> {
             .as_deref()
             .and_then(|s| value.get(s))
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+        recorded: None,
     })
 }

@@ -25,6 +25,8 @@
 //! log's length.
 
 mod format;
+pub mod recorded;
+pub mod recording;
 
 #[cfg(test)]
 mod tests;
@@ -209,8 +211,20 @@ impl Expander {
         if line.trim().is_empty() {
             return;
         }
+        let parsed = parse_line(&self.opts.format, line);
+        self.push_parsed(line_no, parsed, out);
+    }
+
+    /// Takes line `line_no` read already (a recording's exchange, or why
+    /// the line could not be read); as [`push`](Self::push) otherwise.
+    pub fn push_parsed(
+        &mut self,
+        line_no: u64,
+        parsed: Result<Record, String>,
+        out: &mut Vec<ReplayRequest>,
+    ) {
         self.tally.lines += 1;
-        let record = match parse_line(&self.opts.format, line) {
+        let record = match parsed {
             Ok(r) => r,
             Err(why) => {
                 self.tally.malformed += 1;
@@ -266,6 +280,7 @@ impl Expander {
                     user_agent: record.user_agent.clone(),
                     endpoint,
                     session: id,
+                    recorded: record.recorded.clone(),
                 },
             }));
         }

@@ -335,3 +335,218 @@ fn lines_out_of_time_order_come_out_in_order_within_the_window() {
     );
     assert_eq!(ex.tally.out_of_order, 0);
 }
+
+mod recording {
+    use crate::recording::{placeholder, placeholders, OpenError, Reader, SCHEMA};
+
+    const HEAD: &str = r#"{"schema":"throng.recording/v1","started":"2026-12-03T10:00:00Z","upstream":"http://127.0.0.1:8080/","body_cap":65536,"masked_headers":["cookie"],"masked_fields":["pass"]}"#;
+
+    fn exchange(at_us: u64, path: &str) -> String {
+        format!(
+            r#"{{"at_us":{at_us},"session":1,"client":"127.0.0.1","method":"GET","path":"{path}","version":"HTTP/1.1","headers":[["accept","*/*"]],"body_size":0,"status":200,"response_headers":[],"response_size":5,"ttfb_us":100,"duration_us":120}}"#
+        )
+    }
+
+    fn read(text: &str) -> (Vec<String>, Reader<&[u8]>) {
+        let mut reader = Reader::open(text.as_bytes()).expect("a recording");
+        let paths = reader.by_ref().map(|e| e.path).collect();
+        (paths, reader)
+    }
+
+    #[test]
+    fn a_whole_recording_reads_to_its_end_line() {
+        let text = format!(
+            "{HEAD}\n{}\n{}\n{{\"end\":{{\"exchanges\":2,\"sessions\":1,\"masked\":0,\"placeholders\":0,\"bodies_cut\":0,\"not_recorded\":0,\"upstream_errors\":0}}}}\n",
+            exchange(5, "/a"),
+            exchange(3, "/b")
+        );
+        let (paths, reader) = read(&text);
+        assert_eq!(paths, ["/a", "/b"]);
+        assert_eq!(reader.end().map(|t| t.exchanges), Some(2));
+        assert_eq!(reader.truncated(), None);
+        assert_eq!(reader.damaged(), 0);
+        assert_eq!(reader.head().upstream, "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn a_killed_recorders_file_gives_every_whole_line_and_says_it_is_cut() {
+        let cut = exchange(9, "/c");
+        let text = format!("{HEAD}\n{}\n{}", exchange(1, "/a"), &cut[..cut.len() / 2]);
+        let (paths, reader) = read(&text);
+        assert_eq!(paths, ["/a"]);
+        assert!(reader.truncated().is_some_and(|t| t.contains("line 3")));
+        assert_eq!(reader.damaged(), 0);
+        // Without a half line: only the end line is missing.
+        let whole = format!("{HEAD}\n{}\n", exchange(1, "/a"));
+        let (paths, reader) = read(&whole);
+        assert_eq!(paths, ["/a"]);
+        assert_eq!(
+            reader.truncated(),
+            Some("the file ends without the recorder's end line")
+        );
+    }
+
+    #[test]
+    fn damaged_lines_are_skipped_counted_and_shown() {
+        let text = format!(
+            "{HEAD}\n{}\nnot json at all\n{}\n{}\n{}\n",
+            exchange(1, "/a"),
+            exchange(2, "no-slash"),
+            exchange(3, "/b").replace("\"GET\"", "\"G ET\""),
+            exchange(4, "/c"),
+        );
+        let (paths, reader) = read(&text);
+        assert_eq!(paths, ["/a", "/c"]);
+        assert_eq!(reader.damaged(), 3);
+        let lines: Vec<u64> = reader.first_damaged().iter().map(|d| d.0).collect();
+        assert_eq!(lines, [3, 4, 5]);
+        assert!(reader.first_damaged()[1]
+            .1
+            .contains("does not start with /"));
+    }
+
+    #[test]
+    fn files_that_are_no_recording_or_a_newer_one_are_refused_with_why() {
+        let newer = HEAD.replace("/v1", "/v2");
+        let err = |text: &str| Reader::open(text.as_bytes()).err().map(|e| e.to_string());
+        assert!(matches!(
+            Reader::open(newer.as_bytes()),
+            Err(OpenError::Version(v)) if v == "throng.recording/v2"
+        ));
+        assert!(err(&newer).is_some_and(|e| e.contains("it reads throng.recording/v1")));
+        assert!(err("").is_some_and(|e| e.contains("empty")));
+        assert!(
+            err("127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2326\n")
+                .is_some_and(|e| e.contains("not a throng recording"))
+        );
+        assert!(err("{\"schema\":\"throng.results/v1\"}\n")
+            .is_some_and(|e| e.contains("\"throng.results/v1\"")));
+        assert_eq!(SCHEMA, "throng.recording/v1");
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_without_being_held() {
+        let long = format!(
+            "{{\"x\":\"{}\"}}",
+            "a".repeat(crate::recording::MAX_LINE + 10)
+        );
+        let text = format!("{HEAD}\n{long}\n{}\n", exchange(1, "/a"));
+        let (paths, reader) = read(&text);
+        assert_eq!(paths, ["/a"]);
+        assert_eq!(reader.damaged(), 1);
+    }
+
+    #[test]
+    fn placeholders_are_found_where_they_are_whole() {
+        assert_eq!(placeholder(12), "__masked_12__");
+        let text = "Bearer __masked_3__; a=__masked_12__&b=__masked_x__ __masked_4_";
+        let found: Vec<(u64, &str)> = placeholders(text)
+            .into_iter()
+            .map(|(n, r)| (n, &text[r]))
+            .collect();
+        assert_eq!(found, [(3, "__masked_3__"), (12, "__masked_12__")]);
+    }
+}
+
+mod recorded {
+    use std::collections::HashMap;
+
+    use crate::recorded::{Converter, Flows};
+    use crate::recording::{Exchange, Head, Rule, Use};
+
+    fn head() -> Head {
+        Head {
+            schema: crate::recording::SCHEMA.into(),
+            started: "2026-12-03T10:00:00Z".into(),
+            upstream: "http://127.0.0.1:1/".into(),
+            body_cap: 65536,
+            masked_headers: vec![],
+            masked_fields: vec![],
+            kept_fields: vec![],
+            masked_json: vec![],
+            session_header: None,
+        }
+    }
+
+    fn exchange(seq: u64, method: &str, path: &str) -> Exchange {
+        Exchange {
+            at_us: seq * 1000,
+            session: 4,
+            client: "10.0.0.1".into(),
+            method: method.into(),
+            path: path.into(),
+            version: "HTTP/1.1".into(),
+            headers: vec![],
+            body: None,
+            body_b64: None,
+            body_size: 0,
+            body_cut: false,
+            status: 200,
+            response_headers: vec![],
+            response_size: 0,
+            ttfb_us: 10,
+            duration_us: 500,
+            error: None,
+            upgraded: false,
+            seq,
+            uses: vec![],
+        }
+    }
+
+    #[test]
+    fn exchanges_become_requests_with_their_headers_body_flows_and_secrets() {
+        let listing = exchange(1, "GET", "/api/funds");
+        let mut pledge = exchange(2, "POST", "/pledge?fund=f3a9");
+        pledge.headers = vec![
+            ("cookie".into(), "sid=__masked_1__".into()),
+            ("authorization".into(), "Bearer __masked_2__".into()),
+            ("x-api-key".into(), "__masked_3__".into()),
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("user-agent".into(), "Mozilla/5.0".into()),
+        ];
+        pledge.body = Some("fund=f3a9&password=__masked_2__".into());
+        pledge.uses = vec![Use {
+            text: "f3a9".into(),
+            from: 1,
+            rule: Rule::Json("$.items[3].id".into()),
+        }];
+        let mut flows = Flows::default();
+        flows.learn(&listing);
+        flows.learn(&pledge);
+        assert_eq!(flows.len(), 1);
+        let secrets = HashMap::from([(2, "hunter2".to_string())]);
+        let mut c = Converter::new(&head(), flows, secrets).unwrap();
+
+        let r = c.record(listing).unwrap();
+        let rec = r.recorded.unwrap().0;
+        assert_eq!(rec.gives.len(), 1, "the listing gives the id");
+        assert_eq!(r.session.as_deref(), Some("4"));
+        assert_eq!(r.time_us, 1_796_292_000_000_000 + 1000);
+
+        let r = c.record(pledge).unwrap();
+        assert_eq!(r.user_agent.as_deref(), Some("Mozilla/5.0"));
+        let rec = r.recorded.unwrap().0;
+        // The cookie comes from the session's jar; the API key has no
+        // value, so its header is left out; the token is filled in.
+        assert_eq!(
+            rec.headers,
+            [
+                ("authorization".to_string(), "Bearer hunter2".to_string()),
+                (
+                    "content-type".to_string(),
+                    "application/x-www-form-urlencoded".to_string()
+                ),
+            ]
+        );
+        assert_eq!(rec.body, b"fund=f3a9&password=hunter2");
+        assert_eq!(rec.body_kind, plan::BodyKind::Form);
+        assert_eq!(rec.uses, [(0, "f3a9".to_string())]);
+        assert_eq!((rec.at_us, rec.end_us), (2000, 2500));
+        assert_eq!(c.filled.from_env, 2);
+        assert_eq!(c.filled.missing.get(&3), Some(&1));
+        assert!(c.filled.missing_where[&3].contains("x-api-key header of POST /pledge"));
+    }
+}

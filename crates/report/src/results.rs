@@ -321,6 +321,37 @@ pub struct EndpointRow {
     /// vain). What happened on the sockets is here. Absent for requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveRow>,
+    /// A recording's replay: its statuses against the recorded ones.
+    /// Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayRow>,
+}
+
+/// How a replayed endpoint's statuses compared with the recording's
+/// (see `EndpointRow::replay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRow {
+    /// Requests compared: sent, not cancelled, with a recorded status.
+    pub compared: u64,
+    /// Of those, the ones whose status differed.
+    pub differ: u64,
+    /// `{"RECORDED -> REPLAYED": count}` for each pair that differed (0:
+    /// no response).
+    pub statuses: BTreeMap<String, u64>,
+}
+
+impl ReplayRow {
+    fn of(d: &stats::ReplayDiff) -> ReplayRow {
+        ReplayRow {
+            compared: d.compared,
+            differ: d.differing(),
+            statuses: d
+                .differ
+                .iter()
+                .map(|&(a, b, n)| (format!("{a} -> {b}"), n))
+                .collect(),
+        }
+    }
 }
 
 /// A WebSocket endpoint's numbers (see `EndpointRow::live`).
@@ -797,6 +828,7 @@ fn endpoints_of(stats: &Stats, only_sent: bool) -> BTreeMap<String, EndpointRow>
                 skipped: e.skipped,
                 page: e.page,
                 live: e.live.as_deref().map(LiveRow::of),
+                replay: e.replay.as_ref().map(ReplayRow::of),
             };
             (e.name.clone(), row)
         })

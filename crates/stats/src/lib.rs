@@ -25,7 +25,7 @@ pub use hist::{Hist, HistError, Summary};
 pub use live::{LiveCounts, LiveSession, LiveStats, LiveTime, CLOSED_ABNORMALLY};
 pub use recorder::{
     load_band, Bucket, CheckMeta, CheckStats, ClientWork, Counts, EndpointStats, Interval, Outcome,
-    Phases, Recorder, Sample, Stats, LOAD_BANDS,
+    Phases, Recorder, ReplayDiff, Sample, Stats, LOAD_BANDS,
 };
 pub use retries::{RetryCause, RetryCounts, RetryStats, SECOND_COLUMNS};
 pub use timeline::{BucketLatency, MAX_BUCKETS, OPEN_BUCKETS};

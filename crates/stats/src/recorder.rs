@@ -253,6 +253,52 @@ pub struct EndpointStats {
     /// its connections, their latency the upgrade time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<Box<crate::LiveStats>>,
+    /// A recording's replay: its responses' statuses against the recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayDiff>,
+}
+
+/// How a recording's replayed responses compared with the recorded ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayDiff {
+    /// Requests compared: the recording had a status for them.
+    pub compared: u64,
+    /// Those whose status differed: the recorded status, the replayed one
+    /// (0: no response) and how many, by recorded then replayed status.
+    pub differ: Vec<(u16, u16, u64)>,
+}
+
+impl ReplayDiff {
+    /// Counts one comparison.
+    pub fn add(&mut self, recorded: u16, replayed: u16) {
+        self.compared += 1;
+        if recorded != replayed {
+            self.add_differ(recorded, replayed, 1);
+        }
+    }
+
+    fn add_differ(&mut self, recorded: u16, replayed: u16, n: u64) {
+        match self
+            .differ
+            .binary_search_by_key(&(recorded, replayed), |&(a, b, _)| (a, b))
+        {
+            Ok(i) => self.differ[i].2 += n,
+            Err(i) => self.differ.insert(i, (recorded, replayed, n)),
+        }
+    }
+
+    /// Adds another worker's.
+    pub fn merge(&mut self, other: &ReplayDiff) {
+        self.compared += other.compared;
+        for &(a, b, n) in &other.differ {
+            self.add_differ(a, b, n);
+        }
+    }
+
+    /// Requests whose status differed.
+    pub fn differing(&self) -> u64 {
+        self.differ.iter().map(|d| d.2).sum()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -275,6 +321,7 @@ impl EndpointStats {
             skipped: 0,
             page: false,
             live: None,
+            replay: None,
         }
     }
 }
@@ -457,6 +504,16 @@ impl Stats {
     pub fn record_missed(&mut self, endpoint: usize) {
         if let Some(ep) = self.endpoints.get_mut(endpoint) {
             ep.missed += 1;
+        }
+    }
+
+    /// Records a replayed request's status (0: none) against the one
+    /// recorded.
+    pub fn record_replayed(&mut self, endpoint: usize, recorded: u16, replayed: u16) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.replay
+                .get_or_insert_with(ReplayDiff::default)
+                .add(recorded, replayed);
         }
     }
 
@@ -712,6 +769,9 @@ impl Stats {
                             None => ours.live = Some(t.clone()),
                         }
                     }
+                    if let Some(t) = &theirs.replay {
+                        ours.replay.get_or_insert_with(ReplayDiff::default).merge(t);
+                    }
                 }
                 None => self.endpoints.push(theirs.clone()),
             }
@@ -815,6 +875,11 @@ impl Recorder {
     /// Records redirects followed by one request of `endpoint`.
     pub fn record_redirects(&mut self, endpoint: usize, hops: u64) {
         self.stats.record_redirects(endpoint, hops);
+    }
+
+    /// Records a replayed request's status against the recorded one.
+    pub fn record_replayed(&mut self, endpoint: usize, recorded: u16, replayed: u16) {
+        self.stats.record_replayed(endpoint, recorded, replayed);
     }
 
     /// Records an extraction that found nothing.

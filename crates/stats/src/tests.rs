@@ -474,3 +474,23 @@ fn live_connections_count_each_attempt_and_their_open_sockets_over_time() {
     assert_eq!(live.seconds, vec![[4, 2], [0, 2]]);
     assert_eq!(live.peak_open(), 2);
 }
+
+#[test]
+fn a_replays_status_comparison_counts_each_request_once_and_merges() {
+    // `compared` counts every request compared; `differ` only those whose
+    // status was not the recorded one, by (recorded, replayed) pair.
+    let mut a = Stats::new(["GET /".to_string()]);
+    let mut b = Stats::new(["GET /".to_string()]);
+    for (recorded, replayed) in [(200, 200), (200, 500), (200, 500), (302, 0)] {
+        a.record_replayed(0, recorded, replayed);
+    }
+    b.record_replayed(0, 200, 500);
+    b.record_replayed(0, 404, 200);
+    a.merge(&b);
+    let d = a.endpoints[0].replay.clone().unwrap();
+    assert_eq!(d.compared, 6);
+    assert_eq!(d.differ, vec![(200, 500, 3), (302, 0, 1), (404, 200, 1)]);
+    assert_eq!(d.differing(), 5);
+    // Not a replay of a recording: nothing at all.
+    assert_eq!(Stats::new(["GET /".to_string()]).endpoints[0].replay, None);
+}

@@ -50,6 +50,10 @@ pub enum Command {
     /// Turn a recording into a scenario file to edit.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Record real traffic: a reverse proxy in front of a service that
+    /// forwards every request and writes each exchange, secrets masked.
+    #[command(after_help = RECORD_EXAMPLES)]
+    Record(Box<RecordArgs>),
     /// Find the highest load that holds every SLO: steps up, then bisects.
     #[command(after_help = CAPACITY_EXAMPLES)]
     Capacity(Box<CapacityArgs>),
@@ -83,6 +87,17 @@ Examples:
   throng replay app.jsonl --format json --fields 'time=ts,path=uri,ip=client,user_agent=ua' \\
       --target http://127.0.0.1:8080 --include '^/api/' --exclude '^/api/health'
 
+  # A recording (throng record) against a staging copy, writes included; the value
+  # masked as __masked_3__ (a password the recording did not keep) from the environment
+  THRONG_MASKED_3=hunter2 throng replay monday.rec.gz --target http://127.0.0.1:8080 --allow-writes
+
+A recording's requests are sent with their headers and bodies; each recorded session is
+replayed as one, with its own cookie jar, and values that flowed from a response into a
+later request (ids, CSRF fields, tokens) are taken from the replayed responses. A request
+waits for the exchanges of its session that had ended before it began when recorded.
+Masked values (__masked_N__) are filled from THRONG_MASKED_N; a header with one that has
+no value is left out (counted before the run).
+
 Only GET and HEAD are replayed unless --allow-writes is given. Each request is due at its
 logged time (from the first request, divided by --speed) and its latency counts from then.
 Requests logged within the same whole second are spread evenly across it. --scale N adds
@@ -90,6 +105,27 @@ N-1 copies of every session (a client's requests with no --session-timeout gap),
 shifted as a whole by up to --spread, so the gaps inside sessions are kept.
 
 Exit codes: as for throng run; 2 also when the log has nothing to replay.";
+
+const RECORD_EXAMPLES: &str = "\
+Examples:
+  # In front of a staging copy for an hour: point clients at :8081 instead of :8080
+  throng record --listen 0.0.0.0:8081 --upstream http://127.0.0.1:8080 \\
+      --out staging.rec.gz --duration 1h
+
+  # An HTTPS service; sessions named by a header the clients send
+  throng record --upstream https://api.internal --cacert ca.pem --out api.rec \\
+      --session-header X-User-Id --mask-json '$.customer.email'
+
+Each exchange is written when its response ends (method, path, headers, the request
+body up to --body-cap, status, response size and times, a session number), flushed every
+second, so a recorder that is killed loses at most the last second. Authorization,
+Cookie, Set-Cookie and Proxy-Authorization, and every header, query, form or JSON key
+whose name contains pass, secret, token, auth, session, key-like words (see the
+recording's head for the list) are written as placeholders (__masked_N__, the same N
+for the same value): no secret is written unless --keep names it. Stop with Ctrl-C
+or SIGTERM: in-flight exchanges get 5 s to finish, then the end line is written.
+
+Exit codes: 0 recorded, 2 bad usage (nothing started), 3 the recording could not be written.";
 
 const COMPARE_EXAMPLES: &str = "\
 Examples:
@@ -250,6 +286,12 @@ pub struct Pathologies {
     /// the other app's site (another fund's title) with a 200.
     #[arg(long, help_heading = "Failures")]
     pub misroute: bool,
+    /// I3: a balancer change in front of the site refuses (431) requests
+    /// whose headers add up to more than BYTES: a scenario's few short
+    /// headers pass, real browsers' cookies and headers (a recording's) do
+    /// not.
+    #[arg(long, value_name = "BYTES", help_heading = "Failures")]
+    pub header_limit: Option<usize>,
     /// Measurement: the whole server freezes STALL out of every PERIOD, e.g.
     /// '1s,10s', as a long GC pause would.
     #[arg(long, value_name = "STALL,PERIOD", help_heading = "Failures")]
@@ -360,8 +402,9 @@ pub struct ImportHarArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The access log, plain or gzip-compressed.
-    #[arg(value_name = "ACCESS.log")]
+    /// The access log, or a recording made by `throng record` (recognized
+    /// by its first line), plain or gzip-compressed.
+    #[arg(value_name = "LOG|RECORDING")]
     pub log: PathBuf,
     /// Base URL to send the log's requests to; their paths are appended.
     #[arg(long, value_name = "URL")]
@@ -508,6 +551,60 @@ pub struct CapacityArgs {
     /// Write the search as an HTML page (the capacity curve) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The service to forward to: http:// or https://, host, port and an
+    /// optional path prefix.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// Where to listen for the clients; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// The recording's file (schema throng.recording/v1, JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Compress the recording with gzip (the default for a FILE ending .gz).
+    #[arg(long)]
+    pub gzip: bool,
+    /// Keep request bodies up to this size; longer ones are cut (and
+    /// counted).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = plan::parse_size)]
+    pub body_cap: u64,
+    /// Stop after this long (default: at Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "DURATION", value_parser = plan::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Also mask this header's value (repeatable).
+    #[arg(long = "mask-header", value_name = "NAME")]
+    pub mask_headers: Vec<String>,
+    /// Also mask query, form, JSON and header keys whose name contains
+    /// this (repeatable).
+    #[arg(long = "mask-field", value_name = "TEXT")]
+    pub mask_fields: Vec<String>,
+    /// Mask what this JSONPath selects in JSON request bodies (repeatable).
+    #[arg(long = "mask-json", value_name = "PATH")]
+    pub mask_json: Vec<String>,
+    /// Keep this key or header in clear although its name matches
+    /// (repeatable; the whole name).
+    #[arg(long = "keep", value_name = "NAME")]
+    pub keep: Vec<String>,
+    /// A request header whose value names the session (say X-User-Id);
+    /// without one, sessions follow cookies and connections.
+    #[arg(long, value_name = "NAME")]
+    pub session_header: Option<String>,
+    /// Send the client's Host header upstream instead of the upstream's.
+    #[arg(long)]
+    pub preserve_host: bool,
+    /// Accept any TLS certificate from the upstream.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file for the upstream.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -738,6 +738,24 @@ async fn serve_metrics(addr: &str) -> Result<Arc<Mutex<String>>, Failure> {
     Ok(text)
 }
 
+/// Returns at the first Ctrl-C or SIGTERM: how a command that serves
+/// until told to stop (`throng lab`, `throng record`) waits.
+pub async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,7 @@ fn apply(p: &Pathologies, config: &mut lab::Config) -> Result<(), Failure> {
         .replica_apply
         .map_or(Duration::ZERO, Duration::from_millis);
     config.misroute = p.misroute;
+    config.header_limit = p.header_limit;
     config.stall = p.stall.as_deref().map(parse_stall).transpose()?;
     config.short_cache = p.short_cache;
     config.metastable = p.metastable;
@@ -132,22 +133,7 @@ pub fn lab(args: &LabArgs) -> Result<u8, Failure> {
     let _ = writeln!(out, "  metrics: {}/metrics; stop with Ctrl-C", lab.url());
     let _ = out.flush();
     drop(out);
-    crate::controller::runtime()?.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-    });
+    crate::controller::runtime()?.block_on(crate::controller::interrupted());
     eprintln!("lab: stopping");
     lab.stop();
     Ok(exit::OK)

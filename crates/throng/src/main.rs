@@ -9,6 +9,7 @@ mod kube;
 mod lab;
 mod merge;
 mod output;
+mod record;
 mod replay;
 mod run;
 mod spec;
@@ -160,6 +161,7 @@ fn main() -> ExitCode {
         args::Command::Replay(a) => replay::replay(&a),
         args::Command::Import(args::ImportCommand::Har(a)) => import_har(&a),
         args::Command::Report(a) => report_html(&a),
+        args::Command::Record(a) => record::record(&a),
         args::Command::Lab(a) => lab::lab(&a),
         args::Command::Demo(a) => lab::demo(&a),
         args::Command::Merge(a) => merge::merge(&a),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use plan::{Arrivals, HttpVersion, Model, Plan, Profile, ReplayRequest, Scenario, Shape, Target};
 use regex::Regex;
+use replay::recorded::{secret_var, Converter, Filled, Flows};
 use replay::{Expander, JsonFields, LogFormat, Options, Tally};
 use tokio::sync::mpsc;
 
@@ -67,6 +68,9 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         "{}",
         describe(&args.log, &first.tally, &first.profile, args)
     );
+    if let Some(r) = &first.recording {
+        eprintln!("{}", describe_recording(r));
+    }
     if first.tally.requests == 0 {
         return Err(Failure::usage(anyhow!(
             "{}: nothing to replay{}",
@@ -121,9 +125,10 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
     let path = args.log.clone();
     let limit = args.requests;
     let segment = args.segment.unwrap_or_default();
+    let flows = first.recording.map(|r| r.flows);
     let reader = std::thread::Builder::new()
         .name("throng-replay".into())
-        .spawn(move || second_pass(&path, opts, first.spread, limit, segment, senders))
+        .spawn(move || second_pass(&path, opts, first.spread, flows, limit, segment, senders))
         .map_err(|e| Failure::usage(anyhow!("cannot start the log reader: {e}")))?;
 
     run.feeds = feeds;
@@ -230,6 +235,100 @@ fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64, Arc<Atomic
     Ok((reader, size, read))
 }
 
+/// What is replayed: an access log's lines, or a recording's exchanges
+/// (turned into requests by a converter; a first pass also learns which
+/// values flow between them).
+enum Input {
+    Log(Box<dyn BufRead + Send>),
+    Recording(Box<RecordingInput>),
+}
+
+/// A recording being read.
+struct RecordingInput {
+    reader: RecordingReader,
+    converter: Converter,
+    flows: Option<Flows>,
+}
+
+type RecordingReader = replay::recording::Reader<Box<dyn BufRead + Send>>;
+
+/// Whether the file is a recording: its first line names the recordings'
+/// schema (any version: a newer one is refused with why, not read as a log).
+fn is_recording(reader: &mut dyn BufRead) -> std::io::Result<bool> {
+    let start = reader.fill_buf()?;
+    let line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(line.trim_ascii_start().starts_with(b"{")
+        && line.windows(17).any(|w| w == b"throng.recording/"))
+}
+
+/// The placeholders' values the environment gives (`THRONG_MASKED_N`).
+fn secrets_from_env() -> HashMap<u64, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix("THRONG_MASKED_")?.parse().ok()?, v)))
+        .collect()
+}
+
+impl Input {
+    /// Opens `path` as a log or a recording; for a recording, `flows`
+    /// from a first pass (or none, to learn them).
+    fn open(path: &Path, flows: Option<Flows>) -> anyhow::Result<(Input, u64, Arc<AtomicU64>)> {
+        let (mut reader, size, read) = open(path)?;
+        if !is_recording(&mut *reader)? {
+            return Ok((Input::Log(reader), size, read));
+        }
+        let reader = replay::recording::Reader::open(reader)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let learning = flows.is_none();
+        let converter =
+            Converter::new(reader.head(), flows.unwrap_or_default(), secrets_from_env())
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok((
+            Input::Recording(Box::new(RecordingInput {
+                reader,
+                converter,
+                flows: learning.then(Flows::default),
+            })),
+            size,
+            read,
+        ))
+    }
+
+    /// Gives `ex` each line or exchange in turn; after each, `after(ex,
+    /// out, line_no)` says whether to go on.
+    fn feed(
+        &mut self,
+        ex: &mut Expander,
+        out: &mut Vec<ReplayRequest>,
+        mut after: impl FnMut(&mut Expander, &mut Vec<ReplayRequest>, u64) -> bool,
+    ) -> anyhow::Result<()> {
+        match self {
+            Input::Log(reader) => for_each_line(&mut **reader, |line_no, line| {
+                ex.push(line_no, line, out);
+                after(ex, out, line_no)
+            }),
+            Input::Recording(r) => {
+                let RecordingInput {
+                    reader,
+                    converter,
+                    flows,
+                } = &mut **r;
+                let mut n = 0;
+                for e in reader.by_ref() {
+                    n += 1;
+                    if let Some(flows) = flows.as_mut() {
+                        flows.learn(&e);
+                    }
+                    ex.push_parsed(n, converter.record(e), out);
+                    if !after(ex, out, n) {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Calls `each(line_no, line)` for every line; invalid UTF-8 is replaced,
 /// not fatal (the line is then likely malformed, and counted as such).
 fn for_each_line(
@@ -259,6 +358,17 @@ struct FirstPass {
     spread: HashMap<i64, u32>,
     /// The planned load: requests per second of the replay.
     profile: Profile,
+    /// A recording's: what flows, what was filled in, and whether it is cut.
+    recording: Option<RecordingPass>,
+}
+
+/// What the first pass learned of a recording.
+struct RecordingPass {
+    flows: Flows,
+    filled: Filled,
+    damaged: Vec<(u64, String)>,
+    damaged_count: u64,
+    truncated: Option<String>,
 }
 
 /// The first pass counts the log's own requests (copies of scaled
@@ -273,7 +383,7 @@ fn first_pass(
     limit: Option<u64>,
     quiet: bool,
 ) -> anyhow::Result<FirstPass> {
-    let (mut reader, size, read) = open(path)?;
+    let (mut input, size, read) = Input::open(path, None)?;
     let mut ex = Expander::new(
         Options {
             scale: 1,
@@ -285,9 +395,8 @@ fn first_pass(
     let mut per_second: Vec<u64> = Vec::new();
     let started = Instant::now();
     let mut shown = started;
-    for_each_line(&mut *reader, |line_no, line| {
-        ex.push(line_no, line, &mut out);
-        count_seconds(&mut out, &mut per_second);
+    input.feed(&mut ex, &mut out, |ex, out, line_no| {
+        count_seconds(out, &mut per_second);
         if !quiet && line_no % 65_536 == 0 && shown.elapsed() > Duration::from_secs(2) {
             shown = Instant::now();
             let done = read.load(Ordering::Relaxed);
@@ -313,6 +422,16 @@ fn first_pass(
         limit.is_none_or(|n| ex.tally.requests < n)
     })?;
     ex.finish(&mut out);
+    let recording = match input {
+        Input::Log(_) => None,
+        Input::Recording(r) => Some(RecordingPass {
+            filled: r.converter.filled.clone(),
+            damaged: r.reader.first_damaged().to_vec(),
+            damaged_count: r.reader.damaged(),
+            truncated: r.reader.truncated().map(str::to_string),
+            flows: r.flows.unwrap_or_default(),
+        }),
+    };
     count_seconds(&mut out, &mut per_second);
     let scale = u64::from(opts.scale.max(1));
     per_second.iter_mut().for_each(|n| *n *= scale);
@@ -335,6 +454,7 @@ fn first_pass(
         endpoints: ex.endpoints().to_vec(),
         spread: ex.second_counts().clone(),
         profile: profile(&per_second),
+        recording,
     })
 }
 
@@ -364,15 +484,17 @@ fn profile(per_second: &[u64]) -> Profile {
 
 /// Streams the log again, sending each worker its requests in batches:
 /// of `segment`'s sessions only, and of the log's first `limit`.
+#[allow(clippy::too_many_arguments)]
 fn second_pass(
     path: &Path,
     opts: Options,
     spread: HashMap<i64, u32>,
+    flows: Option<Flows>,
     limit: Option<u64>,
     segment: plan::Segment,
     senders: Vec<mpsc::Sender<Vec<ReplayRequest>>>,
 ) -> anyhow::Result<()> {
-    let (mut reader, _, _) = open(path)?;
+    let (mut input, _, _) = Input::open(path, Some(flows.unwrap_or_default()))?;
     let workers = senders.len().max(1);
     let mut ex = Expander::new(opts, spread);
     let mut out = Vec::new();
@@ -412,9 +534,8 @@ fn second_pass(
         // Whether the run takes more, and more are wanted.
         (taking, left > 0)
     };
-    for_each_line(&mut *reader, |line_no, line| {
-        ex.push(line_no, line, &mut out);
-        let (taking, wanted) = route(&mut out, &mut batches);
+    input.feed(&mut ex, &mut out, |_, out, _| {
+        let (taking, wanted) = route(out, &mut batches);
         taking && wanted
     })?;
     ex.finish(&mut out);
@@ -500,6 +621,61 @@ fn describe(path: &Path, t: &Tally, profile: &Profile, args: &ReplayArgs) -> Str
         if t.malformed > t.first_malformed.len() as u64 {
             let _ = write!(out, "\n    ...");
         }
+    }
+    out
+}
+
+/// What a recording adds to the description: values that flow, secrets
+/// filled or missing, damage.
+fn describe_recording(r: &RecordingPass) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "  a recording: headers and bodies sent as recorded, each session with its own cookies; \
+         {} values flow from a response into a later request (taken from the replayed responses)",
+        r.flows.len()
+    );
+    let f = &r.filled;
+    if f.from_env > 0 {
+        let _ = write!(
+            out,
+            "\n  {} masked values filled from THRONG_MASKED_N",
+            f.from_env
+        );
+    }
+    for (n, count) in f.missing.iter().take(5) {
+        let place = f.missing_where.get(n).map_or("", String::as_str);
+        let _ = write!(
+            out,
+            "\n  __masked_{n}__ has no value ({count} requests, first in {place}): set {} to send one; \
+             until then a header with it is left out, a path or body sent with it",
+            secret_var(*n)
+        );
+    }
+    if f.missing.len() > 5 {
+        let _ = write!(
+            out,
+            "\n  ... {} more masked values without one",
+            f.missing.len() - 5
+        );
+    }
+    if f.bodies_cut > 0 {
+        let _ = write!(
+            out,
+            "\n  {} request bodies were cut when recorded (--body-cap): sent as recorded, shorter",
+            f.bodies_cut
+        );
+    }
+    if r.damaged_count > 0 {
+        let _ = write!(out, "\n  {} damaged lines skipped:", r.damaged_count);
+        for (line, why) in &r.damaged {
+            let _ = write!(out, "\n    line {line}: {why}");
+        }
+    }
+    if let Some(why) = &r.truncated {
+        let _ = write!(
+            out,
+            "\n  the recording is cut short ({why}): everything before is replayed"
+        );
     }
     out
 }

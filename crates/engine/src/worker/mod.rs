@@ -222,6 +222,8 @@ struct Shared<C: Connector> {
     alive: Cell<usize>,
     all_done: Notify,
     first_errors: RefCell<Vec<(ErrorKind, String)>>,
+    /// A recording's sessions, replayed.
+    replayed: replay::Sessions,
 }
 
 /// Counts a task as alive until dropped.
@@ -648,6 +650,7 @@ impl<C: Connector> Shared<C> {
             alive: Cell::new(0),
             all_done: Notify::new(),
             first_errors: RefCell::new(Vec::new()),
+            replayed: replay::Sessions::default(),
         }
     }
 

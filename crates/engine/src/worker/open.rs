@@ -7,8 +7,9 @@ use super::*;
 pub(super) enum Job {
     /// A new session, due at this time, with its number and arm.
     Session(Instant, u64, usize),
-    /// One request of a replayed log.
-    Replay(plan::ReplayRequest),
+    /// One request of a replayed log, with its dispatch number when it
+    /// was recorded in a session.
+    Replay(plan::ReplayRequest, Option<u64>),
 }
 
 /// A sender waiting for its next arrival.
@@ -420,7 +421,7 @@ pub(super) async fn open_sender<C: Connector>(
                     session.reset(vu, arm, &sh.scenario.clients, sh.seed_of(vu));
                     sh.run_flow(&mut session, Some(due), false).await;
                 }
-                Job::Replay(req) => sh.replay_one(&mut session, &req).await,
+                Job::Replay(req, id) => sh.replay_one(&mut session, &req, id).await,
             }
             pool.held(took.elapsed());
             // An arrival already due goes to the first sender free.

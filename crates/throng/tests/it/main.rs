@@ -7,6 +7,7 @@
 mod faults;
 mod lab;
 mod live;
+mod record;
 mod replay;
 mod scenarios;
 mod security;

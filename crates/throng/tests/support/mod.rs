@@ -1,7 +1,8 @@
 //! What the test binaries share: loopback targets ([`server`]; a metrics
 //! endpoint to scrape in [`exporter`]; WebSockets
 //! in [`ws`], event streams in [`sse`]), a
-//! fault-injecting proxy to put in front of them ([`proxy`]), and running
+//! fault-injecting proxy to put in front of them ([`proxy`]), `throng
+//! record` in front of them and its recordings read back ([`record`]), and running
 //! the `throng` binary against them or the lab ([`run`]).
 //!
 //! Each binary includes this module with `#[path = "../support/mod.rs"]`;
@@ -10,6 +11,7 @@
 
 pub mod exporter;
 pub mod proxy;
+pub mod record;
 pub mod run;
 pub mod server;
 pub mod sse;

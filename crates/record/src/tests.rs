@@ -1,0 +1,214 @@
+use std::time::Duration;
+
+use expect_test::expect;
+
+use crate::mask::{Masker, Rules};
+use crate::session::{Seen, Sessions};
+
+fn masker() -> Masker {
+    Masker::new(Rules::default())
+}
+
+#[test]
+fn credential_headers_are_masked_keeping_their_scheme_and_cookie_names() {
+    let mut m = masker();
+    assert_eq!(
+        m.header("authorization", "Bearer abc.def").as_deref(),
+        Some("Bearer __masked_1__")
+    );
+    assert_eq!(
+        m.header("cookie", "sid=s3cr3t; theme=dark").as_deref(),
+        Some("sid=__masked_2__; theme=__masked_3__")
+    );
+    assert_eq!(
+        m.header("set-cookie", "sid=s3cr3t; Path=/; HttpOnly")
+            .as_deref(),
+        Some("sid=__masked_2__; Path=/; HttpOnly"),
+        "the same value, the same placeholder: the cookie set is the cookie sent"
+    );
+    assert_eq!(
+        m.header("x-csrf-token", "tok").as_deref(),
+        Some("__masked_4__"),
+        "a header whose name says token"
+    );
+    assert_eq!(m.header("accept", "text/html"), None);
+    assert_eq!(m.header("user-agent", "curl/8"), None);
+    assert_eq!(m.masked, 5);
+    assert_eq!(m.placeholders(), 4);
+}
+
+#[test]
+fn query_and_form_secrets_are_masked_and_every_other_byte_kept() {
+    let mut m = masker();
+    assert_eq!(
+        m.path("/cb?code=1&access_token=abc%2F&next=%2Fhome+page")
+            .as_deref(),
+        Some("/cb?code=1&access_token=__masked_1__&next=%2Fhome+page")
+    );
+    assert_eq!(m.path("/search?q=shoes"), None);
+    assert_eq!(m.path("/plain"), None);
+    let form = m
+        .body(
+            Some("application/x-www-form-urlencoded"),
+            b"email=a%40b.c&password=hunter2&remember",
+        )
+        .map(String::from_utf8);
+    assert_eq!(
+        form,
+        Some(Ok(
+            "email=a%40b.c&password=__masked_2__&remember".to_string()
+        ))
+    );
+}
+
+#[test]
+fn json_secrets_are_masked_by_key_even_in_a_cut_body_and_by_jsonpath() {
+    let mut m = masker();
+    let body = br#"{"user": "ann", "password": "hunter2", "nested": {"apiKey": 12345, "ok": true}, "card_number": "4111"#;
+    let masked = m
+        .body(Some("application/json"), body)
+        .map(String::from_utf8);
+    expect![[r#"
+        Some(
+            Ok(
+                "{\"user\": \"ann\", \"password\": \"__masked_1__\", \"nested\": {\"apiKey\": \"__masked_2__\", \"ok\": true}, \"card_number\": \"4111",
+            ),
+        )
+    "#]]
+    .assert_debug_eq(&masked);
+
+    let rules = Rules {
+        json: vec![(
+            "$.customer.email".into(),
+            serde_json_path::JsonPath::parse("$.customer.email").expect("a path"),
+        )],
+        ..Rules::default()
+    };
+    let mut m = Masker::new(rules);
+    let masked = m
+        .body(
+            Some("application/json; charset=utf-8"),
+            br#"{"customer": {"email": "a@b.c", "name": "Ann"}, "token": "t"}"#,
+        )
+        .map(String::from_utf8);
+    assert_eq!(
+        masked,
+        Some(Ok(
+            r#"{"customer":{"email":"__masked_2__","name":"Ann"},"token":"__masked_1__"}"#
+                .to_string()
+        ))
+    );
+    assert_eq!(m.body(Some("text/plain"), b"password=1"), None);
+}
+
+#[test]
+fn kept_keys_stay_in_clear() {
+    let rules = Rules {
+        keep: vec!["session_length".into(), "x-session-id".into()],
+        ..Rules::default()
+    };
+    let mut m = Masker::new(rules);
+    assert_eq!(
+        m.path("/a?session_length=30&session=abc").as_deref(),
+        Some("/a?session_length=30&session=__masked_1__")
+    );
+    assert_eq!(m.header("x-session-id", "s1"), None);
+    assert_eq!(m.header("cookie", "a=b").as_deref(), Some("a=__masked_2__"));
+}
+
+#[test]
+fn sessions_follow_cookies_and_connections() {
+    let mut s = Sessions::new();
+    let t = Duration::from_secs(1);
+    let seen = |connection, cookies: &'static [&'static str]| Seen {
+        connection,
+        header: None,
+        cookies,
+    };
+    // Two clients' first requests, no cookies: one session each.
+    let a = s.of(seen(1, &[]), t);
+    let b = s.of(seen(2, &[]), t);
+    assert_ne!(a, b);
+    // A's login sets a cookie; A sends it back on another connection.
+    s.learn(a, &["sid-a"], t);
+    assert_eq!(s.of(seen(3, &["sid-a"]), t), a);
+    // B's request with a cookie no response set (it logged in before the
+    // recording): its connection's session, then named by that cookie.
+    assert_eq!(s.of(seen(2, &["old-b"]), t), b);
+    assert_eq!(s.of(seen(4, &["old-b"]), t), b);
+    // A third client on connection 2 after B has cookies: a new session.
+    let c = s.of(seen(2, &["other"]), t);
+    assert!(c != a && c != b);
+    assert_eq!(s.count(), 3);
+    // Forgotten after the idle time.
+    let later = t + crate::session::IDLE + Duration::from_secs(61);
+    assert_eq!(s.of(seen(9, &["sid-a"]), later), 4);
+}
+
+#[test]
+fn a_session_header_names_the_session() {
+    let mut s = Sessions::new();
+    let t = Duration::ZERO;
+    let seen = |connection, header| Seen {
+        connection,
+        header: Some(header),
+        cookies: &[],
+    };
+    let a = s.of(seen(1, "user-1"), t);
+    let b = s.of(seen(1, "user-2"), t);
+    assert_ne!(a, b);
+    assert_eq!(s.of(seen(7, "user-1"), t), a);
+}
+
+#[test]
+fn responses_offer_json_leaves_links_inputs_and_locations_and_requests_take_them() {
+    use crate::flows::{offers, words, Flows};
+    use replay::recording::Rule;
+    let json = |body: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        offers(&h, body.as_bytes())
+    };
+    let got = json(r#"{"items": [{"id": "f3a9c"}, {"id": 12345}], "next": "2", "ok": true}"#);
+    assert_eq!(
+        got,
+        [
+            ("f3a9c".to_string(), Rule::Json("$.items[0].id".into())),
+            ("12345".to_string(), Rule::Json("$.items[1].id".into())),
+            ("2".to_string(), Rule::Json("$.next".into())),
+        ]
+    );
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", "text/html".parse().unwrap());
+    h.insert("location", "/orders/7f3a?x=1".parse().unwrap());
+    let page = r#"<a href="/funds/ab">x</a><a href="/funds/f00d1"><input type="hidden" name="csrf" value="tok-123">"#;
+    assert_eq!(
+        offers(&h, page.as_bytes()),
+        [
+            ("7f3a".to_string(), Rule::Location),
+            ("tok-123".to_string(), Rule::Input("csrf".into())),
+            // The second link under /funds (the first's id is too short to
+            // follow, but counts).
+            (
+                "f00d1".to_string(),
+                Rule::Link {
+                    parent: "/funds".into(),
+                    nth: 1
+                }
+            ),
+        ]
+    );
+
+    let mut flows = Flows::new();
+    // A value the session had sent before it was offered came from
+    // elsewhere: not followed.
+    assert!(flows.request(1, &["12345"]).is_empty());
+    flows.response(1, 7, got);
+    let sent: Vec<&str> = words("/funds/f3a9c?ref=12345&page=2").collect();
+    assert_eq!(sent, ["funds", "f3a9c", "ref=12345", "12345", "page=2"]);
+    let found = flows.request(1, &sent);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].value.as_str(), found[0].from), ("f3a9c", 7));
+    // Another session's request does not take this one's values.
+    assert!(flows.request(2, &["f3a9c"]).is_empty());
+}
