@@ -776,8 +776,27 @@ fn replay_differs(stats: &Stats, out: &mut Vec<Finding>) {
     for ep in &stats.endpoints {
         let Some(d) = &ep.replay else { continue };
         let differ = d.differing();
-        if differ == 0 {
+        if differ == 0 && d.size_differ == 0 {
             same.push(ep.name.as_str());
+            continue;
+        }
+        if differ == 0 {
+            let (recorded, replayed) = d.size_example.unwrap_or_default();
+            out.push(Finding {
+                kind: "replay_differs".into(),
+                severity: Severity::Warning,
+                what: format!(
+                    "{}: {} of {} replayed responses had the recorded status but a body of another size",
+                    ep.name, d.size_differ, d.compared
+                ),
+                location: Some(ep.name.clone()),
+                at_s: None,
+                evidence: format!(
+                    "a size differs when one is empty and the other not, or one is more than \
+                     twice the other; the first: {recorded} bytes recorded, {replayed} replayed"
+                ),
+                server: None,
+            });
             continue;
         }
         let broke = d
@@ -798,6 +817,13 @@ fn replay_differs(stats: &Stats, out: &mut Vec<Finding>) {
                 format!("{n} answered {b} where the recording had {a}")
             })
             .collect();
+        let mut shown = shown;
+        if d.size_differ > 0 {
+            shown.push(format!(
+                "{} more had the recorded status but a body of another size",
+                d.size_differ
+            ));
+        }
         out.push(Finding {
             kind: "replay_differs".into(),
             severity: if broke {
@@ -820,7 +846,7 @@ fn replay_differs(stats: &Stats, out: &mut Vec<Finding>) {
             .endpoints
             .iter()
             .filter_map(|e| e.replay.as_ref())
-            .filter(|d| d.differing() == 0)
+            .filter(|d| d.differing() == 0 && d.size_differ == 0)
             .map(|d| d.compared)
             .sum();
         out.push(Finding {

@@ -1099,6 +1099,15 @@ fn a_replay_that_answers_otherwise_than_recorded_is_named_per_endpoint() {
         s.record_replayed(1, 401, 200);
         s.record_replayed(2, 200, 200);
     }
+    // Another endpoint: the recorded status, but an empty body where the
+    // recording had 12 kB (an empty listing): a warning of its own.
+    let mut s2 = Stats::new(["GET /list".to_string()]);
+    for _ in 0..4 {
+        s2.record(&sample(0, 5, 200, false));
+        s2.record_replayed(0, 200, 200);
+    }
+    s2.record_replayed_size(0, 12_000, 0);
+    s.merge(&s2);
     let found: Vec<Finding> = findings(&s, &LoadShape::default(), None)
         .into_iter()
         .filter(|f| f.kind.starts_with("replay_"))
@@ -1108,6 +1117,8 @@ fn a_replay_that_answers_otherwise_than_recorded_is_named_per_endpoint() {
             7 answered 431 where the recording had 200
         warning replay_differs @None [POST /pledge] POST /pledge: 10 of 10 replayed requests got another status than recorded
             10 answered 200 where the recording had 401
+        warning replay_differs @None [GET /list] GET /list: 1 of 4 replayed responses had the recorded status but a body of another size
+            a size differs when one is empty and the other not, or one is more than twice the other; the first: 12000 bytes recorded, 0 replayed
         info replay_same @None [-] 1 endpoint(s) answered every replayed request with the recorded status
             10 requests compared: GET /a
     "#]]

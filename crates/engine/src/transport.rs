@@ -107,6 +107,8 @@ pub(crate) struct Capture {
     pub(crate) header_list: Vec<(String, String)>,
     /// The body (de-chunked).
     pub(crate) body_bytes: Vec<u8>,
+    /// The last response's body size in bytes, kept or not.
+    pub(crate) received: u64,
 }
 
 impl Capture {

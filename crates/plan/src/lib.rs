@@ -44,7 +44,7 @@ pub use load::{
 };
 pub use page::{fresh_for, html_assets, Page, DEFAULT_PAGE_CONNECTIONS, MAX_HTML_ASSETS};
 pub use profile::{parse_stages, Profile, Shape, SpikeLevel, Stage};
-pub use replay::{BodyKind, Recorded, RecordedExchange, ReplayRequest, Take};
+pub use replay::{sizes_differ, BodyKind, Recorded, RecordedExchange, ReplayRequest, Take};
 pub use request::{
     is_sensitive_header, HttpVersion, RequestSpec, Scheme, TlsOptions, SENSITIVE_HEADERS,
 };

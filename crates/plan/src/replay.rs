@@ -58,6 +58,9 @@ pub struct RecordedExchange {
     pub end_us: u64,
     /// The recorded status (0: none).
     pub status: u16,
+    /// The recorded response body's size, when it can be compared (not
+    /// compressed: a replay asks for bodies as they are).
+    pub response_size: Option<u64>,
     /// Values it sends that an earlier response of the session gave: the
     /// variable and the text as recorded, replaced by the variable's value
     /// in the path, headers and body when the session has one.
@@ -129,4 +132,13 @@ impl Take {
             }),
         }
     }
+}
+
+/// Whether a replayed body's size is not the recorded one's: one empty
+/// and the other not, or one more than twice the other. The same page
+/// differs by a few bytes (a date, a counter); an error page in its
+/// place, an empty list or a truncated answer by more.
+pub fn sizes_differ(recorded: u64, replayed: u64) -> bool {
+    (recorded == 0) != (replayed == 0)
+        || recorded.max(replayed) > recorded.min(replayed).saturating_mul(2)
 }

@@ -1024,3 +1024,17 @@ fn resend_policies_read_back_by_name_and_allow_what_they_say() {
     assert_eq!(allowed(Resend::Safe), "GET HEAD OPTIONS");
     assert_eq!(allowed(Resend::Idempotent), "GET HEAD OPTIONS PUT DELETE");
 }
+
+#[test]
+fn a_replayed_body_differs_in_size_when_empty_against_not_or_beyond_twice() {
+    use crate::sizes_differ;
+    assert!(!sizes_differ(0, 0));
+    assert!(sizes_differ(0, 1) && sizes_differ(1, 0));
+    assert!(!sizes_differ(1000, 2000) && !sizes_differ(2000, 1000));
+    assert!(sizes_differ(1000, 2001) && sizes_differ(2001, 1000));
+    assert!(
+        !sizes_differ(995, 1005),
+        "a page a few bytes longer is the same page"
+    );
+    assert!(!sizes_differ(u64::MAX, u64::MAX));
+}

@@ -126,6 +126,32 @@ struct Pending {
     headers: HeaderMap,
     tap: Arc<Mutex<Tap>>,
     started: Instant,
+    proxy: Arc<Proxy>,
+}
+
+/// Why an exchange has no response when its client gave up waiting.
+pub(crate) const CLIENT_GONE: &str = "the client went away before the upstream answered";
+
+/// A request on its way to the upstream: if its handler is dropped
+/// before a response (the client went away, the recorder is stopping),
+/// the exchange is still recorded, with why.
+struct Unanswered(Option<Pending>);
+
+impl Unanswered {
+    fn take(&mut self) -> Option<Pending> {
+        self.0.take()
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0.take() {
+            let proxy = pending.proxy.clone();
+            let ttfb = pending.started.elapsed();
+            let why = CLIENT_GONE.to_string();
+            proxy.send(pending.finish(0, HeaderMap::new(), 0, Vec::new(), ttfb, Some(why), false));
+        }
+    }
 }
 
 impl Pending {
@@ -187,7 +213,7 @@ pub(crate) async fn handle(
     strip_hop_by_hop(&mut recorded, false);
     recorded.remove(header::HOST);
     let tap = Arc::new(Mutex::new(Tap::default()));
-    let pending = Pending {
+    let mut pending = Unanswered(Some(Pending {
         at: started.saturating_duration_since(proxy.start),
         connection,
         client,
@@ -197,7 +223,8 @@ pub(crate) async fn handle(
         headers: recorded,
         tap: tap.clone(),
         started,
-    };
+        proxy: proxy.clone(),
+    }));
 
     let up = &proxy.upstream;
     let uri = match Uri::builder()
@@ -210,7 +237,7 @@ pub(crate) async fn handle(
         Err(e) => {
             return Ok(failed(
                 &proxy,
-                pending,
+                pending.take(),
                 format!("cannot forward {path:?}: {e}"),
             ))
         }
@@ -247,7 +274,7 @@ pub(crate) async fn handle(
                 why.push_str(&s.to_string());
                 source = s.source();
             }
-            return Ok(failed(&proxy, pending, why));
+            return Ok(failed(&proxy, pending.take(), why));
         }
     };
     let ttfb = started.elapsed();
@@ -287,7 +314,7 @@ pub(crate) async fn handle(
         size: 0,
         kept: Vec::new(),
         keep,
-        end: Some(End {
+        end: pending.0.take().map(|pending| End {
             proxy,
             pending,
             status: status.as_u16(),
@@ -301,17 +328,19 @@ pub(crate) async fn handle(
 
 /// A 502 for a request the upstream did not answer, recorded with status
 /// 0 and why.
-fn failed(proxy: &Arc<Proxy>, pending: Pending, why: String) -> Response<RecordBody> {
-    let ttfb = pending.started.elapsed();
-    proxy.send(pending.finish(
-        0,
-        HeaderMap::new(),
-        0,
-        Vec::new(),
-        ttfb,
-        Some(why.clone()),
-        false,
-    ));
+fn failed(proxy: &Arc<Proxy>, pending: Option<Pending>, why: String) -> Response<RecordBody> {
+    if let Some(pending) = pending {
+        let ttfb = pending.started.elapsed();
+        proxy.send(pending.finish(
+            0,
+            HeaderMap::new(),
+            0,
+            Vec::new(),
+            ttfb,
+            Some(why.clone()),
+            false,
+        ));
+    }
     let mut response = Response::new(RecordBody {
         inner: Inner::Fixed(Some(Bytes::from(format!(
             "throng record: the upstream gave no response: {why}\n"

@@ -161,7 +161,13 @@ impl Writer {
         }
         self.totals.exchanges += 1;
         self.totals.bodies_cut += u64::from(body_cut);
-        self.totals.upstream_errors += u64::from(raw.status == 0);
+        if raw.status == 0 {
+            if raw.error.as_deref() == Some(crate::proxy::CLIENT_GONE) {
+                self.totals.client_gone += 1;
+            } else {
+                self.totals.upstream_errors += 1;
+            }
+        }
         Exchange {
             at_us: micros(raw.at),
             session,

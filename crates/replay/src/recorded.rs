@@ -180,6 +180,7 @@ impl Converter {
                 gives.push((var, take));
             }
         }
+        let response_size = comparable_size(&e);
         Ok(Record {
             time_us: self
                 .started_us
@@ -197,6 +198,7 @@ impl Converter {
                 at_us: e.at_us,
                 end_us: e.at_us.saturating_add(e.duration_us),
                 status: e.status,
+                response_size,
                 uses,
                 gives,
             }))),
@@ -241,6 +243,16 @@ impl Converter {
         }
         text.to_string()
     }
+}
+
+/// The recorded response's size, when a replay's can be compared with it:
+/// a body passed on as it was (not compressed), of a response that has one.
+fn comparable_size(e: &Exchange) -> Option<u64> {
+    let encoded = e.response_headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("content-encoding") && !v.eq_ignore_ascii_case("identity")
+    });
+    let bodiless = e.method == "HEAD" || matches!(e.status, 0 | 101 | 204 | 304);
+    (!encoded && !bodiless && e.error.is_none()).then_some(e.response_size)
 }
 
 /// How a replay takes a value the recorder saw a response give.

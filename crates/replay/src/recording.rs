@@ -177,6 +177,9 @@ pub struct Totals {
     pub not_recorded: u64,
     /// Exchanges the upstream gave no response to.
     pub upstream_errors: u64,
+    /// Exchanges whose client went away before the upstream answered.
+    #[serde(default)]
+    pub client_gone: u64,
 }
 
 /// The placeholder written for the `n`th masked value.

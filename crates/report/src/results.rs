@@ -338,6 +338,14 @@ pub struct ReplayRow {
     /// `{"RECORDED -> REPLAYED": count}` for each pair that differed (0:
     /// no response).
     pub statuses: BTreeMap<String, u64>,
+    /// Of the rest (the status recorded), those whose body size was not
+    /// the recorded one's: empty against not, or more than twice the
+    /// other. Absent when none was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size_differ: u64,
+    /// The first of those: `[recorded, replayed]` bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_example: Option<(u64, u64)>,
 }
 
 impl ReplayRow {
@@ -350,6 +358,8 @@ impl ReplayRow {
                 .iter()
                 .map(|&(a, b, n)| (format!("{a} -> {b}"), n))
                 .collect(),
+            size_differ: d.size_differ,
+            size_example: d.size_example,
         }
     }
 }

@@ -53,6 +53,9 @@ struct Entry {
     /// Where a redirect response sends the browser on the same origin
     /// (path and query), if it is one.
     redirect: Option<String>,
+    /// A recording's exchange numbers merged into this request (its own,
+    /// then its redirect hops'); empty for a HAR's.
+    seqs: Vec<u64>,
 }
 
 /// How a value is taken from a response.
@@ -62,6 +65,8 @@ enum Rule {
     Header(String),
     /// An HTML form field: a CSS selector and the attribute `value`.
     Input(String),
+    /// The last segment of a link under this parent path, any of them.
+    Link(String),
 }
 
 impl Rule {
@@ -74,6 +79,13 @@ impl Rule {
                 "{{ css: {}, attr: value }}",
                 q(&format!("input[name=\"{name}\"]"))
             ),
+            Rule::Link(parent) => format!(
+                "{{ regex: {}, pick: random }}",
+                q(&format!(
+                    "href=[\"']{}/([^\"'?#/]+)[\"'?#]",
+                    regex::escape(parent)
+                ))
+            ),
         }
     }
 
@@ -82,6 +94,9 @@ impl Rule {
             Rule::Json(p) => format!("{p} of the JSON body"),
             Rule::Header(h) => format!("the {h} header"),
             Rule::Input(name) => format!("the form field {name:?}"),
+            Rule::Link(parent) => {
+                format!("a link under {parent}/ (any: the recording followed one)")
+            }
         }
     }
 }
@@ -168,7 +183,7 @@ pub fn import_har(text: &str, opts: &HarOptions) -> Result<String, HarError> {
             .to_string()
     });
     Ok(write(
-        &parsed,
+        parsed,
         &Context {
             origin,
             name,
@@ -230,6 +245,7 @@ fn merge_redirects(entries: Vec<Entry>) -> (Vec<Entry>, usize) {
                 prev.status = e.status;
                 prev.took_ms = (e.started_ms + e.took_ms - prev.started_ms).max(prev.took_ms);
                 prev.redirect = e.redirect;
+                prev.seqs.extend(e.seqs);
                 hops += 1;
                 continue;
             }
@@ -286,6 +302,7 @@ fn entry(e: &Value, path: String, headers: Vec<(String, String)>) -> Entry {
         asset,
         offers: offers(e, &mime),
         redirect: None,
+        seqs: Vec::new(),
     }
 }
 
@@ -407,6 +424,12 @@ fn var_name(rule: &Rule, taken: &BTreeMap<String, String>) -> String {
             .unwrap_or("value")
             .to_string(),
         Rule::Header(h) | Rule::Input(h) => h.clone(),
+        Rule::Link(parent) => parent
+            .rsplit('/')
+            .find(|s| !s.is_empty())
+            .unwrap_or("link")
+            .trim_end_matches('s')
+            .to_string(),
     };
     let base: String = base
         .chars()
@@ -502,15 +525,34 @@ fn templated(text: &str, step: usize, correlations: &[Correlation]) -> (String, 
     (out, used)
 }
 
-fn write(entries: &[Entry], cx: &Context) -> String {
-    let correlations = correlate(entries);
-    let mut y = String::new();
-    let _ = writeln!(
-        y,
-        "# Imported by `throng import har`: {} requests to {}.",
+/// One flow to write: its name, its requests, and the values that flow
+/// between them.
+struct Flow {
+    name: String,
+    entries: Vec<Entry>,
+    correlations: Vec<Correlation>,
+}
+
+fn write(entries: Vec<Entry>, cx: &Context) -> String {
+    let correlations = correlate(&entries);
+    let header = format!(
+        "# Imported by `throng import har`: {} requests to {}.\n",
         entries.len(),
         cx.origin
     );
+    write_flows(
+        &header,
+        &[Flow {
+            name: "recorded".into(),
+            entries,
+            correlations,
+        }],
+        cx,
+    )
+}
+
+fn write_flows(header: &str, flows: &[Flow], cx: &Context) -> String {
+    let mut y = String::from(header);
     if cx.no_assets && cx.assets > 0 {
         let _ = writeln!(y, "# {} static assets left out (--no-assets).", cx.assets);
     }
@@ -536,12 +578,12 @@ fn write(entries: &[Entry], cx: &Context) -> String {
     if let Some(ua) = &cx.user_agent {
         let _ = writeln!(y, "defaults:\n  headers:\n    User-Agent: {}", quote(ua));
     }
-    let _ = writeln!(
-        y,
-        "load:\n  rate: 1\n  duration: 1m\nflows:\n  - name: recorded\n    steps:"
-    );
-    for index in 0..entries.len() {
-        y.push_str(&write_step(entries, index, &correlations));
+    let _ = writeln!(y, "load:\n  rate: 1\n  duration: 1m\nflows:");
+    for f in flows {
+        let _ = writeln!(y, "  - name: {}\n    steps:", quote(&f.name));
+        for index in 0..f.entries.len() {
+            y.push_str(&write_step(&f.entries, index, &f.correlations));
+        }
     }
     y
 }
@@ -661,4 +703,227 @@ fn write_headers(
             }
         }
     }
+}
+
+/// A request of a recording (`throng record`), for [`import_recording`].
+#[derive(Debug, Clone, Default)]
+pub struct RecordedRequest {
+    /// The exchange's number in the recording.
+    pub seq: u64,
+    /// The method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers as recorded (masked values as `__masked_N__`).
+    pub headers: Vec<(String, String)>,
+    /// The body, when it was text.
+    pub body: Option<String>,
+    /// The recorded status.
+    pub status: u16,
+    /// When it came, ms, and how long it took.
+    pub started_ms: f64,
+    /// See `started_ms`.
+    pub took_ms: f64,
+    /// The response's `Location`, if it had one.
+    pub location: Option<String>,
+    /// Values it sent back that an earlier response gave: the text as
+    /// recorded, the exchange that gave it, and how.
+    pub uses: Vec<(String, u64, RecordedRule)>,
+}
+
+/// How a recorded value is taken from a response (the recorder's rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedRule {
+    /// A JSONPath of the body.
+    Json(String),
+    /// A header.
+    Header(String),
+    /// A form field's value.
+    Input(String),
+    /// The last segment of a link under this parent path.
+    Link(String),
+    /// The last segment of the `Location` (throng follows redirects
+    /// itself: not carried).
+    Location,
+}
+
+/// A session of a recording, to become one flow.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedSession {
+    /// The flow's name.
+    pub name: String,
+    /// Its requests in the order they came.
+    pub requests: Vec<RecordedRequest>,
+}
+
+/// The scenario file of a recording's sessions (`throng import
+/// recording`): one flow per session, as a HAR's (think times, redirects
+/// merged, assets kept or left out), the values that flowed as the
+/// recorder saw them (extracts and variables, marked "guessed"), and
+/// each masked value read from the environment (`{{ env.THRONG_MASKED_N }}`).
+/// `notes` are the file's first comment lines.
+pub fn import_recording(
+    origin: &str,
+    sessions: Vec<RecordedSession>,
+    opts: &HarOptions,
+    notes: &[String],
+) -> Result<String, HarError> {
+    let mut flows = Vec::new();
+    let mut assets = 0;
+    let mut hops = 0;
+    let mut user_agent = None;
+    for session in sessions {
+        let correlated: Vec<String> = session
+            .requests
+            .iter()
+            .flat_map(|r| r.uses.iter().map(|u| u.0.clone()))
+            .collect();
+        let mut entries = Vec::new();
+        for r in &session.requests {
+            if user_agent.is_none() {
+                user_agent = r
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+                    .map(|(_, v)| v.clone());
+            }
+            let env = |text: &str| from_env(text, &correlated);
+            let redirect = r.location.as_deref().and_then(|l| {
+                if l.starts_with('/') {
+                    Some(l.to_string())
+                } else {
+                    split_url(l).filter(|(o, _)| o == origin).map(|(_, p)| p)
+                }
+            });
+            entries.push(Entry {
+                method: r.method.to_ascii_uppercase(),
+                path: env(&r.path),
+                headers: r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| !DROPPED_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
+                    .map(|(n, v)| (n.clone(), env(v)))
+                    .collect(),
+                body: r.body.as_deref().filter(|b| !b.is_empty()).map(env),
+                status: r.status,
+                started_ms: r.started_ms,
+                took_ms: r.took_ms,
+                asset: plan::looks_like_asset(&r.path),
+                offers: Vec::new(),
+                redirect,
+                seqs: vec![r.seq],
+            });
+        }
+        let (mut entries, merged) = merge_redirects(entries);
+        hops += merged;
+        let index_of =
+            |seq: u64, entries: &[Entry]| entries.iter().position(|e| e.seqs.contains(&seq));
+        let mut correlations: Vec<Correlation> = Vec::new();
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        for r in &session.requests {
+            let Some(to) = index_of(r.seq, &entries) else {
+                continue;
+            };
+            for (text, from, rule) in &r.uses {
+                let rule = match rule {
+                    RecordedRule::Json(p) => Rule::Json(p.clone()),
+                    RecordedRule::Header(h) => Rule::Header(h.clone()),
+                    RecordedRule::Input(n) => Rule::Input(n.clone()),
+                    RecordedRule::Link(p) => Rule::Link(p.clone()),
+                    RecordedRule::Location => continue,
+                };
+                let Some(from) = index_of(*from, &entries).filter(|&i| i < to) else {
+                    continue;
+                };
+                if correlations.iter().any(|c| c.value == *text) {
+                    continue;
+                }
+                let var = var_name(&rule, &vars);
+                vars.insert(text.clone(), var.clone());
+                correlations.push(Correlation {
+                    from,
+                    value: text.clone(),
+                    var,
+                    rule,
+                });
+            }
+        }
+        correlations.sort_by_key(|c| std::cmp::Reverse(c.value.len()));
+        assets += entries.iter().filter(|e| e.asset).count();
+        if opts.no_assets {
+            // Steps move up as assets leave; a value an asset gave stays
+            // as recorded.
+            let mut new_index = Vec::with_capacity(entries.len());
+            let mut n = 0;
+            for e in &entries {
+                new_index.push((!e.asset).then_some(n));
+                n += usize::from(!e.asset);
+            }
+            correlations.retain_mut(|c| match new_index[c.from] {
+                Some(i) => {
+                    c.from = i;
+                    true
+                }
+                None => false,
+            });
+            entries.retain(|e| !e.asset);
+        }
+        if !entries.is_empty() {
+            flows.push(Flow {
+                name: session.name,
+                entries,
+                correlations,
+            });
+        }
+    }
+    if flows.is_empty() {
+        return Err(HarError(
+            "nothing to import: no requests were chosen (or all were static assets: import without --no-assets)"
+                .into(),
+        ));
+    }
+    let requests: usize = flows.iter().map(|f| f.entries.len()).sum();
+    let mut header = format!(
+        "# Imported by `throng import recording`: {requests} requests to {origin}, in {} flow(s).\n",
+        flows.len()
+    );
+    for n in notes {
+        header.push_str(&format!("# {n}\n"));
+    }
+    header.push_str(
+        "# Masked values come from the environment: set THRONG_MASKED_N for each {{ env.THRONG_MASKED_N }}.\n",
+    );
+    let name = opts.name.clone().unwrap_or_else(|| "recorded".into());
+    Ok(write_flows(
+        &header,
+        &flows,
+        &Context {
+            origin: origin.to_string(),
+            name,
+            user_agent,
+            other_hosts: BTreeMap::new(),
+            assets,
+            no_assets: opts.no_assets,
+            hops,
+        },
+    ))
+}
+
+/// `text` with each masked value (`__masked_N__`) read from the
+/// environment instead, except those `keep` lists (values that flow from
+/// a response, which a variable replaces).
+fn from_env(text: &str, keep: &[String]) -> String {
+    static MASKED: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"__masked_([0-9]+)__").ok());
+    let Some(re) = MASKED.as_ref() else {
+        return text.to_string();
+    };
+    re.replace_all(text, |c: &regex::Captures<'_>| {
+        if keep.iter().any(|k| k == &c[0]) {
+            c[0].to_string()
+        } else {
+            format!("{{{{ env.THRONG_MASKED_{} }}}}", &c[1])
+        }
+    })
+    .into_owned()
 }

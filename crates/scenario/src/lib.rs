@@ -18,7 +18,10 @@ mod tests;
 
 pub use compile::{compile, Compiled, Options, ReadData};
 pub use diagnostic::{Diagnostic, Pos};
-pub use har::{import_har, HarError, HarOptions};
+pub use har::{
+    import_har, import_recording, HarError, HarOptions, RecordedRequest, RecordedRule,
+    RecordedSession,
+};
 
 /// The JSON Schema of scenario files, for editors (yaml-language-server).
 pub fn json_schema() -> String {

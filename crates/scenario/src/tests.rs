@@ -668,7 +668,7 @@ fn a_recorded_session_imports_to_a_scenario_that_compiles() {
           rate: 1
           duration: 1m
         flows:
-          - name: recorded
+          - name: "recorded"
             steps:
               - get: "/"
                 name: "GET /"
@@ -751,7 +751,7 @@ fn recorded_redirect_chains_import_as_one_step_that_follows_them() {
           rate: 1
           duration: 1m
         flows:
-          - name: recorded
+          - name: "recorded"
             steps:
               - get: "/login"
                 name: "GET /login"
@@ -1241,4 +1241,85 @@ fn scrapes_compile_on_the_target_with_their_settings_and_mistakes() {
         ]
     "#]]
     .assert_debug_eq(&out);
+}
+
+#[test]
+fn a_recorded_session_imports_with_its_flows_secrets_redirects_and_assets() {
+    use crate::{import_recording, HarOptions, RecordedRequest, RecordedRule, RecordedSession};
+    let req = |seq: u64, method: &str, path: &str, started_ms: f64| RecordedRequest {
+        seq,
+        method: method.into(),
+        path: path.into(),
+        status: 200,
+        started_ms,
+        took_ms: 10.0,
+        ..RecordedRequest::default()
+    };
+    let listing = req(1, "GET", "/api/funds", 0.0);
+    let css = req(2, "GET", "/static/app.css", 20.0);
+    let mut login = req(3, "POST", "/login", 1000.0);
+    login.body = Some("email=a%40b.c&password=__masked_4__".into());
+    login.headers = vec![
+        ("Cookie".into(), "sid=__masked_1__".into()),
+        (
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ),
+    ];
+    login.status = 303;
+    login.location = Some("/home".into());
+    let home = req(4, "GET", "/home", 1015.0);
+    let mut pledge = req(5, "POST", "/pledge", 3000.0);
+    pledge.body = Some("fund=f3a9c0&csrf=__masked_7__".into());
+    pledge.uses = vec![
+        (
+            "f3a9c0".into(),
+            1,
+            RecordedRule::Json("$.items[3].id".into()),
+        ),
+        ("__masked_7__".into(), 4, RecordedRule::Input("csrf".into())),
+    ];
+    let session = RecordedSession {
+        name: "session 9".into(),
+        requests: vec![listing, css, login, home, pledge],
+    };
+    let opts = HarOptions {
+        no_assets: true,
+        name: None,
+    };
+    let yaml =
+        import_recording("http://shop.test", vec![session], &opts, &["a note".into()]).unwrap();
+    // The masked password from the environment; the masked CSRF field,
+    // which flowed from the page, from its variable; the id from the
+    // listing; the cookie left to the jar; the redirect merged (throng
+    // follows it) and the stylesheet left out.
+    assert!(
+        yaml.contains("password={{ env.THRONG_MASKED_4 }}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(r#"body: "fund={{ id }}&csrf={{ csrf }}""#),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(r#"id: { json: "$.items[3].id" }   # guessed"#),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(r#"csrf: { css: "input[name=\"csrf\"]", attr: value }   # guessed"#),
+        "{yaml}"
+    );
+    assert!(!yaml.to_lowercase().contains("cookie"), "{yaml}");
+    assert!(
+        !yaml.contains("/static/app.css") && !yaml.contains("get: \"/home\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.starts_with("# Imported by `throng import recording`: 3 requests"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("# a note\n"), "{yaml}");
+    let mut opts = options();
+    opts.env.insert("THRONG_MASKED_4".into(), "hunter2".into());
+    assert!(compile("imported.yaml", &yaml, &opts).is_ok(), "{yaml}");
 }

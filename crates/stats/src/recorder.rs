@@ -266,6 +266,14 @@ pub struct ReplayDiff {
     /// Those whose status differed: the recorded status, the replayed one
     /// (0: no response) and how many, by recorded then replayed status.
     pub differ: Vec<(u16, u16, u64)>,
+    /// Of the others (the same status), those whose body size was not
+    /// the recorded one's (see `plan::sizes_differ`), when both could be
+    /// compared.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size_differ: u64,
+    /// The first such: the recorded and the replayed size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_example: Option<(u64, u64)>,
 }
 
 impl ReplayDiff {
@@ -287,9 +295,20 @@ impl ReplayDiff {
         }
     }
 
+    /// Counts a response of the recorded status whose body size was not
+    /// the recorded one's.
+    pub fn add_size_differ(&mut self, recorded: u64, replayed: u64) {
+        self.size_differ += 1;
+        self.size_example.get_or_insert((recorded, replayed));
+    }
+
     /// Adds another worker's.
     pub fn merge(&mut self, other: &ReplayDiff) {
         self.compared += other.compared;
+        self.size_differ += other.size_differ;
+        if self.size_example.is_none() {
+            self.size_example = other.size_example;
+        }
         for &(a, b, n) in &other.differ {
             self.add_differ(a, b, n);
         }
@@ -514,6 +533,16 @@ impl Stats {
             ep.replay
                 .get_or_insert_with(ReplayDiff::default)
                 .add(recorded, replayed);
+        }
+    }
+
+    /// Records a replayed response of the recorded status whose body size
+    /// was not the recorded one's (see [`ReplayDiff::size_differ`]).
+    pub fn record_replayed_size(&mut self, endpoint: usize, recorded: u64, replayed: u64) {
+        if let Some(ep) = self.endpoints.get_mut(endpoint) {
+            ep.replay
+                .get_or_insert_with(ReplayDiff::default)
+                .add_size_differ(recorded, replayed);
         }
     }
 
@@ -880,6 +909,12 @@ impl Recorder {
     /// Records a replayed request's status against the recorded one.
     pub fn record_replayed(&mut self, endpoint: usize, recorded: u16, replayed: u16) {
         self.stats.record_replayed(endpoint, recorded, replayed);
+    }
+
+    /// Records a replayed response whose body size was not the recorded one's.
+    pub fn record_replayed_size(&mut self, endpoint: usize, recorded: u64, replayed: u64) {
+        self.stats
+            .record_replayed_size(endpoint, recorded, replayed);
     }
 
     /// Records an extraction that found nothing.

@@ -491,6 +491,12 @@ fn a_replays_status_comparison_counts_each_request_once_and_merges() {
     assert_eq!(d.compared, 6);
     assert_eq!(d.differ, vec![(200, 500, 3), (302, 0, 1), (404, 200, 1)]);
     assert_eq!(d.differing(), 5);
+    assert_eq!((d.size_differ, d.size_example), (0, None));
+    a.record_replayed_size(0, 12_000, 0);
+    b.record_replayed_size(0, 900, 2_000);
+    a.merge(&b);
+    let d = a.endpoints[0].replay.clone().unwrap();
+    assert_eq!((d.size_differ, d.size_example), (2, Some((12_000, 0))));
     // Not a replay of a recording: nothing at all.
     assert_eq!(Stats::new(["GET /".to_string()]).endpoints[0].replay, None);
 }

@@ -371,6 +371,50 @@ pub enum ImportCommand {
     /// A browser session saved as HAR (DevTools > Network > Save all as HAR).
     #[command(after_help = IMPORT_HAR_EXAMPLES)]
     Har(ImportHarArgs),
+    /// A recording made by `throng record` (or a part of it, by session or
+    /// time) as a scenario file: one flow per session.
+    #[command(after_help = IMPORT_RECORDING_EXAMPLES)]
+    Recording(ImportRecordingArgs),
+}
+
+const IMPORT_RECORDING_EXAMPLES: &str = "\
+Examples:
+  # The busiest session of the recording
+  throng import recording monday.rec.gz > monday.yaml
+
+  # Sessions 17 and 23, as two flows; only what came in the recording's second minute
+  throng import recording monday.rec.gz --session 17 --session 23 --from 1m --to 2m --out two.yaml
+
+One step per request, think times from the recorded gaps, redirects the client followed
+merged into the request that caused them (throng follows redirects). Values a response gave
+that a later request sent back (as the recorder saw them) become an extract and a
+{{ variable }}, marked \"guessed\". Masked values become {{ env.THRONG_MASKED_N }}.
+Cookies are left to throng's cookie jar.";
+
+#[derive(Debug, Args)]
+pub struct ImportRecordingArgs {
+    /// The recording (`throng record --out`), plain or gzip-compressed.
+    #[arg(value_name = "RECORDING")]
+    pub recording: PathBuf,
+    /// Import this session (repeatable; its number in the recording)
+    /// [default: the session with the most requests].
+    #[arg(long = "session", value_name = "N")]
+    pub sessions: Vec<u64>,
+    /// Only requests that came at or after this time into the recording.
+    #[arg(long, value_name = "DURATION", value_parser = plan::parse_duration)]
+    pub from: Option<Duration>,
+    /// Only requests that came before this time into the recording.
+    #[arg(long, value_name = "DURATION", value_parser = plan::parse_duration)]
+    pub to: Option<Duration>,
+    /// Leave out static assets (stylesheets, scripts, images, fonts).
+    #[arg(long)]
+    pub no_assets: bool,
+    /// The scenario's name [default: recorded].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Write the scenario to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 const IMPORT_HAR_EXAMPLES: &str = "\

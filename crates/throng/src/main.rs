@@ -5,6 +5,7 @@ mod args;
 mod capacity;
 mod compare;
 mod controller;
+mod import;
 mod kube;
 mod lab;
 mod merge;
@@ -128,29 +129,6 @@ fn report_html(a: &args::ReportArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-/// `throng import har`: the scenario of a recording, to standard output
-/// or `--out`.
-fn import_har(a: &args::ImportHarArgs) -> Result<u8, Failure> {
-    let text = std::fs::read_to_string(&a.har)
-        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", a.har.display())))?;
-    let yaml = scenario::import_har(
-        &text,
-        &scenario::HarOptions {
-            no_assets: a.no_assets,
-            name: a.name.clone(),
-        },
-    )
-    .map_err(|e| Failure::usage(anyhow::anyhow!("{}: {e}", a.har.display())))?;
-    match &a.out {
-        Some(out) => {
-            output::write_quietly(out, &yaml)?;
-            eprintln!("scenario written to {}", out.display());
-        }
-        None => print!("{yaml}"),
-    }
-    Ok(exit::OK)
-}
-
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
@@ -159,7 +137,8 @@ fn main() -> ExitCode {
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Capacity(a) => capacity::capacity(&a),
         args::Command::Replay(a) => replay::replay(&a),
-        args::Command::Import(args::ImportCommand::Har(a)) => import_har(&a),
+        args::Command::Import(args::ImportCommand::Har(a)) => import::har(&a),
+        args::Command::Import(args::ImportCommand::Recording(a)) => import::recording(&a),
         args::Command::Report(a) => report_html(&a),
         args::Command::Record(a) => record::record(&a),
         args::Command::Lab(a) => lab::lab(&a),

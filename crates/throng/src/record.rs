@@ -182,6 +182,13 @@ pub fn record(args: &RecordArgs) -> Result<u8, Failure> {
         "  masked {} values ({} distinct); request bodies cut at the cap: {}; upstream errors: {}",
         totals.masked, totals.placeholders, totals.bodies_cut, totals.upstream_errors
     );
+    if totals.client_gone > 0 {
+        let _ = writeln!(
+            stdout,
+            "  clients that went away before the upstream answered: {} (recorded, status 0)",
+            totals.client_gone
+        );
+    }
     if totals.not_recorded > 0 {
         let _ = writeln!(
             stdout,

@@ -212,7 +212,7 @@ pub fn time_left(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
 
 /// Opens a log, decompressing gzip (by its magic number, whatever its name),
 /// with the size of the file and a count of the bytes read from it so far.
-fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64, Arc<AtomicU64>)> {
+pub(crate) fn open(path: &Path) -> anyhow::Result<(Box<dyn BufRead + Send>, u64, Arc<AtomicU64>)> {
     let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut magic = [0u8; 2];

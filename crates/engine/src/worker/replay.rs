@@ -224,6 +224,15 @@ impl<C: Connector> Shared<C> {
             recorder
                 .borrow_mut()
                 .record_replayed(req.endpoint, rec.status, replayed);
+            if let (true, Some(size)) = (replayed == rec.status, rec.response_size) {
+                if plan::sizes_differ(size, capture.received) {
+                    recorder.borrow_mut().record_replayed_size(
+                        req.endpoint,
+                        size,
+                        capture.received,
+                    );
+                }
+            }
         }
         if let Some(state) = self.replayed.by_id.borrow_mut().get_mut(&req.session) {
             for c in &capture.set_cookies {

@@ -67,9 +67,12 @@ impl<C: Connector> Shared<C> {
         self.in_flight.set(self.in_flight.get() - 1);
         let done = Instant::now();
         let outcome = match end {
-            End::Done(Ok(resp)) => Outcome::Response {
-                status: resp.status,
-            },
+            End::Done(Ok(resp)) => {
+                ex.capture.received = resp.body_bytes;
+                Outcome::Response {
+                    status: resp.status,
+                }
+            }
             End::Done(Err(failure)) => {
                 *ex.conn = None;
                 if let Some(detail) = failure.detail {

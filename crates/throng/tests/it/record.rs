@@ -266,6 +266,31 @@ fn an_upstream_that_is_down_is_recorded_as_no_response() {
         .iter()
         .all(|e| e.status == 0 && e.error.as_deref().is_some_and(|w| w.contains("onnect"))));
 
+    // A client that gives up before a slow upstream answers: recorded,
+    // with why, and counted apart from the upstream's failures.
+    let slow = lab_with(|c| c.delay = Some(std::time::Duration::from_secs(2)));
+    let out = dir.path().join("gone.rec");
+    let rec = Recorder::start(&slow.url(), &out, &[]);
+    let r = throng(&[
+        "--url",
+        &format!("{}/", rec.url),
+        "--requests",
+        "2",
+        "--timeout",
+        "200ms",
+    ]);
+    assert_eq!(num(r.results.as_ref().unwrap(), "errors.timeout"), 2.0);
+    let (_, stdout, _) = rec.stop("INT");
+    assert!(
+        stdout.contains("clients that went away before the upstream answered: 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("upstream errors: 0"), "{stdout}");
+    let all = exchanges(&out);
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|e| e.status == 0
+        && e.error.as_deref() == Some("the client went away before the upstream answered")));
+
     let bad = throng_bin()
         .args(["record", "--upstream", "ftp://127.0.0.1:1", "--out"])
         .arg(dir.path().join("x.rec"))
@@ -353,6 +378,61 @@ fn replays_against_a_fresh_lab(
     assert_eq!(
         lab_count(&fresh, "funds", "2xx"),
         lab_count(recorded_lab, "funds", "2xx")
+    );
+
+    // A pledging session, imported as a scenario: it runs against the
+    // fresh lab, the fund taken from its listing and the password from
+    // the environment.
+    let pledger = all
+        .iter()
+        .find(|e| e.path == "/pledge" && e.status < 400)
+        .unwrap();
+    let steps = all.iter().filter(|e| e.session == pledger.session).count();
+    let yaml = dir.join("imported.yaml");
+    let import = throng_bin()
+        .args(["import", "recording", recording.to_str().unwrap()])
+        .args(["--session", &pledger.session.to_string(), "--out"])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(
+        text.contains(&format!("{{{{ env.THRONG_MASKED_{n} }}}}")),
+        "{text}"
+    );
+    assert!(text.contains("# guessed"), "{text}");
+    let results = dir.join("imported.json");
+    let run = throng_bin()
+        .args(["run", yaml.to_str().unwrap(), "--target", &fresh.url()])
+        .args([
+            "--vus",
+            "1",
+            "--requests",
+            &steps.to_string(),
+            "--quiet",
+            "--out",
+        ])
+        .arg(&results)
+        .env(format!("THRONG_MASKED_{n}"), lab::PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let res = read_json(&results);
+    assert_eq!(num(&res, "totals.errors"), 0.0, "{res}");
+    assert_eq!(
+        res["endpoints"]["POST /pledge"]["status"]["200"], 1,
+        "{res}"
     );
 }
 
