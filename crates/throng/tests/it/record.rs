@@ -516,3 +516,93 @@ fn i03_browsers_recorded_and_replayed_show_what_a_header_limit_breaks_that_a_tes
     assert!(kinds.contains(&"replay_same".to_string()), "{res}");
     assert_eq!(num(&res, "totals.errors"), 0.0);
 }
+
+#[test]
+fn a_recording_replays_with_exact_counts_segments_and_whatever_of_it_is_readable() {
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ok.rec");
+    let rec = Recorder::start(&srv.url(""), &out, &[]);
+    let r = throng(&[
+        "--url",
+        &format!("{}/a", rec.url),
+        "--requests",
+        "30",
+        "--vus",
+        "10",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, _, _) = rec.stop("INT");
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let target = srv.url("");
+    let replay = |file: &std::path::Path, extra: &[&str]| {
+        let results = dir.path().join("r.json");
+        let _ = std::fs::remove_file(&results);
+        let o = throng_bin()
+            .args([
+                "replay",
+                file.to_str().unwrap(),
+                "--target",
+                &target,
+                "--speed",
+                "20",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        let res = std::fs::read_to_string(&results)
+            .ok()
+            .map(|t| serde_json::from_str::<Value>(&t).unwrap());
+        (o.status.code(), stderr, res)
+    };
+    let requests = |res: &Option<Value>| num(res.as_ref().unwrap(), "totals.requests");
+
+    // --requests N: exactly the first N; segments add up to the whole.
+    let (code, _, res) = replay(&out, &["--requests", "7"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(requests(&res), 7.0);
+    let (_, _, a) = replay(&out, &["--segment", "0/2"]);
+    let (_, _, b) = replay(&out, &["--segment", "1/2"]);
+    assert_eq!(requests(&a) + requests(&b), 30.0);
+    assert!(requests(&a) > 0.0 && requests(&b) > 0.0);
+
+    // A damaged line is skipped and shown by number; the rest is sent.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "{\"at_us\": \"not a number\"}";
+    let damaged = dir.path().join("damaged.rec");
+    std::fs::write(&damaged, lines.join("\n") + "\n").unwrap();
+    let (code, stderr, res) = replay(&damaged, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(requests(&res), 29.0);
+    assert!(
+        stderr.contains("1 damaged lines skipped") && stderr.contains("line 4:"),
+        "{stderr}"
+    );
+
+    // Cut midway (a killed recorder): everything before the cut is sent.
+    let cut = dir.path().join("cut.rec");
+    let at = text.match_indices('\n').nth(10).unwrap().0 + 40;
+    std::fs::write(&cut, &text[..at]).unwrap();
+    let (code, stderr, res) = replay(&cut, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(requests(&res), 10.0);
+    assert!(stderr.contains("the recording is cut short"), "{stderr}");
+
+    // A newer format is refused, with why, before anything is sent.
+    let newer = dir.path().join("newer.rec");
+    std::fs::write(
+        &newer,
+        text.replacen("throng.recording/v1", "throng.recording/v2", 1),
+    )
+    .unwrap();
+    let (code, stderr, _) = replay(&newer, &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("throng.recording/v2, which this throng cannot read"),
+        "{stderr}"
+    );
+}
