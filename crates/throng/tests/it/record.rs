@@ -7,7 +7,7 @@ use std::io::Read;
 use serde_json::Value;
 
 use crate::scenarios::scenario;
-use crate::support::record::{exchanges, open, Recorder};
+use crate::support::record::{exchanges, open, replay, Recorder};
 use crate::support::run::{example, lab_with, read_json, throng_bin};
 use crate::support::server::{self, Mode};
 use crate::support::ws::{self, WsMode};
@@ -326,23 +326,17 @@ fn replays_against_a_fresh_lab(
         .trim_end_matches("__")
         .parse()
         .unwrap();
-    let results = dir.join("replay.json");
-    let run = throng_bin()
-        .args([
-            "replay",
-            recording.to_str().unwrap(),
-            "--target",
-            &fresh.url(),
-        ])
-        .args(["--allow-writes", "--speed", "4", "--quiet", "--out"])
-        .arg(&results)
-        .env(format!("THRONG_MASKED_{n}"), lab::PASSWORD)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let password = [(format!("THRONG_MASKED_{n}"), lab::PASSWORD)];
+    let run = replay(
+        recording,
+        &fresh.url(),
+        &["--allow-writes", "--speed", "4", "--quiet"],
+        &password,
+    );
+    let stderr = &run.stderr;
+    assert_eq!(run.code, Some(0), "{stderr}");
     assert!(stderr.contains("values flow from a response"), "{stderr}");
-    let res = read_json(&results);
+    let res = run.results.unwrap();
 
     // The same requests per endpoint (method and path, ids as :id).
     let mut recorded: BTreeMap<String, f64> = BTreeMap::new();
@@ -467,20 +461,9 @@ fn i03_browsers_recorded_and_replayed_show_what_a_header_limit_breaks_that_a_tes
     assert_eq!(code, Some(0));
 
     let replay = |lab: &lab::Lab| {
-        let results = dir.path().join("replay.json");
-        let run = throng_bin()
-            .args(["replay", out.to_str().unwrap(), "--target", &lab.url()])
-            .args(["--speed", "4", "--quiet", "--out"])
-            .arg(&results)
-            .output()
-            .unwrap();
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        read_json(&results)
+        let run = replay(&out, &lab.url(), &["--speed", "4", "--quiet"], &[]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run.results.unwrap()
     };
 
     // Staging with the balancer change: a test of bare requests passes...
@@ -537,27 +520,10 @@ fn a_recording_replays_with_exact_counts_segments_and_whatever_of_it_is_readable
     let text = std::fs::read_to_string(&out).unwrap();
     let target = srv.url("");
     let replay = |file: &std::path::Path, extra: &[&str]| {
-        let results = dir.path().join("r.json");
-        let _ = std::fs::remove_file(&results);
-        let o = throng_bin()
-            .args([
-                "replay",
-                file.to_str().unwrap(),
-                "--target",
-                &target,
-                "--speed",
-                "20",
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(&results)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-        let res = std::fs::read_to_string(&results)
-            .ok()
-            .map(|t| serde_json::from_str::<Value>(&t).unwrap());
-        (o.status.code(), stderr, res)
+        let mut args = vec!["--speed", "20"];
+        args.extend_from_slice(extra);
+        let run = replay(file, &target, &args, &[]);
+        (run.code, run.stderr, run.results)
     };
     let requests = |res: &Option<Value>| num(res.as_ref().unwrap(), "totals.requests");
 

@@ -91,3 +91,37 @@ pub fn open(path: &Path) -> Reader<Box<dyn BufRead>> {
 pub fn exchanges(path: &Path) -> Vec<Exchange> {
     open(path).collect()
 }
+
+/// What `throng replay RECORDING` did.
+pub struct Replayed {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// Its results, if it wrote any.
+    pub results: Option<serde_json::Value>,
+}
+
+/// Runs `throng replay RECORDING --target TARGET EXTRA... --out ...`,
+/// with `env` set.
+pub fn replay(recording: &Path, target: &str, extra: &[&str], env: &[(String, &str)]) -> Replayed {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let results = dir.path().join("replay.json");
+    let o = throng_bin()
+        .arg("replay")
+        .arg(recording)
+        .args(["--target", target])
+        .args(extra)
+        .arg("--out")
+        .arg(&results)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), *v)))
+        .output()
+        .expect("throng replay runs");
+    Replayed {
+        code: o.status.code(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        results: std::fs::read_to_string(&results)
+            .ok()
+            .map(|t| serde_json::from_str(&t).expect("results are JSON")),
+    }
+}
