@@ -253,7 +253,8 @@ pub fn h1_response(data: &[u8]) {
 /// A recording as `throng replay` would read it (the first byte sets the
 /// reader's buffer size, so lines cross buffer boundaries), and the same
 /// bytes as a client's request would be masked by `throng record`: a
-/// query, cookie, credential headers, a form body and a JSON body.
+/// query, cookie, credential headers, a form body, a JSON body and a
+/// multipart body.
 pub fn recording(data: &[u8]) {
     let Some((&size, rest)) = data.split_first() else {
         return;
@@ -286,4 +287,5 @@ pub fn recording(data: &[u8]) {
     }
     let _ = masker.body(Some("application/x-www-form-urlencoded"), rest);
     let _ = masker.body(Some("application/json"), rest);
+    let _ = masker.body(Some("multipart/form-data; boundary=\"b\""), rest);
 }

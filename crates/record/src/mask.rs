@@ -4,7 +4,8 @@
 //! next survives. Pure: no I/O, the state is the value-to-number map.
 //!
 //! Masked by default: the credential headers ([`DEFAULT_HEADERS`]), and
-//! in headers, query strings, form bodies and JSON bodies every key whose
+//! in headers, query strings, form bodies (urlencoded and multipart) and
+//! JSON bodies every key whose
 //! lowercase name contains one of [`DEFAULT_FIELDS`] (`password`,
 //! `access_token`, `X-Session-Id`, ...). Masking too much is the safe
 //! mistake: a key is kept in clear only when the user names it.
@@ -94,6 +95,18 @@ impl Rules {
         (self.headers.iter().any(|h| h == name) || self.secret_key(name))
             && !self.keep.iter().any(|k| k == name)
     }
+}
+
+/// The `boundary` of a `multipart/form-data` content type, as written
+/// (case kept, quotes removed).
+fn kind_boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+            .filter(|b| !b.is_empty() && b.len() <= 200)
+    })
 }
 
 /// Masks values, numbering each distinct one.
@@ -231,8 +244,9 @@ impl Masker {
     }
 
     /// A request body with its secret values masked, by its content type:
-    /// form fields and JSON keys by name, JSONPaths; `None` when nothing
-    /// is. Other bodies are written as they are.
+    /// form fields (urlencoded or multipart) and JSON keys by name,
+    /// JSONPaths; `None` when nothing is. Other bodies are written as they
+    /// are.
     pub fn body(&mut self, content_type: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
         let kind = content_type.unwrap_or("").to_ascii_lowercase();
         if kind.starts_with("application/x-www-form-urlencoded") {
@@ -244,9 +258,43 @@ impl Masker {
                 Some(masked) => Some(masked),
                 None => by_key,
             }
+        } else if kind.starts_with("multipart/form-data") {
+            let boundary = kind_boundary(content_type.unwrap_or(""))?;
+            self.multipart(&boundary, body)
         } else {
             None
         }
+    }
+
+    /// The parts of a `multipart/form-data` body whose field name is
+    /// secret, their content masked (the last part too when the body was
+    /// cut at the cap); every other byte as it was.
+    fn multipart(&mut self, boundary: &str, body: &[u8]) -> Option<Vec<u8>> {
+        let part = Regex::new(&format!(
+            r#"(?s-u)name="([^"\r\n]{{1,200}})"[^\r\n]*\r\n(?:[^\r\n]*\r\n)*?\r\n(.*?)(?:\r\n--{}|\z)"#,
+            regex::escape(boundary)
+        ))
+        .ok()?;
+        let mut out = Vec::new();
+        let mut last = 0;
+        for caps in part.captures_iter(body) {
+            let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(name.as_bytes());
+            if value.is_empty() || !self.rules.secret_key(&name) {
+                continue;
+            }
+            out.extend_from_slice(&body[last..value.start()]);
+            let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            out.extend_from_slice(self.value(&text).as_bytes());
+            last = value.end();
+        }
+        if last == 0 {
+            return None;
+        }
+        out.extend_from_slice(&body[last..]);
+        Some(out)
     }
 
     /// `"key": value` pairs whose key is secret, found in the text (so a

@@ -212,3 +212,26 @@ fn responses_offer_json_leaves_links_inputs_and_locations_and_requests_take_them
     // Another session's request does not take this one's values.
     assert!(flows.request(2, &["f3a9c"]).is_empty());
 }
+
+#[test]
+fn multipart_fields_are_masked_by_name_even_in_a_cut_body() {
+    let mut m = masker();
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nann\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n--XyZ\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n--XyZ--\r\n";
+    let kind = Some("multipart/form-data; boundary=\"XyZ\"");
+    let masked = m.body(kind, body).unwrap();
+    let expected = body
+        .to_vec()
+        .windows(7)
+        .position(|w| w == b"hunter2")
+        .unwrap();
+    assert_eq!(&masked[..expected], &body[..expected]);
+    assert!(masked.windows(12).any(|w| w == b"__masked_1__"));
+    assert!(!masked.windows(7).any(|w| w == b"hunter2"));
+    assert_eq!(masked.len(), body.len() - 7 + 12, "every other byte kept");
+    // Cut at the cap inside the secret part: still masked.
+    let cut = &body[..expected + 4];
+    let masked = m.body(kind, cut).unwrap();
+    assert!(!masked.windows(4).any(|w| w == b"hunt"));
+    // No secret field: nothing to do.
+    assert_eq!(m.body(kind, &body[..70]), None);
+}
