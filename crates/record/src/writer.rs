@@ -249,6 +249,26 @@ fn set_cookie_values<'a>(headers: impl Iterator<Item = &'a http::HeaderValue>) -
 /// How often the writer takes what the queue holds.
 const BATCH_EVERY: Duration = Duration::from_millis(10);
 
+/// A batch's lines are written out when they reach this size.
+const LINES_CAP: usize = 1 << 20;
+
+/// Writes the batch's `lines` (`batch` exchanges) to the sink and counts
+/// them written.
+fn write_lines(
+    sink: &mut Sink,
+    lines: &mut Vec<u8>,
+    batch: &mut u64,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    sink.out().write_all(lines)?;
+    lines.clear();
+    shared
+        .written
+        .fetch_add(*batch, std::sync::atomic::Ordering::Relaxed);
+    *batch = 0;
+    Ok(())
+}
+
 /// Counters the proxy and the writer share.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -279,19 +299,25 @@ pub(crate) fn run(
     // not once per exchange, taking what the queue holds. A best effort:
     // if the system refuses, it runs at its normal priority.
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+    // A batch's lines, written to the sink in one piece: serde_json writes
+    // a line in many small pieces, and the gzip encoder's every write costs
+    // the same (flate2 clears its 32 KiB output buffer each time), which
+    // was most of the writer's time.
+    let mut lines: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut open = true;
     while open {
         std::thread::sleep(BATCH_EVERY);
+        let mut batch = 0;
         loop {
             match rx.try_recv() {
                 Ok(raw) => {
                     let exchange = writer.exchange(raw);
-                    serde_json::to_writer(sink.out(), &exchange)?;
-                    sink.out().write_all(b"\n")?;
-                    shared
-                        .written
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    dirty = true;
+                    serde_json::to_writer(&mut lines, &exchange)?;
+                    lines.push(b'\n');
+                    batch += 1;
+                    if lines.len() >= LINES_CAP {
+                        write_lines(&mut sink, &mut lines, &mut batch, shared)?;
+                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -299,6 +325,10 @@ pub(crate) fn run(
                     break;
                 }
             }
+        }
+        if batch > 0 {
+            write_lines(&mut sink, &mut lines, &mut batch, shared)?;
+            dirty = true;
         }
         if dirty && flushed.elapsed() >= Duration::from_secs(1) {
             sink.out().flush()?;

@@ -86,13 +86,10 @@ fn options(args: &RecordArgs) -> Result<record::Options, Failure> {
     })
 }
 
-/// `throng record`: forward and record until Ctrl-C, SIGTERM or
-/// `--duration`.
-pub fn record(args: &RecordArgs) -> Result<u8, Failure> {
-    let options = options(args)?;
-    let out = options.out.clone();
-    let upstream = options.upstream.clone();
-    let recorder = record::Recorder::start(options).map_err(|e| match e {
+/// A recorder's error as an exit: what the user gave (an upstream, an
+/// address, a file) is a usage error; the rest aborted the recording.
+fn failure(e: record::Error) -> Failure {
+    match e {
         record::Error::Upstream(..) | record::Error::Listen(..) | record::Error::Create(..) => {
             Failure::usage(e)
         }
@@ -100,7 +97,16 @@ pub fn record(args: &RecordArgs) -> Result<u8, Failure> {
             code: exit::ABORTED,
             error: e.into(),
         },
-    })?;
+    }
+}
+
+/// `throng record`: forward and record until Ctrl-C, SIGTERM or
+/// `--duration`.
+pub fn record(args: &RecordArgs) -> Result<u8, Failure> {
+    let options = options(args)?;
+    let out = options.out.clone();
+    let upstream = options.upstream.clone();
+    let recorder = record::Recorder::start(options).map_err(failure)?;
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(
@@ -164,10 +170,7 @@ pub fn record(args: &RecordArgs) -> Result<u8, Failure> {
             );
         }
     }
-    let totals = recorder.stop(GRACE).map_err(|e| Failure {
-        code: exit::ABORTED,
-        error: e.into(),
-    })?;
+    let totals = recorder.stop(GRACE).map_err(failure)?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,

@@ -173,14 +173,14 @@ impl<C: Connector> Shared<C> {
             ..
         } = session;
         rendered.replay(&arm.target, req);
-        let cookie = {
+        // A log's request has no session state: no lookup for it.
+        let cookie = recorded.and_then(|rec| {
             let by_id = self.replayed.by_id.borrow();
             let state = by_id.get(&req.session);
-            if let (Some(rec), Some(state)) = (recorded, state) {
-                rendered.substitute(&arm.target, rec, &|var| state.vars.get(&var).cloned());
-            }
-            state.and_then(|s| s.jar.header()).map(str::to_string)
-        };
+            let state = state?;
+            rendered.substitute(&arm.target, rec, &|var| state.vars.get(&var).cloned());
+            state.jar.header().map(str::to_string)
+        });
         let rendering = request.render(&rendered.replay_parts(&arm.target, req, cookie.as_deref()));
         if rendering.is_err() {
             self.record_failure(recorder, req.endpoint, due, ErrorKind::Protocol);

@@ -639,7 +639,16 @@ fn bottleneck_names_the_login_that_scans_every_user() {
 #[test]
 fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page() {
     let mut found = Vec::new();
-    for release in [lab::Release::V1, lab::Release::V2] {
+    // v1 is searched again if it came out under twice v2's: the machine is
+    // shared and this test runs beside others, and one stall of 20 ms in a
+    // one-second step fails it however fast v1 is (it measured 46.9/s once,
+    // 4,800/s usually). Outside load can only lower a capacity, so the best
+    // of two searches is v1's.
+    let releases = [lab::Release::V1, lab::Release::V2, lab::Release::V1];
+    for (i, release) in releases.into_iter().enumerate() {
+        if i == 2 && num(&found[0], "sustainable") >= 2.0 * num(&found[1], "sustainable") {
+            break;
+        }
         let lab = lab_with(|c| c.release = release);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("capacity.json");
@@ -676,8 +685,13 @@ fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page()
         assert!(res["steps"].as_array().unwrap().len() >= 3);
         found.push(res);
     }
-    let (v1, v2) = (&found[0], &found[1]);
-    let (c1, c2) = (num(v1, "sustainable"), num(v2, "sustainable"));
+    let v2 = &found[1];
+    let c1 = found[0..1]
+        .iter()
+        .chain(found.get(2))
+        .map(|v1| num(v1, "sustainable"))
+        .fold(0.0, f64::max);
+    let c2 = num(v2, "sustainable");
     eprintln!(
         "capacity: v1 {c1}/s, v2 {c2}/s; v2 bottleneck {}",
         v2["bottleneck"]
