@@ -288,4 +288,24 @@ pub fn recording(data: &[u8]) {
     let _ = masker.body(Some("application/x-www-form-urlencoded"), rest);
     let _ = masker.body(Some("application/json"), rest);
     let _ = masker.body(Some("multipart/form-data; boundary=\"b\""), rest);
+    // The same bytes as a response the recorder reads for values that
+    // flow (a JSON answer, a page), and as a request's words.
+    let mut flows = record::flows::Flows::new();
+    for kind in ["application/json", "text/html"] {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(kind),
+        );
+        flows.response(1, 1, record::flows::offers(&headers, rest));
+    }
+    if let Some(text) = text(rest) {
+        let decoded: Vec<String> = record::flows::words(text)
+            .filter_map(record::flows::decoded)
+            .collect();
+        let words: Vec<&str> = record::flows::words(text)
+            .chain(decoded.iter().map(String::as_str))
+            .collect();
+        let _ = flows.request(1, &words);
+    }
 }

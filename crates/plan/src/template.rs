@@ -10,7 +10,8 @@
 //!
 //! A value is escaped for where it goes ([`Context`]): percent-encoded in a
 //! URL's path and query, form-encoded in a form body, JSON-escaped in a
-//! JSON body; `raw(NAME)` writes it as it is.
+//! JSON body; `raw(NAME)` writes it as it is, `url(NAME)` percent-encoded
+//! and `form(NAME)` form-encoded wherever it goes.
 
 use std::collections::BTreeMap;
 
@@ -402,9 +403,17 @@ fn compile_expr(
             Some("name a variable, e.g. {{ token }}".into()),
         ));
     }
-    if let Some(inner) = expr.strip_prefix("raw(").and_then(|a| a.strip_suffix(')')) {
-        let lead = inner.len() - inner.trim_start().len();
-        return compile_expr(inner.trim(), offset + 4 + lead, scope, Escape::Raw);
+    // `raw(v)`, `url(v)`, `form(v)`: the value escaped as named rather
+    // than as its place would.
+    for (name, escape) in [
+        ("raw(", Escape::Raw),
+        ("url(", Escape::Percent),
+        ("form(", Escape::Form),
+    ] {
+        if let Some(inner) = expr.strip_prefix(name).and_then(|a| a.strip_suffix(')')) {
+            let lead = inner.len() - inner.trim_start().len();
+            return compile_expr(inner.trim(), offset + name.len() + lead, scope, escape);
+        }
     }
     if let Some(name) = expr.strip_prefix("env.") {
         return match scope.env.get(name) {

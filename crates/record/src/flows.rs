@@ -164,6 +164,19 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
     .filter(|w| w.len() >= MIN_VALUE)
 }
 
+/// A word of a path or form as the value it encodes (`%XX` escapes, and
+/// `+` as a space), when that differs from the word.
+pub fn decoded(word: &str) -> Option<String> {
+    if word.contains('=') || !word.contains(['%', '+']) {
+        return None;
+    }
+    let bytes: Vec<u8> = form_urlencoded::parse(word.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned().into_bytes())?;
+    let text = String::from_utf8(bytes).ok()?;
+    (text != word && text.len() >= MIN_VALUE).then_some(text)
+}
+
 /// What a response offers later requests, from its headers and (the first
 /// part of) its body.
 pub fn offers(headers: &http::HeaderMap, body: &[u8]) -> Vec<(String, Rule)> {

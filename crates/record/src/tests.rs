@@ -235,3 +235,74 @@ fn multipart_fields_are_masked_by_name_even_in_a_cut_body() {
     // No secret field: nothing to do.
     assert_eq!(m.body(kind, &body[..70]), None);
 }
+
+#[test]
+fn values_sent_percent_encoded_in_a_form_are_followed_as_written() {
+    use crate::writer::{Raw, Writer};
+    use replay::recording::Rule;
+    let mut writer = Writer {
+        masker: masker(),
+        sessions: Sessions::new(),
+        session_header: None,
+        flows: crate::flows::Flows::new(),
+        totals: Default::default(),
+    };
+    let raw = |method: http::Method, path: &str, kind: &str, body: &str, response: &str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", kind.parse().unwrap());
+        let mut response_headers = http::HeaderMap::new();
+        response_headers.insert("content-type", "text/html".parse().unwrap());
+        Raw {
+            at: Duration::from_secs(1),
+            connection: 1,
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+            method,
+            path: path.into(),
+            version: http::Version::HTTP_11,
+            headers,
+            body: body.as_bytes().to_vec(),
+            body_size: body.len() as u64,
+            status: 200,
+            response_headers,
+            response_size: response.len() as u64,
+            response_body: response.as_bytes().to_vec(),
+            ttfb: Duration::from_millis(1),
+            duration: Duration::from_millis(2),
+            error: None,
+            upgraded: false,
+        }
+    };
+    // A Rails-like form: a CSRF token in base64 (its name says token, so it
+    // is masked) and a state with a space and a slash, both sent back
+    // form-encoded.
+    let page = r#"<form><input type="hidden" name="authenticity_token" value="ab+c/d==xyz"><input type="hidden" name="state" value="step 2/3"></form>"#;
+    let first = writer.exchange(raw(http::Method::GET, "/new", "text/plain", "", page));
+    assert!(first.uses.is_empty());
+    let form = "authenticity_token=ab%2Bc%2Fd%3D%3Dxyz&state=step+2%2F3&amount=25";
+    let post = writer.exchange(raw(
+        http::Method::POST,
+        "/pledges?back=step%202%2F3",
+        "application/x-www-form-urlencoded",
+        form,
+        "",
+    ));
+    let body = post.body.unwrap();
+    assert!(!body.contains("ab%2Bc"), "the token is masked: {body}");
+    let uses: Vec<(&str, u64, &Rule)> = post
+        .uses
+        .iter()
+        .map(|u| (u.text.as_str(), u.from, &u.rule))
+        .collect();
+    // Each as it is written here (the masked one as its placeholder), so
+    // a replay finds it and writes the replayed value escaped alike.
+    assert_eq!(
+        uses,
+        [
+            ("step%202%2F3", 1, &Rule::Input("state".into())),
+            ("step+2%2F3", 1, &Rule::Input("state".into())),
+            ("__masked_1__", 1, &Rule::Input("authenticity_token".into())),
+        ],
+        "{body}"
+    );
+    assert!(body.contains("state=step+2%2F3"), "{body}");
+}

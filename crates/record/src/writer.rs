@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use http::{HeaderMap, Method, Version};
-use replay::recording::{End, Exchange, Head, Totals};
+use replay::recording::{End, Exchange, Head, Totals, Use};
 
 use crate::flows::{self, Flows};
 use crate::mask::Masker;
@@ -98,6 +98,7 @@ impl Writer {
             self.flows.forget(gone);
         }
         let seq = self.totals.exchanges + 1;
+        let encoded: Vec<(String, String)>;
         let found = {
             let body = String::from_utf8_lossy(&raw.body);
             let header_values = raw
@@ -105,9 +106,17 @@ impl Writer {
                 .iter()
                 .filter(|(name, _)| *name != http::header::COOKIE)
                 .filter_map(|(_, v)| v.to_str().ok());
+            // A value that went into the path or a form percent-encoded
+            // (a CSRF token `ab+c/d==` sent as `ab%2Bc%2Fd%3D%3D`) is
+            // matched decoded, and found as the text it was written as.
+            encoded = flows::words(&raw.path)
+                .chain(flows::words(&body))
+                .filter_map(|w| flows::decoded(w).map(|d| (d, w.to_string())))
+                .collect();
             let words: Vec<&str> = flows::words(&raw.path)
                 .chain(header_values.flat_map(flows::words))
                 .chain(flows::words(&body))
+                .chain(encoded.iter().map(|(d, _)| d.as_str()))
                 .collect();
             self.flows.request(session, &words)
         };
@@ -146,17 +155,26 @@ impl Writer {
         };
         let mut uses = Vec::new();
         for f in found {
-            let text = if written(&f.value) {
-                Some(f.value)
-            } else {
-                self.masker.placeholder_of(&f.value).filter(|p| written(p))
-            };
-            if let Some(text) = text {
-                uses.push(replay::recording::Use {
-                    text,
-                    from: f.from,
-                    rule: f.rule,
-                });
+            // The value as it came, and each way this request wrote it.
+            let forms = std::iter::once(f.value.as_str()).chain(
+                encoded
+                    .iter()
+                    .filter(|(d, _)| *d == f.value)
+                    .map(|(_, e)| e.as_str()),
+            );
+            for as_sent in forms {
+                let text = if written(as_sent) {
+                    Some(as_sent.to_string())
+                } else {
+                    self.masker.placeholder_of(as_sent).filter(|p| written(p))
+                };
+                if let Some(text) = text.filter(|t| !uses.iter().any(|u: &Use| u.text == *t)) {
+                    uses.push(Use {
+                        text,
+                        from: f.from,
+                        rule: f.rule.clone(),
+                    });
+                }
             }
         }
         self.totals.exchanges += 1;

@@ -459,9 +459,13 @@ fn var_name(rule: &Rule, taken: &BTreeMap<String, String>) -> String {
 struct Correlation {
     /// The step whose response offered it.
     from: usize,
+    /// The value as the requests wrote it.
     value: String,
     var: String,
     rule: Rule,
+    /// The requests wrote it percent- or form-encoded (the recorder found
+    /// it so): outside a path, its template escapes it the same way.
+    encoded: bool,
 }
 
 /// Finds the values later requests send back. A value counts when it is
@@ -490,6 +494,7 @@ fn correlate(entries: &[Entry]) -> Vec<Correlation> {
                     value: value.clone(),
                     var,
                     rule: rule.clone(),
+                    encoded: false,
                 });
             }
         }
@@ -513,16 +518,40 @@ fn request_text(e: &Entry) -> String {
 
 /// `text` with correlated values replaced by their variables (only those
 /// extracted by an earlier step), and the variables used.
-fn templated(text: &str, step: usize, correlations: &[Correlation]) -> (String, Vec<usize>) {
+///
+/// In a path, a template's value is percent-encoded already; elsewhere
+/// (`raw`: a body, a header) it goes as it is, so a value that was
+/// recorded escaped (`ab%2Bc` for `ab+c`, [`Correlation::encoded`]) is
+/// written escaped the same way:
+/// `{{ form(v) }}` when the text has a `+` (a form's space), else
+/// `{{ url(v) }}`.
+fn templated(
+    text: &str,
+    step: usize,
+    correlations: &[Correlation],
+    raw: bool,
+) -> (String, Vec<usize>) {
     let mut out = text.to_string();
     let mut used = Vec::new();
     for (k, c) in correlations.iter().enumerate() {
         if c.from < step && out.contains(c.value.as_str()) {
-            out = out.replace(c.value.as_str(), &format!("{{{{ {} }}}}", c.var));
+            let template = match (raw && c.encoded, c.value.contains('+')) {
+                (true, true) => format!("{{{{ form({}) }}}}", c.var),
+                (true, false) => format!("{{{{ url({}) }}}}", c.var),
+                (false, _) => format!("{{{{ {} }}}}", c.var),
+            };
+            out = out.replace(c.value.as_str(), &template);
             used.push(k);
         }
     }
     (out, used)
+}
+
+/// Whether `text` holds a `%XX` escape.
+fn percent_encoded(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 
 /// One flow to write: its name, its requests, and the values that flow
@@ -595,7 +624,7 @@ fn write_step(entries: &[Entry], index: usize, correlations: &[Correlation]) -> 
     let e = &entries[index];
     // A path is a path: a recorded value that was the whole of it (a
     // `Location` sent back as is) stays as recorded.
-    let (path, mut used) = match templated(&e.path, index, correlations) {
+    let (path, mut used) = match templated(&e.path, index, correlations, false) {
         (path, used) if path.starts_with('/') => (path, used),
         _ => (e.path.clone(), Vec::new()),
     };
@@ -617,7 +646,7 @@ fn write_step(entries: &[Entry], index: usize, correlations: &[Correlation]) -> 
     );
     write_headers(&mut y, e, index, correlations, &mut used, &mut secret_vars);
     if let Some(body) = &e.body {
-        let (b, u) = templated(body, index, correlations);
+        let (b, u) = templated(body, index, correlations, true);
         used.extend(u);
         let _ = writeln!(y, "        body: {}", quote(&b));
     }
@@ -678,7 +707,7 @@ fn write_headers(
     if !e.headers.is_empty() {
         let _ = writeln!(y, "        headers:");
         for (n, v) in &e.headers {
-            let (v, u) = templated(v, index, correlations);
+            let (v, u) = templated(v, index, correlations, true);
             let secret = plan::is_sensitive_header(n);
             if secret {
                 secret_vars.extend(u.iter().copied());
@@ -845,6 +874,7 @@ pub fn import_recording(
                     value: text.clone(),
                     var,
                     rule,
+                    encoded: percent_encoded(text),
                 });
             }
         }

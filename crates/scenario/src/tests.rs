@@ -1269,8 +1269,8 @@ fn a_recorded_session_imports_with_its_flows_secrets_redirects_and_assets() {
     login.status = 303;
     login.location = Some("/home".into());
     let home = req(4, "GET", "/home", 1015.0);
-    let mut pledge = req(5, "POST", "/pledge", 3000.0);
-    pledge.body = Some("fund=f3a9c0&csrf=__masked_7__".into());
+    let mut pledge = req(5, "POST", "/pledge?from=step%202%2F3", 3000.0);
+    pledge.body = Some("fund=f3a9c0&csrf=__masked_7__&state=step+2%2F3".into());
     pledge.uses = vec![
         (
             "f3a9c0".into(),
@@ -1278,6 +1278,14 @@ fn a_recorded_session_imports_with_its_flows_secrets_redirects_and_assets() {
             RecordedRule::Json("$.items[3].id".into()),
         ),
         ("__masked_7__".into(), 4, RecordedRule::Input("csrf".into())),
+        // A value sent encoded, as the recorder found it: in the path and
+        // in the form.
+        (
+            "step%202%2F3".into(),
+            4,
+            RecordedRule::Input("state".into()),
+        ),
+        ("step+2%2F3".into(), 4, RecordedRule::Input("state".into())),
     ];
     let session = RecordedSession {
         name: "session 9".into(),
@@ -1297,8 +1305,14 @@ fn a_recorded_session_imports_with_its_flows_secrets_redirects_and_assets() {
         yaml.contains("password={{ env.THRONG_MASKED_4 }}"),
         "{yaml}"
     );
+    // An encoded value: a path's template escapes it already; in a body
+    // written as it is, form() escapes it as the form had it.
     assert!(
-        yaml.contains(r#"body: "fund={{ id }}&csrf={{ csrf }}""#),
+        yaml.contains(r#"body: "fund={{ id }}&csrf={{ csrf }}&state={{ form(state_2) }}""#),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(r#"post: "/pledge?from={{ state }}""#),
         "{yaml}"
     );
     assert!(

@@ -56,6 +56,15 @@ fn values_are_escaped_for_where_they_go() {
         render(&compile("{{ q }}", Context::Raw), &vars),
         "a b/c&d=\"e\"\\ü\n"
     );
+    // url() and form() escape a value as named wherever it goes: a raw
+    // body written by hand as a form, a header.
+    assert_eq!(
+        render(
+            &compile("a={{ form(q) }}&b={{ url(q) }}", Context::Raw),
+            &vars
+        ),
+        "a=a+b%2Fc%26d%3D%22e%22%5C%C3%BC%0A&b=a%20b%2Fc%26d%3D%22e%22%5C%C3%BC%0A"
+    );
     // choice() values are escaped too; numbers need nothing.
     let choice = compile(r#"/{{ choice("x y") }}/{{ random(5, 5) }}"#, Context::Url);
     assert_eq!(render(&choice, &vars), "/x%20y/5");
