@@ -236,42 +236,54 @@ fn multipart_fields_are_masked_by_name_even_in_a_cut_body() {
     assert_eq!(m.body(kind, &body[..70]), None);
 }
 
-#[test]
-fn values_sent_percent_encoded_in_a_form_are_followed_as_written() {
-    use crate::writer::{Raw, Writer};
-    use replay::recording::Rule;
-    let mut writer = Writer {
+fn writer() -> crate::writer::Writer {
+    crate::writer::Writer {
         masker: masker(),
         sessions: Sessions::new(),
         session_header: None,
         flows: crate::flows::Flows::new(),
         totals: Default::default(),
-    };
-    let raw = |method: http::Method, path: &str, kind: &str, body: &str, response: &str| {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("content-type", kind.parse().unwrap());
-        let mut response_headers = http::HeaderMap::new();
-        response_headers.insert("content-type", "text/html".parse().unwrap());
-        Raw {
-            at: Duration::from_secs(1),
-            connection: 1,
-            client: std::net::Ipv4Addr::LOCALHOST.into(),
-            method,
-            path: path.into(),
-            version: http::Version::HTTP_11,
-            headers,
-            body: body.as_bytes().to_vec(),
-            body_size: body.len() as u64,
-            status: 200,
-            response_headers,
-            response_size: response.len() as u64,
-            response_body: response.as_bytes().to_vec(),
-            ttfb: Duration::from_millis(1),
-            duration: Duration::from_millis(2),
-            error: None,
-            upgraded: false,
-        }
-    };
+    }
+}
+
+/// An exchange of connection 1 as the proxy hands it over: a request
+/// with a `kind` body, answered 200 with an HTML `response`.
+fn raw(
+    method: http::Method,
+    path: &str,
+    kind: &str,
+    body: &str,
+    response: &str,
+) -> crate::writer::Raw {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", kind.parse().unwrap());
+    let mut response_headers = http::HeaderMap::new();
+    response_headers.insert("content-type", "text/html".parse().unwrap());
+    crate::writer::Raw {
+        at: Duration::from_secs(1),
+        connection: 1,
+        client: std::net::Ipv4Addr::LOCALHOST.into(),
+        method,
+        path: path.into(),
+        version: http::Version::HTTP_11,
+        headers,
+        body: body.as_bytes().to_vec(),
+        body_size: body.len() as u64,
+        status: 200,
+        response_headers,
+        response_size: response.len() as u64,
+        response_body: response.as_bytes().to_vec(),
+        ttfb: Duration::from_millis(1),
+        duration: Duration::from_millis(2),
+        error: None,
+        upgraded: false,
+    }
+}
+
+#[test]
+fn values_sent_percent_encoded_in_a_form_are_followed_as_written() {
+    use replay::recording::Rule;
+    let mut writer = writer();
     // A Rails-like form: a CSRF token in base64 (its name says token, so it
     // is masked) and a state with a space and a slash, both sent back
     // form-encoded.
@@ -305,4 +317,54 @@ fn values_sent_percent_encoded_in_a_form_are_followed_as_written() {
         "{body}"
     );
     assert!(body.contains("state=step+2%2F3"), "{body}");
+}
+
+#[test]
+fn a_batch_past_the_line_buffer_is_flushed_within_the_second() {
+    // A batch that passes the writer's line buffer (1 MiB) is written out
+    // at once, and still flushed within the second with the queue left
+    // open, as any batch is.
+    let dir = std::env::temp_dir().join(format!("throng-writer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("batch.rec.gz");
+    let sink = crate::writer::Sink::Gzip(flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+        flate2::Compression::fast(),
+    ));
+    let head = replay::recording::Head {
+        schema: replay::recording::SCHEMA.into(),
+        started: "2026-12-03T00:00:00Z".into(),
+        upstream: "http://127.0.0.1:1".into(),
+        body_cap: 65536,
+        masked_headers: Vec::new(),
+        masked_fields: Vec::new(),
+        kept_fields: Vec::new(),
+        masked_json: Vec::new(),
+        session_header: None,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(64);
+    // One line over the buffer by itself: written at once, ending the
+    // batch with nothing left over.
+    let big = "x".repeat(1_200_000);
+    tx.send(raw(http::Method::POST, "/upload", "text/plain", &big, ""))
+        .unwrap();
+    let shared = std::sync::Arc::new(crate::writer::Shared::default());
+    let counters = shared.clone();
+    let writer =
+        std::thread::spawn(move || crate::writer::run(sink, &head, writer(), rx, &counters));
+    std::thread::sleep(Duration::from_millis(2500));
+    // What a reader gets of the stream so far (sync-flushed, no trailer).
+    let file = std::fs::File::open(&path).unwrap();
+    let lines =
+        std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
+            .map_while(Result::ok)
+            .count();
+    assert_eq!(
+        lines, 2,
+        "the head and the exchange, on disk while the queue is open"
+    );
+    drop(tx);
+    let totals = writer.join().unwrap().unwrap();
+    assert_eq!(totals.exchanges, 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -335,6 +335,7 @@ pub(crate) fn run(
                     batch += 1;
                     if lines.len() >= LINES_CAP {
                         write_lines(&mut sink, &mut lines, &mut batch, shared)?;
+                        dirty = true;
                     }
                 }
                 Err(TryRecvError::Empty) => break,
