@@ -1245,18 +1245,14 @@ mod sim {
 mod in_flight {
     use std::time::Duration;
 
-    use crate::worker::{Cap, InFlight, Seen};
+    use crate::worker::{Cap, InFlight, Pool, Seen};
 
     const IDLE: Duration = Duration::ZERO;
 
-    /// `taken` arrivals, jobs holding their senders `holding` s, after
-    /// 100 finished jobs.
-    fn seen(taken: u64, holding: f64) -> Seen {
-        Seen {
-            taken,
-            holding,
-            jobs: 100,
-        }
+    /// `taken` arrivals so far, and `jobs` finished that held their
+    /// senders `held` s in all.
+    fn seen(taken: u64, jobs: u64, held: f64) -> Seen {
+        Seen { taken, held, jobs }
     }
 
     #[test]
@@ -1264,24 +1260,74 @@ mod in_flight {
         let ms = Duration::from_millis;
         // A set cap is what was set.
         let mut fixed = Cap::new(InFlight::Fixed(50));
-        assert_eq!(fixed.at(ms(500), seen(10_000, 1.0), || IDLE), 50);
+        assert_eq!(fixed.at(ms(500), seen(10_000, 10_000, 1.0), || IDLE), 50);
 
         let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
         // No arrival yet: the floor.
-        assert_eq!(cap.at(ms(50), seen(0, 0.0), || IDLE), 32);
-        // 1000 arrivals in 100 ms (10,000/s), each holding its sender
+        assert_eq!(cap.at(ms(50), seen(0, 0, 0.0), || IDLE), 32);
+        // 1000 arrivals in 100 ms (10,000/s), each job holding its sender
         // 5 ms: 50 in flight on average, 4 x 50 allowed.
-        assert_eq!(cap.at(ms(150), seen(1000, 0.005), || IDLE), 200);
+        assert_eq!(cap.at(ms(150), seen(1000, 1000, 5.0), || IDLE), 200);
         // Not sized again within 100 ms.
-        assert_eq!(cap.at(ms(200), seen(2000, 0.5), || IDLE), 200);
+        assert_eq!(cap.at(ms(200), seen(2000, 2000, 500.0), || IDLE), 200);
         // A fast target: 0.1 ms each, 4 x 1 = 4: the floor.
-        assert_eq!(cap.at(ms(250), seen(2000, 0.0001), || IDLE), 32);
-        // A slow one: 1 s each at 10,000/s: the ceiling.
-        assert_eq!(cap.at(ms(350), seen(3000, 1.0), || IDLE), 1000);
+        assert_eq!(cap.at(ms(250), seen(2000, 2000, 5.1), || IDLE), 32);
+        // A slow one: 1 s each at 10,000/s; the cap at most doubles from
+        // one sizing to the next, up to the ceiling.
+        let slow = [64, 128, 256, 512, 1000, 1000];
+        for (i, want) in slow.into_iter().enumerate() {
+            let i = i as u64 + 1;
+            let at = ms(250 + 100 * i);
+            let now = seen(2000 + 1000 * i, 2000 + 1000 * i, 5.1 + 1000.0 * i as f64);
+            assert_eq!(cap.at(at, now, || IDLE), want, "sizing {i}");
+        }
+        // No job finished in a window: W stays as it was.
+        assert_eq!(cap.at(ms(1000), seen(9000, 8000, 6005.1), || IDLE), 1000);
         // Many workers: a ceiling under the floor is the cap.
         let mut small = Cap::new(InFlight::Auto { ceiling: 8 });
-        assert_eq!(small.at(ms(10), seen(0, 0.0), || IDLE), 8);
-        assert_eq!(small.at(ms(100), seen(1000, 1.0), || IDLE), 8);
+        assert_eq!(small.at(ms(10), seen(0, 0, 0.0), || IDLE), 8);
+        assert_eq!(small.at(ms(100), seen(1000, 1000, 1000.0), || IDLE), 8);
+    }
+
+    #[test]
+    fn a_stall_of_the_machine_does_not_open_connections() {
+        let ms = Duration::from_millis;
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        // 100,000 arrivals a second at a fast target, 0.1 ms each: 4 x 10,
+        // but at least the arrivals of 0.5 ms.
+        assert_eq!(cap.at(ms(10), seen(1000, 1000, 0.1), || IDLE), 50);
+        assert_eq!(cap.at(ms(110), seen(11_000, 11_000, 1.1), || IDLE), 50);
+        // Then the machine stalls for 20 ms: the 32 jobs in flight held
+        // their senders 20 ms each, the window's 8,000 others 0.1 ms as
+        // before. W over the window is 0.18 ms: 4 x 100,000/s x 0.18 ms.
+        // (The mean over the last 64 jobs, sized just after the stall,
+        // said 7.8 ms: the ceiling.)
+        let stalled = seen(21_000, 19_032, 1.1 + 0.8 + 32.0 * 0.02);
+        assert_eq!(cap.at(ms(210), stalled, || IDLE), 72);
+        // A stall that fills a window (only the 32 finish, each held
+        // 100 ms): at most double.
+        let worse = seen(31_000, 19_064, 2.54 + 32.0 * 0.1);
+        assert_eq!(cap.at(ms(310), worse, || IDLE), 144);
+        // And down again as soon as it has passed.
+        let after = seen(41_000, 29_064, 5.74 + 1.0);
+        assert_eq!(cap.at(ms(410), after, || IDLE), 50);
+        // While busy, the cap does not rise, but the floor rises with the
+        // rate: 200,000/s.
+        let faster = seen(61_000, 49_064, 6.74 + 2.0);
+        assert_eq!(cap.at(ms(510), faster, || ms(510)), 100);
+    }
+
+    #[test]
+    fn senders_over_a_fallen_cap_stop_as_they_finish() {
+        let pool = Pool::default();
+        pool.senders.set(100);
+        // A set cap: no sender stops.
+        assert!(!pool.retires());
+        pool.cap.set(Some(98));
+        assert!(pool.retires());
+        assert!(pool.retires());
+        assert!(!pool.retires());
+        assert_eq!(pool.senders.get(), 98);
     }
 
     #[test]
@@ -1290,29 +1336,26 @@ mod in_flight {
         // Busy (95 of 100 ms): the cap may fall but not rise, since
         // sessions look slow because the generator is.
         let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
-        assert_eq!(cap.at(ms(100), seen(1000, 0.005), || ms(95)), 32);
-        // Not busy: it rises.
-        assert_eq!(cap.at(ms(200), seen(2000, 0.005), || ms(130)), 200);
-        assert_eq!(cap.at(ms(300), seen(3000, 0.05), || ms(225)), 200);
-        assert_eq!(cap.at(ms(400), seen(4000, 0.0001), || ms(320)), 32);
+        assert_eq!(cap.at(ms(100), seen(1000, 1000, 5.0), || ms(95)), 32);
+        // Not busy: it rises (by half as much as Little's law says, since
+        // it at most doubles).
+        assert_eq!(cap.at(ms(200), seen(2000, 2000, 10.0), || ms(130)), 64);
+        assert_eq!(cap.at(ms(300), seen(3000, 3000, 60.0), || ms(225)), 64);
+        assert_eq!(cap.at(ms(400), seen(4000, 4000, 60.1), || ms(320)), 32);
     }
 
     #[test]
     fn the_cap_is_sized_every_10ms_until_a_job_has_finished() {
         let ms = Duration::from_millis;
         let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
-        let start = |taken: u64, holding: f64, jobs: u64| Seen {
-            jobs,
-            ..seen(taken, holding)
-        };
         // 8,000 arrivals a second at a 20 ms target: no job has finished
         // by 10 ms, so W is not known: the floor.
-        assert_eq!(cap.at(ms(10), start(80, 0.0, 0), || IDLE), 32);
+        assert_eq!(cap.at(ms(10), seen(80, 0, 0.0), || IDLE), 32);
         // The first ones finished by 25 ms: sized at once (4 x 8,000 x 20 ms).
-        assert_eq!(cap.at(ms(25), start(200, 0.02, 10), || IDLE), 640);
+        assert_eq!(cap.at(ms(25), seen(200, 10, 0.2), || IDLE), 640);
         // Then every 100 ms.
-        assert_eq!(cap.at(ms(35), start(280, 0.04, 20), || IDLE), 640);
-        assert_eq!(cap.at(ms(125), start(1000, 0.04, 400), || IDLE), 1000);
+        assert_eq!(cap.at(ms(35), seen(280, 20, 0.8), || IDLE), 640);
+        assert_eq!(cap.at(ms(125), seen(1000, 400, 16.0), || IDLE), 1000);
     }
 }
 

@@ -913,7 +913,8 @@ pub struct RunOptions {
     /// due arrival beyond it waits for one to finish (its wait is lag) and
     /// is counted as dropped after 1 ms [default: sized as the run goes by
     /// Little's law: 4 x the arrival rate x the mean session time, at
-    /// least 32 per worker, at most 1000 in all].
+    /// least 32 per worker and the arrivals of 0.5 ms, at most 1000 in
+    /// all].
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub max_in_flight: Option<usize>,
     /// A hard ceiling on requests sent per second by the whole run,
