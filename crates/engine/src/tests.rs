@@ -1245,9 +1245,22 @@ mod sim {
 mod in_flight {
     use std::time::Duration;
 
-    use crate::worker::{Cap, InFlight, Pool, Seen};
+    use crate::worker::{Cap, InFlight, Pool, Ran, Seen};
 
-    const IDLE: Duration = Duration::ZERO;
+    const IDLE: Ran = Ran {
+        cpu: Duration::ZERO,
+        waited: Duration::ZERO,
+    };
+
+    /// The worker's thread used `cpu` and waited `waited` for its core.
+    fn ran(cpu: Duration, waited: Duration) -> Ran {
+        Ran { cpu, waited }
+    }
+
+    /// The worker's thread used `used`, never waiting for its core.
+    fn cpu(used: Duration) -> Ran {
+        ran(used, Duration::ZERO)
+    }
 
     /// `taken` arrivals so far, and `jobs` finished that held their
     /// senders `held` s in all.
@@ -1314,7 +1327,26 @@ mod in_flight {
         // While busy, the cap does not rise, but the floor rises with the
         // rate: 200,000/s.
         let faster = seen(61_000, 49_064, 6.74 + 2.0);
-        assert_eq!(cap.at(ms(510), faster, || ms(510)), 100);
+        assert_eq!(cap.at(ms(510), faster, || cpu(ms(510))), 100);
+    }
+
+    #[test]
+    fn a_core_taken_by_another_process_counts_as_busy() {
+        let ms = Duration::from_millis;
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        assert_eq!(cap.at(ms(10), seen(1000, 1000, 0.1), || IDLE), 50);
+        // 100 ms in which another process had the core for 20 while the
+        // thread was ready to run, and the thread used the other 78: busy
+        // (78 of 80), though 78% of the window. The jobs held in the
+        // stall make W 1 ms (4 x 100,000/s x 1 ms = 400): the cap does
+        // not rise.
+        let stalled = seen(11_000, 11_000, 0.1 + 10.0);
+        assert_eq!(cap.at(ms(110), stalled, || ran(ms(78), ms(20))), 50);
+        // The same window with the thread idle while it waited: not busy,
+        // and the cap doubles towards 400.
+        let mut idle = Cap::new(InFlight::Auto { ceiling: 1000 });
+        assert_eq!(idle.at(ms(10), seen(1000, 1000, 0.1), || IDLE), 50);
+        assert_eq!(idle.at(ms(110), stalled, || ran(ms(50), ms(20))), 100);
     }
 
     #[test]
@@ -1336,12 +1368,12 @@ mod in_flight {
         // Busy (95 of 100 ms): the cap may fall but not rise, since
         // sessions look slow because the generator is.
         let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
-        assert_eq!(cap.at(ms(100), seen(1000, 1000, 5.0), || ms(95)), 32);
+        assert_eq!(cap.at(ms(100), seen(1000, 1000, 5.0), || cpu(ms(95))), 32);
         // Not busy: it rises (by half as much as Little's law says, since
         // it at most doubles).
-        assert_eq!(cap.at(ms(200), seen(2000, 2000, 10.0), || ms(130)), 64);
-        assert_eq!(cap.at(ms(300), seen(3000, 3000, 60.0), || ms(225)), 64);
-        assert_eq!(cap.at(ms(400), seen(4000, 4000, 60.1), || ms(320)), 32);
+        assert_eq!(cap.at(ms(200), seen(2000, 2000, 10.0), || cpu(ms(130))), 64);
+        assert_eq!(cap.at(ms(300), seen(3000, 3000, 60.0), || cpu(ms(225))), 64);
+        assert_eq!(cap.at(ms(400), seen(4000, 4000, 60.1), || cpu(ms(320))), 32);
     }
 
     #[test]

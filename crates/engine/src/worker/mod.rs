@@ -51,7 +51,7 @@ use closed::closed_loop;
 pub(crate) use open::InFlight;
 use open::{open_loop, Job};
 #[cfg(test)]
-pub(crate) use open::{Cap, Pool, Seen};
+pub(crate) use open::{Cap, Pool, Ran, Seen};
 use replay::replay_loop;
 pub use replay::Feed;
 

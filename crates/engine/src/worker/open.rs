@@ -170,13 +170,41 @@ pub(super) async fn until_due<C: Connector>(sh: &Shared<C>, pacer: &Pacer, due: 
     }
 }
 
-/// The CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        t.tv_sec.max(0) as u64,
-        t.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
+/// How this thread has run so far: the CPU time it used, and the time it
+/// was ready to run but waited for its core (another process, or another
+/// thread, had it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Ran {
+    pub(crate) cpu: Duration,
+    pub(crate) waited: Duration,
+}
+
+/// This thread's [`Ran`]: from the scheduler's own account
+/// (`/proc/thread-self/schedstat`: time on a core, then time waiting on a
+/// run queue, in ns) where there is one, else its CPU time alone.
+fn thread_ran() -> Ran {
+    let parsed = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| {
+            let mut fields = text.split_ascii_whitespace().map(str::parse::<u64>);
+            match (fields.next(), fields.next()) {
+                (Some(Ok(cpu)), Some(Ok(waited))) => Some(Ran {
+                    cpu: Duration::from_nanos(cpu),
+                    waited: Duration::from_nanos(waited),
+                }),
+                _ => None,
+            }
+        });
+    parsed.unwrap_or_else(|| {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Ran {
+            cpu: Duration::new(
+                t.tv_sec.max(0) as u64,
+                t.tv_nsec.clamp(0, 999_999_999) as u32,
+            ),
+            waited: Duration::ZERO,
+        }
+    })
 }
 
 /// How long a due arrival waits for a busy sender to finish before a new
@@ -210,8 +238,9 @@ const SIZING: Duration = Duration::from_millis(100);
 /// floor would drop most of their arrivals.
 const SIZING_AT_START: Duration = Duration::from_millis(10);
 
-/// The worker's thread is this busy or more: more connections would not
-/// send sooner, only cost more.
+/// The worker's thread is this busy or more (of the time it could run: a
+/// core taken from it by another process is time it was busy too): more
+/// connections would not send sooner, only cost more.
 const BUSY: f64 = 0.9;
 
 /// What the dispatcher has seen so far, for sizing the automatic cap.
@@ -242,7 +271,12 @@ pub(crate) struct Seen {
 ///   sizing to the next (from the floor to 1000 in half a second when a
 ///   target does slow down).
 /// - While the worker's own thread was [`BUSY`], the cap does not rise: a
-///   generator at its limit makes every session look slow.
+///   generator at its limit makes every session look slow. Busy is of
+///   the time the thread could run: a core taken by another process
+///   while the thread was ready (the scheduler's run-queue wait, [`Ran`])
+///   is left out, so that a noisy host's stalls count as the full core
+///   they are (before, a 20 ms stall in every 200 ms read as 80% busy,
+///   and the cap climbed to 1000 in `bench/run --quick` on CI).
 ///
 /// When the cap falls, senders over it stop as they finish ([`Pool`]).
 ///
@@ -261,7 +295,7 @@ pub(crate) struct Cap {
     holding: Option<f64>,
     since: Duration,
     seen_since: Seen,
-    cpu_since: Duration,
+    ran_since: Ran,
 }
 
 impl Cap {
@@ -276,14 +310,14 @@ impl Cap {
             holding: None,
             since: Duration::ZERO,
             seen_since: Seen::default(),
-            cpu_since: Duration::ZERO,
+            ran_since: Ran::default(),
         }
     }
 
     /// The cap at `at` (from the run start), given what the dispatcher has
-    /// `seen` so far and `cpu`, the CPU time the worker's thread has used
-    /// (read only when the cap is sized again).
-    pub(crate) fn at(&mut self, at: Duration, seen: Seen, cpu: impl FnOnce() -> Duration) -> usize {
+    /// `seen` so far and how the worker's thread has `ran` so far (read
+    /// only when the cap is sized again).
+    pub(crate) fn at(&mut self, at: Duration, seen: Seen, ran: impl FnOnce() -> Ran) -> usize {
         let InFlight::Auto { ceiling } = self.of else {
             return self.now;
         };
@@ -296,8 +330,17 @@ impl Cap {
         if window < every {
             return self.now;
         }
-        let cpu = cpu();
-        let busy = cpu.saturating_sub(self.cpu_since).as_secs_f64() / window.as_secs_f64();
+        let ran = ran();
+        // Of the time the thread could run, the share it did: a stall in
+        // which another process had the core makes the sessions in flight
+        // look slow just as a full core does.
+        let could = window.saturating_sub(ran.waited.saturating_sub(self.ran_since.waited));
+        let used = ran.cpu.saturating_sub(self.ran_since.cpu);
+        let busy = if could.is_zero() {
+            1.0
+        } else {
+            used.as_secs_f64() / could.as_secs_f64()
+        };
         let rate = seen.taken.saturating_sub(self.seen_since.taken) as f64 / window.as_secs_f64();
         let jobs = seen.jobs.saturating_sub(self.seen_since.jobs);
         let known = self.holding.is_some();
@@ -318,7 +361,7 @@ impl Cap {
         };
         self.since = at;
         self.seen_since = seen;
-        self.cpu_since = cpu;
+        self.ran_since = ran;
         self.now
     }
 }
@@ -365,7 +408,7 @@ pub(super) async fn open_loop<C: Connector + 'static>(
             let max = cap.at(
                 now.saturating_duration_since(sh.start),
                 pool.seen(),
-                thread_cpu,
+                thread_ran,
             );
             if matches!(in_flight, InFlight::Auto { .. }) {
                 pool.cap.set(Some(max));
