@@ -406,7 +406,9 @@ impl<C: Connector> Shared<C> {
             vu: *vu,
             iteration: *iteration,
             rng,
-            now_ms: unix_ms(),
+            // Read by `step_request` only if it renders the step: a step
+            // the same for every user needs no clock.
+            now_ms: 0,
         };
         let Ok((req, shared)) = step_request(arm, at, step, &who, ctx, rendered, request) else {
             self.record_failure(recorder, step.endpoint, due, ErrorKind::Protocol);
@@ -789,6 +791,7 @@ fn step_request<'r, C: Connector>(
     if let Some(r) = arm.prepared.get(at.0, at.1).filter(|_| anonymous) {
         return Ok((r, true));
     }
+    ctx.now_ms = unix_ms();
     rendered.step(&arm.target, step, &mut ctx);
     request.render(&rendered.step_parts(&arm.target, step, who))?;
     Ok((request, false))

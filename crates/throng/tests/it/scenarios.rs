@@ -114,6 +114,57 @@ load: { rate: 1000, requests: 2000 }
     assert!((share - 0.75).abs() < 0.03, "browse share {share}");
 }
 
+/// `timestamp_ms` is the wall clock when the step is rendered (read only
+/// for steps that are rendered per user: a step the same for every user
+/// reads no clock).
+#[test]
+fn a_timestamp_is_the_time_the_step_was_rendered() {
+    let srv = server::http1(Mode::App);
+    let (_dir, path) = scenario(
+        "flows:\n  - steps:\n      - get: \"/t/{{ timestamp_ms }}\"\n      - get: /same\n",
+    );
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = unix_ms();
+    let out = throng_bin()
+        .args([
+            "run",
+            &path,
+            "--target",
+            &srv.url(""),
+            "--vus",
+            "1",
+            "--requests",
+            "4",
+            "--workers",
+            "1",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let after = unix_ms();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths = srv.seen.paths.lock().unwrap().clone();
+    // Two iterations (the same millisecond may come twice).
+    let stamps: Vec<(u64, u64)> = paths
+        .iter()
+        .filter_map(|(k, n)| Some((k.strip_prefix("GET /t/")?.parse().ok()?, *n)))
+        .collect();
+    assert_eq!(stamps.iter().map(|(_, n)| n).sum::<u64>(), 2, "{paths:?}");
+    assert!(
+        stamps.iter().all(|(t, _)| (before..=after).contains(t)),
+        "{stamps:?} not in {before}..={after}"
+    );
+}
+
 #[test]
 fn templates_render_per_user_and_per_iteration() {
     let srv = server::http1(Mode::App);
