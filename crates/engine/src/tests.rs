@@ -1264,8 +1264,15 @@ mod in_flight {
 
     /// `taken` arrivals so far, and `jobs` finished that held their
     /// senders `held` s in all.
+    /// (When the last arrival was due is left unknown: the rate is then
+    /// over the window.)
     fn seen(taken: u64, jobs: u64, held: f64) -> Seen {
-        Seen { taken, held, jobs }
+        Seen {
+            taken,
+            due: Duration::ZERO,
+            held,
+            jobs,
+        }
     }
 
     #[test]
@@ -1347,6 +1354,31 @@ mod in_flight {
         let mut idle = Cap::new(InFlight::Auto { ceiling: 1000 });
         assert_eq!(idle.at(ms(10), seen(1000, 1000, 0.1), || IDLE), 50);
         assert_eq!(idle.at(ms(110), stalled, || ran(ms(50), ms(20))), 100);
+    }
+
+    #[test]
+    fn the_arrival_rate_is_over_the_arrivals_due_times() {
+        let ms = Duration::from_millis;
+        let mut cap = Cap::new(InFlight::Auto { ceiling: 1000 });
+        // A worker that started 30 ms late takes 40 ms of arrivals at
+        // 120,000/s in its first 10 ms; the first jobs took 1 ms (their
+        // connections were being opened). λ is 120,000/s, not 480,000/s:
+        // 4 x 120,000 x 1 ms = 480, where the window's rate said 1000.
+        let late = Seen {
+            taken: 4800,
+            due: ms(40),
+            held: 4.8,
+            jobs: 4800,
+        };
+        assert_eq!(cap.at(ms(10), late, || IDLE), 480);
+        // Then on time: the floor is the arrivals of 0.5 ms at 120,000/s.
+        let on_time = Seen {
+            taken: 4800 + 12_000,
+            due: ms(140),
+            held: 4.8 + 0.6,
+            jobs: 4800 + 12_000,
+        };
+        assert_eq!(cap.at(ms(110), on_time, || IDLE), 60);
     }
 
     #[test]

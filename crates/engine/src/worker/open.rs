@@ -115,6 +115,11 @@ impl Pool {
     fn seen(&self) -> Seen {
         Seen {
             taken: self.taken(),
+            due: self
+                .upcoming
+                .borrow()
+                .as_ref()
+                .map_or(Duration::ZERO, |u| u.last_due),
             held: self.held.get(),
             jobs: self.jobs.get(),
         }
@@ -248,6 +253,8 @@ const BUSY: f64 = 0.9;
 pub(crate) struct Seen {
     /// Arrivals taken from the schedule (sent or dropped).
     pub(crate) taken: u64,
+    /// When the last of them was due, from the run start.
+    pub(crate) due: Duration,
     /// The time finished jobs held their senders, in all, in seconds.
     pub(crate) held: f64,
     /// Jobs finished.
@@ -341,7 +348,15 @@ impl Cap {
         } else {
             used.as_secs_f64() / could.as_secs_f64()
         };
-        let rate = seen.taken.saturating_sub(self.seen_since.taken) as f64 / window.as_secs_f64();
+        // λ over the arrivals' due times, not over the window: arrivals
+        // taken in a burst (a worker that started late, or caught up after
+        // a stall) were due over a longer time. A worker that started 30 ms
+        // late read 491,000/s in its first 10 ms where 120,000/s were
+        // planned, and the cap that followed (up to 1000) opened a
+        // connection for each arrival that then waited.
+        let taken = seen.taken.saturating_sub(self.seen_since.taken) as f64;
+        let span = seen.due.saturating_sub(self.seen_since.due);
+        let rate = taken / if span.is_zero() { window } else { span }.as_secs_f64();
         let jobs = seen.jobs.saturating_sub(self.seen_since.jobs);
         let known = self.holding.is_some();
         if jobs > 0 {
