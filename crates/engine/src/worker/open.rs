@@ -262,7 +262,7 @@ pub(crate) struct Seen {
 }
 
 /// The cap as it stands: fixed, or sized again every [`SIZING`] from what
-/// happened since it was last sized: the rate at which arrivals were taken
+/// happened since it was last sized: the rate at which arrivals were due
 /// (λ) and the mean time the jobs that finished held their senders (W):
 /// `HEADROOM × λ × W`, at least `FLOOR` and the arrivals of a [`PAUSE`],
 /// at most `ceiling`; every [`SIZING_AT_START`] until a job has finished.

@@ -130,28 +130,19 @@ fn a_timestamp_is_the_time_the_step_was_rendered() {
             .as_millis() as u64
     };
     let before = unix_ms();
-    let out = throng_bin()
-        .args([
-            "run",
-            &path,
-            "--target",
-            &srv.url(""),
-            "--vus",
-            "1",
-            "--requests",
-            "4",
-            "--workers",
-            "1",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let r = crate::throng(&[
+        &path,
+        "--target",
+        &srv.url(""),
+        "--vus",
+        "1",
+        "--requests",
+        "4",
+        "--workers",
+        "1",
+    ]);
     let after = unix_ms();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let paths = srv.seen.paths.lock().unwrap().clone();
     // Two iterations (the same millisecond may come twice).
     let stamps: Vec<(u64, u64)> = paths
