@@ -13,6 +13,7 @@ mod error;
 mod fetch;
 mod h1;
 mod h2;
+mod hpack;
 mod net;
 mod pacer;
 mod redirect;
@@ -34,6 +35,7 @@ pub use error::EngineError;
 pub use fetch::{FetchError, Fetcher};
 #[doc(hidden)]
 pub use h1::fuzz_response as fuzz_h1_response;
+pub use h2::fuzz_frames as fuzz_h2_frames;
 pub use worker::{Control, Event, Feed, Progress, WorkerOutput};
 
 use h1::H1Connector;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus folder.
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("scenario_yaml", scenario_yaml),
     ("access_log", access_log),
     ("har", har),
@@ -21,6 +21,7 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("event_stream", event_stream),
     ("exposition", exposition),
     ("h1_response", h1_response),
+    ("h2_frames", h2_frames),
     ("recording", recording),
 ];
 
@@ -248,6 +249,15 @@ pub fn h1_response(data: &[u8]) {
         return;
     };
     engine::fuzz_h1_response(rest, usize::from(step % 32) + 1);
+}
+
+/// What an HTTP/2 server sends on a connection (frames, header blocks
+/// in HPACK): the first byte sets the size of the pieces it arrives in.
+pub fn h2_frames(data: &[u8]) {
+    let Some((&step, rest)) = data.split_first() else {
+        return;
+    };
+    engine::fuzz_h2_frames(rest, usize::from(step % 64) + 1);
 }
 
 /// A recording as `throng replay` would read it (the first byte sets the

@@ -1,7 +1,7 @@
 //! What the test binaries share: loopback targets ([`server`]; a metrics
 //! endpoint to scrape in [`exporter`]; WebSockets
-//! in [`ws`], event streams in [`sse`]), a
-//! fault-injecting proxy to put in front of them ([`proxy`]), `throng
+//! in [`ws`], event streams in [`sse`]; HTTP/2 servers written by others,
+//! nghttpd, h2o and nginx, in [`peers`]), a fault-injecting proxy to put in front of them ([`proxy`]), `throng
 //! record` in front of them and its recordings read back ([`record`]), and running
 //! the `throng` binary against them or the lab ([`run`]).
 //!
@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod exporter;
+pub mod peers;
 pub mod proxy;
 pub mod record;
 pub mod run;

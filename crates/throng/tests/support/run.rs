@@ -156,9 +156,15 @@ pub const REQUIRE_TOOLS: &str = "THRONG_REQUIRE_TOOLS";
 /// does, says loudly that `what` is skipped and returns `None`, or fails
 /// when [`REQUIRE_TOOLS`] is set.
 pub fn tool(names: &[&str], install: &str, what: &str) -> Option<PathBuf> {
+    tool_probed(names, "--version", install, what)
+}
+
+/// [`tool`], for tools that answer another option than `--version`
+/// (`nginx -v`).
+pub fn tool_probed(names: &[&str], probe: &str, install: &str, what: &str) -> Option<PathBuf> {
     let found = names.iter().find(|n| {
         Command::new(n)
-            .arg("--version")
+            .arg(probe)
             .output()
             .is_ok_and(|o| o.status.success())
     });
