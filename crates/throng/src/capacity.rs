@@ -107,7 +107,7 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
         c.slos.join(", ")
     );
     let results = controller::runtime()?.block_on(c.search())?;
-    print!("{}", summary(&results, c.unit));
+    say_part!("{}", summary(&results, c.unit));
     if let Some(out) = &a.out {
         output::write(
             out,

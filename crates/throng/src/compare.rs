@@ -61,7 +61,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
         Side::of(&cand_path.display().to_string(), &cand),
         comparison,
     );
-    print!(
+    say_part!(
         "{}",
         match args.format {
             CompareFormat::Text => report.to_text(),

@@ -32,7 +32,7 @@ fn emit(yaml: &str, out: Option<&std::path::Path>) -> Result<u8, Failure> {
             output::write_quietly(out, yaml)?;
             eprintln!("scenario written to {}", out.display());
         }
-        None => print!("{yaml}"),
+        None => say_part!("{yaml}"),
     }
     Ok(exit::OK)
 }

@@ -35,7 +35,7 @@ const SCENARIO_DIR: &str = "/scenario";
 const RESULTS_DIR: &str = "/results";
 
 pub fn kube(a: &KubeArgs) -> Result<u8, Failure> {
-    print!("{}", manifests(a, SystemTime::now())?);
+    say_part!("{}", manifests(a, SystemTime::now())?);
     Ok(exit::OK)
 }
 

@@ -204,7 +204,7 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
     let code = crate::run::execute(run)?;
     let metrics = lab.metrics();
     lab.stop();
-    println!("\nWhat the lab itself counted (its /metrics):");
+    say!("\nWhat the lab itself counted (its /metrics):");
     for line in metrics.lines().filter(|l| !l.starts_with('#')) {
         let interesting = [
             "lab_uow_conflicts_total",
@@ -216,14 +216,14 @@ pub fn demo(args: &DemoArgs) -> Result<u8, Failure> {
             "lab_stalled_total",
         ];
         if interesting.iter().any(|i| line.starts_with(i)) {
-            println!("  {line}");
+            say!("  {line}");
         }
     }
     // A demo that ran to its end succeeded, whatever its thresholds say:
     // failing them is what the lab's failures are for.
     Ok(match code {
         exit::THRESHOLD => {
-            println!("\nSome thresholds failed: that is what the lab's failures look like. Try `throng demo --healthy`.");
+            say!("\nSome thresholds failed: that is what the lab's failures look like. Try `throng demo --healthy`.");
             exit::OK
         }
         c => c,

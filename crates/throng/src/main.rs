@@ -1,6 +1,28 @@
 //! The `throng` command: parses arguments, runs, and maps outcomes to exit
 //! codes. The only crate that reads files, the environment or signals.
 
+/// `println!` for what a command prints on stdout, where a closed stdout
+/// (`throng run ... | head`) is not a panic: a run's results file and its
+/// exit code must not depend on whether someone still reads its summary.
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the newline (`print!`).
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod capacity;
 mod compare;
@@ -56,23 +78,23 @@ fn validate(v: &args::ValidateArgs) -> Result<u8, Failure> {
     let file = spec::load_scenario(&v.scenario, v.target.clone())?;
     // Compiling checked the thresholds too, as `throng run` does.
     let (model, _) = file.compiled.load.build().map_err(Failure::usage)?;
-    print!("{}", file.compiled.describe());
+    say_part!("{}", file.compiled.describe());
     let duration = model
         .profile()
         .duration()
         .map_or("until the request bound".to_string(), plan::format_duration);
-    println!("  load: {} model, {duration}", model.name());
+    say!("  load: {} model, {duration}", model.name());
     if model.profile().stage_list().len() > 1 {
         let unit = match model {
             plan::Model::Open { .. } => "arrivals/s",
             plan::Model::Closed { .. } => "users",
         };
-        println!("  shape ({unit}):");
+        say!("  shape ({unit}):");
         for line in model.profile().sketch(60, 6).lines() {
-            println!("    {line}");
+            say!("    {line}");
         }
     }
-    println!("{}: ok", file.name);
+    say!("{}: ok", file.name);
     Ok(exit::OK)
 }
 
@@ -146,7 +168,7 @@ fn main() -> ExitCode {
         args::Command::Merge(a) => merge::merge(&a),
         args::Command::Kube(a) => kube::kube(&a),
         args::Command::Schema => {
-            println!("{}", scenario::json_schema());
+            say!("{}", scenario::json_schema());
             Ok(exit::OK)
         }
     };

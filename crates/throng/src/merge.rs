@@ -58,9 +58,9 @@ pub fn merge(a: &MergeArgs) -> Result<u8, Failure> {
     check_starts(&files)?;
     let merged = report::merge(files, spec::redacted_command()).map_err(Failure::usage)?;
     let coverage = merged.coverage.clone();
-    print!("{}", report::summary(&merged));
+    say_part!("{}", report::summary(&merged));
     if let Some(c) = &coverage {
-        println!("\n  coverage: {}", c.text);
+        say!("\n  coverage: {}", c.text);
     }
     if let Some(out) = &a.out {
         output::write(out, &merged.to_json())?;

@@ -14,7 +14,7 @@ use crate::{exit, Failure};
 /// Writes an `--out` file and says so.
 pub fn write(out: &Path, text: &str) -> Result<(), Failure> {
     write_quietly(out, text)?;
-    println!("\n  results written to {}", out.display());
+    say!("\n  results written to {}", out.display());
     Ok(())
 }
 
@@ -32,7 +32,7 @@ pub fn write_quietly(out: &Path, text: &str) -> Result<(), Failure> {
 /// written to PATH".
 pub fn write_said(path: &Path, what: &str, text: &str) -> Result<(), Failure> {
     write_quietly(path, text)?;
-    println!("  {what} written to {}", path.display());
+    say!("  {what} written to {}", path.display());
     Ok(())
 }
 

@@ -41,7 +41,7 @@ fn finish(spec: &RunSpec, outcome: Outcome) -> Result<u8, Failure> {
         return Ok(ending.code(held));
     }
     let results = Results::judged(info, stats, &spec.judging.thresholds);
-    print!("{}", report::summary(&results));
+    say_part!("{}", report::summary(&results));
     if let Some(out) = &spec.outputs.out {
         output::write(out, &results.to_json())?;
     }
@@ -75,8 +75,8 @@ fn report_ab(spec: &RunSpec, info: RunInfo, arms: Vec<Stats>) -> Result<bool, Fa
         info.target = arm.target.url();
         info.load = info.load.share(plan.ab.len());
         let r = Results::judged(info, stats, &spec.judging.thresholds);
-        println!("== {} ==", arm.name);
-        println!("{}", report::summary(&r));
+        say!("== {} ==", arm.name);
+        say!("{}", report::summary(&r));
         results.push((arm.name.as_str(), r));
     }
     let [(base_name, base), (cand_name, cand)] = &results[..] else {
@@ -93,13 +93,13 @@ fn report_ab(spec: &RunSpec, info: RunInfo, arms: Vec<Stats>) -> Result<bool, Fa
         report::Side::of(cand_name, cand),
         comparison,
     );
-    println!("== side by side ==");
-    println!(
+    say!("== side by side ==");
+    say!(
         "{}",
         report::side_by_side(&[(base_name, base), (cand_name, cand)])
     );
-    println!("== {cand_name} against {base_name} ==");
-    print!("{}", compared.to_text());
+    say!("== {cand_name} against {base_name} ==");
+    say_part!("{}", compared.to_text());
     let outputs = &spec.outputs;
     if let Some(out) = &outputs.out {
         for (name, r) in &results {

@@ -402,6 +402,27 @@ fn interrupt_stops_gracefully_and_writes_results() {
     assert!(num(&res, "totals.requests") > 50.0);
 }
 
+/// `throng run ... | head -1`: the reader is gone before the summary is
+/// printed. The results file is still written and the exit code is the
+/// run's, not a panic's.
+#[test]
+fn a_closed_stdout_loses_neither_the_results_nor_the_exit_code() {
+    let srv = server::http1(Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = throng_cmd(&["--url", &srv.url("/"), "--requests", "20"], &dir)
+        .spawn()
+        .unwrap();
+    // Close the pipe's reading end at once: every write to stdout fails
+    // with EPIPE.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let r = finish(output, dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let res = r.results.expect("results written with stdout closed");
+    assert_eq!(num(&res, "totals.requests"), 20.0);
+}
+
 #[test]
 fn abort_on_fail_stops_once_the_error_threshold_is_clearly_lost() {
     let srv = server::http1(Mode::Status(500));
