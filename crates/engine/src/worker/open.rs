@@ -141,13 +141,13 @@ impl Pool {
         self.upcoming.borrow().as_ref().map_or(0, |u| u.taken)
     }
 
-    /// An arrival already due, as a sender's next job, unless the load
-    /// phase is over.
-    pub(super) fn take_due<C: Connector>(&self, sh: &Shared<C>) -> Option<Job> {
+    /// An arrival already due at `now`, as a sender's next job, unless
+    /// the load phase is over.
+    pub(super) fn take_due<C: Connector>(&self, sh: &Shared<C>, now: Instant) -> Option<Job> {
         if sh.end.is_cancelled() {
             return None;
         }
-        let now = Instant::now().saturating_duration_since(sh.start);
+        let now = now.saturating_duration_since(sh.start);
         let (due, n) = self.upcoming.borrow_mut().as_mut()?.take_due(now)?;
         Some(sh.arrival(due, n))
     }
@@ -164,14 +164,30 @@ impl Pool {
 
 /// Waits until `due`. False when the load phase ended first.
 pub(super) async fn until_due<C: Connector>(sh: &Shared<C>, pacer: &Pacer, due: Instant) -> bool {
-    if Instant::now() < due {
+    until_due_from(sh, pacer, due, Instant::now())
+        .await
+        .is_some()
+}
+
+/// [`until_due`], with the time the caller read last (`now`): the clock
+/// is read again only after a wait. Returns the time, or None when the
+/// load phase ended first.
+async fn until_due_from<C: Connector>(
+    sh: &Shared<C>,
+    pacer: &Pacer,
+    due: Instant,
+    now: Instant,
+) -> Option<Instant> {
+    if now < due {
         tokio::select! {
             biased;
-            _ = sh.end.cancelled() => false,
-            _ = pacer.until(due) => true,
+            _ = sh.end.cancelled() => None,
+            _ = pacer.until(due) => Some(Instant::now()),
         }
+    } else if sh.end.is_cancelled() {
+        None
     } else {
-        !sh.end.is_cancelled()
+        Some(now)
     }
 }
 
@@ -414,10 +430,12 @@ pub(super) async fn open_loop<C: Connector + 'static>(
     let mut cap = Cap::new(in_flight);
     'arrivals: while let Some(offset) = next(&pool) {
         let due_at = sh.start + offset;
-        if !until_due(sh, pacer, due_at).await {
+        // The clock is read once per arrival unless the dispatcher waits:
+        // at 100,000 arrivals a second its reads showed in the profile.
+        let Some(mut now) = until_due_from(sh, pacer, due_at, Instant::now()).await else {
             exhausted = false;
             break;
-        }
+        };
         let taken_before = pool.taken();
         let mut size = |now: Instant| {
             let max = cap.at(
@@ -430,12 +448,14 @@ pub(super) async fn open_loop<C: Connector + 'static>(
             }
             max
         };
-        size(Instant::now());
+        size(now);
+        let mut waited = false;
         let slot = loop {
             if let Some(slot) = pool.idle.borrow_mut().pop() {
                 break Some(slot);
             }
-            let now = Instant::now();
+            now = Instant::now();
+            waited = false;
             let patient = due_at + PATIENCE;
             let max = size(now);
             let at_cap = pool.senders.get() >= max;
@@ -464,6 +484,7 @@ pub(super) async fn open_loop<C: Connector + 'static>(
                 _ = pool.went_idle.notified() => {}
                 _ = pacer.until(spawn_at) => {}
             }
+            waited = true;
             // A sender that finished meanwhile took it: on to the next.
             if pool.taken() != taken_before {
                 continue 'arrivals;
@@ -471,7 +492,10 @@ pub(super) async fn open_loop<C: Connector + 'static>(
         };
         // A sender may have taken this arrival while the dispatcher waited;
         // then the loop moves on to the next.
-        let now = Instant::now().saturating_duration_since(sh.start);
+        if waited {
+            now = Instant::now();
+        }
+        let now = now.saturating_duration_since(sh.start);
         let taken = pool
             .upcoming
             .borrow_mut()
@@ -526,8 +550,8 @@ pub(super) async fn open_sender<C: Connector>(
         let Some(mut job) = slot.job.take() else {
             break;
         };
+        let mut took = Instant::now();
         loop {
-            let took = Instant::now();
             match job {
                 Job::Session(due, vu, arm) => {
                     // Each arrival is a new visitor; the sender keeps its connections.
@@ -536,15 +560,18 @@ pub(super) async fn open_sender<C: Connector>(
                 }
                 Job::Replay(req, id) => sh.replay_one(&mut session, &req, id).await,
             }
-            pool.held(took.elapsed());
+            // One clock read ends this job and starts the next.
+            let done = Instant::now();
+            pool.held(done.saturating_duration_since(took));
             // An arrival already due goes to the first sender free.
             if pool.closing.get() {
                 break;
             }
-            match pool.take_due(sh) {
+            match pool.take_due(sh, done) {
                 Some(next) => job = next,
                 None => break,
             }
+            took = done;
         }
         if pool.closing.get() || pool.retires() {
             break;
