@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// A deadline that never comes, for a timeout too long to add to an
+/// `Instant` (as tokio's own `timeout` does: about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 pub(super) enum End {
     Done(Result<Response, Failure>),
     TimedOut,
@@ -51,8 +55,13 @@ impl<C: Connector> Shared<C> {
         let mut work = ClientWork::default();
         self.in_flight.set(self.in_flight.get() + 1);
         let end = {
-            let attempt = tokio::time::timeout(
-                ex.timeout,
+            // From the send time just read (`timeout` would read the
+            // clock again, once per request).
+            let deadline = sent
+                .checked_add(ex.timeout)
+                .unwrap_or_else(|| sent + FAR_FUTURE);
+            let attempt = tokio::time::timeout_at(
+                deadline,
                 self.attempt(ex, &mut phases, &connecting, &mut work),
             );
             tokio::select! {
