@@ -3,7 +3,7 @@
 //! Each run is one journey, repeated by 20 users on 2 connections of at
 //! most 8 streams: a page, a 3 MiB download (past the flow-control
 //! windows), a HEAD, a 404 and a 300 kB upload; every response is counted
-//! once, as what it was.
+//! once, as what it was. Against nginx, also cookies and a redirect.
 
 use crate::support::peers::{self, DocRoot, Peer, BIG_END, INDEX_END};
 use crate::support::run::num;
@@ -129,4 +129,46 @@ fn http2_over_tls_against_nginx() {
     // nginx answers /echo at once and resets the upload's stream with
     // NO_ERROR: the response counts, the rest of the upload is not sent.
     journey(&peer, &root, "/echo", 200, "posted");
+}
+
+#[test]
+fn http2_cookies_and_redirects_against_nginx() {
+    // Two cookies in one response (two `set-cookie` fields in its header
+    // block) both reach the jar and go back; a redirect is followed on
+    // the same connection, with them.
+    let root = DocRoot::new();
+    let Some(peer) = peers::nginx(&root) else {
+        return;
+    };
+    let path = root.path("cookies.yaml");
+    std::fs::write(
+        &path,
+        "http2: true\nflows:\n  - steps:\n      - get: /login\n      - get: /moved\n        checks: [ { status: 200 }, { body_contains: \"a=1\" }, { body_contains: \"b=2\" } ]\n",
+    )
+    .unwrap();
+    let cert = root.cert();
+    let r = crate::throng(&[
+        path.to_str().unwrap(),
+        "--target",
+        &peer.url(""),
+        "--cacert",
+        cert.to_str().unwrap(),
+        "--vus",
+        "3",
+        "--requests",
+        "30",
+        "--workers",
+        "1",
+        "--duration",
+        "60s",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let res = r.results.expect("a results file");
+    assert_eq!(num(&res, "totals.requests"), 30.0, "{}", r.stdout);
+    assert_eq!(num(&res, "totals.errors"), 0.0, "{}", r.stdout);
+    // Each request to /moved followed its one redirect.
+    let moved = num(&res, "endpoints.GET /moved.requests");
+    assert!(moved >= 10.0, "{}", r.stdout);
+    assert_eq!(num(&res, "totals.redirects"), moved, "{}", r.stdout);
+    assert_eq!(num(&res, "totals.connections_opened"), 1.0, "{}", r.stdout);
 }

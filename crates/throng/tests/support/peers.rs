@@ -151,10 +151,12 @@ pub fn h2o(root: &DocRoot) -> Option<Peer> {
     }))
 }
 
-/// nginx serving the document root over TLS (HTTP/2 by ALPN), and `/echo`
+/// nginx serving the document root over TLS (HTTP/2 by ALPN); `/echo`
 /// answered 200 at once, whatever the request's body (nginx then resets
-/// the upload's stream with NO_ERROR); or `None` (said loudly) when it is
-/// not installed.
+/// the upload's stream with NO_ERROR); `/login` setting two cookies (two
+/// `set-cookie` fields), `/whoami` echoing the request's `Cookie`, and
+/// `/moved` redirecting to it; or `None` (said loudly) when it is not
+/// installed.
 pub fn nginx(root: &DocRoot) -> Option<Peer> {
     // One process (no master), so that killing it leaves no worker behind.
     let bin = tool_probed(
@@ -174,7 +176,10 @@ pub fn nginx(root: &DocRoot) -> Option<Peer> {
                  http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  client_max_body_size 10m;\n\
                  server {{\n    listen 127.0.0.1:{port} ssl http2;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
                  root {www};\n\
-                 location = /echo {{ return 200 \"posted\\n\"; }}\n  }}\n}}\n",
+                 location = /echo {{ return 200 \"posted\\n\"; }}\n\
+                 location = /login {{ add_header Set-Cookie \"a=1; Path=/\"; add_header Set-Cookie \"b=2; Path=/\"; return 200 \"in\\n\"; }}\n\
+                 location = /whoami {{ return 200 \"cookie=[$http_cookie]\\n\"; }}\n\
+                 location = /moved {{ return 302 /whoami; }}\n  }}\n}}\n",
                 dir = dir.display(),
                 cert = root.cert().display(),
                 key = root.path("key.pem").display(),
