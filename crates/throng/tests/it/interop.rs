@@ -14,6 +14,26 @@ const UPLOAD: usize = 300_000;
 /// Requests in each run: 40 journeys of 5 requests.
 const REQUESTS: u64 = 200;
 
+/// Runs `scenario` against `peer` (trusting its certificate), with
+/// `args`, bounded at 60 s.
+fn run(peer: &Peer, root: &DocRoot, scenario: &str, args: &[&str]) -> crate::Run {
+    let path = root.path("scenario.yaml");
+    std::fs::write(&path, scenario).unwrap();
+    let cert = root.cert();
+    let url = peer.url("");
+    let mut all = vec![
+        path.to_str().unwrap(),
+        "--target",
+        &url,
+        "--cacert",
+        cert.to_str().unwrap(),
+        "--duration",
+        "60s",
+    ];
+    all.extend_from_slice(args);
+    crate::throng(&all)
+}
+
 /// Runs the journey against `peer` (its upload to `post`, to which the
 /// server answers `post_status`, its body containing `post_says`), and
 /// checks that every request is counted once, as what it was.
@@ -27,28 +47,24 @@ fn journey(peer: &Peer, root: &DocRoot, post: &str, post_status: u16, post_says:
          \x20     - get: /missing\n\
          \x20     - post: {post}\n        body: {upload}\n        checks: [ {{ body_contains: \"{post_says}\" }} ]\n"
     );
-    let path = root.path("journey.yaml");
-    std::fs::write(&path, scenario).unwrap();
-    let cert = root.cert();
-    let r = crate::throng(&[
-        path.to_str().unwrap(),
-        "--target",
-        &peer.url(""),
-        "--cacert",
-        cert.to_str().unwrap(),
-        "--vus",
-        "20",
-        "--requests",
-        &REQUESTS.to_string(),
-        "--http2-connections",
-        "2",
-        "--http2-streams",
-        "8",
-        "--workers",
-        "2",
-        "--duration",
-        "60s",
-    ]);
+    let requests = REQUESTS.to_string();
+    let r = run(
+        peer,
+        root,
+        &scenario,
+        &[
+            "--vus",
+            "20",
+            "--requests",
+            &requests,
+            "--http2-connections",
+            "2",
+            "--http2-streams",
+            "8",
+            "--workers",
+            "2",
+        ],
+    );
     let res = r.results.expect("a results file");
     // Endpoint names have dots in them: no `num` path.
     let endpoint = |name: &str, what: &str| {
@@ -140,28 +156,12 @@ fn http2_cookies_and_redirects_against_nginx() {
     let Some(peer) = peers::nginx(&root) else {
         return;
     };
-    let path = root.path("cookies.yaml");
-    std::fs::write(
-        &path,
+    let r = run(
+        &peer,
+        &root,
         "http2: true\nflows:\n  - steps:\n      - get: /login\n      - get: /moved\n        checks: [ { status: 200 }, { body_contains: \"a=1\" }, { body_contains: \"b=2\" } ]\n",
-    )
-    .unwrap();
-    let cert = root.cert();
-    let r = crate::throng(&[
-        path.to_str().unwrap(),
-        "--target",
-        &peer.url(""),
-        "--cacert",
-        cert.to_str().unwrap(),
-        "--vus",
-        "3",
-        "--requests",
-        "30",
-        "--workers",
-        "1",
-        "--duration",
-        "60s",
-    ]);
+        &["--vus", "3", "--requests", "30", "--workers", "1"],
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let res = r.results.expect("a results file");
     assert_eq!(num(&res, "totals.requests"), 30.0, "{}", r.stdout);
