@@ -216,9 +216,10 @@ fn dialers(
 ) -> Result<Vec<(Dialer, Dialer, Target)>, EngineError> {
     let mut arms = Vec::with_capacity(targets.len());
     for target in targets {
-        let dialer = net::dialer(target, tls, http2)?;
+        let addr = net::resolve_target(&target.host, target.port)?;
+        let dialer = net::dialer_to(target, addr, tls, http2)?;
         let live = if http2 {
-            net::dialer(target, tls, false)?
+            net::dialer_to(target, addr, tls, false)?
         } else {
             dialer.clone()
         };

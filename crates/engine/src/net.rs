@@ -5,6 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::HandshakeKind;
@@ -334,27 +335,83 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 }
 
 /// The first address of `host`, once per run (never per request).
-pub(crate) fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
-    (host, port)
-        .to_socket_addrs()
-        .and_then(|mut addrs| {
-            addrs
-                .next()
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
-        })
-        .map_err(|why| EngineError::Resolve {
-            host: host.to_string(),
-            why,
-        })
+pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, EngineError> {
+    Ok(lookup(host, port)?[0])
 }
 
-/// Resolves `target` and builds its TLS client, once per run.
+/// Every address of `host` (at least one), in the resolver's order.
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, EngineError> {
+    let why = match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if !addrs.is_empty() {
+                return Ok(addrs);
+            }
+            io::Error::new(io::ErrorKind::NotFound, "no addresses")
+        }
+        Err(why) => why,
+    };
+    Err(EngineError::Resolve {
+        host: host.to_string(),
+        why,
+    })
+}
+
+/// How long a target's address is given to accept the one connection that
+/// tells whether to use it, when its host has several (see [`reachable`]).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// At most this many of a host's addresses are tried.
+const PROBED: usize = 4;
+
+/// The address of a target's `host` to send to, once per run: the first
+/// the resolver gives, unless it gives several and the first does not take
+/// a connection; then the first that does, as curl and browsers would
+/// reach it. (`localhost` resolves to `::1` first on many systems, and a
+/// server started on 127.0.0.1 alone then refused every request.) When
+/// none does, the first: the run then counts the errors its connections
+/// meet. A host of one address is not connected to before the run.
+pub(crate) fn resolve_target(host: &str, port: u16) -> Result<SocketAddr, EngineError> {
+    Ok(reachable(&lookup(host, port)?, PROBE_TIMEOUT))
+}
+
+/// The first of `addrs` (not empty) that takes a TCP connection within
+/// `timeout`, trying at most [`PROBED`]; the first if none does or there
+/// is only one.
+pub(crate) fn reachable(addrs: &[SocketAddr], timeout: Duration) -> SocketAddr {
+    let first = addrs[0];
+    if addrs.len() == 1 {
+        return first;
+    }
+    addrs
+        .iter()
+        .take(PROBED)
+        .find(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok())
+        .copied()
+        .unwrap_or(first)
+}
+
+/// Resolves `target` ([`resolve_target`]) and builds its TLS client, once
+/// per run.
 pub(crate) fn dialer(
     target: &plan::Target,
     tls: &plan::TlsOptions,
     http2: bool,
 ) -> Result<Dialer, EngineError> {
-    let addr = resolve(&target.host, target.port)?;
+    dialer_to(
+        target,
+        resolve_target(&target.host, target.port)?,
+        tls,
+        http2,
+    )
+}
+
+/// [`dialer`], to an address already resolved.
+pub(crate) fn dialer_to(
+    target: &plan::Target,
+    addr: SocketAddr,
+    tls: &plan::TlsOptions,
+    http2: bool,
+) -> Result<Dialer, EngineError> {
     let tls = match target.scheme {
         plan::Scheme::Http => None,
         plan::Scheme::Https => {

@@ -118,6 +118,27 @@ fn a_redirect_leads_where_browsers_go() {
 }
 
 #[test]
+fn a_target_of_several_addresses_is_sent_to_the_first_that_takes_a_connection() {
+    use std::net::{SocketAddr, TcpListener};
+    // Where `localhost` is `::1` first and the server listens on
+    // 127.0.0.1 alone, the first address refuses: the next one is used.
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live = live.local_addr().unwrap();
+    let dead = |_| -> SocketAddr {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap();
+        port.local_addr().unwrap()
+    };
+    let (dead, dead2) = (dead(1), dead(2));
+    let wait = std::time::Duration::from_millis(500);
+    assert_eq!(crate::net::reachable(&[dead, live], wait), live);
+    assert_eq!(crate::net::reachable(&[live, dead], wait), live);
+    // None takes one: the first, whose errors the run then counts.
+    assert_eq!(crate::net::reachable(&[dead, dead2], wait), dead);
+    // One address is used as it is, without a connection first.
+    assert_eq!(crate::net::reachable(&[dead], wait), dead);
+}
+
+#[test]
 fn a_redirect_reaches_only_the_hosts_it_may() {
     let target = plan::Target::parse("http://localhost:8080").unwrap();
     let redirects = plan::Redirects {
