@@ -218,10 +218,10 @@ fn huffman_walk(input: &[u8], mut octet: impl FnMut(u8) -> bool) -> Result<bool,
 
 /// Huffman-codes `input` onto `out` (for tests, and for header values
 /// throng sends).
-pub(crate) fn huffman_encode(input: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn huffman_encode(input: impl IntoIterator<Item = u8>, out: &mut Vec<u8>) {
     let codes = codes();
     let (mut acc, mut n) = (0u64, 0u32);
-    for &b in input {
+    for b in input {
         acc = (acc << HUFFMAN_BITS[b as usize]) | u64::from(codes[b as usize]);
         n += u32::from(HUFFMAN_BITS[b as usize]);
         while n >= 8 {
@@ -503,25 +503,33 @@ impl Decoder {
 /// sent: the static table's indices where a whole field is there, else
 /// literals without indexing (so the server's dynamic table is never
 /// touched and the block never depends on what was sent before),
-/// Huffman-coded where that is shorter.
+/// Huffman-coded where that is shorter. Names go in lower case, as HTTP/2
+/// asks, however they are given. Steps rendered per user call this on
+/// every send: it looks each name up once and writes straight into the
+/// block.
 pub(crate) fn encode_fields<'f>(fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in fields {
-        if let Some(i) = STATIC
-            .iter()
-            .position(|(n, v)| n.as_bytes() == name && v.as_bytes() == value && !v.is_empty())
-        {
-            encode_integer(&mut out, 0x80, 7, i + 1);
-            continue;
-        }
-        match STATIC.iter().position(|(n, _)| n.as_bytes() == name) {
-            Some(i) => encode_integer(&mut out, 0x00, 4, i + 1),
+        let same = |(n, _): &&(&str, &str)| n.as_bytes().eq_ignore_ascii_case(name);
+        match STATIC.iter().position(|e| same(&e)) {
+            Some(first) => {
+                // The table keeps a name's entries together.
+                let whole = STATIC[first..]
+                    .iter()
+                    .take_while(same)
+                    .position(|(_, v)| !v.is_empty() && v.as_bytes() == value);
+                if let Some(i) = whole {
+                    encode_integer(&mut out, 0x80, 7, first + i + 1);
+                    continue;
+                }
+                encode_integer(&mut out, 0x00, 4, first + 1);
+            }
             None => {
                 out.push(0x00);
-                encode_string(&mut out, name);
+                encode_string(&mut out, name, true);
             }
         }
-        encode_string(&mut out, value);
+        encode_string(&mut out, value, false);
     }
     out
 }
@@ -541,15 +549,21 @@ fn encode_integer(out: &mut Vec<u8>, flags: u8, prefix: u8, mut value: usize) {
     out.push(value as u8);
 }
 
-fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
-    let mut coded = Vec::with_capacity(s.len());
-    huffman_encode(s, &mut coded);
-    if coded.len() < s.len() {
-        encode_integer(out, 0x80, 7, coded.len());
-        out.extend_from_slice(&coded);
+/// `s` (in lower case if `lower`) as a string literal: Huffman-coded when
+/// that is shorter.
+fn encode_string(out: &mut Vec<u8>, s: &[u8], lower: bool) {
+    let octet = |&b: &u8| if lower { b.to_ascii_lowercase() } else { b };
+    let bits: usize = s
+        .iter()
+        .map(|b| usize::from(HUFFMAN_BITS[octet(b) as usize]))
+        .sum();
+    let coded = bits.div_ceil(8);
+    if coded < s.len() {
+        encode_integer(out, 0x80, 7, coded);
+        huffman_encode(s.iter().map(octet), out);
     } else {
         encode_integer(out, 0x00, 7, s.len());
-        out.extend_from_slice(s);
+        out.extend(s.iter().map(octet));
     }
 }
 
@@ -580,7 +594,7 @@ mod tests {
     fn huffman_codes_agree_with_the_rfc() {
         // RFC 7541 C.4.1: "www.example.com".
         let mut out = Vec::new();
-        huffman_encode(b"www.example.com", &mut out);
+        huffman_encode(b"www.example.com".iter().copied(), &mut out);
         assert_eq!(out, hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff"));
         let mut back = Vec::new();
         huffman_decode(&out, &mut back).unwrap();
@@ -588,7 +602,7 @@ mod tests {
         // Every octet round-trips.
         let all: Vec<u8> = (0..=255).collect();
         let mut coded = Vec::new();
-        huffman_encode(&all, &mut coded);
+        huffman_encode(all.iter().copied(), &mut coded);
         let mut back = Vec::new();
         huffman_decode(&coded, &mut back).unwrap();
         assert_eq!(back, all);
@@ -611,7 +625,7 @@ mod tests {
             Err(HpackError::BadHuffman)
         );
         let mut coded = Vec::new();
-        huffman_encode(b"a", &mut coded); // 00011 + 111 padding
+        huffman_encode(b"a".iter().copied(), &mut coded); // 00011 + 111 padding
         let mut zeros = coded.clone();
         *zeros.last_mut().unwrap() &= 0xf8;
         assert_eq!(
@@ -672,6 +686,25 @@ mod tests {
         // Over the list cap.
         let block = encode_fields([(&b"x-big"[..], &[b'a'; 100][..])]);
         assert_eq!(d.decode(&block, 64, |_| {}), Err(HpackError::TooLarge));
+    }
+
+    #[test]
+    fn names_are_encoded_in_lower_case_and_looked_up_in_the_static_table() {
+        let block = encode_fields([
+            (&b":method"[..], &b"POST"[..]),
+            (b"Accept-Encoding", b"gzip, deflate"),
+            (b"Content-Type", b"text/plain"),
+            (b"X-Trace-ID", b"AB"),
+        ]);
+        // :method POST and accept-encoding's whole field are indices 3 and
+        // 16; content-type's name is index 31, with a literal value (4 bits).
+        assert_eq!(&block[..3], &[0x83, 0x90, 0x0f]);
+        assert_eq!(block[3], 31 - 15);
+        let got = fields(&mut Decoder::new(4096), &block).unwrap();
+        assert_eq!(got[1], ("accept-encoding".into(), "gzip, deflate".into()));
+        assert_eq!(got[2], ("content-type".into(), "text/plain".into()));
+        // A literal name in lower case; the value as it was.
+        assert_eq!(got[3], ("x-trace-id".into(), "AB".into()));
     }
 
     #[test]

@@ -981,7 +981,13 @@ impl Wire for H2Request {
     /// the body.
     fn render(&mut self, p: &Parts<'_>) -> Result<(), Failure> {
         let bad = |v: &[u8]| v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
-        let mut lower: Vec<(Vec<u8>, &[u8])> = Vec::new();
+        let mut fields: Vec<(&[u8], &[u8])> = vec![
+            (b":method", p.method.as_str().as_bytes()),
+            (b":scheme", p.scheme.as_bytes()),
+            (b":authority", p.authority.as_bytes()),
+            (b":path", p.path),
+        ];
+        // Names go in lower case: hpack::encode_fields sees to it.
         for (name, value) in p.headers.iter() {
             if connection_specific(name.as_bytes()) {
                 continue;
@@ -992,15 +998,8 @@ impl Wire for H2Request {
                     std::io::Error::other(format!("a header HTTP/2 cannot carry: {name:?}")),
                 ));
             }
-            lower.push((name.to_ascii_lowercase().into_bytes(), value));
+            fields.push((name.as_bytes(), value));
         }
-        let mut fields: Vec<(&[u8], &[u8])> = vec![
-            (b":method", p.method.as_str().as_bytes()),
-            (b":scheme", p.scheme.as_bytes()),
-            (b":authority", p.authority.as_bytes()),
-            (b":path", p.path),
-        ];
-        fields.extend(lower.iter().map(|(n, v)| (&n[..], *v)));
         if let Some(agent) = p.agent {
             fields.push((b"user-agent", agent.as_bytes()));
         }
