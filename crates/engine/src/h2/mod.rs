@@ -987,6 +987,7 @@ impl Wire for H2Request {
             (b":authority", p.authority.as_bytes()),
             (b":path", p.path),
         ];
+        let pseudo = fields.len();
         // Names go in lower case: hpack::encode_fields sees to it.
         for (name, value) in p.headers.iter() {
             if connection_specific(name.as_bytes()) {
@@ -1000,13 +1001,16 @@ impl Wire for H2Request {
             }
             fields.push((name.as_bytes(), value));
         }
+        let headers_end = fields.len();
         if let Some(agent) = p.agent {
             fields.push((b"user-agent", agent.as_bytes()));
         }
         if let Some(cookie) = p.cookie.filter(|c| !c.is_empty()) {
             fields.push((b"cookie", cookie.as_bytes()));
         }
-        if fields.iter().any(|(_, v)| bad(v)) {
+        // The headers' values were looked at above; the rest here.
+        let mut rest = fields[..pseudo].iter().chain(&fields[headers_end..]);
+        if rest.any(|(_, v)| bad(v)) {
             return Err(Failure::new(ErrorKind::Protocol));
         }
         self.block = Some(Bytes::from(hpack::encode_fields(fields)));
