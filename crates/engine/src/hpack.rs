@@ -9,7 +9,8 @@
 //! header into a `HeaderMap` (Huffman decoding, hashing and allocation:
 //! ~9% of the CPU of a request against nginx, bench/README.md (j)).
 //! Strings the dynamic table keeps are decoded when inserted (the table's
-//! size counts decoded octets). Every bound is checked: a block is
+//! size counts decoded octets), into buffers of evicted entries. Huffman
+//! codes are decoded a nibble at a time from a table built once. Every bound is checked: a block is
 //! hostile until parsed.
 
 use std::collections::VecDeque;
@@ -32,7 +33,7 @@ pub(crate) enum HpackError {
 }
 
 /// RFC 7541 Appendix A: the static table (1-based).
-const STATIC: [(&str, &str); 61] = [
+pub(crate) const STATIC: [(&str, &str); 61] = [
     (":authority", ""),
     (":method", "GET"),
     (":method", "POST"),
@@ -181,39 +182,82 @@ fn huffman_eq(input: &[u8], plain: &[u8]) -> bool {
     matches!(whole, Ok(true)) && at == plain.len()
 }
 
+/// The decoder's transitions, a nibble at a time (as nghttp2 decodes):
+/// for each node of [`tree`] (a state; the root is 0) and each 4-bit
+/// input, the node reached, the octet completed on the way if any (no code
+/// is shorter than 5 bits, so at most one), or that the bits lead nowhere
+/// (only EOS's 30 ones do). Two lookups an input octet where the tree
+/// takes eight steps and branches: Huffman decoding of a server's
+/// literals was the client's largest user-space cost against nginx
+/// (bench/README.md (j)), which sends `date` and three more literals with
+/// every response.
+struct Nibbles {
+    /// `next | octet << 8 | EMIT | FAIL`, per state and nibble.
+    step: Vec<[u32; 16]>,
+    /// Whether decoding may end in a state: the bits since the last
+    /// octet are at most 7, all ones (a prefix of EOS: RFC 7541 5.2).
+    accept: Vec<bool>,
+}
+
+const EMIT: u32 = 1 << 16;
+const FAIL: u32 = 1 << 17;
+
+fn nibbles() -> &'static Nibbles {
+    static NIBBLES: OnceLock<Nibbles> = OnceLock::new();
+    NIBBLES.get_or_init(|| {
+        let tree = tree();
+        let step = (0..tree.len())
+            .map(|state| {
+                std::array::from_fn(|nibble| {
+                    let (mut at, mut out) = (state, 0u32);
+                    for i in (0..4).rev() {
+                        let next = tree[at][(nibble >> i) & 1];
+                        if next & LEAF != 0 {
+                            out = EMIT | u32::from(next & 0xff) << 8;
+                            at = 0;
+                        } else if next == 0 {
+                            return FAIL;
+                        } else {
+                            at = usize::from(next);
+                        }
+                    }
+                    out | at as u32
+                })
+            })
+            .collect();
+        let mut accept = vec![false; tree.len()];
+        let mut at = 0usize;
+        accept[0] = true;
+        for _ in 0..7 {
+            at = usize::from(tree[at][1]);
+            accept[at] = true;
+        }
+        Nibbles { step, accept }
+    })
+}
+
 /// Decodes Huffman-coded `input`, handing each octet to `octet`, which
 /// may stop the walk by answering `false` (then `Ok(false)`).
 fn huffman_walk(input: &[u8], mut octet: impl FnMut(u8) -> bool) -> Result<bool, HpackError> {
-    let tree = tree();
-    let mut at = 0usize;
-    // Bits read since the last symbol, and whether all were ones.
-    let (mut pending, mut ones) = (0u32, true);
+    let Nibbles { step, accept } = nibbles();
+    let mut state = 0usize;
     for &byte in input {
-        for i in (0..8).rev() {
-            let bit = (byte >> i) & 1;
-            pending += 1;
-            ones &= bit == 1;
-            let next = tree[at][bit as usize];
-            if next & LEAF != 0 {
-                if !octet((next & 0xff) as u8) {
-                    return Ok(false);
-                }
-                at = 0;
-                pending = 0;
-                ones = true;
-            } else if next == 0 {
-                // No code has this prefix: only EOS (30 ones) is left out.
+        for nibble in [byte >> 4, byte & 0x0f] {
+            let t = step[state][usize::from(nibble)];
+            if t & FAIL != 0 {
                 return Err(HpackError::BadHuffman);
-            } else {
-                at = next as usize;
             }
+            if t & EMIT != 0 && !octet((t >> 8) as u8) {
+                return Ok(false);
+            }
+            state = (t & 0xff) as usize;
         }
     }
-    // Padding: fewer than 8 bits, all ones (a prefix of EOS).
-    if pending > 7 || !ones {
-        return Err(HpackError::BadHuffman);
+    if accept[state] {
+        Ok(true)
+    } else {
+        Err(HpackError::BadHuffman)
     }
-    Ok(true)
 }
 
 /// Huffman-codes `input` onto `out` (for tests, and for header values
@@ -313,10 +357,42 @@ impl Text<'_> {
 pub(crate) struct Field<'a> {
     pub(crate) name: Text<'a>,
     pub(crate) value: Text<'a>,
+    /// The static table's index (1-61) of the name when the name came
+    /// from it, else 0: a reader may know such a name without comparing.
+    pub(crate) static_name: usize,
 }
 
-/// A dynamic table entry: name and value, decoded.
-type Entry = (Box<[u8]>, Box<[u8]>);
+/// `index` if it is one of the static table's.
+fn static_index(index: usize) -> usize {
+    if index <= STATIC.len() {
+        index
+    } else {
+        0
+    }
+}
+
+/// A dynamic table entry: name then value, decoded, in one buffer, and
+/// where the name ends.
+#[derive(Debug)]
+struct Entry {
+    octets: Vec<u8>,
+    name: usize,
+}
+
+impl Entry {
+    fn field(&self) -> (&[u8], &[u8]) {
+        self.octets.split_at(self.name)
+    }
+
+    /// Its size as RFC 7541 counts it.
+    fn size(&self) -> usize {
+        32 + self.octets.len()
+    }
+}
+
+/// At most this many spare buffers (a table of 4096 octets holds at most
+/// 128 entries; nginx's responses cycle through a few).
+const SPARE: usize = 16;
 
 /// The decoder's state: the dynamic table, newest first.
 #[derive(Debug)]
@@ -328,7 +404,57 @@ pub(crate) struct Decoder {
     max: usize,
     /// What we allowed (SETTINGS_HEADER_TABLE_SIZE).
     allowed: usize,
-    scratch: (Vec<u8>, Vec<u8>),
+    /// Buffers of evicted entries, for the next insertions: servers such
+    /// as nginx add `date`, `server`, `content-type` and `content-length`
+    /// to the table with every response, so a table that allocated per
+    /// entry would allocate (and free) eight times a response.
+    spare: Vec<Vec<u8>>,
+    recent: Recent,
+}
+
+/// The last Huffman-coded value added to the table under each of the
+/// static table's names, as sent and decoded. nginx adds the same
+/// `server`, `content-type` and `content-length` to the table with every
+/// response, and a `date` that changes once a second: a value sent as
+/// before is copied, not decoded again (decoding them was the client's
+/// largest user-space cost against nginx, bench/README.md (j)).
+#[derive(Debug, Default)]
+struct Recent {
+    /// Per static index (1-61; 0 unused): (as sent, decoded).
+    values: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Values longer than this as sent are decoded every time.
+const RECENT_MAX: usize = 64;
+
+impl Recent {
+    /// Appends `value` (sent under the static name `index`) decoded to
+    /// `out`.
+    fn decode(
+        &mut self,
+        index: usize,
+        value: Str<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), HpackError> {
+        if index > STATIC.len() || value.raw.len() > RECENT_MAX {
+            return value.decode_into(out);
+        }
+        if self.values.is_empty() {
+            self.values = vec![Default::default(); STATIC.len() + 1];
+        }
+        let (sent, decoded) = &mut self.values[index];
+        if sent[..] != *value.raw {
+            decoded.clear();
+            sent.clear();
+            if let Err(e) = value.decode_into(decoded) {
+                decoded.clear();
+                return Err(e);
+            }
+            sent.extend_from_slice(value.raw);
+        }
+        out.extend_from_slice(decoded);
+        Ok(())
+    }
 }
 
 /// Reads an integer with an `prefix`-bit prefix at `buf[*at]`.
@@ -375,7 +501,8 @@ impl Decoder {
             size: 0,
             max: allowed,
             allowed,
-            scratch: (Vec::new(), Vec::new()),
+            spare: Vec::new(),
+            recent: Recent::default(),
         }
     }
 
@@ -390,7 +517,7 @@ impl Decoder {
             _ => self
                 .table
                 .get(index - 62)
-                .map(|(n, v)| (&n[..], &v[..]))
+                .map(Entry::field)
                 .ok_or(HpackError::BadIndex),
         }
     }
@@ -398,19 +525,33 @@ impl Decoder {
     fn evict_to(&mut self, max: usize) {
         while self.size > max {
             match self.table.pop_back() {
-                Some((n, v)) => self.size -= 32 + n.len() + v.len(),
+                Some(e) => {
+                    self.size -= e.size();
+                    self.recycle(e.octets);
+                }
                 None => break,
             }
         }
     }
 
-    fn insert(&mut self, name: Box<[u8]>, value: Box<[u8]>) {
-        let size = 32 + name.len() + value.len();
+    /// Keeps `octets` for a later entry if an entry could use it (a
+    /// hostile string's buffer is not held on to).
+    fn recycle(&mut self, mut octets: Vec<u8>) {
+        if octets.capacity() <= self.allowed && self.spare.len() < SPARE {
+            octets.clear();
+            self.spare.push(octets);
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let size = entry.size();
         self.evict_to(self.max.saturating_sub(size));
         // An entry larger than the table empties it and is not kept.
         if size <= self.max {
             self.size += size;
-            self.table.push_front((name, value));
+            self.table.push_front(entry);
+        } else {
+            self.recycle(entry.octets);
         }
     }
 
@@ -440,6 +581,7 @@ impl Decoder {
                 field(Field {
                     name: Text::Plain(n),
                     value: Text::Plain(v),
+                    static_name: static_index(index),
                 });
                 fields_seen = true;
             } else if b & 0xe0 == 0x20 {
@@ -469,20 +611,24 @@ impl Decoder {
                 }
                 fields_seen = true;
                 if indexing {
-                    let (mut name_buf, mut value_buf) = std::mem::take(&mut self.scratch);
-                    name_buf.clear();
-                    value_buf.clear();
+                    let mut octets = self.spare.pop().unwrap_or_default();
                     match sent_name {
-                        Some(s) => s.decode_into(&mut name_buf)?,
-                        None => name_buf.extend_from_slice(self.entry(index)?.0),
+                        Some(s) => s.decode_into(&mut octets)?,
+                        None => octets.extend_from_slice(self.entry(index)?.0),
                     }
-                    value.decode_into(&mut value_buf)?;
+                    let name = octets.len();
+                    match sent_name {
+                        None if value.huffman => self.recent.decode(index, value, &mut octets)?,
+                        _ => value.decode_into(&mut octets)?,
+                    }
+                    let entry = Entry { octets, name };
+                    let (n, v) = entry.field();
                     field(Field {
-                        name: Text::Plain(&name_buf),
-                        value: Text::Plain(&value_buf),
+                        name: Text::Plain(n),
+                        value: Text::Plain(v),
+                        static_name: static_index(index),
                     });
-                    self.insert(name_buf[..].into(), value_buf[..].into());
-                    self.scratch = (name_buf, value_buf);
+                    self.insert(entry);
                 } else {
                     let name = match sent_name {
                         Some(s) => Text::Sent(s),
@@ -491,6 +637,7 @@ impl Decoder {
                     field(Field {
                         name,
                         value: Text::Sent(value),
+                        static_name: static_index(index),
                     });
                 }
             }
@@ -615,6 +762,124 @@ mod tests {
         assert!(!coded.is(b"www.example.co"));
         assert!(!coded.is(b"www.example.comm"));
         assert!(!coded.is(b"ww.example.com"));
+    }
+
+    /// The decoder as it was, a bit at a time down [`tree`]: the reference
+    /// the nibble table is checked against.
+    fn bitwise_walk(input: &[u8], mut octet: impl FnMut(u8) -> bool) -> Result<bool, HpackError> {
+        let tree = tree();
+        let mut at = 0usize;
+        // Bits read since the last symbol, and whether all were ones.
+        let (mut pending, mut ones) = (0u32, true);
+        for &byte in input {
+            for i in (0..8).rev() {
+                let bit = (byte >> i) & 1;
+                pending += 1;
+                ones &= bit == 1;
+                let next = tree[at][bit as usize];
+                if next & LEAF != 0 {
+                    if !octet((next & 0xff) as u8) {
+                        return Ok(false);
+                    }
+                    at = 0;
+                    pending = 0;
+                    ones = true;
+                } else if next == 0 {
+                    // No code has this prefix: only EOS (30 ones) is left out.
+                    return Err(HpackError::BadHuffman);
+                } else {
+                    at = next as usize;
+                }
+            }
+        }
+        // Padding: fewer than 8 bits, all ones (a prefix of EOS).
+        if pending > 7 || !ones {
+            return Err(HpackError::BadHuffman);
+        }
+        Ok(true)
+    }
+    #[test]
+    fn nibble_decoding_agrees_with_the_bitwise_tree() {
+        // The states fit the table's 8 bits.
+        assert!(tree().len() <= 256);
+        let both = |input: &[u8]| {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = huffman_walk(input, |o| {
+                a.push(o);
+                true
+            });
+            let rb = bitwise_walk(input, |o| {
+                b.push(o);
+                true
+            });
+            assert_eq!((ra, &a), (rb, &b), "{input:02x?}");
+        };
+        // Every input of one and two octets, then a sample of longer ones
+        // (valid codes among them, from encoding random octets).
+        for x in 0..=0xffffu32 {
+            both(&[x as u8]);
+            both(&[(x >> 8) as u8, x as u8]);
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if n % 2 == 0 {
+                both(&raw);
+            } else {
+                let mut coded = Vec::new();
+                huffman_encode(raw.iter().copied(), &mut coded);
+                both(&coded);
+            }
+        }
+    }
+
+    #[test]
+    fn evicted_entries_buffers_are_used_again() {
+        // nginx's way: every response adds its fields to the table.
+        let mut d = Decoder::new(256);
+        // date (static index 33), with incremental indexing; Huffman.
+        let date = |value: &[u8]| {
+            let mut coded = Vec::new();
+            huffman_encode(value.iter().copied(), &mut coded);
+            let mut block = vec![0x40 | 33, 0x80 | coded.len() as u8];
+            block.extend(coded);
+            block
+        };
+        let block = date(b"Sat, 05 Dec 2026 01:20:45 GMT");
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let got = fields(&mut d, &block).unwrap();
+            assert_eq!(
+                got,
+                [("date".into(), "Sat, 05 Dec 2026 01:20:45 GMT".into())]
+            );
+            seen.push(d.table[0].octets.as_ptr());
+        }
+        // 256 octets hold 3 entries of 65: the fourth insertion evicts the
+        // first, and from the fifth on each reuses an evicted buffer.
+        assert_eq!((d.table.len(), d.size), (3, 195));
+        assert!(d.spare.len() <= 1);
+        let distinct: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), 4, "buffers for 20 entries");
+        // A value sent as before is copied from the last; a new one (the
+        // next second), an empty one and a bad one are decoded.
+        for value in [
+            "Sat, 05 Dec 2026 01:20:46 GMT",
+            "",
+            "Sat, 05 Dec 2026 01:20:45 GMT",
+        ] {
+            assert_eq!(fields(&mut d, &date(value.as_bytes())).unwrap()[0].1, value);
+        }
+        let bad = [0x40 | 33, 0x81, 0x00];
+        assert_eq!(fields(&mut d, &bad), Err(HpackError::BadHuffman));
+        assert_eq!(fields(&mut d, &[0x40 | 33, 0x80]).unwrap()[0].1, "");
     }
 
     #[test]

@@ -57,6 +57,8 @@ const MAX_FRAME: usize = 16_384;
 const TABLE_SIZE: usize = 4096;
 /// The highest stream id a client may use.
 const LAST_STREAM_ID: u32 = (1 << 31) - 1;
+/// At most this many body queues kept for new streams per connection.
+const SPARE_BODIES: usize = 64;
 /// How much is read from the socket at a time, at most.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -211,6 +213,9 @@ struct LinkState {
     blocked: Vec<Waker>,
     /// The driver, to wake when there is something to write.
     driver: Option<Waker>,
+    /// Body queues of ended streams, for new ones (a queue that held a
+    /// body allocated; a stream per request would allocate once each).
+    spare_bodies: Vec<VecDeque<Bytes>>,
 }
 
 impl LinkState {
@@ -282,6 +287,7 @@ impl Link {
                 waiting: VecDeque::new(),
                 blocked: Vec::new(),
                 driver: None,
+                spare_bodies: Vec::new(),
             }),
         }
     }
@@ -659,7 +665,6 @@ impl Reader {
         let mut status: Option<u16> = None;
         let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
         let mut bad = false;
-        let mut scratch = Vec::new();
         // Decoded even for a stream we no longer follow: the table must
         // stay in step with the server's.
         self.decoder
@@ -667,71 +672,39 @@ impl Reader {
                 if trailers {
                     return;
                 }
-                // Malformed as RFC 9113 section 8.2 says (and browsers
-                // fail it): a name in upper case or not a token, a
-                // pseudo-header other than `:status` or after a field, a
-                // header of HTTP/1.1's connection.
-                let pseudo = f.name.is(b":status");
-                if !pseudo
-                    && (!f.name.all(|b| b != b':' && is_name_octet(b))
-                        || FORBIDDEN.iter().any(|n| f.name.is(n)))
+                let name = Name::of(&f);
+                if name == Name::Malformed
+                    || (name == Name::Status && (regular || status.is_some()))
                 {
                     bad = true;
                     return;
                 }
-                if pseudo && (regular || status.is_some()) {
-                    bad = true;
-                    return;
-                }
-                regular |= !pseudo;
-                if pseudo {
-                    let digits = match f.value {
-                        hpack::Text::Plain(p) => Some(p),
-                        hpack::Text::Sent(_) => {
-                            scratch.clear();
-                            f.value
-                                .decode_into(&mut scratch)
-                                .ok()
-                                .map(|()| &scratch[..])
-                        }
-                    };
-                    match digits.and_then(status_code) {
-                        Some(code) if (100..600).contains(&code) => status = Some(code),
+                if name == Name::Status {
+                    match decimal(f.value) {
+                        Some((code, 3)) if (100..600).contains(&code) => status = Some(code as u16),
                         _ => bad = true,
                     }
                     return;
                 }
-                if f.name.is(b"content-length") {
-                    scratch.clear();
-                    let n = f.value.decode_into(&mut scratch).ok().and_then(|()| {
-                        let digits = std::str::from_utf8(&scratch).ok()?;
-                        digits
-                            .bytes()
-                            .all(|b| b.is_ascii_digit())
-                            .then(|| digits.parse::<u64>().ok())?
-                    });
-                    match (n, length) {
+                regular = true;
+                if name == Name::ContentLength {
+                    match (decimal(f.value).map(|(n, _)| n), length) {
                         (Some(n), None) => length = Some(n),
                         (Some(n), Some(m)) if n == m => {}
                         _ => bad = true,
                     }
                 }
-                if !(wants.headers || wants.cookies || wants.location) {
-                    return;
-                }
-                let mut name = Vec::new();
-                if f.name.decode_into(&mut name).is_err() {
-                    bad = true;
-                    return;
-                }
+                // Compared as sent: only a field that is kept is decoded.
                 let keep = wants.headers
-                    || (wants.cookies && name == b"set-cookie")
-                    || (wants.location && name == b"location");
+                    || (wants.cookies && name.is(&f, 55, b"set-cookie"))
+                    || (wants.location && name.is(&f, 46, b"location"));
                 if !keep {
                     return;
                 }
-                let mut value = Vec::new();
-                if f.value.decode_into(&mut value).is_err() {
+                let (mut name, mut value) = (Vec::new(), Vec::new());
+                if f.name.decode_into(&mut name).is_err()
+                    || f.value.decode_into(&mut value).is_err()
+                {
                     bad = true;
                     return;
                 }
@@ -787,19 +760,74 @@ const FORBIDDEN: [&[u8]; 5] = [
     b"upgrade",
 ];
 
+/// What a response's field name is to the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Status,
+    ContentLength,
+    /// Malformed as RFC 9113 section 8.2 says (and browsers fail it): a
+    /// name in upper case or not a token, a pseudo-header other than
+    /// `:status`, a header of HTTP/1.1's connection.
+    Malformed,
+    Other,
+}
+
+impl Name {
+    /// Whether `f`, of this kind, is named `plain`, which is the static
+    /// table's `index`.
+    fn is(self, f: &hpack::Field<'_>, index: usize, plain: &[u8]) -> bool {
+        self == Name::Other
+            && match f.static_name {
+                0 => f.name.is(plain),
+                i => i == index,
+            }
+    }
+
+    fn of(f: &hpack::Field<'_>) -> Name {
+        // Names from the static table are known by their index (servers
+        // send most names so): no comparing.
+        match f.static_name {
+            8..=14 => return Name::Status,
+            28 => return Name::ContentLength,
+            1..=7 | 57 => return Name::Malformed,
+            1.. => return Name::Other,
+            0 => {}
+        }
+        if f.name.is(b":status") {
+            Name::Status
+        } else if !f.name.all(|b| b != b':' && is_name_octet(b))
+            || FORBIDDEN.iter().any(|n| f.name.is(n))
+        {
+            Name::Malformed
+        } else if f.name.is(b"content-length") {
+            Name::ContentLength
+        } else {
+            Name::Other
+        }
+    }
+}
+
 /// An octet of a header name as HTTP/2 sends it: a token's, in lower case.
 fn is_name_octet(b: u8) -> bool {
     matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
 }
 
-/// A status code's three digits.
-fn status_code(digits: &[u8]) -> Option<u16> {
-    match digits {
-        [a, b, c] if digits.iter().all(u8::is_ascii_digit) => {
-            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+/// A field's value as a decimal number, and its count of digits: `None`
+/// unless it is digits only, at least one, and fits a `u64`. Read in
+/// place, without decoding the value into a buffer.
+fn decimal(value: hpack::Text<'_>) -> Option<(u64, usize)> {
+    let (mut n, mut digits) = (0u64, 0usize);
+    let whole = value.all(|b| {
+        digits += 1;
+        match n
+            .checked_mul(10)
+            .zip(b.is_ascii_digit().then(|| u64::from(b - b'0')))
+        {
+            Some((tens, d)) => tens.checked_add(d).map(|x| n = x).is_some(),
+            None => false,
         }
-        _ => None,
-    }
+    });
+    (whole && digits > 0).then_some((n, digits))
 }
 
 /// Writes a GOAWAY: the last stream the server opened that we took is
@@ -1063,6 +1091,11 @@ impl Drop for Open<'_> {
             }
             // Data the user never read goes back to the connection window.
             s.release(st.buffered);
+            let mut body = st.body;
+            if s.spare_bodies.len() < SPARE_BODIES && body.capacity() <= 16 {
+                body.clear();
+                s.spare_bodies.push(body);
+            }
         }
         if let Some(w) = s.waiting.pop_front() {
             w.wake();
@@ -1098,10 +1131,12 @@ impl H2Conn {
             let id = s.next_id;
             s.next_id += 2;
             let window = s.peer_window;
+            let body = s.spare_bodies.pop().unwrap_or_default();
             s.streams.insert(
                 id,
                 StreamState {
                     wants,
+                    body,
                     send_window: window,
                     head_request: req.head,
                     sent_all: req.body.is_empty(),

@@ -18,6 +18,57 @@ fn padding_is_taken_off_and_checked() {
     );
 }
 
+#[test]
+fn status_and_content_length_are_read_in_place() {
+    let plain = |s: &'static str| decimal(hpack::Text::Plain(s.as_bytes()));
+    assert_eq!(plain("200"), Some((200, 3)));
+    assert_eq!(plain("0"), Some((0, 1)));
+    assert_eq!(plain("18446744073709551615"), Some((u64::MAX, 20)));
+    for bad in ["", "12a", "+1", " 1", "18446744073709551616"] {
+        assert_eq!(plain(bad), None, "{bad:?}");
+    }
+    let mut coded = Vec::new();
+    hpack::huffman_encode(b"1234".iter().copied(), &mut coded);
+    let sent = hpack::Text::Sent(hpack::Str {
+        huffman: true,
+        raw: &coded,
+    });
+    assert_eq!(decimal(sent), Some((1234, 4)));
+}
+
+#[test]
+fn a_name_from_the_static_table_is_known_by_its_index() {
+    for (i, (name, _)) in hpack::STATIC.iter().enumerate() {
+        let field = |static_name| hpack::Field {
+            name: hpack::Text::Plain(name.as_bytes()),
+            value: hpack::Text::Plain(b""),
+            static_name,
+        };
+        let (by_index, by_name) = (field(i + 1), field(0));
+        assert_eq!(Name::of(&by_index), Name::of(&by_name), "{name}");
+        for (index, plain) in [(55, &b"set-cookie"[..]), (46, b"location")] {
+            assert_eq!(
+                Name::of(&by_index).is(&by_index, index, plain),
+                Name::of(&by_name).is(&by_name, index, plain),
+                "{name}"
+            );
+        }
+    }
+    let literal = |name: &'static str| {
+        Name::of(&hpack::Field {
+            name: hpack::Text::Plain(name.as_bytes()),
+            value: hpack::Text::Plain(b""),
+            static_name: 0,
+        })
+    };
+    assert_eq!(literal(":status"), Name::Status);
+    assert_eq!(literal("content-length"), Name::ContentLength);
+    for bad in [":path", "Server", "x y", "connection", "upgrade"] {
+        assert_eq!(literal(bad), Name::Malformed, "{bad}");
+    }
+    assert_eq!(literal("x-request-id"), Name::Other);
+}
+
 /// A frame: its type, flags, stream and payload.
 type Frame = (u8, u8, u32, Vec<u8>);
 
