@@ -46,6 +46,7 @@ mod page;
 mod replay;
 mod send;
 mod stream;
+mod watch;
 
 use closed::closed_loop;
 pub(crate) use open::InFlight;
@@ -54,6 +55,7 @@ use open::{open_loop, Job};
 pub(crate) use open::{Cap, Pool, Ran, Seen};
 use replay::replay_loop;
 pub use replay::Feed;
+use watch::{Watch, Watched};
 
 /// The load band of each second of the planned load (middle of the
 /// second), so per-endpoint latency can be told apart by load.
@@ -211,6 +213,8 @@ struct Shared<C: Connector> {
     /// Cancelled by Ctrl-C or an abort: sessions stop at their next step.
     stop: CancellationToken,
     kill: CancellationToken,
+    /// The deadlines of the requests in flight, and `kill` for them.
+    watch: Rc<Watch>,
     in_flight: Cell<usize>,
     /// This worker's share of `--max-rate`.
     ceiling: Option<Ceiling>,
@@ -481,6 +485,7 @@ pub(crate) async fn run_worker<C: Connector + 'static>(
         };
     }
     let sh = Rc::new(Shared::new(&cfg, scenario, arms, &control));
+    let watcher = tokio::task::spawn_local(sh.watch.clone().watch(sh.kill.clone()));
     let vus = Rc::new(Cell::new(0usize));
     let ticker = tokio::task::spawn_local(report_progress(
         sh.clone(),
@@ -497,6 +502,7 @@ pub(crate) async fn run_worker<C: Connector + 'static>(
     sh.end.cancel();
     sh.drain(cfg.grace).await;
     ticker.abort();
+    watcher.abort();
     let interval = sh.take_interval();
     let _ = events.send(Event::Progress(Box::new(Progress {
         worker: cfg.index,
@@ -640,6 +646,7 @@ impl<C: Connector> Shared<C> {
             end: control.stop.child_token(),
             stop: control.stop.clone(),
             kill: control.kill.child_token(),
+            watch: Rc::default(),
             in_flight: Cell::new(0),
             max_body: cfg.max_body,
             ceiling: cfg

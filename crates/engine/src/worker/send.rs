@@ -8,12 +8,6 @@ use super::*;
 /// `Instant` (as tokio's own `timeout` does: about 30 years).
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-pub(super) enum End {
-    Done(Result<Response, Failure>),
-    TimedOut,
-    Killed,
-}
-
 /// One request to exchange, and what carries it.
 pub(super) struct Exchange<'a, C: Connector> {
     pub(super) connector: &'a C,
@@ -60,36 +54,28 @@ impl<C: Connector> Shared<C> {
             let deadline = sent
                 .checked_add(ex.timeout)
                 .unwrap_or_else(|| sent + FAR_FUTURE);
-            let attempt = tokio::time::timeout_at(
-                deadline,
-                self.attempt(ex, &mut phases, &connecting, &mut work),
-            );
-            tokio::select! {
-                biased;
-                r = attempt => match r {
-                    Ok(r) => End::Done(r),
-                    Err(_) => End::TimedOut,
-                },
-                _ = self.kill.cancelled() => End::Killed,
-            }
+            // Pinned here: handed over by value, the attempt's state (a
+            // few kB) would be copied into the watch's on every request.
+            let attempt = std::pin::pin!(self.attempt(ex, &mut phases, &connecting, &mut work));
+            self.watch.run(deadline, attempt).await
         };
         self.in_flight.set(self.in_flight.get() - 1);
         let done = Instant::now();
         let outcome = match end {
-            End::Done(Ok(resp)) => {
+            Watched::Done(Ok(resp)) => {
                 ex.capture.received = resp.body_bytes;
                 Outcome::Response {
                     status: resp.status,
                 }
             }
-            End::Done(Err(failure)) => {
+            Watched::Done(Err(failure)) => {
                 *ex.conn = None;
                 if let Some(detail) = failure.detail {
                     self.note_error(failure.kind, || detail.to_string());
                 }
                 Outcome::Failed(failure.kind)
             }
-            End::TimedOut => {
+            Watched::TimedOut => {
                 *ex.conn = None;
                 Outcome::Failed(if connecting.get() {
                     ErrorKind::ConnectTimeout
@@ -97,7 +83,7 @@ impl<C: Connector> Shared<C> {
                     ErrorKind::Timeout
                 })
             }
-            End::Killed => {
+            Watched::Killed => {
                 *ex.conn = None;
                 Outcome::Failed(ErrorKind::Cancelled)
             }
