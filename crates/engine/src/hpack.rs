@@ -10,8 +10,8 @@
 //! ~9% of the CPU of a request against nginx, bench/README.md (j)).
 //! Strings the dynamic table keeps are decoded when inserted (the table's
 //! size counts decoded octets), into buffers of evicted entries. Huffman
-//! codes are decoded a nibble at a time from a table built once. Every bound is checked: a block is
-//! hostile until parsed.
+//! codes are decoded a nibble at a time from a table built once. Every
+//! bound is checked: a block is hostile until parsed.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;

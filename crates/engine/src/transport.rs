@@ -138,12 +138,12 @@ impl Capture {
         self.location_wanted = self.follow && crate::redirect::is_redirect(status);
     }
 
-    /// Keeps a header, as asked.
     /// Whether [`Capture::header`] keeps anything.
     pub(crate) fn wants_headers(&self) -> bool {
         self.location_wanted || self.headers || self.cookies
     }
 
+    /// Keeps a header, as asked.
     pub(crate) fn header(&mut self, name: &str, value: &[u8]) {
         if self.location_wanted && name.eq_ignore_ascii_case("location") {
             self.location = Some(String::from_utf8_lossy(value).into_owned());
