@@ -197,64 +197,68 @@ mod tests {
         std::future::pending::<()>().await
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_request_past_its_deadline_times_out_then_and_not_before() {
+    /// Runs `test` on a `LocalSet`, beside a watcher task and its kill
+    /// token, as a worker does.
+    async fn watched<F: Future<Output = ()>>(test: impl FnOnce(Rc<Watch>, CancellationToken) -> F) {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
                 let watch = Rc::new(Watch::default());
                 let kill = CancellationToken::new();
                 tokio::task::spawn_local(watch.clone().watch(kill.clone()));
-                let t0 = Instant::now();
-                // A request that answers in 10 ms, with 50 ms allowed.
-                let quick = watch
-                    .run(t0 + Duration::from_millis(50), async {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        7
-                    })
-                    .await;
-                assert!(matches!(quick, Watched::Done(7)));
-                assert_eq!(t0.elapsed(), Duration::from_millis(10));
-                // Two that never answer: the later deadline first, so the
-                // earlier one has to wake the watcher.
-                let t1 = Instant::now();
-                let (late, early) =
-                    tokio::join!(watch.run(t1 + Duration::from_millis(300), never()), async {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        let r = watch.run(t1 + Duration::from_millis(100), never()).await;
-                        (r, t1.elapsed())
-                    });
-                assert!(matches!(late, Watched::TimedOut));
-                assert!(matches!(early.0, Watched::TimedOut));
-                assert_eq!(early.1, Duration::from_millis(100));
-                assert_eq!(t1.elapsed(), Duration::from_millis(300));
-                // Slots are given back and used again.
-                assert_eq!(watch.slots.borrow().len(), 2);
-                assert!(watch.slots.borrow().iter().all(Option::is_none));
+                test(watch, kill).await
             })
             .await;
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_request_past_its_deadline_times_out_then_and_not_before() {
+        watched(|watch, _kill| async move {
+            let t0 = Instant::now();
+            // A request that answers in 10 ms, with 50 ms allowed.
+            let quick = watch
+                .run(t0 + Duration::from_millis(50), async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    7
+                })
+                .await;
+            assert!(matches!(quick, Watched::Done(7)));
+            assert_eq!(t0.elapsed(), Duration::from_millis(10));
+            // Two that never answer: the later deadline first, so the
+            // earlier one has to wake the watcher.
+            let t1 = Instant::now();
+            let (late, early) =
+                tokio::join!(watch.run(t1 + Duration::from_millis(300), never()), async {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let r = watch.run(t1 + Duration::from_millis(100), never()).await;
+                    (r, t1.elapsed())
+                });
+            assert!(matches!(late, Watched::TimedOut));
+            assert!(matches!(early.0, Watched::TimedOut));
+            assert_eq!(early.1, Duration::from_millis(100));
+            assert_eq!(t1.elapsed(), Duration::from_millis(300));
+            // Slots are given back and used again.
+            assert_eq!(watch.slots.borrow().len(), 2);
+            assert!(watch.slots.borrow().iter().all(Option::is_none));
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_kill_switch_ends_requests_in_flight_and_those_after() {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let watch = Rc::new(Watch::default());
-                let kill = CancellationToken::new();
-                tokio::task::spawn_local(watch.clone().watch(kill.clone()));
-                let far = Instant::now() + Duration::from_secs(3600);
-                let t0 = Instant::now();
-                let (a, b, ()) =
-                    tokio::join!(watch.run(far, never()), watch.run(far, never()), async {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        kill.cancel();
-                    });
-                assert!(matches!(a, Watched::Killed));
-                assert!(matches!(b, Watched::Killed));
-                assert_eq!(t0.elapsed(), Duration::from_millis(20));
-                assert!(matches!(watch.run(far, async { 1 }).await, Watched::Killed));
-            })
-            .await;
+        watched(|watch, kill| async move {
+            let far = Instant::now() + Duration::from_secs(3600);
+            let t0 = Instant::now();
+            let (a, b, ()) =
+                tokio::join!(watch.run(far, never()), watch.run(far, never()), async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    kill.cancel();
+                });
+            assert!(matches!(a, Watched::Killed));
+            assert!(matches!(b, Watched::Killed));
+            assert_eq!(t0.elapsed(), Duration::from_millis(20));
+            assert!(matches!(watch.run(far, async { 1 }).await, Watched::Killed));
+        })
+        .await;
     }
 }
