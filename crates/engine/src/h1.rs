@@ -7,7 +7,7 @@
 //! allocated or handed between tasks per request. hyper's client (a request
 //! and header map per call, a channel hop to the connection task) costs
 //! several times the CPU of wrk per request; this path is what lets throng
-//! match it. HTTP/2 goes through hyper (see `h2.rs`).
+//! match it. HTTP/2 is throng's own client too (`h2/`).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -293,8 +293,6 @@ impl H1Conn {
     }
 }
 
-/// How a response's body ends, and whether it closes the connection,
-/// from its headers (each kept as `capture` asks).
 /// Parses a response's head from `buf` into `resp`, its headers into
 /// `headers` left uninitialized until parsed (an array of initialized
 /// empty headers cost ~100 stores per response).
@@ -306,6 +304,11 @@ fn parse_head<'h, 'b>(
     httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, headers)
 }
 
+/// The headers [`framing_of`] reads.
+const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// How a response's body ends, and whether it closes the connection,
+/// from its headers (each kept as `capture` asks).
 fn framing_of(
     resp: &httparse::Response<'_, '_>,
     capture: &mut Capture,
@@ -318,7 +321,7 @@ fn framing_of(
             capture.header(h.name, h.value);
         }
         // Most names are none of the three: told by length first.
-        if !matches!(h.name.len(), 10 | 14 | 17) {
+        if !FRAMING.iter().any(|n| n.len() == h.name.len()) {
             continue;
         }
         if h.name.eq_ignore_ascii_case("content-length") {
