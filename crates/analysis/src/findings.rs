@@ -21,7 +21,9 @@
 //!   with no, an uncacheable or a short (under a day) `Cache-Control`,
 //!   with the edge's hit ratio where responses carry `X-Cache`;
 //!   `caching_ok` when every asset was long-lived;
-//! - `generator_saturation`: the generator, not the target, was the limit.
+//! - `generator_saturation`: the generator, not the target, was the limit;
+//!   or, when arrivals were dropped while a watched process was
+//!   CPU-bound, the target was at its limit too ([`TARGET_WAS_FULL`]).
 
 use serde::{Deserialize, Serialize};
 use stats::{load_band, CheckStats, EndpointStats, ErrorKind, Stats, LOAD_BANDS};
@@ -180,6 +182,13 @@ pub fn findings(
         for f in &mut out {
             f.server = beside(f, stats, server);
         }
+        if stats.counts.dropped() > 0 {
+            for f in out.iter_mut().filter(|f| f.kind == "generator_saturation") {
+                if target_was_full(f) {
+                    f.what = TARGET_WAS_FULL.into();
+                }
+            }
+        }
     }
     // Most severe first; within a severity, earliest first.
     out.sort_by(|a, b| {
@@ -240,10 +249,25 @@ fn errors_began(stats: &Stats, shape: &LoadShape, out: &mut Vec<Finding>) {
     }
 }
 
+/// What a `generator_saturation` finding says instead when arrivals were
+/// dropped while a watched process was CPU-bound: sessions held their
+/// senders longer because the target (or the machine it shares) was
+/// full, so the in-flight limit filled; the generator's own limit is not
+/// the first suspect.
+pub const TARGET_WAS_FULL: &str = "the target was at its limit: arrivals were dropped at the in-flight limit while a watched process was CPU-bound, so it was offered less load than planned";
+
+/// True when a finding's server side has a CPU-bound watched process.
+pub fn target_was_full(f: &Finding) -> bool {
+    f.server
+        .as_ref()
+        .is_some_and(|s| s.processes.iter().any(|p| p.cpu_bound))
+}
+
 /// What the server was doing from a finding's onset, read against the
 /// finding's own signal: its error kind per bucket, the latency (p99)
 /// for a bottleneck, its endpoint's failed checks for wrong content and
-/// stale reads, all failures for a recovery check's.
+/// stale reads, all failures for a recovery check's, and the dropped
+/// arrivals over the whole run for the generator's saturation.
 pub fn beside(f: &Finding, stats: &Stats, server: &observe::Server) -> Option<ServerSide> {
     let from = f
         .at_s
@@ -271,6 +295,16 @@ pub fn beside(f: &Finding, stats: &Stats, server: &observe::Server) -> Option<Se
                 .collect();
             (per, format!("{location}'s failed checks"))
         }
+        // Over the whole run: what the target did while arrivals were
+        // dropped at the in-flight limit.
+        "generator_saturation" => {
+            let per = stats
+                .timeline
+                .iter()
+                .map(|b| Some(b.counts.errors.get(ErrorKind::Dropped) as f64))
+                .collect();
+            (per, "the dropped arrivals".to_string())
+        }
         "no_recovery" | "recovered" => {
             let per = stats
                 .timeline
@@ -281,7 +315,13 @@ pub fn beside(f: &Finding, stats: &Stats, server: &observe::Server) -> Option<Se
         }
         _ => return None,
     };
-    symptom_side(stats, server, from, &signal, &name)
+    let mut side = symptom_side(stats, server, from, &signal, &name)?;
+    if f.kind == "generator_saturation" {
+        if let Some(rest) = side.text.strip_prefix("from then on: ") {
+            side.text = format!("over the run: {rest}");
+        }
+    }
+    Some(side)
 }
 
 /// What the server was doing over a whole run, read against its latency

@@ -24,7 +24,8 @@ pub use compare::{
     MIN_WINDOWS,
 };
 pub use findings::{
-    beside, findings, percent, server_during, zero_failure_bound, Finding, LoadShape, Severity,
+    beside, findings, percent, server_during, target_was_full, zero_failure_bound, Finding,
+    LoadShape, Severity, TARGET_WAS_FULL,
 };
 pub use generator::{generator_limits, late_requests, LAG_P99_LIMIT_MS, LATE_MIN};
 pub use interval::wilson;

@@ -959,7 +959,14 @@ fn metadata(h: &mut String, r: &Results) {
         esc(&r.throng_version),
         esc(&r.schema)
     );
-    if r.generator.saturated {
+    if let Some(server) = r.target_was_full().filter(|_| r.generator.saturated) {
+        let _ = write!(
+            h,
+            "<div class=\"verdict warn\">The target was at its limit, and was offered less load than planned: {}; server: {}</div>",
+            esc(&r.generator.reasons.join("; ")),
+            esc(&server.text)
+        );
+    } else if r.generator.saturated {
         let _ = write!(
             h,
             "<div class=\"verdict warn\">The generator, not the target, may have been the limit: {}</div>",

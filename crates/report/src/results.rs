@@ -656,6 +656,20 @@ pub enum ResultsError {
 }
 
 impl Results {
+    /// When arrivals were dropped at the in-flight limit while a watched
+    /// process was CPU-bound, what the server was doing then (the
+    /// `generator_saturation` finding's server side): the target was full,
+    /// not only the generator.
+    pub fn target_was_full(&self) -> Option<&analysis::ServerSide> {
+        if self.totals.dropped == 0 {
+            return None;
+        }
+        self.findings
+            .iter()
+            .find(|f| f.kind == "generator_saturation" && analysis::target_was_full(f))
+            .and_then(|f| f.server.as_ref())
+    }
+
     /// The live endpoints (WebSockets, event streams) and their numbers.
     pub fn live_endpoints(&self) -> impl Iterator<Item = (&String, &LiveRow)> {
         self.endpoints

@@ -522,9 +522,27 @@ fn findings(out: &mut String, r: &Results) {
     }
 }
 
-/// A warning when the generator, not the target, may have been the limit.
+/// A warning when the generator, not the target, may have been the limit;
+/// or, when a watched process was CPU-bound as arrivals were dropped, that
+/// the target was full (and more in flight would not help).
 fn generator(out: &mut String, r: &Results) {
-    if r.generator.saturated {
+    if let Some(server) = r.target_was_full().filter(|_| r.generator.saturated) {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  WARNING: the target was at its limit, and was offered less load than planned:"
+        );
+        for reason in &r.generator.reasons {
+            let _ = writeln!(out, "    - {reason}");
+        }
+        let _ = writeln!(out, "    - server: {}", server.text);
+        let _ = writeln!(
+            out,
+            "    Sessions held their senders longer while the target was busy, so the in-flight limit filled.\n    \
+             A higher --max-in-flight would queue more at the target rather than get more served; \
+             `throng capacity` finds the rate it sustains."
+        );
+    } else if r.generator.saturated {
         let _ = writeln!(out);
         let _ = writeln!(
             out,

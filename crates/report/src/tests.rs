@@ -163,6 +163,49 @@ fn summary_reads_well() {
 }
 
 #[test]
+fn drops_while_a_watched_process_was_cpu_bound_say_the_target_was_full() {
+    let mut r = sample_results();
+    let f = r
+        .findings
+        .iter_mut()
+        .find(|f| f.kind == "generator_saturation")
+        .unwrap();
+    f.server = Some(analysis::ServerSide {
+        text: "over the run: pid 7 (app) used 0.95 cores of the 1 it could: CPU-bound".into(),
+        ceilings: vec![],
+        in_step: vec![],
+        processes: vec![analysis::ProcessState {
+            process: "pid 7 (app)".into(),
+            cores: 0.95,
+            could_use: 1.0,
+            machine_busy: None,
+            cpus: None,
+            throng: None,
+            cpu_bound: true,
+        }],
+    });
+    let text = summary(&r);
+    let warning = &text[text.find("WARNING").unwrap()..];
+    expect![[r#"
+        WARNING: the target was at its limit, and was offered less load than planned:
+            - 1 arrival(s) dropped because the in-flight limit was reached
+            - server: over the run: pid 7 (app) used 0.95 cores of the 1 it could: CPU-bound
+            Sessions held their senders longer while the target was busy, so the in-flight limit filled.
+            A higher --max-in-flight would queue more at the target rather than get more served; `throng capacity` finds the rate it sustains.
+    "#]]
+    .assert_eq(warning);
+    assert!(html::html(&r).contains("The target was at its limit"));
+    // The process waiting, not computing: the generator's warning.
+    let f = r
+        .findings
+        .iter_mut()
+        .find(|f| f.kind == "generator_saturation")
+        .unwrap();
+    f.server.as_mut().unwrap().processes[0].cpu_bound = false;
+    assert!(summary(&r).contains("WARNING: the generator, not the target, may have been the limit"));
+}
+
+#[test]
 fn retry_numbers_pin_their_meaning() {
     // The sample run's 1,000 requests, as if clients had retried: every
     // tenth took 3 attempts (2 retries after 5xx), the budget refused 4

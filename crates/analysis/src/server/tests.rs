@@ -207,3 +207,67 @@ fn a_process_is_cpu_bound_near_its_cores_or_on_a_busy_machine_else_waiting() {
     let (p, _) = verdict(&process(1.1, 16.0, 3.9));
     assert!(p.cpu_bound);
 }
+
+#[test]
+fn dropped_arrivals_while_a_watched_process_was_cpu_bound_blame_the_target_too() {
+    // Four seconds of 100 requests each; `dropped` arrivals in each of
+    // the last two (the in-flight limit reached).
+    let stats = |dropped: u64| {
+        let mut s = stats::Stats::new(["GET /".to_string()]);
+        for i in 0..400u64 {
+            s.record(&stats::Sample {
+                endpoint: 0,
+                due: std::time::Duration::from_millis(i * 10),
+                lag: std::time::Duration::ZERO,
+                service: std::time::Duration::from_millis(20),
+                phases: stats::Phases::default(),
+                outcome: stats::Outcome::Response { status: 200 },
+                checks_failed: false,
+                client: Default::default(),
+            });
+        }
+        for i in 0..dropped {
+            s.record_dropped(0, std::time::Duration::from_millis(2000 + i));
+        }
+        s
+    };
+    // The target used `user` + 0.1 of its one thread's core.
+    let watched = |user: f64| {
+        server(vec![
+            series("process_cpu_user_cores", SeriesKind::Rate, 1, &[user; 4]),
+            series("process_cpu_system_cores", SeriesKind::Rate, 1, &[0.1; 4]),
+            series("process_threads", SeriesKind::Gauge, 1, &[1.0; 4]),
+            series("machine_cpus", SeriesKind::Gauge, 2, &[4.0; 4]),
+            series("machine_cpu_busy_cores", SeriesKind::Rate, 2, &[1.5; 4]),
+            series("machine_throng_cores", SeriesKind::Rate, 2, &[0.5; 4]),
+        ])
+    };
+    let saturation = |s: &stats::Stats, server: &Server| {
+        crate::findings(s, &crate::LoadShape::default(), Some(server))
+            .into_iter()
+            .find(|f| f.kind == "generator_saturation")
+    };
+    // Drops while the target used 0.9 of its core: the target was full.
+    let f = saturation(&stats(30), &watched(0.8)).unwrap();
+    assert_eq!(f.what, crate::TARGET_WAS_FULL);
+    assert!(crate::target_was_full(&f));
+    let side = f.server.unwrap();
+    assert!(side.processes[0].cpu_bound);
+    assert!(
+        side.text.starts_with("over the run: too few seconds (4) to rank series against the dropped arrivals (8 needed); pid 7 (app) used 0.90 cores of the 1 it could"),
+        "{}",
+        side.text
+    );
+    // Drops while it used 0.3: the generator's limit, and the server side
+    // says the target was waiting.
+    let f = saturation(&stats(30), &watched(0.2)).unwrap();
+    assert!(
+        f.what.starts_with("the generator, not the target"),
+        "{}",
+        f.what
+    );
+    assert!(!crate::target_was_full(&f));
+    assert!(f.server.unwrap().text.ends_with("waiting, not computing"));
+    // No drops, no finding, whatever the target did.
+    assert!(saturation(&stats(0), &watched(0.8)).is_none());
+}
