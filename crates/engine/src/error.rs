@@ -16,6 +16,10 @@ pub enum EngineError {
         /// Why (shown in the message, so not a `source` as well).
         why: std::io::Error,
     },
+    /// The users' source addresses (`clients.source_ips`) cannot be used:
+    /// not on this machine, or not of the target's family.
+    #[error("{0}")]
+    Source(String),
     /// TLS could not be set up (a bad `--cacert`, for instance).
     #[error("TLS setup failed: {0}")]
     Tls(String),

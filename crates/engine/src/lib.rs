@@ -103,7 +103,9 @@ pub fn start_with(
     } else {
         plan.ab.iter().map(|a| &a.target).collect()
     };
-    let arms = dialers(&targets, &scenario.tls, http2)?;
+    let sources = &scenario.clients.source_ips;
+    net::check_sources(sources)?;
+    let arms = dialers(&targets, &scenario.tls, http2, sources)?;
     let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
         .iter()
         .zip(&arms)
@@ -114,6 +116,7 @@ pub fn start_with(
         &resolved,
         &scenario.tls,
         http2,
+        sources,
     )?);
     let scenario = Arc::new(scenario.clone());
 
@@ -213,10 +216,11 @@ fn dialers(
     targets: &[&plan::Target],
     tls: &plan::TlsOptions,
     http2: bool,
+    sources: &[std::net::IpAddr],
 ) -> Result<Vec<(Dialer, Dialer, Target)>, EngineError> {
     let mut arms = Vec::with_capacity(targets.len());
     for target in targets {
-        let addr = net::resolve_target(&target.host, target.port)?;
+        let addr = net::resolve_target(&target.host, target.port, sources)?;
         let dialer = net::dialer_to(target, addr, tls, http2)?;
         let live = if http2 {
             net::dialer_to(target, addr, tls, false)?

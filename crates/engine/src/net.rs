@@ -1,7 +1,7 @@
 //! TCP and TLS connections, with their phases timed.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -334,9 +334,14 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-/// The first address of `host`, once per run (never per request).
-pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, EngineError> {
-    Ok(lookup(host, port)?[0])
+/// The first address of `host` of the family of `sources` (any without
+/// them), once per run (never per request).
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    sources: &[IpAddr],
+) -> Result<SocketAddr, EngineError> {
+    Ok(of_sources_family(host, lookup(host, port)?, sources)?[0])
 }
 
 /// Every address of `host` (at least one), in the resolver's order.
@@ -370,22 +375,129 @@ const PROBED: usize = 4;
 /// server started on 127.0.0.1 alone then refused every request.) When
 /// none does, the first: the run then counts the errors its connections
 /// meet. A host of one address is not connected to before the run.
-pub(crate) fn resolve_target(host: &str, port: u16) -> Result<SocketAddr, EngineError> {
-    Ok(reachable(&lookup(host, port)?, PROBE_TIMEOUT))
+///
+/// With source addresses (`clients.source_ips`), only the host's
+/// addresses of their family are candidates, and each is tried from the
+/// first source address (a user bound to 127.0.0.2 cannot reach `::1`,
+/// however well `::1` answers the machine's default address).
+pub(crate) fn resolve_target(
+    host: &str,
+    port: u16,
+    sources: &[IpAddr],
+) -> Result<SocketAddr, EngineError> {
+    let addrs = of_sources_family(host, lookup(host, port)?, sources)?;
+    Ok(reachable(&addrs, PROBE_TIMEOUT, sources.first().copied()))
+}
+
+/// Of `addrs` (`host`'s), those of the family of `sources` (all when there
+/// are none). An error, before the run, when the sources mix IPv4 and
+/// IPv6 (a target address is one or the other, and the users of the
+/// other family could never connect), or when the host has no address
+/// of theirs.
+pub(crate) fn of_sources_family(
+    host: &str,
+    addrs: Vec<SocketAddr>,
+    sources: &[IpAddr],
+) -> Result<Vec<SocketAddr>, EngineError> {
+    let Some(first) = sources.first() else {
+        return Ok(addrs);
+    };
+    let family = |ip: &IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    if let Some(other) = sources.iter().find(|s| s.is_ipv4() != first.is_ipv4()) {
+        return Err(EngineError::Source(format!(
+            "clients.source_ips mixes {} ({first}) and {} ({other}) addresses: a target is reached over one of them, and the users of the other could not connect. Give addresses of one family",
+            family(first),
+            family(other)
+        )));
+    }
+    let kept: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv4() == first.is_ipv4())
+        .collect();
+    if kept.is_empty() {
+        let found: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+        return Err(EngineError::Source(format!(
+            "{host:?} has no {} address ({}), and clients.source_ips are {} addresses: send from addresses of the target's family",
+            family(first),
+            found.join(", "),
+            family(first)
+        )));
+    }
+    Ok(kept)
+}
+
+/// At most this many source addresses are bound before the run (~5 µs
+/// each); of a longer list, this many spread evenly over it, the first and
+/// the last among them.
+const SOURCES_CHECKED: usize = 4096;
+
+/// Binds source addresses once each, before the run (all of them, or
+/// [`SOURCES_CHECKED`] spread over a longer list), so that an address this
+/// machine does not have stops the run with the reason rather than
+/// failing every connection of its users.
+pub(crate) fn check_sources(sources: &[IpAddr]) -> Result<(), EngineError> {
+    let n = sources.len();
+    let picked = (0..n.min(SOURCES_CHECKED)).map(|i| {
+        if n <= SOURCES_CHECKED {
+            i
+        } else {
+            i * (n - 1) / (SOURCES_CHECKED - 1)
+        }
+    });
+    let mut checked = std::collections::HashSet::new();
+    for ip in picked.map(|i| sources[i]) {
+        if !checked.insert(ip) {
+            continue;
+        }
+        let domain = if ip.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let bound = socket2::Socket::new(domain, socket2::Type::STREAM, None)
+            .and_then(|s| s.bind(&SocketAddr::new(ip, 0).into()));
+        if let Err(why) = bound {
+            return Err(EngineError::Source(format!(
+                "source address {ip} cannot be used: {why}. On Linux every address of 127.0.0.0/8 is local; others must be configured on this machine first (ip addr add {ip}/32 dev DEVICE)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The first of `addrs` (not empty) that takes a TCP connection within
-/// `timeout`, trying at most [`PROBED`]; the first if none does or there
-/// is only one.
-pub(crate) fn reachable(addrs: &[SocketAddr], timeout: Duration) -> SocketAddr {
+/// `timeout` (from `source` when given), trying at most [`PROBED`]; the
+/// first if none does or there is only one.
+pub(crate) fn reachable(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    source: Option<IpAddr>,
+) -> SocketAddr {
     let first = addrs[0];
     if addrs.len() == 1 {
         return first;
     }
+    let takes = |a: &SocketAddr| match source {
+        None => std::net::TcpStream::connect_timeout(a, timeout).is_ok(),
+        Some(ip) => {
+            let domain = if a.is_ipv4() {
+                socket2::Domain::IPV4
+            } else {
+                socket2::Domain::IPV6
+            };
+            socket2::Socket::new(domain, socket2::Type::STREAM, None)
+                .and_then(|s| {
+                    s.bind(&SocketAddr::new(ip, 0).into())?;
+                    s.connect_timeout(&(*a).into(), timeout)
+                })
+                .is_ok()
+        }
+    };
     addrs
         .iter()
         .take(PROBED)
-        .find(|a| std::net::TcpStream::connect_timeout(a, timeout).is_ok())
+        .find(|a| takes(a))
         .copied()
         .unwrap_or(first)
 }
@@ -399,7 +511,7 @@ pub(crate) fn dialer(
 ) -> Result<Dialer, EngineError> {
     dialer_to(
         target,
-        resolve_target(&target.host, target.port)?,
+        resolve_target(&target.host, target.port, &[])?,
         tls,
         http2,
     )

@@ -40,13 +40,15 @@ pub(crate) struct Reach {
 
 impl Reach {
     /// Resolves the hosts `redirects` allows besides `targets`, once for
-    /// the run. A host that does not resolve stops the run from starting,
-    /// as the target's would.
+    /// the run (to an address of the family of the users' `sources`, when
+    /// they have any). A host that does not resolve stops the run from
+    /// starting, as the target's would.
     pub(crate) fn new(
         redirects: &Redirects,
         targets: &[(&Target, IpAddr)],
         tls: &plan::TlsOptions,
         http2: bool,
+        sources: &[IpAddr],
     ) -> Result<Reach, EngineError> {
         if redirects.max == 0 {
             return Ok(Reach::default());
@@ -56,7 +58,7 @@ impl Reach {
             .map(|(t, ip)| (t.host.to_ascii_lowercase(), *ip))
             .collect();
         for host in &redirects.allowed_hosts {
-            let ip = crate::net::resolve(host, 0)?.ip();
+            let ip = crate::net::resolve(host, 0, sources)?.ip();
             hosts.push((host.to_ascii_lowercase(), ip));
         }
         let config = crate::net::tls_config(tls, http2).map_err(EngineError::Tls)?;

@@ -723,6 +723,19 @@ flows:
         peers.into_iter().collect::<Vec<_>>(),
         ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     );
+    // An address this machine does not have (192.0.2.0/24 is for
+    // documentation, RFC 5737) stops the run before it starts, and says
+    // why: before, each of its users' connections failed. Nothing is sent.
+    let (_bad_dir, bad) = scenario(
+        "clients:\n  source_ips: 127.0.0.2, 192.0.2.7\nflows:\n  - steps:\n      - get: /\n",
+    );
+    let r = throng(&[&bad, "--target", &srv.url(""), "--requests", "5"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("source address 192.0.2.7 cannot be used"),
+        "{}",
+        r.stderr
+    );
     // The user-agent mix: 3 to 1 by weight. In the open model each
     // arrival is a new user of one request, so the share is over ~400
     // users' draws, not over how many requests a few busy users sent.
