@@ -203,7 +203,8 @@ Each step runs the scenario at one level for --step-duration (longer if needed t
 --min-samples responses), then cools down and checks the target is healthy before the next.
 The levels double until a step breaks an SLO, then bisect until the bracket is within
 --precision; a step that holds only just is run twice. The SLOs are the --slo expressions
-and the scenario's thresholds.
+and the scenario's thresholds; a search of arrivals also holds dropped<1% (a step whose
+arrivals were dropped at the in-flight limit was not offered its level).
 
 Exit codes: 0 a sustainable level was found, 1 none held (not even the lowest step),
 2 bad usage, 3 interrupted (the levels measured so far are still reported).";

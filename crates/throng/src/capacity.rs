@@ -1,7 +1,7 @@
 //! `throng capacity`: runs the scenario at one level after another, as
 //! `analysis::Search` decides, and reports the highest level that held
-//! every SLO, the bracket around it, the SLO that broke first and the
-//! endpoint that degraded most.
+//! every SLO (and, for arrivals, was offered: [`OFFERED`]), the bracket
+//! around it, the SLO that broke first and the endpoint that degraded most.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -17,6 +17,26 @@ use crate::args::{CapacityArgs, RunOptions};
 use crate::controller::{self, Merged};
 use crate::spec::{self, Outputs, RunSpec, Source};
 use crate::{exit, output, Failure};
+
+/// The SLO every arrivals step holds besides the user's: its level was
+/// offered, at most [`MAX_DROPPED`] of its arrivals dropped at the
+/// generator's in-flight limit. Without it, a step the generator could not
+/// send (or whose slow sessions filled the limit) held on the requests it
+/// did send: 375,000/s "sustainable" where 45,000/s were sent.
+const OFFERED: &str = "dropped<1%";
+/// See [`OFFERED`].
+const MAX_DROPPED: f64 = 0.01;
+
+/// [`OFFERED`]'s verdict on a step with `sessions` arrivals sent and
+/// `dropped` dropped.
+fn offered(sessions: u64, dropped: u64) -> SloRow {
+    let share = dropped as f64 / (sessions + dropped).max(1) as f64;
+    SloRow {
+        expr: OFFERED.into(),
+        ok: share < MAX_DROPPED,
+        actual: format!("{} of the arrivals", analysis::percent(share)),
+    }
+}
 
 /// The load of one step: the scenario at `level` for `duration`.
 fn step_load(vus: bool, level: f64, duration: Duration) -> LoadSpec {
@@ -85,14 +105,18 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
             "no SLO to hold: add --slo 'p99<500ms' (and more), or thresholds to the scenario"
         )));
     }
+    let mut slos: Vec<String> = base
+        .judging
+        .thresholds
+        .iter()
+        .map(|t| t.expr.clone())
+        .collect();
+    if !a.vus {
+        slos.push(OFFERED.into());
+    }
     let c = Capacity {
         unit: if a.vus { "users" } else { "/s" },
-        slos: base
-            .judging
-            .thresholds
-            .iter()
-            .map(|t| t.expr.clone())
-            .collect(),
+        slos,
         a,
         base,
     };
@@ -250,10 +274,21 @@ impl Capacity<'_> {
             .iter()
             .map(|t| (t, t.evaluate(&merged.stats, duration)))
             .collect();
-        let held = results.iter().all(|(_, r)| r.ok);
         let borderline = results.iter().any(|(t, r)| t.margin(r.actual) < BORDERLINE);
         let st = &merged.stats;
         let c = st.counts;
+        let mut slos: Vec<SloRow> = results
+            .iter()
+            .map(|(_, r)| SloRow {
+                expr: r.expr.clone(),
+                ok: r.ok,
+                actual: r.actual_text.clone(),
+            })
+            .collect();
+        if !self.a.vus {
+            slos.push(offered(c.sessions, c.dropped()));
+        }
+        let held = slos.iter().all(|s| s.ok);
         let latency = st.latency.summary();
         let row = StepRow {
             level,
@@ -265,14 +300,7 @@ impl Capacity<'_> {
             error_rate: c.failed() as f64 / c.requests.max(1) as f64,
             held,
             borderline,
-            slos: results
-                .iter()
-                .map(|(_, r)| SloRow {
-                    expr: r.expr.clone(),
-                    ok: r.ok,
-                    actual: r.actual_text.clone(),
-                })
-                .collect(),
+            slos,
             endpoints_p99_ms: st
                 .endpoints
                 .iter()
@@ -456,6 +484,14 @@ fn summary(r: &CapacityResults, unit: &str) -> String {
     }
     for slo in &r.first_broken {
         let _ = writeln!(out, "  broke first: {} (actual {})", slo.expr, slo.actual);
+        if slo.expr == OFFERED {
+            let _ = writeln!(
+                out,
+                "    arrivals were dropped at the in-flight limit: the target was offered less than the level. \
+                 Either its sessions were slow to finish (a CPU-bound process in `server` says so; \
+                 watch it with --watch-pid), or the generator was the limit (more --workers or machines search higher)"
+            );
+        }
     }
     if let Some(server) = &r.server_at_failure {
         let _ = writeln!(out, "  server: {server}");
@@ -490,6 +526,25 @@ mod tests {
     use std::time::Duration;
 
     use super::progress_note;
+
+    #[test]
+    fn an_arrivals_step_holds_only_when_at_most_1_percent_was_dropped() {
+        let verdict = |sent, dropped| {
+            let r = super::offered(sent, dropped);
+            assert_eq!(r.expr, "dropped<1%");
+            (r.ok, r.actual)
+        };
+        assert_eq!(verdict(1000, 0), (true, "0% of the arrivals".to_string()));
+        assert_eq!(
+            verdict(1000, 9),
+            (true, "0.89% of the arrivals".to_string())
+        );
+        assert_eq!(
+            verdict(990, 10),
+            (false, "1.00% of the arrivals".to_string())
+        );
+        assert_eq!(verdict(0, 0), (true, "0% of the arrivals".to_string()));
+    }
 
     #[test]
     fn the_capacity_search_says_how_far_it_has_to_go() {

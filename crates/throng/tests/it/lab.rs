@@ -657,6 +657,84 @@ fn bottleneck_names_the_login_that_scans_every_user() {
     }
 }
 
+/// Runs `throng capacity SCENARIO ARGS`, which must find a sustainable
+/// level (exit 0): its summary and its file.
+fn capacity(scenario: &str, args: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("capacity.json");
+    let output = throng_bin()
+        .args(["capacity", scenario])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let res = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (stdout, res)
+}
+
+#[test]
+fn capacity_holds_a_step_only_when_its_arrivals_were_offered() {
+    let _cores = steady_cores();
+    // Every page answers 20 ms late (a sleep, no CPU), and at most 4
+    // sessions may be in flight: throng can offer the lab ~200 arrivals a
+    // second, whatever the level. p99 stays near 20 ms and nothing fails,
+    // so before `dropped<1%`, every step "held" up to --max (1,600/s)
+    // while ~200/s were sent.
+    let lab = lab_with(|c| c.delay = Some(Duration::from_millis(20)));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("capped.yaml");
+    std::fs::write(
+        &scenario,
+        "load: { max_in_flight: 4 }\nflows:\n  - steps:\n      - get: /funds/1\n",
+    )
+    .unwrap();
+    let (stdout, res) = capacity(
+        scenario.to_str().unwrap(),
+        &[
+            "--target",
+            &lab.url(),
+            "--slo",
+            "p99<1s",
+            "--slo",
+            "errors<1%",
+            "--start",
+            "50",
+            "--max",
+            "1600",
+            "--step-duration",
+            "1s",
+            "--min-samples",
+            "50",
+            "--cooldown",
+            "100ms",
+            "--workers",
+            "1",
+        ],
+    );
+    eprintln!("{stdout}");
+    assert_eq!(res["slos"][2], "dropped<1%", "{}", res["slos"]);
+    // It broke on the arrivals it could not offer, well under --max.
+    let failed_at = num(&res, "failed_at");
+    assert!(failed_at <= 400.0, "failed at {failed_at}/s");
+    assert!(num(&res, "sustainable") < failed_at);
+    assert_eq!(res["first_broken"][0]["expr"], "dropped<1%");
+    assert!(
+        stdout.contains("arrivals were dropped at the in-flight limit"),
+        "{stdout}"
+    );
+    // Each step judged `dropped<1%` beside the user's SLOs, and held only
+    // if every one of them did.
+    for step in res["steps"].as_array().unwrap() {
+        let slos = step["slos"].as_array().unwrap();
+        assert_eq!(slos[2]["expr"], "dropped<1%", "{step}");
+        assert_eq!(step["held"], slos.iter().all(|s| s["ok"] == true), "{step}");
+    }
+}
+
 #[test]
 fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page() {
     let _cores = all_cores();
@@ -672,36 +750,34 @@ fn capacity_of_release_v2_is_clearly_lower_and_its_bottleneck_is_a_slowed_page()
             break;
         }
         let lab = lab_with(|c| c.release = release);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("capacity.json");
-        let output = throng_bin()
-            .args(["capacity", &example("incidents/i01-i12-slow-release.yaml")])
-            .args([
+        let me = std::process::id().to_string();
+        let (stdout, res) = capacity(
+            &example("incidents/i01-i12-slow-release.yaml"),
+            &[
                 "--target",
                 &lab.url(),
                 "--slo",
                 "p99<20ms",
                 "--slo",
                 "errors<1%",
-            ])
-            .args(["--start", "100", "--max", "6400", "--step-duration", "1s"])
-            .args(["--min-samples", "200", "--cooldown", "200ms"])
-            // What the lab (in this test's process) was doing at each step.
-            .args([
+                "--start",
+                "100",
+                "--max",
+                "6400",
+                "--step-duration",
+                "1s",
+                "--min-samples",
+                "200",
+                "--cooldown",
+                "200ms",
+                // What the lab (in this test's process) was doing at each step.
                 "--scrape",
                 "/metrics",
                 "--watch-pid",
-                &std::process::id().to_string(),
-            ])
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+                &me,
+            ],
+        );
         assert!(stdout.contains("sustainable:"), "{stdout}");
-        let res: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         assert_eq!(res["schema"], "throng.capacity/v1");
         // The curve: every step with its level, p99 and verdict.
         assert!(res["steps"].as_array().unwrap().len() >= 3);
