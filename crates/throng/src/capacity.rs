@@ -373,8 +373,17 @@ async fn measure(mut spec: RunSpec) -> Result<Measured, Failure> {
     })
 }
 
+/// A bottleneck's p99 at the failed step is at least this many times its
+/// p99 at the lowest step...
+const BOTTLENECK_GROWTH: f64 = 2.0;
+/// ...and at least this many milliseconds more: an endpoint whose p99
+/// went from 0.96 to 1.72 ms, or from 22.8 to 22.9, did not degrade, and
+/// naming it would send someone to look at the wrong thing.
+const BOTTLENECK_MIN_MS: f64 = 1.0;
+
 /// The endpoint whose p99 grew most (in ms) from the lowest step to the
-/// first failed one.
+/// first failed one, if it grew [`BOTTLENECK_GROWTH`] times and by
+/// [`BOTTLENECK_MIN_MS`] at least.
 fn bottleneck(steps: &[StepRow], failed_at: Option<f64>) -> Option<Bottleneck> {
     let low = steps.iter().min_by(|a, b| a.level.total_cmp(&b.level))?;
     let high = steps.iter().find(|r| Some(r.level) == failed_at)?;
@@ -387,6 +396,7 @@ fn bottleneck(steps: &[StepRow], failed_at: Option<f64>) -> Option<Bottleneck> {
             let l = *low.endpoints_p99_ms.get(name)?;
             Some((name, l, h))
         })
+        .filter(|(_, l, h)| *h >= BOTTLENECK_GROWTH * l && h - l >= BOTTLENECK_MIN_MS)
         .max_by(|a, b| (a.2 - a.1).total_cmp(&(b.2 - b.1)))
         .map(|(name, l, h)| Bottleneck {
             endpoint: name.clone(),
@@ -507,6 +517,12 @@ fn summary(r: &CapacityResults, unit: &str) -> String {
             b.p99_high_ms,
             fmt_level(b.level_high)
         );
+    } else if let Some(f) = r.failed_at {
+        let _ = writeln!(
+            out,
+            "  bottleneck: none: no endpoint's p99 doubled from the lowest step to {} {unit}",
+            fmt_level(f)
+        );
     }
     let _ = writeln!(out, "  steps:");
     for st in &r.steps {
@@ -527,6 +543,50 @@ mod tests {
     use std::time::Duration;
 
     use super::progress_note;
+
+    #[test]
+    fn a_bottleneck_is_an_endpoint_whose_p99_at_least_doubled() {
+        // Two steps, 100/s (held) and 400/s (failed), with each endpoint's
+        // p99 at both.
+        let steps = |p99s: &[(&str, f64, f64)]| {
+            [(100.0, true, 1), (400.0, false, 2)].map(|(level, held, at)| super::StepRow {
+                level,
+                duration_s: 1.0,
+                requests: 100,
+                achieved_rate: level,
+                p50_ms: 1.0,
+                p99_ms: 1.0,
+                error_rate: 0.0,
+                held,
+                borderline: false,
+                slos: vec![],
+                endpoints_p99_ms: p99s
+                    .iter()
+                    .map(|&(n, low, high)| (n.to_string(), if at == 1 { low } else { high }))
+                    .collect(),
+                server: None,
+            })
+        };
+        let named = |p99s: &[(&str, f64, f64)]| {
+            super::bottleneck(&steps(p99s), Some(400.0)).map(|b| b.endpoint)
+        };
+        // The most milliseconds among those that at least doubled: not
+        // `search` (+50 ms, 1.5x), but `login` (+8 ms, 5x).
+        assert_eq!(
+            named(&[
+                ("search", 100.0, 150.0),
+                ("login", 2.0, 10.0),
+                ("home", 0.2, 0.9)
+            ]),
+            Some("login".into())
+        );
+        // 0.96 to 1.72 ms, 22.8 to 22.9 ms, 0.2 to 0.9 ms (3.5x, but less
+        // than a millisecond more): none.
+        assert_eq!(
+            named(&[("a", 0.96, 1.72), ("b", 22.8, 22.9), ("c", 0.2, 0.9)]),
+            None
+        );
+    }
 
     #[test]
     fn an_arrivals_step_holds_only_when_at_most_1_percent_was_dropped() {
