@@ -450,20 +450,25 @@ pub(crate) fn check_sources(sources: &[IpAddr]) -> Result<(), EngineError> {
         if !checked.insert(ip) {
             continue;
         }
-        let domain = if ip.is_ipv4() {
-            socket2::Domain::IPV4
-        } else {
-            socket2::Domain::IPV6
-        };
-        let bound = socket2::Socket::new(domain, socket2::Type::STREAM, None)
-            .and_then(|s| s.bind(&SocketAddr::new(ip, 0).into()));
-        if let Err(why) = bound {
+        if let Err(why) = socket_from(ip, SocketAddr::new(ip, 0)) {
             return Err(EngineError::Source(format!(
                 "source address {ip} cannot be used: {why}. On Linux every address of 127.0.0.0/8 is local; others must be configured on this machine first (ip addr add {ip}/32 dev DEVICE)"
             )));
         }
     }
     Ok(())
+}
+
+/// A TCP socket for connecting to `to`, bound to `source` (the system
+/// picks the port).
+fn socket_from(source: IpAddr, to: SocketAddr) -> io::Result<socket2::Socket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    s.bind(&SocketAddr::new(source, 0).into())?;
+    Ok(s)
 }
 
 /// The first of `addrs` (not empty) that takes a TCP connection within
@@ -480,19 +485,9 @@ pub(crate) fn reachable(
     }
     let takes = |a: &SocketAddr| match source {
         None => std::net::TcpStream::connect_timeout(a, timeout).is_ok(),
-        Some(ip) => {
-            let domain = if a.is_ipv4() {
-                socket2::Domain::IPV4
-            } else {
-                socket2::Domain::IPV6
-            };
-            socket2::Socket::new(domain, socket2::Type::STREAM, None)
-                .and_then(|s| {
-                    s.bind(&SocketAddr::new(ip, 0).into())?;
-                    s.connect_timeout(&(*a).into(), timeout)
-                })
-                .is_ok()
-        }
+        Some(ip) => socket_from(ip, *a)
+            .and_then(|s| s.connect_timeout(&(*a).into(), timeout))
+            .is_ok(),
     };
     addrs
         .iter()

@@ -959,7 +959,7 @@ fn metadata(h: &mut String, r: &Results) {
         esc(&r.throng_version),
         esc(&r.schema)
     );
-    if let Some(server) = r.target_was_full().filter(|_| r.generator.saturated) {
+    if let Some(server) = r.target_was_full() {
         let _ = write!(
             h,
             "<div class=\"verdict warn\">The target was at its limit, and was offered less load than planned: {}; server: {}</div>",

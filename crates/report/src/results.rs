@@ -659,7 +659,8 @@ impl Results {
     /// When arrivals were dropped at the in-flight limit while a watched
     /// process was CPU-bound, what the server was doing then (the
     /// `generator_saturation` finding's server side): the target was full,
-    /// not only the generator.
+    /// not only the generator. (Dropped arrivals always make the
+    /// generator `saturated`.)
     pub fn target_was_full(&self) -> Option<&analysis::ServerSide> {
         if self.totals.dropped == 0 {
             return None;

@@ -526,7 +526,7 @@ fn findings(out: &mut String, r: &Results) {
 /// or, when a watched process was CPU-bound as arrivals were dropped, that
 /// the target was full (and more in flight would not help).
 fn generator(out: &mut String, r: &Results) {
-    if let Some(server) = r.target_was_full().filter(|_| r.generator.saturated) {
+    if let Some(server) = r.target_was_full() {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
