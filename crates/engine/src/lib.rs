@@ -68,6 +68,9 @@ pub struct Run {
     pub start: std::time::Instant,
     /// How many workers were started.
     pub workers: usize,
+    /// What the user is to be told before the load: how a target's
+    /// address was chosen when it was not its first.
+    pub notes: Vec<String>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -105,7 +108,7 @@ pub fn start_with(
     };
     let sources = &scenario.clients.source_ips;
     net::check_sources(sources)?;
-    let arms = dialers(&targets, &scenario.tls, http2, sources)?;
+    let (arms, notes) = dialers(&targets, &scenario.tls, http2, sources)?;
     let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
         .iter()
         .zip(&arms)
@@ -204,11 +207,18 @@ pub fn start_with(
         started_at,
         start,
         workers,
+        notes,
         threads,
     })
 }
 
-/// Each target's dialers: for requests (in the run's protocol), and for
+/// A target's dialers (for requests, and for live connections) and the
+/// target.
+type TargetDialers = (Dialer, Dialer, Target);
+
+/// Each target's dialers, with what the user is to be told of how its
+/// address was chosen ([`net::resolve_target`]): for requests (in the
+/// run's protocol), and for
 /// live connections (WebSockets upgrade an HTTP/1.1 connection, and event
 /// streams are read on one, whatever the run's protocol: TLS offers only
 /// http/1.1 to them).
@@ -217,10 +227,12 @@ fn dialers(
     tls: &plan::TlsOptions,
     http2: bool,
     sources: &[std::net::IpAddr],
-) -> Result<Vec<(Dialer, Dialer, Target)>, EngineError> {
+) -> Result<(Vec<TargetDialers>, Vec<String>), EngineError> {
     let mut arms = Vec::with_capacity(targets.len());
+    let mut notes = Vec::new();
     for target in targets {
-        let addr = net::resolve_target(&target.host, target.port, sources)?;
+        let (addr, note) = net::resolve_target(&target.host, target.port, sources)?;
+        notes.extend(note);
         let dialer = net::dialer_to(target, addr, tls, http2)?;
         let live = if http2 {
             net::dialer_to(target, addr, tls, false)?
@@ -229,13 +241,13 @@ fn dialers(
         };
         arms.push((dialer, live, (*target).clone()));
     }
-    Ok(arms)
+    Ok((arms, notes))
 }
 
 /// A worker's arms: one per target, with its connector and the scenario's
 /// requests rendered for it once.
 fn arms_of<C: Connector>(
-    targets: Vec<(Dialer, Dialer, Target)>,
+    targets: Vec<TargetDialers>,
     scenario: &Scenario,
     reach: &Arc<Reach>,
     connector: impl Fn(Dialer) -> C,

@@ -380,13 +380,42 @@ const PROBED: usize = 4;
 /// addresses of their family are candidates, and each is tried from the
 /// first source address (a user bound to 127.0.0.2 cannot reach `::1`,
 /// however well `::1` answers the machine's default address).
+///
+/// Also a note for the user when an address other than the first was
+/// chosen, or none took a connection: the probe's wait (up to 500 ms an
+/// address) and the address the run uses are then worth knowing.
 pub(crate) fn resolve_target(
     host: &str,
     port: u16,
     sources: &[IpAddr],
-) -> Result<SocketAddr, EngineError> {
+) -> Result<(SocketAddr, Option<String>), EngineError> {
     let addrs = of_sources_family(host, lookup(host, port)?, sources)?;
-    Ok(reachable(&addrs, PROBE_TIMEOUT, sources.first().copied()))
+    let reached = reachable(&addrs, PROBE_TIMEOUT, sources.first().copied());
+    Ok((
+        reached.unwrap_or(addrs[0]),
+        probe_note(host, &addrs, reached),
+    ))
+}
+
+/// [`resolve_target`]'s note: `None` when the first of `addrs` was
+/// `reached`.
+pub(crate) fn probe_note(
+    host: &str,
+    addrs: &[SocketAddr],
+    reached: Option<SocketAddr>,
+) -> Option<String> {
+    let first = *addrs.first()?;
+    let tried: Vec<String> = addrs.iter().take(PROBED).map(|a| a.to_string()).collect();
+    let (tried, wait) = (tried.join(", "), PROBE_TIMEOUT.as_millis());
+    match reached {
+        Some(a) if a == first => None,
+        Some(a) => Some(format!(
+            "{host} resolves to {tried}; those before {a} took no TCP connection within {wait} ms, so the run sends to {a}"
+        )),
+        None => Some(format!(
+            "{host} resolves to {tried}, and none took a TCP connection within {wait} ms: the run sends to {first}, and counts what its connections meet"
+        )),
+    }
 }
 
 /// Of `addrs` (`host`'s), those of the family of `sources` (all when there
@@ -472,16 +501,15 @@ fn socket_from(source: IpAddr, to: SocketAddr) -> io::Result<socket2::Socket> {
 }
 
 /// The first of `addrs` (not empty) that takes a TCP connection within
-/// `timeout` (from `source` when given), trying at most [`PROBED`]; the
-/// first if none does or there is only one.
+/// `timeout` (from `source` when given), trying at most [`PROBED`]; `None`
+/// if none does. A single address is returned untried.
 pub(crate) fn reachable(
     addrs: &[SocketAddr],
     timeout: Duration,
     source: Option<IpAddr>,
-) -> SocketAddr {
-    let first = addrs[0];
-    if addrs.len() == 1 {
-        return first;
+) -> Option<SocketAddr> {
+    if let [only] = addrs {
+        return Some(*only);
     }
     let takes = |a: &SocketAddr| match source {
         None => std::net::TcpStream::connect_timeout(a, timeout).is_ok(),
@@ -489,12 +517,7 @@ pub(crate) fn reachable(
             .and_then(|s| s.connect_timeout(&(*a).into(), timeout))
             .is_ok(),
     };
-    addrs
-        .iter()
-        .take(PROBED)
-        .find(|a| takes(a))
-        .copied()
-        .unwrap_or(first)
+    addrs.iter().take(PROBED).find(|a| takes(a)).copied()
 }
 
 /// Resolves `target` ([`resolve_target`]) and builds its TLS client, once
@@ -506,7 +529,7 @@ pub(crate) fn dialer(
 ) -> Result<Dialer, EngineError> {
     dialer_to(
         target,
-        resolve_target(&target.host, target.port, &[])?,
+        resolve_target(&target.host, target.port, &[])?.0,
         tls,
         http2,
     )

@@ -132,12 +132,21 @@ fn a_target_of_several_addresses_is_sent_to_the_first_that_takes_a_connection() 
     };
     let (dead, dead2) = (dead(1), dead(2));
     let wait = std::time::Duration::from_millis(500);
-    assert_eq!(crate::net::reachable(&[dead, live], wait, None), live);
-    assert_eq!(crate::net::reachable(&[live, dead], wait, None), live);
-    // None takes one: the first, whose errors the run then counts.
-    assert_eq!(crate::net::reachable(&[dead, dead2], wait, None), dead);
+    assert_eq!(crate::net::reachable(&[dead, live], wait, None), Some(live));
+    assert_eq!(crate::net::reachable(&[live, dead], wait, None), Some(live));
+    // None takes one: the run sends to the first, and counts its errors.
+    assert_eq!(crate::net::reachable(&[dead, dead2], wait, None), None);
     // One address is used as it is, without a connection first.
-    assert_eq!(crate::net::reachable(&[dead], wait, None), dead);
+    assert_eq!(crate::net::reachable(&[dead], wait, None), Some(dead));
+    // What the user is told: nothing when the first was used.
+    let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+    let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let note = |reached| crate::net::probe_note("localhost", &[v6, v4], reached);
+    assert_eq!(note(Some(v6)), None);
+    expect![[r#"localhost resolves to [::1]:8080, 127.0.0.1:8080; those before 127.0.0.1:8080 took no TCP connection within 500 ms, so the run sends to 127.0.0.1:8080"#]]
+        .assert_eq(&note(Some(v4)).unwrap());
+    expect![[r#"localhost resolves to [::1]:8080, 127.0.0.1:8080, and none took a TCP connection within 500 ms: the run sends to [::1]:8080, and counts what its connections meet"#]]
+        .assert_eq(&note(None).unwrap());
 }
 
 #[test]
@@ -205,9 +214,9 @@ fn the_probe_connects_from_the_source_address() {
     let wait = std::time::Duration::from_millis(500);
     // Both listen. From the system's address, `::1` takes the connection;
     // from 127.0.0.2 it cannot, and the IPv4 address is the one.
-    assert_eq!(crate::net::reachable(&[v6, v4], wait, None), v6);
+    assert_eq!(crate::net::reachable(&[v6, v4], wait, None), Some(v6));
     let source = "127.0.0.2".parse().ok();
-    assert_eq!(crate::net::reachable(&[v6, v4], wait, source), v4);
+    assert_eq!(crate::net::reachable(&[v6, v4], wait, source), Some(v4));
 }
 
 #[test]

@@ -106,6 +106,11 @@ pub async fn drive(spec: &mut RunSpec) -> Result<Outcome, Failure> {
             return Err(f);
         }
     }
+    if !spec.outputs.quiet {
+        for note in &run.notes {
+            eprintln!("note: {note}");
+        }
+    }
     let mut c = Controller::new(spec, run, metrics, watcher);
     c.announce_start();
     c.event_loop().await?;
