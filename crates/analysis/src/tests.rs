@@ -72,6 +72,27 @@ fn thresholds_mean_what_they_say() {
 }
 
 #[test]
+fn dropped_with_a_percent_is_a_share_of_the_arrivals_due() {
+    // 97 sessions started and 3 arrivals dropped: 3% of the 100 due.
+    let mut s = run(&[1; 97], 0);
+    for i in 0..97 {
+        s.record_session(Duration::from_millis(i));
+    }
+    for _ in 0..3 {
+        s.record_dropped(0, Duration::ZERO);
+    }
+    expect!["FAILED dropped<1% 3.00%"].assert_eq(&eval("dropped<1%", &s));
+    expect!["held dropped<=3% 3.00%"].assert_eq(&eval("dropped<=3%", &s));
+    expect!["held dropped<=3 3"].assert_eq(&eval("dropped<=3", &s));
+    // A closed model drops nothing: 0%.
+    expect!["held dropped<1% 0.00%"].assert_eq(&eval("dropped<1%", &run(&[1; 10], 0)));
+    assert!(Threshold::parse("dropped(GET /)<1%")
+        .unwrap_err()
+        .to_string()
+        .contains("cannot be limited to one endpoint"));
+}
+
+#[test]
 fn latency_threshold_without_responses_fails() {
     let s = run(&[], 0);
     expect!["FAILED p99<300ms no responses"].assert_eq(&eval("p99<300ms", &s));

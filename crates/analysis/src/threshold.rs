@@ -6,7 +6,9 @@
 //!   `median`, `mean`, `min`, `max` (latency from the intended send time,
 //!   needs a unit `us`, `ms` or `s`); `errors` (with `%`: failed requests
 //!   over requests sent; without: a count); `rate` (requests sent per
-//!   second of load); `requests`; `dropped` (a count).
+//!   second of load); `requests`; `dropped` (with `%`: arrivals dropped
+//!   at the in-flight limit over arrivals due, sent or dropped; without: a
+//!   count).
 //! - WebSocket metrics: `p99_message` (any `pNN_message`: a message's round
 //!   trip, from its send's intended time to the reply), `p99_upgrade` (the
 //!   upgrade time), `ws_errors` (with `%`: failed connections over
@@ -48,8 +50,11 @@ pub enum Metric {
     Rate,
     /// Requests sent.
     Requests,
-    /// Arrivals dropped.
+    /// Arrivals dropped, a count.
     Dropped,
+    /// Arrivals dropped over arrivals due (sessions started and dropped),
+    /// a fraction.
+    DroppedRate,
     /// A WebSocket message's round trip quantile (0..1), ms.
     MessageQuantile(f64),
     /// A WebSocket upgrade time quantile (0..1), ms.
@@ -169,7 +174,9 @@ impl Threshold {
             .map_err(|_| err(format!("{rhs:?} does not start with a number")))?;
         let unit = rhs[num_len..].trim();
         let (metric, limit) = metric_of(expr, name, value, unit)?;
-        if endpoint.is_some() && matches!(metric, Metric::Rate | Metric::Dropped) {
+        if endpoint.is_some()
+            && matches!(metric, Metric::Rate | Metric::Dropped | Metric::DroppedRate)
+        {
             return Err(err(format!("{name} cannot be limited to one endpoint")));
         }
         Ok(Threshold {
@@ -223,6 +230,15 @@ impl Threshold {
             Metric::ErrorCount | Metric::WsErrorCount => count(counts.failed()),
             Metric::Requests => count(counts.requests),
             Metric::Dropped => count(counts.dropped()),
+            Metric::DroppedRate => {
+                let due = counts.sessions + counts.dropped();
+                let rate = if due == 0 {
+                    0.0
+                } else {
+                    counts.dropped() as f64 / due as f64
+                };
+                (rate, format!("{:.2}%", rate * 100.0))
+            }
             Metric::Rate => {
                 let secs = duration.as_secs_f64();
                 let rate = if secs > 0.0 {
@@ -343,6 +359,7 @@ fn metric_of(
         "errors" => (Metric::ErrorCount, plain(value, "errors")?),
         "rate" => (Metric::Rate, plain(value, "rate")?),
         "requests" => (Metric::Requests, plain(value, "requests")?),
+        "dropped" if unit == "%" => (Metric::DroppedRate, value / 100.0),
         "dropped" => (Metric::Dropped, plain(value, "dropped")?),
         "ws_errors" if unit == "%" => (Metric::WsErrorRate, value / 100.0),
         "ws_errors" => (Metric::WsErrorCount, plain(value, "ws_errors")?),

@@ -992,7 +992,7 @@ pub struct RunOptions {
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set, help_heading = "Request")]
     pub tls_resumption: bool,
 
-    /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%', 'rate>450' (repeatable).
+    /// Pass/fail expression, e.g. 'p99<300ms', 'errors<1%', 'rate>450', 'dropped<1%' (repeatable).
     #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold, help_heading = "Output")]
     pub thresholds: Vec<analysis::Threshold>,
     /// Stop early once an error threshold is clearly lost.
