@@ -93,7 +93,9 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
             "no SLO to hold: add --slo 'p99<500ms' (and more), or thresholds to the scenario"
         )));
     }
-    if !a.vus {
+    // An SLO of the user's on the dropped share stands instead.
+    let own = |t: &Threshold| t.metric == analysis::Metric::DroppedRate;
+    if !a.vus && !base.judging.thresholds.iter().any(own) {
         let offered = Threshold::parse(OFFERED).map_err(|e| Failure::usage(anyhow!(e)))?;
         base.judging.thresholds.push(offered);
     }
