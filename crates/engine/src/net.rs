@@ -558,3 +558,6 @@ pub(crate) fn dialer_to(
     };
     Ok(Dialer { addr, tls })
 }
+
+#[cfg(test)]
+mod tests;
