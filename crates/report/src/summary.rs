@@ -526,35 +526,29 @@ fn findings(out: &mut String, r: &Results) {
 /// or, when a watched process was CPU-bound as arrivals were dropped, that
 /// the target was full (and more in flight would not help).
 fn generator(out: &mut String, r: &Results) {
-    if let Some(server) = r.target_was_full() {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  WARNING: the target was at its limit, and was offered less load than planned:"
-        );
-        for reason in &r.generator.reasons {
-            let _ = writeln!(out, "    - {reason}");
-        }
-        let _ = writeln!(out, "    - server: {}", server.text);
-        let _ = writeln!(
-            out,
-            "    Sessions held their senders longer while the target was busy, so the in-flight limit filled.\n    \
+    let (headline, server, advice) = match r.target_was_full() {
+        Some(server) => (
+            "the target was at its limit, and was offered less load than planned",
+            Some(&server.text),
+            "Sessions held their senders longer while the target was busy, so the in-flight limit filled.\n    \
              A higher --max-in-flight would queue more at the target rather than get more served; \
-             `throng capacity` finds the rate it sustains."
-        );
-    } else if r.generator.saturated {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  WARNING: the generator, not the target, may have been the limit:"
-        );
-        for reason in &r.generator.reasons {
-            let _ = writeln!(out, "    - {reason}");
-        }
-        let _ = writeln!(
-            out,
-            "    Latency is still measured from the intended send times, but the target was offered \
-             less load than planned.\n    Try more --workers, a higher --max-in-flight, or more machines."
-        );
+             `throng capacity` finds the rate it sustains.",
+        ),
+        None if r.generator.saturated => (
+            "the generator, not the target, may have been the limit",
+            None,
+            "Latency is still measured from the intended send times, but the target was offered \
+             less load than planned.\n    Try more --workers, a higher --max-in-flight, or more machines.",
+        ),
+        None => return,
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  WARNING: {headline}:");
+    for reason in &r.generator.reasons {
+        let _ = writeln!(out, "    - {reason}");
     }
+    if let Some(server) = server {
+        let _ = writeln!(out, "    - server: {server}");
+    }
+    let _ = writeln!(out, "    {advice}");
 }
