@@ -1,7 +1,8 @@
 //! The load engine: turns a [`plan::Plan`] into requests on the wire and
 //! their measurements.
 //!
-//! [`start`] resolves the target, builds TLS once, and starts one OS thread
+//! [`start`] resolves the target (or takes the address [`resolve`] chose
+//! before), builds TLS once, and starts one OS thread
 //! per worker, each with its own current-thread tokio runtime, connections
 //! and [`stats::Recorder`]. Workers send one [`Event::Progress`] per second
 //! and one [`Event::Done`] at the end; nothing crosses threads per request.
@@ -100,23 +101,27 @@ pub fn start_with(
     let mut feeds = feeds.into_iter();
     let scenario = &plan.scenario;
     let http2 = scenario.version == HttpVersion::Http2;
-    // One arm per target: the scenario's, or an A/B run's two.
-    let targets: Vec<&plan::Target> = if plan.ab.is_empty() {
-        vec![&scenario.target]
-    } else {
-        plan.ab.iter().map(|a| &a.target).collect()
-    };
+    let targets = targets(plan);
     let sources = &scenario.clients.source_ips;
-    net::check_sources(sources)?;
-    let (arms, notes) = dialers(&targets, &scenario.tls, http2, sources)?;
-    let resolved: Vec<(&plan::Target, std::net::IpAddr)> = targets
+    // Addresses chosen before (a capacity search's, for every step) are
+    // kept; else they are chosen now.
+    let Resolved { addrs, notes } = if plan.addrs.len() == targets.len() {
+        Resolved {
+            addrs: plan.addrs.clone(),
+            notes: Vec::new(),
+        }
+    } else {
+        resolve(plan)?
+    };
+    let arms = dialers(&targets, &addrs, &scenario.tls, http2)?;
+    let ips: Vec<(&plan::Target, std::net::IpAddr)> = targets
         .iter()
-        .zip(&arms)
-        .map(|(t, (d, _, _))| (*t, d.addr.ip()))
+        .zip(&addrs)
+        .map(|(t, a)| (*t, a.ip()))
         .collect();
     let reach = Arc::new(Reach::new(
         &scenario.redirects,
-        &resolved,
+        &ips,
         &scenario.tls,
         http2,
         sources,
@@ -212,27 +217,62 @@ pub fn start_with(
     })
 }
 
+/// The address each target of a plan is sent to, and what the user is to
+/// be told of how it was chosen ([`resolve`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// One per target: the scenario's, or each A/B arm's in order.
+    pub addrs: Vec<std::net::SocketAddr>,
+    /// How an address was chosen when it was not its host's first.
+    pub notes: Vec<String>,
+}
+
+/// Checks the plan's source addresses (`clients.source_ips`) and chooses
+/// the address of each of its targets, as a run does at its start (a
+/// probe when a host has several addresses: up to 500 ms each). A caller
+/// that runs the same plan many times (a capacity search) does it once
+/// and keeps the result in [`Plan::addrs`], so every run sends to the
+/// same address without probing again.
+pub fn resolve(plan: &Plan) -> Result<Resolved, EngineError> {
+    let sources = &plan.scenario.clients.source_ips;
+    net::check_sources(sources)?;
+    let mut resolved = Resolved {
+        addrs: Vec::new(),
+        notes: Vec::new(),
+    };
+    for target in targets(plan) {
+        let (addr, note) = net::resolve_target(&target.host, target.port, sources)?;
+        resolved.addrs.push(addr);
+        resolved.notes.extend(note);
+    }
+    Ok(resolved)
+}
+
+/// A plan's targets: the scenario's, or an A/B run's two.
+fn targets(plan: &Plan) -> Vec<&Target> {
+    if plan.ab.is_empty() {
+        vec![&plan.scenario.target]
+    } else {
+        plan.ab.iter().map(|a| &a.target).collect()
+    }
+}
+
 /// A target's dialers (for requests, and for live connections) and the
 /// target.
 type TargetDialers = (Dialer, Dialer, Target);
 
-/// Each target's dialers, with what the user is to be told of how its
-/// address was chosen ([`net::resolve_target`]): for requests (in the
-/// run's protocol), and for
-/// live connections (WebSockets upgrade an HTTP/1.1 connection, and event
-/// streams are read on one, whatever the run's protocol: TLS offers only
-/// http/1.1 to them).
+/// Each target's dialers, to its address in `addrs`: for requests (in
+/// the run's protocol), and for live connections (WebSockets upgrade an
+/// HTTP/1.1 connection, and event streams are read on one, whatever the
+/// run's protocol: TLS offers only http/1.1 to them).
 fn dialers(
     targets: &[&plan::Target],
+    addrs: &[std::net::SocketAddr],
     tls: &plan::TlsOptions,
     http2: bool,
-    sources: &[std::net::IpAddr],
-) -> Result<(Vec<TargetDialers>, Vec<String>), EngineError> {
+) -> Result<Vec<TargetDialers>, EngineError> {
     let mut arms = Vec::with_capacity(targets.len());
-    let mut notes = Vec::new();
-    for target in targets {
-        let (addr, note) = net::resolve_target(&target.host, target.port, sources)?;
-        notes.extend(note);
+    for (target, &addr) in targets.iter().zip(addrs) {
         let dialer = net::dialer_to(target, addr, tls, http2)?;
         let live = if http2 {
             net::dialer_to(target, addr, tls, false)?
@@ -241,7 +281,7 @@ fn dialers(
         };
         arms.push((dialer, live, (*target).clone()));
     }
-    Ok((arms, notes))
+    Ok(arms)
 }
 
 /// A worker's arms: one per target, with its connector and the scenario's

@@ -192,6 +192,11 @@ pub struct Plan {
     /// Most body bytes a response may have (`--max-body`); a longer one
     /// fails as `body_too_large`, the rest unread. 0 for no limit.
     pub max_body: u64,
+    /// The address of each target (the scenario's, or each A/B arm's in
+    /// order), when chosen before the run (`engine::resolve`): a capacity
+    /// search chooses once and sends every step there. Empty: the engine
+    /// chooses at the run's start.
+    pub addrs: Vec<std::net::SocketAddr>,
 }
 
 /// The default `--max-body`: 8 MiB.

@@ -329,6 +329,7 @@ fn closed_model_uses_no_more_workers_than_users() {
         snapshot_every: None,
         max_rate: None,
         max_body: crate::DEFAULT_MAX_BODY,
+        addrs: Vec::new(),
     };
     let closed = |vus: f64| Model::Closed {
         vus: Profile::constant(vus, None),

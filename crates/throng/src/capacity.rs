@@ -99,7 +99,7 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
         let offered = Threshold::parse(OFFERED).map_err(|e| Failure::usage(anyhow!(e)))?;
         base.judging.thresholds.push(offered);
     }
-    let c = Capacity {
+    let mut c = Capacity {
         unit: if a.vus { "users" } else { "/s" },
         slos: base
             .judging
@@ -120,6 +120,14 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
         c.base.target,
         c.slos.join(", ")
     );
+    // The target's address is chosen once (probed, when its host has
+    // several) and every step and probe sends there: one search measures
+    // one address, and no step pays the probe's wait again.
+    let resolved = engine::resolve(&c.base.plan).map_err(Failure::usage)?;
+    for note in &resolved.notes {
+        eprintln!("note: {note}");
+    }
+    c.base.plan.addrs = resolved.addrs;
     let results = controller::runtime()?.block_on(c.search())?;
     say_part!("{}", summary(&results, c.unit));
     if let Some(out) = &a.out {

@@ -114,6 +114,7 @@ pub fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         snapshot_every: None,
         max_rate: args.max_rate,
         max_body: plan::DEFAULT_MAX_BODY,
+        addrs: Vec::new(),
     };
     let mut load = spec::load_info(&plan, None);
     load.arrivals = Some("replay".into());

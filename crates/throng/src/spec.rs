@@ -206,6 +206,7 @@ impl RunSpec {
             snapshot_every: outputs.checkpoint_every,
             max_rate: o.max_rate,
             max_body: o.max_body,
+            addrs: Vec::new(),
         };
         plan.validate().map_err(Failure::usage)?;
         check_max_rate(&plan, outputs.quiet)?;

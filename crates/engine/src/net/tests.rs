@@ -102,3 +102,61 @@ fn the_probe_connects_from_the_source_address() {
     let source = "127.0.0.2".parse().ok();
     assert_eq!(crate::net::reachable(&[v6, v4], wait, source), Some(v4));
 }
+
+#[test]
+fn a_run_sends_to_the_address_chosen_before_it_without_choosing_again() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+    // A server on 127.0.0.2 alone. The plan's host is `localhost`
+    // (127.0.0.1 or ::1, where nothing listens on that port): a run that
+    // chose its address itself would be refused.
+    let server = TcpListener::bind("127.0.0.2:0").unwrap();
+    let pinned = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(1..) = conn.read(&mut buf) {
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if conn.write_all(ok).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("http://localhost:{}/", pinned.port());
+    let request = plan::RequestSpec::get(&url).unwrap();
+    let plan = plan::Plan {
+        model: plan::Model::Closed {
+            vus: plan::Profile::constant(1.0, Some(Duration::from_secs(10))),
+            think: Duration::ZERO,
+        },
+        max_requests: Some(3),
+        scenario: plan::Scenario::single(&request),
+        timeout: Duration::from_secs(5),
+        grace: Duration::from_secs(1),
+        workers: 1,
+        seed: 1,
+        ab: Vec::new(),
+        segment: plan::Segment::default(),
+        start_at: None,
+        snapshot_every: None,
+        max_rate: None,
+        max_body: 0,
+        addrs: vec![pinned],
+    };
+    let mut run = crate::start(&plan, Duration::from_secs(1)).unwrap();
+    assert!(run.notes.is_empty(), "{:?}", run.notes);
+    let mut ok = 0;
+    while let Some(event) = run.events.blocking_recv() {
+        if let crate::Event::Done(out) = event {
+            ok += out.stats.counts.ok;
+            break;
+        }
+    }
+    run.join();
+    assert_eq!(ok, 3);
+}
