@@ -93,12 +93,7 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
             "no SLO to hold: add --slo 'p99<500ms' (and more), or thresholds to the scenario"
         )));
     }
-    // An SLO of the user's on the dropped share stands instead.
-    let own = |t: &Threshold| t.metric == analysis::Metric::DroppedRate;
-    if !a.vus && !base.judging.thresholds.iter().any(own) {
-        let offered = Threshold::parse(OFFERED).map_err(|e| Failure::usage(anyhow!(e)))?;
-        base.judging.thresholds.push(offered);
-    }
+    with_offered(&mut base.judging.thresholds, a.vus)?;
     let mut c = Capacity {
         unit: if a.vus { "users" } else { "/s" },
         slos: base
@@ -145,6 +140,17 @@ pub fn capacity(a: &CapacityArgs) -> Result<u8, Failure> {
         (_, Some(_)) => exit::OK,
         (_, None) => exit::THRESHOLD,
     })
+}
+
+/// Adds [`OFFERED`] last to a search of arrivals' SLOs, unless one of the
+/// user's already limits the dropped share (it stands instead). A search
+/// of users drops no arrivals: nothing is added.
+fn with_offered(slos: &mut Vec<Threshold>, vus: bool) -> Result<(), Failure> {
+    let own = |t: &Threshold| t.metric == analysis::Metric::DroppedRate;
+    if !vus && !slos.iter().any(own) {
+        slos.push(Threshold::parse(OFFERED).map_err(|e| Failure::usage(anyhow!(e)))?);
+    }
+    Ok(())
 }
 
 /// One search: the command's options and the run every step varies.
@@ -488,7 +494,7 @@ fn summary(r: &CapacityResults, unit: &str) -> String {
     }
     for slo in &r.first_broken {
         let _ = writeln!(out, "  broke first: {} (actual {})", slo.expr, slo.actual);
-        if slo.expr == OFFERED {
+        if slo.expr.starts_with("dropped") {
             let _ = writeln!(
                 out,
                 "    arrivals were dropped at the in-flight limit: the target was offered less than the level. \
@@ -576,6 +582,52 @@ mod tests {
                 .collect(),
             endpoints_p99_ms: p99s.iter().map(|&(n, p99)| (n.to_string(), p99)).collect(),
             server: None,
+        }
+    }
+
+    #[test]
+    fn a_search_of_arrivals_holds_them_offered_unless_the_user_says_how() {
+        let slos = |exprs: &[&str], vus: bool| {
+            let mut slos: Vec<Threshold> =
+                exprs.iter().map(|e| Threshold::parse(e).unwrap()).collect();
+            with_offered(&mut slos, vus).unwrap();
+            slos.into_iter().map(|t| t.expr).collect::<Vec<_>>()
+        };
+        assert_eq!(slos(&["p99<20ms"], false), ["p99<20ms", "dropped<1%"]);
+        // The user's own share of dropped arrivals stands instead.
+        assert_eq!(
+            slos(&["p99<20ms", "dropped<5%"], false),
+            ["p99<20ms", "dropped<5%"]
+        );
+        // A count of drops is not a share: the share is still held.
+        assert_eq!(slos(&["dropped<100"], false), ["dropped<100", "dropped<1%"]);
+        // Users are not arrivals: none are dropped.
+        assert_eq!(slos(&["p99<20ms"], true), ["p99<20ms"]);
+    }
+
+    #[test]
+    fn a_broken_share_of_dropped_arrivals_is_explained_whoever_set_it() {
+        for expr in ["dropped<1%", "dropped<5%"] {
+            let failed = step(400.0, false, &[], &[("p99<20ms", true), (expr, false)]);
+            let r = CapacityResults {
+                schema: report::CAPACITY_SCHEMA.into(),
+                throng_version: String::new(),
+                mode: "arrivals".into(),
+                target: "http://127.0.0.1:1".into(),
+                slos: vec!["p99<20ms".into(), expr.into()],
+                status: "completed".into(),
+                sustainable: Some(200.0),
+                failed_at: Some(400.0),
+                first_broken: failed.slos[1..].to_vec(),
+                bottleneck: None,
+                server_at_failure: None,
+                steps: vec![failed],
+            };
+            let text = summary(&r, "/s");
+            assert!(
+                text.contains("arrivals were dropped at the in-flight limit"),
+                "{text}"
+            );
         }
     }
 
