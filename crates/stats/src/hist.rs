@@ -29,6 +29,10 @@ pub enum HistError {
     /// The bytes are not an HDR V2 histogram.
     #[error("histogram could not be decoded: {0:?}")]
     Decode(hdrhistogram::serialization::DeserializeError),
+    /// The header asks for more than any histogram throng writes (a
+    /// damaged or hostile file), which the decoder would allocate first.
+    #[error("histogram header out of bounds: {0}")]
+    Bounds(String),
 }
 
 impl Default for Hist {
@@ -167,15 +171,81 @@ impl Hist {
     /// to grow again, as it was recorded: the decoder fixes the range at
     /// what the file says, and adding a larger value to it would otherwise
     /// clamp that value.
-    pub(crate) fn from_bytes(mut bytes: &[u8]) -> Result<Hist, HistError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Hist, HistError> {
+        let inflated;
+        let mut plain = match cookie(bytes) {
+            Some(V2_DEFLATE) => {
+                inflated = inflate(bytes)?;
+                &inflated[..]
+            }
+            _ => bytes,
+        };
+        check_header(plain)?;
         let mut h: Histogram<u64> = HdrDeserializer::new()
-            .deserialize(&mut bytes)
+            .deserialize(&mut plain)
             .map_err(HistError::Decode)?;
         if h.sigfig() < 3 {
             h.auto(true);
         }
         Ok(Hist(h))
     }
+}
+
+/// HDR V2's cookies (8-byte counts), plain and deflated.
+const V2: u32 = 0x1c84_9313;
+const V2_DEFLATE: u32 = 0x1c84_9314;
+/// A V2 header's size: cookie, payload length, normalizing offset,
+/// digits, lowest and highest values, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+/// The most a stored histogram inflates to. One of 3 digits over every
+/// u64 has ~56,000 counts, at most 9 bytes each: ~500 KB.
+const MAX_INFLATED: u64 = 1 << 20;
+
+fn cookie(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
+}
+
+/// The plain V2 inside a deflated one, read at most [`MAX_INFLATED`]
+/// bytes far.
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, HistError> {
+    use std::io::Read as _;
+    let stream = bytes.get(8..).unwrap_or_default();
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(stream)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| HistError::Bounds(format!("deflated payload: {e}")))?;
+    if out.len() as u64 > MAX_INFLATED {
+        return Err(HistError::Bounds(format!(
+            "inflates past {MAX_INFLATED} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+/// Refuses, before the decoder allocates for it, a plain V2 header whose
+/// payload is longer than the bytes that follow it, or whose precision is
+/// above the 3 digits throng records with (5 over a wide range is tens of
+/// megabytes of counts, each summary a walk over all of them).
+fn check_header(bytes: &[u8]) -> Result<(), HistError> {
+    if cookie(bytes) != Some(V2) || bytes.len() < V2_HEADER {
+        return Ok(()); // the decoder says what is wrong
+    }
+    let word =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let (payload, digits) = (word(4) as usize, word(12));
+    let has = bytes.len() - V2_HEADER;
+    if payload > has {
+        return Err(HistError::Bounds(format!(
+            "a payload of {payload} bytes, where {has} follow"
+        )));
+    }
+    if digits > 3 {
+        return Err(HistError::Bounds(format!(
+            "{digits} significant digits (throng records 3 at most)"
+        )));
+    }
+    Ok(())
 }
 
 impl Serialize for Hist {

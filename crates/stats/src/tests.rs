@@ -500,3 +500,41 @@ fn a_replays_status_comparison_counts_each_request_once_and_merges() {
     // Not a replay of a recording: nothing at all.
     assert_eq!(Stats::new(["GET /".to_string()]).endpoints[0].replay, None);
 }
+
+#[test]
+fn a_histogram_whose_header_asks_for_gigabytes_is_refused_before_any_is_allocated() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut h = Hist::new();
+    h.record(Duration::from_millis(3));
+    // Written deflated, as results files hold them; read back whole.
+    let text = h.to_base64();
+    assert_eq!(Hist::from_base64(&text).unwrap().summary(), h.summary());
+    // The plain V2 inside, with its payload length made 2.95 GB (as a
+    // fuzzer found: the decoder allocated and zeroed it, 6.6 s a file).
+    let deflated = b64.decode(&text).unwrap();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(&deflated[8..]),
+        &mut plain,
+    )
+    .unwrap();
+    let good = Hist::from_bytes(&plain).unwrap();
+    assert_eq!(good.summary(), h.summary());
+    plain[4..8].copy_from_slice(&0xb000_0018u32.to_be_bytes());
+    let err = Hist::from_bytes(&plain).unwrap_err().to_string();
+    assert!(err.contains("a payload of 2952790040 bytes"), "{err}");
+    // The same, deflated again.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut z, &plain).unwrap();
+    let mut again = deflated[..8].to_vec();
+    again.extend(z.finish().unwrap());
+    let err = Hist::from_base64(&b64.encode(&again)).unwrap_err().to_string();
+    assert!(err.contains("a payload of 2952790040 bytes"), "{err}");
+    // Five significant digits: refused too.
+    let payload = (plain.len() - 40) as u32;
+    plain[4..8].copy_from_slice(&payload.to_be_bytes());
+    plain[12..16].copy_from_slice(&5u32.to_be_bytes());
+    let err = Hist::from_bytes(&plain).unwrap_err().to_string();
+    assert!(err.contains("5 significant digits"), "{err}");
+}
