@@ -529,7 +529,9 @@ fn a_histogram_whose_header_asks_for_gigabytes_is_refused_before_any_is_allocate
     std::io::Write::write_all(&mut z, &plain).unwrap();
     let mut again = deflated[..8].to_vec();
     again.extend(z.finish().unwrap());
-    let err = Hist::from_base64(&b64.encode(&again)).unwrap_err().to_string();
+    let err = Hist::from_base64(&b64.encode(&again))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("a payload of 2952790040 bytes"), "{err}");
     // Five significant digits: refused too.
     let payload = (plain.len() - 40) as u32;
