@@ -173,7 +173,7 @@ impl Hist {
     /// clamp that value.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Hist, HistError> {
         let inflated;
-        let mut plain = match cookie(bytes) {
+        let mut plain = match word(bytes, 0) {
             Some(V2_DEFLATE) => {
                 inflated = inflate(bytes)?;
                 &inflated[..]
@@ -201,8 +201,9 @@ const V2_HEADER: usize = 40;
 /// u64 has ~56,000 counts, at most 9 bytes each: ~500 KB.
 const MAX_INFLATED: u64 = 1 << 20;
 
-fn cookie(bytes: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
+/// The big-endian u32 at `at`, as V2's header fields are written.
+fn word(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The plain V2 inside a deflated one, read at most [`MAX_INFLATED`]
@@ -228,12 +229,13 @@ fn inflate(bytes: &[u8]) -> Result<Vec<u8>, HistError> {
 /// above the 3 digits throng records with (5 over a wide range is tens of
 /// megabytes of counts, each summary a walk over all of them).
 fn check_header(bytes: &[u8]) -> Result<(), HistError> {
-    if cookie(bytes) != Some(V2) || bytes.len() < V2_HEADER {
+    if word(bytes, 0) != Some(V2) || bytes.len() < V2_HEADER {
         return Ok(()); // the decoder says what is wrong
     }
-    let word =
-        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-    let (payload, digits) = (word(4) as usize, word(12));
+    let (Some(payload), Some(digits)) = (word(bytes, 4), word(bytes, 12)) else {
+        return Ok(());
+    };
+    let payload = payload as usize;
     let has = bytes.len() - V2_HEADER;
     if payload > has {
         return Err(HistError::Bounds(format!(
